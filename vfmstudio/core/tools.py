@@ -1,0 +1,333 @@
+"""Tools as data: what a tool takes, what it returns, and how its parameters parse.
+
+The CLI (``--param name=value``) and the window (forms) are built from the same declarations,
+so a tool's parameters are described once, here, and validated in one place.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from vfmstudio.core.results import RESULT_TYPES
+
+TOOL_ID = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_-]*$")
+PARAM_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class ParamError(ValueError):
+    """A parameter value was refused; the message names the parameter and the reason."""
+
+
+class InputKind(enum.StrEnum):
+    IMAGE = "image"  # exactly one image
+    PAIR = "pair"  # a source and a target image
+    SET = "set"  # one or more images, processed together
+
+    def check_count(self, n: int) -> None:
+        if self is InputKind.IMAGE and n != 1:
+            raise ParamError(f"this tool takes one image, got {n}")
+        if self is InputKind.PAIR and n != 2:
+            raise ParamError(f"this tool takes a pair of images (source, target), got {n}")
+        if self is InputKind.SET and n < 1:
+            raise ParamError("this tool takes at least one image")
+
+
+class ParamType(enum.StrEnum):
+    INT = "int"
+    FLOAT = "float"
+    BOOL = "bool"
+    STR = "str"
+    TEXT = "text"  # multi-line free text (prompts)
+    CHOICE = "choice"
+    STRLIST = "strlist"  # a list of strings, given as "a, b, c" (or "a ; b" where sep is ';')
+    POINTS = "points"  # image points "x,y; x,y" in pixels
+
+
+_TRUE = {"1", "true", "yes", "on", "y"}
+_FALSE = {"0", "false", "no", "off", "n"}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One typed parameter.
+
+    ``special`` lists literal words accepted besides the type (e.g. ``("auto",)`` for a number
+    that may be chosen automatically). ``sep`` splits STRLIST text; ``None`` accepts both ',' and ';'.
+    """
+
+    name: str
+    type: ParamType
+    default: Any = None
+    help: str = ""
+    title: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    special: tuple[str, ...] = ()
+    sep: str | None = None
+    required: bool = False
+
+    def __post_init__(self) -> None:
+        if not PARAM_NAME.match(self.name):
+            raise ValueError(f"parameter name {self.name!r} must be lower_snake_case")
+        object.__setattr__(self, "type", ParamType(self.type))
+        if self.type is ParamType.CHOICE and not self.choices:
+            raise ValueError(f"parameter {self.name!r}: a choice needs choices")
+        if self.default is not None and not self.required:
+            object.__setattr__(self, "default", self.coerce(self.default))
+
+    @property
+    def label(self) -> str:
+        return self.title or self.name.replace("_", " ").capitalize()
+
+    # -- parsing from text (CLI, form fields) --------------------------------------------
+    def parse(self, text: str) -> Any:
+        text = text.strip()
+        if text in self.special:
+            return text
+        t = self.type
+        try:
+            if t is ParamType.INT:
+                value: Any = int(text)
+            elif t is ParamType.FLOAT:
+                value = float(text)
+            elif t is ParamType.BOOL:
+                low = text.lower()
+                if low not in _TRUE | _FALSE:
+                    raise ParamError(f"parameter '{self.name}': expected true/false, got {text!r}")
+                value = low in _TRUE
+            elif t is ParamType.STRLIST:
+                value = split_list(text, self.sep)
+            elif t is ParamType.POINTS:
+                value = parse_points(text)
+            else:
+                value = text
+        except ValueError as exc:
+            if isinstance(exc, ParamError):
+                raise
+            raise ParamError(f"parameter '{self.name}': expected {t.value}, got {text!r}") from None
+        return self.coerce(value)
+
+    # -- validating Python values ---------------------------------------------------------
+    def coerce(self, value: Any) -> Any:
+        if isinstance(value, str) and value in self.special:
+            return value
+        t = self.type
+        where = f"parameter '{self.name}'"
+        if t in (ParamType.INT, ParamType.FLOAT):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                if isinstance(value, str):
+                    return self.parse(value)
+                raise ParamError(f"{where}: expected a number, got {value!r}")
+            if t is ParamType.INT:
+                if isinstance(value, float) and not value.is_integer():
+                    raise ParamError(f"{where}: expected a whole number, got {value!r}")
+                value = int(value)
+            else:
+                value = float(value)
+                if value != value or value in (float("inf"), float("-inf")):
+                    raise ParamError(f"{where}: must be a finite number")
+            if self.minimum is not None and value < self.minimum:
+                raise ParamError(f"{where}: {value} is below the minimum {self.minimum}")
+            if self.maximum is not None and value > self.maximum:
+                raise ParamError(f"{where}: {value} is above the maximum {self.maximum}")
+            return value
+        if t is ParamType.BOOL:
+            if isinstance(value, str):
+                return self.parse(value)
+            if not isinstance(value, bool):
+                raise ParamError(f"{where}: expected true/false, got {value!r}")
+            return value
+        if t is ParamType.CHOICE:
+            if value not in self.choices:
+                raise ParamError(f"{where}: {value!r} is not one of {', '.join(self.choices)}")
+            return value
+        if t is ParamType.STRLIST:
+            if isinstance(value, str):
+                value = split_list(value, self.sep)
+            if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+                raise ParamError(f"{where}: expected a list of strings")
+            return tuple(v.strip() for v in value if v.strip())
+        if t is ParamType.POINTS:
+            if isinstance(value, str):
+                value = parse_points(value)
+            try:
+                pts = tuple((float(x), float(y)) for x, y in value)
+            except (TypeError, ValueError):
+                raise ParamError(f"{where}: expected points as 'x,y; x,y'") from None
+            return pts
+        if not isinstance(value, str):
+            raise ParamError(f"{where}: expected text, got {type(value).__name__}")
+        return value
+
+    def describe(self) -> dict:
+        out: dict[str, Any] = {"name": self.name, "type": self.type.value, "default": _plain(self.default),
+                               "help": self.help}
+        for key in ("minimum", "maximum"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.choices:
+            out["choices"] = list(self.choices)
+        if self.special:
+            out["special"] = list(self.special)
+        if self.required:
+            out["required"] = True
+        return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def split_list(text: str, sep: str | None = None) -> tuple[str, ...]:
+    if sep is None:
+        sep = ";" if ";" in text else ","
+    return tuple(part.strip() for part in text.split(sep) if part.strip())
+
+
+def parse_points(text: str) -> tuple[tuple[float, float], ...]:
+    points = []
+    for chunk in text.replace("|", ";").split(";"):
+        chunk = chunk.strip()
+        if not chunk:
+            continue
+        parts = [p for p in re.split(r"[,\s]+", chunk) if p]
+        if len(parts) != 2:
+            raise ParamError(f"a point is 'x,y', got {chunk!r}")
+        points.append((float(parts[0]), float(parts[1])))
+    if not points:
+        raise ParamError("expected at least one point as 'x,y'")
+    return tuple(points)
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A model a tool can run with. ``ref`` is a hub id (optionally ``@revision``) or a folder."""
+
+    ref: str
+    title: str = ""
+    params_millions: float | None = None
+    gated: bool = False
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool, declared as data. ``run`` is ``"module:function"``, imported only when it runs.
+
+    The function is called as ``function(ctx, images, params)`` and returns a sequence of results
+    (see :mod:`vfmstudio.core.results`); ``ctx`` is a :class:`vfmstudio.core.context.RunContext`.
+    """
+
+    id: str
+    title: str
+    run: str
+    inputs: InputKind = InputKind.IMAGE
+    params: tuple[Param, ...] = ()
+    models: tuple[ModelChoice, ...] = ()
+    default_model: str | None = None
+    returns: tuple[str, ...] = ()
+    description: str = ""
+    plugin: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not TOOL_ID.match(self.id):
+            raise ValueError(f"tool id {self.id!r} must look like 'family.name' (lower case)")
+        if ":" not in self.run:
+            raise ValueError(f"tool {self.id}: run must be 'module:function', got {self.run!r}")
+        object.__setattr__(self, "inputs", InputKind(self.inputs))
+        names = [p.name for p in self.params]
+        if len(set(names)) != len(names):
+            raise ValueError(f"tool {self.id}: duplicate parameter names")
+        for p in self.params:
+            if not isinstance(p, Param):
+                raise ValueError(f"tool {self.id}: params must be Param objects")
+        for kind in self.returns:
+            if kind not in RESULT_TYPES:
+                raise ValueError(f"tool {self.id}: unknown result type {kind!r}")
+        if self.default_model is None and self.models:
+            object.__setattr__(self, "default_model", self.models[0].ref)
+
+    @property
+    def family(self) -> str:
+        return self.id.split(".", 1)[0]
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise ParamError(f"tool {self.id} has no parameter '{name}' (it has: {', '.join(self.param_names) or 'none'})")
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+    def resolve_params(self, given: Mapping[str, Any] | None = None, *, from_text: bool = False) -> dict[str, Any]:
+        """Defaults overlaid with ``given``; unknown names and bad values raise :class:`ParamError`."""
+        given = dict(given or {})
+        out: dict[str, Any] = {}
+        for name in given:
+            self.param(name)  # raises for unknown names
+        for p in self.params:
+            if p.name in given:
+                value = given[p.name]
+                out[p.name] = p.parse(value) if from_text and isinstance(value, str) else p.coerce(value)
+            elif p.required:
+                raise ParamError(f"tool {self.id}: parameter '{p.name}' is required")
+            else:
+                out[p.name] = p.default
+        return out
+
+    def load_function(self) -> Callable[..., Sequence[Any]]:
+        module_name, _, attr = self.run.partition(":")
+        module = importlib.import_module(module_name)
+        fn = module
+        for part in attr.split("."):
+            fn = getattr(fn, part)
+        if not callable(fn):
+            raise TypeError(f"tool {self.id}: {self.run} is not callable")
+        return fn  # type: ignore[return-value]
+
+    def describe(self) -> dict:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "plugin": self.plugin,
+            "inputs": self.inputs.value,
+            "params": [p.describe() for p in self.params],
+            "models": [m.ref for m in self.models],
+            "default_model": self.default_model,
+            "returns": list(self.returns),
+            "description": self.description,
+        }
+
+
+@dataclass(frozen=True)
+class FormatSpec:
+    """An annotation format: ``exporter``/``importer`` are ``"module:function"`` paths."""
+
+    id: str
+    title: str
+    exporter: str | None = None
+    importer: str | None = None
+    extensions: tuple[str, ...] = ()
+    params: tuple[Param, ...] = ()
+    description: str = ""
+    plugin: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not re.match(r"^[a-z][a-z0-9_-]*$", self.id):
+            raise ValueError(f"format id {self.id!r} must be lower case letters, digits, '-' or '_'")
+        if not self.exporter and not self.importer:
+            raise ValueError(f"format {self.id}: needs an exporter or an importer")
+
+    def describe(self) -> dict:
+        return {"id": self.id, "title": self.title, "plugin": self.plugin, "export": bool(self.exporter),
+                "import": bool(self.importer), "extensions": list(self.extensions),
+                "params": [p.describe() for p in self.params], "description": self.description}

@@ -1,0 +1,159 @@
+"""Running one tool: check inputs and parameters, call the plugin inside a fault boundary,
+validate what it returns, and wrap it in a :class:`~vfmstudio.core.results.Prediction`.
+
+Qt-free and torch-free: the CLI, the batch engines and the window's inference thread all call
+:func:`run_tool`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from vfmstudio.core.cancel import Cancelled, CancelToken
+from vfmstudio.core.context import RunContext
+from vfmstudio.core.image import LoadedImage
+from vfmstudio.core.results import Correspondences, Masks, Prediction, Ranking, Result, ResultError
+from vfmstudio.core.tools import ParamError, ToolSpec
+
+
+class ToolError(Exception):
+    """A tool failed; ``plugin`` and ``tool`` name the culprit for the messages dock and CLI."""
+
+    def __init__(self, tool: ToolSpec, message: str, *, user_error: bool = False):
+        self.tool_id = tool.id
+        self.plugin = tool.plugin
+        self.user_error = user_error  # bad input or unavailable model, rather than a bug
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        where = f"{self.tool_id} ({self.plugin})" if self.plugin else self.tool_id
+        return f"{where}: {self.args[0]}"
+
+
+@dataclass
+class Services:
+    """Process-wide state a run draws on: the two caches."""
+
+    models: Any
+    features: Any
+
+    @classmethod
+    def create(cls) -> Services:
+        from vfmstudio.core.cache import ByteLRUCache, feature_cache_budget, model_cache_budget
+
+        return cls(models=ByteLRUCache(model_cache_budget(), name="models"),
+                   features=ByteLRUCache(feature_cache_budget(), name="features"))
+
+
+_SERVICES: Services | None = None
+
+
+def default_services() -> Services:
+    global _SERVICES
+    if _SERVICES is None:
+        _SERVICES = Services.create()
+    return _SERVICES
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    types: list[type[BaseException]] = [ParamError, ResultError]
+    try:  # model errors live in ml/, which is torch-free at import time
+        from vfmstudio.ml.errors import ModelError
+
+        types.append(ModelError)
+    except ImportError:  # pragma: no cover - ml is part of the package
+        pass
+    from vfmstudio.core.image import ImageLoadError
+
+    types.append(ImageLoadError)
+    return tuple(types)
+
+
+def run_tool(
+    tool: ToolSpec,
+    images: Sequence[LoadedImage],
+    params: Mapping[str, Any] | None = None,
+    *,
+    model: str | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    cancel: CancelToken | None = None,
+    on_progress: Callable[[float | None, str], None] | None = None,
+    on_partial: Callable[[Any], None] | None = None,
+    services: Services | None = None,
+    params_from_text: bool = False,
+) -> Prediction:
+    """Run ``tool`` on ``images`` and return its prediction.
+
+    Raises :class:`ToolError` (``user_error`` set for bad parameters, images or models) and
+    :class:`~vfmstudio.core.cancel.Cancelled`.
+    """
+    try:
+        tool.inputs.check_count(len(images))
+        resolved = tool.resolve_params(params, from_text=params_from_text)
+    except ParamError as exc:
+        raise ToolError(tool, str(exc), user_error=True) from None
+    services = services or default_services()
+    ctx = RunContext(tool_id=tool.id, model_ref=model or tool.default_model, device=device, precision=precision,
+                     cancel=cancel or CancelToken(), models=services.models, features=services.features,
+                     on_progress=on_progress, on_partial=on_partial)
+    t0 = time.perf_counter()
+    try:
+        fn = tool.load_function()
+    except Exception as exc:  # noqa: BLE001 - a plugin's code may fail to import in any way
+        raise ToolError(tool, f"cannot load {tool.run}: {type(exc).__name__}: {exc}") from exc
+    t_load = time.perf_counter()
+    try:
+        ctx.check_cancelled()
+        value = fn(ctx, list(images), resolved)
+    except Cancelled:
+        raise
+    except ToolError:
+        raise
+    except _user_error_types() as exc:
+        raise ToolError(tool, str(exc), user_error=True) from exc
+    except MemoryError as exc:
+        raise ToolError(tool, "out of memory: try a smaller resolution, a lower precision or fewer images",
+                        user_error=True) from exc
+    except Exception as exc:  # noqa: BLE001 - fault boundary around plugin code
+        if _is_out_of_memory(exc):
+            raise ToolError(tool, "the device ran out of memory: try a smaller resolution, a lower precision "
+                                  "(--precision fp16/bf16) or the CPU", user_error=True) from exc
+        raise ToolError(tool, f"{type(exc).__name__}: {exc}") from exc
+    t_run = time.perf_counter()
+    results = _validate(tool, value, images)
+    return Prediction(
+        tool=tool.id, model=ctx.model_ref, image_ids=tuple(im.id for im in images), results=results,
+        params=resolved, image_paths=tuple(str(im.path) if im.path else im.id for im in images),
+        device=ctx.used_device or (None if ctx.model_ref is None else device), precision=ctx.used_precision,
+        timings={"import_s": t_load - t0, "run_s": t_run - t_load},
+    )
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    name = type(exc).__name__
+    return name == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+
+
+def _validate(tool: ToolSpec, value: Any, images: Sequence[LoadedImage]) -> tuple[Result, ...]:
+    if isinstance(value, Result):
+        value = [value]
+    if not isinstance(value, list | tuple):
+        raise ToolError(tool, f"returned {type(value).__name__}, expected a list of results")
+    sizes = {im.id: (im.height, im.width) for im in images}
+    out = []
+    for i, r in enumerate(value):
+        if not isinstance(r, Result):
+            raise ToolError(tool, f"result {i} is a {type(r).__name__}, not a result type")
+        if tool.returns and r.kind not in tool.returns:
+            raise ToolError(tool, f"result {i} is '{r.kind}', but the tool declares {list(tool.returns)}")
+        if isinstance(r, Masks) and r.image_id in sizes and r.size != sizes[r.image_id]:
+            raise ToolError(tool, f"masks of size {r.size} do not match image {r.image_id} of size "
+                                  f"{sizes[r.image_id]}")
+        if not isinstance(r, Correspondences | Ranking) and r.image_id is not None and r.image_id not in sizes:
+            raise ToolError(tool, f"result {i} names image {r.image_id}, which was not an input")
+        out.append(r)
+    return tuple(out)

@@ -1,0 +1,7 @@
+"""``python -m vfmstudio``."""
+
+import sys
+
+from vfmstudio.cli import main
+
+sys.exit(main())

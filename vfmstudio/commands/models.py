@@ -1,0 +1,47 @@
+"""``vfmstudio models``: known models, whether they are cached, the device that would be used;
+``vfmstudio models pull ID`` downloads one with a progress bar."""
+
+from __future__ import annotations
+
+import json
+
+from vfmstudio.commands.errors import UsageError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("models", help="list known models, or pull one into the cache")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    sub = p.add_subparsers(dest="models_command", metavar="ACTION")
+    pull = sub.add_parser("pull", help="download a model into the Hugging Face cache")
+    pull.add_argument("ref", help="hub id, e.g. facebook/dinov2-small[@revision]")
+    pull.set_defaults(func=run_pull)
+    p.set_defaults(func=run_list)
+
+
+def run_list(args) -> int:
+    from vfmstudio.ml.catalog import list_models
+    from vfmstudio.ml.devices import probe_device_without_torch
+    from vfmstudio.ml.hub import hub_cache_dir
+
+    models = list_models()
+    device = probe_device_without_torch()
+    if args.json:
+        print(json.dumps({"device": device, "cache_dir": str(hub_cache_dir()), "models": models}, indent=2))
+        return 0
+    print(f"device (auto): {device.get('device')}   cache: {hub_cache_dir()}")
+    for m in models:
+        mark = "cached" if m.get("cached") else "-"
+        print(f"  {m['ref']:<42} {m.get('family', ''):<10} {mark}")
+    return 0
+
+
+def run_pull(args) -> int:
+    from vfmstudio.ml.errors import ModelError
+    from vfmstudio.ml.hub import pull
+
+    try:
+        path = pull(args.ref)
+    except ModelError as exc:
+        raise UsageError(str(exc)) from None
+    print(path)
+    return 0

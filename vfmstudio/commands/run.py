@@ -1,0 +1,136 @@
+"""``vfmstudio run TOOL IMAGE...``: run one tool headless and write its prediction and overlays."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+from vfmstudio.commands.errors import UsageError
+
+DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("run", help="run one tool on images, without the window")
+    p.add_argument("tool", help="tool id, e.g. dinov2.pca (see 'vfmstudio tools')")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    p.add_argument("--model", help="hub id (org/name[@revision]) or a local folder")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="tool parameter (repeatable)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] | mps (default auto)")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
+    p.add_argument("--out", type=Path, help="folder for prediction.json and overlay PNGs")
+    p.add_argument("--json", action="store_true", help="print the prediction JSON on stdout")
+    p.set_defaults(func=run)
+
+
+def parse_params(items: list[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--param expects NAME=VALUE, got {item!r}")
+        params[name.strip()] = value
+    return params
+
+
+class _Progress:
+    """A one-line progress display on a terminal; silent otherwise."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.shown = False
+
+    def __call__(self, fraction: float | None, message: str) -> None:
+        if not self.tty:
+            return
+        pct = "" if fraction is None else f"{fraction * 100:5.1f}% "
+        sys.stderr.write(f"\r{pct}{message[:70]:<70}")
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r" + " " * 78 + "\r")
+            sys.stderr.flush()
+
+
+def load_images(paths, reader=None):
+    from vfmstudio.core.image import ImageLoadError, load_image
+
+    images = []
+    for path in paths:
+        try:
+            images.append(load_image(Path(path), reader=reader))
+        except ImageLoadError as exc:
+            raise UsageError(str(exc)) from None
+    return images
+
+
+def run(args) -> int:
+    from vfmstudio._plugin_host import get_host
+    from vfmstudio.execution import ToolError, run_tool
+
+    if not DEVICE.match(args.device):
+        raise UsageError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {args.device!r}")
+    host = get_host()
+    try:
+        tool = host.tool(args.tool)
+    except KeyError as exc:
+        raise UsageError(exc.args[0]) from None
+    params = parse_params(args.param)
+    images = load_images(args.images, reader=host.read_image)
+    progress = _Progress()
+    try:
+        prediction = run_tool(tool, images, params, model=args.model, device=args.device,
+                              precision=args.precision, on_progress=progress, params_from_text=True)
+    except ToolError as exc:
+        if exc.user_error:
+            raise UsageError(str(exc)) from None
+        raise
+    finally:
+        progress.close()
+    if args.out:
+        write_outputs(prediction, images, args.out)
+    if args.json:
+        json.dump(prediction.to_json(), sys.stdout)
+        sys.stdout.write("\n")
+    elif not args.out:
+        print(summarize(prediction))
+    return 0
+
+
+def write_outputs(prediction, images, out: Path) -> list[Path]:
+    from vfmstudio.core.overlay import render_prediction, save_png
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
+    written = [out / "prediction.json"]
+    payload = prediction.to_json(sidecar_dir=out / "arrays")
+    tmp = out / "prediction.json.tmp"
+    tmp.write_text(json.dumps(payload, indent=1))
+    tmp.replace(out / "prediction.json")
+    pixels = {im.id: im.pixels for im in images}
+    for name, rgb in render_prediction(prediction, pixels):
+        path = out / f"overlay-{name}.png"
+        save_png(path, rgb)
+        written.append(path)
+    return written
+
+
+def summarize(prediction) -> str:
+    lines = [f"{prediction.tool} on {', '.join(Path(p).name for p in prediction.image_paths)}"
+             f" (model {prediction.model or '-'}, device {prediction.device or '-'})"]
+    for r in prediction.results:
+        if r.kind == "classification":
+            lines.append("  " + ", ".join(f"{lab} {s:.3f}" for lab, s in zip(r.labels[:5], r.scores[:5])))
+        elif r.kind == "text":
+            lines.append(f"  {r.text}")
+        elif r.kind in ("detections", "masks", "correspondences"):
+            lines.append(f"  {r.kind}: {len(r)}")
+        else:
+            lines.append(f"  {r.kind}")
+    return "\n".join(lines)

@@ -128,7 +128,7 @@ class PluginHost:
             status.status = "failed"
             status.error = _one_line(exc)
             status.traceback = traceback.format_exc()
-            log.warning("plugin %s failed to load: %s", name, status.error)
+            log.info("plugin %s failed to load: %s", name, status.error)  # shown by `vfmstudio plugins`
             return
         for spec in tools:
             self.tools[spec.id] = spec

@@ -1,0 +1,293 @@
+"""Hub resolution without network: HF_HUB_CACHE points at a temp folder; nothing is downloaded."""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+from pathlib import Path
+
+import pytest
+
+from vfmstudio.ml import hub
+from vfmstudio.ml.errors import GatedModelError, ModelError, ModelNotAvailableError, UnsafeModelError
+from vfmstudio.ml.refs import parse_model_ref
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+REPO = "tiny-org/tiny-dinov2"
+
+
+def write_safetensors(path: Path, tensors: dict[str, tuple[str, list[int]]]) -> None:
+    """A valid safetensors file of zeros: 8-byte little-endian header size, JSON header, data."""
+    sizes = {"F32": 4, "F16": 2, "BF16": 2, "I64": 8}
+    header, offset = {}, 0
+    for name, (dtype, shape) in tensors.items():
+        n = sizes[dtype]
+        for d in shape:
+            n *= d
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + n]}
+        offset += n
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(offset))
+
+
+def write_checkpoint(folder: Path, *, weights: str = "safetensors") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps({"model_type": "dinov2", "hidden_size": 8}))
+    (folder / "preprocessor_config.json").write_text(
+        json.dumps({"image_processor_type": "BitImageProcessor"})
+    )
+    if weights == "safetensors":
+        write_safetensors(folder / "model.safetensors", {"w": ("F32", [8, 8]), "ids": ("I64", [4])})
+    elif weights == "bin":
+        (folder / "pytorch_model.bin").write_bytes(b"PK\x03\x04 not really a pickle")
+    return folder
+
+
+def populate_cache(cache: Path, repo_id: str = REPO, *, weights: str = "safetensors") -> Path:
+    """The hub cache layout: models--org--name/{refs/main, snapshots/<commit>/...}."""
+    storage = cache / ("models--" + repo_id.replace("/", "--"))
+    snapshot = write_checkpoint(storage / "snapshots" / COMMIT, weights=weights)
+    (storage / "refs").mkdir(parents=True, exist_ok=True)
+    (storage / "refs" / "main").write_text(COMMIT)
+    return snapshot
+
+
+@pytest.fixture
+def offline_cache(tmp_path, monkeypatch) -> Path:
+    cache = tmp_path / "hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return cache
+
+
+def test_cache_dir_follows_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
+    assert hub.hub_cache_dir() == tmp_path / "home" / "hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "direct"))
+    assert hub.hub_cache_dir() == tmp_path / "direct"
+
+
+def test_uncached_model_offline_gives_one_clear_message(offline_cache):
+    start = time.monotonic()
+    with pytest.raises(ModelNotAvailableError) as info:
+        hub.resolve_local_path("facebook/dinov2-small", allow_download=True)
+    assert time.monotonic() - start < 10
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert "facebook/dinov2-small" in msg
+    assert str(offline_cache) in msg
+    assert "vfmstudio models pull facebook/dinov2-small" in msg
+    assert not hub.is_cached("facebook/dinov2-small")
+    with pytest.raises(ModelNotAvailableError):
+        hub.pull("facebook/dinov2-small")
+
+
+def test_downloads_disabled_never_touch_network(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("network used")
+
+    monkeypatch.setattr(hub, "pull", no_network)
+    start = time.monotonic()
+    with pytest.raises(ModelNotAvailableError, match="downloads are disabled"):
+        hub.resolve_local_path("facebook/dinov2-small", allow_download=False)
+    assert time.monotonic() - start < 10
+
+
+def test_fake_populated_cache_resolves_offline(offline_cache):
+    snapshot = populate_cache(offline_cache)
+    assert hub.is_cached(REPO)
+    assert hub.is_cached(f"{REPO}@main")
+    assert hub.is_cached(parse_model_ref(f"{REPO}@{COMMIT}"))
+    assert not hub.is_cached(f"{REPO}@v9")
+    assert hub.resolve_local_path(REPO) == snapshot
+    assert hub.resolve_local_path(f"{REPO}@{COMMIT}") == snapshot
+    assert hub.pull(REPO) == snapshot  # nothing to fetch
+    with pytest.raises(ModelNotAvailableError, match="@v9"):
+        hub.resolve_local_path(f"{REPO}@v9")
+    listed = hub.list_cached()
+    assert [entry["ref"] for entry in listed] == [REPO]
+    assert listed[0]["revisions"] == ["main"]
+
+
+def test_cached_but_online_resolution_skips_the_network(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    snapshot = populate_cache(tmp_path)
+    monkeypatch.setattr(hub, "pull", lambda *a, **k: pytest.fail("network used"))
+    assert hub.resolve_local_path(REPO, allow_download=True) == snapshot
+
+
+def test_pickle_only_weights_are_refused(offline_cache, tmp_path):
+    local = write_checkpoint(tmp_path / "bin-model", weights="bin")
+    with pytest.raises(UnsafeModelError, match="safetensors"):
+        hub.resolve_local_path(str(local))
+    assert not hub.is_cached(str(local))
+    populate_cache(offline_cache, "org/pickled", weights="bin")
+    with pytest.raises(UnsafeModelError):
+        hub.resolve_local_path("org/pickled")
+
+
+def test_local_directory_checks(offline_cache, tmp_path):
+    good = write_checkpoint(tmp_path / "good")
+    assert hub.resolve_local_path(str(good), allow_download=False) == good.resolve()
+    assert hub.is_cached(str(good))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="config.json"):
+        hub.resolve_local_path(str(tmp_path / "empty"))
+    with pytest.raises(ModelError, match="does not exist"):
+        hub.resolve_local_path(str(tmp_path / "missing"))
+    no_weights = write_checkpoint(tmp_path / "no-weights", weights="none")
+    with pytest.raises(ModelError, match="no weights"):
+        hub.resolve_local_path(str(no_weights))
+
+
+def test_incomplete_sharded_snapshot(offline_cache):
+    snapshot = populate_cache(offline_cache, "org/sharded", weights="none")
+    write_safetensors(snapshot / "model-00001-of-00002.safetensors", {"a": ("F32", [2])})
+    index = {"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}
+    (snapshot / "model.safetensors.index.json").write_text(json.dumps(index))
+    assert not hub.is_cached("org/sharded")
+    with pytest.raises(ModelNotAvailableError, match="incomplete"):
+        hub.resolve_local_path("org/sharded")
+    write_safetensors(snapshot / "model-00002-of-00002.safetensors", {"b": ("F32", [2])})
+    assert hub.is_cached("org/sharded")
+    assert hub.resolve_local_path("org/sharded") == snapshot
+
+
+# --- pull, with huggingface_hub's network calls replaced ------------------------------------------------
+
+
+class _Sibling:
+    def __init__(self, name: str, size: int) -> None:
+        self.rfilename = name
+        self.size = size
+
+
+class _Info:
+    def __init__(self, names: dict[str, int]) -> None:
+        self.sha = COMMIT
+        self.siblings = [_Sibling(n, s) for n, s in names.items()]
+
+
+@pytest.fixture
+def online_cache(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    return tmp_path / "hub"
+
+
+def _fake_hub(monkeypatch, files: dict[str, int], fetched: list[str], *, error: Exception | None = None):
+    import huggingface_hub
+
+    class FakeApi:
+        def model_info(self, repo_id, *, revision=None, files_metadata=False, timeout=None):
+            assert timeout is not None and timeout <= 10  # every network call is bounded
+            if error is not None:
+                raise error
+            return _Info(files)
+
+    def fake_download(repo_id, filename, *, revision, cache_dir, etag_timeout, tqdm_class=None, **kw):
+        assert revision == COMMIT and etag_timeout <= 10
+        fetched.append(filename)
+        folder = Path(cache_dir) / ("models--" + repo_id.replace("/", "--")) / "snapshots" / revision
+        folder.mkdir(parents=True, exist_ok=True)
+        if filename.endswith(".safetensors"):
+            write_safetensors(folder / filename, {"w": ("F32", [2, 2])})
+        else:
+            (folder / filename).write_text("{}")
+        if tqdm_class is not None:
+            with tqdm_class(total=files[filename], initial=0, desc=filename, unit="B") as bar:
+                bar.update(files[filename] // 2)
+                bar.set_postfix_str("fast")
+                bar.update(files[filename] - files[filename] // 2)
+        return str(folder / filename)
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+
+
+def test_pull_fetches_safe_files_with_progress(online_cache, monkeypatch):
+    files = {
+        "config.json": 10,
+        "model.safetensors": 100,
+        "pytorch_model.bin": 100,
+        "modeling_x.py": 5,
+        "onnx/model.json": 7,
+    }
+    fetched: list[str] = []
+    _fake_hub(monkeypatch, files, fetched)
+    seen: list[tuple[int, int | None]] = []
+    path = hub.pull(REPO, progress=lambda done, total: seen.append((done, total)))
+    assert sorted(fetched) == ["config.json", "model.safetensors"]  # never code, never pickle
+    assert seen[-1] == (110, 110)
+    assert all(total == 110 for _, total in seen)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert (online_cache / "models--tiny-org--tiny-dinov2" / "refs" / "main").read_text() == COMMIT
+    assert path == online_cache / "models--tiny-org--tiny-dinov2" / "snapshots" / COMMIT
+    # Later, offline, the pulled model resolves from the cache.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert hub.resolve_local_path(REPO) == path
+
+
+def test_pull_progress_callback_can_cancel(online_cache, monkeypatch):
+    class Stop(Exception):
+        pass
+
+    _fake_hub(monkeypatch, {"config.json": 10, "model.safetensors": 100}, [])
+
+    def cancel(done, total):
+        raise Stop()
+
+    with pytest.raises(Stop):
+        hub.pull(REPO, progress=cancel)
+
+
+def test_pull_refuses_pickle_only_repos(online_cache, monkeypatch):
+    fetched: list[str] = []
+    _fake_hub(monkeypatch, {"config.json": 10, "pytorch_model.bin": 100}, fetched)
+    with pytest.raises(UnsafeModelError):
+        hub.pull(REPO)
+    assert fetched == []
+
+
+def _http_error(cls, status: int):
+    import httpx2
+
+    request = httpx2.Request("GET", "https://huggingface.co/api/models/x")
+    return cls("denied", response=httpx2.Response(status, request=request))
+
+
+def test_pull_translates_hub_errors(online_cache, monkeypatch):
+    import httpx2
+    from huggingface_hub import errors as hf
+
+    cases = [
+        (_http_error(hf.GatedRepoError, 403), GatedModelError, "licence"),
+        (_http_error(hf.RepositoryNotFoundError, 404), ModelError, "no such model"),
+        (_http_error(hf.HfHubHTTPError, 401), GatedModelError, "HF_TOKEN"),
+        (httpx2.ConnectError("down"), ModelNotAvailableError, "network error"),
+        (httpx2.ReadTimeout("slow"), ModelNotAvailableError, "vfmstudio models pull"),
+    ]
+    for error, expected, text in cases:
+        _fake_hub(monkeypatch, {}, [], error=error)
+        with pytest.raises(expected, match=text) as info:
+            hub.pull(REPO)
+        assert "\n" not in str(info.value)
+
+
+def test_pull_falls_back_to_complete_cache_when_network_fails(online_cache, monkeypatch):
+    import httpx2
+
+    snapshot = populate_cache(online_cache)
+    _fake_hub(monkeypatch, {}, [], error=httpx2.ConnectError("down"))
+    assert hub.pull(REPO) == snapshot

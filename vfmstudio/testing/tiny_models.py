@@ -1,0 +1,120 @@
+"""Tiny random checkpoints laid out exactly like the hub models, for tests and offline demos.
+
+Each builder writes ``config.json`` + ``model.safetensors`` (via ``save_pretrained``) and the
+processor files the real repo ships, so ``AutoModel``/``AutoImageProcessor.from_pretrained(dest)`` and
+``vfmstudio.ml`` load them like the hub models. Weights are random (seeded): outputs are meaningless but
+shapes, dtypes, token layouts and file formats are real.
+
+Add a model family by writing ``build_tiny_<name>(dest, *, seed=0) -> Path`` and registering it in
+``TINY_BUILDERS``.
+
+    python -m vfmstudio.testing.tiny_models DIR [--only NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import transformers
+
+# DINOv2's hub preprocessor (facebook/dinov2-*): resize short side 256 bicubic, centre-crop 224, ImageNet stats.
+DINOV2_PREPROCESSOR = {
+    "crop_size": {"height": 224, "width": 224},
+    "do_center_crop": True,
+    "do_convert_rgb": True,
+    "do_normalize": True,
+    "do_rescale": True,
+    "do_resize": True,
+    "image_mean": [0.485, 0.456, 0.406],
+    "image_processor_type": "BitImageProcessor",
+    "image_std": [0.229, 0.224, 0.225],
+    "resample": 3,
+    "rescale_factor": 0.00392156862745098,
+    "size": {"shortest_edge": 256},
+}
+
+# Shape of the tiny DINOv2: real patch size (14) and token layout; everything else shrunk.
+TINY_DINOV2 = {
+    "hidden_size": 32,
+    "num_hidden_layers": 3,
+    "num_attention_heads": 2,
+    "patch_size": 14,
+    "image_size": 70,  # 5x5 learned position grid: non-native input sizes exercise interpolation
+    "layer_norm_eps": 1e-6,
+}
+TINY_NUM_REGISTERS = 4
+
+
+def _save(model: torch.nn.Module, dest: Path, preprocessor: dict | None) -> Path:
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(dest, safe_serialization=True)
+    if preprocessor is not None:
+        (dest / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2) + "\n")
+    return dest
+
+
+def build_tiny_dinov2(dest: Path, *, registers: bool = False, seed: int = 0) -> Path:
+    """A tiny random ``Dinov2Model`` (or ``Dinov2WithRegistersModel`` with 4 registers) saved in ``dest``."""
+    torch.manual_seed(seed)
+    if registers:
+        config = transformers.Dinov2WithRegistersConfig(**TINY_DINOV2, num_register_tokens=TINY_NUM_REGISTERS)
+        model = transformers.Dinov2WithRegistersModel(config)
+    else:
+        config = transformers.Dinov2Config(**TINY_DINOV2)
+        model = transformers.Dinov2Model(config)
+    model.eval()
+    return _save(model, dest, DINOV2_PREPROCESSOR)
+
+
+def build_tiny_dinov2_registers(dest: Path, *, seed: int = 0) -> Path:
+    return build_tiny_dinov2(dest, registers=True, seed=seed)
+
+
+# name -> builder(dest, *, seed) ; other families (clip, siglip, paligemma) register here.
+TINY_BUILDERS: dict[str, Callable[..., Path]] = {
+    "dinov2": build_tiny_dinov2,
+    "dinov2-registers": build_tiny_dinov2_registers,
+}
+
+
+def build_tiny(name: str, dest: Path, *, seed: int = 0) -> Path:
+    try:
+        builder = TINY_BUILDERS[name]
+    except KeyError:
+        raise KeyError(f"unknown tiny model {name!r}; known: {', '.join(sorted(TINY_BUILDERS))}") from None
+    return builder(Path(dest), seed=seed)
+
+
+def build_all(dest_root: Path, names: list[str] | None = None, *, seed: int = 0) -> dict[str, Path]:
+    """Build every (or the named) tiny model into ``dest_root/<name>``."""
+    dest_root = Path(dest_root)
+    return {name: build_tiny(name, dest_root / name, seed=seed) for name in (names or list(TINY_BUILDERS))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m vfmstudio.testing.tiny_models", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("dest", type=Path, help="folder that receives one subfolder per model")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=sorted(TINY_BUILDERS),
+        metavar="NAME",
+        help=f"build only this model (repeatable): {', '.join(sorted(TINY_BUILDERS))}",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    for name, path in build_all(args.dest, args.only, seed=args.seed).items():
+        print(f"{name}\t{path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

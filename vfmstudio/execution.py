@@ -157,3 +157,41 @@ def _validate(tool: ToolSpec, value: Any, images: Sequence[LoadedImage]) -> tupl
             raise ToolError(tool, f"result {i} names image {r.image_id}, which was not an input")
         out.append(r)
     return tuple(out)
+
+
+def prepare_tool(
+    tool: ToolSpec,
+    images: Sequence[LoadedImage],
+    params: Mapping[str, Any] | None = None,
+    *,
+    model: str | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    cancel: CancelToken | None = None,
+    services: Services | None = None,
+    params_from_text: bool = False,
+) -> bool:
+    """Fill the caches for many images at once when the tool declares ``prepare``.
+
+    Returns False when the tool has no batched preparation. Failures raise :class:`ToolError`, so
+    a caller can fall back to per-image runs, which report per-image errors.
+    """
+    if not tool.prepare:
+        return False
+    services = services or default_services()
+    try:
+        resolved = tool.resolve_params(params, from_text=params_from_text)
+        fn = tool.load_prepare()
+    except ParamError as exc:
+        raise ToolError(tool, str(exc), user_error=True) from None
+    except Exception as exc:  # noqa: BLE001 - plugin code may fail to import in any way
+        raise ToolError(tool, f"cannot load {tool.prepare}: {type(exc).__name__}: {exc}") from exc
+    ctx = RunContext(tool_id=tool.id, model_ref=model or tool.default_model, device=device, precision=precision,
+                     cancel=cancel or CancelToken(), models=services.models, features=services.features)
+    try:
+        fn(ctx, list(images), resolved)
+    except Cancelled:
+        raise
+    except Exception as exc:  # noqa: BLE001 - fault boundary around plugin code
+        raise ToolError(tool, f"batched preparation failed: {type(exc).__name__}: {exc}") from exc
+    return True

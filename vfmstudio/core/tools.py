@@ -234,6 +234,9 @@ class ToolSpec:
     default_model: str | None = None
     returns: tuple[str, ...] = ()
     description: str = ""
+    # Optional "module:function" called as ``function(ctx, images, params)`` before per-image runs
+    # to fill the caches for many images in one batched forward pass (batch engines use it).
+    prepare: str | None = None
     plugin: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -285,14 +288,10 @@ class ToolSpec:
         return out
 
     def load_function(self) -> Callable[..., Sequence[Any]]:
-        module_name, _, attr = self.run.partition(":")
-        module = importlib.import_module(module_name)
-        fn = module
-        for part in attr.split("."):
-            fn = getattr(fn, part)
-        if not callable(fn):
-            raise TypeError(f"tool {self.id}: {self.run} is not callable")
-        return fn  # type: ignore[return-value]
+        return _import_callable(self.run, self.id)
+
+    def load_prepare(self) -> Callable[..., Any] | None:
+        return _import_callable(self.prepare, self.id) if self.prepare else None
 
     def describe(self) -> dict:
         return {
@@ -305,7 +304,18 @@ class ToolSpec:
             "default_model": self.default_model,
             "returns": list(self.returns),
             "description": self.description,
+            "batched": bool(self.prepare),
         }
+
+
+def _import_callable(path: str, owner: str) -> Callable[..., Any]:
+    module_name, _, attr = path.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise TypeError(f"{owner}: {path} is not callable")
+    return obj
 
 
 @dataclass(frozen=True)

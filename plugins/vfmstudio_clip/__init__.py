@@ -1,0 +1,106 @@
+"""CLIP and SigLIP: zero-shot labels, open-vocabulary heat maps and masks, text-to-image search.
+
+Registering is light: tool code lives in the underscore modules, imported only when a tool runs.
+"""
+
+from __future__ import annotations
+
+from vfmstudio.plugin_api import InputKind, ModelChoice, Param, ParamType, ToolSpec, hookimpl
+
+__version__ = "0.1.0"
+
+MODELS = (
+    ModelChoice("openai/clip-vit-base-patch32", "CLIP ViT-B/32", 151),
+    ModelChoice("openai/clip-vit-base-patch16", "CLIP ViT-B/16", 150),
+    ModelChoice("openai/clip-vit-large-patch14", "CLIP ViT-L/14", 428),
+    ModelChoice("google/siglip-base-patch16-224", "SigLIP B/16 224", 203),
+    ModelChoice("google/siglip-so400m-patch14-384", "SigLIP so400m/14 384", 878),
+)
+# Dense maps need small patches; B/16 is the model MaskCLIP and SCLIP report on.
+SEGMENT_MODELS = (MODELS[1], MODELS[0], MODELS[2], MODELS[3], MODELS[4])
+
+_TEMPLATES_HELP = ("single ('a photo of a {}.'), ensemble7, ensemble80 (OpenAI's ImageNet prompts), "
+                   "or your own template(s) with {} for the label, separated by |")
+_LABELS_HELP = "class names separated by commas (or ;), or the path of a text file with one label per line"
+
+
+def _labels() -> Param:
+    return Param("labels", ParamType.STRLIST, help=_LABELS_HELP, required=True)
+
+
+def _templates(default: str) -> Param:
+    return Param("templates", ParamType.STR, default, help=_TEMPLATES_HELP)
+
+
+CLASSIFY = ToolSpec(
+    id="clip.classify",
+    title="Zero-shot labels",
+    run="vfmstudio_clip._classify:classify",
+    inputs=InputKind.SET,
+    params=(
+        _labels(),
+        _templates("single"),
+        Param("multi_label", ParamType.BOOL, "auto", special=("auto",),
+              help="independent sigmoid score per label (SigLIP); auto: sigmoid for SigLIP, softmax for CLIP"),
+        Param("batch_size", ParamType.INT, 16, minimum=1, maximum=512, help="images per forward pass"),
+    ),
+    models=MODELS,
+    returns=("classification",),
+    description="Scores for your class names. Text is encoded once per label set and model; images go "
+                "through the model in batches and their embeddings are cached by content.",
+)
+
+SEGMENT = ToolSpec(
+    id="clip.segment",
+    title="Open-vocabulary segmentation",
+    run="vfmstudio_clip._segment:segment",
+    inputs=InputKind.IMAGE,
+    params=(
+        _labels(),
+        Param("mode", ParamType.CHOICE, "sclip", choices=("patch", "maskclip", "sclip"),
+              help="last vision block: patch (unchanged), maskclip (identity attention), "
+                   "sclip (q-q plus k-k attention)"),
+        _templates("ensemble7"),
+        Param("background", ParamType.FLOAT, 0.5, minimum=0.0, maximum=1.0,
+              help="patches whose best class probability is below this become background"),
+        Param("logit_scale", ParamType.FLOAT, 40.0, minimum=1.0, maximum=200.0,
+              help="sharpness of the per-patch softmax over classes"),
+        Param("resolution", ParamType.INT, "auto", special=("auto",), minimum=32, maximum=4096,
+              help="short side in pixels the image is resized to; larger than the model's input "
+                   "uses sliding windows (auto: the model's input size)"),
+        Param("stride", ParamType.INT, "auto", special=("auto",), minimum=8, maximum=4096,
+              help="sliding-window step in pixels (auto: half the model's input size)"),
+    ),
+    models=SEGMENT_MODELS,
+    returns=("heatmap", "masks"),
+    description="Per-class heat maps and an argmax mask per class (plus background) from CLIP patch "
+                "tokens. Dense features are cached per image, so new labels or thresholds are instant.",
+)
+
+SEARCH = ToolSpec(
+    id="clip.search",
+    title="Search images by text",
+    run="vfmstudio_clip._search:search",
+    inputs=InputKind.SET,
+    params=(
+        Param("query", ParamType.TEXT, "", help="what to look for, e.g. 'a red car at night'"),
+        Param("example", ParamType.STR, "", help="path of an example image to search by (optional)"),
+        Param("example_weight", ParamType.FLOAT, 0.5, minimum=0.0, maximum=1.0,
+              help="weight of the example image against the text when both are given"),
+        Param("folder", ParamType.STR, "", help="also rank every image in this folder (optional)"),
+        Param("recursive", ParamType.BOOL, False, help="include sub-folders of 'folder'"),
+        Param("top_k", ParamType.INT, 0, minimum=0, help="keep the best k images (0: all)"),
+        Param("batch_size", ParamType.INT, 16, minimum=1, maximum=512, help="images per forward pass"),
+    ),
+    models=MODELS,
+    returns=("ranking",),
+    description="Ranks images by similarity to a text query and/or an example image. Image embeddings are "
+                "cached by content hash, so another query over the same images costs one text encoding.",
+)
+
+TOOLS = (CLASSIFY, SEGMENT, SEARCH)
+
+
+@hookimpl
+def vfm_register_tools() -> list[ToolSpec]:
+    return list(TOOLS)

@@ -1,0 +1,176 @@
+"""Loading CLIP/SigLIP and encoding text and images, with the caches that make reruns cheap.
+
+- The model (with its processor) sits in the model cache, one per (ref, device, precision).
+- Class embeddings sit in the feature cache per (model, labels, templates): a folder classified with
+  the same classes runs the text tower once.
+- Image embeddings sit in the feature cache per (model, image content hash); missing ones are
+  encoded together in batches.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from vfmstudio.ml.errors import ModelError
+from vfmstudio.plugin_api import RunContext
+
+FAMILIES = {"clip": "clip", "siglip": "siglip"}
+SIGLIP_TEXT_LENGTH = 64  # SigLIP was trained on texts padded to 64 tokens; shorter padding changes results
+
+
+@dataclass
+class ClipBundle:
+    """A loaded model and what the tools need to know about it."""
+
+    model: Any
+    processor: Any
+    family: str  # "clip" (softmax, CLS token + projection) or "siglip" (sigmoid, attention-pool head)
+    ref: str
+    device: str
+    precision: str
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @property
+    def image_size(self) -> int:
+        return int(self.model.config.vision_config.image_size)
+
+    @property
+    def patch_size(self) -> int:
+        return int(self.model.config.vision_config.patch_size)
+
+    @property
+    def logit_scale(self) -> float:
+        return float(self.model.logit_scale.detach().float().exp().item())
+
+    @property
+    def logit_bias(self) -> float:
+        bias = getattr(self.model, "logit_bias", None)
+        return 0.0 if bias is None else float(bias.detach().float().item())
+
+
+def load_bundle(ref: str, device: str, precision: str) -> ClipBundle:
+    from transformers import AutoModel, AutoProcessor
+
+    from vfmstudio.ml._loading import load_pretrained, load_processor
+    from vfmstudio.ml.hub import resolve_local_path
+    from vfmstudio.ml.refs import parse_model_ref
+
+    local = resolve_local_path(parse_model_ref(ref))
+    try:
+        model_type = json.loads((local / "config.json").read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ModelError(f"cannot read {local / 'config.json'} of '{ref}': {exc}") from exc
+    family = FAMILIES.get(model_type)
+    if family is None:
+        raise ModelError(f"'{ref}' is a {model_type!r} model; the CLIP plugin runs CLIP and SigLIP models")
+    model, info = load_pretrained(AutoModel, ref, device=device, precision=precision)
+    processor = load_processor(AutoProcessor, ref)
+    return ClipBundle(model=model, processor=processor, family=family, ref=ref, device=info.device,
+                      precision=info.precision)
+
+
+def get_bundle(ctx: RunContext) -> ClipBundle:
+    """The model for this run from the model cache; records the device and precision in use."""
+    if not ctx.model_ref:
+        raise ModelError(f"{ctx.tool_id}: no model given")
+    ref = ctx.model_ref
+    bundle = ctx.model(("clip", ref), lambda: load_bundle(ref, ctx.device, ctx.precision))
+    ctx.used_device, ctx.used_precision = bundle.device, bundle.precision
+    return bundle
+
+
+def feature_key(bundle: ClipBundle, *parts: Hashable) -> tuple:
+    return ("clip", bundle.ref, bundle.device, bundle.precision, *parts)
+
+
+# ---------------------------------------------------------------- text
+
+
+def _l2(x: torch.Tensor) -> torch.Tensor:
+    return x / x.norm(dim=-1, keepdim=True)
+
+
+@torch.inference_mode()
+def encode_texts(bundle: ClipBundle, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+    """L2-normalised text embeddings (N, D) float32, tokenized the way each family was trained."""
+    tokenizer = bundle.processor.tokenizer
+    if bundle.family == "siglip":
+        kwargs: dict[str, Any] = {"padding": "max_length", "max_length": SIGLIP_TEXT_LENGTH, "truncation": True}
+    else:
+        kwargs = {"padding": True, "truncation": True}
+    out = []
+    for i in range(0, len(texts), batch_size):
+        enc = tokenizer(list(texts[i:i + batch_size]), return_tensors="pt", **kwargs).to(bundle.device)
+        emb = bundle.model.get_text_features(**enc).pooler_output
+        out.append(_l2(emb.float()).cpu().numpy())
+    return np.concatenate(out).astype(np.float32, copy=False)
+
+
+def class_embeddings(bundle: ClipBundle, labels: tuple[str, ...], templates: tuple[str, ...]) -> np.ndarray:
+    """One embedding per label: the normalised mean of its normalised template embeddings."""
+    from vfmstudio_clip.templates import prompts_for
+
+    emb = encode_texts(bundle, prompts_for(labels, templates))
+    emb = emb.reshape(len(labels), len(templates), -1).mean(axis=1)
+    return (emb / np.linalg.norm(emb, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def cached_class_embeddings(ctx: RunContext, bundle: ClipBundle, labels: tuple[str, ...],
+                            templates: tuple[str, ...]) -> np.ndarray:
+    return ctx.cached(feature_key(bundle, "classes", labels, templates),
+                      lambda: class_embeddings(bundle, labels, templates))
+
+
+# ---------------------------------------------------------------- images
+
+
+def pixel_values(bundle: ClipBundle, pixels: Sequence[np.ndarray]) -> torch.Tensor:
+    """The model's own preprocessing (resize, centre crop, normalise), as the HF pipeline does it."""
+    batch = bundle.processor.image_processor(images=list(pixels), return_tensors="pt")["pixel_values"]
+    return batch.to(bundle.device, bundle.dtype)
+
+
+@torch.inference_mode()
+def encode_images(bundle: ClipBundle, pixels: Sequence[np.ndarray]) -> np.ndarray:
+    """L2-normalised global image embeddings (N, D) float32 for one batch."""
+    emb = bundle.model.get_image_features(pixel_values=pixel_values(bundle, pixels)).pooler_output
+    return _l2(emb.float()).cpu().numpy().astype(np.float32, copy=False)
+
+
+def cached_image_embeddings(ctx: RunContext, bundle: ClipBundle, ids: Sequence[str],
+                            load: Callable[[int], np.ndarray], batch_size: int,
+                            progress: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+    """Embeddings (N, D) for images ``ids``; ``load(i)`` gives pixels of image i only when it is missing.
+
+    Cached embeddings are reused; the rest go through the model ``batch_size`` at a time, with
+    progress (scaled into ``progress``) and a cancel check between batches.
+    """
+    keys = [feature_key(bundle, "image", image_id) for image_id in ids]
+    found: dict[int, np.ndarray] = {}
+    lookup = getattr(ctx.features, "get", None)
+    if lookup is not None:
+        for i, key in enumerate(keys):
+            value = lookup(key)
+            if value is not None:
+                found[i] = value
+    missing = [i for i in range(len(ids)) if i not in found]
+    lo, hi = progress
+    for start in range(0, len(missing), batch_size):
+        chunk = missing[start:start + batch_size]
+        ctx.progress(lo + (hi - lo) * start / max(1, len(missing)),
+                     f"encoding images {start + 1}-{start + len(chunk)} of {len(missing)}")
+        emb = encode_images(bundle, [load(i) for i in chunk])
+        for i, e in zip(chunk, emb):
+            e = np.ascontiguousarray(e)
+            e.flags.writeable = False
+            found[i] = ctx.cached(keys[i], lambda e=e: e)
+    return np.stack([found[i] for i in range(len(ids))]) if ids else np.zeros((0, 0), np.float32)

@@ -1,0 +1,59 @@
+"""PaliGemma 2 tools: caption, ask (VQA), OCR, raw prompt, detect and segment.
+
+This module only declares the tools (no torch import): the code runs from ``_tools`` when a tool runs.
+See docs/tools/paligemma.md.
+"""
+
+from __future__ import annotations
+
+from vfmstudio.plugin_api import InputKind, ModelChoice, Param, ParamType, ToolSpec, hookimpl
+
+__version__ = "0.1.0"
+
+MODELS = (
+    ModelChoice("google/paligemma2-3b-mix-224", "PaliGemma 2 3B mix 224", params_millions=3030, gated=True),
+    ModelChoice("google/paligemma2-3b-mix-448", "PaliGemma 2 3B mix 448", params_millions=3030, gated=True),
+)
+
+
+def _max_tokens(default: int) -> Param:
+    return Param("max_new_tokens", ParamType.INT, default, minimum=1, maximum=2048,
+                 help="stop after this many generated tokens")
+
+
+_LANG = Param("lang", ParamType.STR, "en", help="language code of the answer, e.g. en, de, fr")
+_CLASSES = Param("classes", ParamType.STRLIST, required=True,
+                 help="object names separated by ';' (or commas), e.g. \"cat ; dog\"")
+
+
+def _tool(name: str, title: str, params: tuple[Param, ...], returns: str, description: str) -> ToolSpec:
+    return ToolSpec(id=f"paligemma.{name}", title=title, run=f"vfmstudio_paligemma._tools:{name}",
+                    inputs=InputKind.IMAGE, params=params, models=MODELS, returns=(returns,),
+                    description=description)
+
+
+TOOLS = (
+    _tool("caption", "Caption", (
+        Param("length", ParamType.CHOICE, "short", choices=("short", "long"),
+              help="short: 'caption', long: 'describe'"),
+        _LANG, _max_tokens(128)), "text", "A short caption or a longer description of the image."),
+    _tool("ask", "Ask", (
+        Param("question", ParamType.TEXT, required=True, help="a question about the image"),
+        _LANG, _max_tokens(64)), "text", "Answers a question about the image (VQA)."),
+    _tool("ocr", "Read text (OCR)", (_max_tokens(256),), "text", "Reads the text in the image."),
+    _tool("prompt", "Prompt", (
+        Param("prompt", ParamType.TEXT, required=True, help="the prompt as the model expects it, e.g. 'cap en'"),
+        _max_tokens(128)), "text", "Runs a raw prompt, for tasks the other tools do not cover."),
+    _tool("detect", "Detect", (_CLASSES, _max_tokens(128)), "detections",
+          "Boxes for the named objects, in image pixels (PaliGemma gives no confidence scores)."),
+    _tool("segment", "Segment", (
+        _CLASSES, _max_tokens(256),
+        Param("vae_path", ParamType.STR, "",
+              help="vae-oid.npz mask decoder weights; empty: $VFMSTUDIO_PALIGEMMA_VAE or the hub cache")),
+          "masks", "A mask and box for each named object, decoded from PaliGemma's segmentation tokens."),
+)  # fmt: skip
+
+
+@hookimpl
+def vfm_register_tools() -> list[ToolSpec]:
+    return list(TOOLS)

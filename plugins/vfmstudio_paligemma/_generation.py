@@ -1,0 +1,149 @@
+"""Greedy generation with streaming, cancellation and cached image features.
+
+- The image goes through the vision tower once per (model, image): its projected features sit in the
+  feature cache and are handed to ``generate`` as ``mm_encoder_outputs``, so a new prompt on the same
+  image (another question, other classes) skips the vision tower.
+- A finished generation is cached per (model, image, prompt, max_new_tokens): rerunning a tool with the
+  same inputs (the window resubmits on every parameter edit) costs no forward pass at all.
+- Each new token is streamed to ``ctx.partial`` as a :class:`~vfmstudio.core.results.Text` holding the
+  text so far, and a stopping criterion wired to ``ctx.cancel`` ends generation after the current step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+from transformers.generation.streamers import BaseStreamer
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+from vfmstudio.core.context import RunContext
+from vfmstudio.core.image import LoadedImage
+from vfmstudio.core.results import Text
+from vfmstudio_paligemma._model import PaliGemma
+
+# Extension point for tests and experiments: each factory gets the prompt length (in tokens) and returns a
+# LogitsProcessor added to every generation. While any is installed, finished generations are not cached
+# (their output depends on the hook, not only on the inputs).
+logits_processor_hooks: list[Callable[[int], LogitsProcessor]] = []
+
+
+@dataclass(frozen=True)
+class Generation:
+    prompt: str
+    token_ids: tuple[int, ...]  # generated tokens only, without the final <eos>
+    text: str  # decoded without special tokens; <locNNNN>/<segNNN> are kept
+    finished: bool  # False when max_new_tokens cut the output short
+
+
+class _StopOnCancel(StoppingCriteria):
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+        return torch.full((input_ids.shape[0],), self.ctx.cancel.cancelled, dtype=torch.bool, device=input_ids.device)
+
+
+class _TextStream(BaseStreamer):
+    """Streams the decoded text so far; the first ``put`` is the prompt and is skipped."""
+
+    def __init__(self, ctx: RunContext, decode: Callable[[list[int]], str], prompt: str, image_id: str,
+                 max_new_tokens: int):
+        self.ctx, self.decode, self.prompt, self.image_id = ctx, decode, prompt, image_id
+        self.max_new_tokens = max_new_tokens
+        self.ids: list[int] = []
+        self._saw_prompt = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self._saw_prompt:
+            self._saw_prompt = True
+            return
+        self.ids.extend(int(v) for v in value.reshape(-1).tolist())
+        if self.ctx.cancel.cancelled:
+            return  # the stopping criterion ends generation after this step
+        self.ctx.partial(Text(text=self.decode(self.ids), prompt=self.prompt, image_id=self.image_id))
+        self.ctx.progress(min(len(self.ids) / self.max_new_tokens, 1.0), f"generating ({len(self.ids)} tokens)")
+
+    def end(self) -> None:
+        pass
+
+
+def _model_key(pg: PaliGemma) -> tuple:
+    return ("paligemma", *pg.info.ref.key, pg.info.device, pg.info.precision)
+
+
+def prepare_inputs(pg: PaliGemma, image: LoadedImage, prompt: str) -> dict[str, torch.Tensor]:
+    """Processor inputs for one image and prompt (``<image>`` tokens, ``<bos>``, prompt, newline)."""
+    processor = pg.processor
+    text = processor.image_token + prompt  # the processor adds <bos> after the image tokens and the "\n"
+    inputs = processor(images=image.pixels, text=text, return_tensors="pt")
+    inputs.pop("labels", None)
+    dtype = next(pg.model.parameters()).dtype
+    return {k: (v.to(pg.device, dtype) if v.is_floating_point() else v.to(pg.device)) for k, v in inputs.items()}
+
+
+def image_features(ctx: RunContext, pg: PaliGemma, image: LoadedImage, pixel_values: torch.Tensor) -> torch.Tensor:
+    """The projected vision-tower output for ``image`` (1, image_seq_length, hidden), cached per image."""
+
+    def compute() -> torch.Tensor:
+        ctx.progress(None, "encoding the image")
+        with torch.inference_mode():
+            return pg.model.get_image_features(pixel_values).pooler_output.detach()
+
+    return ctx.cached((*_model_key(pg), "image-features", image.id), compute)
+
+
+def generate(ctx: RunContext, pg: PaliGemma, image: LoadedImage, prompt: str, max_new_tokens: int) -> Generation:
+    """Greedy generation for ``prompt`` on ``image``; raises Cancelled when ``ctx.cancel`` fires."""
+    key = (*_model_key(pg), "generation", image.id, prompt, int(max_new_tokens))
+    if logits_processor_hooks:
+        return _generate(ctx, pg, image, prompt, max_new_tokens)
+    result = ctx.cached(key, lambda: _generate(ctx, pg, image, prompt, max_new_tokens))
+    ctx.partial(Text(text=result.text, prompt=prompt, image_id=image.id))
+    return result
+
+
+def _generate(ctx: RunContext, pg: PaliGemma, image: LoadedImage, prompt: str, max_new_tokens: int) -> Generation:
+    inputs = prepare_inputs(pg, image, prompt)
+    features = image_features(ctx, pg, image, inputs.pop("pixel_values"))
+    tokenizer = pg.processor.tokenizer
+    prompt_len = int(inputs["input_ids"].shape[1])
+
+    def decode(ids: list[int]) -> str:
+        return tokenizer.decode(ids, skip_special_tokens=True)
+
+    streamer = _TextStream(ctx, decode, prompt, image.id, max_new_tokens)
+    processors = LogitsProcessorList(factory(prompt_len) for factory in logits_processor_hooks)
+    ctx.check_cancelled()
+    with torch.inference_mode():
+        out = pg.model.generate(
+            **inputs,
+            mm_encoder_outputs={"image": BaseModelOutputWithPooling(pooler_output=features)},
+            max_new_tokens=int(max_new_tokens),
+            do_sample=False,
+            num_beams=1,
+            streamer=streamer,
+            stopping_criteria=StoppingCriteriaList([_StopOnCancel(ctx)]),
+            logits_processor=processors,
+        )
+    ctx.check_cancelled()
+    ids = [int(v) for v in out[0, prompt_len:].tolist()]
+    eos = _eos_ids(pg)
+    finished = False
+    if ids and ids[-1] in eos:
+        finished = True
+        ids = ids[:-1]
+    if tokenizer.pad_token_id is not None:
+        while ids and ids[-1] == tokenizer.pad_token_id:
+            ids.pop()
+    return Generation(prompt=prompt, token_ids=tuple(ids), text=decode(ids).strip(), finished=finished)
+
+
+def _eos_ids(pg: PaliGemma) -> set[int]:
+    eos = pg.model.generation_config.eos_token_id
+    if eos is None:
+        eos = pg.processor.tokenizer.eos_token_id
+    return set(eos) if isinstance(eos, list | tuple) else {int(eos)}

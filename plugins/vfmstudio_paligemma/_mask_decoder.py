@@ -1,0 +1,159 @@
+"""PaliGemma's segmentation-token decoder: 16 ``<segNNN>`` codes -> a 64x64 mask logit map.
+
+A torch implementation of the published VQ-VAE decoder (big_vision, ``vae-oid.npz``), written from its
+description: codebook of 128 entries; the 16 codes' embeddings form a 4x4 grid (row-major); 1x1 conv to
+128 + ReLU; two residual blocks (3x3 conv, ReLU, 3x3 conv, ReLU, 1x1 conv, plus skip); four transposed
+convolutions (kernel 4, stride 2, padding 1; 128->128->64->32->16 channels) each followed by ReLU
+(4->8->16->32->64 px); a 1x1 conv to one channel. The layer indices of ``nn.Sequential`` below match the
+state-dict keys of the published file, so it loads as it is.
+
+The 64x64 map is resized bilinearly to the object's box, thresholded at 0 and pasted into a full-size mask.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vfmstudio.ml.errors import ModelError
+
+VAE_ENV = "VFMSTUDIO_PALIGEMMA_VAE"
+VAE_SPACE = "big-vision/paligemma-hf"
+VAE_FILE = "vae-oid.npz"
+CODEBOOK_KEY = "_vq_vae._embedding"
+GRID = 4
+MASK_SIZE = 64
+
+
+class _Residual(nn.Module):
+    def __init__(self, channels: int = 128):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(channels, channels, 1),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.net(x)
+
+
+class MaskDecoder(nn.Module):
+    """Codes (N, 16) int in [0, 128) -> mask logits (N, 64, 64), batched over objects."""
+
+    def __init__(self, embed_dim: int, codebook_size: int = 128):
+        super().__init__()
+        self.codebook = nn.Embedding(codebook_size, embed_dim)
+        self.decoder = nn.Sequential(
+            nn.Conv2d(embed_dim, 128, 1), nn.ReLU(),
+            _Residual(128), _Residual(128),
+            nn.ConvTranspose2d(128, 128, 4, stride=2, padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(128, 64, 4, stride=2, padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(32, 16, 4, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(16, 1, 1),
+        )  # fmt: skip
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        if codes.ndim != 2 or codes.shape[1] != GRID * GRID:
+            raise ValueError(f"mask codes: expected shape (N, {GRID * GRID}), got {tuple(codes.shape)}")
+        n = codes.shape[0]
+        emb = self.codebook(codes.long())  # (N, 16, D)
+        grid = emb.reshape(n, GRID, GRID, -1).permute(0, 3, 1, 2)  # row-major 4x4 -> NCHW
+        return self.decoder(grid)[:, 0]
+
+
+def load_decoder(path: str | os.PathLike[str], device: str = "cpu") -> MaskDecoder:
+    """A MaskDecoder with the weights of ``vae-oid.npz`` at ``path``; one-line ModelError when unusable."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            state = {k: np.asarray(npz[k]) for k in npz.files}
+    except FileNotFoundError:
+        raise ModelError(f"mask decoder weights '{path}' do not exist") from None
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"cannot read mask decoder weights '{path}': {exc}") from None
+    if CODEBOOK_KEY not in state or state[CODEBOOK_KEY].ndim != 2:
+        raise ModelError(f"'{path}' is not a PaliGemma mask decoder: no 2-D '{CODEBOOK_KEY}' codebook")
+    codebook = state.pop(CODEBOOK_KEY)
+    decoder = MaskDecoder(embed_dim=int(codebook.shape[1]), codebook_size=int(codebook.shape[0]))
+    tensors = {"codebook.weight": torch.from_numpy(codebook.astype(np.float32))}
+    tensors.update({k: torch.from_numpy(v.astype(np.float32)) for k, v in state.items()})
+    try:
+        decoder.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        detail = " ".join(" ".join(first[:3]).split())
+        raise ModelError(f"'{path}' does not match the PaliGemma mask decoder layout: {detail[:300]}") from None
+    return decoder.to(device).eval()
+
+
+def resolve_vae_path(configured: str | None = None) -> Path:
+    """Where ``vae-oid.npz`` is: the parameter, then ``$VFMSTUDIO_PALIGEMMA_VAE``, then the hub cache
+    (downloaded once from the Hugging Face space ``big-vision/paligemma-hf``)."""
+    for candidate, source in ((configured, "parameter 'vae_path'"), (os.environ.get(VAE_ENV), f"${VAE_ENV}")):
+        if candidate and str(candidate).strip():
+            path = Path(str(candidate).strip()).expanduser()
+            if not path.is_file():
+                raise ModelError(f"mask decoder weights '{path}' (from {source}) do not exist")
+            return path
+    return _download_vae()
+
+
+def _download_vae() -> Path:
+    from huggingface_hub import hf_hub_download
+
+    from vfmstudio.ml.hub import DEFAULT_TIMEOUT, hub_cache_dir, is_offline
+
+    cache = hub_cache_dir()
+    offline = is_offline()
+    try:
+        return Path(hf_hub_download(VAE_SPACE, VAE_FILE, repo_type="space", cache_dir=str(cache),
+                                    local_files_only=offline, etag_timeout=DEFAULT_TIMEOUT))
+    except Exception as exc:  # noqa: BLE001 - every hub failure becomes the same actionable line
+        why = "offline: HF_HUB_OFFLINE=1" if offline else f"{type(exc).__name__}"
+        raise ModelError(
+            f"the PaliGemma mask decoder weights ({VAE_FILE}) are not in the cache ({cache}) and cannot be "
+            f"downloaded ({why}); download {VAE_FILE} from https://huggingface.co/spaces/{VAE_SPACE} and pass "
+            f"it with --param vae_path=FILE or set {VAE_ENV}"
+        ) from exc
+
+
+def decode_logits(decoder: MaskDecoder, codes: np.ndarray | list) -> np.ndarray:
+    """(N, 16) codes -> (N, 64, 64) float32 logits, one batched forward for all objects."""
+    arr = np.asarray(codes, dtype=np.int64).reshape(-1, GRID * GRID)
+    if arr.shape[0] == 0:
+        return np.zeros((0, MASK_SIZE, MASK_SIZE), dtype=np.float32)
+    device = next(decoder.parameters()).device
+    with torch.inference_mode():
+        out = decoder(torch.from_numpy(arr).to(device))
+    return out.float().cpu().numpy()
+
+
+def pixel_box(box_xyxy, width: int, height: int) -> tuple[int, int, int, int]:
+    """Integer pixel box (x0, y0, x1, y1), exclusive ends, clamped to the image, at least 1x1."""
+    x0, y0, x1, y1 = (float(v) for v in box_xyxy)
+    ix0 = min(max(math.floor(x0), 0), width - 1)
+    iy0 = min(max(math.floor(y0), 0), height - 1)
+    ix1 = min(max(math.ceil(x1), ix0 + 1), width)
+    iy1 = min(max(math.ceil(y1), iy0 + 1), height)
+    return ix0, iy0, ix1, iy1
+
+
+def paste_masks(logits: np.ndarray, boxes_xyxy, width: int, height: int) -> np.ndarray:
+    """Resize each 64x64 logit map bilinearly to its box, threshold at 0 and paste: (N, H, W) bool."""
+    n = int(logits.shape[0])
+    masks = np.zeros((n, height, width), dtype=bool)
+    for i in range(n):
+        x0, y0, x1, y1 = pixel_box(boxes_xyxy[i], width, height)
+        src = torch.from_numpy(np.ascontiguousarray(logits[i], dtype=np.float32))[None, None]
+        resized = F.interpolate(src, size=(y1 - y0, x1 - x0), mode="bilinear", align_corners=False)
+        masks[i, y0:y1, x0:x1] = resized[0, 0].numpy() > 0
+    return masks

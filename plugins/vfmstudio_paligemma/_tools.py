@@ -1,0 +1,77 @@
+"""The PaliGemma tool functions: ``fn(ctx, images, params) -> list[Result]``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vfmstudio.core.context import RunContext
+from vfmstudio.core.image import LoadedImage
+from vfmstudio.core.results import Detections, Masks, Result, Text
+from vfmstudio_paligemma import _generation, _mask_decoder, _model, prompts
+from vfmstudio_paligemma.parsing import ParsedObject, parse_objects, split_classes
+
+UNLABELLED = "object"
+
+
+def _text(ctx: RunContext, image: LoadedImage, prompt: str, max_new_tokens: int) -> list[Result]:
+    pg = _model.get(ctx)
+    gen = _generation.generate(ctx, pg, image, prompt, max_new_tokens)
+    return [Text(text=gen.text, prompt=prompt, image_id=image.id)]
+
+
+def caption(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Result]:
+    prompt = prompts.caption_prompt(params["length"], params["lang"])
+    return _text(ctx, images[0], prompt, params["max_new_tokens"])
+
+
+def ask(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Result]:
+    prompt = prompts.answer_prompt(params["question"], params["lang"])
+    return _text(ctx, images[0], prompt, params["max_new_tokens"])
+
+
+def ocr(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Result]:
+    return _text(ctx, images[0], prompts.ocr_prompt(), params["max_new_tokens"])
+
+
+def prompt(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Result]:
+    return _text(ctx, images[0], prompts.raw_prompt(params["prompt"]), params["max_new_tokens"])
+
+
+def _label(obj: ParsedObject, classes: tuple[str, ...]) -> str:
+    if obj.label:
+        return obj.label
+    # A missing label is unambiguous only when a single class was asked for.
+    return classes[0] if len(classes) == 1 else UNLABELLED
+
+
+def detect(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Result]:
+    image = images[0]
+    classes = split_classes(params["classes"])
+    prompt = prompts.detect_prompt(classes)
+    pg = _model.get(ctx)
+    gen = _generation.generate(ctx, pg, image, prompt, params["max_new_tokens"])
+    objects = parse_objects(gen.text)
+    boxes = np.array([o.box_xyxy(image.width, image.height) for o in objects], dtype=np.float32).reshape(-1, 4)
+    return [Detections(boxes_xyxy=boxes, labels=tuple(_label(o, classes) for o in objects), image_id=image.id)]
+
+
+def segment(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Result]:
+    image = images[0]
+    classes = split_classes(params["classes"])
+    prompt = prompts.segment_prompt(classes)
+    pg = _model.get(ctx)
+    gen = _generation.generate(ctx, pg, image, prompt, params["max_new_tokens"])
+    objects = [o for o in parse_objects(gen.text) if o.seg is not None]
+    w, h = image.width, image.height
+    boxes = np.array([o.box_xyxy(w, h) for o in objects], dtype=np.float32).reshape(-1, 4)
+    if objects:
+        path = _mask_decoder.resolve_vae_path(params.get("vae_path"))
+        decoder = ctx.model(("paligemma-mask-decoder", str(path.resolve())),
+                            lambda: _mask_decoder.load_decoder(path, pg.device))
+        ctx.progress(None, f"decoding {len(objects)} masks")
+        logits = _mask_decoder.decode_logits(decoder, [o.seg for o in objects])
+        masks = _mask_decoder.paste_masks(logits, boxes, w, h)
+    else:
+        masks = np.zeros((0, h, w), dtype=bool)
+    return [Masks(masks=masks, labels=tuple(_label(o, classes) for o in objects), boxes_xyxy=boxes,
+                  image_id=image.id)]

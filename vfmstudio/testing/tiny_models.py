@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 import transformers
 
+from vfmstudio.testing.tiny_paligemma import build_tiny_paligemma
+
 # DINOv2's hub preprocessor (facebook/dinov2-*): resize short side 256 bicubic, centre-crop 224, ImageNet stats.
 DINOV2_PREPROCESSOR = {
     "crop_size": {"height": 224, "width": 224},
@@ -80,6 +82,7 @@ def build_tiny_dinov2_registers(dest: Path, *, seed: int = 0) -> Path:
 TINY_BUILDERS: dict[str, Callable[..., Path]] = {
     "dinov2": build_tiny_dinov2,
     "dinov2-registers": build_tiny_dinov2_registers,
+    "paligemma": build_tiny_paligemma,
 }
 
 

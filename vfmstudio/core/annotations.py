@@ -1,0 +1,678 @@
+"""Annotations: the labels a user keeps, edits and exports (Qt-free, torch-free).
+
+Shapes are immutable values in image pixel coordinates (x right, y down, origin top-left; box
+corners and polygon vertices lie on pixel edges, so a box (0, 0, 2, 2) covers four pixels):
+
+- :class:`Box` (x0, y0, x1, y1)
+- :class:`Polygon`: one or more parts, each an exterior ring with optional holes
+- :class:`Mask`: a full-image binary mask, held as COCO run lengths (exact, compact, comparable)
+- :class:`Points`: one or more points (keypoints, clicks)
+
+An :class:`Annotation` is a shape with a class label, an id, the image it belongs to, free
+attributes and its :class:`Provenance` (manual, imported, or tool + model + parameters + score).
+A :class:`LabelSet` holds the class list (with colours), the annotations per image, image tags and
+captions. Edits go through :mod:`vfmstudio.core.commands` so that each one can be undone; the
+``_``-prefixed mutators here are for those commands only.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+
+import numpy as np
+
+from vfmstudio.core import geometry, rle
+from vfmstudio.core.results import Classification, Detections, Masks, Prediction, Result, Text
+
+Point = tuple[float, float]
+RingT = tuple[Point, ...]
+
+
+class AnnotationError(ValueError):
+    """An annotation or an edit was refused; the message says which and why."""
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def _finite(name: str, values: Iterable[float]) -> tuple[float, ...]:
+    out = tuple(float(v) for v in values)
+    if not all(np.isfinite(out)):
+        raise AnnotationError(f"{name}: coordinates must be finite numbers")
+    return out
+
+
+def _ring(name: str, points: Any) -> RingT:
+    arr = np.asarray(points, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise AnnotationError(f"{name}: expected a list of (x, y) points, got shape {arr.shape}")
+    if arr.shape[0] < 3:
+        raise AnnotationError(f"{name}: a ring needs at least 3 points, got {arr.shape[0]}")
+    if not np.isfinite(arr).all():
+        raise AnnotationError(f"{name}: coordinates must be finite numbers")
+    return tuple((float(x), float(y)) for x, y in arr)
+
+
+# ---------------------------------------------------------------------------------------- shapes
+
+
+@dataclass(frozen=True)
+class Box:
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    kind: ClassVar[str] = "box"
+
+    def __post_init__(self) -> None:
+        x0, y0, x1, y1 = _finite("box", (self.x0, self.y0, self.x1, self.y1))
+        if x1 < x0 or y1 < y0:
+            raise AnnotationError(f"box: needs x1 >= x0 and y1 >= y0, got {(x0, y0, x1, y1)}")
+        for name, v in zip(("x0", "y0", "x1", "y1"), (x0, y0, x1, y1)):
+            object.__setattr__(self, name, v)
+
+    @property
+    def xyxy(self) -> tuple[float, float, float, float]:
+        return (self.x0, self.y0, self.x1, self.y1)
+
+    def bbox(self) -> tuple[float, float, float, float]:
+        return self.xyxy
+
+    def translated(self, dx: float, dy: float) -> Box:
+        return Box(self.x0 + dx, self.y0 + dy, self.x1 + dx, self.y1 + dy)
+
+    def to_mask(self, height: int, width: int) -> np.ndarray:
+        return geometry.rasterize_rings([self.corners()], height, width)
+
+    def corners(self) -> RingT:
+        return ((self.x0, self.y0), (self.x1, self.y0), (self.x1, self.y1), (self.x0, self.y1))
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "xyxy": list(self.xyxy)}
+
+
+@dataclass(frozen=True)
+class PolygonPart:
+    exterior: RingT
+    holes: tuple[RingT, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "exterior", _ring("polygon exterior", self.exterior))
+        object.__setattr__(self, "holes", tuple(_ring("polygon hole", h) for h in self.holes))
+
+
+@dataclass(frozen=True)
+class Polygon:
+    """One or more parts (an object split by occlusion), each with optional holes."""
+
+    parts: tuple[PolygonPart, ...]
+    kind: ClassVar[str] = "polygon"
+
+    def __post_init__(self) -> None:
+        parts = tuple(p if isinstance(p, PolygonPart) else PolygonPart(*p) for p in self.parts)
+        if not parts:
+            raise AnnotationError("polygon: needs at least one part")
+        object.__setattr__(self, "parts", parts)
+
+    @classmethod
+    def simple(cls, points: Any) -> Polygon:
+        return cls((PolygonPart(points),))
+
+    @property
+    def has_holes(self) -> bool:
+        return any(p.holes for p in self.parts)
+
+    def rings(self) -> list[RingT]:
+        return [r for p in self.parts for r in (p.exterior, *p.holes)]
+
+    def bbox(self) -> tuple[float, float, float, float]:
+        pts = np.asarray([pt for p in self.parts for pt in p.exterior])
+        return (float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max()))
+
+    def translated(self, dx: float, dy: float) -> Polygon:
+        def mv(ring: RingT) -> RingT:
+            return tuple((x + dx, y + dy) for x, y in ring)
+
+        return Polygon(tuple(PolygonPart(mv(p.exterior), tuple(mv(h) for h in p.holes)) for p in self.parts))
+
+    def with_vertex(self, part: int, ring: int, index: int, xy: Point) -> Polygon:
+        """A copy with one vertex moved; ``ring`` 0 is the exterior, 1.. the holes."""
+        parts = list(self.parts)
+        p = parts[part]
+        rings = [list(p.exterior), *[list(h) for h in p.holes]]
+        rings[ring][index] = (float(xy[0]), float(xy[1]))
+        parts[part] = PolygonPart(tuple(rings[0]), tuple(tuple(h) for h in rings[1:]))
+        return Polygon(tuple(parts))
+
+    def to_mask(self, height: int, width: int) -> np.ndarray:
+        return geometry.rasterize_parts(((p.exterior, p.holes) for p in self.parts), height, width)
+
+    def area(self) -> float:
+        """Geometric area (holes subtracted), in square pixels."""
+        return float(sum(abs(geometry.ring_area(np.asarray(p.exterior)))
+                         - sum(abs(geometry.ring_area(np.asarray(h))) for h in p.holes) for p in self.parts))
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind,
+                "parts": [{"exterior": [list(pt) for pt in p.exterior],
+                           "holes": [[list(pt) for pt in h] for h in p.holes]} for p in self.parts]}
+
+
+@dataclass(frozen=True)
+class Mask:
+    """A binary mask of a whole image as COCO run lengths (column-major, starting with zeros)."""
+
+    height: int
+    width: int
+    counts: tuple[int, ...]
+    kind: ClassVar[str] = "mask"
+
+    def __post_init__(self) -> None:
+        counts = tuple(int(c) for c in self.counts)
+        if any(c < 0 for c in counts) or sum(counts) != self.height * self.width:
+            raise AnnotationError(f"mask: run lengths do not cover {self.height}x{self.width} pixels")
+        object.__setattr__(self, "counts", counts)
+
+    @classmethod
+    def from_array(cls, mask: np.ndarray) -> Mask:
+        m = np.asarray(mask)
+        if m.ndim != 2:
+            raise AnnotationError(f"mask: expected a 2-D array, got shape {m.shape}")
+        return cls(int(m.shape[0]), int(m.shape[1]), tuple(rle.mask_to_counts(m != 0)))
+
+    def to_array(self) -> np.ndarray:
+        return rle.counts_to_mask(list(self.counts), self.height, self.width)
+
+    def to_mask(self, height: int, width: int) -> np.ndarray:
+        if (height, width) != (self.height, self.width):
+            raise AnnotationError(f"mask of size {self.height}x{self.width} on an image of {height}x{width}")
+        return self.to_array()
+
+    @property
+    def area(self) -> int:
+        return int(sum(self.counts[1::2]))
+
+    def bbox(self) -> tuple[float, float, float, float]:
+        box = geometry.mask_bbox(self.to_array())
+        return (0.0, 0.0, 0.0, 0.0) if box is None else tuple(float(v) for v in box)  # type: ignore[return-value]
+
+    def to_rle(self) -> dict:
+        return {"size": [self.height, self.width], "counts": rle.counts_to_string(list(self.counts))}
+
+    @classmethod
+    def from_rle(cls, obj: Mapping) -> Mask:
+        return cls.from_array(rle.decode(dict(obj)))
+
+    def translated(self, dx: float, dy: float) -> Mask:
+        arr = self.to_array()
+        out = np.zeros_like(arr)
+        dx, dy = int(round(dx)), int(round(dy))
+        h, w = arr.shape
+        src = arr[max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)]
+        out[max(0, dy):max(0, dy) + src.shape[0], max(0, dx):max(0, dx) + src.shape[1]] = src
+        return Mask.from_array(out)
+
+    def to_polygon(self, tolerance: float = 1.0, min_area: float = 0.0) -> Polygon | None:
+        parts = geometry.mask_to_parts(self.to_array(), tolerance, min_area)
+        if not parts:
+            return None
+        return Polygon(tuple(PolygonPart(_as_ring(e), tuple(_as_ring(h) for h in hs)) for e, hs in parts))
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "rle": self.to_rle()}
+
+
+def _as_ring(arr: np.ndarray) -> RingT:
+    return tuple((float(x), float(y)) for x, y in arr)
+
+
+@dataclass(frozen=True)
+class Points:
+    points: tuple[Point, ...]
+    kind: ClassVar[str] = "points"
+
+    def __post_init__(self) -> None:
+        arr = np.asarray(self.points, dtype=np.float64).reshape(-1, 2)
+        if arr.shape[0] == 0:
+            raise AnnotationError("points: needs at least one point")
+        if not np.isfinite(arr).all():
+            raise AnnotationError("points: coordinates must be finite numbers")
+        object.__setattr__(self, "points", tuple((float(x), float(y)) for x, y in arr))
+
+    def bbox(self) -> tuple[float, float, float, float]:
+        a = np.asarray(self.points)
+        return (float(a[:, 0].min()), float(a[:, 1].min()), float(a[:, 0].max()), float(a[:, 1].max()))
+
+    def translated(self, dx: float, dy: float) -> Points:
+        return Points(tuple((x + dx, y + dy) for x, y in self.points))
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "points": [list(p) for p in self.points]}
+
+
+Shape = Box | Polygon | Mask | Points
+SHAPE_KINDS = ("box", "polygon", "mask", "points")
+
+
+def shape_from_json(obj: Mapping) -> Shape:
+    kind = obj.get("kind") if isinstance(obj, Mapping) else None
+    try:
+        if kind == "box":
+            return Box(*obj["xyxy"])
+        if kind == "polygon":
+            return Polygon(tuple(PolygonPart(p["exterior"], tuple(p.get("holes", ()))) for p in obj["parts"]))
+        if kind == "mask":
+            return Mask.from_rle(obj["rle"])
+        if kind == "points":
+            return Points(tuple(tuple(p) for p in obj["points"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, AnnotationError):
+            raise
+        raise AnnotationError(f"{kind}: malformed shape ({exc})") from None
+    raise AnnotationError(f"unknown shape kind {kind!r} (expected one of {', '.join(SHAPE_KINDS)})")
+
+
+# ---------------------------------------------------------------------------------- annotations
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where an annotation came from. ``source``: ``manual``, ``model`` or ``import``."""
+
+    source: str = "manual"
+    tool: str | None = None
+    model: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    score: float | None = None
+    created: str = field(default_factory=_now)
+
+    def to_json(self) -> dict:
+        out: dict[str, Any] = {"source": self.source, "created": self.created}
+        for key in ("tool", "model", "score"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.params:
+            out["params"] = dict(self.params)
+        return out
+
+    @classmethod
+    def from_json(cls, obj: Mapping | None) -> Provenance:
+        obj = obj or {}
+        score = obj.get("score")
+        return cls(source=str(obj.get("source", "manual")), tool=obj.get("tool"), model=obj.get("model"),
+                    params=dict(obj.get("params") or {}), score=None if score is None else float(score),
+                    created=str(obj.get("created", "")))
+
+
+@dataclass(frozen=True)
+class Annotation:
+    image: str
+    label: str
+    shape: Shape
+    id: str = field(default_factory=new_id)
+    provenance: Provenance = field(default_factory=Provenance)
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.shape, Box | Polygon | Mask | Points):
+            raise AnnotationError(f"annotation {self.id}: unknown shape {type(self.shape).__name__}")
+        if not self.label:
+            raise AnnotationError(f"annotation {self.id}: needs a class label")
+
+    @property
+    def score(self) -> float | None:
+        return self.provenance.score
+
+    def with_shape(self, shape: Shape) -> Annotation:
+        return replace(self, shape=shape)
+
+    def with_label(self, label: str) -> Annotation:
+        return replace(self, label=label)
+
+    def to_json(self) -> dict:
+        out = {"id": self.id, "label": self.label, "shape": self.shape.to_json(),
+               "provenance": self.provenance.to_json()}
+        if self.attributes:
+            out["attributes"] = dict(self.attributes)
+        return out
+
+    @classmethod
+    def from_json(cls, image: str, obj: Mapping) -> Annotation:
+        try:
+            return cls(image=image, label=str(obj["label"]), shape=shape_from_json(obj["shape"]),
+                       id=str(obj.get("id") or new_id()), provenance=Provenance.from_json(obj.get("provenance")),
+                       attributes=dict(obj.get("attributes") or {}))
+        except KeyError as exc:
+            raise AnnotationError(f"annotation on {image}: missing field {exc}") from None
+
+
+# ---------------------------------------------------------------------------------- class list
+
+PALETTE = ("#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
+           "#bcf60c", "#fabebe", "#008080", "#e6beff", "#9a6324", "#fffac8", "#800000", "#aaffc3",
+           "#808000", "#ffd8b1", "#000075", "#808080")
+
+
+def default_color(name: str) -> str:
+    """A stable colour for a class name (the same in every project)."""
+    digest = hashlib.sha1(name.encode("utf-8")).digest()
+    return PALETTE[digest[0] % len(PALETTE)]
+
+
+@dataclass(frozen=True)
+class LabelClass:
+    name: str
+    color: str = ""
+
+    def __post_init__(self) -> None:
+        name = str(self.name).strip()
+        if not name:
+            raise AnnotationError("a class needs a non-empty name")
+        object.__setattr__(self, "name", name)
+        color = self.color or default_color(name)
+        if not (len(color) == 7 and color[0] == "#" and all(c in "0123456789abcdefABCDEF" for c in color[1:])):
+            raise AnnotationError(f"class {name!r}: colour must look like '#rrggbb', got {color!r}")
+        object.__setattr__(self, "color", color.lower())
+
+    @property
+    def rgb(self) -> tuple[int, int, int]:
+        return (int(self.color[1:3], 16), int(self.color[3:5], 16), int(self.color[5:7], 16))
+
+
+# ----------------------------------------------------------------------------------- label set
+
+
+class LabelSet:
+    """Classes, annotations per image (ordered: later is drawn on top), tags and captions.
+
+    Read freely; change only through :mod:`vfmstudio.core.commands` (undoable) or, when building a
+    set from scratch (import, tests), through :meth:`add`, :meth:`ensure_class`, :meth:`set_tags`
+    and :meth:`set_caption`.
+    """
+
+    def __init__(self) -> None:
+        self.classes: list[LabelClass] = []
+        self._by_image: dict[str, list[Annotation]] = {}
+        self._where: dict[str, str] = {}
+        self.tags: dict[str, tuple[str, ...]] = {}
+        self.captions: dict[str, str] = {}
+        self.extras: dict[str, dict[str, Any]] = {}  # per image, format data kept for round trips
+
+    # ---------------------------------------------------------------- reading
+    @property
+    def class_names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+    def class_index(self, name: str) -> int:
+        for i, c in enumerate(self.classes):
+            if c.name == name:
+                return i
+        raise AnnotationError(f"unknown class {name!r}")
+
+    def get_class(self, name: str) -> LabelClass | None:
+        for c in self.classes:
+            if c.name == name:
+                return c
+        return None
+
+    def images(self) -> list[str]:
+        keys = set(self._by_image) | set(self.tags) | set(self.captions)
+        return sorted(keys)
+
+    def annotations(self, image: str | None = None) -> tuple[Annotation, ...]:
+        if image is None:
+            return tuple(a for anns in self._by_image.values() for a in anns)
+        return tuple(self._by_image.get(image, ()))
+
+    def get(self, ann_id: str) -> Annotation:
+        image = self._where.get(ann_id)
+        if image is None:
+            raise AnnotationError(f"no annotation with id {ann_id!r}")
+        for a in self._by_image[image]:
+            if a.id == ann_id:
+                return a
+        raise AssertionError("index out of sync")  # pragma: no cover
+
+    def __contains__(self, ann_id: object) -> bool:
+        return ann_id in self._where
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def index_of(self, ann_id: str) -> int:
+        image = self._where[ann_id]
+        return next(i for i, a in enumerate(self._by_image[image]) if a.id == ann_id)
+
+    def color_of(self, label: str) -> str:
+        c = self.get_class(label)
+        return c.color if c else default_color(label)
+
+    # ---------------------------------------------------------------- building (not undoable)
+    def ensure_class(self, name: str, color: str = "") -> LabelClass:
+        existing = self.get_class(name)
+        if existing is not None:
+            return existing
+        cls = LabelClass(name, color)
+        self.classes.append(cls)
+        return cls
+
+    def add(self, ann: Annotation) -> Annotation:
+        self.ensure_class(ann.label)
+        self._insert(ann, None)
+        return ann
+
+    def set_tags(self, image: str, tags: Iterable[str]) -> None:
+        self._set_tags(image, tuple(tags))
+
+    def set_caption(self, image: str, text: str) -> None:
+        self._set_caption(image, text)
+
+    # ---------------------------------------------------------------- primitive mutators (commands)
+    def _insert(self, ann: Annotation, index: int | None) -> int:
+        if ann.id in self._where:
+            raise AnnotationError(f"an annotation with id {ann.id!r} already exists")
+        anns = self._by_image.setdefault(ann.image, [])
+        pos = len(anns) if index is None else index
+        anns.insert(pos, ann)
+        self._where[ann.id] = ann.image
+        return pos
+
+    def _remove(self, ann_id: str) -> tuple[Annotation, int]:
+        image = self._where.get(ann_id)
+        if image is None:
+            raise AnnotationError(f"no annotation with id {ann_id!r}")
+        anns = self._by_image[image]
+        pos = next(i for i, a in enumerate(anns) if a.id == ann_id)
+        ann = anns.pop(pos)
+        if not anns:
+            del self._by_image[image]
+        del self._where[ann_id]
+        return ann, pos
+
+    def _replace(self, ann: Annotation) -> Annotation:
+        image = self._where.get(ann.id)
+        if image is None:
+            raise AnnotationError(f"no annotation with id {ann.id!r}")
+        if image != ann.image:
+            raise AnnotationError(f"annotation {ann.id}: cannot move between images")
+        anns = self._by_image[image]
+        pos = next(i for i, a in enumerate(anns) if a.id == ann.id)
+        old, anns[pos] = anns[pos], ann
+        return old
+
+    def _set_tags(self, image: str, tags: tuple[str, ...]) -> tuple[str, ...]:
+        old = self.tags.get(image, ())
+        clean = tuple(dict.fromkeys(t.strip() for t in tags if t.strip()))
+        if clean:
+            self.tags[image] = clean
+        else:
+            self.tags.pop(image, None)
+        return old
+
+    def _set_caption(self, image: str, text: str) -> str:
+        old = self.captions.get(image, "")
+        if text:
+            self.captions[image] = text
+        else:
+            self.captions.pop(image, None)
+        return old
+
+    # ---------------------------------------------------------------- JSON
+    def to_json(self) -> dict:
+        images: dict[str, Any] = {}
+        for key in self.images():
+            entry: dict[str, Any] = {}
+            if self._by_image.get(key):
+                entry["annotations"] = [a.to_json() for a in self._by_image[key]]
+            if self.tags.get(key):
+                entry["tags"] = list(self.tags[key])
+            if self.captions.get(key):
+                entry["caption"] = self.captions[key]
+            images[key] = entry
+        extras = {k: v for k, v in sorted(self.extras.items()) if v}
+        out: dict[str, Any] = {"classes": [{"name": c.name, "color": c.color} for c in self.classes],
+                               "images": images}
+        if extras:
+            out["extras"] = extras
+        return out
+
+    @classmethod
+    def from_json(cls, obj: Mapping) -> LabelSet:
+        out = cls()
+        for c in obj.get("classes", ()):
+            if out.get_class(str(c["name"])) is not None:
+                raise AnnotationError(f"class {c['name']!r} is listed twice")
+            out.classes.append(LabelClass(str(c["name"]), str(c.get("color") or "")))
+        for key, entry in (obj.get("images") or {}).items():
+            for a in entry.get("annotations", ()):
+                out._insert(Annotation.from_json(key, a), None)
+            if entry.get("tags"):
+                out._set_tags(key, tuple(str(t) for t in entry["tags"]))
+            if entry.get("caption"):
+                out._set_caption(key, str(entry["caption"]))
+        out.extras = {str(k): dict(v) for k, v in (obj.get("extras") or {}).items()}
+        for a in out.annotations():
+            out.ensure_class(a.label)
+        return out
+
+    def state(self) -> dict:
+        """A comparable snapshot of everything (tests, dirty checks)."""
+        return self.to_json()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LabelSet) and self.to_json() == other.to_json()
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+# ---------------------------------------------------------------------- accepting predictions
+
+
+@dataclass
+class Accepted:
+    """What accepting (part of) a prediction adds: new annotations, tags and a caption per image."""
+
+    annotations: list[Annotation] = field(default_factory=list)
+    tags: dict[str, list[str]] = field(default_factory=dict)
+    captions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> list[str]:
+        return list(dict.fromkeys([a.label for a in self.annotations]))
+
+
+def accept_prediction(prediction: Prediction, image: str | Mapping[str, str], *,
+                      select: Iterable[tuple[int, int]] | None = None, min_score: float | None = None,
+                      masks_as_polygons: bool = False, tolerance: float = 1.0, min_area: float = 0.0,
+                      manual: bool = False) -> Accepted:
+    """Turn a prediction's results (all of them, or the ``select``-ed ``(result, item)`` pairs)
+    into annotations with provenance.
+
+    ``image`` is the annotation key for every result, or a mapping from a result's image id to
+    the key (multi-image predictions). Detections become boxes; masks become masks or, with
+    ``masks_as_polygons``, polygons simplified with ``tolerance`` pixels; classifications become
+    image tags (the top label, or every label at or above ``min_score`` when multi-label);
+    text becomes the caption. ``min_score`` drops items scoring below it.
+    """
+    chosen = None if select is None else set((int(r), int(i)) for r, i in select)
+    out = Accepted()
+
+    def key_of(result: Result) -> str:
+        if isinstance(image, str):
+            return image
+        rid = getattr(result, "image_id", None) or (prediction.image_ids[0] if prediction.image_ids else None)
+        if rid not in image:
+            raise AnnotationError(f"prediction result for image {rid!r} has no matching project image")
+        return image[rid]
+
+    def prov(score: float | None) -> Provenance:
+        if manual:
+            return Provenance("manual", score=score)
+        return Provenance("model", tool=prediction.tool, model=prediction.model, params=dict(prediction.params),
+                          score=score)
+
+    def wanted(r: int, i: int, score: float | None) -> bool:
+        if chosen is not None and (r, i) not in chosen:
+            return False
+        return min_score is None or score is None or score >= min_score
+
+    for r, result in enumerate(prediction.results):
+        if isinstance(result, Detections):
+            key = key_of(result)
+            for i in range(len(result)):
+                score = None if result.scores is None else float(result.scores[i])
+                if wanted(r, i, score):
+                    out.annotations.append(Annotation(key, result.labels[i], Box(*result.boxes_xyxy[i].tolist()),
+                                                      provenance=prov(score)))
+        elif isinstance(result, Masks):
+            key = key_of(result)
+            for i in range(len(result)):
+                score = None if result.scores is None else float(result.scores[i])
+                if not wanted(r, i, score):
+                    continue
+                mask = Mask.from_array(result.masks[i])
+                shape: Shape | None = mask
+                if masks_as_polygons:
+                    shape = mask.to_polygon(tolerance, min_area)
+                if shape is None or (isinstance(shape, Mask) and shape.area == 0):
+                    continue
+                out.annotations.append(Annotation(key, result.labels[i], shape, provenance=prov(score)))
+        elif isinstance(result, Classification):
+            key = key_of(result)
+            picked = []
+            for i, label in enumerate(result.labels):
+                score = float(result.scores[i])
+                if chosen is not None:
+                    if (r, i) in chosen:
+                        picked.append(label)
+                elif result.multi_label:
+                    if min_score is None or score >= min_score:
+                        picked.append(label)
+                elif i == 0 and (min_score is None or score >= min_score):
+                    picked.append(label)
+            if picked:
+                out.tags.setdefault(key, []).extend(picked)
+        elif isinstance(result, Text):
+            if chosen is None or (r, 0) in chosen:
+                out.captions[key_of(result)] = result.text
+    return out
+
+
+def shape_area(shape: Shape, height: int, width: int) -> int:
+    """Pixels covered by a shape on an image of the given size (boxes and polygons rasterised)."""
+    if isinstance(shape, Mask):
+        return shape.area
+    if isinstance(shape, Points):
+        return 0
+    return int(shape.to_mask(height, width).sum())
+

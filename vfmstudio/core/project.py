@@ -1,0 +1,495 @@
+"""The project file: images by relative path and content hash, classes, annotations, captions.
+
+Safety of data is this module's job:
+
+- every write is atomic (:func:`atomic_write_bytes`: temp file in the same folder, flush, fsync,
+  ``os.replace``, fsync of the folder), so the project file always holds a whole old or a whole
+  new state, whatever moment a crash hits;
+- before each save the current file is kept as ``<name>.bak1`` (older ones rotate to ``.bak2``,
+  ``.bak3``), each rotation step itself atomic;
+- a corrupt file, or one written by a newer vfmstudio, is refused with a one-line message and is
+  never overwritten; :func:`find_recovery` offers the newest readable backup when the project is
+  unreadable or a backup holds a newer revision;
+- images that moved or changed since they were added are reported by :meth:`Project.check_images`;
+  their annotations are kept.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from vfmstudio.core.annotations import Annotation, AnnotationError, LabelSet, new_id
+from vfmstudio.core.cancel import CancelToken
+from vfmstudio.core.image import ImageLoadError, image_id_for_file
+
+DEFAULT_NAME = "vfmstudio.json"
+FORMAT_NAME = "vfmstudio-project"
+VERSION = 1
+BACKUPS = 3
+
+
+class ProjectError(Exception):
+    """A project could not be opened or saved; ``str(e)`` is one line naming the file."""
+
+
+class ProjectCorruptError(ProjectError):
+    """The file is not a readable project. ``backup`` is the newest readable backup, if any."""
+
+    def __init__(self, message: str, backup: BackupInfo | None = None):
+        super().__init__(message + (f"; a readable backup exists: {backup.path.name} (revision {backup.revision})"
+                                    if backup else ""))
+        self.backup = backup
+
+
+class ProjectTooNewError(ProjectError):
+    """The file was written by a newer vfmstudio (its format version is above ours)."""
+
+
+# ------------------------------------------------------------------------------ atomic writes
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # not supported on this platform/file system
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new content, never a mix."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fp:
+            fp.write(data)
+            fp.flush()
+            os.fsync(fp.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+# ------------------------------------------------------------------------------ images
+
+
+@dataclass
+class ImageRecord:
+    """An image of the project: ``path`` is relative to the project folder, with '/' separators."""
+
+    key: str
+    path: str
+    id: str = ""  # content hash (see vfmstudio.core.image.image_id_for_file); "" when unknown
+    width: int = 0
+    height: int = 0
+    size: int = 0
+    mtime_ns: int = 0
+
+    def to_json(self) -> dict:
+        return {"key": self.key, "path": self.path, "id": self.id, "width": self.width, "height": self.height,
+                "size": self.size, "mtime_ns": self.mtime_ns}
+
+    @classmethod
+    def from_json(cls, obj: Mapping) -> ImageRecord:
+        return cls(key=str(obj["key"]), path=str(obj["path"]), id=str(obj.get("id", "")),
+                   width=int(obj.get("width", 0)), height=int(obj.get("height", 0)), size=int(obj.get("size", 0)),
+                   mtime_ns=int(obj.get("mtime_ns", 0)))
+
+
+@dataclass(frozen=True)
+class ImageIssue:
+    """``kind``: ``missing``, ``moved`` (found by content at ``found``) or ``changed`` (new content)."""
+
+    key: str
+    kind: str
+    path: str
+    found: str | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "moved":
+            return f"{self.path}: moved to {self.found}"
+        if self.kind == "changed":
+            return f"{self.path}: the file changed since it was added (annotations kept)"
+        return f"{self.path}: missing (annotations kept)"
+
+
+_EXIF_ORIENTATION = 0x0112
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) of the upright image, read from the header (EXIF rotation applied)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            try:
+                orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
+            except Exception:  # noqa: BLE001 - a broken EXIF block must not stop the read
+                orientation = 1
+    except (OSError, UnidentifiedImageError) as exc:
+        raise ImageLoadError(path, f"cannot read the image header ({exc})") from None
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
+def _rel(path: Path, root: Path) -> str:
+    return Path(os.path.relpath(path.resolve(), root.resolve())).as_posix()
+
+
+# ------------------------------------------------------------------------------ the project
+
+
+@dataclass(frozen=True)
+class BackupInfo:
+    path: Path
+    revision: int
+    saved: str
+
+
+class Project:
+    """A project in memory. ``path`` is the project file; images are relative to its folder."""
+
+    def __init__(self, path: str | os.PathLike[str], *, labels: LabelSet | None = None):
+        self.path = Path(path).absolute()
+        self.images: dict[str, ImageRecord] = {}
+        self.labels = labels if labels is not None else LabelSet()
+        self.revision = 0
+        self.saved = ""
+        self.extra: dict[str, Any] = {}  # unknown top-level keys, written back unchanged
+        self._disk_stat: tuple[int, int] | None = None  # (size, mtime_ns) of the file we last read/wrote
+        self._replace_unreadable = False
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    # ---------------------------------------------------------------- images
+    def image_path(self, key: str) -> Path:
+        return self.root / self.images[key].path
+
+    def add_image(self, path: str | os.PathLike[str], *, key: str | None = None, hash_file: bool = True) -> ImageRecord:
+        """Add (or return the existing record of) an image file; its key defaults to its relative path."""
+        p = Path(path)
+        if not p.is_absolute():
+            p = self.root / p
+        rel = _rel(p, self.root)
+        for rec in self.images.values():
+            if rec.path == rel:
+                return rec
+        key = key or rel
+        if key in self.images:
+            raise ProjectError(f"{self.path.name}: an image with key {key!r} is already in the project")
+        st = p.stat()
+        width, height = image_size(p)
+        rec = ImageRecord(key, rel, image_id_for_file(p) if hash_file else "", width, height, st.st_size,
+                          st.st_mtime_ns)
+        self.images[key] = rec
+        return rec
+
+    def key_for_id(self, image_id: str) -> str | None:
+        for rec in self.images.values():
+            if rec.id == image_id:
+                return rec.key
+        return None
+
+    def key_for_path(self, path: str | os.PathLike[str]) -> str | None:
+        p = Path(path)
+        rel = _rel(p if p.is_absolute() else self.root / p, self.root)
+        return next((r.key for r in self.images.values() if r.path == rel), None)
+
+    def check_images(self, *, cancel: CancelToken | None = None,
+                     on_progress: Callable[[float, str], None] | None = None) -> list[ImageIssue]:
+        """Report missing, moved and changed images. Files whose size and mtime are unchanged are
+        not re-hashed; a missing file is looked for by name and content under the project folder."""
+        issues = []
+        by_name: dict[str, list[Path]] | None = None
+        n = len(self.images)
+        for i, rec in enumerate(list(self.images.values())):
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            if on_progress is not None:
+                on_progress(i / max(n, 1), rec.path)
+            p = self.root / rec.path
+            try:
+                st = p.stat()
+            except OSError:
+                if by_name is None:
+                    by_name = {}
+                    for dirpath, _dirs, files in os.walk(self.root):
+                        for f in files:
+                            by_name.setdefault(f, []).append(Path(dirpath) / f)
+                found = next((c for c in by_name.get(Path(rec.path).name, ())
+                              if rec.id and _safe_id(c) == rec.id), None)
+                issues.append(ImageIssue(rec.key, "moved" if found else "missing", rec.path,
+                                         _rel(found, self.root) if found else None))
+                continue
+            if (st.st_size, st.st_mtime_ns) == (rec.size, rec.mtime_ns):
+                continue
+            if rec.id and _safe_id(p) != rec.id:
+                issues.append(ImageIssue(rec.key, "changed", rec.path))
+        return issues
+
+    def relink(self, key: str, new_path: str | os.PathLike[str]) -> None:
+        """Point an image at its new location (after a move), keeping its key and annotations."""
+        rec = self.images[key]
+        p = Path(new_path)
+        p = p if p.is_absolute() else self.root / p
+        st = p.stat()
+        rec.path, rec.size, rec.mtime_ns = _rel(p, self.root), st.st_size, st.st_mtime_ns
+        rec.id = image_id_for_file(p)
+
+    def refresh(self, key: str) -> None:
+        """Accept an image's new content (hash, size) after a ``changed`` report."""
+        self.relink(key, self.root / self.images[key].path)
+        rec = self.images[key]
+        rec.width, rec.height = image_size(self.root / rec.path)
+
+    # ---------------------------------------------------------------- merging
+    def merge(self, other: Project, *, on_progress: Callable[[float, str], None] | None = None,
+              cancel: CancelToken | None = None) -> dict[str, int]:
+        """Add another (imported, in-memory) project's images and labels to this one.
+
+        Images are matched by path; annotations keep their ids unless one is taken; classes new to
+        this project are appended with their colours; tags are merged; captions fill empty ones.
+        """
+        counts = {"images": 0, "annotations": 0, "classes": 0}
+        for c in other.labels.classes:
+            if self.labels.get_class(c.name) is None:
+                self.labels.classes.append(c)
+                counts["classes"] += 1
+        n = len(other.images)
+        for i, rec in enumerate(other.images.values()):
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            if on_progress is not None:
+                on_progress(i / max(n, 1), rec.path)
+            src = other.root / rec.path
+            key = self.key_for_path(src)
+            if key is None:
+                if src.exists():
+                    key = self.add_image(src).key
+                else:  # keep the labels of a missing image; check_images reports it
+                    key = _rel(src, self.root)
+                    self.images[key] = ImageRecord(key, key, rec.id, rec.width, rec.height)
+                counts["images"] += 1
+            for ann in other.labels.annotations(rec.key):
+                new = ann if ann.id not in self.labels else _with_new_id(ann)
+                self.labels._insert(_with_image(new, key), None)
+                counts["annotations"] += 1
+            tags = other.labels.tags.get(rec.key)
+            if tags:
+                self.labels._set_tags(key, (*self.labels.tags.get(key, ()), *tags))
+            caption = other.labels.captions.get(rec.key)
+            if caption and not self.labels.captions.get(key):
+                self.labels._set_caption(key, caption)
+            extra = other.labels.extras.get(rec.key)
+            if extra:
+                self.labels.extras.setdefault(key, {}).update(extra)
+        return counts
+
+    # ---------------------------------------------------------------- JSON and files
+    def to_json(self) -> dict:
+        return {**self.extra, "format": FORMAT_NAME, "version": VERSION, "revision": self.revision,
+                "saved": self.saved, "images": [r.to_json() for r in self.images.values()],
+                "labels": self.labels.to_json()}
+
+    @classmethod
+    def from_json(cls, path: Path, obj: Any) -> Project:
+        name = path.name
+        if not isinstance(obj, dict) or obj.get("format") != FORMAT_NAME:
+            raise ProjectCorruptError(f"{name}: not a vfmstudio project (no '\"format\": \"{FORMAT_NAME}\"')")
+        version = obj.get("version")
+        if not isinstance(version, int) or version < 1:
+            raise ProjectCorruptError(f"{name}: the project format version is missing or invalid")
+        if version > VERSION:
+            raise ProjectTooNewError(f"{name}: written by a newer vfmstudio (project format {version}, this version "
+                                     f"reads up to {VERSION}); upgrade vfmstudio to open it")
+        project = cls(path)
+        try:
+            for r in obj.get("images", ()):
+                rec = ImageRecord.from_json(r)
+                project.images[rec.key] = rec
+            project.labels = LabelSet.from_json(obj.get("labels") or {})
+            project.revision = int(obj.get("revision", 0))
+            project.saved = str(obj.get("saved", ""))
+        except (AnnotationError, KeyError, TypeError, ValueError) as exc:
+            raise ProjectCorruptError(f"{name}: invalid project content ({type(exc).__name__}: {exc})") from None
+        project.extra = {k: v for k, v in obj.items()
+                         if k not in ("format", "version", "revision", "saved", "images", "labels")}
+        return project
+
+    def to_bytes(self) -> bytes:
+        return (json.dumps(self.to_json(), ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+
+    def save(self) -> None:
+        """Write the project atomically, keeping the previous file as ``.bak1`` (rotating)."""
+        path = self.path
+        current: bytes | None = None
+        if path.exists():
+            st = path.stat()
+            current = path.read_bytes()
+            if (st.st_size, st.st_mtime_ns) != self._disk_stat:
+                self._check_overwritable(current)
+        self.revision += 1
+        self.saved = _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds")
+        data = self.to_bytes()
+        if current is not None and not self._replace_unreadable:
+            for i in range(BACKUPS - 1, 0, -1):
+                older = backup_path(path, i)
+                if older.exists():
+                    os.replace(older, backup_path(path, i + 1))
+            atomic_write_bytes(backup_path(path, 1), current)
+        elif current is not None:  # the unreadable file we recovered from: keep it aside, never lose it
+            stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S")
+            os.replace(path, path.with_name(f"{path.name}.unreadable-{stamp}"))
+        atomic_write_bytes(path, data)
+        st = path.stat()
+        self._disk_stat = (st.st_size, st.st_mtime_ns)
+        self._replace_unreadable = False
+
+    def _check_overwritable(self, current: bytes) -> None:
+        """Refuse to replace a file that changed under us and is not a project we can read."""
+        if self._replace_unreadable:
+            return
+        try:
+            _parse(self.path, current)
+        except ProjectError as exc:
+            raise ProjectError(f"not saving over {self.path.name}: {exc}") from None
+
+
+def backup_path(path: Path, n: int) -> Path:
+    return path.with_name(f"{path.name}.bak{n}")
+
+
+def _parse(path: Path, data: bytes) -> Project:
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ProjectCorruptError(f"{path.name}: not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise ProjectCorruptError(f"{path.name}: not valid JSON (line {exc.lineno}, column {exc.colno}: "
+                                  f"{exc.msg})") from None
+    return Project.from_json(path, obj)
+
+
+def _read(path: Path) -> Project:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ProjectError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    project = _parse(path, data)
+    st = path.stat()
+    project._disk_stat = (st.st_size, st.st_mtime_ns)
+    return project
+
+
+def list_backups(path: str | os.PathLike[str]) -> list[BackupInfo]:
+    """Readable backups of a project, newest revision first."""
+    path = Path(path).absolute()
+    out = []
+    for i in range(1, BACKUPS + 1):
+        b = backup_path(path, i)
+        if not b.exists():
+            continue
+        try:
+            p = _read(b)
+        except ProjectError:
+            continue
+        out.append(BackupInfo(b, p.revision, p.saved))
+    return sorted(out, key=lambda b: -b.revision)
+
+
+def find_recovery(path: str | os.PathLike[str]) -> BackupInfo | None:
+    """The backup to offer on open: the newest readable one if the project is unreadable or a
+    backup holds a later revision than the project; otherwise None."""
+    path = Path(path).absolute()
+    backups = list_backups(path)
+    if not backups:
+        return None
+    try:
+        project = _read(path)
+    except ProjectTooNewError:
+        return None
+    except ProjectError:
+        return backups[0]
+    return backups[0] if backups[0].revision > project.revision else None
+
+
+def open_project(path: str | os.PathLike[str], *, create: bool = False) -> Project:
+    """Open a project file (``create``: start an empty one when the file does not exist).
+
+    Raises :class:`ProjectCorruptError` (with the best backup named) or :class:`ProjectTooNewError`.
+    """
+    path = Path(path).absolute()
+    if path.is_dir():
+        path = path / DEFAULT_NAME
+    if not path.exists():
+        if not create:
+            raise ProjectError(f"{path}: no such project file")
+        if not path.parent.is_dir():
+            raise ProjectError(f"{path}: the folder {path.parent} does not exist")
+        return Project(path)
+    try:
+        return _read(path)
+    except ProjectCorruptError as exc:
+        backups = list_backups(path)
+        raise ProjectCorruptError(str(exc), backups[0] if backups else None) from None
+
+
+def open_backup(path: str | os.PathLike[str], backup: BackupInfo | str | os.PathLike[str]) -> Project:
+    """Load a backup as the project at ``path``. The next save writes ``path``; an unreadable
+    project file there is first moved aside to ``<name>.unreadable-<time>``."""
+    path = Path(path).absolute()
+    b = backup.path if isinstance(backup, BackupInfo) else Path(backup)
+    project = _read(b)
+    project.path = path
+    project._disk_stat = None
+    try:
+        _read(path)
+    except ProjectTooNewError:
+        raise
+    except ProjectError:
+        project._replace_unreadable = path.exists()
+    return project
+
+
+def _safe_id(p: Path) -> str:
+    try:
+        return image_id_for_file(p)
+    except (ImageLoadError, OSError):
+        return ""
+
+
+def _with_image(ann: Annotation, key: str) -> Annotation:
+    return ann if ann.image == key else replace(ann, image=key)
+
+
+def _with_new_id(ann: Annotation) -> Annotation:
+    return replace(ann, id=new_id())
+
+
+def in_memory(root: str | os.PathLike[str], images: Iterable[ImageRecord] = (),
+              labels: LabelSet | None = None) -> Project:
+    """A project that lives only in memory (what importers return), rooted at a dataset folder."""
+    project = Project(Path(root).absolute() / DEFAULT_NAME, labels=labels)
+    for rec in images:
+        project.images[rec.key] = rec
+    return project
+

@@ -1,0 +1,55 @@
+"""clip.segment: per-class heat maps and argmax masks (with a background class) from dense CLIP tokens."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vfmstudio.plugin_api import Heatmap, LoadedImage, Masks, ParamError, Result, RunContext
+from vfmstudio_clip._dense import dense_embeddings, patch_probabilities, plan_windows, upsample_argmax
+from vfmstudio_clip._model import cached_class_embeddings, get_bundle
+from vfmstudio_clip.labels import read_labels
+from vfmstudio_clip.templates import resolve_templates
+
+BACKGROUND = "background"
+
+
+def segment(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Result]:
+    image = images[0]
+    labels = read_labels(params["labels"])
+    if BACKGROUND in labels:
+        raise ParamError(f"parameter 'labels': '{BACKGROUND}' is added by the tool; set the 'background' "
+                         f"threshold instead of naming it as a class")
+    templates = resolve_templates(params["templates"])
+    ctx.progress(0.0, "loading model")
+    bundle = get_bundle(ctx)
+    resolution = None if params["resolution"] == "auto" else params["resolution"]
+    stride = None if params["stride"] == "auto" else params["stride"]
+    plan = plan_windows(image.height, image.width, image_size=bundle.image_size, patch=bundle.patch_size,
+                        resolution=resolution, stride=stride)
+    ctx.progress(0.05, "encoding labels")
+    class_emb = cached_class_embeddings(ctx, bundle, labels, templates)
+    dense = dense_embeddings(ctx, bundle, image, params["mode"], plan)
+    ctx.progress(0.9, "scoring patches")
+    probs = patch_probabilities(dense, class_emb, params["logit_scale"])
+    extent = (0.0, 0.0, float(image.width), float(image.height))
+    results: list[Result] = [Heatmap(values=probs[..., k], label=label, value_range=(0.0, 1.0), extent=extent,
+                                     image_id=image.id) for k, label in enumerate(labels)]
+    results.append(_argmax_masks(probs, labels, params["background"], image))
+    ctx.progress(1.0, "done")
+    return results
+
+
+def _argmax_masks(probs: np.ndarray, labels: tuple[str, ...], background: float, image: LoadedImage) -> Masks:
+    """One mask per class that wins somewhere, plus ``background`` where no class reaches the threshold."""
+    index, best = upsample_argmax(probs, image.height, image.width)
+    index = np.where(best < background, -1, index)
+    masks, names, scores = [], [], []
+    for k, label in [(-1, BACKGROUND), *enumerate(labels)]:
+        mask = index == k
+        if not mask.any():
+            continue
+        masks.append(mask)
+        names.append(label)
+        scores.append(float(best[mask].mean()))
+    stacked = np.stack(masks) if masks else np.zeros((0, image.height, image.width), bool)
+    return Masks(masks=stacked, labels=tuple(names), scores=np.asarray(scores, np.float32), image_id=image.id)

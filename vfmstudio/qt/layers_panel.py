@@ -1,0 +1,172 @@
+"""The layers dock: the current image's layers with visibility, opacity, colour map, z-order,
+delete and PNG export, a layer slider for layer maps, and the live threshold histogram."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QSlider,
+    QStyle,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from vfmstudio.core.results import Heatmap, LayerMaps
+from vfmstudio.qt.colormaps import COLORMAPS
+from vfmstudio.qt.histogram import HistogramView
+from vfmstudio.qt.layers import Layer, LayerStore
+
+LAYER_ROLE = Qt.ItemDataRole.UserRole
+
+
+class LayersPanel(QWidget):
+    export_requested = Signal(int)  # layer id
+
+    def __init__(self, store: LayerStore, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.store = store
+        self.image_id: str | None = None
+        style = QApplication.style()
+        self.list = QListWidget(self)
+        self.list.currentItemChanged.connect(lambda *_: self._sync_controls())
+        self.list.itemChanged.connect(self._on_item_changed)
+
+        def button(icon, tip, slot) -> QToolButton:
+            b = QToolButton(self)
+            b.setIcon(style.standardIcon(icon))
+            b.setToolTip(tip)
+            b.clicked.connect(slot)
+            return b
+
+        self.up_button = button(QStyle.StandardPixmap.SP_ArrowUp, "Raise layer", lambda: self._move(+1))
+        self.down_button = button(QStyle.StandardPixmap.SP_ArrowDown, "Lower layer", lambda: self._move(-1))
+        self.delete_button = button(QStyle.StandardPixmap.SP_TrashIcon, "Delete layer", self._delete)
+        self.export_button = button(QStyle.StandardPixmap.SP_DialogSaveButton, "Export layer as PNG",
+                                    self._export)
+        buttons = QHBoxLayout()
+        for b in (self.up_button, self.down_button, self.delete_button, self.export_button):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+
+        self.opacity = QSlider(Qt.Orientation.Horizontal, self)
+        self.opacity.setRange(0, 100)
+        self.opacity.valueChanged.connect(lambda v: self._set(opacity=v / 100))
+        self.colormap = QComboBox(self)
+        self.colormap.addItems(list(COLORMAPS))
+        self.colormap.currentTextChanged.connect(lambda name: self._set(colormap=name))
+        self.layer_slider = QSlider(Qt.Orientation.Horizontal, self)
+        self.layer_slider.setObjectName("layer_slider")
+        self.layer_slider.valueChanged.connect(lambda v: self._set(layer_index=v))
+        self.layer_name = QLabel(self)
+        form = QFormLayout()
+        form.addRow("Opacity", self.opacity)
+        form.addRow("Colours", self.colormap)
+        form.addRow("Layer", self.layer_slider)
+        form.addRow("", self.layer_name)
+
+        self.histogram = HistogramView(self)
+        self.histogram_box = QGroupBox("Live threshold (drag)", self)
+        hl = QVBoxLayout(self.histogram_box)
+        hl.setContentsMargins(4, 4, 4, 4)
+        hl.addWidget(self.histogram)
+        self.histogram_box.setVisible(False)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.list, 1)
+        layout.addLayout(buttons)
+        layout.addLayout(form)
+        layout.addWidget(self.histogram_box)
+        store.changed.connect(self._on_store_changed)
+        self._sync_controls()
+
+    # ---------------------------------------------------------------- content
+    def show_image(self, image_id: str | None) -> None:
+        self.image_id = image_id
+        self._rebuild()
+
+    def selected_layer(self) -> Layer | None:
+        item = self.list.currentItem()
+        return self.store.find(item.data(LAYER_ROLE)) if item is not None else None
+
+    def _on_store_changed(self, image_id: str) -> None:
+        if image_id == self.image_id:
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        keep = self.selected_layer()
+        keep_key = (keep.tool, keep.kind) if keep is not None else None
+        self.list.blockSignals(True)
+        self.list.clear()
+        select_row = 0
+        # Top of the list = top of the z-order, as in image editors.
+        for row, layer in enumerate(reversed(self.store.layers(self.image_id))):
+            item = QListWidgetItem(layer.name)
+            item.setData(LAYER_ROLE, layer.id)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if layer.visible else Qt.CheckState.Unchecked)
+            self.list.addItem(item)
+            if keep_key == (layer.tool, layer.kind):
+                select_row = row
+        if self.list.count():
+            self.list.setCurrentRow(select_row)
+        self.list.blockSignals(False)
+        self._sync_controls()
+
+    def _sync_controls(self) -> None:
+        layer = self.selected_layer()
+        has = layer is not None
+        for w in (self.up_button, self.down_button, self.delete_button, self.export_button, self.opacity):
+            w.setEnabled(has)
+        is_map = has and isinstance(layer.result, Heatmap | LayerMaps)
+        self.colormap.setEnabled(is_map)
+        stack = has and isinstance(layer.result, LayerMaps)
+        self.layer_slider.setEnabled(stack)
+        for w in (self.opacity, self.colormap, self.layer_slider):
+            w.blockSignals(True)
+        if has:
+            self.opacity.setValue(round(layer.opacity * 100))
+            self.colormap.setCurrentText(layer.colormap)
+        if stack:
+            n = layer.result.values.shape[0]
+            self.layer_slider.setRange(0, n - 1)
+            self.layer_slider.setValue(layer.layer_index % n)
+            self.layer_name.setText(layer.result.names[layer.layer_index % n])
+        else:
+            self.layer_slider.setRange(0, 0)
+            self.layer_name.setText("")
+        for w in (self.opacity, self.colormap, self.layer_slider):
+            w.blockSignals(False)
+
+    # ---------------------------------------------------------------- edits
+    def _set(self, **changes) -> None:
+        layer = self.selected_layer()
+        if layer is not None:
+            self.store.update(layer.id, **changes)
+
+    def _on_item_changed(self, item: QListWidgetItem) -> None:
+        self.store.update(item.data(LAYER_ROLE), visible=item.checkState() == Qt.CheckState.Checked)
+
+    def _move(self, delta: int) -> None:
+        layer = self.selected_layer()
+        if layer is not None:
+            self.store.move(layer.id, delta)
+
+    def _delete(self) -> None:
+        layer = self.selected_layer()
+        if layer is not None:
+            self.store.remove(layer.id)
+
+    def _export(self) -> None:
+        layer = self.selected_layer()
+        if layer is not None:
+            self.export_requested.emit(layer.id)

@@ -1,0 +1,606 @@
+"""The studio window: browser, canvas, tools, layers, results and messages docks.
+
+All model work goes through one :class:`QtJobRunner`; the GUI thread only submits jobs and
+receives their results as queued signals. Results are stored per image content id, so a result
+that arrives after the user moved on lands on its own image and is never drawn on another.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QStyle,
+    QTabWidget,
+    QWidget,
+)
+
+from vfmstudio.core.image import IMAGE_EXTENSIONS, ImageLoadError, LoadedImage, list_images
+from vfmstudio.core.jobs import JobContext, JobPartial, JobProgress, JobResult
+from vfmstudio.core.results import Correspondences, Histogram, Prediction
+from vfmstudio.core.tools import InputKind, ParamError, ParamType, ToolSpec
+from vfmstudio.qt.browser import ImageBrowser
+from vfmstudio.qt.canvas import Canvas
+from vfmstudio.qt.image_loader import ImageLoader, ImageStore
+from vfmstudio.qt.layers import LayerStore
+from vfmstudio.qt.layers_panel import LayersPanel
+from vfmstudio.qt.messages import LogHandler, MessagesPanel
+from vfmstudio.qt.painters import export_layer_png, legend_for, make_item
+from vfmstudio.qt.pair_view import PairView
+from vfmstudio.qt.results_panel import ResultsPanel
+from vfmstudio.qt.runner import QtJobRunner
+from vfmstudio.qt.tools_panel import ToolsPanel
+
+log = logging.getLogger(__name__)
+MAX_RECENT = 8
+LIVE_PREFIX = "live:"
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, *, host: Any = None, safe_mode: bool = False, runner: QtJobRunner | None = None,
+                 services: Any = None, settings: QSettings | None = None):
+        super().__init__()
+        self.setWindowTitle("vfmstudio")
+        self.resize(1400, 900)
+        self._host = host
+        self._safe_mode = safe_mode
+        self._services = services
+        self.settings = settings if settings is not None else QSettings("vfmstudio", "vfmstudio")
+        self.runner = runner or QtJobRunner(parent=self)
+        self.images = ImageStore()
+        self.loader = ImageLoader(self.images, self)
+        self.layer_store = LayerStore(self)
+        self.current: LoadedImage | None = None
+        self.current_path: Path | None = None
+        self._jobs: dict[int, dict[str, Any]] = {}  # job id -> what it concerns
+        self._predictions: dict[str, dict[str, Prediction]] = {}  # image id -> tool -> latest
+        self._last_run_job: int | None = None
+
+        self.canvas = Canvas(self)
+        self.pair_view = PairView(self)
+        self.central_tabs = QTabWidget(self)
+        self.central_tabs.addTab(self.canvas, "Image")
+        self.central_tabs.addTab(self.pair_view, "Pair")
+        self.central_tabs.setDocumentMode(True)
+        self.setCentralWidget(self.central_tabs)
+
+        self.browser = ImageBrowser(self)
+        self.tools = ToolsPanel(self)
+        self.layers = LayersPanel(self.layer_store, self)
+        self.results = ResultsPanel(self._thumbnail_for_id, self)
+        self.messages = MessagesPanel(self)
+        self.dock_browser = self._dock("Images", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.dock_tools = self._dock("Tools", self.tools, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.dock_layers = self._dock("Layers", self.layers, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.dock_results = self._dock("Results", self.results, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.dock_messages = self._dock("Messages", self.messages, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.dock_results, self.dock_messages)
+        self.dock_results.raise_()
+        self.resizeDocks([self.dock_browser, self.dock_tools], [230, 340], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.dock_results], [190], Qt.Orientation.Vertical)
+
+        self.pixel_label = QLabel("", self)
+        self.zoom_label = QLabel("", self)
+        self.device_status = QLabel("device: …", self)
+        self.device_status.setObjectName("device_status")
+        sb = self.statusBar()
+        sb.addWidget(self.pixel_label, 1)
+        sb.addPermanentWidget(self.zoom_label)
+        sb.addPermanentWidget(self.device_status)
+        self._build_menus()
+        self.setAcceptDrops(True)
+
+        self.browser.current_changed.connect(self._on_current_path)
+        self.loader.loaded.connect(self._on_image_loaded)
+        self.loader.failed.connect(self._on_image_failed)
+        self.canvas.cursor_moved.connect(self._on_cursor)
+        self.canvas.zoom_changed.connect(lambda s: self.zoom_label.setText(f"{s * 100:.0f} %"))
+        self.canvas.clicked.connect(self._on_canvas_click)
+        self.tools.run_requested.connect(self.run_current_tool)
+        self.tools.cancel_requested.connect(self.cancel_jobs)
+        self.tools.devices_requested.connect(self.show_devices)
+        self.layer_store.changed.connect(self._on_layers_changed)
+        self.layers.export_requested.connect(self._export_layer)
+        self.layers.histogram.threshold_dragged.connect(self._on_threshold)
+        self.layers.histogram.threshold_released.connect(self._on_threshold)
+        self.runner.progressed.connect(self._on_progress)
+        self.runner.partial.connect(self._on_partial)
+        self.runner.finished.connect(self._on_finished)
+        self._log_handler = LogHandler(self.messages)
+        logging.getLogger("vfmstudio").addHandler(self._log_handler)
+        self._restore_state()
+        self._show_probe_device()
+        # Plugins load after the first paint: the window appears before any plugin code runs.
+        QTimer.singleShot(0, self.load_plugins)
+
+    # ================================================================ construction
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title.lower()}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, text: str, slot, shortcut=None, icon=None, menu=None) -> QAction:
+        action = QAction(text, self)
+        if icon is not None:
+            action.setIcon(self.style().standardIcon(icon))
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.triggered.connect(slot)
+        self.addAction(action)
+        if menu is not None:
+            menu.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        sp = QStyle.StandardPixmap
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self._action("Open &Folder…", self.open_folder_dialog, QKeySequence.StandardKey.Open, sp.SP_DirOpenIcon,
+                     file_menu)
+        self._action("Open &Images…", self.open_files_dialog, "Ctrl+Shift+O", sp.SP_FileIcon, file_menu)
+        self.recent_menu = file_menu.addMenu("Recent Folders")
+        file_menu.addSeparator()
+        self._action("&Quit", self.close, QKeySequence.StandardKey.Quit, None, file_menu)
+        view = bar.addMenu("&View")
+        self._action("Next Image", lambda: self.browser.step(+1), "D", sp.SP_ArrowForward, view)
+        self._action("Previous Image", lambda: self.browser.step(-1), "A", sp.SP_ArrowBack, view)
+        view.addSeparator()
+        self._action("&Fit", self.canvas.fit, "F", None, view)
+        self._action("Actual Size (1:1)", self.canvas.actual_size, "1", None, view)
+        self._action("Zoom In", lambda: self.canvas.zoom_by(1.25), QKeySequence.StandardKey.ZoomIn, None, view)
+        self._action("Zoom Out", lambda: self.canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut, None, view)
+        view.addSeparator()
+        for dock in (self.dock_browser, self.dock_tools, self.dock_layers, self.dock_results, self.dock_messages):
+            view.addAction(dock.toggleViewAction())
+        run = bar.addMenu("&Run")
+        self._action("&Run Tool", self.run_current_tool, "Ctrl+R", sp.SP_MediaPlay, run)
+        self._action("&Cancel", self.cancel_jobs, "Esc", sp.SP_BrowserStop, run)
+        run.addSeparator()
+        self._action("&Devices…", self.show_devices, None, sp.SP_ComputerIcon, run)
+        help_menu = bar.addMenu("&Help")
+        self._action("&Plugins…", self.show_plugins, None, None, help_menu)
+        self._action("&About vfmstudio", self._about, None, None, help_menu)
+        self._refresh_recent_menu()
+
+    # ================================================================ plugins
+    @property
+    def host(self):
+        return self._host
+
+    def load_plugins(self) -> None:
+        if self._host is None:
+            from vfmstudio._plugin_host import get_host
+
+            self._host = get_host(safe_mode=self._safe_mode or None)
+        try:
+            statuses = self._host.list_statuses()
+        except Exception as exc:  # noqa: BLE001 - the window must come up without plugins too
+            self.messages.post("error", f"plugins could not be listed: {exc}")
+            statuses = []
+        for st in statuses:
+            if st.status == "failed":
+                self.messages.post("error", f"plugin {st.name} failed to load: {st.error}", st.traceback or "")
+            elif st.status in ("disabled", "skipped"):
+                self.messages.post("info", f"plugin {st.name} {st.status}: {st.error or ''}".rstrip(": "))
+        tools = list(self._host.tools.values())
+        self.tools.set_tools(tools)
+        self.messages.post("info", f"{len(tools)} tools from {sum(s.status == 'loaded' for s in statuses)} plugins")
+
+    # ================================================================ images
+    def open_paths(self, paths: list[str | Path]) -> int:
+        """Open folders and/or files; returns how many images are listed."""
+        try:
+            files = list_images([Path(p) for p in paths])
+        except FileNotFoundError as exc:
+            self.messages.post("error", f"cannot open {exc.filename}: no such file or folder")
+            return 0
+        self.browser.set_paths(files)
+        folders = [Path(p) for p in paths if Path(p).is_dir()]
+        if folders:
+            self._remember_recent(folders[0])
+        self.setWindowTitle(f"vfmstudio — {folders[0].name if folders else f'{len(files)} images'}")
+        if not files:
+            self.messages.post("warning", "no images found in " + ", ".join(str(p) for p in paths))
+        return len(files)
+
+    def open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of images")
+        if folder:
+            self.open_paths([folder])
+
+    def open_files_dialog(self) -> None:
+        pattern = " ".join(f"*{e}" for e in sorted(IMAGE_EXTENSIONS))
+        files, _ = QFileDialog.getOpenFileNames(self, "Open images", "", f"Images ({pattern});;All files (*)")
+        if files:
+            self.open_paths(files)
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            self.open_paths(paths)
+
+    def _on_current_path(self, path: Path | None) -> None:
+        # Live reruns belong to the view that asked for them: a new image makes them stale.
+        self.runner.cancel_where(lambda job: (job.key or "").startswith(LIVE_PREFIX))
+        self.current_path = path
+        if path is None:
+            self._show_image(None)
+            return
+        self.pixel_label.setText(f"loading {path.name}…")
+        self.loader.request(path)
+
+    def _on_image_loaded(self, path: Path, image: LoadedImage) -> None:
+        if path != self.current_path:
+            return
+        self._show_image(image)
+        self.pixel_label.setText(f"{path.name}  {image.width}×{image.height}")
+
+    def _on_image_failed(self, path: Path, error: ImageLoadError) -> None:
+        self.messages.post("error", str(error))
+        if path == self.current_path:
+            self._show_image(None)
+            self.pixel_label.setText(str(error))
+
+    def _show_image(self, image: LoadedImage | None) -> None:
+        self.current = image
+        self.canvas.set_pixels(image.pixels if image is not None else None)
+        image_id = image.id if image is not None else None
+        self.layers.show_image(image_id)
+        self.results.show_image(image_id)
+        self._redraw_layers()
+        self._update_histogram()
+
+    def _thumbnail_for_id(self, image_id: str):
+        path = self.images.path_of(image_id)
+        return self.browser.thumbnail(path) if path is not None else None
+
+    # ================================================================ canvas
+    def _on_cursor(self, info) -> None:
+        if info is None:
+            if self.current is not None and self.current_path is not None:
+                self.pixel_label.setText(f"{self.current_path.name}  {self.current.width}×{self.current.height}")
+            return
+        x, y, (r, g, b) = info
+        self.pixel_label.setText(f"x {x}  y {y}   RGB {r} {g} {b}")
+
+    def _on_layers_changed(self, image_id: str) -> None:
+        if self.current is not None and image_id == self.current.id:
+            self._redraw_layers()
+
+    def _redraw_layers(self) -> None:
+        parent = self.canvas.image_item
+        if parent is None:
+            return
+        for child in parent.childItems():
+            child.setParentItem(None)
+            self.canvas.scene().removeItem(child)
+        size = (self.current.width, self.current.height)
+        legend = None
+        for z, layer in enumerate(self.layer_store.layers(self.current.id)):
+            item = make_item(layer, size)
+            if item is None:
+                continue
+            item.setZValue(z + 1)
+            item.setParentItem(parent)
+            if layer.visible:
+                legend = legend_for(layer) or legend
+        self.canvas.legend = legend
+        self.canvas.viewport().update()
+
+    def _export_layer(self, layer_id: int) -> None:
+        layer = self.layer_store.find(layer_id)
+        if layer is None or self.current is None:
+            return
+        name = f"{(self.current_path.stem if self.current_path else layer.image_id)}-{layer.tool}-{layer.kind}.png"
+        path, _ = QFileDialog.getSaveFileName(self, "Export layer as PNG", name, "PNG (*.png)")
+        if path:
+            export_layer_png(layer, (self.current.width, self.current.height), Path(path))
+            self.messages.post("info", f"layer saved to {path}")
+
+    def _on_canvas_click(self, x: float, y: float) -> None:
+        """A click fills the current tool's point parameter; if the tool already ran on this image
+        (its features are cached), it reruns at once: a similarity map follows the click."""
+        tool, form = self.tools.tool, self.tools.form
+        if tool is None or form is None or self.current is None:
+            return
+        point_params = [p for p in tool.params if p.type is ParamType.POINTS]
+        if not point_params:
+            return
+        form.set_value(point_params[0].name, ((round(x, 1), round(y, 1)),))
+        if tool.id in self._predictions.get(self.current.id, {}):
+            self.run_current_tool(live=True)
+
+    # ================================================================ running tools
+    def _input_paths(self, tool: ToolSpec) -> list[Path] | None:
+        if tool.inputs is InputKind.IMAGE:
+            return [self.current_path] if self.current_path is not None else None
+        selected = self.browser.selected_paths()
+        if tool.inputs is InputKind.PAIR:
+            if len(selected) != 2:
+                self.messages.post("warning", f"{tool.title} needs two selected images (Ctrl+click), "
+                                              f"{len(selected)} selected")
+                return None
+            # The image on view is the source when it is one of the two.
+            if self.current_path in selected and selected[0] != self.current_path:
+                selected.reverse()
+            return selected
+        return selected or ([self.current_path] if self.current_path is not None else None)
+
+    def run_current_tool(self, live: bool = False) -> int | None:
+        tool, form = self.tools.tool, self.tools.form
+        if tool is None or form is None:
+            self.messages.post("warning", "pick a tool first")
+            return None
+        try:
+            params = form.resolved()
+        except ParamError as exc:
+            self.messages.post("error", f"{tool.id}: {exc}")
+            return None
+        return self.submit_tool(tool, params, model=self.tools.model_ref(), live=live)
+
+    def submit_tool(self, tool: ToolSpec, params: dict[str, Any], *, model: str | None = None,
+                    paths: list[Path] | None = None, live: bool = False) -> int | None:
+        """Queue ``tool`` on the inference thread; returns the job id (None when inputs are missing).
+
+        ``live`` jobs (interactive reruns) share one supersede key per image and tool, so while
+        the user drags only the newest value is computed.
+        """
+        paths = paths or self._input_paths(tool)
+        if not paths:
+            if tool.inputs is InputKind.IMAGE:
+                self.messages.post("warning", "open an image first")
+            return None
+        device = self.tools.device_combo.currentText()
+        precision = self.tools.precision_combo.currentText()
+        store, services = self.images, self._services
+
+        def job(ctx: JobContext) -> Prediction:
+            from vfmstudio.execution import run_tool
+
+            images = [store.load(p) for p in paths]
+            ctx.cancel.raise_if_cancelled()
+            return run_tool(tool, images, params, model=model, device=device, precision=precision,
+                            cancel=ctx.cancel, on_progress=ctx.progress, on_partial=ctx.partial, services=services)
+
+        key = f"{LIVE_PREFIX}{paths[0]}:{tool.id}" if live else f"run:{tool.id}"
+        handle = self.runner.submit(job, key=key, source=f"{tool.plugin or tool.family} · {tool.id}")
+        self._jobs[handle.job_id] = {"tool": tool, "paths": paths, "live": live, "t0": time.perf_counter()}
+        if not live:
+            self._last_run_job = handle.job_id
+            self.tools.set_running(True)
+            self.tools.progress.setFormat(f"{tool.title}: queued")
+        return handle.job_id
+
+    def cancel_jobs(self) -> int:
+        n = self.runner.cancel_where(lambda job: True)
+        if n:
+            self.messages.post("info", f"cancelling {n} job{'s' if n != 1 else ''}")
+        return n
+
+    def _on_progress(self, update: JobProgress) -> None:
+        if update.job_id == self._last_run_job:
+            self.tools.show_progress(update.fraction, update.message)
+
+    def _on_partial(self, update: JobPartial) -> None:
+        info = self._jobs.get(update.job_id)
+        if info is None:
+            return
+        image_id = self._image_id_of(info["paths"][0])
+        if image_id is not None:
+            self.results.text.stream(image_id, info["tool"].id, update.value)
+            if self.results.currentWidget() is not self.results.text:
+                self.results.setCurrentWidget(self.results.text)
+                self.dock_results.raise_()
+
+    def _image_id_of(self, path: Path) -> str | None:
+        image = self.images.cached(path)
+        return image.id if image is not None else None
+
+    def _on_finished(self, result: JobResult) -> None:
+        info = self._jobs.pop(result.job_id, None)
+        if info is None:
+            return self._on_side_job(result)
+        tool: ToolSpec = info["tool"]
+        is_last = result.job_id == self._last_run_job
+        if is_last:
+            self.tools.show_finished(result.status)
+        if result.status != "done":
+            first = self._image_id_of(info["paths"][0])
+            if first is not None:
+                self.results.text.drop_stream(first)
+            if result.status == "error" and result.error is not None:
+                self.messages.post("error", result.error.message, result.error.traceback)
+                self.dock_messages.raise_()
+                self.statusBar().showMessage(f"{tool.id} failed: see Messages", 5000)
+            elif result.status == "cancelled" and not info["live"]:
+                self.messages.post("info", f"{tool.id} cancelled")
+            return None
+        prediction: Prediction = result.value
+        self.add_prediction(prediction)
+        if not info["live"]:
+            names = ", ".join(p.name for p in info["paths"])
+            self.messages.post("info", f"{tool.id} on {names}: {len(prediction.results)} results in "
+                                       f"{result.timings.run_s:.2f} s on {prediction.device or 'cpu'}")
+        return None
+
+    def add_prediction(self, prediction: Prediction) -> None:
+        """Attach a prediction's results to the images they belong to (whatever is on view)."""
+        for image_id in prediction.image_ids:
+            self._predictions.setdefault(image_id, {})[prediction.tool] = prediction
+        self.layer_store.add_prediction(prediction)
+        self.results.add_prediction(prediction)
+        if prediction.device:
+            self.tools.show_device(prediction.device, prediction.precision, "last run")
+            self.device_status.setText(f"device: {prediction.device} · {prediction.precision or 'auto'}")
+        matches = prediction.of_type(Correspondences)
+        if matches and len(prediction.image_ids) >= 2:
+            src, dst = self.images.by_id(prediction.image_ids[0]), self.images.by_id(prediction.image_ids[1])
+            if src is not None and dst is not None:
+                self.pair_view.show_pair(src.pixels, dst.pixels, matches[0])
+                self.central_tabs.setCurrentWidget(self.pair_view)
+        if self.current is not None and self.current.id in prediction.image_ids:
+            self._update_histogram()
+
+    # ================================================================ live threshold
+    def _histogram_prediction(self) -> tuple[Prediction, Histogram] | None:
+        if self.current is None:
+            return None
+        for prediction in reversed(list(self._predictions.get(self.current.id, {}).values())):
+            for r in prediction.of_type(Histogram):
+                if getattr(r, "image_id", None) in (None, self.current.id):
+                    return prediction, r
+        return None
+
+    def _update_histogram(self) -> None:
+        found = self._histogram_prediction()
+        box = self.layers.histogram_box
+        if found is None:
+            box.setVisible(False)
+            self.layers.histogram.set_histogram(None)
+            return
+        prediction, hist = found
+        threshold = prediction.params.get("threshold", hist.threshold)
+        self.layers.histogram.set_histogram(hist, threshold if isinstance(threshold, int | float) else None)
+        box.setTitle(f"Live threshold · {prediction.tool} (drag)")
+        box.setVisible(True)
+
+    def _on_threshold(self, value: float) -> None:
+        found = self._histogram_prediction()
+        if found is None or self._host is None or self.current_path is None:
+            return
+        prediction, _ = found
+        tool = self._host.tools.get(prediction.tool)
+        if tool is None or "threshold" not in tool.param_names:
+            return
+        params = dict(prediction.params)
+        params["threshold"] = value
+        if self.tools.tool is not None and self.tools.tool.id == tool.id and self.tools.form is not None:
+            self.tools.form.set_value("threshold", value)
+        paths = [self.images.path_of(i) for i in prediction.image_ids]
+        if any(p is None for p in paths):
+            return
+        self.submit_tool(tool, params, model=prediction.model, paths=paths, live=True)  # type: ignore[arg-type]
+
+    # ================================================================ devices, plugins
+    def _show_probe_device(self) -> None:
+        try:
+            from vfmstudio.ml.devices import probe_device_without_torch
+
+            probe = probe_device_without_torch()
+            device = probe["device"]
+        except Exception:  # noqa: BLE001 - only a hint for the status bar
+            device = "cpu"
+        self.device_status.setText(f"device: {device} (auto)")
+        self.tools.show_device(device, "auto", "until the first run")
+
+    def show_devices(self) -> None:
+        """What torch sees, asked on the inference thread (importing torch takes a moment)."""
+        def job(ctx: JobContext) -> dict:
+            from vfmstudio.ml.devices import describe_torch_devices
+
+            return describe_torch_devices()
+
+        self.runner.submit(job, key="devices", source="devices")
+        self.statusBar().showMessage("asking torch about devices…", 3000)
+
+    def _on_side_job(self, result: JobResult) -> None:
+        if result.key == "devices":
+            if result.status == "done":
+                self.device_report = result.value
+                self._show_device_dialog(result.value)
+            elif result.error is not None:
+                self.messages.post("error", f"devices: {result.error.message}", result.error.traceback)
+
+    def _show_device_dialog(self, info: dict) -> None:
+        lines = [f"torch {info.get('torch_version')} (CUDA build: {info.get('torch_cuda_build') or 'none'})",
+                 f"default device: {info.get('default_device')}",
+                 f"CUDA available: {info.get('cuda_available')}"]
+        for d in info.get("cuda_devices", []):
+            free = d.get("free_bytes")
+            lines.append(f"  {d['device']}: {d['name']}, {d['total_bytes'] / 2**30:.1f} GiB"
+                         f"{f', {free / 2**30:.1f} GiB free' if free is not None else ''}, "
+                         f"compute {d['capability']}, bf16 {'yes' if d['bf16'] else 'no'}")
+        lines.append(f"MPS available: {info.get('mps_available')}")
+        lines.append(f"CPU: {info.get('cpu_count')} cores, torch uses {info.get('cpu_threads')} threads")
+        ram = info.get("ram_total_bytes")
+        if ram:
+            lines.append(f"RAM: {ram / 2**30:.1f} GiB total, {(info.get('ram_available_bytes') or 0) / 2**30:.1f} "
+                         f"GiB available")
+        box = QMessageBox(QMessageBox.Icon.Information, "Devices", "\n".join(lines), parent=self)
+        box.setModal(False)
+        box.show()
+        self.device_status.setText(f"device: {info.get('default_device')} (auto)")
+
+    def show_plugins(self) -> None:
+        if self._host is None:
+            return
+        lines = [f"{s.name} [{s.source}] {s.status}{': ' + s.error if s.error else ''}"
+                 for s in self._host.list_statuses()]
+        box = QMessageBox(QMessageBox.Icon.Information, "Plugins", "\n".join(lines) or "no plugins", parent=self)
+        box.setModal(False)
+        box.show()
+
+    def _about(self) -> None:
+        from vfmstudio import __version__
+
+        QMessageBox.about(self, "About vfmstudio", f"vfmstudio {__version__}\nA studio for vision foundation "
+                                                   "models: DINOv2, CLIP/SigLIP and PaliGemma 2.")
+
+    # ================================================================ settings
+    def _remember_recent(self, folder: Path) -> None:
+        recent = [str(folder.resolve())] + [p for p in self._recent() if p != str(folder.resolve())]
+        self.settings.setValue("recent_folders", recent[:MAX_RECENT])
+        self._refresh_recent_menu()
+
+    def _recent(self) -> list[str]:
+        value = self.settings.value("recent_folders", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def _refresh_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for folder in self._recent():
+            action = self.recent_menu.addAction(folder)
+            action.triggered.connect(lambda _=False, f=folder: self.open_paths([f]))
+        self.recent_menu.setEnabled(bool(self._recent()))
+
+    def _restore_state(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        state = self.settings.value("window/state")
+        if isinstance(geometry, QByteArray | bytes):
+            self.restoreGeometry(geometry)
+        if isinstance(state, QByteArray | bytes):
+            self.restoreState(state)
+
+    def closeEvent(self, event) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        logging.getLogger("vfmstudio").removeHandler(self._log_handler)
+        self.runner.cancel_where(lambda job: True)
+        self.runner.shutdown(timeout=2.0)
+        self.browser.thumbnails.reset()
+        super().closeEvent(event)
+
+
+def app_instance() -> QApplication:
+    app = QApplication.instance()
+    return app if isinstance(app, QApplication) else QApplication([])

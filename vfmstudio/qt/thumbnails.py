@@ -1,0 +1,78 @@
+"""Thumbnails made on a thread pool, never on the GUI thread; results arrive as a queued signal."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtGui import QImage
+
+from vfmstudio.qt.imaging import qimage_from_array
+
+log = logging.getLogger(__name__)
+THUMB_SIZE = 96
+
+
+def make_thumbnail(path: Path, size: int = THUMB_SIZE) -> QImage:
+    """A small upright RGB thumbnail; JPEGs decode at reduced size (draft mode), so it is quick."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        im.draft("RGB", (size * 2, size * 2))
+        im = ImageOps.exif_transpose(im)
+        im.thumbnail((size, size), Image.Resampling.BILINEAR)
+        rgb = np.asarray(im.convert("RGB"))
+    return qimage_from_array(rgb)
+
+
+class _Signals(QObject):
+    ready = Signal(int, str, QImage)  # generation, path, thumbnail (null image on failure)
+
+
+class _ThumbJob(QRunnable):
+    def __init__(self, signals: _Signals, generation: int, path: Path, size: int):
+        super().__init__()
+        self.signals, self.generation, self.path, self.size = signals, generation, path, size
+
+    def run(self) -> None:
+        try:
+            image = make_thumbnail(self.path, self.size)
+        except Exception as exc:  # noqa: BLE001 - a bad file gets no thumbnail; loading it reports why
+            log.debug("no thumbnail for %s: %s", self.path, exc)
+            image = QImage()
+        self.signals.ready.emit(self.generation, str(self.path), image)
+
+
+class ThumbnailLoader(QObject):
+    """Queues thumbnail jobs; ``ready(path, image)`` is emitted on the GUI thread.
+
+    ``reset()`` starts a new generation so thumbnails of a folder closed meanwhile are dropped.
+    """
+
+    ready = Signal(str, QImage)
+
+    def __init__(self, parent: QObject | None = None, *, size: int = THUMB_SIZE, threads: int = 2):
+        super().__init__(parent)
+        self.size = size
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(threads)
+        self._signals = _Signals()
+        self._signals.ready.connect(self._on_ready, Qt.ConnectionType.QueuedConnection)
+        self._generation = 0
+
+    def reset(self) -> None:
+        self._generation += 1
+        self._pool.clear()
+
+    def request(self, paths: list[Path]) -> None:
+        for p in paths:
+            self._pool.start(_ThumbJob(self._signals, self._generation, p, self.size))
+
+    def wait(self, msecs: int = 5000) -> bool:
+        return self._pool.waitForDone(msecs)
+
+    def _on_ready(self, generation: int, path: str, image: QImage) -> None:
+        if generation == self._generation and not image.isNull():
+            self.ready.emit(path, image)

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 import transformers
 
+from vfmstudio.testing.tiny_clip import build_tiny_clip, build_tiny_siglip
 from vfmstudio.testing.tiny_paligemma import build_tiny_paligemma
 
 # DINOv2's hub preprocessor (facebook/dinov2-*): resize short side 256 bicubic, centre-crop 224, ImageNet stats.
@@ -83,6 +84,8 @@ TINY_BUILDERS: dict[str, Callable[..., Path]] = {
     "dinov2": build_tiny_dinov2,
     "dinov2-registers": build_tiny_dinov2_registers,
     "paligemma": build_tiny_paligemma,
+    "clip": build_tiny_clip,
+    "siglip": build_tiny_siglip,
 }
 
 

@@ -23,6 +23,9 @@ SEGS_PER_MASK = 16
 # ``<`` that does not start a loc/seg token is ordinary text.
 _LEX = re.compile(r"<loc(\d{4})>|<seg(\d{3})>|(;)|([^<;]+|<)")
 
+# A loc/seg token cut off at the very end of the output (generation stopped inside it).
+_CUT_TOKEN = re.compile(r"<(?:l(?:o(?:c\d{0,4})?)?|s(?:e(?:g\d{0,3})?)?)?$")
+
 _LOC, _SEG, _SEP, _TEXT = "loc", "seg", "sep", "text"
 
 
@@ -97,7 +100,7 @@ def parse_objects(text: str) -> list[ParsedObject]:
     """Every complete object in ``text``, in order. Never raises (non-strings give an empty list)."""
     if not isinstance(text, str):
         return []
-    tokens = _lex(text)
+    tokens = _lex(_CUT_TOKEN.sub("", text))
     objects: list[ParsedObject] = []
     i, n = 0, len(tokens)
     while i < n:

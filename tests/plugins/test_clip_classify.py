@@ -1,0 +1,181 @@
+"""clip.classify against the Hugging Face pipeline, template ensembling, and the text/image caches."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from vfmstudio_clip import CLASSIFY
+from vfmstudio_clip._model import class_embeddings, get_bundle
+from vfmstudio_clip.templates import ENSEMBLE7
+
+from vfmstudio.core.cache import ByteLRUCache
+from vfmstudio.core.context import RunContext
+from vfmstudio.core.image import load_image
+from vfmstudio.execution import Services, ToolError, run_tool
+
+LABELS = ("cat", "dog", "car", "a red bird")
+
+
+@pytest.fixture(scope="module")
+def models():
+    """One model cache for the module: each tiny model loads once."""
+    return ByteLRUCache(4 << 30, name="models")
+
+
+@pytest.fixture
+def services(models):
+    return Services(models=models, features=ByteLRUCache(256 << 20, name="features"))
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clip-images")
+    rng = np.random.default_rng(7)
+    out = []
+    for i in range(10):
+        h, w = 40 + 7 * i, 90 - 4 * i  # various sizes and aspect ratios, so resize + crop matter
+        path = folder / f"img{i}.png"
+        Image.fromarray((rng.random((h, w, 3)) * 255).astype(np.uint8)).save(path)
+        out.append(load_image(path))
+    return out
+
+
+def bundle_for(models, ref):
+    return get_bundle(RunContext(tool_id="clip.classify", model_ref=str(ref), models=models))
+
+
+@contextlib.contextmanager
+def count_calls(*modules):
+    counts = [0] * len(modules)
+    handles = []
+    for i, m in enumerate(modules):
+        def hook(_m, _in, _out, i=i):
+            counts[i] += 1
+        handles.append(m.register_forward_hook(hook))
+    try:
+        yield counts
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _pipeline_scores(ref, image, labels, template):
+    from transformers import pipeline
+
+    pipe = pipeline("zero-shot-image-classification", model=str(ref), device="cpu")
+    out = pipe(Image.open(image.path), candidate_labels=list(labels), hypothesis_template=template)
+    return {d["label"]: d["score"] for d in out}
+
+
+@pytest.mark.parametrize("name", ["clip", "siglip"])
+def test_scores_equal_the_hf_pipeline(tiny_model, services, images, name):
+    ref = tiny_model(name)
+    pred = run_tool(CLASSIFY, images[:4], {"labels": LABELS, "templates": "single"}, model=str(ref),
+                    services=services)
+    assert pred.device == "cpu" and pred.precision == "fp32"
+    for image, result in zip(images[:4], pred.results):
+        expected = _pipeline_scores(ref, image, LABELS, "a photo of a {}.")
+        ours = dict(zip(result.labels, result.scores.tolist()))
+        assert set(ours) == set(LABELS)
+        assert max(abs(ours[k] - expected[k]) for k in LABELS) <= 1e-5
+        assert result.multi_label is (name == "siglip")
+        if name == "clip":
+            assert sum(ours.values()) == pytest.approx(1.0, abs=1e-5)
+        # scores are not all alike, so the comparison above could fail
+        assert max(ours.values()) - min(ours.values()) > 1e-3
+
+
+def test_ensemble_is_the_normalised_mean_of_normalised_template_embeddings(tiny_model, models):
+    bundle = bundle_for(models, tiny_model("clip"))
+    tokenizer, model = bundle.processor.tokenizer, bundle.model
+    labels = ("cat", "dog")
+    got = class_embeddings(bundle, labels, ENSEMBLE7)
+    for row, label in zip(got, labels):
+        with torch.no_grad():
+            enc = tokenizer([t.format(label) for t in ENSEMBLE7], padding=True, return_tensors="pt")
+            emb = model.get_text_features(**enc).pooler_output
+        emb = emb / emb.norm(dim=-1, keepdim=True)
+        mean = emb.mean(dim=0)
+        expected = (mean / mean.norm()).numpy()
+        np.testing.assert_allclose(row, expected, atol=1e-6)
+        assert np.linalg.norm(row) == pytest.approx(1.0, abs=1e-6)
+    # Not merely the single-template embedding:
+    single = class_embeddings(bundle, labels, ("a photo of a {}.",))
+    assert np.abs(single - got).max() > 1e-3
+
+
+def test_text_tower_runs_once_for_ten_images_and_label_edits_skip_the_image_tower(tiny_model, services, images):
+    ref = tiny_model("clip")
+    bundle = bundle_for(services.models, ref)
+    model = bundle.model
+    with count_calls(model.text_model, model.vision_model.embeddings) as calls:
+        for image in images:  # ten separate runs, as the window does image by image
+            run_tool(CLASSIFY, [image], {"labels": "cat,dog,car", "templates": "ensemble7"}, model=str(ref),
+                     services=services, params_from_text=True)
+        assert calls == [1, 10]
+        # A label edit: one text encoding, no image forward pass.
+        run_tool(CLASSIFY, images, {"labels": "cat,dog,bird"}, model=str(ref), services=services,
+                 params_from_text=True)
+        assert calls == [2, 10]
+
+
+def test_images_go_through_the_model_in_batches_with_the_same_scores(tiny_model, services, models, images):
+    ref = tiny_model("siglip")
+    bundle = bundle_for(models, ref)
+    with count_calls(bundle.model.vision_model.embeddings) as calls:
+        batched = run_tool(CLASSIFY, images, {"labels": LABELS, "batch_size": 4}, model=str(ref), services=services)
+        assert calls == [3]  # 10 images in batches of 4
+    one_by_one = [run_tool(CLASSIFY, [im], {"labels": LABELS}, model=str(ref),
+                           services=Services(models=models, features=ByteLRUCache(1 << 26))).results[0]
+                  for im in images[:3]]
+    for a, b in zip(batched.results, one_by_one):
+        assert a.labels == b.labels
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-5)
+
+
+def test_siglip_softmax_on_request_and_clip_refuses_independent_scores(tiny_model, services, images):
+    pred = run_tool(CLASSIFY, images[:2], {"labels": LABELS, "multi_label": False}, model=str(tiny_model("siglip")),
+                    services=services)
+    for r in pred.results:
+        assert float(r.scores.sum()) == pytest.approx(1.0, abs=1e-5) and not r.multi_label
+    with pytest.raises(ToolError, match="multi_label.*SigLIP") as err:
+        run_tool(CLASSIFY, images[:1], {"labels": LABELS, "multi_label": "true"}, model=str(tiny_model("clip")),
+                 services=services, params_from_text=True)
+    assert err.value.user_error
+
+
+def test_labels_from_a_file_and_custom_templates(tiny_model, services, images, tmp_path):
+    ref = str(tiny_model("clip"))
+    label_file = tmp_path / "classes.txt"
+    label_file.write_text("# my classes\ncat\n\ndog\ncar\n", encoding="utf-8")
+    from_file = run_tool(CLASSIFY, images[:1], {"labels": str(label_file), "templates": "a photo of a {}."},
+                         model=ref, services=services, params_from_text=True).results[0]
+    inline = run_tool(CLASSIFY, images[:1], {"labels": "cat, dog, car", "templates": "single"}, model=ref,
+                      services=services, params_from_text=True).results[0]
+    assert from_file.labels == inline.labels
+    np.testing.assert_allclose(from_file.scores, inline.scores, atol=1e-7)
+    two = run_tool(CLASSIFY, images[:1], {"labels": "cat,dog,car", "templates": "a {} | art of a {}"}, model=ref,
+                   services=services, params_from_text=True).results[0]
+    assert np.abs(np.sort(two.scores) - np.sort(inline.scores)).max() > 1e-4
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"labels": "cat,cat"}, "label 'cat' is given twice"),
+    ({"labels": "cat,dog", "templates": "no placeholder"}, "needs exactly one {}"),
+    ({"labels": " , "}, "at least one label"),
+])
+def test_bad_parameters_give_one_line_errors(tiny_model, services, images, params, message):
+    with pytest.raises(ToolError, match=message) as err:
+        run_tool(CLASSIFY, images[:1], params, model=str(tiny_model("clip")), services=services,
+                 params_from_text=True)
+    assert err.value.user_error and "\n" not in str(err.value)
+
+
+def test_a_model_that_is_not_clip_is_refused(tiny_model, services, images):
+    with pytest.raises(ToolError, match="'dinov2'.*CLIP and SigLIP") as err:
+        run_tool(CLASSIFY, images[:1], {"labels": "cat,dog"}, model=str(tiny_model("dinov2")), services=services)
+    assert err.value.user_error

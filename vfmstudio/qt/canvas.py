@@ -9,7 +9,7 @@ repaint touches only what is on screen.
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QLinearGradient, QPainter, QPen, QWheelEvent
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QGraphicsView, QStyleOptionGraphicsItem, QWidget
 
@@ -121,18 +121,29 @@ class Canvas(QGraphicsView):
         self.centerOn(centre)
         self.zoom_changed.emit(self.scale_factor)
 
-    def zoom_by(self, factor: float) -> None:
+    def zoom_by(self, factor: float, anchor: QPoint | None = None) -> None:
+        """Scale by ``factor`` keeping the scene point under ``anchor`` (viewport pixels) fixed."""
         new = self.scale_factor * factor
         if new < MIN_SCALE or new > MAX_SCALE:
             factor = max(MIN_SCALE, min(MAX_SCALE, new)) / self.scale_factor
+        if anchor is None:
+            anchor = self.viewport().rect().center()
+        before = self.mapToScene(anchor)
         self._fit_on_resize = False
+        saved = self.transformationAnchor()
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.NoAnchor)
         self.scale(factor, factor)
+        after = self.mapToScene(anchor)
+        self.translate(after.x() - before.x(), after.y() - before.y())
+        self.setTransformationAnchor(saved)
         self.zoom_changed.emit(self.scale_factor)
 
     def wheelEvent(self, event: QWheelEvent) -> None:
         delta = event.angleDelta().y() or event.pixelDelta().y()
         if delta:
-            self.zoom_by(1.0015 ** delta)  # one notch (120) ~ 20 %; the anchor keeps the cursor fixed
+            # One notch (120) is ~20 %; the event's own position is the anchor, so the pixel under
+            # the cursor stays under it.
+            self.zoom_by(1.0015 ** delta, event.position().toPoint())
         event.accept()
 
     def resizeEvent(self, event) -> None:

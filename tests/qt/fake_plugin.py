@@ -1,0 +1,137 @@
+"""A fake plugin for the window tests: tools that are slow, raise, stream, and return every result kind.
+
+It is registered as the module ``fake`` (family ``fake``) by the ``fake_host`` fixture. ``FORWARD``
+counts "model forward passes" so tests can prove that interactive reruns reuse cached features.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from vfmstudio.plugin_api import (
+    Classification,
+    Correspondences,
+    Detections,
+    FeatureImage,
+    Heatmap,
+    Histogram,
+    InputKind,
+    LayerMaps,
+    Masks,
+    ModelChoice,
+    Param,
+    ParamType,
+    Table,
+    Text,
+    ToolSpec,
+    hookimpl,
+)
+
+FORWARD = {"calls": 0}
+MODEL = (ModelChoice("fake/tiny", "Fake tiny", params_millions=1.5),)
+
+
+@hookimpl
+def vfm_register_tools():
+    return [
+        ToolSpec(id="fake.slow", title="Slow", run="fake:slow", models=MODEL, returns=("heatmap",),
+                 params=(Param("seconds", ParamType.FLOAT, 1.0, minimum=0.0, maximum=60.0),)),
+        ToolSpec(id="fake.boom", title="Boom", run="fake:boom", returns=("text",)),
+        ToolSpec(id="fake.all", title="Everything", run="fake:everything", models=MODEL),
+        ToolSpec(id="fake.pca", title="PCA", run="fake:pca", models=MODEL,
+                 returns=("histogram", "masks", "feature_image"),
+                 params=(Param("threshold", ParamType.FLOAT, "auto", minimum=-10.0, maximum=10.0,
+                               special=("auto",)),)),
+        ToolSpec(id="fake.stream", title="Stream", run="fake:stream", returns=("text",),
+                 params=(Param("words", ParamType.INT, 5, minimum=1, maximum=100),)),
+        ToolSpec(id="fake.pair", title="Pair", run="fake:pair", inputs=InputKind.PAIR, returns=("correspondences",)),
+        ToolSpec(id="fake.point", title="Point", run="fake:point", returns=("heatmap",),
+                 params=(Param("points", ParamType.POINTS, required=True),)),
+    ]
+
+
+def slow(ctx, images, params):
+    """Sleeps in small steps on the cancel token, with some Python work in between (holds the GIL)."""
+    end = time.perf_counter() + params["seconds"]
+    while time.perf_counter() < end:
+        ctx.progress(1 - (end - time.perf_counter()) / max(params["seconds"], 1e-9), "working")
+        sum(i * i for i in range(20_000))  # ~1-2 ms of pure Python
+        if ctx.cancel.wait(0.01):
+            ctx.check_cancelled()
+    im = images[0]
+    return [Heatmap(np.linspace(0, 1, 16, dtype=np.float32).reshape(4, 4), label="slow", image_id=im.id)]
+
+
+def boom(ctx, images, params):
+    raise RuntimeError("kaboom in the fake plugin")
+
+
+def everything(ctx, images, params):
+    out = []
+    for im in images:
+        h, w = im.height, im.width
+        masks = np.zeros((2, h, w), dtype=bool)
+        masks[0, : h // 2, : w // 2] = True
+        masks[1, h // 2 :, w // 2 :] = True
+        out += [
+            Masks(masks, ("left", "right"), scores=np.array([0.9, 0.8]), image_id=im.id),
+            Detections(np.array([[2, 2, w // 2, h // 2]]), ("thing",), np.array([0.7]), image_id=im.id),
+            Heatmap(np.arange(12, dtype=np.float32).reshape(3, 4), label="heat", image_id=im.id),
+            FeatureImage(np.full((3, 4, 3), 200, np.uint8), foreground=np.eye(3, 4, dtype=bool), image_id=im.id),
+            LayerMaps(np.stack([np.full((3, 4), float(i)) for i in range(3)]), ("layer 0", "layer 1", "layer 2"),
+                      image_id=im.id),
+            Classification(("cat", "dog"), np.array([0.2, 0.8]), image_id=im.id),
+            Table(("layer", "norm"), ((0, 1.5), (1, 2.5)), image_id=im.id),
+            Text("a fake caption", prompt="caption en", image_id=im.id),
+        ]
+    return out
+
+
+def _features(ctx, im):
+    def forward():
+        FORWARD["calls"] += 1
+        time.sleep(0.2)  # a model forward pass
+        y, x = np.mgrid[0 : im.height, 0 : im.width]
+        return (x / max(im.width - 1, 1)).astype(np.float32)  # "first component": 0 left .. 1 right
+
+    return ctx.cached(("fake-features", im.id), forward)
+
+
+def pca(ctx, images, params):
+    im = images[0]
+    pc1 = _features(ctx, im)
+    thr = 0.5 if params["threshold"] == "auto" else float(params["threshold"])
+    counts, edges = np.histogram(pc1, bins=32, range=(0.0, 1.0))
+    fg = pc1 > thr
+    rgb = np.zeros(pc1.shape + (3,), np.uint8)
+    rgb[fg] = (255, 0, 0)
+    return [Histogram(counts, edges, threshold=thr, label="PC1", image_id=im.id),
+            Masks(fg[None], ("foreground",), image_id=im.id),
+            FeatureImage(rgb, foreground=fg, image_id=im.id)]
+
+
+def stream(ctx, images, params):
+    words = []
+    for i in range(params["words"]):
+        words.append(f"word{i}")
+        ctx.partial(f"word{i} ")
+        ctx.cancel.wait(0.05)
+        ctx.check_cancelled()
+    return [Text(" ".join(words), prompt="stream", image_id=images[0].id)]
+
+
+def pair(ctx, images, params):
+    src, dst = images
+    xy = np.array([[1, 1], [5, 5], [10, 3]], dtype=np.float32)
+    return [Correspondences(xy, xy + 1, np.array([0.9, 0.5, 0.7]), source_image=src.id, target_image=dst.id)]
+
+
+def point(ctx, images, params):
+    im = images[0]
+    _features(ctx, im)
+    x, y = params["points"][0]
+    values = np.zeros((im.height, im.width), np.float32)
+    values[int(y), int(x)] = 1.0
+    return [Heatmap(values, label=f"point {x:g},{y:g}", image_id=im.id)]

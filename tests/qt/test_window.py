@@ -1,0 +1,328 @@
+"""The studio window, driven with pytest-qt (offscreen) against a fake plugin."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+from PySide6.QtCore import QPoint, Qt, QTimer
+from PySide6.QtGui import QImage
+
+from vfmstudio.core.results import Masks
+from vfmstudio.qt.imaging import array_from_qimage
+from vfmstudio.qt.painters import export_layer_png
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+from conftest import open_and_wait  # noqa: E402
+
+
+def select_and_run(qtbot, window, tool_id, **params):
+    assert window.tools.select_tool(tool_id)
+    for name, value in params.items():
+        window.tools.form.set_value(name, value)
+    job_id = window.run_current_tool()
+    assert job_id is not None
+    return job_id
+
+
+def wait_idle(qtbot, window, timeout=10000):
+    qtbot.waitUntil(lambda: not window._jobs and window.runner.runner.pending() == 0, timeout=timeout)
+
+
+def layer_items(window):
+    item = window.canvas.image_item
+    return [] if item is None else item.childItems()
+
+
+# ------------------------------------------------------------------------------ browsing
+
+
+def test_open_folder_lists_images_with_thumbnails_and_shows_the_first(qtbot, window, image_folder):
+    image = open_and_wait(qtbot, window, image_folder)
+    names = [p.name for p in window.browser.paths()]
+    assert names == ["img0.png", "img1.png", "img2.png"]  # the .txt is not listed
+    assert (image.width, image.height) == (64, 48)
+    qtbot.waitUntil(lambda: all(window.browser.has_thumbnail(p) for p in window.browser.paths()), timeout=5000)
+    assert "images" in window.windowTitle()
+    assert window._recent()[0].endswith("images")
+
+
+def test_filter_and_next_previous_keys(qtbot, window, image_folder):
+    open_and_wait(qtbot, window, image_folder)
+    window.activateWindow()
+    qtbot.keyClick(window.canvas, Qt.Key.Key_D)
+    qtbot.waitUntil(lambda: window.current_path is not None and window.current_path.name == "img1.png")
+    qtbot.keyClick(window.canvas, Qt.Key.Key_A)
+    qtbot.waitUntil(lambda: window.current_path.name == "img0.png")
+    window.browser.filter_edit.setText("img2")
+    assert [window.browser.list.item(i).isHidden() for i in range(3)] == [True, True, False]
+    window.browser.step(+1)  # skips hidden rows
+    qtbot.waitUntil(lambda: window.current_path.name == "img2.png")
+
+
+def test_zoom_fit_one_to_one_and_pixel_value_in_status_bar(qtbot, window, image_folder):
+    image = open_and_wait(qtbot, window, image_folder)
+    canvas = window.canvas
+    canvas.actual_size()
+    assert canvas.scale_factor == 1.0
+    canvas.zoom_by(2.0)
+    assert abs(canvas.scale_factor - 2.0) < 1e-9
+    canvas.zoom_by(1e6)  # clamped
+    assert canvas.scale_factor <= 64.0
+    canvas.fit()
+    assert canvas.scale_factor > 1.0  # 64x48 fitted into a big view
+    # Hover pixel (5, 7): the status bar shows its coordinates and RGB value.
+    view_pt = canvas.mapFromScene(5.5, 7.5)
+    qtbot.mouseMove(canvas.viewport(), view_pt)
+    r, g, b = image.pixels[7, 5]
+    qtbot.waitUntil(lambda: f"x 5  y 7   RGB {r} {g} {b}" in window.pixel_label.text())
+
+
+def test_wheel_zoom_keeps_the_point_under_the_cursor(qtbot, window, image_folder):
+    from PySide6.QtCore import QPointF
+    from PySide6.QtGui import QWheelEvent
+
+    open_and_wait(qtbot, window, image_folder)
+    canvas = window.canvas
+    pos = QPoint(canvas.viewport().width() // 3, canvas.viewport().height() // 3)
+    before = canvas.mapToScene(pos)
+    event = QWheelEvent(QPointF(pos), QPointF(canvas.viewport().mapToGlobal(pos)), QPoint(0, 0), QPoint(0, 240),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    scale = canvas.scale_factor
+    canvas.wheelEvent(event)
+    assert canvas.scale_factor > scale * 1.3
+    after = canvas.mapToScene(pos)
+    assert abs(after.x() - before.x()) < 1.0 and abs(after.y() - before.y()) < 1.0
+
+
+# ------------------------------------------------------------------------------ running tools
+
+
+def test_run_tool_adds_layers_scores_table_and_text(qtbot, window, image_folder):
+    image = open_and_wait(qtbot, window, image_folder)
+    select_and_run(qtbot, window, "fake.all")
+    wait_idle(qtbot, window)
+    kinds = [layer.kind for layer in window.layer_store.layers(image.id)]
+    assert kinds == ["masks", "detections", "heatmap", "feature_image", "layer_maps"]
+    assert len(layer_items(window)) == 5
+    assert window.layers.list.count() == 5
+    assert window.results.scores.result.labels == ("dog", "cat")
+    assert window.results.table.rowCount() == 2
+    assert "a fake caption" in window.results.text.current_text()
+    assert window.canvas.legend is not None  # the top visible map has a legend
+    assert window.tools.progress.format() == "done"
+
+
+def test_rerun_replaces_layers_instead_of_piling_them_up(qtbot, window, image_folder):
+    image = open_and_wait(qtbot, window, image_folder)
+    select_and_run(qtbot, window, "fake.all")
+    wait_idle(qtbot, window)
+    first = window.layer_store.layers(image.id)
+    window.layer_store.update(first[2].id, opacity=0.25, colormap="magma")
+    select_and_run(qtbot, window, "fake.all")
+    wait_idle(qtbot, window)
+    second = window.layer_store.layers(image.id)
+    assert len(second) == 5 and {layer.id for layer in second}.isdisjoint(layer.id for layer in first)
+    assert (second[2].opacity, second[2].colormap) == (0.25, "magma")
+
+
+def test_cancel_a_running_job(qtbot, window, image_folder):
+    image = open_and_wait(qtbot, window, image_folder)
+    select_and_run(qtbot, window, "fake.slow", seconds=30.0)
+    qtbot.waitUntil(lambda: "working" in window.tools.progress.format(), timeout=5000)
+    assert window.tools.cancel_button.isEnabled()
+    t0 = time.perf_counter()
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Escape)
+    wait_idle(qtbot, window, timeout=3000)
+    assert time.perf_counter() - t0 < 2.0
+    assert window.tools.progress.format() == "cancelled"
+    assert not window.tools.cancel_button.isEnabled()
+    assert window.layer_store.layers(image.id) == []
+    assert "fake.slow cancelled" in window.messages.texts("info")
+
+
+def test_switching_images_mid_job_lands_the_result_on_its_own_image(qtbot, window, image_folder):
+    first = open_and_wait(qtbot, window, image_folder, 0)
+    select_and_run(qtbot, window, "fake.slow", seconds=0.5)
+    window.browser.list.setCurrentRow(1)
+    qtbot.waitUntil(lambda: window.current is not None and window.current.id != first.id)
+    second = window.current
+    wait_idle(qtbot, window)
+    # Stored on the image it was computed for, not drawn on the one on view.
+    assert [layer.kind for layer in window.layer_store.layers(first.id)] == ["heatmap"]
+    assert window.layer_store.layers(second.id) == []
+    assert layer_items(window) == []
+    assert window.layers.list.count() == 0
+    window.browser.list.setCurrentRow(0)
+    qtbot.waitUntil(lambda: window.current is not None and window.current.id == first.id)
+    assert len(layer_items(window)) == 1
+
+
+def test_a_raising_plugin_gives_a_message_and_the_window_lives_on(qtbot, window, image_folder):
+    image = open_and_wait(qtbot, window, image_folder)
+    select_and_run(qtbot, window, "fake.boom")
+    wait_idle(qtbot, window)
+    errors = window.messages.texts("error")
+    assert len(errors) == 1 and "fake.boom (fake)" in errors[0] and "kaboom" in errors[0]
+    assert window.tools.progress.format() == "error"
+    select_and_run(qtbot, window, "fake.all")  # the same window still works
+    wait_idle(qtbot, window)
+    assert window.layer_store.layers(image.id)
+
+
+def test_bad_parameter_is_reported_without_running(qtbot, window, image_folder):
+    open_and_wait(qtbot, window, image_folder)
+    window.tools.select_tool("fake.pca")
+    window.tools.form.set_value("threshold", "lots")
+    assert window.run_current_tool() is None
+    assert any("threshold" in t for t in window.messages.texts("error"))
+
+
+def test_gui_thread_never_stalls_while_a_tool_runs(qtbot, window, image_folder):
+    open_and_wait(qtbot, window, image_folder)
+    gaps: list[float] = []
+    last = [time.perf_counter()]
+
+    def beat():
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(beat)
+    timer.start()
+    select_and_run(qtbot, window, "fake.slow", seconds=2.5)
+    wait_idle(qtbot, window, timeout=10000)
+    timer.stop()
+    assert len(gaps) > 100  # the heartbeat kept running for the whole job
+    assert max(gaps) < 0.100, f"worst GUI stall {max(gaps) * 1000:.0f} ms"
+
+
+def test_threshold_drag_updates_the_mask_without_a_forward_pass(qtbot, window, image_folder):
+    image = open_and_wait(qtbot, window, image_folder)
+    fake = sys.modules["fake"]
+    select_and_run(qtbot, window, "fake.pca")
+    wait_idle(qtbot, window)
+    assert fake.FORWARD["calls"] == 1
+    assert window.layers.histogram_box.isVisible()
+    hist_view = window.layers.histogram
+    assert hist_view.threshold == 0.5
+
+    def mask():
+        return next(layer.result for layer in window.layer_store.layers(image.id) if isinstance(layer.result, Masks))
+
+    before = mask().masks[0].sum()
+    # Drag the threshold line from the middle to about a quarter of the range.
+    x_mid, x_quarter = int(hist_view.x_of(0.5)), int(hist_view.x_of(0.25))
+    y = hist_view.height() // 2
+    qtbot.mousePress(hist_view, Qt.MouseButton.LeftButton, pos=QPoint(x_mid, y))
+    for x in range(x_mid, x_quarter - 1, -4):
+        qtbot.mouseMove(hist_view, QPoint(x, y))
+    qtbot.mouseRelease(hist_view, Qt.MouseButton.LeftButton, pos=QPoint(x_quarter, y))
+    wait_idle(qtbot, window)
+    thr = hist_view.threshold
+    assert 0.2 < thr < 0.3
+    after = mask()
+    pc1 = (np.mgrid[0 : image.height, 0 : image.width][1] / (image.width - 1)).astype(np.float32)
+    np.testing.assert_array_equal(after.masks[0], pc1 > np.float32(thr))
+    assert after.masks[0].sum() > before
+    assert fake.FORWARD["calls"] == 1  # every rerun used the cached features
+    assert float(window.tools.form.values()["threshold"]) == thr  # the form follows the drag
+    assert len(window.layer_store.layers(image.id)) == 2  # replaced in place, not piled up
+
+
+def test_clicking_a_point_reruns_a_point_tool_on_cached_features(qtbot, window, image_folder):
+    image = open_and_wait(qtbot, window, image_folder)
+    fake = sys.modules["fake"]
+    window.tools.select_tool("fake.point")
+    window.canvas.clicked.emit(3.2, 4.7)  # fills the points parameter
+    assert window.tools.form.values()["points"] == "3.2,4.7"
+    window.run_current_tool()
+    wait_idle(qtbot, window)
+    window.canvas.clicked.emit(10.0, 20.0)  # already ran on this image: reruns live
+    wait_idle(qtbot, window)
+    heat = window.layer_store.layers(image.id)[0].result
+    assert heat.label == "point 10,20" and heat.values[20, 10] == 1.0
+    assert fake.FORWARD["calls"] == 1
+
+
+def test_streaming_text_shows_before_the_job_ends(qtbot, window, image_folder):
+    open_and_wait(qtbot, window, image_folder)
+    select_and_run(qtbot, window, "fake.stream", words=20)
+    qtbot.waitUntil(lambda: "word2" in window.results.text.current_text(), timeout=5000)
+    assert window._jobs  # still running
+    wait_idle(qtbot, window)
+    assert "word19" in window.results.text.current_text()
+
+
+def test_pair_view_draws_correspondence_lines(qtbot, window, image_folder):
+    open_and_wait(qtbot, window, image_folder)
+    window.browser.list.item(0).setSelected(True)
+    window.browser.list.item(2).setSelected(True)
+    select_and_run(qtbot, window, "fake.pair")
+    wait_idle(qtbot, window)
+    assert window.central_tabs.currentWidget() is window.pair_view
+    assert len(window.pair_view.lines) == 3
+    assert window.pair_view.lines[0].toolTip().endswith("0.900")  # best match first
+
+
+def test_pair_tool_with_one_image_selected_explains_itself(qtbot, window, image_folder):
+    open_and_wait(qtbot, window, image_folder)
+    window.tools.select_tool("fake.pair")
+    assert window.run_current_tool() is None
+    assert any("two selected images" in t for t in window.messages.texts("warning"))
+
+
+def test_layer_controls_visibility_slider_delete_and_png_export(qtbot, window, image_folder, tmp_path):
+    image = open_and_wait(qtbot, window, image_folder)
+    select_and_run(qtbot, window, "fake.all")
+    wait_idle(qtbot, window)
+    panel = window.layers
+    panel.list.setCurrentRow(0)  # top of the list = the layer maps (top of the z-order)
+    layer = panel.selected_layer()
+    assert layer.kind == "layer_maps" and panel.layer_slider.isEnabled()
+    panel.layer_slider.setValue(1)
+    assert window.layer_store.find(layer.id).layer_index == 1 and panel.layer_name.text() == "layer 1"
+    assert window.canvas.legend[3].endswith("layer 1")
+    panel.list.item(0).setCheckState(Qt.CheckState.Unchecked)
+    assert not window.layer_store.find(layer.id).visible
+    panel.opacity.setValue(30)
+    assert window.layer_store.find(layer.id).opacity == 0.3
+    masks_layer = window.layer_store.layers(image.id)[0]
+    out = tmp_path / "masks.png"
+    export_layer_png(masks_layer, (image.width, image.height), out)
+    rgba = array_from_qimage(QImage(str(out)))
+    assert rgba.shape == (image.height, image.width, 4)
+    assert rgba[5, 5, 3] > 0 and rgba[image.height - 5, 5, 3] == 0  # inside mask 0 / outside every mask
+    panel.delete_button.click()
+    assert len(window.layer_store.layers(image.id)) == 4
+
+
+def test_unreadable_image_is_a_message_not_a_crash(qtbot, window, image_folder):
+    (image_folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    window.open_paths([image_folder])
+    row = [p.name for p in window.browser.paths()].index("broken.png")
+    window.browser.list.setCurrentRow(row)
+    qtbot.waitUntil(lambda: any("broken.png" in t for t in window.messages.texts("error")), timeout=5000)
+    assert window.current is None and window.canvas.image_item is None
+
+
+def test_window_state_and_recent_folders_are_restored(qtbot, fake_host, image_folder, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from vfmstudio.qt.main_window import MainWindow
+
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(host=fake_host, settings=settings)
+    qtbot.addWidget(w)
+    w.open_paths([image_folder])
+    w.dock_messages.hide()
+    w.close()
+    w2 = MainWindow(host=fake_host, settings=settings)
+    qtbot.addWidget(w2)
+    assert w2._recent() == [str(image_folder.resolve())]
+    assert w2.recent_menu.actions()[0].text() == str(image_folder.resolve())
+    assert w2.dock_messages.isHidden()
+    w2.close()

@@ -1,0 +1,227 @@
+"""clip.segment: dense modes against independent computations, sliding windows, results, caching."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from vfmstudio_clip import SEGMENT
+from vfmstudio_clip._dense import dense_embeddings, plan_windows
+from vfmstudio_clip._model import get_bundle
+
+from vfmstudio.core.cache import ByteLRUCache
+from vfmstudio.core.context import RunContext
+from vfmstudio.core.image import load_image
+from vfmstudio.core.results import Heatmap, Masks
+from vfmstudio.execution import Services, ToolError, run_tool
+from vfmstudio.testing.tiny_clip import CLIP_IMAGE_SIZE, CLIP_PATCH
+
+
+@pytest.fixture(scope="module")
+def models():
+    return ByteLRUCache(4 << 30, name="models")
+
+
+@pytest.fixture
+def services(models):
+    return Services(models=models, features=ByteLRUCache(256 << 20, name="features"))
+
+
+def _image(folder, name, h, w, seed):
+    rng = np.random.default_rng(seed)
+    # smooth blobs rather than noise, so neighbouring patches differ but not wildly
+    small = (rng.random((max(2, h // 12), max(2, w // 12), 3)) * 255).astype(np.uint8)
+    path = folder / name
+    Image.fromarray(small).resize((w, h), Image.Resampling.BILINEAR).save(path)
+    return load_image(path)
+
+
+@pytest.fixture(scope="module")
+def square(tmp_path_factory):
+    """Exactly the model input size: one window, no resize."""
+    return _image(tmp_path_factory.mktemp("seg"), "square.png", CLIP_IMAGE_SIZE, CLIP_IMAGE_SIZE, 1)
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory):
+    return _image(tmp_path_factory.mktemp("seg"), "wide.png", CLIP_IMAGE_SIZE, 2 * CLIP_IMAGE_SIZE, 2)
+
+
+def ctx_for(services, ref):
+    return RunContext(tool_id="clip.segment", model_ref=str(ref), models=services.models, features=services.features)
+
+
+@contextlib.contextmanager
+def count_calls(module):
+    calls = [0]
+    handle = module.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    try:
+        yield calls
+    finally:
+        handle.remove()
+
+
+def _hf_last_block_input(bundle, image):
+    """The last block's input from the HF forward pass (checked to be that by re-running the block)."""
+    pv = bundle.processor.image_processor(images=[image.pixels], return_tensors="pt")["pixel_values"]
+    vm = bundle.model.vision_model
+    with torch.no_grad():
+        out = vm(pixel_values=pv, output_hidden_states=True)
+        x = out.hidden_states[-2]
+        assert torch.allclose(vm.encoder.layers[-1](x, None), out.last_hidden_state, atol=1e-5)
+    return x, out
+
+
+def _ln(t, ln):
+    return F.layer_norm(t, ln.normalized_shape, ln.weight, ln.bias, ln.eps)
+
+
+def _project(bundle, y):
+    vm = bundle.model.vision_model
+    z = _ln(y[0, 1:], vm.post_layernorm) @ bundle.model.visual_projection.weight.T
+    return (z / z.norm(dim=-1, keepdim=True)).numpy()
+
+
+def test_maskclip_equals_identity_attention_computed_by_hand(tiny_model, services, square):
+    ctx = ctx_for(services, tiny_model("clip"))
+    bundle = get_bundle(ctx)
+    x, _ = _hf_last_block_input(bundle, square)
+    layer = bundle.model.vision_model.encoder.layers[-1]
+    attn, mlp = layer.self_attn, layer.mlp
+    with torch.no_grad():
+        h = _ln(x, layer.layer_norm1)
+        v = h @ attn.v_proj.weight.T + attn.v_proj.bias
+        y = x + (v @ attn.out_proj.weight.T + attn.out_proj.bias)  # every token attends only to itself
+        u = _ln(y, layer.layer_norm2) @ mlp.fc1.weight.T + mlp.fc1.bias
+        u = u * torch.sigmoid(1.702 * u)  # quick_gelu, CLIP's activation
+        y = y + (u @ mlp.fc2.weight.T + mlp.fc2.bias)
+        expected = _project(bundle, y)
+    plan = plan_windows(square.height, square.width, image_size=bundle.image_size, patch=bundle.patch_size)
+    assert len(plan.windows) == 1 and plan.grid == (6, 6)
+    got = dense_embeddings(ctx, bundle, square, "maskclip", plan)
+    np.testing.assert_allclose(got.reshape(-1, got.shape[-1]), expected, atol=2e-5)
+    patch = dense_embeddings(ctx, bundle, square, "patch", plan)
+    assert np.abs(patch - got).max() > 1e-2
+
+
+def test_patch_mode_equals_projected_tokens_of_the_hf_forward(tiny_model, services, square):
+    ctx = ctx_for(services, tiny_model("clip"))
+    bundle = get_bundle(ctx)
+    _, out = _hf_last_block_input(bundle, square)
+    with torch.no_grad():
+        expected = _project(bundle, out.last_hidden_state)
+    plan = plan_windows(square.height, square.width, image_size=bundle.image_size, patch=bundle.patch_size)
+    got = dense_embeddings(ctx, bundle, square, "patch", plan)
+    np.testing.assert_allclose(got.reshape(-1, got.shape[-1]), expected, atol=2e-5)
+
+
+def test_sclip_uses_qq_plus_kk_attention(tiny_model, services, square):
+    ctx = ctx_for(services, tiny_model("clip"))
+    bundle = get_bundle(ctx)
+    x, _ = _hf_last_block_input(bundle, square)
+    layer = bundle.model.vision_model.encoder.layers[-1]
+    attn = layer.self_attn
+    n_heads, d = attn.num_heads, x.shape[-1] // attn.num_heads
+    with torch.no_grad():
+        h = _ln(x, layer.layer_norm1)[0]
+
+        def split(lin):
+            return (h @ lin.weight.T + lin.bias).reshape(-1, n_heads, d).permute(1, 0, 2)
+
+        q, k, v = split(attn.q_proj), split(attn.k_proj), split(attn.v_proj)
+        a = torch.softmax(q @ q.transpose(1, 2) / d**0.5, -1) + torch.softmax(k @ k.transpose(1, 2) / d**0.5, -1)
+        o = (a @ v).permute(1, 0, 2).reshape(-1, n_heads * d)
+        y = x + attn.out_proj(o)[None]
+        y = y + layer.mlp(layer.layer_norm2(y))
+        expected = _project(bundle, y)
+    plan = plan_windows(square.height, square.width, image_size=bundle.image_size, patch=bundle.patch_size)
+    got = dense_embeddings(ctx, bundle, square, "sclip", plan)
+    np.testing.assert_allclose(got.reshape(-1, got.shape[-1]), expected, atol=2e-5)
+
+
+def test_window_plan_covers_the_image_with_model_sized_windows():
+    plan = plan_windows(300, 500, image_size=224, patch=16, resolution=448, stride=112)
+    assert (plan.height, plan.width) == (448, 752)  # short side 448; 746.7 snapped to 47 patches
+    assert (plan.window_h, plan.window_w) == (224, 224)
+    assert plan.tops == (0, 112, 224) and plan.lefts[-1] + 224 == 752
+    assert all(left % 16 == 0 for left in plan.lefts)
+    small = plan_windows(100, 60, image_size=224, patch=16, resolution=112)
+    assert (small.height, small.width) == (192, 112) and small.windows == [(0, 0)]  # one smaller window
+    so400m = plan_windows(384, 384, image_size=384, patch=14)
+    assert so400m.window_h == 378 and so400m.grid == (27, 27)
+    with pytest.raises(ValueError, match="stride.*multiple of the model's patch size 16"):
+        plan_windows(300, 500, image_size=224, patch=16, stride=100)
+
+
+def test_sliding_windows_average_overlapping_windows(tiny_model, services, wide, tmp_path):
+    """Patches seen by one window equal that window run alone; overlaps are the mean of both windows."""
+    ctx = ctx_for(services, tiny_model("clip"))
+    bundle = get_bundle(ctx)
+    plan = plan_windows(wide.height, wide.width, image_size=bundle.image_size, patch=bundle.patch_size)
+    assert plan.lefts == (0, 24, 48) and plan.grid == (6, 12)
+    full = dense_embeddings(ctx, bundle, wide, "maskclip", plan)
+    crops = []
+    for left in plan.lefts:
+        path = tmp_path / f"crop{left}.png"
+        Image.fromarray(np.asarray(wide.pixels)[:, left:left + CLIP_IMAGE_SIZE]).save(path)
+        crop = load_image(path)
+        crops.append(dense_embeddings(ctx, bundle, crop, "maskclip",
+                                      plan_windows(crop.height, crop.width, image_size=bundle.image_size,
+                                                   patch=bundle.patch_size)))
+    step = 24 // CLIP_PATCH
+    np.testing.assert_allclose(full[:, :step], crops[0][:, :step], atol=1e-5)
+    np.testing.assert_allclose(full[:, step:2 * step], (crops[0][:, step:] + crops[1][:, :step]) / 2, atol=1e-5)
+    np.testing.assert_allclose(full[:, -step:], crops[2][:, -step:], atol=1e-5)
+
+
+def test_results_are_heatmaps_per_class_and_a_partition_into_masks(tiny_model, services, wide):
+    labels = ("cat", "dog", "car")
+    pred = run_tool(SEGMENT, [wide], {"labels": labels, "background": 0.0, "resolution": 96}, model=str(
+        tiny_model("clip")), services=services)
+    heat = [r for r in pred.results if isinstance(r, Heatmap)]
+    masks = [r for r in pred.results if isinstance(r, Masks)]
+    assert [h.label for h in heat] == list(labels) and len(masks) == 1
+    stack = np.stack([h.values for h in heat])
+    assert stack.shape == (3, 12, 24)  # short side 96 px at patch 8, sliding windows
+    np.testing.assert_allclose(stack.sum(axis=0), 1.0, atol=1e-5)
+    assert heat[0].extent == (0.0, 0.0, float(wide.width), float(wide.height))
+    m = masks[0]
+    assert m.size == (wide.height, wide.width) and "background" not in m.labels
+    assert (m.masks.sum(axis=0) == 1).all()  # every pixel in exactly one class
+    assert len(m.labels) >= 2  # random weights still split the image somewhere
+    everything_background = run_tool(SEGMENT, [wide], {"labels": labels, "background": 1.0}, model=str(
+        tiny_model("clip")), services=services).results[-1]
+    assert everything_background.labels == ("background",) and everything_background.masks.all()
+
+
+def test_reruns_with_new_labels_thresholds_or_modes_skip_the_forward_pass(tiny_model, services, wide):
+    ref = str(tiny_model("clip"))
+    bundle = get_bundle(ctx_for(services, ref))
+    with count_calls(bundle.model.vision_model.embeddings) as vision, count_calls(bundle.model.text_model) as text:
+        run_tool(SEGMENT, [wide], {"labels": "cat,dog", "mode": "maskclip"}, model=ref, services=services,
+                 params_from_text=True)
+        assert vision[0] == 1 and text[0] == 1
+        run_tool(SEGMENT, [wide], {"labels": "cat,dog,car", "mode": "maskclip", "background": 0.2}, model=ref,
+                 services=services, params_from_text=True)
+        run_tool(SEGMENT, [wide], {"labels": "cat,dog,car", "mode": "sclip"}, model=ref, services=services,
+                 params_from_text=True)
+        assert vision[0] == 1 and text[0] == 2
+
+
+def test_siglip_segments_through_its_pooling_head(tiny_model, services, square):
+    pred = run_tool(SEGMENT, [square], {"labels": "cat,dog", "mode": "maskclip", "background": 0.0},
+                    model=str(tiny_model("siglip")), services=services, params_from_text=True)
+    heat = [r for r in pred.results if isinstance(r, Heatmap)]
+    assert heat[0].values.shape == (6, 6)
+    np.testing.assert_allclose(heat[0].values + heat[1].values, 1.0, atol=1e-5)
+
+
+def test_background_is_not_a_class_name(tiny_model, services, square):
+    with pytest.raises(ToolError, match="'background' is added by the tool") as err:
+        run_tool(SEGMENT, [square], {"labels": "cat,background"}, model=str(tiny_model("clip")), services=services,
+                 params_from_text=True)
+    assert err.value.user_error

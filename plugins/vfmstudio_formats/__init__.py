@@ -1,0 +1,91 @@
+"""Annotation formats: export and import codecs, registered through ``vfm_register_formats``.
+
+This module only declares the formats (cheap to import); each codec lives in an ``_``-module that
+is imported when it runs. See docs/formats.md for what each format keeps and drops.
+"""
+
+from __future__ import annotations
+
+from vfmstudio.plugin_api import FormatSpec, Param, ParamType, hookimpl
+
+__version__ = "0.1.0"
+
+_M = "vfmstudio_formats"
+
+
+def _copy(default: bool) -> Param:
+    return Param("copy_images", ParamType.BOOL, default, help="copy the image files into the export folder")
+
+
+def _tolerance(default: float = 1.0) -> Param:
+    return Param("tolerance", ParamType.FLOAT, default, minimum=0.0, maximum=50.0,
+                 help="pixels a mask outline may deviate when masks become polygons (0: exact pixel edges)")
+
+
+_IMAGE_ROOT = Param("image_root", ParamType.STR, "",
+                    help="folder the image paths in the files are relative to (paths never leave it); "
+                         "default: the dataset folder")
+_FILENAME = "filename"
+
+FORMATS = (
+    FormatSpec("coco", "COCO instances JSON", exporter=f"{_M}._coco:export", importer=f"{_M}._coco:import_",
+               extensions=(".json",),
+               params=(Param(_FILENAME, ParamType.STR, "annotations.json", help="name of the JSON file"),
+                       Param("mask_format", ParamType.CHOICE, "polygon", choices=("polygon", "rle"),
+                             help="how masks are written (shapes with holes are always RLE)"),
+                       _tolerance(), _copy(False), _IMAGE_ROOT),
+               description="Boxes, polygons and masks (polygons or RLE), iscrowd=0, area = pixel area."),
+    FormatSpec("yolo", "YOLO detect", exporter=f"{_M}._yolo:export_detect", importer=f"{_M}._yolo:import_",
+               extensions=(".txt", ".yaml"),
+               params=(Param("val_fraction", ParamType.FLOAT, 0.0, minimum=0.0, maximum=1.0,
+                             help="share of images put in the val split (0: train only)"),
+                       Param("seed", ParamType.INT, 0, help="seed of the train/val split"),
+                       _copy(True), _IMAGE_ROOT),
+               description="labels/<split>/*.txt rows 'cls cx cy w h' (normalised) and data.yaml."),
+    FormatSpec("yolo-seg", "YOLO segment", exporter=f"{_M}._yolo:export_segment", importer=f"{_M}._yolo:import_",
+               extensions=(".txt", ".yaml"),
+               params=(Param("val_fraction", ParamType.FLOAT, 0.0, minimum=0.0, maximum=1.0,
+                             help="share of images put in the val split (0: train only)"),
+                       Param("seed", ParamType.INT, 0, help="seed of the train/val split"),
+                       _tolerance(), _copy(True), _IMAGE_ROOT),
+               description="labels/<split>/*.txt rows 'cls x1 y1 ... xn yn' (normalised) and data.yaml."),
+    FormatSpec("voc", "Pascal VOC XML", exporter=f"{_M}._voc:export", importer=f"{_M}._voc:import_",
+               extensions=(".xml",), params=(_copy(True), _IMAGE_ROOT),
+               description="Annotations/*.xml with 1-based inclusive integer boxes."),
+    FormatSpec("labelme", "labelme JSON", exporter=f"{_M}._labelme:export", importer=f"{_M}._labelme:import_",
+               extensions=(".json",), params=(_copy(True), _IMAGE_ROOT),
+               description="One JSON per image: rectangles, polygons, points, masks; unknown keys kept."),
+    FormatSpec("cvat", "CVAT for images 1.1 XML", exporter=f"{_M}._cvat:export", importer=f"{_M}._cvat:import_",
+               extensions=(".xml",),
+               params=(Param(_FILENAME, ParamType.STR, "annotations.xml", help="name of the XML file"),
+                       _copy(False), _IMAGE_ROOT),
+               description="Boxes, polygons, points, tags and masks (tight-box RLE); source=auto for model output."),
+    FormatSpec("labelstudio", "Label Studio tasks JSON", exporter=f"{_M}._labelstudio:export",
+               extensions=(".json",),
+               params=(Param(_FILENAME, ParamType.STR, "tasks.json", help="name of the JSON file"),
+                       Param("mode", ParamType.CHOICE, "predictions", choices=("predictions", "annotations"),
+                             help="write results as pre-annotations (predictions) or as annotations"),
+                       Param("image_prefix", ParamType.STR, "",
+                             help="prefix for data.image, e.g. '/data/local-files/?d=' (default: relative path)"),
+                       _tolerance()),
+               description="Tasks with rectangles, polygons, keypoints, tag choices and captions in percent."),
+    FormatSpec("masks", "Mask PNGs", exporter=f"{_M}._masks:export", extensions=(".png",),
+               params=(Param("kind", ParamType.CHOICE, "semantic", choices=("semantic", "instance"),
+                             help="semantic: pixel = class index + 1; instance: pixel = instance id"),),
+               description="One PNG per image from masks and polygons; classes.txt lists the values."),
+    FormatSpec("captions-jsonl", "Captions JSONL", exporter=f"{_M}._captions:export_jsonl",
+               importer=f"{_M}._captions:import_jsonl", extensions=(".jsonl",),
+               params=(Param(_FILENAME, ParamType.STR, "captions.jsonl", help="name of the file"),
+                       Param("include_empty", ParamType.BOOL, False, help="also list images without caption or tags"),
+                       _IMAGE_ROOT),
+               description="One line per image: image path, caption, tags."),
+    FormatSpec("captions-csv", "Captions CSV", exporter=f"{_M}._captions:export_csv", extensions=(".csv",),
+               params=(Param(_FILENAME, ParamType.STR, "captions.csv", help="name of the file"),
+                       Param("include_empty", ParamType.BOOL, False, help="also list images without caption or tags")),
+               description="Columns image, caption, tags (';'-separated)."),
+)
+
+
+@hookimpl
+def vfm_register_formats() -> list[FormatSpec]:
+    return list(FORMATS)

@@ -8,6 +8,7 @@ Add a module to COMMANDS when it lands.
 """
 
 COMMANDS = (
+    "vfmstudio.commands.gui",
     "vfmstudio.commands.plugins",
     "vfmstudio.commands.tools",
     "vfmstudio.commands.models",

@@ -326,3 +326,29 @@ def test_window_state_and_recent_folders_are_restored(qtbot, fake_host, image_fo
     assert w2.recent_menu.actions()[0].text() == str(image_folder.resolve())
     assert w2.dock_messages.isHidden()
     w2.close()
+
+
+def test_parameter_form_round_trips_every_parameter_type(qtbot):
+    from vfmstudio.core.tools import Param, ParamType, ToolSpec
+    from vfmstudio.qt.param_form import ParamForm
+
+    tool = ToolSpec(id="fake.form", title="Form", run="fake:x", params=(
+        Param("n", ParamType.INT, 3, minimum=1, maximum=9),
+        Param("f", ParamType.FLOAT, 0.5, minimum=0.0, maximum=1.0),
+        Param("auto_f", ParamType.FLOAT, "auto", special=("auto",)),
+        Param("b", ParamType.BOOL, True),
+        Param("auto_b", ParamType.BOOL, "auto", special=("auto",)),
+        Param("c", ParamType.CHOICE, "y", choices=("x", "y")),
+        Param("s", ParamType.STR, "hi"),
+        Param("t", ParamType.TEXT, "long text"),
+        Param("labels", ParamType.STRLIST, ("cat", "dog")),
+        Param("pts", ParamType.POINTS, ((1, 2), (3.5, 4))),
+    ))
+    form = ParamForm(tool)
+    qtbot.addWidget(form)
+    assert form.resolved() == tool.resolve_params({})  # the form starts at the declared defaults
+    for name, value in {"n": 7, "f": 0.25, "auto_f": 2.5, "b": False, "auto_b": True, "c": "x", "s": "yo",
+                        "t": "other", "labels": ("a", "b c"), "pts": ((5.0, 6.0),)}.items():
+        form.set_value(name, value)
+    assert form.resolved() == {"n": 7, "f": 0.25, "auto_f": 2.5, "b": False, "auto_b": True, "c": "x", "s": "yo",
+                               "t": "other", "labels": ("a", "b c"), "pts": ((5.0, 6.0),)}

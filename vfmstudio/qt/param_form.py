@@ -28,6 +28,8 @@ def _format(value: Any, param: Param) -> str:
         return f"{param.sep or ','} ".join(value)
     if param.type is ParamType.POINTS:
         return "; ".join(f"{x:g},{y:g}" for x, y in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return str(value)
 
 
@@ -67,6 +69,12 @@ class ParamForm(QWidget):
             w.setSingleStep(span / 100 if span > 0 else 0.01)
             w.setValue(float(p.default) if p.default is not None else max(0.0, w.minimum()))
             w.valueChanged.connect(self.edited)
+            return w
+        if p.type is ParamType.BOOL and p.special:  # e.g. auto / true / false
+            w = QComboBox(self)
+            w.addItems([*p.special, "true", "false"])
+            w.setCurrentText(_format(p.default, p))
+            w.currentTextChanged.connect(self.edited)
             return w
         if p.type is ParamType.BOOL:
             w = QCheckBox(self)
@@ -127,7 +135,7 @@ class ParamForm(QWidget):
             elif isinstance(w, QCheckBox):
                 w.setChecked(bool(value))
             elif isinstance(w, QComboBox):
-                w.setCurrentText(str(value))
+                w.setCurrentText(_format(value, p))
             elif isinstance(w, QPlainTextEdit):
                 w.setPlainText(_format(value, p))
             elif isinstance(w, QLineEdit):

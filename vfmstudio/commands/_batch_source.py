@@ -1,0 +1,58 @@
+"""A batch output folder (one prediction JSON per image) read as an in-memory project."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from vfmstudio.commands.errors import UsageError
+
+
+def project_from_predictions(folder: Path, *, min_score: float | None = None, masks_as_polygons: bool = False):
+    from vfmstudio.core.annotations import accept_prediction
+    from vfmstudio.core.project import ImageRecord, image_size, in_memory
+    from vfmstudio.core.results import Masks, Prediction, ResultError
+
+    predictions = []
+    for path in sorted(folder.rglob("*.json")):
+        try:
+            obj = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if not isinstance(obj, dict) or "results" not in obj or "tool" not in obj:
+            continue  # manifests, failure lists and other files of the run
+        try:
+            pred = Prediction.from_json(obj, sidecar_dir=path.parent)
+        except ResultError as exc:
+            raise UsageError(f"{path}: {exc}") from None
+        if not pred.image_paths:
+            raise UsageError(f"{path}: the prediction does not name its image file")
+        image = Path(pred.image_paths[0])
+        if not image.is_absolute():  # relative to the JSON file, else to the working folder
+            near = path.parent / image
+            image = near.resolve() if near.exists() else image.resolve()
+        predictions.append((pred, image))
+    if not predictions:
+        raise UsageError(f"{folder}: no project file and no prediction JSON files")
+    root = Path(os.path.commonpath([str(p.parent) for _, p in predictions]))
+    project = in_memory(root)
+    for pred, image in predictions:
+        key = Path(os.path.relpath(image, root)).as_posix()
+        if key not in project.images:
+            width = height = 0
+            if image.exists():
+                width, height = image_size(image)
+            else:
+                for r in pred.results:
+                    if isinstance(r, Masks):
+                        height, width = r.size
+            project.images[key] = ImageRecord(key, key, pred.image_ids[0] if pred.image_ids else "", width, height)
+        accepted = accept_prediction(pred, key, min_score=min_score, masks_as_polygons=masks_as_polygons)
+        for ann in accepted.annotations:
+            project.labels.add(ann)
+        for k, tags in accepted.tags.items():
+            project.labels.set_tags(k, (*project.labels.tags.get(k, ()), *tags))
+        for k, text in accepted.captions.items():
+            project.labels.set_caption(k, text)
+    return project

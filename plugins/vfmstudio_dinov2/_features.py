@@ -1,0 +1,304 @@
+"""Dense features, extracted once per (descriptor, precision, resolution, image) and cached.
+
+Every dinov2 tool starts here: :func:`features_for` returns the :class:`PatchFeatures` of an image
+from the feature cache, running the descriptor's forward pass only on a miss. Interactive changes
+(threshold, clicked point, layer, image set) are then pure math on these arrays.
+
+Descriptors are chosen by the model reference. A Hugging Face DINOv2 checkpoint (hub id or folder)
+is the normal case; :data:`EXTRACTORS` maps special references such as ``builtin:raw-patches`` to
+other descriptors that go through the same preprocessing, geometry and cache (the geometry tests
+use a non-learned descriptor this way).
+
+Preprocessing (see docs/adr/0010): the uint8 image goes to the device once, is resized with one
+antialiased bicubic interpolation so its short side equals ``resolution``, centre-cropped to
+multiples of the patch size and normalised with the ImageNet statistics. :class:`Geometry` keeps
+the exact mapping from the patch grid back to original pixels.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vfmstudio.core.context import RunContext
+from vfmstudio.core.image import LoadedImage
+from vfmstudio.core.tools import ParamError
+from vfmstudio.ml.errors import ModelError
+
+DEFAULT_MODEL = "facebook/dinov2-small"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+DINOV2_TYPES = ("dinov2", "dinov2_with_registers")
+MAX_TOKENS = 16384  # attention cost grows with the square of this: refuse panoramas at huge resolutions
+
+
+# ---------------------------------------------------------------------------------------------- geometry
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """How an image of ``size`` (H, W) became the model input, and how to map back.
+
+    The image is resized to ``resized`` (h', w') and the window ``crop`` (top, left, height, width)
+    of the resized image is fed to the model, a ``grid`` (rows, cols) of ``patch``-pixel patches.
+    ``extent`` (x0, y0, x1, y1) is that window in original pixel coordinates (exact, fractional).
+    """
+
+    size: tuple[int, int]
+    resized: tuple[int, int]
+    crop: tuple[int, int, int, int]
+    patch: int
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return self.crop[2] // self.patch, self.crop[3] // self.patch
+
+    @property
+    def extent(self) -> tuple[float, float, float, float]:
+        (h, w), (rh, rw) = self.size, self.resized
+        top, left, ch, cw = self.crop
+        sy, sx = rh / h, rw / w
+        return (left / sx, top / sy, (left + cw) / sx, (top + ch) / sy)
+
+    def patch_centres(self) -> np.ndarray:
+        """(rows*cols, 2) x, y of every patch centre in original pixels, row-major."""
+        x0, y0, x1, y1 = self.extent
+        rows, cols = self.grid
+        xs = x0 + (np.arange(cols) + 0.5) * (x1 - x0) / cols
+        ys = y0 + (np.arange(rows) + 0.5) * (y1 - y0) / rows
+        gx, gy = np.meshgrid(xs, ys)
+        return np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
+
+    def patch_index(self, x: float, y: float) -> int:
+        """Row-major index of the patch under original pixel (x, y); points off the grid clamp to its edge."""
+        x0, y0, x1, y1 = self.extent
+        rows, cols = self.grid
+        col = min(cols - 1, max(0, math.floor((x - x0) / (x1 - x0) * cols)))
+        row = min(rows - 1, max(0, math.floor((y - y0) / (y1 - y0) * rows)))
+        return row * cols + col
+
+
+def plan_geometry(height: int, width: int, resolution: int, patch: int) -> Geometry:
+    """Resize so the short side is ``resolution``, then centre-crop both sides to multiples of ``patch``."""
+    if resolution < patch:
+        raise ParamError(f"parameter 'resolution': {resolution} is smaller than one patch ({patch} px)")
+    scale = resolution / min(height, width)
+    rh, rw = max(patch, round(height * scale)), max(patch, round(width * scale))
+    ch, cw = rh - rh % patch, rw - rw % patch
+    if (ch // patch) * (cw // patch) > MAX_TOKENS:
+        raise ParamError(f"parameter 'resolution': {resolution} turns this {width}x{height} image into "
+                         f"{(ch // patch) * (cw // patch)} patches (the limit is {MAX_TOKENS}); use a lower one")
+    return Geometry(size=(height, width), resized=(rh, rw), crop=((rh - ch) // 2, (rw - cw) // 2, ch, cw),
+                    patch=patch)
+
+
+def preprocess(pixels: np.ndarray, geometry: Geometry, device: str | torch.device = "cpu",
+               dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (1, 3, h, w) normalised model input: one resize, one crop, one normalisation."""
+    # torch.tensor copies the uint8 pixels (cheap): LoadedImage pixels are read-only, from_numpy would warn.
+    x = torch.tensor(pixels, device=device).permute(2, 0, 1).unsqueeze(0).float()
+    if geometry.resized != geometry.size:
+        x = F.interpolate(x, size=geometry.resized, mode="bicubic", antialias=True, align_corners=False)
+        x = x.clamp_(0.0, 255.0)  # bicubic overshoots; a uint8 resize (PIL) would clip the same way
+    top, left, ch, cw = geometry.crop
+    x = x[:, :, top:top + ch, left:left + cw]
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1) * 255.0
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1) * 255.0
+    return ((x - mean) / std).to(dtype).contiguous()
+
+
+# ---------------------------------------------------------------------------------------------- features
+
+
+@dataclass(frozen=True, eq=False)
+class PatchFeatures:
+    """What one forward pass leaves in the feature cache (numpy, CPU, float32).
+
+    ``tokens``: (rows*cols, C) last-layer patch tokens after the final LayerNorm (registers dropped);
+    ``cls``: (C,) the normed CLS token; ``layer_norms``: (L+1, rows, cols) L2 norms of the patch
+    tokens of every hidden state (embeddings first, before the final LayerNorm).
+    """
+
+    tokens: np.ndarray
+    cls: np.ndarray
+    layer_norms: np.ndarray
+    layer_names: tuple[str, ...]
+    geometry: Geometry
+    key: Hashable = None  # the feature-cache key, for values derived from these features
+
+    def derived(self, ctx: RunContext, name: str, compute: Callable[[], Any]) -> Any:
+        """A value computed from these features alone, cached next to them."""
+        return ctx.cached((name, self.key), compute)
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return self.geometry.grid
+
+    @property
+    def extent(self) -> tuple[float, float, float, float]:
+        return self.geometry.extent
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A descriptor's raw output for one image: torch tensors on any device."""
+
+    tokens: torch.Tensor  # (N, C)
+    cls: torch.Tensor  # (C,)
+    layer_norms: torch.Tensor  # (L, N)
+    layer_names: tuple[str, ...]
+
+
+class Extractor:
+    """A dense descriptor: ``encode`` maps a normalised (1, 3, h, w) input to :class:`Encoded`."""
+
+    patch: int = 14
+    cache_key: Hashable = ()
+    device: str = "cpu"
+    precision: str = "fp32"
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.precision]
+
+    def encode(self, pixel_values: torch.Tensor) -> Encoded:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class Dinov2Extractor(Extractor):
+    """A transformers ``Dinov2Model`` / ``Dinov2WithRegistersModel``, loaded lazily through the model cache."""
+
+    def __init__(self, ctx: RunContext, ref: str):
+        from vfmstudio.ml.devices import resolve_device, resolve_precision
+        from vfmstudio.ml.refs import parse_model_ref
+
+        self._ctx = ctx
+        self._ref = parse_model_ref(ref)
+        self.device = resolve_device(ctx.device)
+        self.precision = resolve_precision(ctx.precision, self.device)
+        self._model: Any = None
+        self.patch = self._config_value("patch_size", 14)
+        # Features depend on the weights and the precision, not on which device computed them.
+        self.cache_key = ("hf", *self._ref.key, self.precision)
+
+    def _config_value(self, name: str, default: int) -> int:
+        """Read from config.json without loading the weights, so a feature-cache hit loads no model."""
+        config = self._ctx.model(("dinov2.config", *self._ref.key), self._read_config)
+        return int(config.get(name, default))
+
+    def _read_config(self) -> dict:
+        import json
+
+        from vfmstudio.ml.hub import resolve_local_path
+
+        path = resolve_local_path(self._ref) / "config.json"
+        try:
+            config = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot read '{path}': {exc}") from exc
+        model_type = config.get("model_type")
+        if model_type not in DINOV2_TYPES:
+            raise ModelError(f"model '{self._ref.display}' is a '{model_type}' model, not DINOv2 "
+                             f"(expected model_type {' or '.join(DINOV2_TYPES)})")
+        return config
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            self._model = self._ctx.model(("dinov2", *self._ref.key), self._load)
+        return self._model
+
+    def _load(self) -> Any:
+        import transformers
+
+        from vfmstudio.ml._loading import load_pretrained
+
+        model, _info = load_pretrained(transformers.AutoModel, self._ref, device=self.device,
+                                       precision=self.precision)
+        return model
+
+    def encode(self, pixel_values: torch.Tensor) -> Encoded:
+        model = self.model
+        skip = 1 + int(getattr(model.config, "num_register_tokens", 0) or 0)  # [CLS, registers..., patches...]
+        out = model(pixel_values=pixel_values, output_hidden_states=True)
+        last = out.last_hidden_state[0]
+        norms = torch.stack([torch.linalg.vector_norm(h[0, skip:].float(), dim=-1) for h in out.hidden_states])
+        names = ("embeddings", *(f"block {i}" for i in range(1, norms.shape[0])))
+        return Encoded(tokens=last[skip:], cls=last[0], layer_norms=norms, layer_names=names)
+
+
+class RawPatchExtractor(Extractor):
+    """Non-learned baseline: each patch's pixels (normalised input), centred and L2-normalised."""
+
+    cache_key = ("builtin", "raw-patches")
+
+    def __init__(self, ctx: RunContext, ref: str):
+        self.device = "cpu"
+
+    def encode(self, pixel_values: torch.Tensor) -> Encoded:
+        p = self.patch
+        x = pixel_values[0].float()
+        c, h, w = x.shape
+        tokens = x.reshape(c, h // p, p, w // p, p).permute(1, 3, 0, 2, 4).reshape((h // p) * (w // p), c * p * p)
+        tokens = tokens - tokens.mean(dim=1, keepdim=True)
+        tokens = F.normalize(tokens, dim=1)
+        norms = torch.linalg.vector_norm(tokens, dim=1)[None]
+        return Encoded(tokens=tokens, cls=tokens.mean(0), layer_norms=norms, layer_names=("pixels",))
+
+
+ExtractorFactory = Callable[[RunContext, str], Extractor]
+#: Model references that name a built-in descriptor instead of a checkpoint. Tests add their own.
+EXTRACTORS: dict[str, ExtractorFactory] = {"builtin:raw-patches": RawPatchExtractor}
+
+
+def extractor_for(ctx: RunContext) -> Extractor:
+    ref = ctx.model_ref or DEFAULT_MODEL
+    factory = EXTRACTORS.get(ref)
+    extractor = factory(ctx, ref) if factory is not None else Dinov2Extractor(ctx, ref)
+    ctx.used_device, ctx.used_precision = extractor.device, extractor.precision
+    return extractor
+
+
+def features_for(ctx: RunContext, extractor: Extractor, image: LoadedImage, resolution: int) -> PatchFeatures:
+    """The image's features from the feature cache; one forward pass on a miss."""
+    geometry = plan_geometry(image.height, image.width, resolution, extractor.patch)
+    key = ("dinov2.features", extractor.cache_key, resolution, image.id)
+    return ctx.cached(key, lambda: extract(extractor, image.pixels, geometry, key))
+
+
+def extract(extractor: Extractor, pixels: np.ndarray, geometry: Geometry, key: Hashable = None) -> PatchFeatures:
+    with torch.inference_mode():
+        x = preprocess(pixels, geometry, extractor.device, extractor.dtype)
+        enc = extractor.encode(x)
+        rows, cols = geometry.grid
+        if enc.tokens.shape[0] != rows * cols:
+            raise ModelError(f"the model returned {enc.tokens.shape[0]} patch tokens for a {rows}x{cols} grid")
+        return PatchFeatures(
+            tokens=_numpy(enc.tokens),
+            cls=_numpy(enc.cls),
+            layer_norms=_numpy(enc.layer_norms).reshape(-1, rows, cols),
+            layer_names=enc.layer_names,
+            geometry=geometry,
+            key=key,
+        )
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to("cpu", torch.float32).numpy()
+
+
+def features_of_all(ctx: RunContext, images: list[LoadedImage], resolution: int) -> list[PatchFeatures]:
+    """Features for every image, with progress and cancel between images."""
+    extractor = extractor_for(ctx)
+    out = []
+    for i, image in enumerate(images):
+        ctx.progress(i / len(images), f"features {i + 1}/{len(images)}")
+        out.append(features_for(ctx, extractor, image, resolution))
+    ctx.progress(1.0, "features ready")
+    return out

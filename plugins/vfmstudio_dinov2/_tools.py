@@ -1,0 +1,288 @@
+"""The dinov2 tools: each is ``fn(ctx, images, params) -> list[Result]`` on cached features.
+
+Only :func:`vfmstudio_dinov2._features.features_of_all` may run a model; everything after it is
+math on cached arrays, so rerunning a tool with a new threshold, point, layer or image set costs
+milliseconds for images already seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vfmstudio.core.context import RunContext
+from vfmstudio.core.image import LoadedImage
+from vfmstudio.core.results import (
+    Correspondences,
+    FeatureImage,
+    Heatmap,
+    Histogram,
+    LayerMaps,
+    Masks,
+    Result,
+    Table,
+)
+from vfmstudio.core.tools import ParamError
+from vfmstudio_dinov2 import _math
+from vfmstudio_dinov2._features import PatchFeatures, features_of_all
+from vfmstudio_dinov2._refmasks import BACKGROUND, patch_labels, read_reference_masks
+
+HISTOGRAM_BINS = 64
+
+
+# ---------------------------------------------------------------------------------------------- PCA
+
+
+@dataclass(frozen=True)
+class Split:
+    """The foreground/background split of one image along its first principal component.
+
+    ``pc1``: (rows*cols,) the component min-max scaled to [0, 1] and oriented so that foreground is
+    high; ``foreground``: (rows, cols) the split after clean-up; ``threshold``: the cut used.
+    """
+
+    pc1: np.ndarray
+    foreground: np.ndarray
+    threshold: float
+
+
+def first_component(feats: PatchFeatures) -> tuple[np.ndarray, float]:
+    """PC1 of the patch tokens scaled to [0, 1] and oriented so foreground is high, and its Otsu cut."""
+    comps, mean = _math.top_components(feats.tokens, 1)
+    pc1 = _math.minmax01((_math.as_tensor(feats.tokens) - mean) @ comps[0]).numpy()
+    auto = _math.otsu(pc1)
+    # Orient once, from the automatic cut, so a numeric threshold always keeps foreground on the high
+    # side: dragging the slider never swaps which side is the object.
+    if not _math.foreground_is_high(pc1, auto, feats.grid):
+        pc1, auto = 1.0 - pc1, 1.0 - auto
+    return pc1.astype(np.float32), auto
+
+
+def split_foreground(ctx: RunContext, feats: PatchFeatures, threshold: float | str = "auto", sign: str = "auto",
+                     cleanup: bool = True) -> Split:
+    pc1, auto = feats.derived(ctx, "dinov2.pc1", lambda: first_component(feats))
+    if sign == "flip":
+        pc1, auto = 1.0 - pc1, 1.0 - auto
+    cut = auto if threshold == "auto" else float(threshold)
+    fg = (pc1 > cut).reshape(feats.grid)
+    if cleanup:
+        fg = _math.clean_mask(fg)
+    return Split(pc1=pc1, foreground=fg, threshold=cut)
+
+
+def _colour_foreground(tokens: list[np.ndarray], splits: list[Split]) -> list[np.ndarray]:
+    """3-component PCA fitted on the foreground tokens of all images together -> (rows, cols, 3) in [0, 1].
+
+    Each component is min-max scaled over all foreground tokens, so a colour means the same in every
+    image; background is black.
+    """
+    fg_rows = [t[s.foreground.ravel()] for t, s in zip(tokens, splits)]
+    stacked = np.concatenate(fg_rows) if fg_rows else np.zeros((0, tokens[0].shape[1]), np.float32)
+    out = [np.zeros((*s.foreground.shape, 3), np.float32) for s in splits]
+    if stacked.shape[0] < 2:
+        return out
+    comps, mean = _math.top_components(stacked, 3)
+    proj = (_math.as_tensor(stacked) - mean) @ comps.T
+    lo, hi = proj.amin(dim=0), proj.amax(dim=0)
+    scale = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
+    start = 0
+    for rows, split, rgb in zip(fg_rows, splits, out):
+        part = ((proj[start:start + len(rows)] - lo) / scale).numpy()
+        rgb[split.foreground] = part
+        start += len(rows)
+    return out
+
+
+def _render(rgb: np.ndarray, fg: np.ndarray, feats: PatchFeatures, image: LoadedImage, mode: str
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Patch-level RGB and foreground -> full-size uint8 picture and bool mask (one resampling)."""
+    stack = torch.cat([torch.from_numpy(rgb), torch.from_numpy(fg).unsqueeze(-1).float()], dim=-1)
+    full = _math.to_pixels(stack, feats.extent, (image.height, image.width), mode)
+    mask = full[..., 3] > 0.5
+    picture = (full[..., :3] * (mask.unsqueeze(-1) * 255.0) + 0.5).clamp_(0, 255).to(torch.uint8)
+    return picture.numpy(), mask.numpy()
+
+
+def _whole(image: LoadedImage) -> tuple[float, float, float, float]:
+    return (0.0, 0.0, float(image.width), float(image.height))
+
+
+def pca(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Result]:
+    (feats,) = features_of_all(ctx, images, params["resolution"])
+    image = images[0]
+    split = split_foreground(ctx, feats, params["threshold"], params["sign"], params["cleanup"])
+    (rgb,) = _colour_foreground([feats.tokens], [split])
+    picture, mask = _render(rgb, split.foreground, feats, image, params["upsample"])
+    counts, edges = np.histogram(split.pc1, bins=HISTOGRAM_BINS, range=(0.0, 1.0))
+    return [
+        FeatureImage(rgb=picture, foreground=mask, label="PCA of foreground tokens", extent=_whole(image),
+                     image_id=image.id),
+        Masks(masks=mask[None], labels=("foreground",), image_id=image.id),
+        Heatmap(values=split.pc1.reshape(feats.grid), label="first PCA component (foreground high)",
+                value_range=(0.0, 1.0), extent=feats.extent, image_id=image.id),
+        Histogram(counts=counts, edges=edges, threshold=split.threshold, label="first PCA component",
+                  image_id=image.id),
+    ]
+
+
+def joint_pca(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Result]:
+    feats = features_of_all(ctx, images, params["resolution"])
+    splits = [split_foreground(ctx, f, params["threshold"], params["sign"], params["cleanup"]) for f in feats]
+    colours = _colour_foreground([f.tokens for f in feats], splits)
+    out: list[Result] = []
+    for image, f, split, rgb in zip(images, feats, splits, colours):
+        picture, mask = _render(rgb, split.foreground, f, image, params["upsample"])
+        out.append(FeatureImage(rgb=picture, foreground=mask, label="joint PCA of foreground tokens",
+                                extent=_whole(image), image_id=image.id))
+        out.append(Masks(masks=mask[None], labels=("foreground",), image_id=image.id))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- similarity
+
+
+def _check_points(points, image: LoadedImage) -> None:
+    for x, y in points:
+        if not (0 <= x < image.width and 0 <= y < image.height):
+            raise ParamError(f"parameter 'points': ({x:g}, {y:g}) lies outside {image.name} "
+                             f"({image.width}x{image.height})")
+
+
+def similarity(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Result]:
+    """Cosine similarity of the patch under each point of the first image to every patch of every image."""
+    points = params["points"]
+    source = images[0]
+    _check_points(points, source)
+    feats = features_of_all(ctx, images, params["resolution"])
+    src = feats[0]
+    queries = _math.normalize_rows(src.tokens[[src.geometry.patch_index(x, y) for x, y in points]])  # (P, C)
+    sims = [(_math.normalize_rows(f.tokens) @ queries.T).numpy() for f in feats]  # each (N, P)
+    out: list[Result] = []
+    for p, (x, y) in enumerate(points):
+        lo = min(float(s[:, p].min()) for s in sims)
+        hi = max(float(s[:, p].max()) for s in sims)
+        value_range = (lo, hi) if hi > lo else None
+        for image, f, s in zip(images, feats, sims):
+            out.append(Heatmap(values=s[:, p].reshape(f.grid), label=f"similarity to ({x:.0f}, {y:.0f})",
+                               value_range=value_range, extent=f.extent, image_id=image.id))
+    src_xy = np.asarray(points, dtype=np.float32)
+    for image, f, s in zip(images[1:], feats[1:], sims[1:]):
+        best = s.argmax(axis=0)
+        out.append(Correspondences(source_xy=src_xy, target_xy=f.geometry.patch_centres()[best],
+                                   scores=s[best, np.arange(len(points))], source_image=source.id,
+                                   target_image=image.id))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- matches
+
+
+def matches(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Result]:
+    """Best buddies between two images, then a diverse top-k by k-means over the pair descriptors."""
+    fa, fb = features_of_all(ctx, images, params["resolution"])
+    ia_all = np.arange(fa.tokens.shape[0])
+    ib_all = np.arange(fb.tokens.shape[0])
+    if params["foreground"]:
+        ia_all = np.flatnonzero(split_foreground(ctx, fa).foreground.ravel())
+        ib_all = np.flatnonzero(split_foreground(ctx, fb).foreground.ravel())
+    a = _math.normalize_rows(fa.tokens[ia_all])
+    b = _math.normalize_rows(fb.tokens[ib_all])
+    if len(a) and len(b):
+        ia, ib, score = _math.mutual_nearest(a, b)
+    else:
+        ia = ib = torch.zeros(0, dtype=torch.long)
+        score = torch.zeros(0)
+    k = params["k"]
+    if len(ia) > k:
+        labels = _math.kmeans(torch.cat([a[ia], b[ib]], dim=1), k)
+        # Strongest pair of each cluster: sort by score, keep the first occurrence of every label.
+        order = torch.argsort(score, descending=True, stable=True)
+        first = np.unique(labels[order].numpy(), return_index=True)[1]
+        keep = order[torch.from_numpy(first)]
+        ia, ib, score = ia[keep], ib[keep], score[keep]
+    order = torch.argsort(score, descending=True, stable=True)
+    ia, ib, score = ia[order].numpy(), ib[order].numpy(), score[order].numpy()
+    return [Correspondences(source_xy=fa.geometry.patch_centres()[ia_all[ia]],
+                            target_xy=fb.geometry.patch_centres()[ib_all[ib]], scores=score,
+                            source_image=images[0].id, target_image=images[1].id)]
+
+
+# ---------------------------------------------------------------------------------------------- norms
+
+
+def norms(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Result]:
+    """Patch-token norms of every layer, a per-layer summary and the outlier tokens of one layer."""
+    (feats,) = features_of_all(ctx, images, params["resolution"])
+    image = images[0]
+    values = feats.layer_norms
+    n_layers = values.shape[0]
+    layer = params["layer"]
+    if not -n_layers <= layer < n_layers:
+        raise ParamError(f"parameter 'layer': {layer} is out of range; this model has layers 0..{n_layers - 1} "
+                         "(0 = embeddings; negative values count from the end)")
+    layer %= n_layers
+    k = params["k"]
+    rows = []
+    for name, v in zip(feats.layer_names, values):
+        cut = _math.robust_cutoff(v, k)
+        rows.append((name, round(float(np.median(v)), 4), round(float(v.max()), 4),
+                     round(float((v > cut).mean()), 4), round(cut, 4)))
+    outliers = values[layer] > _math.robust_cutoff(values[layer], k)
+    mask = _math.to_pixels(torch.from_numpy(outliers).unsqueeze(-1), feats.extent, (image.height, image.width),
+                           "nearest")[..., 0].numpy() > 0.5
+    name = feats.layer_names[layer]
+    return [
+        LayerMaps(values=values, names=feats.layer_names, label="patch-token norms", extent=feats.extent,
+                  image_id=image.id),
+        Table(columns=("layer", "median", "max", "outlier share", "cutoff"), rows=tuple(rows),
+              title=f"patch-token norms (outlier: robust z-score above {k:g})", image_id=image.id),
+        Heatmap(values=values[layer], label=f"token norms, {name}", extent=feats.extent, image_id=image.id),
+        Masks(masks=mask[None], labels=(f"high-norm tokens ({name})",), image_id=image.id),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------- propagate
+
+
+def propagate(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Result]:
+    """Labels of the reference images (the first ones) carried to the others by k-NN voting on features."""
+    references = read_reference_masks(params["masks"], images)
+    feats = features_of_all(ctx, images, params["resolution"])
+    names: list[str] = []
+    for classes in references:
+        names += [n for n in classes if n not in names and n != BACKGROUND]
+    bank, bank_labels = [], []
+    for classes, f in zip(references, feats):
+        local_names, labels = patch_labels(classes, f.extent, f.grid)
+        remap = np.array([names.index(n) + 1 if n in names else 0 for n in local_names])  # 0 = background
+        keep = labels >= 0
+        bank.append(f.tokens[keep])
+        bank_labels.append(remap[labels[keep]])
+    bank_t = _math.normalize_rows(np.concatenate(bank))
+    bank_y = torch.from_numpy(np.concatenate(bank_labels))
+    if bank_t.shape[0] == 0:
+        raise ParamError("parameter 'masks': no patch of the reference images is clearly inside or outside a mask")
+    n_classes = len(names) + 1
+    k = min(params["k"], bank_t.shape[0])
+    out: list[Result] = []
+    for image, f in zip(images[len(references):], feats[len(references):]):
+        ctx.check_cancelled()
+        sims = _math.normalize_rows(f.tokens) @ bank_t.T
+        top, idx = sims.topk(k, dim=1)
+        weight = torch.where(top >= params["floor"], top, torch.zeros_like(top))
+        votes = torch.zeros(sims.shape[0], n_classes).scatter_add_(1, bank_y[idx], weight)
+        total = votes.sum(dim=1, keepdim=True)
+        probs = torch.where(total > 0, votes / total.clamp(min=1e-12), torch.eye(n_classes)[0])  # no vote: bg
+        full = _math.to_pixels(probs.reshape(*f.grid, n_classes), f.extent, (image.height, image.width),
+                               params["upsample"])
+        winner = full.argmax(dim=-1).numpy()
+        probs, patch_winner = probs.numpy(), probs.argmax(dim=1).numpy()
+        found = [c for c in range(1, n_classes) if (winner == c).any()]
+        scores = [float(probs[patch_winner == c, c].mean()) if (patch_winner == c).any() else 0.0
+                  for c in found]
+        masks = np.stack([winner == c for c in found]) if found else np.zeros((0, image.height, image.width), bool)
+        out.append(Masks(masks=masks, labels=tuple(names[c - 1] for c in found), scores=np.asarray(scores),
+                         image_id=image.id))
+    return out

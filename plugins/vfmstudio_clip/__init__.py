@@ -36,6 +36,7 @@ CLASSIFY = ToolSpec(
     id="clip.classify",
     title="Zero-shot labels",
     run="vfmstudio_clip._classify:classify",
+    prepare="vfmstudio_clip._classify:prepare",
     inputs=InputKind.SET,
     params=(
         _labels(),

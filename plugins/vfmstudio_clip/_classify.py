@@ -31,6 +31,13 @@ def resolve_multi_label(bundle: ClipBundle, value: object) -> bool:
     return bool(value)
 
 
+def prepare(ctx: RunContext, images: list[LoadedImage], params: dict) -> None:
+    """Batch engines call this before per-image runs: encode the labels once and the images in batches."""
+    bundle = get_bundle(ctx)
+    cached_class_embeddings(ctx, bundle, read_labels(params["labels"]), resolve_templates(params["templates"]))
+    cached_image_embeddings(ctx, bundle, [im.id for im in images], lambda i: images[i].pixels, params["batch_size"])
+
+
 def classify(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Classification]:
     labels = read_labels(params["labels"])
     templates = resolve_templates(params["templates"])

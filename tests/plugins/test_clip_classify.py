@@ -15,7 +15,7 @@ from vfmstudio_clip.templates import ENSEMBLE7
 from vfmstudio.core.cache import ByteLRUCache
 from vfmstudio.core.context import RunContext
 from vfmstudio.core.image import load_image
-from vfmstudio.execution import Services, ToolError, run_tool
+from vfmstudio.execution import Services, ToolError, prepare_tool, run_tool
 
 LABELS = ("cat", "dog", "car", "a red bird")
 
@@ -121,6 +121,17 @@ def test_text_tower_runs_once_for_ten_images_and_label_edits_skip_the_image_towe
         run_tool(CLASSIFY, images, {"labels": "cat,dog,bird"}, model=str(ref), services=services,
                  params_from_text=True)
         assert calls == [2, 10]
+
+
+def test_batch_preparation_fills_the_caches_for_per_image_runs(tiny_model, services, images):
+    ref = str(tiny_model("clip"))
+    bundle = bundle_for(services.models, ref)
+    with count_calls(bundle.model.text_model, bundle.model.vision_model.embeddings) as calls:
+        assert prepare_tool(CLASSIFY, images, {"labels": LABELS, "batch_size": 5}, model=ref, services=services)
+        assert calls == [1, 2]
+        for image in images:
+            run_tool(CLASSIFY, [image], {"labels": LABELS}, model=ref, services=services)
+        assert calls == [1, 2]
 
 
 def test_images_go_through_the_model_in_batches_with_the_same_scores(tiny_model, services, models, images):

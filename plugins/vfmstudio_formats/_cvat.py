@@ -148,31 +148,29 @@ def import_(source: Path, params: dict, ctx: ExchangeContext) -> Project:
         w, h = (int(v) for v in _floats(im, "width", "height", where=where))
         rec = image_record(root, str(im.get("name") or ""), width=w, height=h, what=f"{xml_path.name}: image name")
         project.images.setdefault(rec.key, ImageRecord(rec.key, rec.path, "", w, h))
-        groups: dict[tuple[str, str], list[np.ndarray]] = {}
-        for el in im:
+        items: dict[tuple, tuple[str, object, Provenance, dict]] = {}  # annotations in document order
+        grouped: dict[tuple, list[np.ndarray]] = {}
+        for k, el in enumerate(im):
             label = el.get("label")
             if not label:
                 raise FormatError(f"{where}: <{el.tag}> without a label")
             prov = _provenance(el)
             if el.tag == "box":
                 x0, y0, x1, y1 = _floats(el, "xtl", "ytl", "xbr", "ybr", where=where)
-                labels.add(Annotation(rec.key, label, Box(x0, y0, x1, y1), provenance=prov))
+                items[(k,)] = (label, Box(x0, y0, x1, y1), prov, {})
             elif el.tag == "polygon":
                 pts = _points(el.get("points", ""), where)
                 if len(pts) < 3:
                     raise FormatError(f"{where}: a polygon needs at least 3 points")
                 gid = el.get("group_id")
-                if gid and gid != "0":
-                    if (gid, label) not in groups:
-                        groups[(gid, label)] = []
-                        labels.add(Annotation(rec.key, label, Polygon.simple(pts), id=f"cvat-{n}-{gid}-{label}",
-                                              provenance=prov))
-                    groups[(gid, label)].append(pts)
-                else:
-                    labels.add(Annotation(rec.key, label, Polygon.simple(pts), provenance=prov))
+                slot = ("group", gid, label) if gid and gid != "0" else (k,)
+                if slot not in grouped:
+                    grouped[slot] = []
+                    items[slot] = (label, None, prov, {})
+                grouped[slot].append(pts)
             elif el.tag in ("points", "polyline"):
-                labels.add(Annotation(rec.key, label, Points(_points(el.get("points", ""), where)), provenance=prov,
-                                      attributes={"cvat_shape": el.tag} if el.tag != "points" else {}))
+                items[(k,)] = (label, Points(_points(el.get("points", ""), where)), prov,
+                               {"cvat_shape": el.tag} if el.tag != "points" else {})
             elif el.tag == "tag":
                 labels.set_tags(rec.key, (*labels.tags.get(rec.key, ()), label))
             elif el.tag == "mask":
@@ -183,14 +181,13 @@ def import_(source: Path, params: dict, ctx: ExchangeContext) -> Project:
                     raise FormatError(f"{where}: invalid mask rle ({exc})") from None
                 full = np.zeros((h, w), dtype=bool)
                 full[top:top + mh, left:left + mw] = crop[:max(0, h - top), :max(0, w - left)]
-                labels.add(Annotation(rec.key, label, Mask.from_array(full), provenance=prov))
+                items[(k,)] = (label, Mask.from_array(full), prov, {})
             else:
                 ctx.warn(f"CVAT: <{el.tag}> elements are not imported")
-        for (gid, label), rings in groups.items():  # grouped polygons become one multi-part polygon
-            ann = labels.get(f"cvat-{n}-{gid}-{label}")
-            labels._remove(ann.id)
-            labels.add(Annotation(rec.key, label, Polygon(tuple(PolygonPart(r) for r in rings)),
-                                  provenance=ann.provenance))
+        for slot, (label, shape, prov, attrs) in items.items():
+            if shape is None:  # polygons sharing a group_id are one multi-part polygon
+                shape = Polygon(tuple(PolygonPart(r) for r in grouped[slot]))
+            labels.add(Annotation(rec.key, label, shape, provenance=prov, attributes=attrs))
     return project
 
 

@@ -130,8 +130,7 @@ def _read_one(project: Project, path: Path, doc: dict, root: Path) -> None:
     extras = {k: v for k, v in doc.items() if k not in _TOP_KEYS}
     if extras:
         labels.extras.setdefault(key, {})["labelme"] = extras
-    groups: dict[tuple, list[dict]] = {}
-    singles: list[list[dict]] = []
+    groups: dict[tuple, list[dict]] = {}  # in order of first appearance
     for n, s in enumerate(doc["shapes"]):
         if not isinstance(s, dict) or "label" not in s or "points" not in s:
             raise FormatError(f"{path}: shape {n} needs 'label' and 'points'")
@@ -139,8 +138,8 @@ def _read_one(project: Project, path: Path, doc: dict, root: Path) -> None:
         if s.get("group_id") is not None and kind in ("polygon", "point"):
             groups.setdefault((s["group_id"], s["label"], kind), []).append(s)
         else:
-            singles.append([s])
-    for group in [*singles, *groups.values()]:
+            groups[("single", n)] = [s]
+    for group in groups.values():
         ann = _annotation(group, key, w, h, path)
         if ann is not None:
             labels.add(ann)

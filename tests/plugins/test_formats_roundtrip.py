@@ -169,7 +169,6 @@ def _yolo_lines(out: Path):
 
 def test_yolo_detect_round_trip_and_every_line_valid(host, sample, tmp_path):
     import yaml
-
     from vfmstudio_formats._yolo import validate_line
 
     target = _roundtrip(host, sample, tmp_path, "yolo")

@@ -653,7 +653,7 @@ def accept_prediction(prediction: Prediction, image: str | Mapping[str, str], *,
             for i, label in enumerate(result.labels):
                 score = float(result.scores[i])
                 if chosen is not None:
-                    if (r, i) in chosen:
+                    if wanted(r, i, score):
                         picked.append(label)
                 elif result.multi_label:
                     if min_score is None or score >= min_score:

@@ -23,7 +23,7 @@ THRESHOLD = Param("threshold", ParamType.FLOAT, "auto", minimum=0.0, maximum=1.0
 SIGN = Param("sign", ParamType.CHOICE, "auto", choices=("auto", "flip"),
              help="auto: foreground is the more central (else the smaller) side of the cut; flip: the other side")
 CLEANUP = Param("cleanup", ParamType.BOOL, True,
-                help="morphological opening and closing of the foreground on the patch grid")
+                help="drop foreground specks and fill holes smaller than 1% of the patch grid")
 
 
 def _tool(name: str, title: str, function: str, inputs: InputKind, params: tuple[Param, ...],

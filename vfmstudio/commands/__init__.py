@@ -13,6 +13,7 @@ COMMANDS = (
     "vfmstudio.commands.tools",
     "vfmstudio.commands.models",
     "vfmstudio.commands.run",
+    "vfmstudio.commands.batch",
     "vfmstudio.commands.formats",
     "vfmstudio.commands.export",
     "vfmstudio.commands.import_",

@@ -1,0 +1,156 @@
+"""The per-image work both engines share: decode, batched preparation, run, write.
+
+Keeping it in one place is what makes the local and Ray engines write identical files: the Ray
+actor wraps a :class:`BatchWorker` and the local engine drives one on its inference thread.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from vfmstudio.core.cancel import Cancelled, CancelToken
+from vfmstudio.core.image import ImageLoadError, LoadedImage, load_image
+from vfmstudio.core.tools import ToolSpec
+from vfmstudio.engines.outputs import BatchOutput, SourceStat
+from vfmstudio.engines.sources import Item
+
+BATCH_FEATURE_CACHE_ENV = "VFMSTUDIO_BATCH_FEATURE_CACHE_MB"
+DEFAULT_BATCH_FEATURE_CACHE_MB = 512
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What every image is run with; plain data, so it pickles into Ray workers."""
+
+    tool: ToolSpec
+    params: dict[str, Any]  # resolved by tool.resolve_params
+    model: str | None
+    out: str
+    device: str = "auto"
+    precision: str = "auto"
+    plugin_readers: bool = True  # let plugins decode exotic formats (vfm_read_image)
+
+
+@dataclass
+class Loaded:
+    """An item after decoding: the image, or the one-line reason it could not be read."""
+
+    item: Item
+    image: LoadedImage | None = None
+    error: str | None = None
+    stat: SourceStat | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    key: str
+    path: str
+    ok: bool
+    stage: str = ""  # "read" or "run" when not ok
+    reason: str = ""
+
+
+@dataclass
+class _Counters:
+    prepare_calls: int = 0
+    prepare_failures: int = 0
+    runs: int = 0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def batch_services():
+    """Caches for a batch run. Image features are used once (by the runs of the batch that
+    computed them), so their cache is kept small to keep memory flat over any number of images;
+    shared entries such as text embeddings stay hot in the LRU."""
+    from vfmstudio.core.cache import ByteLRUCache, model_cache_budget
+    from vfmstudio.execution import Services
+
+    return Services(models=ByteLRUCache(model_cache_budget(), name="models"),
+                    features=ByteLRUCache(batch_feature_budget(), name="batch-features"))
+
+
+def batch_feature_budget() -> int:
+    """Bytes for a batch run's feature cache: ``$VFMSTUDIO_BATCH_FEATURE_CACHE_MB`` MiB, default 512."""
+    raw = os.environ.get(BATCH_FEATURE_CACHE_ENV, "").strip()
+    try:
+        mb = float(raw) if raw else DEFAULT_BATCH_FEATURE_CACHE_MB
+    except ValueError:
+        raise ValueError(f"{BATCH_FEATURE_CACHE_ENV}={raw!r} is not a number of megabytes") from None
+    if not mb >= 0 or mb == float("inf"):
+        raise ValueError(f"{BATCH_FEATURE_CACHE_ENV}={raw!r} must be a finite, non-negative number of megabytes")
+    return int(mb * 1024 * 1024)
+
+
+def load_item(item: Item, reader: Callable[..., Any] | None = None) -> Loaded:
+    """Decode one image (runs in prefetch threads); never raises for a bad file."""
+    stat = SourceStat.of(item.path)
+    try:
+        image = load_image(item.path, reader=reader)
+    except ImageLoadError as exc:
+        return Loaded(item, error=exc.reason, stat=stat)
+    except MemoryError:
+        return Loaded(item, error="not enough memory to decode the image", stat=stat)
+    return Loaded(item, image=image, stat=stat)
+
+
+class BatchWorker:
+    """Runs one tool over batches of decoded images and writes each prediction."""
+
+    def __init__(self, spec: RunSpec, *, services=None, cancel: CancelToken | None = None):
+        self.spec = spec
+        self.output = BatchOutput(spec.out)
+        self.services = services or batch_services()
+        self.cancel = cancel or CancelToken()
+        self.counters = _Counters()
+
+    def reader(self) -> Callable[..., Any] | None:
+        if not self.spec.plugin_readers:
+            return None
+        from vfmstudio._plugin_host import get_host
+
+        return get_host().read_image
+
+    def process(self, batch: Sequence[Loaded]) -> list[Outcome]:
+        """Outcomes in the order of ``batch``. Read failures pass through; a failing image never
+        stops the others. Raises only :class:`~vfmstudio.core.cancel.Cancelled`."""
+        from vfmstudio.execution import ToolError, prepare_tool, run_tool
+
+        spec = self.spec
+        images = [ld.image for ld in batch if ld.image is not None]
+        if spec.tool.prepare and images:
+            self.counters.prepare_calls += 1
+            try:
+                prepare_tool(spec.tool, images, spec.params, model=spec.model, device=spec.device,
+                             precision=spec.precision, cancel=self.cancel, services=self.services)
+            except ToolError:
+                # Per-image runs below report the real, per-image reason.
+                self.counters.prepare_failures += 1
+        outcomes = []
+        for ld in batch:
+            item = ld.item
+            if ld.image is None:
+                outcomes.append(Outcome(item.key, item.path, False, "read", ld.error or "unreadable"))
+                continue
+            self.cancel.raise_if_cancelled()
+            t0 = time.perf_counter()
+            try:
+                prediction = run_tool(spec.tool, [ld.image], spec.params, model=spec.model, device=spec.device,
+                                      precision=spec.precision, cancel=self.cancel, services=self.services)
+            except Cancelled:
+                raise
+            except ToolError as exc:
+                outcomes.append(Outcome(item.key, item.path, False, "run", str(exc)))
+                continue
+            self.counters.runs += 1
+            self.counters.extra["run_s"] = self.counters.extra.get("run_s", 0.0) + time.perf_counter() - t0
+            try:
+                self.output.write_prediction(item, prediction, ld.stat)
+            except (OSError, ValueError) as exc:
+                outcomes.append(Outcome(item.key, item.path, False, "write", f"cannot write the prediction: {exc}"))
+                continue
+            outcomes.append(Outcome(item.key, item.path, True))
+        return outcomes

@@ -143,8 +143,10 @@ def build_tiny_paligemma(dest: Path, *, seed: int = 0) -> Path:
     image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
     torch.manual_seed(seed)
     config = tiny_config(vocab_size, image_token_id)
-    # Wider initialisation than the default 0.02, so random logits are not all ties.
+    # A random model with tied embeddings and the default 0.02 init falls into repeating one token; an untied
+    # head and a wide init make greedy output depend on the image and the prompt, so comparisons mean something.
     config.text_config.initializer_range = 0.5
+    config.tie_word_embeddings = config.text_config.tie_word_embeddings = False
     model = transformers.PaliGemmaForConditionalGeneration(config)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id

@@ -72,8 +72,13 @@ def load_bundle(ref: str, device: str, precision: str) -> ClipBundle:
     family = FAMILIES.get(model_type)
     if family is None:
         raise ModelError(f"'{ref}' is a {model_type!r} model; the CLIP plugin runs CLIP and SigLIP models")
+    try:
+        processor = load_processor(AutoProcessor, ref)
+    except ImportError as exc:
+        # The hub SigLIP checkpoints ship only a sentencepiece model (spiece.model) for their tokenizer.
+        raise ModelError(f"the tokenizer of '{ref}' needs a package that is not installed "
+                         f"({str(exc).split(' but ')[0].strip()}): pip install sentencepiece protobuf") from exc
     model, info = load_pretrained(AutoModel, ref, device=device, precision=precision)
-    processor = load_processor(AutoProcessor, ref)
     return ClipBundle(model=model, processor=processor, family=family, ref=ref, device=info.device,
                       precision=info.precision)
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import json
+import shutil
 
 import numpy as np
 import pytest
@@ -190,3 +193,19 @@ def test_a_model_that_is_not_clip_is_refused(tiny_model, services, images):
     with pytest.raises(ToolError, match="'dinov2'.*CLIP and SigLIP") as err:
         run_tool(CLASSIFY, images[:1], {"labels": "cat,dog"}, model=str(tiny_model("dinov2")), services=services)
     assert err.value.user_error
+
+
+@pytest.mark.skipif(importlib.util.find_spec("sentencepiece") is not None,
+                    reason="sentencepiece is installed, so a hub-style SigLIP tokenizer loads")
+def test_hub_style_siglip_without_sentencepiece_names_the_missing_package(tiny_model, services, images, tmp_path):
+    """google/siglip-* ship spiece.model + SiglipTokenizer only; without sentencepiece say what to install."""
+    hub_like = tmp_path / "siglip-hub-like"
+    shutil.copytree(tiny_model("siglip"), hub_like)
+    config = json.loads((hub_like / "tokenizer_config.json").read_text())
+    config["tokenizer_class"] = "SiglipTokenizer"
+    (hub_like / "tokenizer_config.json").write_text(json.dumps(config))
+    (hub_like / "tokenizer.json").unlink()
+    (hub_like / "spiece.model").write_bytes(b"\0")
+    with pytest.raises(ToolError, match="pip install sentencepiece protobuf") as err:
+        run_tool(CLASSIFY, images[:1], {"labels": "cat,dog"}, model=str(hub_like), services=services)
+    assert err.value.user_error and "\n" not in str(err.value)

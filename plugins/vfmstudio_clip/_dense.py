@@ -180,6 +180,7 @@ def dense_embeddings(ctx: RunContext, bundle: ClipBundle, image, mode: str, plan
         layer = _vision(bundle).encoder.layers[-1]
         with torch.inference_mode():
             for (top, left), x in zip(plan.windows, x_all):
+                ctx.check_cancelled()
                 xt = torch.from_numpy(x)[None].to(bundle.device, bundle.dtype)
                 z = project_patches(bundle, last_block(layer, xt, mode))[0].float().cpu().numpy()
                 if acc is None:

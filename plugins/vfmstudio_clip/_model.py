@@ -105,8 +105,12 @@ def _l2(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def encode_texts(bundle: ClipBundle, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
-    """L2-normalised text embeddings (N, D) float32, tokenized the way each family was trained."""
+def encode_texts(bundle: ClipBundle, texts: Sequence[str], batch_size: int = 256,
+                 progress: Callable[[float], None] | None = None) -> np.ndarray:
+    """L2-normalised text embeddings (N, D) float32, tokenized the way each family was trained.
+
+    ``progress(fraction)`` is called before each batch (it may raise to cancel).
+    """
     tokenizer = bundle.processor.tokenizer
     if bundle.family == "siglip":
         kwargs: dict[str, Any] = {"padding": "max_length", "max_length": SIGLIP_TEXT_LENGTH, "truncation": True}
@@ -114,25 +118,34 @@ def encode_texts(bundle: ClipBundle, texts: Sequence[str], batch_size: int = 256
         kwargs = {"padding": True, "truncation": True}
     out = []
     for i in range(0, len(texts), batch_size):
+        if progress is not None:
+            progress(i / len(texts))
         enc = tokenizer(list(texts[i:i + batch_size]), return_tensors="pt", **kwargs).to(bundle.device)
         emb = bundle.model.get_text_features(**enc).pooler_output
         out.append(_l2(emb.float()).cpu().numpy())
     return np.concatenate(out).astype(np.float32, copy=False)
 
 
-def class_embeddings(bundle: ClipBundle, labels: tuple[str, ...], templates: tuple[str, ...]) -> np.ndarray:
+def class_embeddings(bundle: ClipBundle, labels: tuple[str, ...], templates: tuple[str, ...],
+                     progress: Callable[[float], None] | None = None) -> np.ndarray:
     """One embedding per label: the normalised mean of its normalised template embeddings."""
     from vfmstudio_clip.templates import prompts_for
 
-    emb = encode_texts(bundle, prompts_for(labels, templates))
+    emb = encode_texts(bundle, prompts_for(labels, templates), progress=progress)
     emb = emb.reshape(len(labels), len(templates), -1).mean(axis=1)
     return (emb / np.linalg.norm(emb, axis=-1, keepdims=True)).astype(np.float32)
 
 
 def cached_class_embeddings(ctx: RunContext, bundle: ClipBundle, labels: tuple[str, ...],
-                            templates: tuple[str, ...]) -> np.ndarray:
+                            templates: tuple[str, ...], progress: tuple[float, float] = (0.0, 0.1)) -> np.ndarray:
+    lo, hi = progress
+    n = len(labels) * len(templates)
+
+    def report(fraction: float) -> None:
+        ctx.progress(lo + (hi - lo) * fraction, f"encoding {len(labels)} labels x {len(templates)} templates ({n})")
+
     return ctx.cached(feature_key(bundle, "classes", labels, templates),
-                      lambda: class_embeddings(bundle, labels, templates))
+                      lambda: class_embeddings(bundle, labels, templates, progress=report))
 
 
 # ---------------------------------------------------------------- images
@@ -173,6 +186,7 @@ def cached_image_embeddings(ctx: RunContext, bundle: ClipBundle, ids: Sequence[s
         chunk = missing[start:start + batch_size]
         ctx.progress(lo + (hi - lo) * start / max(1, len(missing)),
                      f"encoding images {start + 1}-{start + len(chunk)} of {len(missing)}")
+        ctx.check_cancelled()  # a cancel requested from the progress callback stops before this batch
         emb = encode_images(bundle, [load(i) for i in chunk])
         for i, e in zip(chunk, emb):
             e = np.ascontiguousarray(e)

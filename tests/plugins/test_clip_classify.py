@@ -16,6 +16,7 @@ from vfmstudio_clip._model import class_embeddings, get_bundle
 from vfmstudio_clip.templates import ENSEMBLE7
 
 from vfmstudio.core.cache import ByteLRUCache
+from vfmstudio.core.cancel import Cancelled, CancelToken
 from vfmstudio.core.context import RunContext
 from vfmstudio.core.image import load_image
 from vfmstudio.execution import Services, ToolError, prepare_tool, run_tool
@@ -209,3 +210,24 @@ def test_hub_style_siglip_without_sentencepiece_names_the_missing_package(tiny_m
     with pytest.raises(ToolError, match="pip install sentencepiece protobuf") as err:
         run_tool(CLASSIFY, images[:1], {"labels": "cat,dog"}, model=str(hub_like), services=services)
     assert err.value.user_error and "\n" not in str(err.value)
+
+
+def test_cancel_between_image_batches_keeps_what_was_encoded(tiny_model, services, images):
+    ref = str(tiny_model("clip"))
+    bundle = bundle_for(services.models, ref)
+    token = CancelToken()
+    seen = []
+
+    def on_progress(fraction, message):
+        seen.append(message)
+        if message.startswith("encoding images 5-"):  # the second batch of four
+            token.cancel()
+
+    with count_calls(bundle.model.vision_model.embeddings) as calls:
+        with pytest.raises(Cancelled):
+            run_tool(CLASSIFY, images, {"labels": LABELS, "batch_size": 4}, model=ref, services=services,
+                     cancel=token, on_progress=on_progress)
+        assert calls == [1]
+        run_tool(CLASSIFY, images, {"labels": LABELS, "batch_size": 4}, model=ref, services=services)
+        assert calls == [3]  # the first four images were not encoded again
+    assert any(m.startswith("encoding 4 labels x 1 templates") for m in seen)

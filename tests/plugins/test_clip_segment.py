@@ -225,3 +225,30 @@ def test_background_is_not_a_class_name(tiny_model, services, square):
         run_tool(SEGMENT, [square], {"labels": "cat,background"}, model=str(tiny_model("clip")), services=services,
                  params_from_text=True)
     assert err.value.user_error
+
+
+def test_siglip_patch_mode_is_the_hf_tokens_through_the_pooling_heads_value_path(tiny_model, services, square):
+    ctx = ctx_for(services, tiny_model("siglip"))
+    bundle = get_bundle(ctx)
+    vm = bundle.model.vision_model
+    pv = bundle.processor.image_processor(images=[square.pixels], return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        tokens = vm(pixel_values=pv).last_hidden_state[0]  # post-LayerNorm already applied by SigLIP
+        mha, d = vm.head.attention, tokens.shape[-1]
+        v = tokens @ mha.in_proj_weight[2 * d:].T + mha.in_proj_bias[2 * d:]
+        r = v @ mha.out_proj.weight.T + mha.out_proj.bias
+        z = r + vm.head.mlp(vm.head.layernorm(r))
+        expected = (z / z.norm(dim=-1, keepdim=True)).numpy()
+    plan = plan_windows(square.height, square.width, image_size=bundle.image_size, patch=bundle.patch_size)
+    got = dense_embeddings(ctx, bundle, square, "patch", plan)
+    np.testing.assert_allclose(got.reshape(-1, got.shape[-1]), expected, atol=2e-5)
+
+
+def test_images_smaller_than_the_model_input_use_one_interpolated_window(tiny_model, services, tmp_path):
+    small = _image(tmp_path, "small.png", 30, 20, 5)
+    pred = run_tool(SEGMENT, [small], {"labels": "cat,dog", "resolution": 32, "background": 0.0},
+                    model=str(tiny_model("clip")), services=services, params_from_text=True)
+    heat = [r for r in pred.results if isinstance(r, Heatmap)]
+    assert heat[0].values.shape == (6, 4)  # 48 x 32 px: short side 32, long side 48, one non-square window
+    masks = pred.results[-1]
+    assert masks.size == (30, 20) and (masks.masks.sum(axis=0) == 1).all()

@@ -8,11 +8,12 @@ that arrives after the user moved on lands on its own image and is never drawn o
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -26,21 +27,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from vfmstudio.core.image import IMAGE_EXTENSIONS, ImageLoadError, LoadedImage, list_images
-from vfmstudio.core.jobs import JobContext, JobPartial, JobProgress, JobResult
-from vfmstudio.core.results import Correspondences, Histogram, Prediction
-from vfmstudio.core.tools import InputKind, ParamError, ParamType, ToolSpec
-from vfmstudio.qt.browser import ImageBrowser
-from vfmstudio.qt.canvas import Canvas
-from vfmstudio.qt.image_loader import ImageLoader, ImageStore
-from vfmstudio.qt.layers import LayerStore
-from vfmstudio.qt.layers_panel import LayersPanel
-from vfmstudio.qt.messages import LogHandler, MessagesPanel
-from vfmstudio.qt.painters import export_layer_png, legend_for, make_item
-from vfmstudio.qt.pair_view import PairView
-from vfmstudio.qt.results_panel import ResultsPanel
-from vfmstudio.qt.runner import QtJobRunner
-from vfmstudio.qt.tools_panel import ToolsPanel
+# Everything that pulls in numpy, Pillow or the core is imported in build() and in the methods
+# that need it, so `vfmstudio gui` can map its window first and fill it a moment later.
+if TYPE_CHECKING:
+    from vfmstudio.core.image import ImageLoadError, LoadedImage
+    from vfmstudio.core.jobs import JobContext, JobPartial, JobProgress, JobResult
+    from vfmstudio.core.results import Histogram, Prediction
+    from vfmstudio.core.tools import ToolSpec
+    from vfmstudio.qt.runner import QtJobRunner
 
 log = logging.getLogger(__name__)
 MAX_RECENT = 8
@@ -48,15 +42,53 @@ LIVE_PREFIX = "live:"
 
 
 class MainWindow(QMainWindow):
+    """The studio. With ``deferred=True`` only a bare frame is built here: the caller shows it and
+    then calls :meth:`build` (docks, canvas, then plugins on the next event-loop turn; ``ready``)."""
+
+    ready = Signal()
+    _plugins_loaded = Signal(object, object, object)  # host, statuses, error (from the loading thread)
+
     def __init__(self, *, host: Any = None, safe_mode: bool = False, runner: QtJobRunner | None = None,
-                 services: Any = None, settings: QSettings | None = None):
+                 services: Any = None, settings: QSettings | None = None, deferred: bool = False):
         super().__init__()
         self.setWindowTitle("vfmstudio")
         self.resize(1400, 900)
         self._host = host
         self._safe_mode = safe_mode
         self._services = services
+        self._runner_arg = runner
+        self._ready = False
+        self._pending_paths: list[str | Path] | None = None
         self.settings = settings if settings is not None else QSettings("vfmstudio", "vfmstudio")
+        geometry = self.settings.value("window/geometry")
+        if isinstance(geometry, QByteArray | bytes):
+            self.restoreGeometry(geometry)
+        if deferred:
+            placeholder = QLabel("Starting…", self)
+            placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            self.setCentralWidget(placeholder)
+        else:
+            self.build()
+
+    @property
+    def is_ready(self) -> bool:
+        return self._ready
+
+    def build(self) -> None:
+        if self._ready:
+            return
+        from vfmstudio.qt.browser import ImageBrowser
+        from vfmstudio.qt.canvas import Canvas
+        from vfmstudio.qt.image_loader import ImageLoader, ImageStore
+        from vfmstudio.qt.layers import LayerStore
+        from vfmstudio.qt.layers_panel import LayersPanel
+        from vfmstudio.qt.messages import LogHandler, MessagesPanel
+        from vfmstudio.qt.pair_view import PairView
+        from vfmstudio.qt.results_panel import ResultsPanel
+        from vfmstudio.qt.runner import QtJobRunner
+        from vfmstudio.qt.tools_panel import ToolsPanel
+
+        runner = self._runner_arg
         self.runner = runner or QtJobRunner(parent=self)
         self.images = ImageStore()
         self.loader = ImageLoader(self.images, self)
@@ -121,8 +153,14 @@ class MainWindow(QMainWindow):
         logging.getLogger("vfmstudio").addHandler(self._log_handler)
         self._restore_state()
         self._show_probe_device()
+        self._plugins_loaded.connect(self._on_plugins_loaded, Qt.ConnectionType.QueuedConnection)
+        self._ready = True
         # Plugins load after the first paint: the window appears before any plugin code runs.
         QTimer.singleShot(0, self.load_plugins)
+        if self._pending_paths is not None:
+            paths, self._pending_paths = self._pending_paths, None
+            self.open_paths(paths)
+        self.ready.emit()
 
     # ================================================================ construction
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -182,27 +220,43 @@ class MainWindow(QMainWindow):
         return self._host
 
     def load_plugins(self) -> None:
-        if self._host is None:
-            from vfmstudio._plugin_host import get_host
+        """Load plugins on a helper thread (their imports must not hold up the first image); the
+        tools panel fills in when they are in."""
+        def work() -> None:
+            host, statuses, error = self._host, [], None
+            try:
+                if host is None:
+                    from vfmstudio._plugin_host import get_host
 
-            self._host = get_host(safe_mode=self._safe_mode or None)
-        try:
-            statuses = self._host.list_statuses()
-        except Exception as exc:  # noqa: BLE001 - the window must come up without plugins too
-            self.messages.post("error", f"plugins could not be listed: {exc}")
-            statuses = []
+                    host = get_host(safe_mode=self._safe_mode or None)
+                statuses = host.list_statuses()
+            except Exception as exc:  # noqa: BLE001 - the window must come up without plugins too
+                error = f"plugins could not be loaded: {type(exc).__name__}: {exc}"
+            self._plugins_loaded.emit(host, statuses, error)
+
+        threading.Thread(target=work, name="vfmstudio-plugins", daemon=True).start()
+
+    def _on_plugins_loaded(self, host: Any, statuses: list, error: str | None) -> None:
+        self._host = host
+        if error is not None:
+            self.messages.post("error", error)
         for st in statuses:
             if st.status == "failed":
                 self.messages.post("error", f"plugin {st.name} failed to load: {st.error}", st.traceback or "")
             elif st.status in ("disabled", "skipped"):
                 self.messages.post("info", f"plugin {st.name} {st.status}: {st.error or ''}".rstrip(": "))
-        tools = list(self._host.tools.values())
+        tools = list(host.tools.values()) if host is not None else []
         self.tools.set_tools(tools)
         self.messages.post("info", f"{len(tools)} tools from {sum(s.status == 'loaded' for s in statuses)} plugins")
 
     # ================================================================ images
     def open_paths(self, paths: list[str | Path]) -> int:
-        """Open folders and/or files; returns how many images are listed."""
+        """Open folders and/or files; returns how many images are listed (0 until the window is built)."""
+        if not self._ready:
+            self._pending_paths = list(paths)
+            return 0
+        from vfmstudio.core.image import list_images
+
         try:
             files = list_images([Path(p) for p in paths])
         except FileNotFoundError as exc:
@@ -223,6 +277,8 @@ class MainWindow(QMainWindow):
             self.open_paths([folder])
 
     def open_files_dialog(self) -> None:
+        from vfmstudio.core.image import IMAGE_EXTENSIONS
+
         pattern = " ".join(f"*{e}" for e in sorted(IMAGE_EXTENSIONS))
         files, _ = QFileDialog.getOpenFileNames(self, "Open images", "", f"Images ({pattern});;All files (*)")
         if files:
@@ -286,6 +342,8 @@ class MainWindow(QMainWindow):
             self._redraw_layers()
 
     def _redraw_layers(self) -> None:
+        from vfmstudio.qt.painters import legend_for, make_item
+
         parent = self.canvas.image_item
         if parent is None:
             return
@@ -306,6 +364,8 @@ class MainWindow(QMainWindow):
         self.canvas.viewport().update()
 
     def _export_layer(self, layer_id: int) -> None:
+        from vfmstudio.qt.painters import export_layer_png
+
         layer = self.layer_store.find(layer_id)
         if layer is None or self.current is None:
             return
@@ -318,6 +378,8 @@ class MainWindow(QMainWindow):
     def _on_canvas_click(self, x: float, y: float) -> None:
         """A click fills the current tool's point parameter; if the tool already ran on this image
         (its features are cached), it reruns at once: a similarity map follows the click."""
+        from vfmstudio.core.tools import ParamType
+
         tool, form = self.tools.tool, self.tools.form
         if tool is None or form is None or self.current is None:
             return
@@ -330,6 +392,8 @@ class MainWindow(QMainWindow):
 
     # ================================================================ running tools
     def _input_paths(self, tool: ToolSpec) -> list[Path] | None:
+        from vfmstudio.core.tools import InputKind
+
         if tool.inputs is InputKind.IMAGE:
             return [self.current_path] if self.current_path is not None else None
         selected = self.browser.selected_paths()
@@ -345,6 +409,8 @@ class MainWindow(QMainWindow):
         return selected or ([self.current_path] if self.current_path is not None else None)
 
     def run_current_tool(self, live: bool = False) -> int | None:
+        from vfmstudio.core.tools import ParamError
+
         tool, form = self.tools.tool, self.tools.form
         if tool is None or form is None:
             self.messages.post("warning", "pick a tool first")
@@ -363,6 +429,8 @@ class MainWindow(QMainWindow):
         ``live`` jobs (interactive reruns) share one supersede key per image and tool, so while
         the user drags only the newest value is computed.
         """
+        from vfmstudio.core.tools import InputKind
+
         paths = paths or self._input_paths(tool)
         if not paths:
             if tool.inputs is InputKind.IMAGE:
@@ -443,6 +511,8 @@ class MainWindow(QMainWindow):
 
     def add_prediction(self, prediction: Prediction) -> None:
         """Attach a prediction's results to the images they belong to (whatever is on view)."""
+        from vfmstudio.core.results import Correspondences
+
         for image_id in prediction.image_ids:
             self._predictions.setdefault(image_id, {})[prediction.tool] = prediction
         self.layer_store.add_prediction(prediction)
@@ -461,6 +531,8 @@ class MainWindow(QMainWindow):
 
     # ================================================================ live threshold
     def _histogram_prediction(self) -> tuple[Prediction, Histogram] | None:
+        from vfmstudio.core.results import Histogram
+
         if self.current is None:
             return None
         for prediction in reversed(list(self._predictions.get(self.current.id, {}).values())):
@@ -584,14 +656,14 @@ class MainWindow(QMainWindow):
         self.recent_menu.setEnabled(bool(self._recent()))
 
     def _restore_state(self) -> None:
-        geometry = self.settings.value("window/geometry")
         state = self.settings.value("window/state")
-        if isinstance(geometry, QByteArray | bytes):
-            self.restoreGeometry(geometry)
         if isinstance(state, QByteArray | bytes):
             self.restoreState(state)
 
     def closeEvent(self, event) -> None:
+        if not self._ready:
+            super().closeEvent(event)
+            return
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         logging.getLogger("vfmstudio").removeHandler(self._log_handler)

@@ -58,6 +58,7 @@ class ToolsPanel(QWidget):
         self.tree = QTreeWidget(self)
         self.tree.setHeaderHidden(True)
         self.tree.setRootIsDecorated(True)
+        self.tree.setMinimumHeight(170)
         self.tree.currentItemChanged.connect(self._on_tool)
         self.description = QLabel(self)
         self.description.setWordWrap(True)
@@ -108,7 +109,7 @@ class ToolsPanel(QWidget):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.tree, 2)
+        layout.addWidget(self.tree, 3)
         layout.addWidget(self.description)
         layout.addLayout(settings)
         layout.addWidget(self.form_area, 3)

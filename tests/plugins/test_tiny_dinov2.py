@@ -26,8 +26,9 @@ COMMIT = "fedcba9876543210fedcba9876543210fedcba98"
 @pytest.fixture(scope="module")
 def tiny_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny-models")
-    paths = build_all(root)
-    assert set(paths) == {"dinov2", "dinov2-registers"} <= set(TINY_BUILDERS)
+    names = ["dinov2", "dinov2-registers"]
+    paths = build_all(root, names=names)
+    assert set(paths) == set(names) and set(names) <= set(TINY_BUILDERS)
     return root
 
 

@@ -14,7 +14,9 @@ FORBIDDEN = {
     r"\bcloudpickle\b|\bdill\b": "pickle variants execute code from files",
     r"trust_remote_code\s*=\s*True": "remote code is never trusted",
     r"allow_pickle\s*=\s*True": "numpy pickles execute code from files",
-    r"^\s*import\s+xml\.etree|^\s*from\s+xml\.etree|xml\.dom\.minidom|^\s*from\s+lxml": "parse XML with defusedxml",
+    # Building XML with ElementTree is fine; parsing must go through defusedxml.
+    r"(?<![\w.])(ET|ElementTree)\.(parse|fromstring|iterparse|XML|XMLParser)\s*\(|xml\.dom\.minidom|\blxml\b":
+        "parse XML with defusedxml",
     r"(?<![.\w])eval\s*\(|(?<![.\w])exec\s*\(": "no eval/exec of data",
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import json
 import shutil
@@ -67,11 +68,15 @@ def count_calls(*modules):
             h.remove()
 
 
-def _pipeline_scores(ref, image, labels, template):
+@functools.cache
+def _pipeline(ref):
     from transformers import pipeline
 
-    pipe = pipeline("zero-shot-image-classification", model=str(ref), device="cpu")
-    out = pipe(Image.open(image.path), candidate_labels=list(labels), hypothesis_template=template)
+    return pipeline("zero-shot-image-classification", model=str(ref), device="cpu")
+
+
+def _pipeline_scores(ref, image, labels, template):
+    out = _pipeline(str(ref))(Image.open(image.path), candidate_labels=list(labels), hypothesis_template=template)
     return {d["label"]: d["score"] for d in out}
 
 

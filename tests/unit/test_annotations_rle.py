@@ -36,3 +36,14 @@ def test_large_runs_and_blocks():
             mask = rng.random(shape) < density
             mask[: shape[0] // 2, : shape[1] // 3] = True  # long runs: multi-group deltas, negative deltas
             assert rle.encode(mask)["counts"].encode() == _theirs(mask)["counts"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(masks_2d)
+def test_project_masks_decode_like_the_reference_decoder(mask):
+    from vfmstudio.core.annotations import Mask, _string_to_counts
+
+    text = rle.encode(mask)["counts"]
+    assert _string_to_counts(text) == rle.string_to_counts(text)
+    again = Mask.from_rle({"size": list(mask.shape), "counts": text})
+    assert again == Mask.from_array(mask) and np.array_equal(again.to_array(), mask)

@@ -47,6 +47,8 @@ def vfm_register_tools():
         ToolSpec(id="fake.stream", title="Stream", run="fake:stream", returns=("text",),
                  params=(Param("words", ParamType.INT, 5, minimum=1, maximum=100),)),
         ToolSpec(id="fake.pair", title="Pair", run="fake:pair", inputs=InputKind.PAIR, returns=("correspondences",)),
+        ToolSpec(id="fake.setsim", title="Set similarity", run="fake:setsim", inputs=InputKind.SET,
+                 returns=("heatmap",), params=(Param("points", ParamType.POINTS, required=True),)),
         ToolSpec(id="fake.point", title="Point", run="fake:point", returns=("heatmap",),
                  params=(Param("points", ParamType.POINTS, required=True),)),
     ]
@@ -135,3 +137,16 @@ def point(ctx, images, params):
     values = np.zeros((im.height, im.width), np.float32)
     values[int(y), int(x)] = 1.0
     return [Heatmap(values, label=f"point {x:g},{y:g}", image_id=im.id)]
+
+
+def setsim(ctx, images, params):
+    """A heat map on every image of the set, peaking where the clicked point is (scaled)."""
+    src = images[0]
+    x, y = params["points"][0]
+    out = []
+    for im in images:
+        _features(ctx, im)
+        values = np.zeros((im.height, im.width), np.float32)
+        values[int(y / src.height * im.height), int(x / src.width * im.width)] = 1.0
+        out.append(Heatmap(values, label=f"similarity to {x:g},{y:g}", image_id=im.id))
+    return out

@@ -352,3 +352,45 @@ def test_parameter_form_round_trips_every_parameter_type(qtbot):
         form.set_value(name, value)
     assert form.resolved() == {"n": 7, "f": 0.25, "auto_f": 2.5, "b": False, "auto_b": True, "c": "x", "s": "yo",
                                "t": "other", "labels": ("a", "b c"), "pts": ((5.0, 6.0),)}
+
+
+def test_set_view_shows_every_image_and_a_click_on_the_source_reruns_on_cached_features(qtbot, window,
+                                                                                        image_folder):
+    open_and_wait(qtbot, window, image_folder)
+    fake = sys.modules["fake"]
+    for row in (0, 1):
+        window.browser.list.item(row).setSelected(True)
+    window.tools.select_tool("fake.setsim")
+    window.tools.form.set_value("points", ((2.0, 3.0),))
+    window.run_current_tool()
+    wait_idle(qtbot, window)
+    grid = window.grid_view
+    assert window.central_tabs.currentWidget() is grid
+    assert len(grid.tiles) == 2 and all(len(t.childItems()) == 1 for t in grid.tiles)
+    assert fake.FORWARD["calls"] == 2  # one forward per image
+    src, other = grid.images
+    grid.clicked.emit(32.0, 24.0)  # the middle of the 64x48 source
+    wait_idle(qtbot, window)
+    heat = window.layer_store.layers(other.id)[0].result
+    assert heat.label == "similarity to 32,24"
+    assert heat.values[int(24 / 48 * other.height), int(32 / 64 * other.width)] == 1.0
+    assert fake.FORWARD["calls"] == 2  # the click reran on cached features only
+    assert all(len(t.childItems()) == 1 for t in grid.tiles)  # updated in place
+
+
+def test_a_real_click_on_the_set_view_maps_to_source_pixels(qtbot, window, image_folder):
+    from PySide6.QtCore import QPointF
+
+    open_and_wait(qtbot, window, image_folder)
+    for row in (0, 2):
+        window.browser.list.item(row).setSelected(True)
+    window.tools.select_tool("fake.setsim")
+    window.tools.form.set_value("points", ((1.0, 1.0),))
+    window.run_current_tool()
+    wait_idle(qtbot, window)
+    grid = window.grid_view
+    pos = grid.mapFromScene(grid.tiles[0].mapToScene(QPointF(40.5, 20.5)))
+    qtbot.mouseClick(grid.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    x, y = (float(v) for v in window.tools.form.values()["points"].split(","))
+    assert abs(x - 40.5) < 1.5 and abs(y - 20.5) < 1.5
+    wait_idle(qtbot, window)

@@ -79,6 +79,7 @@ class MainWindow(QMainWindow):
             return
         from vfmstudio.qt.browser import ImageBrowser
         from vfmstudio.qt.canvas import Canvas
+        from vfmstudio.qt.grid_view import GridView
         from vfmstudio.qt.image_loader import ImageLoader, ImageStore
         from vfmstudio.qt.layers import LayerStore
         from vfmstudio.qt.layers_panel import LayersPanel
@@ -92,7 +93,6 @@ class MainWindow(QMainWindow):
         self.runner = runner or QtJobRunner(parent=self)
         self.images = ImageStore()
         self.loader = ImageLoader(self.images, self)
-        self.layer_store = LayerStore(self)
         self.current: LoadedImage | None = None
         self.current_path: Path | None = None
         self._jobs: dict[int, dict[str, Any]] = {}  # job id -> what it concerns
@@ -104,6 +104,9 @@ class MainWindow(QMainWindow):
         self.central_tabs = QTabWidget(self)
         self.central_tabs.addTab(self.canvas, "Image")
         self.central_tabs.addTab(self.pair_view, "Pair")
+        self.layer_store = LayerStore(self)
+        self.grid_view = GridView(self.layer_store.layers, self)
+        self.central_tabs.addTab(self.grid_view, "Set")
         self.central_tabs.setDocumentMode(True)
         self.setCentralWidget(self.central_tabs)
 
@@ -139,6 +142,7 @@ class MainWindow(QMainWindow):
         self.canvas.cursor_moved.connect(self._on_cursor)
         self.canvas.zoom_changed.connect(lambda s: self.zoom_label.setText(f"{s * 100:.0f} %"))
         self.canvas.clicked.connect(self._on_canvas_click)
+        self.grid_view.clicked.connect(self._on_grid_click)
         self.tools.run_requested.connect(self.run_current_tool)
         self.tools.cancel_requested.connect(self.cancel_jobs)
         self.tools.devices_requested.connect(self.show_devices)
@@ -338,6 +342,8 @@ class MainWindow(QMainWindow):
         self.pixel_label.setText(f"x {x}  y {y}   RGB {r} {g} {b}")
 
     def _on_layers_changed(self, image_id: str) -> None:
+        if image_id in self.grid_view.image_ids:
+            self.grid_view.refresh_layers(image_id)
         if self.current is not None and image_id == self.current.id:
             self._redraw_layers()
 
@@ -376,19 +382,33 @@ class MainWindow(QMainWindow):
             self.messages.post("info", f"layer saved to {path}")
 
     def _on_canvas_click(self, x: float, y: float) -> None:
+        if self.current is not None and self.current_path is not None:
+            self._point_clicked(x, y, self.current.id, None)
+
+    def _on_grid_click(self, x: float, y: float) -> None:
+        paths = [self.images.path_of(i) for i in self.grid_view.image_ids]
+        if paths and all(p is not None for p in paths):
+            self._point_clicked(x, y, self.grid_view.image_ids[0], paths)  # type: ignore[arg-type]
+
+    def _point_clicked(self, x: float, y: float, image_id: str, paths: list[Path] | None) -> None:
         """A click fills the current tool's point parameter; if the tool already ran on this image
-        (its features are cached), it reruns at once: a similarity map follows the click."""
+        (its features are cached), it reruns at once: the similarity maps follow the click."""
         from vfmstudio.core.tools import ParamType
 
         tool, form = self.tools.tool, self.tools.form
-        if tool is None or form is None or self.current is None:
+        if tool is None or form is None:
             return
         point_params = [p for p in tool.params if p.type is ParamType.POINTS]
         if not point_params:
             return
         form.set_value(point_params[0].name, ((round(x, 1), round(y, 1)),))
-        if tool.id in self._predictions.get(self.current.id, {}):
-            self.run_current_tool(live=True)
+        if tool.id in self._predictions.get(image_id, {}):
+            try:
+                params = form.resolved()
+            except Exception as exc:  # noqa: BLE001 - a bad field elsewhere in the form
+                self.messages.post("error", f"{tool.id}: {exc}")
+                return
+            self.submit_tool(tool, params, model=self.tools.model_ref(), paths=paths, live=True)
 
     # ================================================================ running tools
     def _input_paths(self, tool: ToolSpec) -> list[Path] | None:
@@ -512,6 +532,7 @@ class MainWindow(QMainWindow):
     def add_prediction(self, prediction: Prediction) -> None:
         """Attach a prediction's results to the images they belong to (whatever is on view)."""
         from vfmstudio.core.results import Correspondences
+        from vfmstudio.qt.layers import CANVAS_KINDS
 
         for image_id in prediction.image_ids:
             self._predictions.setdefault(image_id, {})[prediction.tool] = prediction
@@ -521,7 +542,15 @@ class MainWindow(QMainWindow):
             self.tools.show_device(prediction.device, prediction.precision, "last run")
             self.device_status.setText(f"device: {prediction.device} · {prediction.precision or 'auto'}")
         matches = prediction.of_type(Correspondences)
-        if matches and len(prediction.image_ids) >= 2:
+        on_images = [r for r in prediction.results if isinstance(r, CANVAS_KINDS) and not isinstance(r, Correspondences)]
+        if len(prediction.image_ids) >= 2 and on_images:
+            # A set run (joint PCA, similarity): every image side by side with its layers.
+            if self.grid_view.image_ids != list(prediction.image_ids):
+                images = [self.images.by_id(i) for i in prediction.image_ids]
+                if all(im is not None for im in images):
+                    self.grid_view.show_set(images)  # type: ignore[arg-type]
+            self.central_tabs.setCurrentWidget(self.grid_view)
+        elif matches and len(prediction.image_ids) >= 2:
             src, dst = self.images.by_id(prediction.image_ids[0]), self.images.by_id(prediction.image_ids[1])
             if src is not None and dst is not None:
                 self.pair_view.show_pair(src.pixels, dst.pixels, matches[0])

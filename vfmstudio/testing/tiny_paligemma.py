@@ -98,38 +98,27 @@ def build_processor() -> transformers.PaliGemmaProcessor:
     return transformers.PaliGemmaProcessor(image_processor=image_processor, tokenizer=build_tokenizer())
 
 
-def tiny_config(vocab_size: int, image_token_id: int) -> transformers.PaliGemmaConfig:
-    vision = transformers.SiglipVisionConfig(
-        hidden_size=HIDDEN,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        image_size=IMAGE_SIZE,
-        patch_size=PATCH_SIZE,
-        vision_use_head=False,
-    )
-    text = transformers.Gemma2Config(
-        vocab_size=vocab_size,
-        hidden_size=HIDDEN,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=16,
-        query_pre_attn_scalar=16,
-        sliding_window=64,
-        max_position_embeddings=512,
-        pad_token_id=0,
-        eos_token_id=1,
-        bos_token_id=2,
+TINY_VISION = {"hidden_size": HIDDEN, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+               "image_size": IMAGE_SIZE, "patch_size": PATCH_SIZE, "vision_use_head": False}
+TINY_TEXT = {"hidden_size": HIDDEN, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+             "num_key_value_heads": 1, "head_dim": 16, "query_pre_attn_scalar": 16, "sliding_window": 64,
+             "max_position_embeddings": 512}
+
+
+def tiny_config(vocab_size: int, image_token_id: int, *, vision: dict | None = None,
+                text: dict | None = None) -> transformers.PaliGemmaConfig:
+    """The tiny config; ``vision``/``text`` override sizes (benchmarks build a larger one the same way)."""
+    vision_config = transformers.SiglipVisionConfig(**{**TINY_VISION, **(vision or {})})
+    text_config = transformers.Gemma2Config(
+        **{**TINY_TEXT, **(text or {})}, vocab_size=vocab_size, pad_token_id=0, eos_token_id=1, bos_token_id=2
     )
     return transformers.PaliGemmaConfig(
-        vision_config=vision,
-        text_config=text,
+        vision_config=vision_config,
+        text_config=text_config,
         image_token_index=image_token_id,
         vocab_size=vocab_size,
-        projection_dim=HIDDEN,
-        hidden_size=HIDDEN,
+        projection_dim=text_config.hidden_size,
+        hidden_size=text_config.hidden_size,
     )
 
 

@@ -104,7 +104,11 @@ def preprocess(pixels: np.ndarray, geometry: Geometry, device: str | torch.devic
     # torch.tensor copies the uint8 pixels (cheap): LoadedImage pixels are read-only, from_numpy would warn.
     x = torch.tensor(pixels, device=device).permute(2, 0, 1).unsqueeze(0).float()
     if geometry.resized != geometry.size:
-        x = F.interpolate(x, size=geometry.resized, mode="bicubic", antialias=True, align_corners=False)
+        try:
+            x = F.interpolate(x, size=geometry.resized, mode="bicubic", antialias=True, align_corners=False)
+        except NotImplementedError:  # a backend without the antialiased kernel (older MPS): resize on the CPU
+            x = F.interpolate(x.cpu(), size=geometry.resized, mode="bicubic", antialias=True,
+                              align_corners=False).to(device)
         x = x.clamp_(0.0, 255.0)  # bicubic overshoots; a uint8 resize (PIL) would clip the same way
     top, left, ch, cw = geometry.crop
     x = x[:, :, top:top + ch, left:left + cw]

@@ -394,3 +394,66 @@ def test_a_real_click_on_the_set_view_maps_to_source_pixels(qtbot, window, image
     x, y = (float(v) for v in window.tools.form.values()["points"].split(","))
     assert abs(x - 40.5) < 1.5 and abs(y - 20.5) < 1.5
     wait_idle(qtbot, window)
+
+
+def test_rerun_on_every_edit_uses_cached_features(qtbot, window, image_folder):
+    image = open_and_wait(qtbot, window, image_folder)
+    fake = sys.modules["fake"]
+    window.tools.live_check.setChecked(True)
+    window.tools.select_tool("fake.pca")
+    window.tools.form.editors["threshold"].setText("0.1")  # not run yet on this image: nothing happens
+    qtbot.wait(400)
+    assert fake.FORWARD["calls"] == 0 and not window._jobs
+    window.run_current_tool()
+    wait_idle(qtbot, window)
+    for text in ("0.", "0.8", "0.85"):  # typing: one rerun after the pause, with the last value
+        window.tools.form.editors["threshold"].setText(text)
+    qtbot.waitUntil(lambda: window._predictions[image.id]["fake.pca"].params["threshold"] == 0.85, timeout=5000)
+    wait_idle(qtbot, window)
+    assert fake.FORWARD["calls"] == 1
+
+
+def test_device_panel_reports_what_torch_sees(qtbot, window, image_folder):
+    from PySide6.QtWidgets import QMessageBox
+
+    window.show_devices()
+    qtbot.waitUntil(lambda: getattr(window, "device_report", None) is not None, timeout=60000)
+    report = window.device_report
+    assert report["source"] == "torch" and report["default_device"] == "cpu" and report["cpu_threads"] >= 1
+    boxes = [w for w in window.findChildren(QMessageBox) if w.windowTitle() == "Devices"]
+    assert boxes and "CPU:" in boxes[-1].text() and "CUDA available: False" in boxes[-1].text()
+    assert window.device_status.text() == "device: cpu (auto)"
+    for box in boxes:
+        box.close()
+
+
+def test_dropping_a_folder_opens_it(qtbot, window, image_folder):
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(image_folder))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                       Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+    assert len(window.browser.paths()) == 3
+    qtbot.waitUntil(lambda: window.current is not None)
+
+
+def test_dark_and_light_palettes_follow_the_system_scheme(qtbot):
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QApplication
+
+    from vfmstudio.qt.theme import apply_scheme
+
+    app = QApplication.instance()
+    saved_style, saved_palette = app.style().name(), app.palette()
+    try:
+        assert apply_scheme(app, Qt.ColorScheme.Dark) == "dark"
+        assert app.palette().color(QPalette.ColorRole.Window).lightness() < 80
+        assert apply_scheme(app, Qt.ColorScheme.Light) == "light"
+        assert app.palette().color(QPalette.ColorRole.Window).lightness() > 180
+        assert apply_scheme(app, Qt.ColorScheme.Unknown) == "system"
+    finally:
+        app.setStyle(saved_style)
+        app.setPalette(saved_palette)

@@ -40,6 +40,10 @@ def run_gui(paths: Sequence[str | Path] = (), *, safe_mode: bool = False, argv: 
     app.setOrganizationName("vfmstudio")
     app.setApplicationDisplayName("vfmstudio")
 
+    from vfmstudio.qt.theme import follow_system
+
+    follow_system(app)
+
     from vfmstudio.qt.main_window import MainWindow
 
     window = MainWindow(safe_mode=safe_mode, deferred=True)

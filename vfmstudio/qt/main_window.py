@@ -146,6 +146,12 @@ class MainWindow(QMainWindow):
         self.tools.run_requested.connect(self.run_current_tool)
         self.tools.cancel_requested.connect(self.cancel_jobs)
         self.tools.devices_requested.connect(self.show_devices)
+        # Edits rerun after a short pause, so typing "cat, dog" does not queue a run per key.
+        self._edit_timer = QTimer(self)
+        self._edit_timer.setSingleShot(True)
+        self._edit_timer.setInterval(250)
+        self._edit_timer.timeout.connect(self._rerun_after_edit)
+        self.tools.params_edited.connect(self._on_params_edited)
         self.layer_store.changed.connect(self._on_layers_changed)
         self.layers.export_requested.connect(self._export_layer)
         self.layers.histogram.threshold_dragged.connect(self._on_threshold)
@@ -409,6 +415,15 @@ class MainWindow(QMainWindow):
                 self.messages.post("error", f"{tool.id}: {exc}")
                 return
             self.submit_tool(tool, params, model=self.tools.model_ref(), paths=paths, live=True)
+
+    def _on_params_edited(self) -> None:
+        if self.tools.live_check.isChecked():
+            self._edit_timer.start()
+
+    def _rerun_after_edit(self) -> None:
+        tool = self.tools.tool
+        if tool is not None and self.current is not None and tool.id in self._predictions.get(self.current.id, {}):
+            self.run_current_tool(live=True)
 
     # ================================================================ running tools
     def _input_paths(self, tool: ToolSpec) -> list[Path] | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QApplication,
+    QCheckBox,
     QComboBox,
     QFormLayout,
     QHBoxLayout,
@@ -51,6 +52,7 @@ class ToolsPanel(QWidget):
     cancel_requested = Signal()
     devices_requested = Signal()
     tool_changed = Signal(object)  # ToolSpec or None
+    params_edited = Signal()
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -81,6 +83,9 @@ class ToolsPanel(QWidget):
         self.cancel_button.setToolTip("Cancel the running job (Esc)")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel_requested)
+        self.live_check = QCheckBox("Rerun on every edit", self)
+        self.live_check.setToolTip("Once the tool has run on this image, each parameter change reruns it on the "
+                                   "cached features (no new forward pass for tools that cache them)")
         self.progress = QProgressBar(self)
         self.progress.setRange(0, 1000)
         self.progress.setValue(0)
@@ -113,6 +118,7 @@ class ToolsPanel(QWidget):
         layout.addWidget(self.description)
         layout.addLayout(settings)
         layout.addWidget(self.form_area, 3)
+        layout.addWidget(self.live_check)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addLayout(device_row)
@@ -182,6 +188,7 @@ class ToolsPanel(QWidget):
             self.set_model_ref(tool.default_model)
         self.model_combo.setEnabled(bool(tool.models) or tool.default_model is not None)
         self.form = ParamForm(tool)
+        self.form.edited.connect(self.params_edited)
         self.form_area.setWidget(self.form)
         self.run_button.setEnabled(True)
         self.tool_changed.emit(tool)

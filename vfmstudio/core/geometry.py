@@ -23,19 +23,24 @@ _STEP = np.array([[1, 0], [0, 1], [-1, 0], [0, -1]], dtype=np.int64)
 
 def _boundary_edges(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Start corners (E, 2) and directions (E,) of every fg/bg pixel edge, interior on the right."""
-    m = np.pad(np.asarray(mask, dtype=bool), 1)
-    inner = m[1:-1, 1:-1]
-    starts, dirs = [], []
-    # (neighbour offset, start corner offset (dx, dy) relative to the pixel, direction)
-    for (dr, dc), (sx, sy), d in (((-1, 0), (0, 0), 0),   # top edge, walking +x
-                                  ((0, 1), (1, 0), 1),    # right edge, walking +y
-                                  ((1, 0), (1, 1), 2),    # bottom edge, walking -x
-                                  ((0, -1), (0, 1), 3)):  # left edge, walking -y
-        neighbour = m[1 + dr:m.shape[0] - 1 + dr, 1 + dc:m.shape[1] - 1 + dc]
-        rows, cols = np.nonzero(inner & ~neighbour)
-        starts.append(np.stack([cols + sx, rows + sy], axis=1))
-        dirs.append(np.full(rows.shape[0], d, dtype=np.int64))
-    return np.concatenate(starts).astype(np.int64), np.concatenate(dirs)
+    box = mask_bbox(mask)
+    if box is None:
+        return np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    x0, y0, x1, y1 = box
+    m = np.pad(np.asarray(mask[y0:y1, x0:x1], dtype=bool), 1)  # work on the crop: masks are small
+    # Between columns j and j+1 of the padded crop lies the vertical line x = j (crop coordinates);
+    # the pixel row i - 1 spans y = i - 1 .. i.
+    rows, cols = np.nonzero(m[:, 1:] != m[:, :-1])
+    up = m[rows, cols + 1]  # foreground on the right of the line: a left edge, walked upwards
+    v_start = np.stack([cols, np.where(up, rows, rows - 1)], axis=1)
+    v_dir = np.where(up, 3, 1)
+    # Between rows i and i+1 lies the horizontal line y = i; padded column j spans x = j - 1 .. j.
+    rows, cols = np.nonzero(m[1:, :] != m[:-1, :])
+    right = m[rows + 1, cols]  # foreground below the line: a top edge, walked towards +x
+    h_start = np.stack([np.where(right, cols - 1, cols), rows], axis=1)
+    h_dir = np.where(right, 0, 2)
+    starts = np.concatenate([v_start, h_start]).astype(np.int64) + (x0, y0)
+    return starts, np.concatenate([v_dir, h_dir]).astype(np.int64)
 
 
 def _trace_rings(mask: np.ndarray) -> list[np.ndarray]:
@@ -207,9 +212,14 @@ def rasterize_rings(rings: Iterable[Sequence[Sequence[float]]], height: int, wid
     yc = rows + 0.5
     xc = x0[edge] + (yc - y0[edge]) * (x1[edge] - x0[edge]) / (y1[edge] - y0[edge])
     cols = np.clip(np.ceil(xc - 0.5), 0, width).astype(np.int64)
-    toggles = np.zeros((height, width + 1), dtype=np.int64)
-    np.add.at(toggles, (rows, cols), 1)
-    return (np.cumsum(toggles, axis=1)[:, :width] % 2).astype(bool)
+    # Parity of crossings left of each pixel, computed only over the rows and columns touched.
+    r0, r1 = int(rows.min()), int(rows.max()) + 1
+    c0, c1 = int(cols.min()), int(cols.max()) + 1
+    span = c1 - c0
+    toggles = np.bincount((rows - r0) * span + (cols - c0), minlength=(r1 - r0) * span)
+    inside = (np.cumsum(toggles.reshape(r1 - r0, span) & 1, axis=1, dtype=np.int32) & 1).astype(bool)
+    out[r0:r1, c0:min(c1, width)] = inside[:, :min(c1, width) - c0]
+    return out
 
 
 def rasterize_parts(parts: Iterable[tuple[Sequence, Sequence]], height: int, width: int) -> np.ndarray:

@@ -263,3 +263,63 @@ def test_json_summary_and_ray_hint_without_ray(fake_site, tmp_path, capsys, monk
     assert main(["batch", str(src), "--tool", "batchfake.stats", "--out", str(tmp_path / "r"),
                  "--engine", "ray"]) == 2
     assert "pip install 'vfmstudio[ray]'" in capsys.readouterr().err
+
+
+def test_real_tiny_dinov2_tool_matches_single_runs(fake_site, tiny_model, tmp_path):
+    """dinov2.pca through the same from_pretrained path users hit: every batch prediction equals a
+    plain one-image run_tool. (Ray is covered by the tests above; a Ray worker importing torch
+    would add ~15 s to this file for the same per-image code.)"""
+    from vfmstudio._plugin_host import get_host
+    from vfmstudio.core.image import load_image
+    from vfmstudio.execution import Services, run_tool
+
+    src = tmp_path / "photos"
+    src.mkdir()
+    rng = np.random.default_rng(1)
+    for i, (h, w) in enumerate([(90, 120), (100, 100), (80, 140), (70, 70)]):
+        coarse = rng.integers(0, 256, size=(6, 8, 3), dtype=np.uint8)
+        Image.fromarray(coarse).resize((w, h), Image.BICUBIC).save(src / f"photo{i}.png")
+    model = str(tiny_model("dinov2"))
+    tool = get_host().tool("dinov2.pca")
+    services = Services(models=_cache(), features=_cache())
+    expected = {}
+    for path in sorted(src.iterdir()):
+        pred = run_tool(tool, [load_image(path)], {"resolution": 56}, model=model, device="cpu", services=services)
+        expected[path.name] = pred.to_json()
+    out = tmp_path / "out"
+    assert batch(str(src), "--tool", "dinov2.pca", "--model", model, "--param", "resolution=56", "--device", "cpu",
+                 "--batch-size", "3", "--out", str(out)) == 0
+    records = list(iter_predictions(out))
+    assert len(records) == 4
+    for rec, pred in records:
+        want = expected[Path(rec["path"]).name]
+        got = pred.to_json()
+        assert got["device"] == "cpu" and got["precision"] == "fp32" and got["model"] == model
+        assert [r["type"] for r in got["results"]] == [r["type"] for r in want["results"]]
+        for a, b in zip(got["results"], want["results"]):
+            _assert_close(a, b)
+
+
+def _cache():
+    from vfmstudio.core.cache import ByteLRUCache
+
+    return ByteLRUCache(1 << 30)
+
+
+def _assert_close(a, b, where="result"):
+    """Equal JSON, floats to 1e-5 (torch may pick other kernels for another thread count)."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _assert_close(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), where
+        if a and all(isinstance(x, float | int) and not isinstance(x, bool) for x in a + b):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5, err_msg=where)
+        else:
+            for i, (x, y) in enumerate(zip(a, b)):
+                _assert_close(x, y, f"{where}[{i}]")
+    elif isinstance(a, float):
+        assert a == pytest.approx(b, rel=1e-5, abs=1e-5), where
+    else:
+        assert a == b, where

@@ -4,8 +4,8 @@
 - Mask -> polygons: ``geometry.mask_to_parts`` (numpy pixel-edge tracing + Douglas-Peucker, holes
   assigned) vs ``cv2.findContours(RETR_CCOMP)`` + ``cv2.approxPolyDP`` at the same tolerance.
 - Polygon -> mask: ``geometry.rasterize_parts`` vs ``cv2.fillPoly``.
-- Project autosave: ``Project.save`` (atomic, backup, fsync) of a mask-heavy project vs a plain
-  ``json.dump`` of the same document to a file (no fsync, no backup).
+- Project autosave: ``Project.save`` (atomic, backup, fsync) of a mask-heavy project vs writing
+  the same compact JSON straight to a file (no temp file, no fsync, no backup).
 
 Masks are 480x640 blobs with holes. Prints each median time and the ratio ours / reference.
 
@@ -112,8 +112,7 @@ def main() -> None:
         ours = _median(project.save, args.repeat)
 
         def plain():
-            with open(Path(tmp) / "plain.json", "w") as fp:
-                json.dump(project.to_json(), fp)
+            (Path(tmp) / "plain.json").write_text(json.dumps(project.to_json(), separators=(",", ":")))
 
         ref = _median(plain, args.repeat)
         _row("autosave 2000 masks (whole file)", ours, ref)

@@ -256,3 +256,27 @@ def test_polygon_and_mask_shapes_survive_yolo_seg_via_cli(sample, tmp_path, caps
     shapes = [a.shape for a in open_project(target).labels.annotations()]
     assert shapes and all(isinstance(s, Polygon) for s in shapes)
     assert not any(isinstance(s, Mask) for s in shapes)
+
+
+def test_cli_exports_a_vfmstudio_batch_run_folder(tmp_path, capsys):
+    from vfmstudio.engines.outputs import BatchOutput, SourceStat
+    from vfmstudio.engines.sources import Item
+
+    images = tmp_path / "photos"
+    (images / "sub").mkdir(parents=True)
+    out = BatchOutput(tmp_path / "run")
+    out.open({"tool": "dinov2.segment", "model": "tiny", "params": {}, "source": str(images)}, resume=False)
+    for i, rel in enumerate(["a.png", "sub/b.png"]):
+        Image.new("RGB", (10, 8)).save(images / rel)
+        masks = np.zeros((1, 8, 10), dtype=bool)
+        masks[0, 1:5, 2:7] = True
+        pred = Prediction("dinov2.segment", "tiny", (f"id{i}",),
+                          (Masks(masks, ("leaf",), np.array([0.4 + 0.4 * i])),), image_paths=(str(images / rel),))
+        out.write_prediction(Item(str(images / rel), rel, f"k{i}"), pred, SourceStat.of(images / rel))
+    dest = tmp_path / "labelme"
+    assert main(["export", str(tmp_path / "run"), "--format", "labelme", "--out", str(dest), "--min-score", "0.5",
+                 "--masks-as-polygons"]) == 0
+    assert "exported 2 images, 1 annotations" in capsys.readouterr().out
+    doc = json.loads((dest / "sub" / "b.json").read_text())
+    assert [s["shape_type"] for s in doc["shapes"]] == ["polygon"] and doc["shapes"][0]["label"] == "leaf"
+    assert json.loads((dest / "a.json").read_text())["shapes"] == []

@@ -1,27 +1,30 @@
-"""A batch output folder (one prediction JSON per image) read as an in-memory project."""
+"""A batch output folder (one prediction JSON per image) read as an in-memory project.
+
+Folders written by ``vfmstudio batch`` (``manifest.json`` + ``predictions/<key>.json`` +
+``arrays/<key>/``) are read through :func:`vfmstudio.engines.outputs.iter_predictions`; any other
+folder of prediction JSON files is scanned, skipping files that are not predictions.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from vfmstudio.commands.errors import UsageError
 
 
-def project_from_predictions(folder: Path, *, min_score: float | None = None, masks_as_polygons: bool = False):
-    from vfmstudio.core.annotations import accept_prediction
-    from vfmstudio.core.project import ImageRecord, image_size, in_memory
-    from vfmstudio.core.results import Masks, Prediction, ResultError
+def _scan(folder: Path) -> Iterator[tuple[object, Path]]:
+    from vfmstudio.core.results import Prediction, ResultError
 
-    predictions = []
     for path in sorted(folder.rglob("*.json")):
         try:
             obj = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             continue
         if not isinstance(obj, dict) or "results" not in obj or "tool" not in obj:
-            continue  # manifests, failure lists and other files of the run
+            continue  # manifests, summaries and other files of a run
         try:
             pred = Prediction.from_json(obj, sidecar_dir=path.parent)
         except ResultError as exc:
@@ -32,7 +35,30 @@ def project_from_predictions(folder: Path, *, min_score: float | None = None, ma
         if not image.is_absolute():  # relative to the JSON file, else to the working folder
             near = path.parent / image
             image = near.resolve() if near.exists() else image.resolve()
-        predictions.append((pred, image))
+        yield pred, image
+
+
+def _batch_run(folder: Path) -> Iterator[tuple[object, Path]]:
+    from vfmstudio.core.results import ResultError
+    from vfmstudio.engines.outputs import OutputError, iter_predictions
+
+    try:
+        for record, pred in iter_predictions(folder):
+            path = record.get("path") or (pred.image_paths[0] if pred.image_paths else None)
+            if not path:
+                raise UsageError(f"{folder}: a prediction does not name its image file")
+            yield pred, Path(path).absolute()
+    except (OutputError, ResultError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def project_from_predictions(folder: Path, *, min_score: float | None = None, masks_as_polygons: bool = False):
+    from vfmstudio.core.annotations import accept_prediction
+    from vfmstudio.core.project import ImageRecord, image_size, in_memory
+    from vfmstudio.core.results import Masks
+
+    reader = _batch_run if (folder / "manifest.json").exists() else _scan
+    predictions = list(reader(folder))
     if not predictions:
         raise UsageError(f"{folder}: no project file and no prediction JSON files")
     root = Path(os.path.commonpath([str(p.parent) for _, p in predictions]))

@@ -39,7 +39,7 @@ def run(args) -> int:
     try:
         dataset, ctx = import_dataset(spec, args.source, parse_params(args.param), from_text=True,
                                       on_progress=progress)
-        counts = project.merge(dataset)
+        counts = project.merge(dataset, on_progress=lambda f, m: progress(f, f"adding {m}"))
         project.save()
     except (FormatError, ParamError, ProjectError, ImageLoadError) as exc:
         raise UsageError(str(exc)) from None

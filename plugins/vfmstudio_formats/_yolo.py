@@ -152,7 +152,8 @@ def import_(source: Path, params: dict, ctx: ExchangeContext) -> Project:
         for lineno, line in enumerate(txt.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue
-            why = validate_line(line, max(len(names), 1 + int(line.split()[0]) if line.split()[0].isdigit() else 0))
+            # Without data.yaml the classes are unnamed: any index is accepted and named by its number.
+            why = validate_line(line, len(names) if names else 1 << 30)
             if why:
                 raise FormatError(f"{txt}: line {lineno}: {why}")
             parts = line.split()

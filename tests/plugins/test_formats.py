@@ -280,3 +280,38 @@ def test_cli_exports_a_vfmstudio_batch_run_folder(tmp_path, capsys):
     doc = json.loads((dest / "sub" / "b.json").read_text())
     assert [s["shape_type"] for s in doc["shapes"]] == ["polygon"] and doc["shapes"][0]["label"] == "leaf"
     assert json.loads((dest / "a.json").read_text())["shapes"] == []
+
+
+def test_coco_crowd_and_pycocotools_rle_import_as_masks(host, tmp_path):
+    from pycocotools import mask as mask_util
+
+    m = np.zeros((6, 7), dtype=bool)
+    m[1:4, 2:6] = True
+    compressed = mask_util.encode(np.asfortranarray(m.astype(np.uint8)))
+    doc = {"images": [{"id": 3, "file_name": "x.png", "width": 7, "height": 6}],
+           "categories": [{"id": 5, "name": "blob"}],
+           "annotations": [
+               {"id": 1, "image_id": 3, "category_id": 5, "iscrowd": 0, "bbox": [2, 1, 4, 3],
+                "segmentation": {"size": [6, 7], "counts": compressed["counts"].decode()}},
+               {"id": 2, "image_id": 3, "category_id": 5, "iscrowd": 1, "bbox": [2, 1, 4, 3],
+                "segmentation": {"size": [6, 7], "counts": [7, 3, 3, 3, 3, 3, 3, 3, 14]}}]}
+    (tmp_path / "c.json").write_text(json.dumps(doc))
+    project, _ = import_dataset(host.format("coco"), tmp_path / "c.json")
+    a, b = project.labels.annotations("x.png")
+    assert np.array_equal(a.shape.to_array(), m) and a.attributes == {}
+    assert b.attributes == {"iscrowd": 1} and b.shape.area == 12
+
+
+def test_yolo_import_refuses_rows_outside_the_named_classes(host, tmp_path):
+    (tmp_path / "images" / "train").mkdir(parents=True)
+    (tmp_path / "labels" / "train").mkdir(parents=True)
+    Image.new("RGB", (10, 10)).save(tmp_path / "images" / "train" / "a.png")
+    (tmp_path / "data.yaml").write_text("names: [cat]\n")
+    (tmp_path / "labels" / "train" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n1 0.5 0.5 0.2 0.2\n")
+    with pytest.raises(FormatError, match=r"a.txt: line 2: class 1 outside 0..0"):
+        import_dataset(host.format("yolo"), tmp_path)
+    (tmp_path / "data.yaml").unlink()  # unnamed classes are numbered
+    project, _ = import_dataset(host.format("yolo"), tmp_path)
+    assert project.labels.class_names == ["0", "1"]
+    box = project.labels.annotations("images/train/a.png")[0].shape
+    assert box.xyxy == pytest.approx((4, 4, 6, 6))

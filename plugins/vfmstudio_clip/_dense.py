@@ -71,6 +71,9 @@ def plan_windows(height: int, width: int, *, image_size: int, patch: int, resolu
         stride = max(patch, (window // 2) // patch * patch)
     elif stride % patch:
         raise ParamError(f"parameter 'stride': {stride} is not a multiple of the model's patch size {patch}")
+    elif stride > window:
+        raise ParamError(f"parameter 'stride': {stride} is larger than the {window} px window, which would "
+                         f"leave parts of the image unseen")
     wh, ww = min(window, h), min(window, w)
     return WindowPlan(height=h, width=w, window_h=wh, window_w=ww, tops=_starts(h, wh, stride),
                       lefts=_starts(w, ww, stride), patch=patch)

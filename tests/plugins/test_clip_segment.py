@@ -155,6 +155,8 @@ def test_window_plan_covers_the_image_with_model_sized_windows():
     assert so400m.window_h == 378 and so400m.grid == (27, 27)
     with pytest.raises(ValueError, match="stride.*multiple of the model's patch size 16"):
         plan_windows(300, 500, image_size=224, patch=16, stride=100)
+    with pytest.raises(ValueError, match="stride.*larger than the 224 px window"):
+        plan_windows(300, 1000, image_size=224, patch=16, stride=240)
 
 
 def test_sliding_windows_average_overlapping_windows(tiny_model, services, wide, tmp_path):

@@ -26,9 +26,12 @@ def main() -> int:
     ap.add_argument("--dinov2", help="DINOv2 model ref (default: a tiny random checkpoint)")
     ap.add_argument("--clip", help="CLIP model ref (default: a tiny random checkpoint)")
     ap.add_argument("--paligemma", help="PaliGemma model ref (default: a tiny random checkpoint)")
-    ap.add_argument("--size", default="1400x900")
+    ap.add_argument("--size", default="1280x820")
+    ap.add_argument("--full-colour", action="store_true", help="keep 24-bit PNGs")
     args = ap.parse_args()
 
+    import numpy as np
+    from PIL import Image
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
@@ -66,6 +69,8 @@ def main() -> int:
     def shot(name: str) -> None:
         path = args.out / f"{name}.png"
         win.grab().save(str(path))
+        if not args.full_colour:  # a 256-colour palette keeps the docs light (about 4x smaller)
+            Image.open(path).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
         print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
 
     def select(image_name: str) -> None:
@@ -76,45 +81,96 @@ def main() -> int:
             pump(0.05)
 
     def run(tool_id: str, model: str, **params) -> None:
+        if win.current is not None:  # one tool's layers per picture
+            win.layer_store.clear_image(win.current.id)
         win.tools.select_tool(tool_id)
         win.tools.set_model_ref(model)
         for k, v in params.items():
             win.tools.form.set_value(k, v)
-        win.run_current_tool()
+        if win.run_current_tool() is None:
+            print(f"{tool_id}: not run (see the messages dock)")
         wait_jobs()
+        for text in win.messages.texts("error")[seen_errors[0]:]:
+            print(f"  message: {text}")
+        seen_errors[0] = len(win.messages.texts("error"))
+
+    seen_errors = [0]
+
+    def select_set(image_names: list[str]) -> None:
+        select(image_names[0])
+        for row, name in enumerate(names):
+            win.browser.list.item(row).setSelected(name in image_names)
+
+    def show_tab(widget) -> None:
+        win.central_tabs.setCurrentWidget(widget)
+        pump(0.2)
 
     pump(0.5)
     win.open_paths([args.samples])
     names = [p.name for p in win.browser.paths()]
-    first = "chelsea.png" if "chelsea.png" in names else names[0]
-    select(first)
+
+    def pick(*wanted: str) -> list[str]:
+        found = [n for n in wanted if n in names]
+        return found + [n for n in names if n not in found][: max(0, len(wanted) - len(found))]
+
+    cat, coffee, rocket = pick("chelsea.png")[0], pick("coffee.jpg")[0], pick("rocket.jpg")[0]
+    people = pick("astronaut.jpg", "grace_hopper.jpg")
+    select(cat)
     pump(1.5)  # thumbnails
     shot("window")
 
     run("dinov2.pca", refs["dinov2"], resolution=224)
     win.dock_layers.raise_()
     shot("dinov2-pca")
-
     run("dinov2.norms", refs["dinov2"], resolution=224)
     shot("dinov2-norms")
 
-    pair = [n for n in ("astronaut.jpg", "grace_hopper.jpg") if n in names] or names[:2]
-    select(pair[0])
-    for row, name in enumerate(names):
-        win.browser.list.item(row).setSelected(name in pair)
-    run("dinov2.matches", refs["dinov2"], resolution=224, k=20)
-    shot("pair-matches")
-    win.central_tabs.setCurrentWidget(win.canvas)
+    select_set([people[0], people[1], cat])
+    run("dinov2.joint-pca", refs["dinov2"], resolution=224)
+    shot("dinov2-joint-pca")
+    run("dinov2.similarity", refs["dinov2"], resolution=224, points=((256.0, 200.0),))
+    shot("dinov2-similarity")
 
-    select("coffee.jpg" if "coffee.jpg" in names else names[-1])
-    run("clip.classify", refs["clip"], labels="a cup of coffee, a cat, a rocket, a person")
+    mask_png = tmp / "reference-mask.png"
+    first = win.images.load(win.browser.paths()[names.index(people[0])])
+    label = np.zeros((first.height, first.width), np.uint8)
+    label[first.height // 5 : first.height * 4 // 5, first.width // 4 : first.width * 3 // 4] = 1
+    Image.fromarray(label).save(mask_png)
+    select_set([people[0], people[1]])
+    run("dinov2.propagate", refs["dinov2"], resolution=224, masks=str(mask_png))
+    shot("dinov2-propagate")
+
+    select_set(people)
+    run("dinov2.matches", refs["dinov2"], resolution=224, k=20)
+    shot("dinov2-matches")
+
+    select_set([coffee, cat, rocket])
+    run("clip.classify", refs["clip"], labels=("a cup of coffee", "a cat", "a rocket", "a person"))
+    show_tab(win.canvas)
     win.dock_results.raise_()
     shot("clip-classify")
+    select(cat)
+    run("clip.segment", refs["clip"], labels=("cat", "background wall"))
+    show_tab(win.canvas)
+    shot("clip-segment")
+    select_set(names)
+    run("clip.search", refs["clip"], query="a rocket launch at night")
+    win.results.setCurrentWidget(win.results.ranking)
+    shot("clip-search")
 
-    run("paligemma.caption", refs["paligemma"])
+    select(coffee)
+    run("paligemma.caption", refs["paligemma"], max_new_tokens=24)
+    run("paligemma.ask", refs["paligemma"], question="what is in the cup?", max_new_tokens=16)
     win.results.setCurrentWidget(win.results.text)
-    shot("paligemma-caption")
+    show_tab(win.canvas)
+    shot("paligemma-text")
+    run("paligemma.detect", refs["paligemma"], classes=("cup", "spoon"))
+    shot("paligemma-detect")
 
+    win.tools.select_tool("dinov2.pca")
+    win.tools.set_model_ref("facebook/dinov2-giant")  # not downloaded here: a clear message, no crash
+    win.run_current_tool()
+    wait_jobs()
     win.dock_messages.raise_()
     shot("messages")
     win.close()

@@ -22,8 +22,16 @@ def first():  # the first event-loop turn: the window is on screen, plugins not 
     seen["visible_at_start"] = visible()
     seen["torch_at_start"] = "torch" in sys.modules
 
-def later():  # plugins loaded and tools listed
+deadline = [None]
+
+def later():  # once plugins are loaded and tools listed (polls: the machine may be busy)
+    import time
     win = next(w for w in app.topLevelWidgets() if type(w).__name__ == "MainWindow")
+    deadline[0] = deadline[0] or time.monotonic() + 60
+    ready = getattr(win, "tools", None) is not None and win.tools.tree.topLevelItemCount() > 0
+    if not ready and time.monotonic() < deadline[0]:
+        QTimer.singleShot(50, later)
+        return
     seen["tools"] = win.tools.tree.topLevelItemCount()
     seen["images"] = len(win.browser.paths())
     seen["torch_later"] = "torch" in sys.modules
@@ -31,7 +39,7 @@ def later():  # plugins loaded and tools listed
     app.quit()
 
 QTimer.singleShot(0, first)
-QTimer.singleShot(1500, later)
+QTimer.singleShot(100, later)
 from vfmstudio.cli import main
 sys.exit(main(["gui", sys.argv[1]]))
 """

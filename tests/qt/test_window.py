@@ -298,6 +298,8 @@ def test_layer_controls_visibility_slider_delete_and_png_export(qtbot, window, i
     assert rgba[5, 5, 3] > 0 and rgba[image.height - 5, 5, 3] == 0  # inside mask 0 / outside every mask
     panel.delete_button.click()
     assert len(window.layer_store.layers(image.id)) == 4
+    panel.clear_button.click()
+    assert window.layer_store.layers(image.id) == [] and layer_items(window) == []
 
 
 def test_unreadable_image_is_a_message_not_a_crash(qtbot, window, image_folder):
@@ -457,3 +459,13 @@ def test_dark_and_light_palettes_follow_the_system_scheme(qtbot):
     finally:
         app.setStyle(saved_style)
         app.setPalette(saved_palette)
+
+
+def test_the_image_on_view_is_the_source_of_a_pair_or_set(qtbot, window, image_folder):
+    viewed = open_and_wait(qtbot, window, image_folder, 2)
+    window.browser.list.item(0).setSelected(True)
+    window.browser.list.item(2).setSelected(True)
+    select_and_run(qtbot, window, "fake.pair")
+    wait_idle(qtbot, window)
+    prediction = window._predictions[viewed.id]["fake.pair"]
+    assert prediction.image_ids[0] == viewed.id and len(prediction.image_ids) == 2

@@ -147,6 +147,10 @@ class LayerStore(QObject):
             setattr(layer, name, value)
         self.changed.emit(layer.image_id)
 
+    def clear_image(self, image_id: str) -> None:
+        if self._by_image.pop(image_id, None):
+            self.changed.emit(image_id)
+
     def clear(self) -> None:
         ids = list(self._by_image)
         self._by_image.clear()

@@ -37,6 +37,7 @@ class LayersPanel(QWidget):
         self.image_id: str | None = None
         style = QApplication.style()
         self.list = QListWidget(self)
+        self.list.setMinimumHeight(60)
         self.list.currentItemChanged.connect(lambda *_: self._sync_controls())
         self.list.itemChanged.connect(self._on_item_changed)
 
@@ -52,8 +53,10 @@ class LayersPanel(QWidget):
         self.delete_button = button(QStyle.StandardPixmap.SP_TrashIcon, "Delete layer", self._delete)
         self.export_button = button(QStyle.StandardPixmap.SP_DialogSaveButton, "Export layer as PNG",
                                     self._export)
+        self.clear_button = button(QStyle.StandardPixmap.SP_DialogResetButton, "Remove every layer of this image",
+                                   self._clear)
         buttons = QHBoxLayout()
-        for b in (self.up_button, self.down_button, self.delete_button, self.export_button):
+        for b in (self.up_button, self.down_button, self.delete_button, self.export_button, self.clear_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
 
@@ -165,6 +168,10 @@ class LayersPanel(QWidget):
         layer = self.selected_layer()
         if layer is not None:
             self.store.remove(layer.id)
+
+    def _clear(self) -> None:
+        if self.image_id is not None:
+            self.store.clear_image(self.image_id)
 
     def _export(self) -> None:
         layer = self.selected_layer()

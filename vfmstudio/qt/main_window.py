@@ -432,14 +432,15 @@ class MainWindow(QMainWindow):
         if tool.inputs is InputKind.IMAGE:
             return [self.current_path] if self.current_path is not None else None
         selected = self.browser.selected_paths()
+        # The image on view comes first: it is the source of a pair and the image points refer to.
+        if self.current_path in selected:
+            selected.remove(self.current_path)
+            selected.insert(0, self.current_path)
         if tool.inputs is InputKind.PAIR:
             if len(selected) != 2:
                 self.messages.post("warning", f"{tool.title} needs two selected images (Ctrl+click), "
                                               f"{len(selected)} selected")
                 return None
-            # The image on view is the source when it is one of the two.
-            if self.current_path in selected and selected[0] != self.current_path:
-                selected.reverse()
             return selected
         return selected or ([self.current_path] if self.current_path is not None else None)
 

@@ -64,6 +64,8 @@ class LogHandler(logging.Handler):
         self._relay.record.connect(panel.post, Qt.ConnectionType.QueuedConnection)
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.name == "vfmstudio.core.jobs":
+            return  # the window reports every failed job itself, with its plugin named
         try:
             level = "error" if record.levelno >= logging.ERROR else "warning"
             self._relay.record.emit(level, record.getMessage(), "")

@@ -60,11 +60,14 @@ class ToolsPanel(QWidget):
         self.tree = QTreeWidget(self)
         self.tree.setHeaderHidden(True)
         self.tree.setRootIsDecorated(True)
-        self.tree.setMinimumHeight(170)
+        self.tree.setMinimumHeight(110)
         self.tree.currentItemChanged.connect(self._on_tool)
         self.description = QLabel(self)
         self.description.setWordWrap(True)
         self.description.setStyleSheet("color: palette(mid);")
+        # At most three lines here; the whole text is in the tooltip.
+        self.description.setMaximumHeight(self.description.fontMetrics().lineSpacing() * 3 + 4)
+        self.description.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.model_combo = QComboBox(self)
         self.model_combo.setEditable(True)  # a local folder or any hub id also works
         self.model_combo.setToolTip("Hugging Face model id (optionally @revision) or a local folder")
@@ -75,6 +78,7 @@ class ToolsPanel(QWidget):
         self.form_area = QScrollArea(self)
         self.form_area.setWidgetResizable(True)
         self.form_area.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.form_area.setMinimumHeight(80)
         self.form: ParamForm | None = None
         self.run_button = QPushButton(style.standardIcon(QStyle.StandardPixmap.SP_MediaPlay), "Run", self)
         self.run_button.setToolTip("Run the tool (Ctrl+R)")
@@ -181,7 +185,9 @@ class ToolsPanel(QWidget):
             self.run_button.setEnabled(False)
             self.tool_changed.emit(None)
             return
-        self.description.setText(f"{tool.description or tool.title}\nRuns on {_INPUT_HINT[tool.inputs]}.")
+        text = f"Runs on {_INPUT_HINT[tool.inputs]}. {tool.description or tool.title}"
+        self.description.setText(text)
+        self.description.setToolTip(text)
         for m in tool.models:
             self.model_combo.addItem(_model_label(m, _is_cached(m.ref)), m.ref)
         if tool.default_model:

@@ -8,9 +8,12 @@ from typing import Any
 import transformers
 
 from vfmstudio.core.context import RunContext
-from vfmstudio.ml._loading import LoadedModelInfo, load_pretrained, load_processor
+from vfmstudio.ml._loading import LoadedModelInfo, check_fits, load_pretrained, load_processor
+from vfmstudio.ml.catalog import get_known
+from vfmstudio.ml.devices import BYTES_PER_ELEMENT, resolve_device, resolve_precision
 from vfmstudio.ml.errors import ModelError, ModelNotAvailableError
-from vfmstudio.ml.refs import parse_model_ref
+from vfmstudio.ml.hub import is_cached
+from vfmstudio.ml.refs import ModelRef, parse_model_ref
 
 DEFAULT_MODEL = "google/paligemma2-3b-mix-224"
 
@@ -33,10 +36,23 @@ def _gated_hint(repo_id: str) -> str:
             "configure a token (set HF_TOKEN or run `hf auth login`) before fetching")
 
 
+def _refuse_before_download(ref: ModelRef, device: str, precision: str) -> None:
+    """A known hub model that is not cached yet: check its catalogue size first, so that a 3B model that
+    cannot fit is refused before gigabytes are downloaded. Cached or local models get the exact
+    estimate from their safetensors headers in ``load_pretrained``."""
+    known = get_known(ref.repo_id) if ref.repo_id else None
+    if known is None or is_cached(ref):
+        return
+    dev = resolve_device(device)
+    nbytes = int(known.params_millions * 1e6 * BYTES_PER_ELEMENT[resolve_precision(precision, dev)])
+    check_fits(nbytes, dev, model=ref.display)
+
+
 def load(ref: str, device: str = "auto", precision: str = "auto") -> PaliGemma:
-    """Load ``ref`` (hub id or folder). The memory estimate runs before any weight is read (in
-    ``load_pretrained``), so a model too large for the device is refused with a clear message."""
+    """Load ``ref`` (hub id or folder). The memory estimate runs before any weight is read, so a model
+    too large for the device is refused with a clear message instead of swapping or crashing."""
     parsed = parse_model_ref(ref)
+    _refuse_before_download(parsed, device, precision)
     try:
         # attn_implementation=None: transformers picks SDPA where the text model supports it and eager
         # otherwise (Gemma 2's logit soft-capping has no SDPA path here).

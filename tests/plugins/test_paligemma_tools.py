@@ -278,6 +278,16 @@ def test_a_model_too_large_for_the_device_is_refused_before_loading(pg_dir, imag
     assert info.value.user_error
 
 
+def test_a_known_model_too_large_is_refused_before_any_download(isolated_hub, image, monkeypatch):
+    import vfmstudio.ml._loading as loading
+
+    monkeypatch.setattr(loading, "_device_free_bytes", lambda device: 2 * 1024**3)
+    with pytest.raises(ToolError) as info:  # 3B parameters in fp32 on the CPU: about 12 GB
+        run_tool(TOOL["paligemma.caption"], [image], {}, device="cpu", services=services())
+    assert "google/paligemma2-3b-mix-224' needs about 13.2 GiB" in str(info.value)
+    assert "only 2.0 GiB is available on cpu" in str(info.value) and "bf16" in str(info.value)
+
+
 @pytest.mark.parametrize("tool, params, match", [
     ("paligemma.detect", {"classes": " ; "}, "parameter 'classes'"),
     ("paligemma.ask", {"question": "  "}, "parameter 'question'"),

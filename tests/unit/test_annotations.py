@@ -153,3 +153,20 @@ def test_accept_maps_image_ids_to_keys():
     assert accept_prediction(pred, {"id1": "dir/one.png"}).annotations[0].image == "dir/one.png"
     with pytest.raises(AnnotationError, match="no matching project image"):
         accept_prediction(pred, {"other": "x.png"})
+
+
+def test_annotations_at_a_point_topmost_first():
+    from vfmstudio.core.annotations import annotations_at
+
+    labels = LabelSet()
+    box = labels.add(Annotation("a.png", "cat", Box(0, 0, 10, 10)))
+    ring = labels.add(Annotation("a.png", "dog", Polygon((PolygonPart([(2, 2), (8, 2), (8, 8), (2, 8)],
+                                                                      ([(4, 4), (6, 4), (6, 6), (4, 6)],)),))))
+    m = np.zeros((12, 12), dtype=bool)
+    m[5, 5] = True
+    mask = labels.add(Annotation("a.png", "cat", Mask.from_array(m)))
+    pt = labels.add(Annotation("a.png", "cat", Points(((9, 9),))))
+    assert annotations_at(labels, "a.png", 3, 3) == [ring.id, box.id]
+    assert annotations_at(labels, "a.png", 5.5, 5.5) == [mask.id, box.id]  # inside the hole of the polygon
+    assert annotations_at(labels, "a.png", 9.5, 8) == [pt.id, box.id]
+    assert annotations_at(labels, "a.png", 30, 30) == [] and annotations_at(labels, "b.png", 3, 3) == []

@@ -718,3 +718,26 @@ def shape_area(shape: Shape, height: int, width: int) -> int:
         return 0
     return int(shape.to_mask(height, width).sum())
 
+
+
+def annotations_at(labels: LabelSet, image: str, x: float, y: float, *, tolerance: float = 3.0) -> list[str]:
+    """Ids of the annotations under image point (x, y), topmost (last drawn) first.
+
+    Boxes, polygons (holes excluded) and masks are hit inside; points within ``tolerance`` pixels.
+    """
+    hits = []
+    for ann in reversed(labels.annotations(image)):
+        s = ann.shape
+        if isinstance(s, Box):
+            hit = s.x0 <= x <= s.x1 and s.y0 <= y <= s.y1
+        elif isinstance(s, Polygon):
+            hit = any(geometry.point_in_ring(x, y, np.asarray(p.exterior))
+                      and not any(geometry.point_in_ring(x, y, np.asarray(h)) for h in p.holes) for p in s.parts)
+        elif isinstance(s, Mask):
+            r, c = int(np.floor(y)), int(np.floor(x))
+            hit = 0 <= r < s.height and 0 <= c < s.width and bool(s.to_array()[r, c])
+        else:
+            hit = min(np.hypot(px - x, py - y) for px, py in s.points) <= tolerance
+        if hit:
+            hits.append(ann.id)
+    return hits

@@ -94,7 +94,7 @@ def ring_area(ring: np.ndarray) -> float:
     return float(0.5 * (np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y)))
 
 
-def _point_in_ring(x: float, y: float, ring: np.ndarray) -> bool:
+def point_in_ring(x: float, y: float, ring: np.ndarray) -> bool:
     xs, ys = ring[:, 0], ring[:, 1]
     xn, yn = np.roll(xs, -1), np.roll(ys, -1)
     crosses = (ys > y) != (yn > y)
@@ -166,7 +166,7 @@ def mask_to_parts(mask: np.ndarray, tolerance: float = 0.0,
     for ring, (cx, cy) in holes:
         best = None
         for i, (outer, _, area) in enumerate(parts):
-            if (best is None or area < parts[best][2]) and _point_in_ring(cx, cy, outer):
+            if (best is None or area < parts[best][2]) and point_in_ring(cx, cy, outer):
                 best = i
         if best is not None:
             parts[best][1].append(ring)

@@ -264,6 +264,24 @@ def test_gated_model_offline_explains_the_licence_and_token(isolated_hub, image)
         assert part in message
 
 
+def test_a_hub_refusal_says_accept_the_licence_and_configure_a_token(isolated_hub, image, monkeypatch):
+    import vfmstudio.ml._loading as loading
+    from vfmstudio.ml.errors import GatedModelError
+
+    monkeypatch.setattr(loading, "_device_free_bytes", lambda device: 1 << 40)
+
+    def refuse(ref, **kwargs):  # what ml.hub raises when the hub answers 401/403 for a gated repo
+        raise GatedModelError(ref.repo_id)
+
+    monkeypatch.setattr(loading, "resolve_local_path", refuse)
+    with pytest.raises(ToolError) as info:
+        run_tool(TOOL["paligemma.detect"], [image], {"classes": "cat"}, device="cpu", services=services())
+    message = str(info.value)
+    assert info.value.user_error and "\n" not in message
+    for part in ("gated", "licence", "HF_TOKEN", "hf auth login", "google/paligemma2-3b-mix-224"):
+        assert part in message
+
+
 def test_a_model_too_large_for_the_device_is_refused_before_loading(pg_dir, image, monkeypatch):
     import vfmstudio.ml._loading as loading
 

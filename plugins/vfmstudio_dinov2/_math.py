@@ -7,9 +7,28 @@ Inputs are numpy arrays or CPU tensors; outputs are numpy.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import cv2
 import numpy as np
 import torch
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the patch math on one torch thread, then give the model its threads back.
+
+    These are many small products of ~1024 x 384: splitting each over OpenMP threads gains little
+    when the cores are free and costs 5-20x when they are not (the GUI, a decoder, another process),
+    because every product waits at a barrier for a descheduled thread. Switching costs < 1 us.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def as_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:

@@ -32,9 +32,7 @@ ClassMasks = dict[str, np.ndarray]  # label -> (H, W) bool
 def read_reference_masks(spec: str, images: list[LoadedImage]) -> list[ClassMasks]:
     """One ``{label: mask}`` per reference image; the references are the first images, in order."""
     spec = spec.strip()
-    if not spec:
-        raise ParamError("parameter 'masks': give a mask file per reference image (PNG or JSON)")
-    if spec[0] in "{[":
+    if spec[:1] in ("{", "["):
         try:
             data = json.loads(spec)
         except ValueError as exc:
@@ -43,6 +41,8 @@ def read_reference_masks(spec: str, images: list[LoadedImage]) -> list[ClassMask
         per_ref = [_masks_from_json(entry, f"masks[{i}]") for i, entry in enumerate(entries)]
     else:
         per_ref = [_read_file(Path(part.strip()).expanduser()) for part in spec.split(";") if part.strip()]
+    if not per_ref:
+        raise ParamError("parameter 'masks': give a mask file per reference image (PNG or JSON)")
     if len(per_ref) >= len(images):
         raise ParamError(f"parameter 'masks': {len(per_ref)} reference mask(s) for {len(images)} image(s); "
                          "give the reference images first, then at least one image to label")

@@ -7,6 +7,8 @@ milliseconds for images already seen.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +32,25 @@ from vfmstudio_dinov2._features import PatchFeatures, features_of_all
 from vfmstudio_dinov2._refmasks import BACKGROUND, patch_labels, read_reference_masks
 
 HISTOGRAM_BINS = 64
+Check = Callable[[list[LoadedImage], dict], object]
+
+
+def on_features(check: Check | None = None):
+    """Make ``fn(ctx, images, params, feats)`` a tool: check the inputs first (cheap errors before any
+    forward pass; a value ``check`` returns is passed on as a fifth argument), get the features (the
+    model uses every thread), then run the math on one thread (see ``_math.one_thread``)."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def tool(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Result]:
+            extra = check(images, params) if check is not None else None
+            feats = features_of_all(ctx, images, params["resolution"])
+            with _math.one_thread():
+                return fn(ctx, images, params, feats) if extra is None else fn(ctx, images, params, feats, extra)
+
+        return tool
+
+    return wrap
 
 
 # ---------------------------------------------------------------------------------------------- PCA
@@ -109,9 +130,9 @@ def _whole(image: LoadedImage) -> tuple[float, float, float, float]:
     return (0.0, 0.0, float(image.width), float(image.height))
 
 
-def pca(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Result]:
-    (feats,) = features_of_all(ctx, images, params["resolution"])
-    image = images[0]
+@on_features()
+def pca(ctx: RunContext, images: list[LoadedImage], params: dict, features: list[PatchFeatures]) -> list[Result]:
+    (feats,), (image,) = features, images
     split = split_foreground(ctx, feats, params["threshold"], params["sign"], params["cleanup"])
     (rgb,) = _colour_foreground([feats.tokens], [split])
     picture, mask = _render(rgb, split.foreground, feats, image, params["upsample"])
@@ -127,8 +148,8 @@ def pca(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Result
     ]
 
 
-def joint_pca(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Result]:
-    feats = features_of_all(ctx, images, params["resolution"])
+@on_features()
+def joint_pca(ctx: RunContext, images: list[LoadedImage], params: dict, feats: list[PatchFeatures]) -> list[Result]:
     splits = [split_foreground(ctx, f, params["threshold"], params["sign"], params["cleanup"]) for f in feats]
     colours = _colour_foreground([f.tokens for f in feats], splits)
     out: list[Result] = []
@@ -143,20 +164,19 @@ def joint_pca(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[
 # ---------------------------------------------------------------------------------------------- similarity
 
 
-def _check_points(points, image: LoadedImage) -> None:
-    for x, y in points:
+def _check_points(images: list[LoadedImage], params: dict) -> None:
+    image = images[0]
+    for x, y in params["points"]:
         if not (0 <= x < image.width and 0 <= y < image.height):
             raise ParamError(f"parameter 'points': ({x:g}, {y:g}) lies outside {image.name} "
                              f"({image.width}x{image.height})")
 
 
-def similarity(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Result]:
+@on_features(check=_check_points)
+def similarity(ctx: RunContext, images: list[LoadedImage], params: dict, feats: list[PatchFeatures]) -> list[Result]:
     """Cosine similarity of the patch under each point of the first image to every patch of every image."""
     points = params["points"]
-    source = images[0]
-    _check_points(points, source)
-    feats = features_of_all(ctx, images, params["resolution"])
-    src = feats[0]
+    source, src = images[0], feats[0]
     queries = _math.normalize_rows(src.tokens[[src.geometry.patch_index(x, y) for x, y in points]])  # (P, C)
     sims = [(_math.normalize_rows(f.tokens) @ queries.T).numpy() for f in feats]  # each (N, P)
     out: list[Result] = []
@@ -179,9 +199,10 @@ def similarity(ctx: RunContext, images: list[LoadedImage], params: dict) -> list
 # ---------------------------------------------------------------------------------------------- matches
 
 
-def matches(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Result]:
+@on_features()
+def matches(ctx: RunContext, images: list[LoadedImage], params: dict, feats: list[PatchFeatures]) -> list[Result]:
     """Best buddies between two images, then a diverse top-k by k-means over the pair descriptors."""
-    fa, fb = features_of_all(ctx, images, params["resolution"])
+    fa, fb = feats
     ia_all = np.arange(fa.tokens.shape[0])
     ib_all = np.arange(fb.tokens.shape[0])
     if params["foreground"]:
@@ -212,10 +233,10 @@ def matches(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Re
 # ---------------------------------------------------------------------------------------------- norms
 
 
-def norms(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Result]:
+@on_features()
+def norms(ctx: RunContext, images: list[LoadedImage], params: dict, features: list[PatchFeatures]) -> list[Result]:
     """Patch-token norms of every layer, a per-layer summary and the outlier tokens of one layer."""
-    (feats,) = features_of_all(ctx, images, params["resolution"])
-    image = images[0]
+    (feats,), (image,) = features, images
     values = feats.layer_norms
     n_layers = values.shape[0]
     layer = params["layer"]
@@ -246,10 +267,14 @@ def norms(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Resu
 # ---------------------------------------------------------------------------------------------- propagate
 
 
-def propagate(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Result]:
+def _read_masks(images: list[LoadedImage], params: dict) -> list:
+    return read_reference_masks(params["masks"], images)
+
+
+@on_features(check=_read_masks)
+def propagate(ctx: RunContext, images: list[LoadedImage], params: dict, feats: list[PatchFeatures],
+              references: list) -> list[Result]:
     """Labels of the reference images (the first ones) carried to the others by k-NN voting on features."""
-    references = read_reference_masks(params["masks"], images)
-    feats = features_of_all(ctx, images, params["resolution"])
     names: list[str] = []
     for classes in references:
         names += [n for n in classes if n not in names and n != BACKGROUND]

@@ -371,6 +371,7 @@ def test_propagate_similarity_floor_leaves_unlike_patches_unlabelled(host, servi
     ("{missing}", "does not parse"),
     ("/nonexistent/mask.png", "no such file"),
     ("REF;REF", "reference mask"),
+    (" ; ", "give a mask file"),
 ])
 def test_propagate_rejects_bad_mask_parameters_with_a_clear_message(host, services, labelled, masks, message):
     model, _, _, png = labelled

@@ -178,3 +178,24 @@ def test_atomic_write_leaves_old_content_on_failure(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         atomic_write_bytes(path, b"new")
     assert path.read_bytes() == b"old" and list(tmp_path.iterdir()) == [path]
+
+
+def test_a_failed_save_changes_neither_the_file_nor_the_revision(project, monkeypatch):
+    import vfmstudio.core.project as project_module
+
+    project.save()
+    before = project.path.read_bytes()
+    real = project_module.atomic_write_bytes
+
+    def fail_on_project(path, data):
+        if path == project.path:
+            raise OSError(28, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(project_module, "atomic_write_bytes", fail_on_project)
+    with pytest.raises(OSError, match="No space"):
+        project.save()
+    assert project.revision == 1 and project.path.read_bytes() == before
+    monkeypatch.setattr(project_module, "atomic_write_bytes", real)
+    project.save()
+    assert open_project(project.path).revision == 2

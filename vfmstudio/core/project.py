@@ -348,19 +348,24 @@ class Project:
             current = path.read_bytes()
             if (st.st_size, st.st_mtime_ns) != self._disk_stat:
                 self._check_overwritable(current)
+        old_revision, old_saved = self.revision, self.saved
         self.revision += 1
         self.saved = _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds")
-        data = self.to_bytes()
-        if current is not None and not self._replace_unreadable:
-            for i in range(BACKUPS - 1, 0, -1):
-                older = backup_path(path, i)
-                if older.exists():
-                    os.replace(older, backup_path(path, i + 1))
-            atomic_write_bytes(backup_path(path, 1), current)
-        elif current is not None:  # the unreadable file we recovered from: keep it aside, never lose it
-            stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S")
-            os.replace(path, path.with_name(f"{path.name}.unreadable-{stamp}"))
-        atomic_write_bytes(path, data)
+        try:
+            data = self.to_bytes()
+            if current is not None and not self._replace_unreadable:
+                for i in range(BACKUPS - 1, 0, -1):
+                    older = backup_path(path, i)
+                    if older.exists():
+                        os.replace(older, backup_path(path, i + 1))
+                atomic_write_bytes(backup_path(path, 1), current)
+            elif current is not None:  # the unreadable file we recovered from: keep it aside, never lose it
+                stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S")
+                os.replace(path, path.with_name(f"{path.name}.unreadable-{stamp}"))
+            atomic_write_bytes(path, data)
+        except BaseException:
+            self.revision, self.saved = old_revision, old_saved  # nothing new reached the project file
+            raise
         st = path.stat()
         self._disk_stat = (st.st_size, st.st_mtime_ns)
         self._replace_unreadable = False

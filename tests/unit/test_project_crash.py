@@ -90,4 +90,4 @@ def test_sigkill_during_autosave_never_leaves_a_torn_project(tmp_path):
         advanced += n > last
         last = n
     assert advanced >= KILLS // 3  # the writer really was saving while it was killed
-    assert len(list_backups(path)) == 3
+    assert len(list_backups(path)) >= 2  # a kill between rotating and writing .bak1 leaves .bak2 and .bak3

@@ -29,6 +29,7 @@ from vfmstudio_clip._model import ClipBundle, feature_key
 
 MODES = ("patch", "maskclip", "sclip")
 WINDOW_BATCH = 8
+MAX_CACHED_INPUTS = 256 << 20  # last-block inputs kept for mode switches up to this size (~400 B/16 windows)
 
 
 @dataclass(frozen=True)
@@ -153,44 +154,57 @@ def project_patches(bundle: ClipBundle, y: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------- per image, cached
 
 
-def _window_inputs(ctx: RunContext, bundle: ClipBundle, pixels: np.ndarray, plan: WindowPlan) -> np.ndarray:
-    """Last-block inputs of every window (n_windows, T, D) float32: the expensive part of a run."""
+def _window_input_batches(ctx: RunContext, bundle: ClipBundle, pixels: np.ndarray, plan: WindowPlan):
+    """Last-block inputs (b, T, D) float32, a batch of windows at a time: the expensive part of a run."""
     full = _normalized_resized(bundle, pixels, plan)
     crops = [full[:, t:t + plan.window_h, left:left + plan.window_w] for t, left in plan.windows]
-    out = []
     with torch.inference_mode():
         for start in range(0, len(crops), WINDOW_BATCH):
             ctx.progress(0.1 + 0.7 * start / len(crops), f"encoding window {start + 1} of {len(crops)}")
             batch = torch.stack(crops[start:start + WINDOW_BATCH]).to(bundle.device, bundle.dtype)
-            out.append(last_block_input(bundle, batch).float().cpu().numpy())
-    return np.concatenate(out)
+            yield last_block_input(bundle, batch).float().cpu().numpy()
+
+
+def window_inputs_nbytes(bundle: ClipBundle, plan: WindowPlan) -> int:
+    tokens = (plan.window_h // plan.patch) * (plan.window_w // plan.patch) + (bundle.family == "clip")
+    return len(plan.windows) * tokens * int(bundle.model.config.vision_config.hidden_size) * 4
 
 
 def dense_embeddings(ctx: RunContext, bundle: ClipBundle, image, mode: str, plan: WindowPlan) -> np.ndarray:
     """Per-patch embeddings (gh, gw, P) over the whole resized image, cached per image, mode and plan.
 
-    The window forward pass is cached separately from the mode, so switching modes reruns one block.
+    The last-block inputs are cached apart from the mode, so switching modes reruns one block; for
+    very many windows (above ``MAX_CACHED_INPUTS`` bytes) they are streamed instead of kept.
     """
     plan_key = (plan.height, plan.width, plan.window_h, plan.window_w, plan.tops, plan.lefts)
     inputs_key = feature_key(bundle, "dense-x", image.id, plan_key)
 
+    def inputs():
+        if window_inputs_nbytes(bundle, plan) > MAX_CACHED_INPUTS:
+            yield from _window_input_batches(ctx, bundle, image.pixels, plan)
+            return
+        yield ctx.cached(inputs_key, lambda: np.concatenate(list(
+            _window_input_batches(ctx, bundle, image.pixels, plan))))
+
     def compute() -> np.ndarray:
-        x_all = ctx.cached(inputs_key, lambda: _window_inputs(ctx, bundle, image.pixels, plan))
         gh, gw = plan.grid
         wgh, wgw = plan.window_h // plan.patch, plan.window_w // plan.patch
         acc: np.ndarray | None = None
         count = np.zeros((gh, gw, 1), np.float32)
         layer = _vision(bundle).encoder.layers[-1]
-        with torch.inference_mode():
-            for (top, left), x in zip(plan.windows, x_all):
+        windows = iter(plan.windows)
+        for x_all in inputs():
+            for start in range(0, len(x_all), WINDOW_BATCH):  # bounds the attention maps of sclip
                 ctx.check_cancelled()
-                xt = torch.from_numpy(x)[None].to(bundle.device, bundle.dtype)
-                z = project_patches(bundle, last_block(layer, xt, mode))[0].float().cpu().numpy()
+                with torch.inference_mode():
+                    xt = torch.from_numpy(x_all[start:start + WINDOW_BATCH]).to(bundle.device, bundle.dtype)
+                    z = project_patches(bundle, last_block(layer, xt, mode)).float().cpu().numpy()
                 if acc is None:
                     acc = np.zeros((gh, gw, z.shape[-1]), np.float32)
-                ti, li = top // plan.patch, left // plan.patch
-                acc[ti:ti + wgh, li:li + wgw] += z.reshape(wgh, wgw, -1)
-                count[ti:ti + wgh, li:li + wgw] += 1.0
+                for zi, (top, left) in zip(z, windows):
+                    ti, li = top // plan.patch, left // plan.patch
+                    acc[ti:ti + wgh, li:li + wgw] += zi.reshape(wgh, wgw, -1)
+                    count[ti:ti + wgh, li:li + wgw] += 1.0
         assert acc is not None
         out = acc / count
         out.flags.writeable = False

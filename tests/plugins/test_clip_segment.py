@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import vfmstudio_clip._dense as dense_module
 from PIL import Image
 from vfmstudio_clip import SEGMENT
 from vfmstudio_clip._dense import dense_embeddings, plan_windows
@@ -254,3 +255,19 @@ def test_images_smaller_than_the_model_input_use_one_interpolated_window(tiny_mo
     assert heat[0].values.shape == (6, 4)  # 48 x 32 px: short side 32, long side 48, one non-square window
     masks = pred.results[-1]
     assert masks.size == (30, 20) and (masks.masks.sum(axis=0) == 1).all()
+
+
+def test_many_windows_stream_instead_of_caching_the_block_inputs(tiny_model, services, models, wide, monkeypatch):
+    ref = str(tiny_model("clip"))
+    params = {"labels": "cat,dog", "mode": "maskclip", "resolution": 96, "stride": 16}
+    cached = run_tool(SEGMENT, [wide], params, model=ref, services=services, params_from_text=True)
+    monkeypatch.setattr(dense_module, "MAX_CACHED_INPUTS", 0)
+    fresh = Services(models=models, features=ByteLRUCache(256 << 20))
+    bundle = get_bundle(ctx_for(fresh, ref))
+    with count_calls(bundle.model.vision_model.embeddings) as vision:
+        streamed = run_tool(SEGMENT, [wide], params, model=ref, services=fresh, params_from_text=True)
+        assert vision[0] == 5  # 96 x 192 px in 48 px windows every 16 px: 4 x 10 windows, batches of 8
+        run_tool(SEGMENT, [wide], {**params, "mode": "sclip"}, model=ref, services=fresh, params_from_text=True)
+        assert vision[0] == 10  # a mode switch runs the windows again when their inputs were not kept
+    for a, b in zip(cached.results[:2], streamed.results[:2]):
+        np.testing.assert_allclose(a.values, b.values, atol=1e-6)

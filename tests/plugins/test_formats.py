@@ -21,6 +21,9 @@ from vfmstudio.core.project import open_project
 from vfmstudio.core.results import Detections, Masks, Prediction
 from vfmstudio.testing.sample_project import build_sample_project
 
+# pycocotools 2.0 decodes through numpy with a deprecated __array__ call; not ours to fix
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
 ALL = {"coco", "yolo", "yolo-seg", "voc", "labelme", "cvat", "labelstudio", "masks", "captions-jsonl",
        "captions-csv"}
 

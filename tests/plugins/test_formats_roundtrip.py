@@ -13,6 +13,9 @@ from vfmstudio.core.exchange import export_project, import_dataset
 from vfmstudio.core.project import open_project
 from vfmstudio.testing.sample_project import build_sample_project
 
+# pycocotools 2.0 decodes through numpy with a deprecated __array__ call; not ours to fix
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
 
 @pytest.fixture(scope="module")
 def host():

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from pycocotools import mask as mask_util
 
 from vfmstudio.core import rle
+
+# pycocotools 2.0 decodes through numpy with a deprecated __array__ call; not ours to fix
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
 masks_2d = st.integers(1, 40).flatmap(lambda h: st.integers(1, 40).flatmap(lambda w: arrays(np.bool_, (h, w))))
 

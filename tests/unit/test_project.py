@@ -199,3 +199,19 @@ def test_a_failed_save_changes_neither_the_file_nor_the_revision(project, monkey
     monkeypatch.setattr(project_module, "atomic_write_bytes", real)
     project.save()
     assert open_project(project.path).revision == 2
+
+
+def test_merging_the_same_dataset_twice_adds_nothing_the_second_time(project, tmp_path):
+    from vfmstudio.core.project import in_memory
+
+    other = in_memory(tmp_path)
+    other.images["a.png"] = project.images["a.png"]
+    for a in project.labels.annotations("a.png"):
+        other.labels.add(a)
+    other.labels.set_tags("a.png", ["x"])
+    target = open_project(tmp_path / "t.json", create=True)
+    first = target.merge(other)
+    second = target.merge(other)
+    assert first["annotations"] == 1 and first["images"] == 1
+    assert second == {"images": 0, "annotations": 0, "classes": 0, "duplicates": 1}
+    assert len(target.labels) == 1 and target.labels.tags["a.png"] == ("x",)

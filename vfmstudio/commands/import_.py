@@ -54,6 +54,7 @@ def run(args) -> int:
         print(json.dumps({"project": str(project.path), **counts, "issues": [str(i) for i in issues],
                           "warnings": ctx.warnings}, indent=1))
     else:
-        print(f"imported {counts['images']} images, {counts['annotations']} annotations, {counts['classes']} new "
-              f"classes into {project.path}")
+        skipped = f" ({counts['duplicates']} already there, skipped)" if counts["duplicates"] else ""
+        print(f"imported {counts['images']} images, {counts['annotations']} annotations{skipped}, "
+              f"{counts['classes']} new classes into {project.path}")
     return 0

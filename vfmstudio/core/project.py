@@ -266,10 +266,12 @@ class Project:
               cancel: CancelToken | None = None) -> dict[str, int]:
         """Add another (imported, in-memory) project's images and labels to this one.
 
-        Images are matched by path; annotations keep their ids unless one is taken; classes new to
-        this project are appended with their colours; tags are merged; captions fill empty ones.
+        Images are matched by path; annotations keep their ids unless one is taken, and one equal
+        to an annotation already on the image (same class and shape) is skipped, so importing the
+        same files twice adds nothing; classes new to this project are appended with their colours;
+        tags are merged; captions fill empty ones.
         """
-        counts = {"images": 0, "annotations": 0, "classes": 0}
+        counts = {"images": 0, "annotations": 0, "classes": 0, "duplicates": 0}
         for c in other.labels.classes:
             if self.labels.get_class(c.name) is None:
                 self.labels.classes.append(c)
@@ -289,12 +291,17 @@ class Project:
                     key = _rel(src, self.root)
                     self.images[key] = ImageRecord(key, key, rec.id, rec.width, rec.height)
                 counts["images"] += 1
+            present = {(a.label, a.shape) for a in self.labels.annotations(key)}
             for ann in other.labels.annotations(rec.key):
+                if (ann.label, ann.shape) in present:
+                    counts["duplicates"] += 1
+                    continue
+                present.add((ann.label, ann.shape))
                 new = ann if ann.id not in self.labels else _with_new_id(ann)
                 self.labels._insert(_with_image(new, key), None)
                 counts["annotations"] += 1
             tags = other.labels.tags.get(rec.key)
-            if tags:
+            if tags:  # _set_tags drops repeated tags
                 self.labels._set_tags(key, (*self.labels.tags.get(key, ()), *tags))
             caption = other.labels.captions.get(rec.key)
             if caption and not self.labels.captions.get(key):

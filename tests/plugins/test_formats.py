@@ -318,3 +318,19 @@ def test_yolo_import_refuses_rows_outside_the_named_classes(host, tmp_path):
     assert project.labels.class_names == ["0", "1"]
     box = project.labels.annotations("images/train/a.png")[0].shape
     assert box.xyxy == pytest.approx((4, 4, 6, 6))
+
+
+@pytest.mark.parametrize("fmt, name, content", [
+    ("coco", "c.json", {"images": [{"id": 1, "width": 4, "height": 4}], "annotations": [], "categories": []}),
+    ("coco", "c.json", {"images": [{"id": 1, "file_name": "a.png", "width": "wide", "height": 4}]}),
+    ("labelme", "a.json", {"shapes": [{"label": "x", "points": [[0, 0], [1, 1]], "shape_type": "mask",
+                                       "mask": "not base64!"}],
+                           "imagePath": "a.png", "imageWidth": 4, "imageHeight": 4}),
+    ("labelme", "a.json", {"shapes": [{"label": "x", "points": [[0, 0]], "shape_type": "polygon"}],
+                           "imagePath": "a.png", "imageWidth": 4, "imageHeight": 4}),
+])
+def test_damaged_files_give_one_line_format_errors(host, tmp_path, fmt, name, content):
+    (tmp_path / name).write_text(json.dumps(content))
+    with pytest.raises(FormatError) as info:
+        import_dataset(host.format(fmt), tmp_path / name)
+    assert "\n" not in str(info.value) and name in str(info.value)

@@ -115,6 +115,12 @@ def import_dataset(spec: FormatSpec, source: str | os.PathLike[str], params: Map
     src = Path(source)
     if not src.exists():
         raise FormatError(f"{src}: no such file or folder")
-    project = _load(spec.importer)(src, resolved, ctx)
+    try:
+        project = _load(spec.importer)(src, resolved, ctx)
+    except FormatError:
+        raise
+    except (KeyError, TypeError, ValueError, OSError) as exc:  # hostile or damaged files: one line, not a crash
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise FormatError(f"{src}: not readable as {spec.id} ({type(exc).__name__}: {detail})") from None
     ctx.progress(1.0, "done")
     return project, ctx

@@ -9,6 +9,7 @@ import numpy as np
 from vfmstudio.core import rle
 from vfmstudio.core.annotations import Annotation, Box, Mask, Points, Polygon, PolygonPart
 from vfmstudio.core.exchange import ExchangeContext, FormatError
+from vfmstudio.core.image import DEFAULT_MAX_PIXELS
 from vfmstudio.core.project import Project, in_memory
 
 from ._common import (
@@ -62,6 +63,8 @@ def _annotation(ann: Annotation, h: int, w: int, use_rle: bool, tolerance: float
         mask = shape.to_mask(h, w)
         area = int(mask.sum())
         parts = None if (use_rle and isinstance(shape, Mask)) else shape_parts(shape, tolerance)
+        if parts is not None and not parts and area:
+            parts = None  # simplified away (a sliver): keep the pixels as RLE rather than lose them
         if parts is None or any(holes for _, holes in parts):
             if parts is not None:
                 ctx.warn("COCO: shapes with holes are written as RLE (COCO polygons cannot hold holes)")
@@ -124,6 +127,11 @@ def _shape(a: dict, h: int, w: int, name: str):
     seg = a.get("segmentation")
     where = f"{name}: annotation {a.get('id')}"
     if isinstance(seg, dict):
+        size = seg.get("size")
+        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size)):
+            raise FormatError(f"{where}: RLE size must be [height, width]")
+        if (h and w and tuple(size) != (h, w)) or size[0] * size[1] > DEFAULT_MAX_PIXELS:
+            raise FormatError(f"{where}: RLE size {tuple(size)} differs from the image size {(h, w)}")
         mask = rle.decode(seg)
         if h and w and mask.shape != (h, w):
             raise FormatError(f"{where}: RLE size {mask.shape} differs from the image size {(h, w)}")

@@ -13,7 +13,7 @@ import numpy as np
 from vfmstudio.core import geometry
 from vfmstudio.core.annotations import Annotation, Box, LabelSet, Mask, Points, Polygon, Provenance, Shape
 from vfmstudio.core.exchange import ExchangeContext, FormatError, safe_join
-from vfmstudio.core.image import IMAGE_EXTENSIONS
+from vfmstudio.core.image import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
 from vfmstudio.core.project import ImageRecord, Project, image_size
 
 Part = tuple[np.ndarray, list[np.ndarray]]
@@ -125,8 +125,16 @@ def write_json(path: Path, obj: Any, ctx: ExchangeContext) -> None:
     ctx.wrote(path)
 
 
+def check_size(width: int, height: int, where: str) -> None:
+    """Refuse image sizes a file claims but no image has (they would allocate huge masks)."""
+    if width < 0 or height < 0 or width * height > DEFAULT_MAX_PIXELS:
+        raise FormatError(f"{where}: image size {width}x{height} is negative or above the pixel limit "
+                          f"({DEFAULT_MAX_PIXELS})")
+
+
 def image_record(root: Path, rel: str, *, width: int = 0, height: int = 0, what: str = "image path") -> ImageRecord:
     """A record for an image named in a dataset file, resolved safely inside ``root``."""
+    check_size(int(width), int(height), what)
     path = safe_join(root, rel, what=what)
     key = path.relative_to(root.resolve()).as_posix()
     if (width <= 0 or height <= 0) and path.exists():

@@ -175,6 +175,8 @@ def import_(source: Path, params: dict, ctx: ExchangeContext) -> Project:
                 labels.set_tags(rec.key, (*labels.tags.get(rec.key, ()), label))
             elif el.tag == "mask":
                 left, top, mw, mh = (int(v) for v in _floats(el, "left", "top", "width", "height", where=where))
+                if left < 0 or top < 0 or mw < 0 or mh < 0 or left + mw > w or top + mh > h:
+                    raise FormatError(f"{where}: mask box {left},{top} {mw}x{mh} lies outside the image")
                 try:
                     crop = cvat_rle_to_mask([int(c) for c in el.get("rle", "").split(",") if c.strip()], mw, mh)
                 except ValueError as exc:

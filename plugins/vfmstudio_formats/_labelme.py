@@ -20,6 +20,7 @@ from vfmstudio.core.exchange import ExchangeContext, FormatError, safe_join
 from vfmstudio.core.project import ImageRecord, Project, in_memory
 
 from ._common import (
+    check_size,
     clip_points,
     copy_image,
     export_names,
@@ -123,6 +124,7 @@ def _read_one(project: Project, path: Path, doc: dict, root: Path) -> None:
         w, h = int(doc["imageWidth"]), int(doc["imageHeight"])
     except (KeyError, TypeError, ValueError):
         raise FormatError(f"{path}: missing imageWidth/imageHeight") from None
+    check_size(w, h, str(path))
     project.images.setdefault(key, ImageRecord(key, key, "", w, h))
     tags = [k for k, v in (doc.get("flags") or {}).items() if v]
     if tags:

@@ -16,7 +16,7 @@ from vfmstudio.core.annotations import Annotation, Box, Points
 from vfmstudio.core.exchange import ExchangeContext, FormatError, safe_join
 from vfmstudio.core.project import ImageRecord, Project, in_memory
 
-from ._common import copy_image, export_names, image_dims, imported, iter_images, shape_box
+from ._common import check_size, copy_image, export_names, image_dims, imported, iter_images, shape_box
 
 
 def _sub(parent: ET.Element, tag: str, text: object) -> ET.Element:
@@ -116,6 +116,7 @@ def import_(source: Path, params: dict, ctx: ExchangeContext) -> Project:
             raise FormatError(f"{where}: missing <filename>")
         size = doc.find("size")
         w, h = _int(size, "width", where), _int(size, "height", where)
+        check_size(w, h, where)
         candidates = [f"JPEGImages/{filename}", filename]
         rel = next((c for c in candidates if safe_join(root, c, what=f"{where}: filename").exists()), candidates[0])
         path = safe_join(root, rel, what=f"{where}: filename")

@@ -334,3 +334,22 @@ def test_damaged_files_give_one_line_format_errors(host, tmp_path, fmt, name, co
     with pytest.raises(FormatError) as info:
         import_dataset(host.format(fmt), tmp_path / name)
     assert "\n" not in str(info.value) and name in str(info.value)
+
+
+def test_sizes_claimed_by_files_cannot_allocate_huge_masks(host, tmp_path):
+    doc = {"images": [{"id": 1, "file_name": "a.png", "width": 10**6, "height": 10**6}], "categories": [],
+           "annotations": []}
+    (tmp_path / "c.json").write_text(json.dumps(doc))
+    with pytest.raises(FormatError, match="pixel limit"):
+        import_dataset(host.format("coco"), tmp_path / "c.json")
+    doc = {"images": [{"id": 1, "file_name": "a.png", "width": 4, "height": 4}], "categories": [{"id": 1, "name": "x"}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1,
+                            "segmentation": {"size": [100000, 100000], "counts": [0, 10**10]}}]}
+    (tmp_path / "c.json").write_text(json.dumps(doc))
+    with pytest.raises(FormatError, match="differs from the image size"):
+        import_dataset(host.format("coco"), tmp_path / "c.json")
+    (tmp_path / "annotations.xml").write_text(
+        '<annotations><image id="0" name="a.png" width="4" height="4">'
+        '<mask label="x" rle="0, 10000000000" left="0" top="0" width="100000" height="100000"/></image></annotations>')
+    with pytest.raises(FormatError, match="outside the image"):
+        import_dataset(host.format("cvat"), tmp_path)

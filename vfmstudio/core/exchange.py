@@ -119,7 +119,8 @@ def import_dataset(spec: FormatSpec, source: str | os.PathLike[str], params: Map
         project = _load(spec.importer)(src, resolved, ctx)
     except FormatError:
         raise
-    except (KeyError, TypeError, ValueError, OSError) as exc:  # hostile or damaged files: one line, not a crash
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, ArithmeticError, OSError) as exc:
+        # hostile or damaged files: one line naming the file, not a traceback
         detail = " ".join(str(exc).split()) or type(exc).__name__
         raise FormatError(f"{src}: not readable as {spec.id} ({type(exc).__name__}: {detail})") from None
     ctx.progress(1.0, "done")

@@ -119,11 +119,11 @@ def _colour_foreground(tokens: list[np.ndarray], splits: list[Split]) -> list[np
 def _render(rgb: np.ndarray, fg: np.ndarray, feats: PatchFeatures, image: LoadedImage, mode: str
             ) -> tuple[np.ndarray, np.ndarray]:
     """Patch-level RGB and foreground -> full-size uint8 picture and bool mask (one resampling)."""
-    stack = torch.cat([torch.from_numpy(rgb), torch.from_numpy(fg).unsqueeze(-1).float()], dim=-1)
+    stack = torch.cat([torch.from_numpy(rgb).permute(2, 0, 1), torch.from_numpy(fg).unsqueeze(0).float()])
     full = _math.to_pixels(stack, feats.extent, (image.height, image.width), mode)
-    mask = full[..., 3] > 0.5
-    picture = (full[..., :3] * (mask.unsqueeze(-1) * 255.0) + 0.5).clamp_(0, 255).to(torch.uint8)
-    return picture.numpy(), mask.numpy()
+    mask = full[3] > 0.5
+    picture = full[:3].mul_(255.0).add_(0.5).clamp_(0, 255).to(torch.uint8).mul_(mask)  # background black
+    return picture.permute(1, 2, 0).contiguous().numpy(), mask.numpy()
 
 
 def _whole(image: LoadedImage) -> tuple[float, float, float, float]:
@@ -251,8 +251,8 @@ def norms(ctx: RunContext, images: list[LoadedImage], params: dict, features: li
         rows.append((name, round(float(np.median(v)), 4), round(float(v.max()), 4),
                      round(float((v > cut).mean()), 4), round(cut, 4)))
     outliers = values[layer] > _math.robust_cutoff(values[layer], k)
-    mask = _math.to_pixels(torch.from_numpy(outliers).unsqueeze(-1), feats.extent, (image.height, image.width),
-                           "nearest")[..., 0].numpy() > 0.5
+    mask = _math.to_pixels(torch.from_numpy(outliers)[None], feats.extent, (image.height, image.width),
+                           "nearest")[0].numpy() > 0.5
     name = feats.layer_names[layer]
     return [
         LayerMaps(values=values, names=feats.layer_names, label="patch-token norms", extent=feats.extent,
@@ -300,9 +300,9 @@ def propagate(ctx: RunContext, images: list[LoadedImage], params: dict, feats: l
         votes = torch.zeros(sims.shape[0], n_classes).scatter_add_(1, bank_y[idx], weight)
         total = votes.sum(dim=1, keepdim=True)
         probs = torch.where(total > 0, votes / total.clamp(min=1e-12), torch.eye(n_classes)[0])  # no vote: bg
-        full = _math.to_pixels(probs.reshape(*f.grid, n_classes), f.extent, (image.height, image.width),
+        full = _math.to_pixels(probs.T.reshape(n_classes, *f.grid), f.extent, (image.height, image.width),
                                params["upsample"])
-        winner = full.argmax(dim=-1).numpy()
+        winner = full.argmax(dim=0).numpy()
         probs, patch_winner = probs.numpy(), probs.argmax(dim=1).numpy()
         found = [c for c in range(1, n_classes) if (winner == c).any()]
         scores = [float(probs[patch_winner == c, c].mean()) if (patch_winner == c).any() else 0.0

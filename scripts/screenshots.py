@@ -161,7 +161,7 @@ def main() -> int:
     select(coffee)
     run("paligemma.caption", refs["paligemma"], max_new_tokens=24)
     run("paligemma.ask", refs["paligemma"], question="what is in the cup?", max_new_tokens=16)
-    win.results.setCurrentWidget(win.results.text)
+    win.results.setCurrentWidget(win.results.text_page)
     show_tab(win.canvas)
     shot("paligemma-text")
     run("paligemma.detect", refs["paligemma"], classes=("cup", "spoon"))

@@ -37,7 +37,8 @@ MODEL = (ModelChoice("fake/tiny", "Fake tiny", params_millions=1.5),)
 def vfm_register_tools():
     return [
         ToolSpec(id="fake.slow", title="Slow", run="fake:slow", models=MODEL, returns=("heatmap",),
-                 params=(Param("seconds", ParamType.FLOAT, 1.0, minimum=0.0, maximum=60.0),)),
+                 params=(Param("seconds", ParamType.FLOAT, 1.0, minimum=0.0, maximum=60.0),
+                         Param("busy", ParamType.BOOL, False))),
         ToolSpec(id="fake.boom", title="Boom", run="fake:boom", returns=("text",)),
         ToolSpec(id="fake.all", title="Everything", run="fake:everything", models=MODEL),
         ToolSpec(id="fake.pca", title="PCA", run="fake:pca", models=MODEL,
@@ -49,18 +50,21 @@ def vfm_register_tools():
         ToolSpec(id="fake.pair", title="Pair", run="fake:pair", inputs=InputKind.PAIR, returns=("correspondences",)),
         ToolSpec(id="fake.setsim", title="Set similarity", run="fake:setsim", inputs=InputKind.SET,
                  returns=("heatmap",), params=(Param("points", ParamType.POINTS, required=True),)),
+        ToolSpec(id="fake.ask", title="Ask", run="fake:ask", returns=("text",),
+                 params=(Param("question", ParamType.TEXT, required=True),)),
         ToolSpec(id="fake.point", title="Point", run="fake:point", returns=("heatmap",),
                  params=(Param("points", ParamType.POINTS, required=True),)),
     ]
 
 
 def slow(ctx, images, params):
-    """Sleeps in small steps on the cancel token, with some Python work in between (holds the GIL)."""
+    """Sleeps in small steps on the cancel token with some Python work in between (holding the GIL),
+    or with ``busy`` computes in pure Python all the time, like a model that never lets go."""
     end = time.perf_counter() + params["seconds"]
     while time.perf_counter() < end:
         ctx.progress(1 - (end - time.perf_counter()) / max(params["seconds"], 1e-9), "working")
         sum(i * i for i in range(20_000))  # ~1-2 ms of pure Python
-        if ctx.cancel.wait(0.01):
+        if ctx.cancel.wait(0.0 if params["busy"] else 0.01):
             ctx.check_cancelled()
     im = images[0]
     return [Heatmap(np.linspace(0, 1, 16, dtype=np.float32).reshape(4, 4), label="slow", image_id=im.id)]
@@ -150,3 +154,7 @@ def setsim(ctx, images, params):
         values[int(y / src.height * im.height), int(x / src.width * im.width)] = 1.0
         out.append(Heatmap(values, label=f"similarity to {x:g},{y:g}", image_id=im.id))
     return out
+
+
+def ask(ctx, images, params):
+    return [Text(f"answer to: {params['question']}", prompt=params["question"], image_id=images[0].id)]

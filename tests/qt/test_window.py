@@ -179,25 +179,49 @@ def test_bad_parameter_is_reported_without_running(qtbot, window, image_folder):
     assert any("threshold" in t for t in window.messages.texts("error"))
 
 
+def _runqueue_wait_s() -> float:
+    """Seconds this thread has spent runnable but waiting for a CPU (Linux schedstat); 0 elsewhere."""
+    try:
+        with open("/proc/thread-self/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def test_gui_thread_never_stalls_while_a_tool_runs(qtbot, window, image_folder):
+    """A 10 ms heartbeat on the GUI thread while a tool computes in pure Python for 2.5 s on the
+    inference thread (holding the GIL but for Python's 5 ms switch interval: worse than a model,
+    whose kernels release it).
+
+    A stall is a gap between beats minus the time the GUI thread sat runnable in the OS run queue:
+    that part is other programs on a loaded machine, not us. Waiting on the worker (a lock, a join,
+    the GIL held too long) leaves the thread asleep, not runnable, so it still counts in full.
+    """
     open_and_wait(qtbot, window, image_folder)
-    gaps: list[float] = []
-    last = [time.perf_counter()]
+    window.tools.select_tool("fake.slow")
+    window.tools.form.set_value("seconds", 2.5)
+    window.tools.form.set_value("busy", True)
+    beats: list[tuple[float, float]] = []
 
     def beat():
-        now = time.perf_counter()
-        gaps.append(now - last[0])
-        last[0] = now
+        beats.append((time.perf_counter(), _runqueue_wait_s()))
 
     timer = QTimer()
     timer.setInterval(10)
     timer.timeout.connect(beat)
     timer.start()
-    select_and_run(qtbot, window, "fake.slow", seconds=2.5)
-    wait_idle(qtbot, window, timeout=10000)
+    beat()
+    assert window.run_current_tool() is not None  # from here on, everything is the window's doing
+    wait_idle(qtbot, window, timeout=20000)
     timer.stop()
-    assert len(gaps) > 100  # the heartbeat kept running for the whole job
-    assert max(gaps) < 0.100, f"worst GUI stall {max(gaps) * 1000:.0f} ms"
+    beat()
+    assert len(beats) > 100  # the heartbeat kept running for the whole job
+    gaps = [(w1 - w0, q1 - q0) for (w0, q0), (w1, q1) in zip(beats, beats[1:])]
+    stalls = [wall - queued for wall, queued in gaps]
+    worst = max(range(len(gaps)), key=lambda i: stalls[i])
+    assert stalls[worst] < 0.100, (f"GUI stall of {stalls[worst] * 1000:.0f} ms (wall gap "
+                                   f"{gaps[worst][0] * 1000:.0f} ms, of which {gaps[worst][1] * 1000:.0f} ms "
+                                   f"waiting for a CPU)")
 
 
 def test_threshold_drag_updates_the_mask_without_a_forward_pass(qtbot, window, image_folder):
@@ -469,3 +493,23 @@ def test_the_image_on_view_is_the_source_of_a_pair_or_set(qtbot, window, image_f
     wait_idle(qtbot, window)
     prediction = window._predictions[viewed.id]["fake.pair"]
     assert prediction.image_ids[0] == viewed.id and len(prediction.image_ids) == 2
+
+
+def test_questions_build_a_history_per_image(qtbot, window, image_folder):
+    first = open_and_wait(qtbot, window, image_folder, 0)
+    window.tools.select_tool("fake.all")
+    assert window.ask("what?") is None  # fake.all takes no question: told, not run
+    assert any("takes one" in t for t in window.messages.texts("warning"))
+    window.tools.select_tool("fake.ask")
+    for q in ("what colour?", "how many?"):
+        window.results.ask_edit.setText(q)
+        qtbot.keyClick(window.results.ask_edit, Qt.Key.Key_Return)
+        wait_idle(qtbot, window)
+    history = window.results.text.current_text()
+    assert history.index("what colour?") < history.index("answer to: what colour?") < history.index("how many?")
+    window.browser.list.setCurrentRow(1)
+    qtbot.waitUntil(lambda: window.current is not None and window.current.id != first.id)
+    assert "how many?" not in window.results.text.current_text()  # each image has its own history
+    window.browser.list.setCurrentRow(0)
+    qtbot.waitUntil(lambda: window.current is not None and window.current.id == first.id)
+    assert "answer to: how many?" in window.results.text.current_text()

@@ -152,6 +152,7 @@ class MainWindow(QMainWindow):
         self._edit_timer.setInterval(250)
         self._edit_timer.timeout.connect(self._rerun_after_edit)
         self.tools.params_edited.connect(self._on_params_edited)
+        self.results.asked.connect(self.ask)
         self.layer_store.changed.connect(self._on_layers_changed)
         self.layers.export_requested.connect(self._export_layer)
         self.layers.histogram.threshold_dragged.connect(self._on_threshold)
@@ -416,6 +417,19 @@ class MainWindow(QMainWindow):
                 return
             self.submit_tool(tool, params, model=self.tools.model_ref(), paths=paths, live=True)
 
+    def ask(self, question: str) -> int | None:
+        """Chat-like questions: run the selected tool with ``question`` in its first free-text
+        parameter (paligemma.ask's question, paligemma.prompt's prompt)."""
+        from vfmstudio.core.tools import ParamType
+
+        tool, form = self.tools.tool, self.tools.form
+        text_params = [p for p in tool.params if p.type is ParamType.TEXT] if tool is not None else []
+        if form is None or not text_params:
+            self.messages.post("warning", "to ask a question, select a tool that takes one (e.g. paligemma.ask)")
+            return None
+        form.set_value(text_params[0].name, question)
+        return self.run_current_tool()
+
     def _on_params_edited(self) -> None:
         if self.tools.live_check.isChecked():
             self._edit_timer.start()
@@ -510,8 +524,8 @@ class MainWindow(QMainWindow):
         image_id = self._image_id_of(info["paths"][0])
         if image_id is not None:
             self.results.text.stream(image_id, info["tool"].id, update.value)
-            if self.results.currentWidget() is not self.results.text:
-                self.results.setCurrentWidget(self.results.text)
+            if self.results.currentWidget() is not self.results.text_page:
+                self.results.setCurrentWidget(self.results.text_page)
                 self.dock_results.raise_()
 
     def _image_id_of(self, path: Path) -> str | None:

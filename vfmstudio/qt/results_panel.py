@@ -6,15 +6,17 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 
-from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter
 from PySide6.QtWidgets import (
+    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
     QTextBrowser,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -108,16 +110,27 @@ class TextHistory(QTextBrowser):
 
 
 class ResultsPanel(QTabWidget):
+    asked = Signal(str)  # a question typed under the text history
+
     def __init__(self, thumbnail_for: Callable[[str], QIcon | None], parent: QWidget | None = None):
         super().__init__(parent)
         self.thumbnail_for = thumbnail_for
         self.scores = ScoreBars(self)
         self.text = TextHistory(self)
+        self.ask_edit = QLineEdit(self)
+        self.ask_edit.setPlaceholderText("Ask about this image… (Enter runs the selected tool with it)")
+        self.ask_edit.returnPressed.connect(self._on_ask)
+        text_page = QWidget(self)
+        text_layout = QVBoxLayout(text_page)
+        text_layout.setContentsMargins(0, 0, 0, 0)
+        text_layout.addWidget(self.text, 1)
+        text_layout.addWidget(self.ask_edit)
         self.table = QTableWidget(self)
         self.ranking = QListWidget(self)
         self.ranking.setIconSize(QSize(48, 48))
         self.addTab(self.scores, "Scores")
-        self.addTab(self.text, "Text")
+        self.addTab(text_page, "Text")
+        self.text_page = text_page
         self.addTab(self.table, "Table")
         self.addTab(self.ranking, "Ranking")
         self._by_image: dict[str, dict[str, object]] = {}  # image id -> kind -> latest result
@@ -129,7 +142,7 @@ class ResultsPanel(QTabWidget):
             image_id = getattr(r, "image_id", None) or (prediction.image_ids[0] if prediction.image_ids else "")
             if isinstance(r, Text):
                 self.text.add(image_id, prediction.tool, r)
-                switch_to = self.text
+                switch_to = self.text_page
             elif isinstance(r, Classification | Table):
                 self._by_image.setdefault(image_id, {})[r.kind] = r
                 switch_to = self.scores if isinstance(r, Classification) else self.table
@@ -144,6 +157,12 @@ class ResultsPanel(QTabWidget):
         self.image_id = image_id
         self.text.show_image(image_id)
         self._refresh()
+
+    def _on_ask(self) -> None:
+        question = self.ask_edit.text().strip()
+        if question:
+            self.asked.emit(question)
+            self.ask_edit.clear()
 
     def _refresh(self) -> None:
         latest = self._by_image.get(self.image_id or "", {})

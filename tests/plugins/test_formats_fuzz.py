@@ -80,14 +80,14 @@ def test_damaged_labelme_files(exported, tmp_path_factory, data):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_damaged_cvat_files(exported, tmp_path_factory, data):
-    import xml.etree.ElementTree as ET
+    from defusedxml.ElementTree import parse
 
     host, root = exported
     cvat = root / "cvat"
     if not (cvat / "annotations.xml").exists():
         project = build_sample_project(root / "proj2", n_images=2, size=(20, 24))
         export_project(host.format("cvat"), project, cvat)
-    tree = ET.parse(cvat / "annotations.xml")
+    tree = parse(cvat / "annotations.xml")
     elements = [el for el in tree.getroot().iter() if el.attrib]
     el = data.draw(st.sampled_from(elements))
     attr = data.draw(st.sampled_from(sorted(el.attrib)))

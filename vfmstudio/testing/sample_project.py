@@ -36,7 +36,7 @@ def build_sample_project(folder: Path, n_images: int = 3, *, seed: int = 0, size
     h, w = size
     for i in range(n_images):
         rel = f"sub/img{i}.png" if i == 1 else f"img{i}.png"
-        path = folder / rel
+        path = (folder / rel).absolute()
         path.parent.mkdir(parents=True, exist_ok=True)
         pixels = rng.integers(0, 255, (h + i, w, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(path)

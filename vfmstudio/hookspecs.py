@@ -37,7 +37,14 @@ def vfm_register_tools() -> list[ToolSpec]:
 
 @hookspec
 def vfm_register_formats() -> list[FormatSpec]:
-    """Return the annotation formats (exporters and importers) this plugin provides."""
+    """Return the annotation formats (exporters and importers) this plugin provides.
+
+    ``FormatSpec.exporter`` names ``export(project, out_dir, params, ctx) -> None`` and
+    ``FormatSpec.importer`` names ``import_(source, params, ctx) -> Project`` (an in-memory project,
+    see :func:`vfmstudio.core.project.in_memory`); ``ctx`` is a
+    :class:`vfmstudio.core.exchange.ExchangeContext`. Resolve every path read from a file with
+    :func:`vfmstudio.core.exchange.safe_join`. See docs/formats.md.
+    """
 
 
 @hookspec(firstresult=True)

@@ -185,7 +185,9 @@ class Project:
         return self.root / self.images[key].path
 
     def add_image(self, path: str | os.PathLike[str], *, key: str | None = None, hash_file: bool = True) -> ImageRecord:
-        """Add (or return the existing record of) an image file; its key defaults to its relative path."""
+        """Add (or return the existing record of) an image file; its key defaults to its relative path.
+
+        A relative ``path`` is relative to the project folder (not the working folder)."""
         p = Path(path)
         if not p.is_absolute():
             p = self.root / p

@@ -59,6 +59,8 @@ def _annotation(ann: Annotation, h: int, w: int, use_rle: bool, tolerance: float
     segmentation: list | dict
     if isinstance(shape, Box):
         segmentation, area = [], (shape.x1 - shape.x0) * (shape.y1 - shape.y0)
+    elif use_rle and isinstance(shape, Mask) and (shape.height, shape.width) == (h, w):
+        segmentation, area = shape.to_rle(), shape.area  # already COCO RLE: no pixels touched
     else:
         mask = shape.to_mask(h, w)
         area = int(mask.sum())

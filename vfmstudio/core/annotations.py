@@ -203,8 +203,12 @@ class Mask:
         return int(sum(self.counts[1::2]))
 
     def bbox(self) -> tuple[float, float, float, float]:
-        box = geometry.mask_bbox(self.to_array())
-        return (0.0, 0.0, 0.0, 0.0) if box is None else tuple(float(v) for v in box)  # type: ignore[return-value]
+        box = self.__dict__.get("_bbox")  # immutable: computed once (exports ask for it per format)
+        if box is None:
+            tight = geometry.mask_bbox(self.to_array())
+            box = (0.0, 0.0, 0.0, 0.0) if tight is None else tuple(float(v) for v in tight)
+            object.__setattr__(self, "_bbox", box)
+        return box  # type: ignore[return-value]
 
     def to_rle(self) -> dict:
         # Masks are immutable, so the compressed string is computed once (autosaves write it often).

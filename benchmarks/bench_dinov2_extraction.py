@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.repeat + 1):  # the first round warms up both paths
             sync(device)
             t = time.perf_counter()
-            feats = _features.extract(extractor, pixels, geometry)
+            (feats,) = _features.extract(extractor, [(pixels, geometry, None)])
             sync(device)
             t_ours = time.perf_counter() - t
             t = time.perf_counter()

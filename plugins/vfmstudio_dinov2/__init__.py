@@ -30,7 +30,7 @@ def _tool(name: str, title: str, function: str, inputs: InputKind, params: tuple
           returns: tuple[str, ...], description: str) -> ToolSpec:
     return ToolSpec(id=f"dinov2.{name}", title=title, run=f"vfmstudio_dinov2._tools:{function}", inputs=inputs,
                     params=(*params, RESOLUTION), models=MODELS, default_model=DEFAULT_MODEL, returns=returns,
-                    description=description)
+                    description=description, prepare="vfmstudio_dinov2._features:prepare")
 
 
 TOOLS = (

@@ -151,16 +151,16 @@ class PatchFeatures:
 
 @dataclass(frozen=True)
 class Encoded:
-    """A descriptor's raw output for one image: torch tensors on any device."""
+    """A descriptor's raw output for a batch of B images: torch tensors on any device."""
 
-    tokens: torch.Tensor  # (N, C)
-    cls: torch.Tensor  # (C,)
-    layer_norms: torch.Tensor  # (L, N)
+    tokens: torch.Tensor  # (B, N, C)
+    cls: torch.Tensor  # (B, C)
+    layer_norms: torch.Tensor  # (B, L, N)
     layer_names: tuple[str, ...]
 
 
 class Extractor:
-    """A dense descriptor: ``encode`` maps a normalised (1, 3, h, w) input to :class:`Encoded`."""
+    """A dense descriptor: ``encode`` maps a normalised (B, 3, h, w) input to :class:`Encoded`."""
 
     patch: int = 14
     cache_key: Hashable = ()
@@ -231,10 +231,10 @@ class Dinov2Extractor(Extractor):
         model = self.model
         skip = 1 + int(getattr(model.config, "num_register_tokens", 0) or 0)  # [CLS, registers..., patches...]
         out = model(pixel_values=pixel_values, output_hidden_states=True)
-        last = out.last_hidden_state[0]
-        norms = torch.stack([torch.linalg.vector_norm(h[0, skip:].float(), dim=-1) for h in out.hidden_states])
-        names = ("embeddings", *(f"block {i}" for i in range(1, norms.shape[0])))
-        return Encoded(tokens=last[skip:], cls=last[0], layer_norms=norms, layer_names=names)
+        last = out.last_hidden_state
+        norms = torch.stack([torch.linalg.vector_norm(h[:, skip:].float(), dim=-1) for h in out.hidden_states], dim=1)
+        names = ("embeddings", *(f"block {i}" for i in range(1, norms.shape[1])))
+        return Encoded(tokens=last[:, skip:], cls=last[:, 0], layer_norms=norms, layer_names=names)
 
 
 class RawPatchExtractor(Extractor):
@@ -247,13 +247,12 @@ class RawPatchExtractor(Extractor):
 
     def encode(self, pixel_values: torch.Tensor) -> Encoded:
         p = self.patch
-        x = pixel_values[0].float()
-        c, h, w = x.shape
-        tokens = x.reshape(c, h // p, p, w // p, p).permute(1, 3, 0, 2, 4).reshape((h // p) * (w // p), c * p * p)
-        tokens = tokens - tokens.mean(dim=1, keepdim=True)
-        tokens = F.normalize(tokens, dim=1)
-        norms = torch.linalg.vector_norm(tokens, dim=1)[None]
-        return Encoded(tokens=tokens, cls=tokens.mean(0), layer_norms=norms, layer_names=("pixels",))
+        x = pixel_values.float()
+        b, c, h, w = x.shape
+        tokens = x.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5).reshape(b, -1, c * p * p)
+        tokens = F.normalize(tokens - tokens.mean(dim=2, keepdim=True), dim=2)
+        norms = torch.linalg.vector_norm(tokens, dim=2).unsqueeze(1)
+        return Encoded(tokens=tokens, cls=tokens.mean(1), layer_norms=norms, layer_names=("pixels",))
 
 
 ExtractorFactory = Callable[[RunContext, str], Extractor]
@@ -269,28 +268,30 @@ def extractor_for(ctx: RunContext) -> Extractor:
     return extractor
 
 
+def feature_key(extractor: Extractor, resolution: int, image: LoadedImage) -> Hashable:
+    return ("dinov2.features", extractor.cache_key, resolution, image.id)
+
+
 def features_for(ctx: RunContext, extractor: Extractor, image: LoadedImage, resolution: int) -> PatchFeatures:
     """The image's features from the feature cache; one forward pass on a miss."""
     geometry = plan_geometry(image.height, image.width, resolution, extractor.patch)
-    key = ("dinov2.features", extractor.cache_key, resolution, image.id)
-    return ctx.cached(key, lambda: extract(extractor, image.pixels, geometry, key))
+    key = feature_key(extractor, resolution, image)
+    return ctx.cached(key, lambda: extract(extractor, [(image.pixels, geometry, key)])[0])
 
 
-def extract(extractor: Extractor, pixels: np.ndarray, geometry: Geometry, key: Hashable = None) -> PatchFeatures:
+def extract(extractor: Extractor, items: list[tuple[np.ndarray, Geometry, Hashable]]) -> list[PatchFeatures]:
+    """One forward pass over images ``(pixels, geometry, cache key)`` whose inputs have the same size."""
     with torch.inference_mode():
-        x = preprocess(pixels, geometry, extractor.device, extractor.dtype)
+        x = torch.cat([preprocess(pixels, geometry, extractor.device, extractor.dtype) for pixels, geometry, _ in items])
         enc = extractor.encode(x)
-        rows, cols = geometry.grid
-        if enc.tokens.shape[0] != rows * cols:
-            raise ModelError(f"the model returned {enc.tokens.shape[0]} patch tokens for a {rows}x{cols} grid")
-        return PatchFeatures(
-            tokens=_numpy(enc.tokens),
-            cls=_numpy(enc.cls),
-            layer_norms=_numpy(enc.layer_norms).reshape(-1, rows, cols),
-            layer_names=enc.layer_names,
-            geometry=geometry,
-            key=key,
-        )
+        rows, cols = items[0][1].grid
+        if enc.tokens.shape[:2] != (len(items), rows * cols):
+            raise ModelError(f"the model returned {tuple(enc.tokens.shape[:2])} (images, patch tokens) for "
+                             f"{len(items)} images of {rows}x{cols} patches")
+        tokens, cls, norms = _numpy(enc.tokens), _numpy(enc.cls), _numpy(enc.layer_norms)
+        return [PatchFeatures(tokens=tokens[i], cls=cls[i], layer_norms=norms[i].reshape(-1, rows, cols),
+                              layer_names=enc.layer_names, geometry=geometry, key=key)
+                for i, (_, geometry, key) in enumerate(items)]
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -306,3 +307,30 @@ def features_of_all(ctx: RunContext, images: list[LoadedImage], resolution: int)
         out.append(features_for(ctx, extractor, image, resolution))
     ctx.progress(1.0, "features ready")
     return out
+
+
+MAX_BATCH_TOKENS = 16384  # images per forward pass in prepare(): 16 at 448 x 448, bounded activations
+
+
+def prepare(ctx: RunContext, images: list[LoadedImage], params: dict) -> None:
+    """Batch engines call this before the per-image runs: images whose model inputs have the same
+    size go through the model together, so the per-image runs that follow only read the cache."""
+    extractor = extractor_for(ctx)
+    resolution = params["resolution"]
+    cache = ctx.features
+    groups: dict[tuple[int, int], list[tuple[np.ndarray, Geometry, Hashable]]] = {}
+    for image in images:
+        key = feature_key(extractor, resolution, image)
+        if hasattr(cache, "__contains__") and key in cache:
+            continue
+        geometry = plan_geometry(image.height, image.width, resolution, extractor.patch)
+        groups.setdefault(geometry.grid, []).append((image.pixels, geometry, key))
+    total, done = sum(len(g) for g in groups.values()), 0
+    for (rows, cols), group in groups.items():
+        step = max(1, MAX_BATCH_TOKENS // (rows * cols))
+        for start in range(0, len(group), step):
+            ctx.progress(done / max(1, total), f"features {done + 1}-{done + len(group[start:start + step])}/{total}")
+            for feats in extract(extractor, group[start:start + step]):
+                ctx.cached(feats.key, lambda f=feats: f)
+            done += len(group[start:start + step])
+    ctx.progress(1.0, "features ready")

@@ -15,7 +15,7 @@ from vfmstudio._plugin_host import PluginHost
 from vfmstudio.core.context import RunContext
 from vfmstudio.core.image import LoadedImage
 from vfmstudio.core.results import LayerMaps
-from vfmstudio.execution import Services, ToolError, run_tool
+from vfmstudio.execution import Services, ToolError, prepare_tool, run_tool
 from vfmstudio.testing.tiny_models import TINY_DINOV2, TINY_NUM_REGISTERS
 
 
@@ -98,45 +98,75 @@ def test_geometry_maps_the_patch_grid_back_to_original_pixels_exactly():
         _features.plan_geometry(300, 451, 10, 14)
 
 
-def test_each_image_goes_through_the_model_once_whatever_the_interaction(host, tiny_model, services, tmp_path):
-    calls = {"n": 0}
+@pytest.fixture
+def count_forwards():
+    calls = {"n": 0, "batch": []}
 
     def count(module, args, output):
         if type(module).__name__ in ("Dinov2Model", "Dinov2WithRegistersModel"):
             calls["n"] += 1
+            calls["batch"].append(int(output.last_hidden_state.shape[0]))
 
     handle = torch.nn.modules.module.register_module_forward_hook(count)
-    try:
-        model = str(tiny_model("dinov2"))
-        a, b, c = make_image(120, 160, 1), make_image(140, 140, 2), make_image(100, 180, 3)
+    yield calls
+    handle.remove()
 
-        def run(tool_id, images, **params):
-            return run_tool(host.tool(tool_id), images, {"resolution": 56, **params}, model=model, device="cpu",
-                            services=services)
 
-        run("dinov2.pca", [a])
-        assert calls["n"] == 1
-        for threshold in (0.2, 0.5, 0.8, "auto"):
-            run("dinov2.pca", [a], threshold=threshold, sign="flip", upsample="bicubic", cleanup=False)
-        run("dinov2.joint-pca", [a, b])
-        assert calls["n"] == 2  # only b is new
-        run("dinov2.similarity", [a, b], points=((10, 10),))
-        run("dinov2.similarity", [b, a], points=((50, 60), (5, 5)))
-        run("dinov2.matches", [a, b], k=3)
-        run("dinov2.matches", [b, a], foreground=False)
-        for layer in (0, 1, -1):
-            run("dinov2.norms", [a], layer=layer, k=2.0)
-        mask = np.zeros((a.height, a.width), np.uint8)
-        mask[30:90, 40:120] = 255
-        Image.fromarray(mask).save(tmp_path / "a.png")
-        run("dinov2.propagate", [a, b], masks=str(tmp_path / "a.png"), floor=-1.0)
-        assert calls["n"] == 2
-        run("dinov2.joint-pca", [a, b, c])
-        assert calls["n"] == 3
-        run("dinov2.pca", [a], resolution=70)  # a new resolution is a new input
-        assert calls["n"] == 4
-    finally:
-        handle.remove()
+def test_each_image_goes_through_the_model_once_whatever_the_interaction(host, tiny_model, services, tmp_path,
+                                                                        count_forwards):
+    calls = count_forwards
+    model = str(tiny_model("dinov2"))
+    a, b, c = make_image(120, 160, 1), make_image(140, 140, 2), make_image(100, 180, 3)
+
+    def run(tool_id, images, **params):
+        return run_tool(host.tool(tool_id), images, {"resolution": 56, **params}, model=model, device="cpu",
+                        services=services)
+
+    run("dinov2.pca", [a])
+    assert calls["n"] == 1
+    for threshold in (0.2, 0.5, 0.8, "auto"):
+        run("dinov2.pca", [a], threshold=threshold, sign="flip", upsample="bicubic", cleanup=False)
+    run("dinov2.joint-pca", [a, b])
+    assert calls["n"] == 2  # only b is new
+    run("dinov2.similarity", [a, b], points=((10, 10),))
+    run("dinov2.similarity", [b, a], points=((50, 60), (5, 5)))
+    run("dinov2.matches", [a, b], k=3)
+    run("dinov2.matches", [b, a], foreground=False)
+    for layer in (0, 1, -1):
+        run("dinov2.norms", [a], layer=layer, k=2.0)
+    mask = np.zeros((a.height, a.width), np.uint8)
+    mask[30:90, 40:120] = 255
+    Image.fromarray(mask).save(tmp_path / "a.png")
+    run("dinov2.propagate", [a, b], masks=str(tmp_path / "a.png"), floor=-1.0)
+    assert calls["n"] == 2
+    run("dinov2.joint-pca", [a, b, c])
+    assert calls["n"] == 3
+    run("dinov2.pca", [a], resolution=70)  # a new resolution is a new input
+    assert calls["n"] == 4
+
+
+def test_prepare_batches_images_of_one_input_size_and_the_runs_read_the_cache(host, tiny_model, count_forwards):
+    model = str(tiny_model("dinov2-registers"))
+    images = [make_image(120, 160, 1), make_image(120, 160, 2), make_image(100, 180, 3), make_image(121, 161, 4)]
+    services = Services.create()
+    tool = host.tool("dinov2.pca")
+    assert prepare_tool(tool, images, {"resolution": 56}, model=model, device="cpu", services=services)
+    # 120x160, 121x161 -> 56x75 -> 4x5 patches; 100x180 -> 56x101 -> 4x7 patches: two forward passes.
+    assert sorted(count_forwards["batch"]) == [1, 3]
+    for image in images:
+        run_tool(tool, [image], {"resolution": 56}, model=model, device="cpu", services=services)
+    assert count_forwards["n"] == 2
+    assert prepare_tool(tool, images, {"resolution": 56}, model=model, device="cpu", services=services)
+    assert count_forwards["n"] == 2  # everything cached: prepare does nothing
+
+    alone = Services.create()
+    ctx = RunContext(tool_id="t", model_ref=model, device="cpu", models=alone.models, features=alone.features)
+    batched = RunContext(tool_id="t", model_ref=model, device="cpu", models=services.models, features=services.features)
+    for image in images:
+        one = _features.features_for(ctx, _features.extractor_for(ctx), image, 56)
+        many = _features.features_for(batched, _features.extractor_for(batched), image, 56)
+        assert np.abs(one.tokens - many.tokens).max() <= 1e-5
+        assert np.abs(one.layer_norms - many.layer_norms).max() <= 1e-4
 
 
 @pytest.mark.parametrize("name", ["dinov2", "dinov2-registers"])

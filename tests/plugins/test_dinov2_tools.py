@@ -54,11 +54,13 @@ class Planted(_features.Extractor):
         self.norms = norms or {}
 
     def encode(self, pixel_values: torch.Tensor) -> _features.Encoded:
-        grey = round(float(pixel_values[0, 0, 0, 0]) * _features.IMAGENET_STD[0] * 255 + _features.IMAGENET_MEAN[0] * 255)
-        tokens = torch.from_numpy(self.tokens[grey])
-        norms = torch.from_numpy(self.norms.get(grey, np.linalg.norm(self.tokens[grey], axis=1)[None]))
-        names = tuple(f"layer {i}" for i in range(norms.shape[0]))
-        return _features.Encoded(tokens=tokens, cls=tokens.mean(0), layer_norms=norms, layer_names=names)
+        greys = [round(float(x[0, 0, 0]) * _features.IMAGENET_STD[0] * 255 + _features.IMAGENET_MEAN[0] * 255)
+                 for x in pixel_values]
+        tokens = torch.stack([torch.from_numpy(self.tokens[g]) for g in greys])
+        norms = torch.stack([torch.from_numpy(self.norms.get(g, np.linalg.norm(self.tokens[g], axis=1)[None]))
+                             for g in greys])
+        names = tuple(f"layer {i}" for i in range(norms.shape[1]))
+        return _features.Encoded(tokens=tokens, cls=tokens.mean(1), layer_norms=norms, layer_names=names)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ the exact mapping from the patch grid back to original pixels.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -29,7 +30,10 @@ import torch.nn.functional as F
 from vfmstudio.core.context import RunContext
 from vfmstudio.core.image import LoadedImage
 from vfmstudio.core.tools import ParamError
+from vfmstudio.ml.devices import resolve_device, resolve_precision, torch_dtype
 from vfmstudio.ml.errors import ModelError
+from vfmstudio.ml.hub import resolve_local_path
+from vfmstudio.ml.refs import parse_model_ref
 
 DEFAULT_MODEL = "facebook/dinov2-small"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -169,7 +173,7 @@ class Extractor:
 
     @property
     def dtype(self) -> torch.dtype:
-        return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.precision]
+        return torch_dtype(self.precision)
 
     def encode(self, pixel_values: torch.Tensor) -> Encoded:  # pragma: no cover - interface
         raise NotImplementedError
@@ -179,9 +183,6 @@ class Dinov2Extractor(Extractor):
     """A transformers ``Dinov2Model`` / ``Dinov2WithRegistersModel``, loaded lazily through the model cache."""
 
     def __init__(self, ctx: RunContext, ref: str):
-        from vfmstudio.ml.devices import resolve_device, resolve_precision
-        from vfmstudio.ml.refs import parse_model_ref
-
         self._ctx = ctx
         self._ref = parse_model_ref(ref)
         self.device = resolve_device(ctx.device)
@@ -197,10 +198,6 @@ class Dinov2Extractor(Extractor):
         return int(config.get(name, default))
 
     def _read_config(self) -> dict:
-        import json
-
-        from vfmstudio.ml.hub import resolve_local_path
-
         path = resolve_local_path(self._ref) / "config.json"
         try:
             config = json.loads(path.read_text(encoding="utf-8"))

@@ -263,6 +263,12 @@ def test_json_summary_and_ray_hint_without_ray(fake_site, tmp_path, capsys, monk
     assert main(["batch", str(src), "--tool", "batchfake.stats", "--out", str(tmp_path / "r"),
                  "--engine", "ray"]) == 2
     assert "pip install 'vfmstudio[ray]'" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # nothing written: a rerun needs no --resume
+    monkeypatch.undo()
+    assert main(["batch", str(src), "--tool", "batchfake.stats", "--out", str(tmp_path / "r"), "--engine", "ray",
+                 "--ray-address", "127.0.0.1:1"]) == 2
+    assert "cannot reach the Ray cluster at 127.0.0.1:1" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
 
 
 def test_real_tiny_dinov2_tool_matches_single_runs(fake_site, tiny_model, tmp_path):

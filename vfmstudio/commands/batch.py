@@ -100,6 +100,13 @@ def run(args) -> int:
 
     _check_engine_options(args)
     spec = build_spec(args)
+    if args.engine == "ray":  # a missing extra or an unreachable cluster must not leave a half-made DIR
+        from vfmstudio.engines._ray import RayUnavailable, preflight
+
+        try:
+            preflight(args.ray_address)
+        except RayUnavailable as exc:
+            raise UsageError(str(exc)) from None
     try:
         plan = plan_run(spec, args.src, resume=args.resume, limit=args.limit, batch_size=args.batch_size)
     except BatchError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -65,6 +66,8 @@ def _connect(ray, address: str | None, workers: int) -> bool:
         return False
     env = {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}
     runtime_env = {"env_vars": env} if env else None
+    if address:
+        _probe(address)
     try:
         if address:
             ray.init(address=address, runtime_env=runtime_env, logging_level="ERROR", log_to_driver=False)
@@ -76,6 +79,26 @@ def _connect(ray, address: str | None, workers: int) -> bool:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise RayUnavailable(f"cannot start or reach {where}: {' '.join(str(exc).split())}") from None
     return True
+
+
+def _probe(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds on an unreachable ``host:port`` (ray.init would retry for minutes)."""
+    if address == "auto" or "://" in address:
+        return  # "auto" reads the local cluster's address file; ray:// is Ray Client with its own timeout
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise RayUnavailable(f"--ray-address must be HOST:PORT, ray://HOST:PORT or auto, got {address!r}")
+    try:
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise RayUnavailable(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc})") from None
+
+
+def preflight(address: str | None) -> None:
+    """Before anything is written: the extra is installed and the cluster answers."""
+    import_ray()
+    if address:
+        _probe(address)
 
 
 def run_ray(plan: Plan, *, address: str | None = None, workers: int = 1, gpus_per_worker: float = 0.0,

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from vfmstudio.core.cache import ByteLRUCache
 from vfmstudio.core.cancel import Cancelled, CancelToken
 from vfmstudio.core.context import RunContext
 from vfmstudio.core.image import load_image
+from vfmstudio.core.jobs import JobRunner
 from vfmstudio.core.results import Detections, Masks, Text
 from vfmstudio.execution import Services, ToolError, run_tool
 from vfmstudio.testing.tiny_paligemma import write_random_vae
@@ -191,6 +193,35 @@ def test_cancel_stops_within_one_step_and_the_model_stays_usable(pg_dir, pg, ima
     pred = run_tool(TOOL["paligemma.prompt"], [image], {"prompt": "caption en", "max_new_tokens": 6},
                     model=str(pg_dir), services=svc)
     assert len(pred.results[0].text) > 0
+
+
+def test_cancel_from_the_window_thread_through_the_job_runner(pg_dir, pg, image, monkeypatch, forward_calls):
+    """The window's path: generation on the inference thread, cancel from another thread mid-way."""
+    monkeypatch.setattr(_generation, "logits_processor_hooks", [lambda n: BanEos(pg.processor.tokenizer.eos_token_id)])
+    svc = services()
+    streamed, started = [], threading.Event()
+
+    def on_partial(update):
+        streamed.append(update.value)
+        if len(streamed) >= 3:
+            started.set()
+
+    def job(jc):
+        return run_tool(TOOL["paligemma.prompt"], [image], {"prompt": "caption en", "max_new_tokens": 500},
+                        model=str(pg_dir), services=svc, cancel=jc.cancel, on_partial=jc.partial)
+
+    runner = JobRunner()
+    try:
+        handle = runner.submit(job, key="view-1", on_partial=on_partial)
+        assert started.wait(120)
+        before = forward_calls["Gemma2Model"]
+        handle.cancel()
+        result = handle.result(timeout=120)
+        assert result.status == "cancelled"
+        assert forward_calls["Gemma2Model"] - before <= 1  # at most the step that was running
+        assert all(isinstance(t, Text) for t in streamed)
+    finally:
+        runner.shutdown()
 
 
 def test_reruns_reuse_the_generation_and_new_prompts_reuse_the_image_features(pg_dir, image, forward_calls):

@@ -271,7 +271,7 @@ def test_json_summary_and_ray_hint_without_ray(fake_site, tmp_path, capsys, monk
     assert not (tmp_path / "r").exists()
 
 
-def test_real_tiny_dinov2_tool_matches_single_runs(fake_site, tiny_model, tmp_path):
+def test_real_tiny_dinov2_tool_matches_single_runs(fake_site, tiny_model, tmp_path, monkeypatch):
     """dinov2.pca through the same from_pretrained path users hit: every batch prediction equals a
     plain one-image run_tool. (Ray is covered by the tests above; a Ray worker importing torch
     would add ~15 s to this file for the same per-image code.)"""
@@ -292,9 +292,15 @@ def test_real_tiny_dinov2_tool_matches_single_runs(fake_site, tiny_model, tmp_pa
     for path in sorted(src.iterdir()):
         pred = run_tool(tool, [load_image(path)], {"resolution": 56}, model=model, device="cpu", services=services)
         expected[path.name] = pred.to_json()
+    from vfmstudio.engines import worker
+
+    made = []
+    monkeypatch.setattr(worker, "batch_services", lambda: made.append(worker_services()) or made[-1])
     out = tmp_path / "out"
     assert batch(str(src), "--tool", "dinov2.pca", "--model", model, "--param", "resolution=56", "--device", "cpu",
                  "--batch-size", "3", "--out", str(out)) == 0
+    if tool.prepare:  # the plugin's batched preparation filled the cache: every run read its features
+        assert made[0].features.stats()["hits"] >= 4
     records = list(iter_predictions(out))
     assert len(records) == 4
     for rec, pred in records:
@@ -304,6 +310,12 @@ def test_real_tiny_dinov2_tool_matches_single_runs(fake_site, tiny_model, tmp_pa
         assert [r["type"] for r in got["results"]] == [r["type"] for r in want["results"]]
         for a, b in zip(got["results"], want["results"]):
             _assert_close(a, b)
+
+
+def worker_services():
+    from vfmstudio.execution import Services
+
+    return Services(models=_cache(), features=_cache())
 
 
 def _cache():

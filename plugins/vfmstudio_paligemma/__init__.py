@@ -29,7 +29,7 @@ _CLASSES = Param("classes", ParamType.STRLIST, required=True,
 def _tool(name: str, title: str, params: tuple[Param, ...], returns: str, description: str) -> ToolSpec:
     return ToolSpec(id=f"paligemma.{name}", title=title, run=f"vfmstudio_paligemma._tools:{name}",
                     inputs=InputKind.IMAGE, params=params, models=MODELS, returns=(returns,),
-                    description=description)
+                    description=description, prepare="vfmstudio_paligemma._tools:prepare")
 
 
 TOOLS = (

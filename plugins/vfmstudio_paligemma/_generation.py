@@ -85,6 +85,10 @@ def prepare_inputs(pg: PaliGemma, image: LoadedImage, prompt: str) -> dict[str, 
     return {k: (v.to(pg.device, dtype) if v.is_floating_point() else v.to(pg.device)) for k, v in inputs.items()}
 
 
+def _features_key(pg: PaliGemma, image: LoadedImage) -> tuple:
+    return (*_model_key(pg), "image-features", image.id)
+
+
 def image_features(ctx: RunContext, pg: PaliGemma, image: LoadedImage, pixel_values: torch.Tensor) -> torch.Tensor:
     """The projected vision-tower output for ``image`` (1, image_seq_length, hidden), cached per image."""
 
@@ -93,7 +97,24 @@ def image_features(ctx: RunContext, pg: PaliGemma, image: LoadedImage, pixel_val
         with torch.inference_mode():
             return pg.model.get_image_features(pixel_values).pooler_output.detach()
 
-    return ctx.cached((*_model_key(pg), "image-features", image.id), compute)
+    return ctx.cached(_features_key(pg, image), compute)
+
+
+def encode_images(ctx: RunContext, pg: PaliGemma, images: list[LoadedImage], batch_size: int = 8) -> int:
+    """Fill the feature cache for ``images`` with batched vision-tower passes (batch engines call this
+    before per-image runs); images already cached are skipped. Returns how many were encoded."""
+    lookup = getattr(ctx.features, "get", None)
+    missing = list({im.id: im for im in images if lookup is None or lookup(_features_key(pg, im)) is None}.values())
+    dtype = next(pg.model.parameters()).dtype
+    for start in range(0, len(missing), batch_size):
+        chunk = missing[start : start + batch_size]
+        ctx.progress(start / len(missing), f"encoding images {start + 1}-{start + len(chunk)} of {len(missing)}")
+        pixels = pg.processor.image_processor(images=[im.pixels for im in chunk], return_tensors="pt")
+        with torch.inference_mode():
+            feats = pg.model.get_image_features(pixels["pixel_values"].to(pg.device, dtype)).pooler_output
+        for im, f in zip(chunk, feats):
+            ctx.cached(_features_key(pg, im), lambda f=f: f[None].clone())
+    return len(missing)
 
 
 def generate(ctx: RunContext, pg: PaliGemma, image: LoadedImage, prompt: str, max_new_tokens: int) -> Generation:

@@ -13,6 +13,12 @@ from vfmstudio_paligemma.parsing import ParsedObject, parse_objects, split_class
 UNLABELLED = "object"
 
 
+def prepare(ctx: RunContext, images: list[LoadedImage], params: dict) -> None:
+    """Batch engines call this before per-image runs: the vision tower runs over the images in batches;
+    the per-image runs then only generate."""
+    _generation.encode_images(ctx, _model.get(ctx), images)
+
+
 def _text(ctx: RunContext, image: LoadedImage, prompt: str, max_new_tokens: int) -> list[Result]:
     pg = _model.get(ctx)
     gen = _generation.generate(ctx, pg, image, prompt, max_new_tokens)

@@ -23,7 +23,7 @@ from vfmstudio.core.context import RunContext
 from vfmstudio.core.image import load_image
 from vfmstudio.core.jobs import JobRunner
 from vfmstudio.core.results import Detections, Masks, Text
-from vfmstudio.execution import Services, ToolError, run_tool
+from vfmstudio.execution import Services, ToolError, prepare_tool, run_tool
 from vfmstudio.testing.tiny_paligemma import write_random_vae
 
 TOOL = {t.id: t for t in TOOLS}
@@ -237,6 +237,31 @@ def test_reruns_reuse_the_generation_and_new_prompts_reuse_the_image_features(pg
     assert run("paligemma.detect", classes="cat ; dog") == {}  # same inputs: no forward pass at all
     other = run("paligemma.ask", question="what is this")
     assert "SiglipVisionModel" not in other and other["Gemma2Model"] >= 1
+
+
+def test_batched_preparation_encodes_images_together_and_runs_reuse_it(pg_dir, pg, image, tmp_path, forward_calls):
+    others = []
+    for i, size in enumerate([(30, 50), (64, 64)]):
+        path = tmp_path / f"other{i}.png"
+        Image.fromarray(np.random.default_rng(10 + i).integers(0, 255, (*size, 3), dtype=np.uint8)).save(path)
+        others.append(load_image(path))
+    images = [image, *others]
+    params = {"max_new_tokens": 6}
+    plain = [run_tool(TOOL["paligemma.caption"], [im], params, model=str(pg_dir), services=services()) for im in images]
+    svc = services()
+    forward_calls.clear()
+    assert prepare_tool(TOOL["paligemma.caption"], images, params, model=str(pg_dir), services=svc)
+    assert forward_calls == {"SiglipVisionModel": 1}  # one batched pass, no generation
+    forward_calls.clear()
+    prepared = [run_tool(TOOL["paligemma.caption"], [im], params, model=str(pg_dir), services=svc) for im in images]
+    assert "SiglipVisionModel" not in forward_calls
+    for im in images:  # ``pg`` has the same weights, device and precision, hence the same cache keys
+        with torch.inference_mode():
+            single = pg.model.get_image_features(_generation.prepare_inputs(pg, im, "x")["pixel_values"])
+        torch.testing.assert_close(svc.features.get(_generation._features_key(pg, im)), single.pooler_output,
+                                   rtol=1e-5, atol=1e-5)
+    for a, b in zip(plain, prepared):
+        assert a.results[0].text and a.results[0].equals(b.results[0])
 
 
 # ---------------------------------------------------------------- forced outputs, the user path

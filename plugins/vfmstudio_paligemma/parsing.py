@@ -60,30 +60,47 @@ def _is_blank(token: tuple[str, int | str]) -> bool:
     return token[0] == _TEXT and not str(token[1]).strip()
 
 
+def _read_run(tokens: list[tuple[str, int | str]], i: int, kind: str, limit: int) -> tuple[list[int], int]:
+    """Up to ``limit`` consecutive ``kind`` tokens from ``i``, allowing whitespace between them (some
+    decoders put a space between added tokens). Returns their numbers and the index after the last."""
+    values: list[int] = []
+    n = len(tokens)
+    while len(values) < limit:
+        j = i
+        while j < n and _is_blank(tokens[j]):
+            j += 1
+        if j < n and tokens[j][0] == kind:
+            values.append(int(tokens[j][1]))
+            i = j + 1
+        else:
+            break
+    return values, i
+
+
+def _skip_blanks(tokens: list[tuple[str, int | str]], i: int) -> int:
+    while i < len(tokens) and _is_blank(tokens[i]):
+        i += 1
+    return i
+
+
 def _read_object(tokens: list[tuple[str, int | str]], i: int) -> tuple[ParsedObject | None, int]:
     """Try to read one object starting at the loc token ``tokens[i]``.
 
     Returns the object (or None when malformed) and the index where reading stopped.
     """
     n = len(tokens)
-    locs: list[int] = []
-    while i < n and len(locs) < LOCS_PER_BOX and tokens[i][0] == _LOC:
-        locs.append(int(tokens[i][1]))
-        i += 1
+    locs, i = _read_run(tokens, i, _LOC, LOCS_PER_BOX)
     if len(locs) < LOCS_PER_BOX:
         return None, i
-    while i < n and _is_blank(tokens[i]):
-        i += 1
+    i = _skip_blanks(tokens, i)
     seg: list[int] | None = None
     if i < n and tokens[i][0] == _SEG:
-        seg = []
-        while i < n and len(seg) < SEGS_PER_MASK and tokens[i][0] == _SEG:
-            seg.append(int(tokens[i][1]))
-            i += 1
+        seg, i = _read_run(tokens, i, _SEG, SEGS_PER_MASK)
         if len(seg) < SEGS_PER_MASK:
             return None, i  # a cut or broken mask: the object is incomplete
-    if i < n and tokens[i][0] in (_LOC, _SEG):
-        return None, i  # e.g. five locs in a row, or seventeen segs: ambiguous, skip
+    after = _skip_blanks(tokens, i)
+    if after < n and tokens[after][0] in (_LOC, _SEG):
+        return None, after  # e.g. five locs in a row, or seventeen segs: ambiguous, skip
     label_parts: list[str] = []
     while i < n and tokens[i][0] == _TEXT:
         label_parts.append(str(tokens[i][1]))

@@ -19,15 +19,15 @@ def objects(draw, with_seg: bool) -> ParsedObject:
     return ParsedObject(locs=draw(locs), label=draw(labels), seg=draw(segs) if with_seg else None)
 
 
-def render(obj: ParsedObject) -> str:
-    text = "".join(f"<loc{v:04d}>" for v in obj.locs)
+def render(obj: ParsedObject, gap: str = "") -> str:
+    text = gap.join(f"<loc{v:04d}>" for v in obj.locs)
     if obj.seg is not None:
-        text += "".join(f"<seg{v:03d}>" for v in obj.seg)
+        text += gap + gap.join(f"<seg{v:03d}>" for v in obj.seg)
     return text + (f" {obj.label}" if obj.label else "")
 
 
-def render_all(objs) -> str:
-    return " ; ".join(render(o) for o in objs)
+def render_all(objs, gap: str = "") -> str:
+    return " ; ".join(render(o, gap) for o in objs)
 
 
 # Fragments that a broken or cut generation can contain, in any order.
@@ -51,6 +51,11 @@ def test_well_formed_detections_parse_exactly(objs):
 @given(st.lists(objects(with_seg=True), max_size=5))
 def test_well_formed_segmentations_parse_exactly(objs):
     assert parse_objects(render_all(objs)) == objs
+
+
+@given(st.lists(st.one_of(objects(with_seg=True), objects(with_seg=False)), max_size=4), st.sampled_from([" ", "\n"]))
+def test_whitespace_between_tokens_is_accepted(objs, gap):
+    assert parse_objects(render_all(objs, gap)) == objs
 
 
 @given(st.lists(objects(with_seg=True), min_size=1, max_size=4), st.data())

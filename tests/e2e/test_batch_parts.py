@@ -123,20 +123,20 @@ def test_progress_line_and_stop_rule():
     p = Progress(total=110, skipped=10)
     p.started -= 10.0
     for i in range(20):
-        p.add(Outcome(f"k{i}", "p", ok=i % 10 != 0, stage="read", reason="bad"))
+        p.add(Outcome(Item("p", "r", f"k{i}"), ok=i % 10 != 0, stage="read", reason="bad"))
     line = progress_line(p)
     assert "20/100 (10 done before)" in line and "2.0 img/s" in line and "ETA 00:40" in line and "failed 2" in line
     assert format_duration(3725) == "1:02:05" and format_duration(None) == "--:--"
 
     stop = StopRule()
     for i in range(5):  # read failures and per-image reasons never stop a run
-        stop.check(Outcome(f"r{i}", "p", False, "read", "file is empty"))
-        stop.check(Outcome(f"i{i}", "p", False, "run", f"image {i} too small"))
-    stop.check(Outcome("a", "p", False, "run", "model missing"))
-    stop.check(Outcome("b", "p", False, "run", "model missing"))
+        stop.check(Outcome(Item("p", "r", f"r{i}"), False, "read", "file is empty"))
+        stop.check(Outcome(Item("p", "r", f"i{i}"), False, "run", f"image {i} too small"))
+    stop.check(Outcome(Item("p", "r", "a"), False, "run", "model missing"))
+    stop.check(Outcome(Item("p", "r", "b"), False, "run", "model missing"))
     with pytest.raises(BatchError, match="model missing"):
-        stop.check(Outcome("c", "p", False, "run", "model missing"))
+        stop.check(Outcome(Item("p", "r", "c"), False, "run", "model missing"))
     late = StopRule()
-    late.check(Outcome("ok", "p", True))
+    late.check(Outcome(Item("p", "r", "ok"), True))
     for i in range(5):  # once an image worked, failures are the images' own
-        late.check(Outcome(f"x{i}", "p", False, "run", "model missing"))
+        late.check(Outcome(Item("p", "r", f"x{i}"), False, "run", "model missing"))

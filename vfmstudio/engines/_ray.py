@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from vfmstudio.engines.job import BatchError, Plan, Progress, StopRule, record
+from vfmstudio.engines.sources import Item
 from vfmstudio.engines.worker import BatchWorker, Outcome, RunSpec, load_item
 
 INSTALL_HINT = "the Ray engine needs the 'ray' extra: pip install 'vfmstudio[ray]'  (or: pip install 'ray[data]')"
@@ -46,14 +47,13 @@ class BatchActor:
         self.pool = ThreadPoolExecutor(max_workers=_DECODE_THREADS, thread_name_prefix="vfm-decode")
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from vfmstudio.engines.sources import Item
-
         items = [Item(str(p), str(r), str(k)) for p, r, k in zip(batch["path"], batch["rel"], batch["key"])]
         loaded = list(self.pool.map(lambda it: load_item(it, self.reader), items))
         outcomes = self.worker.process(loaded)
         return {
-            "key": np.array([o.key for o in outcomes], dtype=object),
-            "path": np.array([o.path for o in outcomes], dtype=object),
+            "key": np.array([o.item.key for o in outcomes], dtype=object),
+            "path": np.array([o.item.path for o in outcomes], dtype=object),
+            "rel": np.array([o.item.rel for o in outcomes], dtype=object),
             "ok": np.array([o.ok for o in outcomes], dtype=bool),
             "stage": np.array([o.stage for o in outcomes], dtype=object),
             "reason": np.array([o.reason for o in outcomes], dtype=object),
@@ -123,13 +123,13 @@ def run_ray(plan: Plan, *, address: str | None = None, workers: int = 1, gpus_pe
         ds = ds.map_batches(BatchActor, fn_constructor_kwargs={"spec": plan.spec}, batch_size=plan.batch_size,
                             compute=ray.data.ActorPoolStrategy(size=workers), num_gpus=gpus_per_worker or None,
                             num_cpus=cpus_per_worker, batch_format="numpy")
-        items = {it.key: it for it in plan.todo}
         stop = StopRule()
         try:
             for out in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                outcomes = [Outcome(str(k), str(p), bool(ok), str(s), str(r)) for k, p, ok, s, r in
-                            zip(out["key"], out["path"], out["ok"], out["stage"], out["reason"])]
-                record(plan, progress, stop, outcomes, items)
+                outcomes = [Outcome(Item(str(p), str(rel), str(k)), bool(ok), str(s), str(r))
+                            for k, p, rel, ok, s, r in zip(out["key"], out["path"], out["rel"], out["ok"],
+                                                           out["stage"], out["reason"])]
+                record(plan, progress, stop, outcomes)
         except BatchError:
             raise
         except Exception as exc:  # noqa: BLE001 - Ray wraps worker failures in its own types

@@ -130,10 +130,10 @@ class StopRule:
                                  f"{outcome.reason}")
 
 
-def record(plan: Plan, progress: Progress, stop: StopRule, outcomes: list[Outcome], items: dict[str, Item]) -> None:
+def record(plan: Plan, progress: Progress, stop: StopRule, outcomes: list[Outcome]) -> None:
     """Book outcomes: failures to the failures file, counts to ``progress``, then the stop rule."""
     for outcome in outcomes:
         if not outcome.ok:
-            plan.output.add_failure(items[outcome.key], outcome.stage, outcome.reason)
+            plan.output.add_failure(outcome.item, outcome.stage, outcome.reason)
         progress.add(outcome)
         stop.check(outcome)

@@ -35,7 +35,6 @@ def run_local(plan: Plan, *, workers: int | None = None, cancel: CancelToken | N
     worker = BatchWorker(plan.spec, services=services, cancel=cancel)
     reader = worker.reader()
     stop = StopRule()
-    items = {it.key: it for it in plan.todo}
     depth = 2 * plan.batch_size + workers  # one batch being run, one being decoded, slack for the pool
     pending: deque[Future[Loaded]] = deque()
     todo = iter(plan.todo)
@@ -57,15 +56,15 @@ def run_local(plan: Plan, *, workers: int | None = None, cancel: CancelToken | N
                 loaded = pending.popleft().result()
                 refill()
                 if loaded.image is None:  # no reason to hold a failed read until the batch is full
-                    record(plan, progress, stop, worker.process([loaded]), items)
+                    record(plan, progress, stop, worker.process([loaded]))
                     continue
                 batch.append(loaded)
                 if len(batch) == plan.batch_size:
                     worker.cancel.raise_if_cancelled()
-                    record(plan, progress, stop, worker.process(batch), items)
+                    record(plan, progress, stop, worker.process(batch))
                     batch = []
             if batch:
-                record(plan, progress, stop, worker.process(batch), items)
+                record(plan, progress, stop, worker.process(batch))
         finally:
             for fut in pending:
                 fut.cancel()

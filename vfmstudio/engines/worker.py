@@ -47,11 +47,14 @@ class Loaded:
 
 @dataclass(frozen=True)
 class Outcome:
-    key: str
-    path: str
+    item: Item
     ok: bool
-    stage: str = ""  # "read" or "run" when not ok
+    stage: str = ""  # "read", "run" or "write" when not ok
     reason: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.item.key
 
 
 @dataclass
@@ -133,7 +136,7 @@ class BatchWorker:
         for ld in batch:
             item = ld.item
             if ld.image is None:
-                outcomes.append(Outcome(item.key, item.path, False, "read", ld.error or "unreadable"))
+                outcomes.append(Outcome(item, False, "read", ld.error or "unreadable"))
                 continue
             self.cancel.raise_if_cancelled()
             t0 = time.perf_counter()
@@ -143,14 +146,14 @@ class BatchWorker:
             except Cancelled:
                 raise
             except ToolError as exc:
-                outcomes.append(Outcome(item.key, item.path, False, "run", str(exc)))
+                outcomes.append(Outcome(item, False, "run", str(exc)))
                 continue
             self.counters.runs += 1
             self.counters.extra["run_s"] = self.counters.extra.get("run_s", 0.0) + time.perf_counter() - t0
             try:
                 self.output.write_prediction(item, prediction, ld.stat)
             except (OSError, ValueError) as exc:
-                outcomes.append(Outcome(item.key, item.path, False, "write", f"cannot write the prediction: {exc}"))
+                outcomes.append(Outcome(item, False, "write", f"cannot write the prediction: {exc}"))
                 continue
-            outcomes.append(Outcome(item.key, item.path, True))
+            outcomes.append(Outcome(item, True))
         return outcomes

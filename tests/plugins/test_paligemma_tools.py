@@ -148,6 +148,17 @@ def test_generation_equals_a_direct_greedy_generate(pg, image, prompt):
     assert ours.text == pg.processor.tokenizer.decode(ref_ids, skip_special_tokens=True).strip()
 
 
+def test_generation_in_bf16_equals_a_direct_generate_in_bf16(pg_dir, image):
+    pg16 = _model.load(str(pg_dir), "cpu", "bf16")
+    assert next(pg16.model.parameters()).dtype == torch.bfloat16
+    ours = _generation.generate(RunContext(tool_id="paligemma.caption"), pg16, image, "caption en", 8)
+    inputs = _generation.prepare_inputs(pg16, image, "caption en")  # pixel values cast to bf16
+    with torch.inference_mode():
+        ref = pg16.model.generate(**inputs, max_new_tokens=8, do_sample=False)
+    ref_ids = [t for t in ref[0, inputs["input_ids"].shape[1]:].tolist() if t != pg16.processor.tokenizer.eos_token_id]
+    assert list(ours.token_ids) == ref_ids and len(ref_ids) > 0
+
+
 def test_text_streams_token_by_token(pg_dir, image):
     partials = []
     pred = run_tool(TOOL["paligemma.caption"], [image], {"max_new_tokens": 10}, model=str(pg_dir),

@@ -119,10 +119,13 @@ def _colour_foreground(tokens: list[np.ndarray], splits: list[Split]) -> list[np
 def _render(rgb: np.ndarray, fg: np.ndarray, feats: PatchFeatures, image: LoadedImage, mode: str
             ) -> tuple[np.ndarray, np.ndarray]:
     """Patch-level RGB and foreground -> full-size uint8 picture and bool mask (one resampling)."""
-    stack = torch.cat([torch.from_numpy(rgb).permute(2, 0, 1), torch.from_numpy(fg).unsqueeze(0).float()])
+    # Scale to 0..255 (+0.5 to round) on the patch grid: interpolation weights sum to one, so this
+    # equals scaling every pixel afterwards, at a thousandth of the cost.
+    colours = torch.from_numpy(rgb).permute(2, 0, 1) * 255.0 + 0.5
+    stack = torch.cat([colours, torch.from_numpy(fg).unsqueeze(0).float()])
     full = _math.to_pixels(stack, feats.extent, (image.height, image.width), mode)
     mask = full[3] > 0.5
-    picture = full[:3].mul_(255.0).add_(0.5).clamp_(0, 255).to(torch.uint8).mul_(mask)  # background black
+    picture = full[:3].clamp_(0, 255).to(torch.uint8).mul_(mask)  # background black
     return picture.permute(1, 2, 0).contiguous().numpy(), mask.numpy()
 
 

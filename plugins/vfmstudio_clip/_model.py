@@ -1,8 +1,8 @@
 """Loading CLIP/SigLIP and encoding text and images, with the caches that make reruns cheap.
 
 - The model (with its processor) sits in the model cache, one per (ref, device, precision).
-- Class embeddings sit in the feature cache per (model, labels, templates): a folder classified with
-  the same classes runs the text tower once.
+- Class embeddings sit in the feature cache per (model, templates, label): a folder classified with
+  the same classes runs the text tower once, and a label added to the list encodes only that label.
 - Image embeddings sit in the feature cache per (model, image content hash); missing ones are
   encoded together in batches.
 """
@@ -136,16 +136,43 @@ def class_embeddings(bundle: ClipBundle, labels: tuple[str, ...], templates: tup
     return (emb / np.linalg.norm(emb, axis=-1, keepdims=True)).astype(np.float32)
 
 
+def _lookup(ctx: RunContext, keys: Sequence[Hashable]) -> dict[int, np.ndarray]:
+    """The cached values among ``keys`` by position (none when the cache cannot be peeked into)."""
+    get = getattr(ctx.features, "get", None)
+    found: dict[int, np.ndarray] = {}
+    if get is not None:
+        for i, key in enumerate(keys):
+            value = get(key)
+            if value is not None:
+                found[i] = value
+    return found
+
+
+def _store(ctx: RunContext, key: Hashable, value: np.ndarray) -> np.ndarray:
+    value = np.ascontiguousarray(value)
+    value.flags.writeable = False
+    return ctx.cached(key, lambda: value)
+
+
 def cached_class_embeddings(ctx: RunContext, bundle: ClipBundle, labels: tuple[str, ...],
                             templates: tuple[str, ...], progress: tuple[float, float] = (0.0, 0.1)) -> np.ndarray:
-    lo, hi = progress
-    n = len(labels) * len(templates)
+    """Class embeddings (K, D), cached per (model, templates, label): adding a label to a list encodes
+    only that label, and the labels that are missing are encoded together in one pass."""
+    keys = [feature_key(bundle, "class", templates, label) for label in labels]
+    found = _lookup(ctx, keys)
+    missing = [i for i in range(len(labels)) if i not in found]
+    if missing:
+        lo, hi = progress
+        n = len(missing) * len(templates)
 
-    def report(fraction: float) -> None:
-        ctx.progress(lo + (hi - lo) * fraction, f"encoding {len(labels)} labels x {len(templates)} templates ({n})")
+        def report(fraction: float) -> None:
+            ctx.progress(lo + (hi - lo) * fraction,
+                         f"encoding {len(missing)} labels x {len(templates)} templates ({n} texts)")
 
-    return ctx.cached(feature_key(bundle, "classes", labels, templates),
-                      lambda: class_embeddings(bundle, labels, templates, progress=report))
+        emb = class_embeddings(bundle, tuple(labels[i] for i in missing), templates, progress=report)
+        for i, row in zip(missing, emb):
+            found[i] = _store(ctx, keys[i], row)
+    return np.stack([found[i] for i in range(len(labels))])
 
 
 # ---------------------------------------------------------------- images
@@ -173,13 +200,7 @@ def cached_image_embeddings(ctx: RunContext, bundle: ClipBundle, ids: Sequence[s
     progress (scaled into ``progress``) and a cancel check between batches.
     """
     keys = [feature_key(bundle, "image", image_id) for image_id in ids]
-    found: dict[int, np.ndarray] = {}
-    lookup = getattr(ctx.features, "get", None)
-    if lookup is not None:
-        for i, key in enumerate(keys):
-            value = lookup(key)
-            if value is not None:
-                found[i] = value
+    found = _lookup(ctx, keys)
     missing = [i for i in range(len(ids)) if i not in found]
     lo, hi = progress
     for start in range(0, len(missing), batch_size):
@@ -189,7 +210,5 @@ def cached_image_embeddings(ctx: RunContext, bundle: ClipBundle, ids: Sequence[s
         ctx.check_cancelled()  # a cancel requested from the progress callback stops before this batch
         emb = encode_images(bundle, [load(i) for i in chunk])
         for i, e in zip(chunk, emb):
-            e = np.ascontiguousarray(e)
-            e.flags.writeable = False
-            found[i] = ctx.cached(keys[i], lambda e=e: e)
+            found[i] = _store(ctx, keys[i], e)
     return np.stack([found[i] for i in range(len(ids))]) if ids else np.zeros((0, 0), np.float32)

@@ -126,10 +126,16 @@ def test_text_tower_runs_once_for_ten_images_and_label_edits_skip_the_image_towe
             run_tool(CLASSIFY, [image], {"labels": "cat,dog,car", "templates": "ensemble7"}, model=str(ref),
                      services=services, params_from_text=True)
         assert calls == [1, 10]
-        # A label edit: one text encoding, no image forward pass.
-        run_tool(CLASSIFY, images, {"labels": "cat,dog,bird"}, model=str(ref), services=services,
-                 params_from_text=True)
-        assert calls == [2, 10]
+        # A label edit: one text pass for the new label only, no image forward pass.
+        texts = []
+        handle = model.text_model.register_forward_hook(
+            lambda _m, _args, kwargs, _out: texts.append(kwargs["input_ids"].shape[0]), with_kwargs=True)
+        try:
+            run_tool(CLASSIFY, images, {"labels": "cat,dog,bird", "templates": "ensemble7"}, model=str(ref),
+                     services=services, params_from_text=True)
+        finally:
+            handle.remove()
+        assert calls == [2, 10] and texts == [7]  # 'bird' with each of the 7 templates
 
 
 def test_batch_preparation_fills_the_caches_for_per_image_runs(tiny_model, services, images):

@@ -81,8 +81,10 @@ def main() -> int:
             pump(0.05)
 
     def run(tool_id: str, model: str, **params) -> None:
-        if win.current is not None:  # one tool's layers per picture
-            win.layer_store.clear_image(win.current.id)
+        for path in [win.current_path, *win.browser.selected_paths()]:  # one tool's layers per picture
+            image = win.images.cached(path) if path is not None else None
+            if image is not None:
+                win.layer_store.clear_image(image.id)
         win.tools.select_tool(tool_id)
         win.tools.set_model_ref(model)
         for k, v in params.items():

@@ -123,6 +123,9 @@ class MainWindow(QMainWindow):
         self.dock_layers = self._dock("Layers", self.layers, Qt.DockWidgetArea.RightDockWidgetArea)
         self.dock_results = self._dock("Results", self.results, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.dock_messages = self._dock("Messages", self.messages, Qt.DockWidgetArea.BottomDockWidgetArea)
+        # Side docks run the full height; results and messages sit under the canvas only.
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.dock_results, self.dock_messages)
         self.dock_results.raise_()
         self.resizeDocks([self.dock_browser, self.dock_tools], [230, 340], Qt.Orientation.Horizontal)

@@ -66,7 +66,7 @@ class ToolsPanel(QWidget):
         self.description.setWordWrap(True)
         self.description.setStyleSheet("color: palette(mid);")
         # At most three lines here; the whole text is in the tooltip.
-        self.description.setMaximumHeight(self.description.fontMetrics().lineSpacing() * 3 + 4)
+        self.description.setMaximumHeight(self.description.fontMetrics().lineSpacing() * 3)
         self.description.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.model_combo = QComboBox(self)
         self.model_combo.setEditable(True)  # a local folder or any hub id also works
@@ -185,9 +185,10 @@ class ToolsPanel(QWidget):
             self.run_button.setEnabled(False)
             self.tool_changed.emit(None)
             return
-        text = f"Runs on {_INPUT_HINT[tool.inputs]}. {tool.description or tool.title}"
-        self.description.setText(text)
-        self.description.setToolTip(text)
+        full = tool.description or tool.title
+        first = full.split(". ")[0].rstrip(".") + "."
+        self.description.setText(f"Runs on {_INPUT_HINT[tool.inputs]}. {first}")
+        self.description.setToolTip(full)
         for m in tool.models:
             self.model_combo.addItem(_model_label(m, _is_cached(m.ref)), m.ref)
         if tool.default_model:

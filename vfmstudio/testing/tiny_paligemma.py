@@ -8,7 +8,8 @@ the ``tokenizers`` library; it holds the real special tokens (``<pad> <eos> <bos
 1024 ``<locNNNN>`` and 128 ``<segNNN>`` tokens and ``<image>``, in the real order (image token last).
 
 Weights are random (seeded): the generated text is meaningless but every file format, token layout and
-code path is the real one.
+code path is the real one. Unlike the real model the output head is not tied to the embeddings, so greedy
+output varies with the image and the prompt instead of repeating one token.
 """
 
 from __future__ import annotations

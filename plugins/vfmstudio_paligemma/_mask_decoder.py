@@ -26,6 +26,8 @@ from vfmstudio.ml.errors import ModelError
 
 VAE_ENV = "VFMSTUDIO_PALIGEMMA_VAE"
 VAE_SPACE = "big-vision/paligemma-hf"
+# The demo space has also been published as google/paligemma-hf: tried second, for a cached copy or a move.
+VAE_SPACES = (VAE_SPACE, "google/paligemma-hf")
 VAE_FILE = "vae-oid.npz"
 CODEBOOK_KEY = "_vq_vae._embedding"
 GRID = 4
@@ -114,16 +116,19 @@ def _download_vae() -> Path:
 
     cache = hub_cache_dir()
     offline = is_offline()
-    try:
-        return Path(hf_hub_download(VAE_SPACE, VAE_FILE, repo_type="space", cache_dir=str(cache),
-                                    local_files_only=offline, etag_timeout=DEFAULT_TIMEOUT))
-    except Exception as exc:  # noqa: BLE001 - every hub failure becomes the same actionable line
-        why = "offline: HF_HUB_OFFLINE=1" if offline else f"{type(exc).__name__}"
-        raise ModelError(
-            f"the PaliGemma mask decoder weights ({VAE_FILE}) are not in the cache ({cache}) and cannot be "
-            f"downloaded ({why}); download {VAE_FILE} from https://huggingface.co/spaces/{VAE_SPACE} and pass "
-            f"it with --param vae_path=FILE or set {VAE_ENV}"
-        ) from exc
+    first_error: Exception | None = None
+    for space in VAE_SPACES:
+        try:
+            return Path(hf_hub_download(space, VAE_FILE, repo_type="space", cache_dir=str(cache),
+                                        local_files_only=offline, etag_timeout=DEFAULT_TIMEOUT))
+        except Exception as exc:  # noqa: BLE001 - every hub failure becomes the same actionable line
+            first_error = first_error or exc
+    why = "offline: HF_HUB_OFFLINE=1" if offline else type(first_error).__name__
+    raise ModelError(
+        f"the PaliGemma mask decoder weights ({VAE_FILE}) are not in the cache ({cache}) and cannot be "
+        f"downloaded ({why}); download {VAE_FILE} from https://huggingface.co/spaces/{VAE_SPACE} and pass "
+        f"it with --param vae_path=FILE or set {VAE_ENV}"
+    ) from first_error
 
 
 def decode_logits(decoder: MaskDecoder, codes: np.ndarray | list) -> np.ndarray:

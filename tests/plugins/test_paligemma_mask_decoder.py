@@ -170,13 +170,14 @@ def test_offline_without_a_cached_copy_says_what_to_do(isolated_hub, monkeypatch
     assert "\n" not in message
 
 
-def test_a_cached_copy_of_the_space_file_is_used_offline(isolated_hub, monkeypatch, vae_file):
+@pytest.mark.parametrize("space", md.VAE_SPACES)
+def test_a_cached_copy_of_the_space_file_is_used_offline(isolated_hub, monkeypatch, vae_file, space):
     monkeypatch.delenv(md.VAE_ENV, raising=False)
     # The layout huggingface_hub gives a downloaded space file.
-    snapshot = isolated_hub / "spaces--big-vision--paligemma-hf" / "snapshots" / ("0" * 40)
+    repo = isolated_hub / ("spaces--" + space.replace("/", "--"))
+    snapshot = repo / "snapshots" / ("0" * 40)
     snapshot.mkdir(parents=True)
     (snapshot / "vae-oid.npz").write_bytes(vae_file.read_bytes())
-    refs = isolated_hub / "spaces--big-vision--paligemma-hf" / "refs"
-    refs.mkdir()
-    (refs / "main").write_text("0" * 40)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
     assert md.resolve_vae_path(None) == snapshot / "vae-oid.npz"

@@ -159,6 +159,8 @@ def paste_masks(logits: np.ndarray, boxes_xyxy, width: int, height: int) -> np.n
     for i in range(n):
         x0, y0, x1, y1 = pixel_box(boxes_xyxy[i], width, height)
         src = torch.from_numpy(np.ascontiguousarray(logits[i], dtype=np.float32))[None, None]
-        resized = F.interpolate(src, size=(y1 - y0, x1 - x0), mode="bilinear", align_corners=False)
+        # antialias=True follows PIL's bilinear resize, which the reference evaluator uses (it matters only
+        # for boxes smaller than 64 px, where PIL widens the filter).
+        resized = F.interpolate(src, size=(y1 - y0, x1 - x0), mode="bilinear", align_corners=False, antialias=True)
         masks[i, y0:y1, x0:x1] = resized[0, 0].numpy() > 0
     return masks

@@ -141,6 +141,18 @@ def test_paste_resizes_bilinearly_to_the_box():
     assert masks[0, :8, 8:16].all() and not masks[0, :8, :8].any() and not masks[0, 8:].any()
 
 
+@pytest.mark.parametrize("box_w, box_h", [(150, 97), (64, 64), (23, 40), (7, 5)])
+def test_paste_resizes_like_the_reference_evaluator(box_w, box_h):
+    """The big_vision evaluator resizes the 64x64 map with PIL's bilinear filter, then thresholds at 0."""
+    from PIL import Image
+
+    logits = np.random.default_rng(box_w).standard_normal((1, 64, 64)).astype(np.float32)
+    logits = np.cumsum(np.cumsum(logits, axis=1), axis=2) / 64  # smooth, like real mask logits
+    mask = md.paste_masks(logits, np.array([[0, 0, box_w, box_h]]), width=box_w, height=box_h)[0]
+    ref = np.asarray(Image.fromarray(logits[0]).resize([box_w, box_h], resample=Image.BILINEAR)) > 0
+    np.testing.assert_array_equal(mask, ref)  # values agree to ~1e-6 (antialiased bilinear, as PIL)
+
+
 def test_pixel_box_is_at_least_one_pixel_and_clamped():
     assert md.pixel_box((49.9, 39.9, 49.95, 39.95), 50, 40) == (49, 39, 50, 40)
     assert md.pixel_box((-5, -5, 100, 100), 50, 40) == (0, 0, 50, 40)

@@ -49,7 +49,7 @@ def vfm_register_tools():
                  params=(Param("words", ParamType.INT, 5, minimum=1, maximum=100),)),
         ToolSpec(id="fake.pair", title="Pair", run="fake:pair", inputs=InputKind.PAIR, returns=("correspondences",)),
         ToolSpec(id="fake.setsim", title="Set similarity", run="fake:setsim", inputs=InputKind.SET,
-                 returns=("heatmap",), params=(Param("points", ParamType.POINTS, required=True),)),
+                 returns=("heatmap", "correspondences"), params=(Param("points", ParamType.POINTS, required=True),)),
         ToolSpec(id="fake.ask", title="Ask", run="fake:ask", returns=("text",),
                  params=(Param("question", ParamType.TEXT, required=True),)),
         ToolSpec(id="fake.point", title="Point", run="fake:point", returns=("heatmap",),
@@ -153,6 +153,9 @@ def setsim(ctx, images, params):
         values = np.zeros((im.height, im.width), np.float32)
         values[int(y / src.height * im.height), int(x / src.width * im.width)] = 1.0
         out.append(Heatmap(values, label=f"similarity to {x:g},{y:g}", image_id=im.id))
+        if im is not src:
+            best = (x / src.width * im.width, y / src.height * im.height)
+            out.append(Correspondences([(x, y)], [best], [1.0], source_image=src.id, target_image=im.id))
     return out
 
 

@@ -392,16 +392,19 @@ def test_set_view_shows_every_image_and_a_click_on_the_source_reruns_on_cached_f
     wait_idle(qtbot, window)
     grid = window.grid_view
     assert window.central_tabs.currentWidget() is grid
-    assert len(grid.tiles) == 2 and all(len(t.childItems()) == 1 for t in grid.tiles)
+    # source: its heat map and the query dot; the other image: its heat map and the best-match ring
+    assert len(grid.tiles) == 2 and [len(t.childItems()) for t in grid.tiles] == [2, 2]
     assert fake.FORWARD["calls"] == 2  # one forward per image
     src, other = grid.images
     grid.clicked.emit(32.0, 24.0)  # the middle of the 64x48 source
     wait_idle(qtbot, window)
     heat = window.layer_store.layers(other.id)[0].result
     assert heat.label == "similarity to 32,24"
+    ring = grid.tiles[1].childItems()[-1].childItems()[0]
+    assert (ring.pos().x(), ring.pos().y()) == (32 / 64 * other.width, 24 / 48 * other.height)
     assert heat.values[int(24 / 48 * other.height), int(32 / 64 * other.width)] == 1.0
     assert fake.FORWARD["calls"] == 2  # the click reran on cached features only
-    assert all(len(t.childItems()) == 1 for t in grid.tiles)  # updated in place
+    assert [len(t.childItems()) for t in grid.tiles] == [2, 2]  # updated in place
 
 
 def test_a_real_click_on_the_set_view_maps_to_source_pixels(qtbot, window, image_folder):
@@ -513,3 +516,31 @@ def test_questions_build_a_history_per_image(qtbot, window, image_folder):
     window.browser.list.setCurrentRow(0)
     qtbot.waitUntil(lambda: window.current is not None and window.current.id == first.id)
     assert "answer to: how many?" in window.results.text.current_text()
+
+
+def test_a_click_on_the_left_of_the_pair_view_feeds_a_point_tool(qtbot, window, image_folder):
+    from PySide6.QtCore import QPointF
+
+    source = open_and_wait(qtbot, window, image_folder)
+    window.browser.list.item(0).setSelected(True)
+    window.browser.list.item(1).setSelected(True)
+    select_and_run(qtbot, window, "fake.pair")
+    wait_idle(qtbot, window)
+    line = window.pair_view.lines[0]
+    line.hoverEnterEvent(None)
+    assert line.pen().widthF() == 4.0  # hovered line highlighted
+    line.hoverLeaveEvent(None)
+    window.tools.select_tool("fake.setsim")
+    window.tools.form.set_value("points", ((1.0, 1.0),))
+    window.run_current_tool()  # features of the pair now cached
+    wait_idle(qtbot, window)
+    window.central_tabs.setCurrentWidget(window.pair_view)
+    qtbot.waitUntil(lambda: window.pair_view.isVisible())
+    view = window.pair_view
+    pos = view.mapFromScene(QPointF(30.5, 12.5))
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    wait_idle(qtbot, window)
+    heat = next(la.result for la in window.layer_store.layers(source.id) if la.kind == "heatmap")
+    x, y = (float(v) for v in heat.label.removeprefix("similarity to ").split(","))
+    assert abs(x - 30.5) < 1.5 and abs(y - 12.5) < 1.5  # the click reran the tool at that point
+    assert sys.modules["fake"].FORWARD["calls"] == 2

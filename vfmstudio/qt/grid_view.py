@@ -20,9 +20,10 @@ from PySide6.QtWidgets import (
 )
 
 from vfmstudio.core.image import LoadedImage
+from vfmstudio.core.results import Correspondences
 from vfmstudio.qt.canvas import ImageItem
 from vfmstudio.qt.layers import Layer
-from vfmstudio.qt.painters import make_item
+from vfmstudio.qt.painters import make_item, target_markers
 
 TILE_HEIGHT = 400.0
 GAP = 16.0
@@ -88,6 +89,14 @@ class GridView(QGraphicsView):
                 if item is not None:
                     item.setZValue(z + 1)
                     item.setParentItem(tile)
+            # Matches found *on* this image for a point of another one (similarity's best match).
+            for other in self.images:
+                for layer in self.layers_for(other.id):
+                    r = layer.result
+                    if isinstance(r, Correspondences) and r.target_image == image.id and layer.visible:
+                        markers = target_markers(r)
+                        markers.setZValue(1000)
+                        markers.setParentItem(tile)
 
     def mouseReleaseEvent(self, event) -> None:
         super().mouseReleaseEvent(event)

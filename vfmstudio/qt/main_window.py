@@ -149,6 +149,8 @@ class MainWindow(QMainWindow):
         self.canvas.zoom_changed.connect(lambda s: self.zoom_label.setText(f"{s * 100:.0f} %"))
         self.canvas.clicked.connect(self._on_canvas_click)
         self.grid_view.clicked.connect(self._on_grid_click)
+        self.pair_view.clicked.connect(self._on_pair_click)
+        self._pair_ids: list[str] = []
         self.tools.run_requested.connect(self.run_current_tool)
         self.tools.cancel_requested.connect(self.cancel_jobs)
         self.tools.devices_requested.connect(self.show_devices)
@@ -357,7 +359,7 @@ class MainWindow(QMainWindow):
 
     def _on_layers_changed(self, image_id: str) -> None:
         if image_id in self.grid_view.image_ids:
-            self.grid_view.refresh_layers(image_id)
+            self.grid_view.refresh_layers()  # every tile: matches on one image draw on another
         if self.current is not None and image_id == self.current.id:
             self._redraw_layers()
 
@@ -403,6 +405,11 @@ class MainWindow(QMainWindow):
         paths = [self.images.path_of(i) for i in self.grid_view.image_ids]
         if paths and all(p is not None for p in paths):
             self._point_clicked(x, y, self.grid_view.image_ids[0], paths)  # type: ignore[arg-type]
+
+    def _on_pair_click(self, x: float, y: float) -> None:
+        paths = [self.images.path_of(i) for i in self._pair_ids]
+        if paths and all(p is not None for p in paths):
+            self._point_clicked(x, y, self._pair_ids[0], paths)  # type: ignore[arg-type]
 
     def _point_clicked(self, x: float, y: float, image_id: str, paths: list[Path] | None) -> None:
         """A click fills the current tool's point parameter; if the tool already ran on this image
@@ -608,6 +615,7 @@ class MainWindow(QMainWindow):
             src, dst = self.images.by_id(prediction.image_ids[0]), self.images.by_id(prediction.image_ids[1])
             if src is not None and dst is not None:
                 self.pair_view.show_pair(src.pixels, dst.pixels, matches[0])
+                self._pair_ids = list(prediction.image_ids[:2])
                 self.central_tabs.setCurrentWidget(self.pair_view)
         if self.current is not None and self.current.id in prediction.image_ids:
             self._update_histogram()

@@ -166,6 +166,18 @@ def make_item(layer: Layer, image_size: tuple[int, int]) -> QGraphicsItem | None
     return item
 
 
+def target_markers(r: Correspondences) -> QGraphicsItemGroup:
+    """Rings at the target end of each match, coloured like the source dots."""
+    group = QGraphicsItemGroup()
+    for i, (x, y) in enumerate(r.target_xy):
+        ring = QGraphicsEllipseItem(-7, -7, 14, 14, group)
+        ring.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
+        ring.setPos(float(x), float(y))
+        ring.setBrush(QBrush(Qt.BrushStyle.NoBrush))
+        ring.setPen(QPen(QColor(*colour_for(i)), 3))
+    return group
+
+
 def legend_for(layer: Layer) -> tuple[str, float, float, str] | None:
     r = layer.result
     if isinstance(r, Heatmap):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QLineF, Qt
+from PySide6.QtCore import QLineF, Qt, Signal
 from PySide6.QtGui import QColor, QPen, QPixmap
 from PySide6.QtWidgets import QGraphicsLineItem, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
 
@@ -39,6 +39,10 @@ class MatchLine(QGraphicsLineItem):
 
 
 class PairView(QGraphicsView):
+    """``clicked`` carries a click on the left (source) image in its pixel coordinates."""
+
+    clicked = Signal(float, float)
+
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setScene(QGraphicsScene(self))
@@ -46,11 +50,13 @@ class PairView(QGraphicsView):
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.lines: list[MatchLine] = []
+        self.source_size: tuple[int, int] | None = None  # (w, h)
 
     def show_pair(self, source: np.ndarray, target: np.ndarray, matches: Correspondences | None) -> None:
         scene = self.scene()
         scene.clear()
         self.lines = []
+        self.source_size = (source.shape[1], source.shape[0])
         left = QGraphicsPixmapItem(QPixmap.fromImage(qimage_from_array(source)))
         right = QGraphicsPixmapItem(QPixmap.fromImage(qimage_from_array(target)))
         # Same display height for both, so lines are easy to follow.
@@ -69,6 +75,15 @@ class PairView(QGraphicsView):
                 scene.addItem(line)
                 self.lines.append(line)
         self.fitInView(scene.itemsBoundingRect(), Qt.AspectRatioMode.KeepAspectRatio)
+
+    def mouseReleaseEvent(self, event) -> None:
+        super().mouseReleaseEvent(event)
+        if self.source_size is None or event.button() != Qt.MouseButton.LeftButton:
+            return
+        p = self.mapToScene(event.position().toPoint())
+        w, h = self.source_size
+        if 0 <= p.x() < w and 0 <= p.y() < h:
+            self.clicked.emit(p.x(), p.y())
 
     def wheelEvent(self, event) -> None:
         f = 1.0015 ** (event.angleDelta().y() or 0)

@@ -312,8 +312,11 @@ def test_layer_controls_visibility_slider_delete_and_png_export(qtbot, window, i
     assert window.canvas.legend[3].endswith("layer 1")
     panel.list.item(0).setCheckState(Qt.CheckState.Unchecked)
     assert not window.layer_store.find(layer.id).visible
+    item_before = window._layer_items[layer.id][1]
     panel.opacity.setValue(30)
     assert window.layer_store.find(layer.id).opacity == 0.3
+    item = window._layer_items[layer.id][1]
+    assert item is item_before and item.opacity() == 0.3  # updated, not rendered again
     masks_layer = window.layer_store.layers(image.id)[0]
     out = tmp_path / "masks.png"
     export_layer_png(masks_layer, (image.width, image.height), out)

@@ -9,7 +9,7 @@ interactive rerun (a threshold drag) update a layer in place instead of piling n
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, Signal
 
@@ -43,6 +43,7 @@ class Layer:
     colormap: str = "viridis"
     layer_index: int = -1  # LayerMaps: which map is shown (-1: the last)
     id: int = 0
+    rasters: dict = field(default_factory=dict, repr=False)  # raster key -> RGBA, see qt/overlays.py
 
     def __post_init__(self) -> None:
         if self.opacity < 0:
@@ -94,16 +95,23 @@ class LayerStore(QObject):
                     return layer
         return None
 
-    def add_prediction(self, prediction: Prediction) -> list[Layer]:
-        """Add the canvas results of ``prediction``; replaces the same tool's layers on those images."""
+    def add_prediction(self, prediction: Prediction, rasters: dict | None = None) -> list[Layer]:
+        """Add the canvas results of ``prediction``; replaces the same tool's layers on those images.
+
+        ``rasters`` (result index -> (raster key, RGBA)) are rasters already rendered off the GUI thread.
+        """
         fresh: dict[str, list[Layer]] = {}
-        for result in prediction.results:
+        for index, result in enumerate(prediction.results):
             if not isinstance(result, CANVAS_KINDS):
                 continue
             image_id = result_image_id(result, prediction)
             if image_id is None:
                 continue
-            fresh.setdefault(image_id, []).append(Layer(image_id, prediction, result, layer_name(prediction, result)))
+            layer = Layer(image_id, prediction, result, layer_name(prediction, result))
+            if rasters and index in rasters:
+                key, raster = rasters[index]
+                layer.rasters[key] = raster
+            fresh.setdefault(image_id, []).append(layer)
         for image_id, new_layers in fresh.items():
             existing = self._by_image.setdefault(image_id, [])
             old = [layer for layer in existing if layer.tool == prediction.tool]

@@ -99,6 +99,7 @@ class MainWindow(QMainWindow):
         self.current: LoadedImage | None = None
         self.current_path: Path | None = None
         self._jobs: dict[int, dict[str, Any]] = {}  # job id -> what it concerns
+        self._layer_items: dict[int, tuple[tuple, Any]] = {}  # layer id -> (raster key, canvas item)
         self._predictions: dict[str, dict[str, Prediction]] = {}  # image id -> tool -> latest
         self._last_run_job: int | None = None
 
@@ -337,6 +338,7 @@ class MainWindow(QMainWindow):
 
     def _show_image(self, image: LoadedImage | None) -> None:
         self.current = image
+        self._layer_items.clear()  # the scene is cleared with the old image
         self.canvas.set_pixels(image.pixels if image is not None else None)
         image_id = image.id if image is not None else None
         self.layers.show_image(image_id)
@@ -364,22 +366,38 @@ class MainWindow(QMainWindow):
             self._redraw_layers()
 
     def _redraw_layers(self) -> None:
+        """Sync the canvas items with the current image's layers. An item is made once per layer
+        (and per colour map / stack index); visibility, opacity and z-order only update it."""
+        from vfmstudio.qt.overlays import raster_key
         from vfmstudio.qt.painters import legend_for, make_item
 
         parent = self.canvas.image_item
         if parent is None:
             return
-        for child in parent.childItems():
-            child.setParentItem(None)
-            self.canvas.scene().removeItem(child)
+        layers = self.layer_store.layers(self.current.id)
+        wanted = {layer.id for layer in layers}
+        for layer_id in [i for i in self._layer_items if i not in wanted]:
+            _, item = self._layer_items.pop(layer_id)
+            self.canvas.scene().removeItem(item)
         size = (self.current.width, self.current.height)
         legend = None
-        for z, layer in enumerate(self.layer_store.layers(self.current.id)):
-            item = make_item(layer, size)
-            if item is None:
-                continue
+        for z, layer in enumerate(layers):
+            key = raster_key(layer.result, layer.colormap, layer.layer_index)
+            cached = self._layer_items.get(layer.id)
+            if cached is not None and cached[0] != key:
+                self.canvas.scene().removeItem(cached[1])
+                cached = None
+            if cached is None:
+                item = make_item(layer, size)
+                if item is None:
+                    continue
+                item.setParentItem(parent)
+                self._layer_items[layer.id] = (key, item)
+            else:
+                item = cached[1]
             item.setZValue(z + 1)
-            item.setParentItem(parent)
+            item.setOpacity(layer.opacity)
+            item.setVisible(layer.visible)
             if layer.visible:
                 legend = legend_for(layer) or legend
         self.canvas.legend = legend
@@ -504,13 +522,18 @@ class MainWindow(QMainWindow):
         precision = self.tools.precision_combo.currentText()
         store, services = self.images, self._services
 
-        def job(ctx: JobContext) -> Prediction:
+        def job(ctx: JobContext) -> tuple[Prediction, dict]:
             from vfmstudio.execution import run_tool
+            from vfmstudio.qt.overlays import prepare_rasters
 
             images = [store.load(p) for p in paths]
             ctx.cancel.raise_if_cancelled()
-            return run_tool(tool, images, params, model=model, device=device, precision=precision,
-                            cancel=ctx.cancel, on_progress=ctx.progress, on_partial=ctx.partial, services=services)
+            prediction = run_tool(tool, images, params, model=model, device=device, precision=precision,
+                                  cancel=ctx.cancel, on_progress=ctx.progress, on_partial=ctx.partial,
+                                  services=services)
+            ctx.cancel.raise_if_cancelled()
+            # Colour the masks and maps here, so the GUI thread only wraps finished arrays.
+            return prediction, prepare_rasters(prediction)
 
         key = f"{LIVE_PREFIX}{paths[0]}:{tool.id}" if live else f"run:{tool.id}"
         handle = self.runner.submit(job, key=key, source=f"{tool.plugin or tool.family} · {tool.id}")
@@ -582,22 +605,22 @@ class MainWindow(QMainWindow):
             elif result.status == "cancelled" and not info["live"]:
                 self.messages.post("info", f"{tool.id} cancelled")
             return None
-        prediction: Prediction = result.value
-        self.add_prediction(prediction)
+        prediction, rasters = result.value
+        self.add_prediction(prediction, rasters)
         if not info["live"]:
             names = ", ".join(p.name for p in info["paths"])
             self.messages.post("info", f"{tool.id} on {names}: {len(prediction.results)} results in "
                                        f"{result.timings.run_s:.2f} s on {prediction.device or 'cpu'}")
         return None
 
-    def add_prediction(self, prediction: Prediction) -> None:
+    def add_prediction(self, prediction: Prediction, rasters: dict | None = None) -> None:
         """Attach a prediction's results to the images they belong to (whatever is on view)."""
         from vfmstudio.core.results import Correspondences
         from vfmstudio.qt.layers import CANVAS_KINDS
 
         for image_id in prediction.image_ids:
             self._predictions.setdefault(image_id, {})[prediction.tool] = prediction
-        self.layer_store.add_prediction(prediction)
+        self.layer_store.add_prediction(prediction, rasters)
         self.results.add_prediction(prediction)
         if prediction.device:
             self.tools.show_device(prediction.device, prediction.precision, "last run")

@@ -10,93 +10,66 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPen, QPixmap
+from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import (
     QGraphicsEllipseItem,
     QGraphicsItem,
     QGraphicsItemGroup,
-    QGraphicsPixmapItem,
     QGraphicsRectItem,
     QGraphicsScene,
     QGraphicsSimpleTextItem,
 )
 
 from vfmstudio.core.results import Correspondences, Detections, FeatureImage, Heatmap, LayerMaps, Masks
-from vfmstudio.qt import colormaps
 from vfmstudio.qt.imaging import qimage_from_array
 from vfmstudio.qt.layers import Layer
+from vfmstudio.qt.overlays import colour_for, layer_maps_range, raster_key, render_raster
 
-# A qualitative palette (Tableau 10) so neighbouring instances differ clearly.
-PALETTE = np.array([(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-                    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)],
-                   dtype=np.uint8)
-
-
-def colour_for(i: int) -> tuple[int, int, int]:
-    r, g, b = (int(v) for v in PALETTE[i % len(PALETTE)])
-    return r, g, b
-
-
-# ------------------------------------------------------------------------- numpy rendering
-
-
-def mask_outline(mask: np.ndarray) -> np.ndarray:
-    """Pixels of ``mask`` with a 4-neighbour outside the mask (a 1-pixel inner outline)."""
-    m = np.asarray(mask, dtype=bool)
-    inner = m.copy()
-    inner[1:, :] &= m[:-1, :]
-    inner[:-1, :] &= m[1:, :]
-    inner[:, 1:] &= m[:, :-1]
-    inner[:, :-1] &= m[:, 1:]
-    return m & ~inner
-
-
-def render_masks(masks: np.ndarray, fill_alpha: int = 110) -> np.ndarray:
-    """(N, H, W) bool -> (H, W, 4) RGBA: translucent fills and opaque outlines, later masks on top."""
-    n, h, w = masks.shape
-    out = np.zeros((h, w, 4), dtype=np.uint8)
-    for i in range(n):
-        m = masks[i]
-        if not m.any():
-            continue
-        ys = np.flatnonzero(m.any(axis=1))
-        xs = np.flatnonzero(m.any(axis=0))
-        y0, y1, x0, x1 = ys[0], ys[-1] + 1, xs[0], xs[-1] + 1
-        sub = m[y0:y1, x0:x1]  # work on the bounding box: small masks on big images stay cheap
-        region = out[y0:y1, x0:x1]
-        region[sub] = (*colour_for(i), fill_alpha)
-        region[mask_outline(sub)] = (*colour_for(i), 255)
-    return out
-
-
-def render_feature_image(rgb: np.ndarray, foreground: np.ndarray | None) -> np.ndarray:
-    """RGB feature map -> RGBA, background (outside ``foreground``) transparent."""
-    h, w = rgb.shape[:2]
-    out = np.empty((h, w, 4), dtype=np.uint8)
-    out[..., :3] = rgb
-    out[..., 3] = 255 if foreground is None else np.where(foreground, 255, 0)
-    return out
-
-
-def layer_maps_range(values: np.ndarray) -> tuple[float, float]:
-    """One range for the whole stack, so scrubbing layers compares like with like."""
-    lo, hi = float(values.min()), float(values.max())
-    return lo, hi if hi > lo else lo + 1.0
-
+MAX_RASTERS_PER_LAYER = 8  # colour maps / stack indices kept per layer while the user scrubs
 
 # ------------------------------------------------------------------------- Qt items
 
 
-def _pixmap_item(rgba: np.ndarray, extent, image_size: tuple[int, int], smooth: bool) -> QGraphicsPixmapItem:
-    item = QGraphicsPixmapItem(QPixmap.fromImage(qimage_from_array(rgba)))
-    h, w = rgba.shape[:2]
-    x0, y0, x1, y1 = extent if extent is not None else (0.0, 0.0, float(image_size[0]), float(image_size[1]))
-    item.setPos(x0, y0)
-    item.setScale(1.0)
-    item.setTransform(item.transform().scale((x1 - x0) / w, (y1 - y0) / h))
-    item.setTransformationMode(Qt.TransformationMode.SmoothTransformation if smooth
-                               else Qt.TransformationMode.FastTransformation)
-    return item
+class RasterItem(QGraphicsItem):
+    """An RGBA array drawn over ``extent`` (image pixels), without copying it into a pixmap: only
+    the exposed part is painted, so a full-size mask layer on a 12-megapixel photo repaints fast."""
+
+    def __init__(self, rgba: np.ndarray, extent, image_size: tuple[int, int], smooth: bool):
+        super().__init__()
+        self._rgba = rgba  # keeps the memory the QImage borrows alive
+        self._image = qimage_from_array(rgba, copy=False)
+        x0, y0, x1, y1 = extent if extent is not None else (0.0, 0.0, float(image_size[0]), float(image_size[1]))
+        self._rect = QRectF(x0, y0, x1 - x0, y1 - y0)
+        self._sx = rgba.shape[1] / (x1 - x0)
+        self._sy = rgba.shape[0] / (y1 - y0)
+        self._smooth = smooth
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
+
+    def boundingRect(self) -> QRectF:
+        return self._rect
+
+    def paint(self, painter: QPainter, option, widget=None) -> None:
+        target = option.exposedRect.intersected(self._rect)
+        if target.isEmpty():
+            return
+        r = self._rect
+        source = QRectF((target.left() - r.left()) * self._sx, (target.top() - r.top()) * self._sy,
+                        target.width() * self._sx, target.height() * self._sy)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._smooth)
+        painter.drawImage(target, self._image, source)
+
+
+def layer_raster(layer: Layer) -> np.ndarray | None:
+    """The layer's raster for its current colour map and stack index, rendered once and cached."""
+    key = raster_key(layer.result, layer.colormap, layer.layer_index)
+    raster = layer.rasters.get(key)
+    if raster is None:
+        raster = render_raster(layer.result, layer.colormap, layer.layer_index)
+        if raster is not None:
+            if len(layer.rasters) >= MAX_RASTERS_PER_LAYER:
+                layer.rasters.pop(next(iter(layer.rasters)))
+            layer.rasters[key] = raster
+    return raster
 
 
 def _label_item(text: str, colour: tuple[int, int, int], parent: QGraphicsItem, x: float, y: float) -> None:
@@ -120,7 +93,7 @@ def make_item(layer: Layer, image_size: tuple[int, int]) -> QGraphicsItem | None
     """The item drawing ``layer`` (None for results not drawn on the canvas). ``image_size`` is (w, h)."""
     r = layer.result
     if isinstance(r, Masks):
-        item: QGraphicsItem = _pixmap_item(render_masks(r.masks), None, (r.size[1], r.size[0]), smooth=False)
+        item: QGraphicsItem = RasterItem(layer_raster(layer), None, (r.size[1], r.size[0]), smooth=False)
         group = QGraphicsItemGroup()
         group.addToGroup(item)
         for i, (box, label) in enumerate(zip(r.boxes_xyxy, r.labels)):
@@ -139,16 +112,10 @@ def make_item(layer: Layer, image_size: tuple[int, int]) -> QGraphicsItem | None
             score = "" if r.scores is None else f" {float(r.scores[i]):.2f}"
             _label_item(f"{label}{score}", colour, group, float(box[0]), float(box[1]))
         item = group
-    elif isinstance(r, Heatmap):
-        lo, hi = r.value_range
-        item = _pixmap_item(colormaps.apply(r.values, lo, hi, layer.colormap), r.extent, image_size, smooth=True)
+    elif isinstance(r, Heatmap | LayerMaps):
+        item = RasterItem(layer_raster(layer), r.extent, image_size, smooth=True)
     elif isinstance(r, FeatureImage):
-        item = _pixmap_item(render_feature_image(r.rgb, r.foreground), r.extent, image_size, smooth=False)
-    elif isinstance(r, LayerMaps):
-        lo, hi = layer_maps_range(r.values)
-        idx = layer.layer_index % r.values.shape[0]
-        item = _pixmap_item(colormaps.apply(r.values[idx], lo, hi, layer.colormap), r.extent, image_size,
-                            smooth=True)
+        item = RasterItem(layer_raster(layer), r.extent, image_size, smooth=False)
     elif isinstance(r, Correspondences):
         # On the single-image canvas only the source points show; the pair view draws the lines.
         group = QGraphicsItemGroup()

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QGraphicsLineItem, QGraphicsPixmapItem, QGraphicsS
 
 from vfmstudio.core.results import Correspondences
 from vfmstudio.qt.imaging import qimage_from_array
-from vfmstudio.qt.painters import colour_for
+from vfmstudio.qt.overlays import colour_for
 
 GAP = 20
 MAX_LINES = 400

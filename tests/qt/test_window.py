@@ -547,3 +547,12 @@ def test_a_click_on_the_left_of_the_pair_view_feeds_a_point_tool(qtbot, window, 
     x, y = (float(v) for v in heat.label.removeprefix("similarity to ").split(","))
     assert abs(x - 30.5) < 1.5 and abs(y - 12.5) < 1.5  # the click reran the tool at that point
     assert sys.modules["fake"].FORWARD["calls"] == 2
+
+
+def test_single_key_shortcuts_do_not_steal_typing(qtbot, window, image_folder):
+    open_and_wait(qtbot, window, image_folder)
+    window.activateWindow()
+    window.browser.filter_edit.setFocus()
+    qtbot.keyClicks(window.browser.filter_edit, "img1")
+    assert window.browser.filter_edit.text() == "img1"
+    assert window.current_path.name == "img0.png"  # "1" was typed, not "actual size"; no "d"/"a" either

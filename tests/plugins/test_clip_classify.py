@@ -242,3 +242,17 @@ def test_cancel_between_image_batches_keeps_what_was_encoded(tiny_model, service
         run_tool(CLASSIFY, images, {"labels": LABELS, "batch_size": 4}, model=ref, services=services)
         assert calls == [3]  # the first four images were not encoded again
     assert any(m.startswith("encoding 4 labels x 1 templates") for m in seen)
+
+
+def test_bf16_runs_keep_their_own_cache_entries(tiny_model, services, images):
+    ref = str(tiny_model("clip"))
+    fp32 = run_tool(CLASSIFY, images[:2], {"labels": LABELS}, model=ref, services=services, device="cpu")
+    bf16 = run_tool(CLASSIFY, images[:2], {"labels": LABELS}, model=ref, services=services, device="cpu",
+                    precision="bf16")
+    assert (fp32.precision, bf16.precision) == ("fp32", "bf16")
+    for a, b in zip(fp32.results, bf16.results):
+        assert float(b.scores.sum()) == pytest.approx(1.0, abs=1e-5)
+        # bf16 embeddings were computed, not the fp32 ones reused: scores differ a little
+        scores_a, scores_b = dict(zip(a.labels, a.scores)), dict(zip(b.labels, b.scores))
+        diff = max(abs(scores_a[k] - scores_b[k]) for k in LABELS)
+        assert 0 < diff < 0.1

@@ -75,7 +75,8 @@ SEGMENT = ToolSpec(
     models=SEGMENT_MODELS,
     returns=("heatmap", "masks"),
     description="Per-class heat maps and an argmax mask per class (plus background) from CLIP patch "
-                "tokens. Dense features are cached per image, so new labels or thresholds are instant.",
+                "tokens. Dense features are cached per image: a threshold edit is instant and a new label "
+                "costs one text encoding.",
 )
 
 SEARCH = ToolSpec(

@@ -211,5 +211,3 @@ def _spread_weights(model: torch.nn.Module, seed: int) -> None:
             else:
                 p.copy_(0.05 * torch.randn(p.shape, generator=gen))
 
-
-TINY_CLIP_BUILDERS = {"clip": build_tiny_clip, "siglip": build_tiny_siglip}

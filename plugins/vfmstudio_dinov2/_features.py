@@ -102,20 +102,29 @@ def plan_geometry(height: int, width: int, resolution: int, patch: int) -> Geome
                     patch=patch)
 
 
+def _resize_float(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    try:
+        x = F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False)
+    except NotImplementedError:  # a backend without the antialiased kernel (older MPS): resize on the CPU
+        x = F.interpolate(x.cpu(), size=size, mode="bicubic", antialias=True, align_corners=False).to(x.device)
+    return x.clamp_(0.0, 255.0)  # bicubic overshoots; a uint8 resize would clip the same way
+
+
 def preprocess(pixels: np.ndarray, geometry: Geometry, device: str | torch.device = "cpu",
                dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """(H, W, 3) uint8 -> (1, 3, h, w) normalised model input: one resize, one crop, one normalisation."""
     # torch.tensor copies the uint8 pixels (cheap): LoadedImage pixels are read-only, from_numpy would warn.
-    x = torch.tensor(pixels, device=device).permute(2, 0, 1).unsqueeze(0).float()
+    # The (1, 3, H, W) view of the HWC array is channels-last, the layout the uint8 resize kernel wants.
+    x = torch.tensor(pixels, device=device).permute(2, 0, 1).unsqueeze(0)
     if geometry.resized != geometry.size:
-        try:
+        if x.device.type == "cpu":
+            # torch's uint8 antialiased kernel: ~10x faster than in float on a CPU, and it rounds to
+            # whole grey levels like the PIL resize of the reference pipelines.
             x = F.interpolate(x, size=geometry.resized, mode="bicubic", antialias=True, align_corners=False)
-        except NotImplementedError:  # a backend without the antialiased kernel (older MPS): resize on the CPU
-            x = F.interpolate(x.cpu(), size=geometry.resized, mode="bicubic", antialias=True,
-                              align_corners=False).to(device)
-        x = x.clamp_(0.0, 255.0)  # bicubic overshoots; a uint8 resize (PIL) would clip the same way
+        else:
+            x = _resize_float(x.float(), geometry.resized)
     top, left, ch, cw = geometry.crop
-    x = x[:, :, top:top + ch, left:left + cw]
+    x = x[:, :, top:top + ch, left:left + cw].float()
     mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1) * 255.0
     std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1) * 255.0
     return ((x - mean) / std).to(dtype).contiguous()

@@ -76,7 +76,7 @@ def test_preprocessing_matches_a_pil_bicubic_resize_and_imagenet_normalisation()
     pil = pil[top:top + ch, left:left + cw]
     reference = ((pil - np.array(_features.IMAGENET_MEAN)) / np.array(_features.IMAGENET_STD)).transpose(2, 0, 1)
     assert ours.shape == reference.shape == (3, 56, 84)
-    # Same resampling filter, float vs uint8 arithmetic: within about one grey level.
+    # Same filter, both rounding to whole grey levels: within a grey level or two.
     assert np.abs(ours - reference).mean() < 0.01
     assert np.abs(ours - reference).max() < 0.05
 

@@ -52,6 +52,8 @@ def vfm_register_tools():
                  returns=("heatmap", "correspondences"), params=(Param("points", ParamType.POINTS, required=True),)),
         ToolSpec(id="fake.ask", title="Ask", run="fake:ask", returns=("text",),
                  params=(Param("question", ParamType.TEXT, required=True),)),
+        ToolSpec(id="fake.norms", title="Norms", run="fake:norms", returns=("layer_maps", "masks"),
+                 params=(Param("layer", ParamType.INT, -1, minimum=-1, maximum=2),)),
         ToolSpec(id="fake.point", title="Point", run="fake:point", returns=("heatmap",),
                  params=(Param("points", ParamType.POINTS, required=True),)),
     ]
@@ -161,3 +163,16 @@ def setsim(ctx, images, params):
 
 def ask(ctx, images, params):
     return [Text(f"answer to: {params['question']}", prompt=params["question"], image_id=images[0].id)]
+
+
+def norms(ctx, images, params):
+    """Three layer maps; the mask marks the brightest pixel of the chosen layer."""
+    im = images[0]
+    _features(ctx, im)
+    stack = np.stack([np.full((im.height, im.width), float(i)) for i in range(3)]).astype(np.float32)
+    for i in range(3):
+        stack[i, i, i] = 10.0  # layer i peaks at (i, i)
+    layer = params["layer"] % 3
+    mask = stack[layer] == stack[layer].max()
+    return [LayerMaps(stack, ("l0", "l1", "l2"), image_id=im.id),
+            Masks(mask[None], (f"outliers of layer {layer}",), image_id=im.id)]

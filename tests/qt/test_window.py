@@ -556,3 +556,20 @@ def test_single_key_shortcuts_do_not_steal_typing(qtbot, window, image_folder):
     qtbot.keyClicks(window.browser.filter_edit, "img1")
     assert window.browser.filter_edit.text() == "img1"
     assert window.current_path.name == "img0.png"  # "1" was typed, not "actual size"; no "d"/"a" either
+
+
+def test_scrubbing_a_layer_stack_reruns_layer_tools_on_cached_features(qtbot, window, image_folder):
+    image = open_and_wait(qtbot, window, image_folder)
+    fake = sys.modules["fake"]
+    select_and_run(qtbot, window, "fake.norms")
+    wait_idle(qtbot, window)
+    panel = window.layers
+    row = [panel.list.item(i).text() for i in range(panel.list.count())].index("fake.norms layer_maps")
+    panel.list.setCurrentRow(row)
+    panel.layer_slider.setValue(1)
+    wait_idle(qtbot, window)
+    layers = {la.kind: la for la in window.layer_store.layers(image.id)}
+    assert layers["masks"].result.labels == ("outliers of layer 1",)
+    assert layers["masks"].result.masks[0, 1, 1]
+    assert layers["layer_maps"].layer_index == 1  # the new stack keeps showing the scrubbed layer
+    assert fake.FORWARD["calls"] == 1

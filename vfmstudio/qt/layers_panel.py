@@ -30,6 +30,7 @@ LAYER_ROLE = Qt.ItemDataRole.UserRole
 
 class LayersPanel(QWidget):
     export_requested = Signal(int)  # layer id
+    layer_scrubbed = Signal(int, int)  # layer id, stack index: lets the window rerun "layer" tools
 
     def __init__(self, store: LayerStore, parent: QWidget | None = None):
         super().__init__(parent)
@@ -68,7 +69,7 @@ class LayersPanel(QWidget):
         self.colormap.currentTextChanged.connect(lambda name: self._set(colormap=name))
         self.layer_slider = QSlider(Qt.Orientation.Horizontal, self)
         self.layer_slider.setObjectName("layer_slider")
-        self.layer_slider.valueChanged.connect(lambda v: self._set(layer_index=v))
+        self.layer_slider.valueChanged.connect(self._on_layer_slider)
         self.layer_name = QLabel(self)
         form = QFormLayout()
         form.addRow("Opacity", self.opacity)
@@ -155,6 +156,14 @@ class LayersPanel(QWidget):
         layer = self.selected_layer()
         if layer is not None:
             self.store.update(layer.id, **changes)
+
+    def _on_layer_slider(self, index: int) -> None:
+        layer = self.selected_layer()
+        if layer is None:
+            return
+        self.store.update(layer.id, layer_index=index)
+        self.layer_name.setText(layer.result.names[index % len(layer.result.names)])
+        self.layer_scrubbed.emit(layer.id, index)
 
     def _on_item_changed(self, item: QListWidgetItem) -> None:
         self.store.update(item.data(LAYER_ROLE), visible=item.checkState() == Qt.CheckState.Checked)

@@ -164,6 +164,7 @@ class MainWindow(QMainWindow):
         self.results.asked.connect(self.ask)
         self.layer_store.changed.connect(self._on_layers_changed)
         self.layers.export_requested.connect(self._export_layer)
+        self.layers.layer_scrubbed.connect(self._on_layer_scrubbed)
         self.layers.histogram.threshold_dragged.connect(self._on_threshold)
         self.layers.histogram.threshold_released.connect(self._on_threshold)
         self.runner.progressed.connect(self._on_progress)
@@ -667,6 +668,25 @@ class MainWindow(QMainWindow):
         self.layers.histogram.set_histogram(hist, threshold if isinstance(threshold, int | float) else None)
         box.setTitle(f"Live threshold · {prediction.tool} (drag)")
         box.setVisible(True)
+
+    def _on_layer_scrubbed(self, layer_id: int, index: int) -> None:
+        """Scrubbing a layer stack also reruns its tool when the tool takes a ``layer`` parameter (the
+        token-norm outliers follow the layer shown), on cached features."""
+        layer = self.layer_store.find(layer_id)
+        if layer is None or self._host is None:
+            return
+        tool = self._host.tools.get(layer.tool)
+        if tool is None or "layer" not in tool.param_names:
+            return
+        params = dict(layer.prediction.params)
+        if params.get("layer") == index:
+            return
+        params["layer"] = index
+        if self.tools.tool is not None and self.tools.tool.id == tool.id and self.tools.form is not None:
+            self.tools.form.set_value("layer", index)
+        paths = [self.images.path_of(i) for i in layer.prediction.image_ids]
+        if paths and all(p is not None for p in paths):
+            self.submit_tool(tool, params, model=layer.prediction.model, paths=paths, live=True)  # type: ignore[arg-type]
 
     def _on_threshold(self, value: float) -> None:
         found = self._histogram_prediction()

@@ -75,3 +75,35 @@ def test_dinov2_pca_in_the_window_and_live_threshold(qtbot, dinov2_window, tiny_
     assert calls["n"] == 1  # three threshold changes, no new forward pass
     assert masks_seen[0] >= masks_seen[1] >= masks_seen[2] or masks_seen[0] <= masks_seen[1] <= masks_seen[2]
     assert len(set(np.asarray(masks_seen).tolist())) > 1  # the cut moved
+
+
+def test_dinov2_norms_layer_scrub_reruns_without_a_forward_pass(qtbot, dinov2_window, tiny_model, image_folder,
+                                                                 monkeypatch):
+    import transformers.models.dinov2.modeling_dinov2 as modeling
+
+    calls = {"n": 0}
+    forward = modeling.Dinov2Model.forward
+
+    def counting_forward(self, *args, **kwargs):
+        calls["n"] += 1
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(modeling.Dinov2Model, "forward", counting_forward)
+    window = dinov2_window
+    image = open_and_wait(qtbot, window, image_folder, 0)
+    assert window.tools.select_tool("dinov2.norms")
+    window.tools.set_model_ref(str(tiny_model("dinov2")))
+    window.tools.form.set_value("resolution", 56)
+    window.run_current_tool()
+    qtbot.waitUntil(lambda: not window._jobs, timeout=60000)
+    assert not window.messages.texts("error"), window.messages.texts("error")
+    panel = window.layers
+    names = [panel.list.item(i).text() for i in range(panel.list.count())]
+    panel.list.setCurrentRow(next(i for i, n in enumerate(names) if "layer_maps" in n))
+    stack = panel.selected_layer().result
+    panel.layer_slider.setValue(1)
+    qtbot.waitUntil(lambda: not window._jobs, timeout=30000)
+    assert not window.messages.texts("error"), window.messages.texts("error")
+    assert window._predictions[image.id]["dinov2.norms"].params["layer"] == 1
+    assert panel.layer_name.text() == stack.names[1]
+    assert calls["n"] == 1

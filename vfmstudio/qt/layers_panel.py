@@ -36,10 +36,11 @@ class LayersPanel(QWidget):
         super().__init__(parent)
         self.store = store
         self.image_id: str | None = None
+        self._selected_key: tuple[str, str] | None = None
         style = QApplication.style()
         self.list = QListWidget(self)
         self.list.setMinimumHeight(60)
-        self.list.currentItemChanged.connect(lambda *_: self._sync_controls())
+        self.list.currentItemChanged.connect(self._on_current_changed)
         self.list.itemChanged.connect(self._on_item_changed)
 
         def button(icon, tip, slot) -> QToolButton:
@@ -106,9 +107,15 @@ class LayersPanel(QWidget):
         if image_id == self.image_id:
             self._rebuild()
 
+    def _on_current_changed(self, *_args) -> None:
+        layer = self.selected_layer()
+        if layer is not None:
+            # Remembered by tool and kind: a rerun replaces the layer, the selection stays on its successor.
+            self._selected_key = (layer.tool, layer.kind)
+        self._sync_controls()
+
     def _rebuild(self) -> None:
-        keep = self.selected_layer()
-        keep_key = (keep.tool, keep.kind) if keep is not None else None
+        keep_key = self._selected_key
         self.list.blockSignals(True)
         self.list.clear()
         select_row = 0

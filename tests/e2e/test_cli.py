@@ -137,3 +137,15 @@ def test_models_pull_offline_exits_2_fast(isolated_hub):
 def test_no_arguments_prints_usage():
     proc = vfm("tools", "--json")
     assert proc.returncode == 0
+
+
+def test_a_folder_argument_stands_for_its_images(example_site, image, tmp_path):
+    env = {"PYTHONPATH": str(example_site)}
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    proc = vfm("run", "example.edges", str(folder), env_extra=env)
+    assert proc.returncode == 2 and "holds no images" in _one_line_error(proc)
+    for name in ("b.png", "a.png"):
+        (folder / name).write_bytes(image.read_bytes())
+    proc = vfm("run", "example.edges", str(folder), env_extra=env)
+    assert proc.returncode == 2 and "takes one image, got 2" in _one_line_error(proc)

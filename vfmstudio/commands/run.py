@@ -15,7 +15,7 @@ DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 def register(subparsers) -> None:
     p = subparsers.add_parser("run", help="run one tool on images, without the window")
     p.add_argument("tool", help="tool id, e.g. dinov2.pca (see 'vfmstudio tools')")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders (their images, sorted)")
     p.add_argument("--model", help="hub id (org/name[@revision]) or a local folder")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="tool parameter (repeatable)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] | mps (default auto)")
@@ -56,11 +56,28 @@ class _Progress:
             sys.stderr.flush()
 
 
+def expand_paths(paths) -> list[Path]:
+    """Files as given; a folder stands for the images inside it (recursively, naturally sorted)."""
+    from vfmstudio.core.image import list_images
+
+    out: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = list_images([path])
+            if not found:
+                raise UsageError(f"{path}: the folder holds no images")
+            out.extend(found)
+        else:
+            out.append(path)
+    return out
+
+
 def load_images(paths, reader=None):
     from vfmstudio.core.image import ImageLoadError, load_image
 
     images = []
-    for path in paths:
+    for path in expand_paths(paths):
         try:
             images.append(load_image(Path(path), reader=reader))
         except ImageLoadError as exc:

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -79,7 +80,10 @@ def prepare_inputs(pg: PaliGemma, image: LoadedImage, prompt: str) -> dict[str, 
     """Processor inputs for one image and prompt (``<image>`` tokens, ``<bos>``, prompt, newline)."""
     processor = pg.processor
     text = processor.image_token + prompt  # the processor adds <bos> after the image tokens and the "\n"
-    inputs = processor(images=image.pixels, text=text, return_tensors="pt")
+    with warnings.catch_warnings():
+        # The processor builds training labels with np.array(tensor), which numpy 2 flags; we drop them.
+        warnings.filterwarnings("ignore", message="__array__ implementation", category=DeprecationWarning)
+        inputs = processor(images=image.pixels, text=text, return_tensors="pt")
     inputs.pop("labels", None)
     dtype = next(pg.model.parameters()).dtype
     return {k: (v.to(pg.device, dtype) if v.is_floating_point() else v.to(pg.device)) for k, v in inputs.items()}

@@ -133,6 +133,7 @@ def test_tiny_checkpoint_loads_with_the_real_classes_and_tokens(pg_dir):
 # ---------------------------------------------------------------- generation
 
 
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # in the processor, numpy 2
 @pytest.mark.parametrize("prompt", ["caption en", "detect cat ; dog", "answer en what is in the image"])
 def test_generation_equals_a_direct_greedy_generate(pg, image, prompt):
     ours = _generation.generate(RunContext(tool_id="paligemma.prompt"), pg, image, prompt, 12)

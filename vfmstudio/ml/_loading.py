@@ -201,7 +201,9 @@ def load_pretrained(
         try:
             model = _load(attn_implementation)
         except ValueError as exc:
-            if attn_implementation != "sdpa" or "sdpa" not in str(exc).lower():
+            message = str(exc).lower()
+            # transformers names the missing support either "sdpa" or "scaled_dot_product_attention".
+            if attn_implementation != "sdpa" or ("sdpa" not in message and "scaled_dot_product" not in message):
                 raise
             attn_used = "eager"
             model = _load("eager")

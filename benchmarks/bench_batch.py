@@ -172,8 +172,9 @@ def plain_loop(model, size: int, paths: list[Path]) -> float:
 
 
 def engine(tool: ToolSpec, params: dict, model: str | None, src: Path, out: Path, batch_size: int,
-           services, on_update=None) -> float:
-    services.features.clear()  # every measured run computes its features
+           services, on_update=None, clear: bool = True) -> float:
+    if clear:
+        services.features.clear()  # every measured run computes its features
     spec = RunSpec(tool=tool, params=tool.resolve_params(params), model=model, out=str(out), device="cpu",
                    plugin_readers=False)
     plan = plan_run(spec, str(src), batch_size=batch_size)
@@ -200,7 +201,7 @@ def rss_mb() -> tuple[float, float]:
 def compare(title: str, ref: str, size: int, tool: ToolSpec, tool_params: dict, args, tmp: Path, src: Path) -> None:
     model = load_vision(ref)
     paths = sorted(src.iterdir())
-    warm = make_images(tmp / "warm", 2)
+    warm = tmp / "warm"
     services = batch_services()
     bench = {"model": ref, "size": size}
     engine(BENCH_TOOL, bench, None, warm, fresh(tmp), args.batch_size, services)  # models loaded once
@@ -233,25 +234,27 @@ def compare(title: str, ref: str, size: int, tool: ToolSpec, tool_params: dict, 
     print(f"  share of the engine's wall time spent in the batched forward: {share:.2f}")
 
 
-def rss_run(args, tmp: Path) -> None:
-    """Peak RSS over many small images through the engine (DINOv2-S at 112 px, batched)."""
+def rss_run(args, tmp: Path, tool: ToolSpec) -> None:
+    """Peak RSS over many small images through the engine with the real dinov2.pca at 112 px: its
+    features (patch tokens, norms of every layer) go through the batch feature cache."""
     n = args.rss_images
     small = make_images(tmp / "small", n, size=96)
     services = batch_services()
-    bench = {"model": str(tmp / "dinov2-s"), "size": 112}
-    engine(BENCH_TOOL, bench, None, tmp / "warm", fresh(tmp), args.batch_size, services)
+    ref, params = str(tmp / "dinov2-s"), {"resolution": 112}
+    engine(tool, params, ref, tmp / "warm", fresh(tmp), args.batch_size, services)
     Path("/proc/self/clear_refs").write_text("5")  # restart the peak (VmHWM) from here
-    samples = [(0, *rss_mb())]
+    samples = [(0, *rss_mb(), services.features.total_bytes)]
 
     def sample(p):
         if p.processed and p.processed % 100 == 0 and len(samples) <= p.processed // 100:
-            samples.append((p.processed, *rss_mb()))
+            samples.append((p.processed, *rss_mb(), services.features.total_bytes))
 
-    rate = engine(BENCH_TOOL, bench, None, small, fresh(tmp), args.batch_size, services, on_update=sample)
-    print(f"\nRSS over {n} images (96x96 JPEG, DINOv2-S/14 @112, batch {args.batch_size}): {rate:.1f} images/s")
-    print("  images  rss MiB  peak MiB since image 0")
-    for done, cur, peak in samples:
-        print(f"  {done:6d}  {cur:7.0f}  {peak:8.0f}")
+    rate = engine(tool, params, ref, small, fresh(tmp), args.batch_size, services, on_update=sample, clear=False)
+    print(f"\nRSS over {n} images ({tool.id}, 96x96 JPEG, DINOv2-S/14 @112, batch {args.batch_size}): "
+          f"{rate:.1f} images/s")
+    print("  images  rss MiB  peak MiB since image 0  feature cache KiB")
+    for done, cur, peak, feats in samples:
+        print(f"  {done:6d}  {cur:7.0f}  {peak:8.0f}  {feats / 1024:10.0f}")
     if len(samples) >= 3:
         print(f"  growth from image {samples[1][0]} to {samples[-1][0]}: {samples[-1][1] - samples[1][1]:+.0f} MiB")
 
@@ -260,7 +263,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     # Defaults fit run_all.py's time box on 2 cores; the recorded figures use the larger settings
     # given in benchmarks/README.md.
-    ap.add_argument("--images", type=int, default=8, help="images per throughput measurement")
+    ap.add_argument("--images", type=int, default=8, help="images per throughput measurement (0: skip them)")
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--rss-images", type=int, default=300, help="images for the memory run (0: skip it)")
     ap.add_argument("--repeat", type=int, default=2, help="rounds; the best of each variant is kept")
@@ -273,15 +276,18 @@ def main() -> int:
           f"torch {torch.__version__}, cpu; load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        src = make_images(tmp / "photos", args.images)
-        cases = [("DINOv2-S/14 @448", dinov2_s(tmp / "dinov2-s"), 448, "dinov2.pca", {"resolution": 448}),
-                 ("CLIP-B/32 @224", clip_b32(tmp / "clip-b32"), 224, "clip.classify",
-                  {"labels": ("a cat", "a dog", "a rocket"), "batch_size": args.batch_size})]
-        for title, ref, size, plugin_tool, plugin_params in cases:
-            compare(title, str(ref), size, host.tool(plugin_tool), plugin_params, args, tmp, src)
+        dinov2_s(tmp / "dinov2-s")
+        make_images(tmp / "warm", 2)
+        if args.images:  # --images 0: the memory run only
+            src = make_images(tmp / "photos", args.images)
+            cases = [("DINOv2-S/14 @448", tmp / "dinov2-s", 448, "dinov2.pca", {"resolution": 448}),
+                     ("CLIP-B/32 @224", clip_b32(tmp / "clip-b32"), 224, "clip.classify",
+                      {"labels": ("a cat", "a dog", "a rocket"), "batch_size": args.batch_size})]
+            for title, ref, size, plugin_tool, plugin_params in cases:
+                compare(title, str(ref), size, host.tool(plugin_tool), plugin_params, args, tmp, src)
 
         if args.rss_images:
-            rss_run(args, tmp)
+            rss_run(args, tmp, host.tool("dinov2.pca"))
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
     return 0
 

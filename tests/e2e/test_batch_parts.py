@@ -140,3 +140,19 @@ def test_progress_line_and_stop_rule():
     late.check(Outcome(Item("p", "r", "ok"), True))
     for i in range(5):  # once an image worked, failures are the images' own
         late.check(Outcome(Item("p", "r", f"x{i}"), False, "run", "model missing"))
+
+
+def test_batch_feature_cache_keeps_only_what_the_last_batch_used():
+    from vfmstudio.engines.worker import BatchFeatureCache
+
+    cache = BatchFeatureCache(1 << 20)
+    arr = lambda: np.zeros(10, np.float32)  # noqa: E731
+    for batch in range(3):
+        cache.get_or_create("text embeddings", arr)  # every batch uses it
+        for i in range(4):
+            cache.put(("image", batch, i), arr())
+        for i in range(4):
+            assert cache.get(("image", batch, i)) is not None  # the runs of the batch
+        cache.end_batch()
+        assert sorted(map(str, cache.keys())) == sorted(["text embeddings", *(str(("image", batch, i)) for i in range(4))])
+    assert cache.end_batch() == 5 and len(cache) == 0  # a batch that used nothing keeps nothing

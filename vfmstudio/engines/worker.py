@@ -7,11 +7,13 @@ actor wraps a :class:`BatchWorker` and the local engine drives one on its infere
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from vfmstudio.core.cache import ByteLRUCache
 from vfmstudio.core.cancel import Cancelled, CancelToken
 from vfmstudio.core.image import ImageLoadError, LoadedImage, load_image
 from vfmstudio.core.tools import ToolSpec
@@ -66,14 +68,51 @@ class _Counters:
 
 
 def batch_services():
-    """Caches for a batch run. Image features are used once (by the runs of the batch that
-    computed them), so their cache is kept small to keep memory flat over any number of images;
-    shared entries such as text embeddings stay hot in the LRU."""
+    """Caches for a batch run: a model cache as usual and a :class:`BatchFeatureCache`."""
     from vfmstudio.core.cache import ByteLRUCache, model_cache_budget
     from vfmstudio.execution import Services
 
     return Services(models=ByteLRUCache(model_cache_budget(), name="models"),
-                    features=ByteLRUCache(batch_feature_budget(), name="batch-features"))
+                    features=BatchFeatureCache(batch_feature_budget()))
+
+
+class BatchFeatureCache(ByteLRUCache):
+    """A feature cache that, after each batch, keeps only the entries that batch used.
+
+    An image's features are used by the batch that computed them and never again, so holding them
+    until the LRU budget pushes them out would make memory grow with every batch up to the budget.
+    Entries every batch uses (a label set's text embeddings) stay; the budget remains the ceiling.
+    """
+
+    def __init__(self, budget_bytes: int):
+        super().__init__(budget_bytes, name="batch-features")
+        self._used: set = set()
+        self._used_lock = threading.Lock()
+
+    def _mark(self, key) -> None:
+        with self._used_lock:
+            self._used.add(key)
+
+    def get(self, key, default=None):
+        self._mark(key)
+        return super().get(key, default)
+
+    def get_or_create(self, key, factory, nbytes=None):
+        self._mark(key)
+        return super().get_or_create(key, factory, nbytes)
+
+    def put(self, key, value, nbytes=None):
+        self._mark(key)
+        return super().put(key, value, nbytes)
+
+    def end_batch(self) -> int:
+        """Drop what the batch just finished did not touch; returns how many entries went."""
+        with self._used_lock:
+            used, self._used = self._used, set()
+        stale = [k for k in self.keys() if k not in used]
+        for key in stale:
+            self.pop(key)
+        return len(stale)
 
 
 def batch_feature_budget() -> int:
@@ -156,4 +195,7 @@ class BatchWorker:
                 outcomes.append(Outcome(item, False, "write", f"cannot write the prediction: {exc}"))
                 continue
             outcomes.append(Outcome(item, True))
+        end_batch = getattr(self.services.features, "end_batch", None)
+        if end_batch is not None and images:  # a batch of failed reads used nothing, drops nothing
+            end_batch()
         return outcomes

@@ -17,7 +17,6 @@ class ImageBrowser(QWidget):
     """Lists image files. ``current_changed(path)`` fires when the current image changes."""
 
     current_changed = Signal(object)  # Path or None
-    selection_changed = Signal()
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -30,7 +29,6 @@ class ImageBrowser(QWidget):
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.list.setUniformItemSizes(True)
         self.list.currentItemChanged.connect(self._on_current)
-        self.list.itemSelectionChanged.connect(self.selection_changed)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.filter_edit)
@@ -70,11 +68,6 @@ class ImageBrowser(QWidget):
         """Selected images in list order (the first is the source of a pair)."""
         rows = sorted(self.list.row(i) for i in self.list.selectedItems())
         return [Path(self.list.item(r).data(PATH_ROLE)) for r in rows]
-
-    def select_path(self, path: Path) -> None:
-        item = self._items.get(str(path))
-        if item is not None:
-            self.list.setCurrentItem(item)
 
     def has_thumbnail(self, path: Path) -> bool:
         item = self._items.get(str(path))

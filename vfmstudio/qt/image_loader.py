@@ -90,6 +90,3 @@ class ImageLoader(QObject):
             self.loaded.emit(path, value)
         else:
             self.failed.emit(path, value)
-
-    def wait(self, msecs: int = 10000) -> bool:
-        return self._pool.waitForDone(msecs)

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QApplication,
     QDockWidget,
     QFileDialog,
     QLabel,
@@ -72,10 +71,6 @@ class MainWindow(QMainWindow):
             self.setCentralWidget(placeholder)
         else:
             self.build()
-
-    @property
-    def is_ready(self) -> bool:
-        return self._ready
 
     def build(self) -> None:
         if self._ready:
@@ -806,7 +801,3 @@ class MainWindow(QMainWindow):
         self.browser.thumbnails.reset()
         super().closeEvent(event)
 
-
-def app_instance() -> QApplication:
-    app = QApplication.instance()
-    return app if isinstance(app, QApplication) else QApplication([])

@@ -20,8 +20,6 @@ _LEVEL_ICON = {
 class MessagesPanel(QListWidget):
     """A bounded log list; the detail (a traceback) sits in the tooltip."""
 
-    posted = Signal(str, str)  # level, text
-
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setWordWrap(True)
@@ -40,7 +38,6 @@ class MessagesPanel(QListWidget):
         while self.count() > MAX_MESSAGES:
             self.takeItem(0)
         self.scrollToBottom()
-        self.posted.emit(level, text)
 
     def texts(self, level: str | None = None) -> list[str]:
         out = []

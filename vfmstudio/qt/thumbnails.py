@@ -70,9 +70,6 @@ class ThumbnailLoader(QObject):
         for p in paths:
             self._pool.start(_ThumbJob(self._signals, self._generation, p, self.size))
 
-    def wait(self, msecs: int = 5000) -> bool:
-        return self._pool.waitForDone(msecs)
-
     def _on_ready(self, generation: int, path: str, image: QImage) -> None:
         if generation == self._generation and not image.isNull():
             self.ready.emit(path, image)

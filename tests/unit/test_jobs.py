@@ -390,3 +390,55 @@ def test_rapid_submit_cancel_supersede_cycles():
             assert r.value == r.job_id
     statuses = collections.Counter(r.status for r in results)
     assert statuses["superseded"] > 0 and statuses["cancelled"] > 0 and statuses["done"] > 0
+
+
+# ----------------------------------------------------------------------------- priority and timeout
+
+
+def test_higher_priority_jobs_jump_ahead_of_background_work():
+    order = []
+    gate = threading.Event()
+    with JobRunner() as r:
+        r.submit(lambda ctx: gate.wait(5))
+        r.submit(lambda ctx: order.append("prefetch-1"), priority=-10)
+        r.submit(lambda ctx: order.append("prefetch-2"), priority=-10)
+        r.submit(lambda ctx: order.append("user-1"))
+        last = r.submit(lambda ctx: order.append("user-2"))
+        gate.set()
+        last.result(5)
+        r.shutdown()
+    assert order == ["user-1", "user-2", "prefetch-1", "prefetch-2"]
+
+
+def test_a_hung_job_is_abandoned_after_its_timeout_and_the_queue_goes_on():
+    release = threading.Event()
+    late = []
+    done = []
+
+    def hang(ctx):
+        release.wait(10)  # ignores its token, like a plugin stuck in native code
+        late.append("returned")
+        return "stale"
+
+    with JobRunner() as r:
+        stuck = r.submit(hang, source="fake.hang", timeout=0.2, on_done=done.append)
+        after = r.submit(lambda ctx: threading.current_thread().name)
+        res = stuck.result(5)
+        assert res.status == "error" and res.error.kind == "TimeoutError"
+        assert "fake.hang did not finish within 0.2 s" in res.error.message
+        assert after.result(5).status == "done"
+        assert stuck.status == "error"
+        release.set()
+        deadline = time.monotonic() + 5
+        while not late and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert r.shutdown(timeout=5)
+    assert late == ["returned"]
+    assert [d.status for d in done] == ["error"]  # the late return never reports "done"
+    time.sleep(0.05)
+    assert not [t for t in threading.enumerate() if t.name == THREAD_NAME and t.is_alive()]
+
+
+def test_timeout_must_be_positive():
+    with JobRunner() as r, pytest.raises(ValueError, match="timeout"):
+        r.submit(lambda ctx: None, timeout=0)

@@ -13,6 +13,12 @@ Delivery rules:
 - For a job that ran, ``on_done`` has returned before :meth:`Job.result` returns. A job dropped
   from the queue (cancelled, superseded, shut down) is final at once, and its ``on_done`` follows
   on the worker thread as soon as the worker is free.
+- Jobs run highest ``priority`` first, first in first out within a priority: background work
+  (feature prefetch) uses a negative priority so whatever the user asks for jumps ahead of it.
+- A job given a ``timeout`` that is still running when it expires ends as ``"error"`` (kind
+  ``TimeoutError``) and is abandoned: its token fires, a fresh worker thread takes over the queue,
+  and whatever the stuck function eventually returns is dropped. Python cannot kill a thread, so
+  worker threads are daemons: a hung plugin never keeps the process from exiting.
 """
 
 from __future__ import annotations
@@ -211,6 +217,8 @@ class Job:
         self._finished = threading.Event()
         self._submitted_at = time.perf_counter()
         self._started_at: float | None = None
+        self.priority = 0
+        self.timeout: float | None = None
 
     @property
     def done(self) -> bool:
@@ -271,17 +279,26 @@ class JobRunner:
         on_progress: ProgressCallback | None = None,
         on_done: DoneCallback | None = None,
         on_partial: PartialCallback | None = None,
+        priority: int = 0,
+        timeout: float | None = None,
     ) -> Job:
-        """Queue ``fn(ctx)``. A job with the same ``key`` still queued or running is superseded."""
+        """Queue ``fn(ctx)``. A job with the same ``key`` still queued or running is superseded.
+
+        ``priority``: higher runs first (ties first in, first out). ``timeout``: seconds of running
+        after which the job is abandoned as an error (see the module notes).
+        """
         if not callable(fn):
             raise TypeError(f"job function must be callable, got {type(fn).__name__}")
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         with self._cond:
             if self._closed:
                 raise RuntimeError("JobRunner has been shut down; create a new one to run more jobs")
             job = Job(self, fn, key, source, on_progress, on_done, on_partial)
+            job.priority, job.timeout = int(priority), timeout
             if key is not None:
                 self._supersede_locked(key)
-            self._queue.append(job)
+            self._enqueue_locked(job)
             self._start_locked()
             self._cond.notify_all()
         return job
@@ -353,8 +370,43 @@ class JobRunner:
 
     def _start_locked(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._worker, name=self._thread_name, daemon=False)
+            self._thread = threading.Thread(target=self._worker, name=self._thread_name, daemon=True)
             self._thread.start()
+
+    def _enqueue_locked(self, job: Job) -> None:
+        # Insert before the first job of lower priority: FIFO within a priority.
+        for index, queued in enumerate(self._queue):
+            if queued.priority < job.priority:
+                self._queue.insert(index, job)
+                return
+        self._queue.append(job)
+
+    def _on_timeout(self, job: Job) -> None:
+        """Timer thread: abandon a job still running past its timeout and start a fresh worker."""
+        with self._cond:
+            if job._state != "running" or self._current is not job:
+                return
+            job._drop_reason = "timeout"
+            job._token.cancel("timeout")
+            job._state = "final"
+            what = job.source or f"job {job.job_id}"
+            job._result = JobResult(
+                job.job_id,
+                job.key,
+                "error",
+                error=ErrorRecord("TimeoutError", f"{what} did not finish within {job.timeout:g} s and was abandoned",
+                                  "", job.source),
+                timings=JobTimings((job._started_at or 0.0) - job._submitted_at,
+                                   time.perf_counter() - (job._started_at or 0.0)),
+                source=job.source,
+            )
+            logger.warning("job %d (%s) timed out after %s s; abandoned", job.job_id, what, job.timeout)
+            self._current = None
+            self._thread = None  # the stuck thread notices it was replaced and exits when it returns
+            job._finished.set()
+            self._undelivered.append(job)  # on_done is delivered by the new worker
+            self._start_locked()
+            self._cond.notify_all()
 
     def _supersede_locked(self, key: str) -> None:
         for job in [j for j in self._queue if j.key == key]:
@@ -409,8 +461,11 @@ class JobRunner:
     # ------------------------------------------------------------------ worker thread
 
     def _worker(self) -> None:
+        me = threading.current_thread()
         while True:
             with self._cond:
+                if self._thread is not me:
+                    return  # replaced after a timeout
                 while True:
                     # A non-daemon worker would keep the interpreter from exiting if nobody called
                     # shutdown(); once the main thread has finished, shut down by ourselves.
@@ -441,6 +496,11 @@ class JobRunner:
         value: Any = None
         error: ErrorRecord | None = None
         cancelled = False
+        timer = None
+        if job.timeout is not None:
+            timer = threading.Timer(job.timeout, self._on_timeout, args=(job,))
+            timer.daemon = True
+            timer.start()
         try:
             value = fn(JobContext(job))
         except Cancelled:
@@ -449,8 +509,12 @@ class JobRunner:
             error = ErrorRecord.from_exception(exc, job.source)
         ended = time.perf_counter()
         del fn
+        if timer is not None:
+            timer.cancel()
 
         with self._cond:
+            if job._state == "final":
+                return  # abandoned after its timeout: already reported, whatever fn returned is dropped
             self._current = None
             reason = job._drop_reason
             if reason is not None:

@@ -10,8 +10,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip("PySide6")  # the window tests need Qt; everything else runs without it
-
 
 @pytest.fixture
 def fake_host(monkeypatch):

@@ -573,3 +573,23 @@ def test_scrubbing_a_layer_stack_reruns_layer_tools_on_cached_features(qtbot, wi
     assert layers["masks"].result.masks[0, 1, 1]
     assert layers["layer_maps"].layer_index == 1  # the new stack keeps showing the scrubbed layer
     assert fake.FORWARD["calls"] == 1
+
+
+def test_runs_on_two_images_both_land_and_a_rerun_on_the_same_image_supersedes(qtbot, window, image_folder):
+    first = open_and_wait(qtbot, window, image_folder, 0)
+    select_and_run(qtbot, window, "fake.slow", seconds=0.3)
+    window.browser.list.setCurrentRow(1)
+    qtbot.waitUntil(lambda: window.current is not None and window.current.id != first.id)
+    second = window.current
+    window.run_current_tool()
+    wait_idle(qtbot, window)
+    assert len(window.layer_store.layers(first.id)) == 1 and len(window.layer_store.layers(second.id)) == 1
+    window.tools.form.set_value("seconds", 30.0)
+    window.run_current_tool()
+    qtbot.waitUntil(lambda: "working" in window.tools.progress.format(), timeout=5000)
+    window.tools.form.set_value("seconds", 0.1)
+    window.run_current_tool()  # same tool, same image: the 30 s run is superseded
+    t0 = time.perf_counter()
+    wait_idle(qtbot, window, timeout=5000)
+    assert time.perf_counter() - t0 < 3.0
+    assert window._predictions[second.id]["fake.slow"].params["seconds"] == 0.1

@@ -531,7 +531,9 @@ class MainWindow(QMainWindow):
             # Colour the masks and maps here, so the GUI thread only wraps finished arrays.
             return prediction, prepare_rasters(prediction)
 
-        key = f"{LIVE_PREFIX}{paths[0]}:{tool.id}" if live else f"run:{tool.id}"
+        # A rerun of the same tool on the same images replaces the one still queued or running; runs
+        # on other images queue up behind it (one inference thread) and each lands on its own image.
+        key = f"{LIVE_PREFIX if live else 'run:'}{paths[0]}:{tool.id}"
         handle = self.runner.submit(job, key=key, source=f"{tool.plugin or tool.family} · {tool.id}")
         self._jobs[handle.job_id] = {"tool": tool, "paths": paths, "live": live, "t0": time.perf_counter()}
         if not live:

@@ -26,6 +26,7 @@ from vfmstudio.core.results import Masks, Prediction, ResultError, result_from_j
 from vfmstudio.core.tools import ParamError
 
 BACKGROUND = "background"
+MAX_CLASSES = 255  # more distinct values than this is a photo or a soft mask, not a label image
 ClassMasks = dict[str, np.ndarray]  # label -> (H, W) bool
 
 
@@ -104,6 +105,9 @@ def _read_label_image(path: Path) -> ClassMasks:
     else:
         name = "class {}".format
     classes = [int(v) for v in np.unique(values) if v != 0]
+    if len(classes) > MAX_CLASSES:
+        raise ParamError(f"parameter 'masks': '{path}' has {len(classes)} distinct values; a label image has "
+                         f"0 for background and at most {MAX_CLASSES} class values")
     if len(classes) == 1:
         return {"foreground": values == classes[0]}
     return {name(v): values == v for v in classes}

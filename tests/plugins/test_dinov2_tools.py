@@ -382,8 +382,12 @@ def test_propagate_rejects_bad_mask_parameters_with_a_clear_message(host, servic
     assert info.value.user_error
 
 
-def test_propagate_rejects_a_mask_of_the_wrong_size(host, services, labelled, tmp_path):
+def test_propagate_rejects_a_mask_of_the_wrong_size_or_a_photo(host, services, labelled, tmp_path):
     model, _, _, _ = labelled
     Image.fromarray(np.full((10, 10), 255, np.uint8)).save(tmp_path / "small.png")
     with pytest.raises(ToolError, match="10x10"):
         run(host, services, "dinov2.propagate", [blank(0), blank(1)], model, masks=str(tmp_path / "small.png"))
+    photo = np.random.default_rng(0).integers(0, 256, (ROWS * P, COLS * P, 3), dtype=np.uint8)
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    with pytest.raises(ToolError, match="distinct values"):
+        run(host, services, "dinov2.propagate", [blank(0), blank(1)], model, masks=str(tmp_path / "photo.png"))

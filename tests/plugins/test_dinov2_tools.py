@@ -156,6 +156,18 @@ def test_pca_upsampling_modes_draw_the_same_object(host, services, plant):
         assert (mask != pixels_of(fg)).mean() < 0.02  # only the smoothed edges differ
 
 
+def test_pca_on_a_large_photo_caps_the_picture_but_not_the_mask(host, services, plant):
+    fg = box(3, 9, 4, 12)
+    model = plant({0: planted_tokens(fg, unit(0))})
+    big = blank(0, height=ROWS * 175, width=COLS * 175)  # 2100 x 2800: a patch is 175 px here
+    pred = run(host, services, "dinov2.pca", [big], model, upsample="nearest")
+    (picture,) = pred.of_type(FeatureImage)
+    assert picture.rgb.shape == (768, 1024, 3) and picture.extent == (0.0, 0.0, 2800.0, 2100.0)
+    assert np.array_equal(picture.foreground, np.kron(fg, np.ones((64, 64), bool)))
+    (masks,) = pred.of_type(Masks)
+    assert np.array_equal(masks.masks[0], np.kron(fg, np.ones((175, 175), bool)))
+
+
 def test_joint_pca_gives_the_same_part_the_same_colour_in_every_image(host, services, plant):
     rng = np.random.default_rng(1)
 

@@ -204,7 +204,7 @@ def test_a_model_that_is_not_clip_is_refused(tiny_model, services, images):
     assert err.value.user_error
 
 
-def test_a_missing_tokenizer_package_names_what_to_install(tiny_model, services, images, monkeypatch):
+def test_a_missing_tokenizer_package_names_what_to_install(tiny_model, images, monkeypatch):
     """google/siglip-* ship spiece.model + SiglipTokenizer only; without sentencepiece say what to install.
 
     sentencepiece is a dependency, so the ImportError transformers raises without it is simulated.
@@ -216,8 +216,9 @@ def test_a_missing_tokenizer_package_names_what_to_install(tiny_model, services,
                           "environment. Check out the instructions on the installation page")
 
     monkeypatch.setattr(loading, "load_processor", no_sentencepiece)
+    fresh = Services(models=ByteLRUCache(1 << 30, name="models"), features=ByteLRUCache(1 << 20, name="features"))
     with pytest.raises(ToolError, match="pip install sentencepiece protobuf") as err:
-        run_tool(CLASSIFY, images[:1], {"labels": "cat,dog"}, model=str(tiny_model("siglip")), services=services)
+        run_tool(CLASSIFY, images[:1], {"labels": "cat,dog"}, model=str(tiny_model("siglip")), services=fresh)
     assert err.value.user_error and "\n" not in str(err.value)
 
 

@@ -315,7 +315,9 @@ def propagate(ctx: RunContext, images: list[LoadedImage], params: dict, feats: l
         ctx.check_cancelled()
         sims = _math.normalize_rows(f.tokens) @ bank_t.T
         top, idx = sims.topk(k, dim=1)
-        weight = torch.where(top >= params["floor"], top, torch.zeros_like(top))
+        # Neighbours at or above the floor vote with their similarity (never negatively, even with a
+        # negative floor); the others do not vote.
+        weight = torch.where(top >= params["floor"], top.clamp(min=1e-6), torch.zeros_like(top))
         votes = torch.zeros(sims.shape[0], n_classes).scatter_add_(1, bank_y[idx], weight)
         total = votes.sum(dim=1, keepdim=True)
         probs = torch.where(total > 0, votes / total.clamp(min=1e-12), torch.eye(n_classes)[0])  # no vote: bg

@@ -790,6 +790,27 @@ class MainWindow(QMainWindow):
         state = self.settings.value("window/state")
         if isinstance(state, QByteArray | bytes):
             self.restoreState(state)
+            # A layout saved on another screen can squeeze the canvas to a sliver: shrink the docks
+            # back rather than hide the image the user came to see.
+            QTimer.singleShot(0, self._unsqueeze_canvas)
+
+    def _unsqueeze_canvas(self) -> None:
+        from PySide6.QtWidgets import QDockWidget
+
+        central = self.centralWidget()
+        if central is None or not self.isVisible():
+            return
+        area = Qt.DockWidgetArea
+        docks = [d for d in self.findChildren(QDockWidget) if d.isVisible() and not d.isFloating()]
+        squeezed = central.width() < 0.35 * self.width() or central.height() < 0.35 * self.height()
+        if central.width() < 0.35 * self.width():
+            side = [d for d in docks if self.dockWidgetArea(d) in (area.LeftDockWidgetArea, area.RightDockWidgetArea)]
+            self.resizeDocks(side, [min(340, int(0.2 * self.width()))] * len(side), Qt.Orientation.Horizontal)
+        if central.height() < 0.35 * self.height():
+            bottom = [d for d in docks if self.dockWidgetArea(d) == area.BottomDockWidgetArea]
+            self.resizeDocks(bottom, [int(0.2 * self.height())] * len(bottom), Qt.Orientation.Vertical)
+        if squeezed:
+            QTimer.singleShot(0, self.canvas.fit)
 
     def closeEvent(self, event) -> None:
         if not self._ready:

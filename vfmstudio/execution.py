@@ -7,6 +7,8 @@ Qt-free and torch-free: the CLI, the batch engines and the window's inference th
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +33,27 @@ class ToolError(Exception):
     def __str__(self) -> str:
         where = f"{self.tool_id} ({self.plugin})" if self.plugin else self.tool_id
         return f"{where}: {self.args[0]}"
+
+
+TOOL_TIMEOUT_ENV = "VFMSTUDIO_TOOL_TIMEOUT_S"
+#: Seconds a run may take before it is abandoned (docs/reliability.md): long enough for a first model
+#: load and a large image on a CPU, short enough that a hung plugin does not stall a batch forever.
+DEFAULT_TOOL_TIMEOUT_S = 900.0
+
+
+def tool_timeout_s(value: float | str | None = None) -> float | None:
+    """The run time limit in seconds: ``value`` if given, else ``$VFMSTUDIO_TOOL_TIMEOUT_S``, else the
+    default; 0 means no limit (None). Raises ValueError with a one-line reason for a bad value."""
+    source = "timeout" if value is not None else TOOL_TIMEOUT_ENV
+    if value is None:
+        value = os.environ.get(TOOL_TIMEOUT_ENV, "").strip() or DEFAULT_TOOL_TIMEOUT_S
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{source} must be a number of seconds (0 for no limit), got {value!r}") from None
+    if not seconds >= 0 or seconds == float("inf"):
+        raise ValueError(f"{source} must be a finite number of seconds >= 0 (0 for no limit), got {value!r}")
+    return seconds or None
 
 
 @dataclass
@@ -85,11 +108,13 @@ def run_tool(
     on_partial: Callable[[Any], None] | None = None,
     services: Services | None = None,
     params_from_text: bool = False,
+    timeout: float | None = None,
 ) -> Prediction:
     """Run ``tool`` on ``images`` and return its prediction.
 
-    Raises :class:`ToolError` (``user_error`` set for bad parameters, images or models) and
-    :class:`~vfmstudio.core.cancel.Cancelled`.
+    ``timeout``: seconds after which a run still going is abandoned with a :class:`ToolError` (its
+    token fires; see :func:`_call_with_timeout`). Raises :class:`ToolError` (``user_error`` set for
+    bad parameters, images or models) and :class:`~vfmstudio.core.cancel.Cancelled`.
     """
     try:
         tool.inputs.check_count(len(images))
@@ -97,9 +122,12 @@ def run_tool(
     except ParamError as exc:
         raise ToolError(tool, str(exc), user_error=True) from None
     services = services or default_services()
+    cancel = cancel or CancelToken()
+    # With a time limit the tool gets its own token: firing it on a timeout must not cancel the
+    # caller's (a batch shares one token across all its images).
     ctx = RunContext(tool_id=tool.id, model_ref=model or tool.default_model, device=device, precision=precision,
-                     cancel=cancel or CancelToken(), models=services.models, features=services.features,
-                     on_progress=on_progress, on_partial=on_partial)
+                     cancel=CancelToken() if timeout else cancel, models=services.models,
+                     features=services.features, on_progress=on_progress, on_partial=on_partial)
     t0 = time.perf_counter()
     try:
         fn = tool.load_function()
@@ -108,7 +136,11 @@ def run_tool(
     t_load = time.perf_counter()
     try:
         ctx.check_cancelled()
-        value = fn(ctx, list(images), resolved)
+        cancel.raise_if_cancelled()
+        if timeout:
+            value = _call_with_timeout(tool, fn, ctx, list(images), resolved, timeout, cancel)
+        else:
+            value = fn(ctx, list(images), resolved)
     except Cancelled:
         raise
     except ToolError:
@@ -131,6 +163,42 @@ def run_tool(
         device=ctx.used_device or (None if ctx.model_ref is None else device), precision=ctx.used_precision,
         timings={"import_s": t_load - t0, "run_s": t_run - t_load},
     )
+
+
+def _call_with_timeout(tool: ToolSpec, fn: Callable[..., Any], ctx: RunContext, images: list[LoadedImage],
+                       params: dict[str, Any], timeout: float, cancel: CancelToken) -> Any:
+    """``fn(ctx, images, params)`` on a daemon thread, waited for at most ``timeout`` seconds.
+
+    Python cannot stop a thread: a run past its limit is abandoned (its token fires, whatever it
+    returns later is dropped) and, being a daemon, never keeps the process from exiting. The
+    caller's ``cancel`` is passed on to the run while waiting.
+    """
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn(ctx, images, params)
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the calling thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name=f"vfm-tool-{tool.id}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while True:
+        thread.join(max(0.0, min(deadline - time.monotonic(), 0.05)))  # returns as soon as the run ends
+        if not thread.is_alive():
+            break
+        if cancel.cancelled:
+            ctx.cancel.cancel(cancel.reason or "cancelled")
+            thread.join(1.0)  # a cooperative tool stops at its next check
+            raise Cancelled(cancel.reason or "cancelled")
+        if time.monotonic() >= deadline:
+            ctx.cancel.cancel("timeout")
+            raise ToolError(tool, f"did not finish within {timeout:g} s and was abandoned (raise the limit with "
+                                  f"--timeout or {TOOL_TIMEOUT_ENV}; 0 means none)")
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:

@@ -136,6 +136,9 @@ class MainWindow(QMainWindow):
         sb.addPermanentWidget(self.zoom_label)
         sb.addPermanentWidget(self.device_status)
         self._build_menus()
+        from vfmstudio.qt.editing import Labelling
+
+        self.labelling = Labelling(self)  # Labels/History docks, Edit menu, project and export actions
         self.setAcceptDrops(True)
 
         self.browser.current_changed.connect(self._on_current_path)
@@ -284,6 +287,7 @@ class MainWindow(QMainWindow):
         if folders:
             self._remember_recent(folders[0])
         self.setWindowTitle(f"vfmstudio — {folders[0].name if folders else f'{len(files)} images'}")
+        self.labelling.paths_opened([Path(p) for p in paths], files)
         if not files:
             self.messages.post("warning", "no images found in " + ", ".join(str(p) for p in paths))
         return len(files)
@@ -336,6 +340,7 @@ class MainWindow(QMainWindow):
         self.current = image
         self._layer_items.clear()  # the scene is cleared with the old image
         self.canvas.set_pixels(image.pixels if image is not None else None)
+        self.labelling.image_shown(self.current_path, image)
         image_id = image.id if image is not None else None
         self.layers.show_image(image_id)
         self.results.show_image(image_id)
@@ -816,6 +821,7 @@ class MainWindow(QMainWindow):
         if not self._ready:
             super().closeEvent(event)
             return
+        self.labelling.close()  # unsaved edits are written before anything else goes
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         logging.getLogger("vfmstudio").removeHandler(self._log_handler)

@@ -1,0 +1,287 @@
+"""Labelling in the window: wires the project session, the canvas edit tools, the Labels and
+History docks, the Edit menu and File > project/export actions into :class:`MainWindow`.
+
+The window calls four hooks: :meth:`Labelling.paths_opened` (a folder opens its project),
+:meth:`Labelling.image_shown` (annotations follow the image on view), :meth:`Labelling.close`
+(flush unsaved edits) and nothing else; everything here reaches the window through its public
+attributes (canvas, runner, messages, menus).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QMenu, QMessageBox, QUndoView
+
+from vfmstudio.qt.edit_tools import EditController
+from vfmstudio.qt.labels_dock import LabelsPanel
+from vfmstudio.qt.project_session import ProjectSession
+
+if TYPE_CHECKING:
+    from vfmstudio.qt.main_window import MainWindow
+
+# Single keys that do not clash with D/A (images), F, 1 (zoom) and Esc (cancel).
+TOOL_KEYS = {"view": ("Pan / point tools", "H"), "select": ("Select / edit", "V"), "box": ("Draw box", "B"),
+             "polygon": ("Draw polygon", "P"), "brush": ("Brush mask", "M"), "erase": ("Erase mask", "E")}
+
+
+class Labelling(QObject):
+    def __init__(self, window: MainWindow, *, autosave_ms: int | None = None):
+        super().__init__(window)
+        self.window = window
+        kwargs = {} if autosave_ms is None else {"autosave_ms": autosave_ms}
+        self.session = ProjectSession(self, ask_recovery=self._ask_recovery_dialog, **kwargs)
+        self.controller = EditController(window.canvas, self.session, self)
+        self.session.message.connect(lambda level, text: window.messages.post(level, text))
+        self.session.dirty_changed.connect(window.setWindowModified)
+        self.session.project_changed.connect(self._on_project_changed)
+        self.session.saved.connect(lambda path: window.statusBar().showMessage(f"saved {Path(path).name}", 2000))
+        self._check_job: int | None = None
+        window.runner.finished.connect(self._on_job_finished)
+
+        self.tool_actions: dict[str, QAction] = {}
+        group = QActionGroup(self)
+        for mode, (text, key) in TOOL_KEYS.items():
+            action = QAction(f"{text} ({key})", window)
+            action.setCheckable(True)
+            action.setShortcut(QKeySequence(key))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            action.triggered.connect(lambda _=False, m=mode: self.set_mode(m))
+            group.addAction(action)
+            window.addAction(action)
+            self.tool_actions[mode] = action
+        self.tool_actions["view"].setChecked(True)
+
+        self.panel = LabelsPanel(self.session, self.controller, self.tool_actions, window)
+        self.panel.accept_requested.connect(self.accept_dialog)
+        self.dock = self._dock("Labels", self.panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        window.tabifyDockWidget(window.dock_layers, self.dock)
+        self.history = QUndoView(self.session.stack, window)
+        self.history.setEmptyLabel("<opened>")
+        self.dock_history = self._dock("History", self.history, Qt.DockWidgetArea.BottomDockWidgetArea)
+        window.tabifyDockWidget(window.dock_messages, self.dock_history)
+        window.dock_results.raise_()
+        self._build_menus()
+        self._update_title()
+
+    def _dock(self, title: str, widget, area) -> QDockWidget:
+        dock = QDockWidget(title, self.window)
+        dock.setObjectName(f"dock_{title.lower()}")
+        dock.setWidget(widget)
+        self.window.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, text: str, slot, shortcut=None) -> QAction:
+        action = QAction(text, self.window)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.triggered.connect(slot)
+        self.window.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        w = self.window
+        bar = w.menuBar()
+        menus = {a.text(): a.menu() for a in bar.actions() if a.menu() is not None}
+        file_menu: QMenu = menus["&File"]
+        quit_action = next((a for a in file_menu.actions() if a.text() == "&Quit"), None)
+        entries = [self._action("Open &Project…", self.open_project_dialog, "Ctrl+Shift+P"),
+                   self._action("&Save Project", self.save, QKeySequence.StandardKey.Save),
+                   self._action("Save Project &As…", self.save_as_dialog, "Ctrl+Shift+S"),
+                   None,
+                   self._action("&Export…", self.export_dialog, "Ctrl+E")]
+        for action in entries:
+            if action is None:
+                file_menu.insertSeparator(quit_action) if quit_action else file_menu.addSeparator()
+            elif quit_action is not None:
+                file_menu.insertAction(quit_action, action)
+            else:
+                file_menu.addAction(action)
+        if quit_action is not None:
+            file_menu.insertSeparator(quit_action)
+
+        edit = QMenu("&Edit", w)
+        view_menu = menus.get("&View")
+        bar.insertMenu(view_menu.menuAction(), edit) if view_menu is not None else bar.addMenu(edit)
+        stack = self.session.stack
+        self.undo_action = stack.createUndoAction(w, "&Undo")
+        self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
+        self.redo_action = stack.createRedoAction(w, "&Redo")
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        for action in (self.undo_action, self.redo_action):
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            w.addAction(action)
+            edit.addAction(action)
+        edit.addSeparator()
+        for action in self.tool_actions.values():
+            edit.addAction(action)
+        edit.addSeparator()
+        edit.addAction(self._action("&Delete Selected", self.controller.delete_selected,
+                                    QKeySequence.StandardKey.Delete))
+        edit.addAction(self._action("&Accept Predictions…", self.accept_dialog, "Ctrl+Return"))
+        edit.addSeparator()
+        edit.addAction(self.dock.toggleViewAction())
+        edit.addAction(self.dock_history.toggleViewAction())
+
+    # ---------------------------------------------------------------- modes
+    def set_mode(self, mode: str) -> None:
+        self.controller.set_mode(mode)
+        self.tool_actions[mode].setChecked(True)
+        if mode != "view":
+            self.dock.raise_()
+
+    # ---------------------------------------------------------------- hooks from the window
+    def paths_opened(self, paths: list[Path], files: list[Path]) -> None:
+        """A folder (or files) opened: use the project of that folder unless it is already open."""
+        folders = [Path(p) for p in paths if Path(p).is_dir()]
+        root = folders[0] if folders else (files[0].parent if files else None)
+        if root is None:
+            return
+        target = (root / "vfmstudio.json").absolute()
+        if target != self.session.path or self.session.read_only and not self.session.refused_reason:
+            self.session.open(target)
+        self._update_title()
+
+    def image_shown(self, path: Path | None, image) -> None:
+        if image is None or path is None:
+            self.controller.attach(None, 0, 0)
+        else:
+            self.controller.attach(path, image.width, image.height)
+        self.panel.refresh()
+
+    def close(self) -> None:
+        self.session.flush()
+
+    # ---------------------------------------------------------------- project
+    def open_project_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open project", "", "vfmstudio project (*.json)")
+        if path:
+            self.open_project(Path(path))
+
+    def open_project(self, path: Path) -> bool:
+        ok = self.session.open(path)
+        self.window.open_paths([self.session.project.root])
+        return ok
+
+    def save(self) -> bool:
+        if self.session.read_only:
+            return self.save_as_dialog()
+        return self.session.save()
+
+    def save_as_dialog(self) -> bool:
+        path, _ = QFileDialog.getSaveFileName(self.window, "Save project as", str(self.session.path),
+                                              "vfmstudio project (*.json)")
+        return self.session.save_as(Path(path)) if path else False
+
+    def _ask_recovery_dialog(self, question: str) -> bool:
+        answer = QMessageBox.question(self.window, "Recover project", question,
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _on_project_changed(self) -> None:
+        self._update_title()
+        w = self.window
+        if w.current is not None and w.current_path is not None:
+            self.controller.attach(w.current_path, w.current.width, w.current.height)
+        if self.session.project.images:
+            self._check_images()
+
+    def _update_title(self) -> None:
+        title = self.window.windowTitle().replace("[*]", "").rstrip()
+        if self.session.read_only and self.session.refused_reason:
+            title += " (project not saved: file refused)"
+        self.window.setWindowTitle(title + "[*]")
+        self.window.setWindowModified(self.session.dirty)
+
+    def _check_images(self) -> None:
+        """Moved, changed or missing images, checked on the job runner (hashing can take a while)."""
+        project = self.session.project
+
+        def job(ctx) -> list:
+            return project.check_images(cancel=ctx.cancel, on_progress=lambda f, m: ctx.progress(f, m))
+
+        self._check_job = self.window.runner.submit(job, key="project-check", source="project").job_id
+
+    def _on_job_finished(self, result) -> None:
+        if result.job_id != self._check_job:
+            return
+        self._check_job = None
+        if result.status == "done":
+            for issue in result.value:
+                self.window.messages.post("warning", f"{self.session.path.name}: {issue}")
+            if result.value:
+                self.window.dock_messages.raise_()
+        elif result.error is not None:
+            self.window.messages.post("error", f"checking images: {result.error.message}")
+
+    # ---------------------------------------------------------------- accepting predictions
+    def accept_items(self, items, *, masks_as_polygons: bool = False, tolerance: float = 1.0) -> bool:
+        from vfmstudio.qt.accept_dialog import accept_command
+
+        key = self.controller._ensure_key()
+        if key is None or not items:
+            return False
+        command = accept_command(items, key, self.session.labels, masks_as_polygons=masks_as_polygons,
+                                 tolerance=tolerance)
+        return command is not None and self.session.push(command)
+
+    def predictions_on_view(self) -> list:
+        w = self.window
+        if w.current is None:
+            return []
+        return list(w._predictions.get(w.current.id, {}).values())
+
+    def accept_all(self, tool: str | None = None, **options) -> bool:
+        """Accept every default item of the predictions on view (of ``tool`` only, if given)."""
+        from vfmstudio.qt.accept_dialog import acceptable_items
+
+        w = self.window
+        if w.current is None:
+            return False
+        items = [it for it in acceptable_items(self.predictions_on_view(), w.current.id)
+                 if it.default and (tool is None or it.prediction.tool == tool)]
+        return self.accept_items(items, **options)
+
+    def accept_dialog(self) -> bool:
+        from vfmstudio.qt.accept_dialog import AcceptDialog, acceptable_items
+
+        w = self.window
+        if w.current is None:
+            w.messages.post("warning", "open an image and run a tool before accepting predictions")
+            return False
+        items = acceptable_items(self.predictions_on_view(), w.current.id)
+        if not items:
+            w.messages.post("warning", "no predictions to accept on this image (boxes, masks, tags or text)")
+            return False
+        layer = w.layers.selected_layer()
+        dialog = AcceptDialog(items, w, preselect_tool=layer.tool if layer is not None else None)
+        if dialog.exec() != AcceptDialog.DialogCode.Accepted:
+            return False
+        return self.accept_items(dialog.chosen(), masks_as_polygons=dialog.polygons.isChecked(),
+                                 tolerance=dialog.tolerance.value())
+
+    # ---------------------------------------------------------------- export
+    def export_dialog(self):
+        from vfmstudio.qt.export_dialog import ExportDialog
+
+        w = self.window
+        host = w.host
+        formats = list(host.formats.values()) if host is not None else []
+        dialog = ExportDialog(formats, self.session.project, w.runner, w)
+        dialog.finished_export.connect(self._on_export_finished)
+        dialog.setModal(False)
+        dialog.show()
+        self.export = dialog
+        return dialog
+
+    def _on_export_finished(self, status: str, value) -> None:
+        if status == "done":
+            self.window.messages.post("info", f"exported {len(value)} files")
+        elif status == "cancelled":
+            self.window.messages.post("info", "export cancelled")
+        else:
+            self.window.messages.post("error", f"export failed: {value}")

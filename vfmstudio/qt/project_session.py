@@ -1,0 +1,231 @@
+"""The project behind the window: one label set, its undo stack, autosave, recovery on open.
+
+Every edit is a core command (:mod:`vfmstudio.core.commands`) wrapped in a :class:`CoreCommand`
+on a ``QUndoStack``; the stack's clean state is the unsaved marker and each change restarts a
+single-shot autosave timer. Opening a folder uses its ``vfmstudio.json``; a missing file is
+created by the first autosave, not by opening.
+
+A corrupt file or one from a newer vfmstudio is refused and never written: the window keeps
+working in an unsaved project (``read_only``: autosave and Save are off, Save As names a new
+file). See ADR 0070.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtGui import QUndoCommand, QUndoStack
+
+from vfmstudio.core.annotations import AnnotationError, LabelSet
+from vfmstudio.core.commands import Command
+from vfmstudio.core.image import ImageLoadError
+from vfmstudio.core.project import (
+    DEFAULT_NAME,
+    Project,
+    ProjectCorruptError,
+    ProjectError,
+    ProjectTooNewError,
+    find_recovery,
+    open_backup,
+    open_project,
+)
+
+AUTOSAVE_MS = 3000
+
+
+class CoreCommand(QUndoCommand):
+    """A core command on the session's label set; ``redo``/``undo`` call ``do``/``undo``."""
+
+    def __init__(self, command: Command, labels: LabelSet, on_applied: Callable[[Command], None]):
+        super().__init__(command.text)
+        self.command = command
+        self._labels = labels
+        self._on_applied = on_applied
+        self._first = True
+
+    def redo(self) -> None:
+        if self._first:  # the push already did it (so a refused edit never reaches the stack)
+            self._first = False
+        else:
+            self.command.do(self._labels)
+        self._on_applied(self.command)
+
+    def undo(self) -> None:
+        self.command.undo(self._labels)
+        self._on_applied(self.command)
+
+
+class ProjectSession(QObject):
+    """Owns the open project. ``labels_changed`` fires after every edit, undo, redo and open."""
+
+    labels_changed = Signal()
+    project_changed = Signal()  # a different project (or the same one re-read) is open
+    dirty_changed = Signal(bool)
+    message = Signal(str, str)  # level, text
+    saved = Signal(str)  # path
+
+    def __init__(self, parent: QObject | None = None, *, autosave_ms: int = AUTOSAVE_MS,
+                 ask_recovery: Callable[[str], bool] | None = None):
+        super().__init__(parent)
+        self.project: Project = Project(Path.cwd() / DEFAULT_NAME)
+        self.read_only = True  # nothing is written until a folder or project is opened
+        self.refused_reason = ""
+        self.stack = QUndoStack(self)
+        self.stack.cleanChanged.connect(lambda clean: self.dirty_changed.emit(not clean))
+        self.stack.indexChanged.connect(self._on_index_changed)
+        self.autosave = QTimer(self)
+        self.autosave.setSingleShot(True)
+        self.autosave.setInterval(autosave_ms)
+        self.autosave.timeout.connect(self.save)
+        # Asked when a backup is newer than the project (or the project is unreadable); tests
+        # inject an answer instead of a modal dialog.
+        self.ask_recovery = ask_recovery or (lambda message: False)
+        self._images_dirty = False  # image records added since the last save (not undoable)
+
+    # ---------------------------------------------------------------- opening
+    @property
+    def labels(self) -> LabelSet:
+        return self.project.labels
+
+    @property
+    def path(self) -> Path:
+        return self.project.path
+
+    def open(self, path: str | Path) -> bool:
+        """Open a project file, or ``vfmstudio.json`` in a folder (a new project when missing).
+
+        Returns False when the file was refused (the session then holds an unsaved project)."""
+        self.flush()
+        path = Path(path).absolute()
+        if path.is_dir():
+            path = path / DEFAULT_NAME
+        ok = True
+        try:
+            recovery = find_recovery(path)
+        except ProjectError:
+            recovery = None
+        project: Project | None = None
+        if recovery is not None:
+            when = recovery.saved.replace("T", " ")[:19] or "unknown time"
+            question = (f"{path.name}: the backup {recovery.path.name} (revision {recovery.revision}, saved {when}) "
+                        f"is newer than the project or the project is unreadable. Recover from the backup?")
+            if self.ask_recovery(question):
+                try:
+                    project = open_backup(path, recovery)
+                    self.message.emit("warning", f"recovered {path.name} from {recovery.path.name}")
+                except ProjectError as exc:
+                    self.message.emit("error", str(exc))
+        if project is None:
+            try:
+                project = open_project(path, create=True)
+            except (ProjectCorruptError, ProjectTooNewError, ProjectError) as exc:
+                ok = False
+                self.refused_reason = str(exc)
+                self.message.emit("error", f"{exc}. The file is left untouched; edits stay unsaved "
+                                           f"until you use File > Save Project As.")
+                project = Project(path)
+        self._set_project(project, read_only=not ok)
+        return ok
+
+    def _set_project(self, project: Project, *, read_only: bool) -> None:
+        self.autosave.stop()
+        self.project = project
+        self.read_only = read_only
+        if not read_only:
+            self.refused_reason = ""
+        self._images_dirty = False
+        self.stack.clear()
+        self.stack.setClean()
+        self.project_changed.emit()
+        self.labels_changed.emit()
+
+    # ---------------------------------------------------------------- images
+    def display_key(self, path: Path) -> str:
+        """The key an image has (or will get on its first edit): its path relative to the project."""
+        key = self.project.key_for_path(path)
+        if key is not None:
+            return key
+        return Path(os.path.relpath(Path(path).resolve(), self.project.root.resolve())).as_posix()
+
+    def key_for(self, path: Path, *, add: bool = True) -> str | None:
+        """The project key of an image file; adds the image to the project when ``add``."""
+        key = self.project.key_for_path(path)
+        if key is not None or not add:
+            return key
+        try:
+            key = self.project.add_image(path).key
+        except (OSError, ImageLoadError, ProjectError) as exc:
+            self.message.emit("error", f"{path.name}: cannot add to the project ({exc})")
+            return None
+        self._images_dirty = True
+        return key
+
+    # ---------------------------------------------------------------- edits
+    def push(self, command: Command) -> bool:
+        """Apply an edit as one undo step; a refused edit is a message and changes nothing."""
+        try:
+            command.do(self.project.labels)
+        except AnnotationError as exc:
+            self.message.emit("warning", str(exc))
+            return False
+        self.stack.push(CoreCommand(command, self.project.labels, lambda _c: self.labels_changed.emit()))
+        return True
+
+    def _on_index_changed(self, _index: int) -> None:
+        if not self.read_only:
+            self.autosave.start()  # restarted by every edit: saves a few seconds after the last one
+
+    @property
+    def dirty(self) -> bool:
+        return not self.stack.isClean()
+
+    # ---------------------------------------------------------------- saving
+    def save(self) -> bool:
+        """Write the project atomically (core keeps the rotating backups)."""
+        self.autosave.stop()
+        if self.read_only:
+            if self.dirty:
+                self.message.emit("warning", f"not saved: {self.refused_reason or 'no project file'}; "
+                                             f"use File > Save Project As")
+            return False
+        try:
+            self.project.save()
+        except (OSError, ProjectError) as exc:
+            self.message.emit("error", f"could not save {self.project.path.name}: {exc}")
+            return False
+        self._images_dirty = False
+        self.stack.setClean()
+        self.saved.emit(str(self.project.path))
+        return True
+
+    def save_as(self, path: str | Path) -> bool:
+        """Write to a new file and keep working there (also the way out of a refused project)."""
+        target = Path(path).absolute()
+        if target.is_dir():
+            target = target / DEFAULT_NAME
+        if target.exists() and target != self.project.path:
+            try:
+                open_project(target)
+            except ProjectError as exc:
+                self.message.emit("error", f"not saving over {target.name}: {exc}")
+                return False
+        old_root, new = self.project.root, Project(target, labels=self.project.labels)
+        for rec in self.project.images.values():  # image paths stay right relative to the new folder
+            try:
+                new.add_image(old_root / rec.path, key=rec.key)
+            except (OSError, ImageLoadError, ProjectError):
+                new.images[rec.key] = rec
+        new.extra = dict(self.project.extra)
+        self.project, self.read_only, self.refused_reason = new, False, ""
+        ok = self.save()
+        if ok:
+            self.project_changed.emit()
+        return ok
+
+    def flush(self) -> None:
+        """Save now if anything is unsaved (window closing, another project opening)."""
+        if not self.read_only and (self.dirty or self.autosave.isActive()):
+            self.save()

@@ -35,6 +35,7 @@ class RunSpec:
     device: str = "auto"
     precision: str = "auto"
     plugin_readers: bool = True  # let plugins decode exotic formats (vfm_read_image)
+    timeout: float | None = None  # seconds one image's run may take before it is abandoned as a failure
 
 
 @dataclass
@@ -148,6 +149,8 @@ class BatchWorker:
         self.services = services or batch_services()
         self.cancel = cancel or CancelToken()
         self.counters = _Counters()
+        self.device: str | None = None  # where the last prediction ran ("cpu", "cuda:0"; None: no model)
+        self.ran = False
 
     def reader(self) -> Callable[..., Any] | None:
         if not self.spec.plugin_readers:
@@ -181,13 +184,15 @@ class BatchWorker:
             t0 = time.perf_counter()
             try:
                 prediction = run_tool(spec.tool, [ld.image], spec.params, model=spec.model, device=spec.device,
-                                      precision=spec.precision, cancel=self.cancel, services=self.services)
+                                      precision=spec.precision, cancel=self.cancel, services=self.services,
+                                      timeout=spec.timeout)
             except Cancelled:
                 raise
             except ToolError as exc:
                 outcomes.append(Outcome(item, False, "run", str(exc)))
                 continue
             self.counters.runs += 1
+            self.device, self.ran = prediction.device, True
             self.counters.extra["run_s"] = self.counters.extra.get("run_s", 0.0) + time.perf_counter() - t0
             try:
                 self.output.write_prediction(item, prediction, ld.stat)

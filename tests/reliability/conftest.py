@@ -16,3 +16,36 @@ def hostile_dir(tmp_path_factory):
 
 def case_ids():
     return [c.name for c in CASES]
+
+
+@pytest.fixture
+def faulty_host(monkeypatch):
+    """A plugin host holding only the faulty plugin, installed as the process-wide host too."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    from vfmstudio import _plugin_host
+
+    spec = importlib.util.spec_from_file_location("faulty", Path(__file__).with_name("faulty_plugin.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setitem(sys.modules, "faulty", module)
+    host = _plugin_host.PluginHost(builtins=("faulty",), entry_points=False).load()
+    monkeypatch.setattr(_plugin_host, "_HOST", host)
+    yield host
+    module.HANG.set()  # let an abandoned hanging tool return
+    module.LEAK.clear()
+
+
+@pytest.fixture
+def small_png(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    def make(name="small.png", w=24, h=16, seed=0):
+        path = tmp_path / name
+        Image.fromarray(np.random.default_rng(seed).integers(0, 255, (h, w, 3), np.uint8)).save(path)
+        return path
+
+    return make

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from vfmstudio.commands.errors import UsageError
-from vfmstudio.commands.run import DEVICE, parse_params
+from vfmstudio.commands.run import DEVICE, add_timeout_option, parse_params, timeout_from_args
 
 
 def _positive_int(text: str) -> int:
@@ -61,6 +61,7 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] | mps (default auto)")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    add_timeout_option(p, "an image's run (it is listed in failures.jsonl)")
     p.set_defaults(func=run)
 
 
@@ -91,7 +92,7 @@ def build_spec(args):
     if model and os.path.isdir(model):  # workers may run in another folder: keep local models absolute
         model = os.path.abspath(model)
     return RunSpec(tool=tool, params=params, model=model, out=os.path.abspath(args.out), device=args.device,
-                   precision=args.precision)
+                   precision=args.precision, timeout=timeout_from_args(args))
 
 
 def run(args) -> int:

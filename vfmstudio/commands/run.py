@@ -22,7 +22,23 @@ def register(subparsers) -> None:
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
     p.add_argument("--out", type=Path, help="folder for prediction.json and overlay PNGs")
     p.add_argument("--json", action="store_true", help="print the prediction JSON on stdout")
+    add_timeout_option(p, "the run")
     p.set_defaults(func=run)
+
+
+def add_timeout_option(parser, what: str) -> None:
+    parser.add_argument("--timeout", metavar="SECONDS",
+                        help=f"abandon {what} after this many seconds, 0 for no limit "
+                             "(default $VFMSTUDIO_TOOL_TIMEOUT_S or 900)")
+
+
+def timeout_from_args(args) -> float | None:
+    from vfmstudio.execution import tool_timeout_s
+
+    try:
+        return tool_timeout_s(getattr(args, "timeout", None))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def parse_params(items: list[str]) -> dict[str, str]:
@@ -97,11 +113,13 @@ def run(args) -> int:
     except KeyError as exc:
         raise UsageError(exc.args[0]) from None
     params = parse_params(args.param)
+    timeout = timeout_from_args(args)
     images = load_images(args.images, reader=host.read_image)
     progress = _Progress()
     try:
         prediction = run_tool(tool, images, params, model=args.model, device=args.device,
-                              precision=args.precision, on_progress=progress, params_from_text=True)
+                              precision=args.precision, on_progress=progress, params_from_text=True,
+                              timeout=timeout)
     except ToolError as exc:
         if exc.user_error:
             raise UsageError(str(exc)) from None

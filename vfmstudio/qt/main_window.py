@@ -90,6 +90,8 @@ class MainWindow(QMainWindow):
         runner = self._runner_arg
         self.runner = runner or QtJobRunner(parent=self)
         self.images = ImageStore()
+        self.prefetcher = self._make_prefetcher()
+        self._prefetch_request: Any = None  # the tool, params and model of the last run (vfmstudio.prefetch)
         self.loader = ImageLoader(self.images, self)
         self.current: LoadedImage | None = None
         self.current_path: Path | None = None
@@ -323,6 +325,7 @@ class MainWindow(QMainWindow):
             return
         self.pixel_label.setText(f"loading {path.name}…")
         self.loader.request(path)
+        self._schedule_prefetch()
 
     def _on_image_loaded(self, path: Path, image: LoadedImage) -> None:
         if path != self.current_path:
@@ -539,13 +542,47 @@ class MainWindow(QMainWindow):
         # A rerun of the same tool on the same images replaces the one still queued or running; runs
         # on other images queue up behind it (one inference thread) and each lands on its own image.
         key = f"{LIVE_PREFIX if live else 'run:'}{paths[0]}:{tool.id}"
-        handle = self.runner.submit(job, key=key, source=f"{tool.plugin or tool.family} · {tool.id}")
+        handle = self.runner.submit(job, key=key, source=f"{tool.plugin or tool.family} · {tool.id}",
+                                    timeout=self.tool_timeout_s())
         self._jobs[handle.job_id] = {"tool": tool, "paths": paths, "live": live, "t0": time.perf_counter()}
         if not live:
             self._last_run_job = handle.job_id
             self.tools.set_running(True)
             self.tools.progress.setFormat(f"{tool.title}: queued")
+        from vfmstudio.prefetch import PrefetchRequest
+
+        self._prefetch_request = PrefetchRequest(tool, dict(params), model, device, precision)
+        self._schedule_prefetch()
         return handle.job_id
+
+    # ================================================================ prefetch
+    def _make_prefetcher(self):
+        """Features of the next images are computed in the background (docs/adr/0090). Setting
+        ``prefetch/enabled`` (default on, or ``$VFMSTUDIO_PREFETCH``) and ``prefetch/ahead`` (1-3)."""
+        from vfmstudio.prefetch import DEFAULT_AHEAD, Prefetcher, env_enabled
+
+        enabled = str(self.settings.value("prefetch/enabled", env_enabled())).lower() not in ("false", "0", "no")
+        try:
+            ahead = int(self.settings.value("prefetch/ahead", DEFAULT_AHEAD))
+        except (TypeError, ValueError):
+            ahead = DEFAULT_AHEAD
+        return Prefetcher(self.runner.runner, self.images.load, services=self._services, ahead=ahead,
+                          enabled=enabled)
+
+    def _schedule_prefetch(self) -> None:
+        self.prefetcher.schedule(self.browser.paths(), self.current_path, self._prefetch_request)
+
+    def tool_timeout_s(self) -> float | None:
+        """Seconds a run may take before it is abandoned: setting ``run/timeout_s``, else
+        ``$VFMSTUDIO_TOOL_TIMEOUT_S``, else 900; 0 means no limit (docs/reliability.md)."""
+        from vfmstudio.execution import DEFAULT_TOOL_TIMEOUT_S, tool_timeout_s
+
+        value = self.settings.value("run/timeout_s")
+        try:
+            return tool_timeout_s(value if value not in (None, "") else None)
+        except ValueError as exc:
+            log.warning("using a %g s run time limit: %s", DEFAULT_TOOL_TIMEOUT_S, exc)
+            return DEFAULT_TOOL_TIMEOUT_S
 
     def cancel_jobs(self) -> int:
         n = self.runner.cancel_where(lambda job: True)
@@ -825,6 +862,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         logging.getLogger("vfmstudio").removeHandler(self._log_handler)
+        self.prefetcher.cancel()
         self.runner.cancel_where(lambda job: True)
         self.runner.shutdown(timeout=2.0)
         self.browser.thumbnails.reset()

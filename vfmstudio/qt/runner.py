@@ -37,11 +37,13 @@ class QtJobRunner(QObject):
         self._jobs: dict[int, Job] = {}
         self._last_progress: dict[int, float] = {}  # job id -> when progress was last forwarded (worker)
 
-    def submit(self, fn: Callable[[JobContext], Any], *, key: str | None = None, source: str = "") -> Job:
+    def submit(self, fn: Callable[[JobContext], Any], *, key: str | None = None, source: str = "",
+               timeout: float | None = None) -> Job:
         job = self.runner.submit(
             fn,
             key=key,
             source=source,
+            timeout=timeout,
             on_progress=self._forward_progress,
             on_partial=self._forward_partial,
             on_done=self._forward_done,

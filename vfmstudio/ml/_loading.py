@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import struct
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,6 +197,13 @@ def load_pretrained(
             **extra,
         )
 
+    from safetensors import SafetensorError
+    from transformers.utils import logging as hf_logging
+
+    if not (sys.stderr and sys.stderr.isatty()):
+        # transformers draws a "Loading weights" bar on stderr; in a pipe or log it is only noise
+        # between the CLI's one-line messages.
+        hf_logging.disable_progress_bar()
     attn_used = attn_implementation
     try:
         try:
@@ -214,6 +222,9 @@ def load_pretrained(
                 f"out of memory loading '{ref.display}' on {dev}: try precision bf16/fp16 or device cpu"
             ) from exc
         raise ModelError(f"cannot load '{ref.display}' as {model_cls.__name__}: {_first_line(exc)}") from exc
+    except SafetensorError as exc:  # a truncated or garbage weights file (an interrupted download)
+        raise ModelError(f"cannot load '{ref.display}': its safetensors weights are corrupt or incomplete "
+                         f"({_first_line(exc)}); fetch the model again") from exc
     model.eval()
     config = getattr(model, "config", None)
     attn_used = getattr(config, "_attn_implementation", None) or attn_used

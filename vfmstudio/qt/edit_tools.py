@@ -94,8 +94,8 @@ class EditController(QObject):
         """Show the annotations of the image file ``path`` on the canvas's current image (None: none).
 
         The image joins the project only with its first edit (:meth:`_ensure_key`)."""
+        self.item = None  # the canvas cleared its scene with the old image: the old item is gone
         self._cancel_gesture()
-        self.item = None
         self.image_path = path
         image_key = self.session.display_key(path) if path is not None else None
         self.image_key = image_key
@@ -107,7 +107,9 @@ class EditController(QObject):
         self.item = AnnotationItem(width, height)
         self.item.labels = self.session.labels
         self.item.image_key = image_key
-        self.item.setParentItem(parent)
+        # A sibling of the image item (which sits at the scene origin unscaled), so scene coordinates
+        # are image pixels and the prediction layers, children of the image, stay below it.
+        self.canvas.scene().addItem(self.item)
 
     def select(self, ids: list[str]) -> None:
         ids = [i for i in ids if i in self.session.labels]

@@ -46,6 +46,8 @@ class Labelling(QObject):
         group = QActionGroup(self)
         for mode, (text, key) in TOOL_KEYS.items():
             action = QAction(f"{text} ({key})", window)
+            action.setIconText(text.split(" / ")[0].replace("Draw ", "").replace(" mask", "").capitalize())
+            action.setToolTip(f"{text} ({key})")
             action.setCheckable(True)
             action.setShortcut(QKeySequence(key))
             action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QColorDialog,
     QDoubleSpinBox,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QInputDialog,
@@ -22,7 +23,6 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPlainTextEdit,
-    QPushButton,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -47,6 +47,12 @@ def describe(ann: Annotation) -> str:
     return f"{ann.label} · {ann.shape.kind} · {source}{score}"
 
 
+def _small_button(text: str, parent: QWidget) -> QToolButton:
+    b = QToolButton(parent)
+    b.setText(text)
+    return b
+
+
 class LabelsPanel(QWidget):
     accept_requested = Signal()
 
@@ -59,11 +65,13 @@ class LabelsPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
 
-        tools = QHBoxLayout()
-        for action in tool_actions.values():
+        tools = QGridLayout()  # two short rows: the dock must stay narrow next to the canvas
+        tools.setSpacing(2)
+        for i, action in enumerate(tool_actions.values()):
             b = QToolButton(self)
             b.setDefaultAction(action)
-            tools.addWidget(b)
+            b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+            tools.addWidget(b, i // 4, i % 4)
         self.brush_size = QDoubleSpinBox(self)
         self.brush_size.setRange(1.0, 500.0)
         self.brush_size.setDecimals(1)
@@ -71,14 +79,16 @@ class LabelsPanel(QWidget):
         self.brush_size.setPrefix("r ")
         self.brush_size.setToolTip("brush radius in image pixels ([ and ] change it)")
         self.brush_size.valueChanged.connect(lambda v: setattr(controller, "brush_radius", float(v)))
-        tools.addWidget(self.brush_size)
-        tools.addStretch(1)
+        tools.addWidget(self.brush_size, 1, 2, 1, 2)
+        tools.setColumnStretch(4, 1)
         layout.addLayout(tools)
 
-        classes = QGroupBox("Classes (new shapes get the selected one)", self)
+        classes = QGroupBox("Classes", self)
+        classes.setToolTip("new shapes get the selected class")
         cl = QVBoxLayout(classes)
         self.class_list = QListWidget(self)
-        self.class_list.setMaximumHeight(130)
+        self.class_list.setMaximumHeight(110)
+        self.class_list.setMinimumHeight(40)
         self.class_list.currentTextChanged.connect(self._on_class_selected)
         self.class_list.itemDoubleClicked.connect(lambda item: self.rename_class(item.text()))
         cl.addWidget(self.class_list)
@@ -87,7 +97,7 @@ class LabelsPanel(QWidget):
                                 ("Rename", "rename the selected class", lambda: self.rename_class()),
                                 ("Colour", "recolour the selected class", lambda: self.recolor_class()),
                                 ("Delete", "delete the class and its annotations", lambda: self.delete_class())):
-            b = QPushButton(text, self)
+            b = _small_button(text, self)
             b.setToolTip(tip)
             b.clicked.connect(slot)
             row.addWidget(b)
@@ -97,17 +107,18 @@ class LabelsPanel(QWidget):
         anns = QGroupBox("Annotations of this image", self)
         al = QVBoxLayout(anns)
         self.ann_list = QListWidget(self)
+        self.ann_list.setMinimumHeight(40)
         self.ann_list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.ann_list.itemSelectionChanged.connect(self._on_ann_selection)
         al.addWidget(self.ann_list)
         row = QHBoxLayout()
-        self.accept_button = QPushButton("Accept predictions…", self)
+        self.accept_button = _small_button("Accept…", self)
         self.accept_button.setToolTip("turn this image's predictions into annotations (Ctrl+Return)")
         self.accept_button.clicked.connect(self.accept_requested)
-        set_class = QPushButton("Set class", self)
+        set_class = _small_button("Set class", self)
         set_class.setToolTip("give the selected annotations the selected class")
         set_class.clicked.connect(lambda: self.controller.set_class_of_selected(self.current_class()))
-        delete = QPushButton("Delete", self)
+        delete = _small_button("Delete", self)
         delete.clicked.connect(self.controller.delete_selected)
         for b in (self.accept_button, set_class, delete):
             row.addWidget(b)
@@ -121,9 +132,9 @@ class LabelsPanel(QWidget):
         self.tags_edit.editingFinished.connect(self.apply_tags)
         form.addRow("Tags", self.tags_edit)
         self.caption_edit = QPlainTextEdit(self)
-        self.caption_edit.setFixedHeight(60)
+        self.caption_edit.setFixedHeight(48)
         form.addRow("Caption", self.caption_edit)
-        apply = QPushButton("Apply caption", self)
+        apply = _small_button("Apply caption", self)
         apply.clicked.connect(self.apply_caption)
         form.addRow("", apply)
         self.status = QLabel("", self)

@@ -68,6 +68,8 @@ def run(args) -> int:
                              on_progress=progress)
     except (FormatError, ParamError) as exc:
         raise UsageError(str(exc)) from None
+    except OSError as exc:  # a full disk, a read-only folder: the project itself is never written here
+        raise UsageError(f"{exc.filename or args.out}: {exc.strerror or exc} (export not finished)") from None
     finally:
         progress.close()
     for w in ctx.warnings:

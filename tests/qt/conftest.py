@@ -11,6 +11,13 @@ import pytest
 from PIL import Image
 
 
+@pytest.fixture(autouse=True)
+def _no_prefetch(monkeypatch):
+    """Window tests count forward passes per run: background prefetch (on by default) would add the
+    next images' ones. test_prefetch_window turns it on through the window setting."""
+    monkeypatch.setenv("VFMSTUDIO_PREFETCH", "0")
+
+
 @pytest.fixture
 def fake_host(monkeypatch):
     from vfmstudio._plugin_host import PluginHost

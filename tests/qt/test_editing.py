@@ -199,3 +199,26 @@ def test_unsaved_marker_follows_the_undo_stack(qtbot, edit_window, image_folder)
     assert w.isWindowModified()
     assert lab.save()
     assert not w.isWindowModified()
+
+
+def test_tool_keys_do_not_steal_typing_in_the_labels_dock(qtbot, edit_window, image_folder):
+    w = edit_window
+    open_image(qtbot, w, image_folder)
+    w.activateWindow()
+    edit = w.labelling.panel.tags_edit
+    edit.setFocus()
+    qtbot.keyClicks(edit, "bpvme")
+    assert edit.text() == "bpvme" and w.labelling.controller.mode == "view"
+    qtbot.keyClick(edit, Qt.Key.Key_Return)
+    assert w.labelling.session.labels.tags[w.labelling.controller.image_key] == ("bpvme",)
+
+
+def test_a_box_outside_the_image_is_clipped_and_a_click_is_not_a_box(qtbot, edit_window, image_folder):
+    w = edit_window
+    open_image(qtbot, w, image_folder)  # 64x48
+    key(qtbot, w, Qt.Key.Key_B)
+    click(qtbot, w, 10, 10)
+    assert anns(w) == ()
+    drag(qtbot, w, (50, 40), (90, 70))
+    [a] = anns(w)
+    assert a.shape.x1 == 64 and a.shape.y1 == 48

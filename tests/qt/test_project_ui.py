@@ -215,3 +215,22 @@ def test_window_stays_responsive_while_exporting_and_the_export_can_be_cancelled
     assert dialog.result_status == "cancelled"
     assert any("export cancelled" in t for t in w.messages.texts())
     dialog.close()
+
+
+def test_opening_another_folder_saves_the_first_project_and_edits_land_in_the_second(qtbot, edit_window,
+                                                                                     image_folder, tmp_path):
+    w = edit_window
+    other = tmp_path / "other"
+    shutil.copytree(image_folder, other)
+    open_image(qtbot, w, image_folder)
+    lab = w.labelling
+    lab.session.autosave.setInterval(60_000)
+    first = lab.controller.add_shape(Box(1, 1, 5, 5))
+    w.open_paths([other])  # the first project is flushed before the second opens
+    assert first in open_project(image_folder / "vfmstudio.json").labels
+    assert lab.session.path == other / "vfmstudio.json" and len(lab.session.labels) == 0
+    w.browser.list.setCurrentRow(1)
+    qtbot.waitUntil(lambda: lab.controller.image_path == other / "img1.png", timeout=5000)
+    second = lab.controller.add_shape(Box(2, 2, 6, 6))
+    assert lab.session.labels.get(second).image == "img1.png"
+    assert list(lab.session.project.images) == ["img1.png"]

@@ -186,9 +186,16 @@ class Labelling(QObject):
 
     def _on_project_changed(self) -> None:
         self._update_title()
-        w = self.window
-        if w.current is not None and w.current_path is not None:
-            self.controller.attach(w.current_path, w.current.width, w.current.height)
+        # The image on view stays editable only if it belongs to the new project's folder; otherwise
+        # editing waits for the image the new folder shows (never an edit keyed outside the project).
+        c, w = self.controller, self.window
+        root = self.session.project.root.resolve()
+        inside = c.image_path is not None and root in Path(c.image_path).resolve().parents
+        if inside and w.current is not None:
+            c.attach(c.image_path, w.current.width, w.current.height)
+        else:
+            c.attach(None, 0, 0)
+        self.panel.refresh()
         if self.session.project.images:
             self._check_images()
 

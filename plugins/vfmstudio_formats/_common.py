@@ -13,7 +13,7 @@ import numpy as np
 from vfmstudio.core import geometry
 from vfmstudio.core.annotations import Annotation, Box, LabelSet, Mask, Points, Polygon, Provenance, Shape
 from vfmstudio.core.exchange import ExchangeContext, FormatError, safe_join
-from vfmstudio.core.image import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
+from vfmstudio.core.image import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageLoadError
 from vfmstudio.core.project import ImageRecord, Project, image_size
 
 Part = tuple[np.ndarray, list[np.ndarray]]
@@ -65,6 +65,11 @@ def copy_image(project: Project, rec: ImageRecord, dest: Path, ctx: ExchangeCont
     src = project.root / rec.path
     if not src.exists():
         ctx.warn(f"{rec.path}: image file missing, not copied")
+        return False
+    try:  # a project file from elsewhere may name any file ('../../.ssh/id_rsa'): copy images only
+        image_size(src)
+    except ImageLoadError:
+        ctx.warn(f"{rec.path}: not a readable image file, not copied")
         return False
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(src, dest)

@@ -119,7 +119,8 @@ def import_dataset(spec: FormatSpec, source: str | os.PathLike[str], params: Map
         project = _load(spec.importer)(src, resolved, ctx)
     except FormatError:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError, ArithmeticError, OSError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, ArithmeticError, OSError,
+            RecursionError) as exc:  # RecursionError: JSON nested thousands deep
         # hostile or damaged files: one line naming the file, not a traceback
         detail = " ".join(str(exc).split()) or type(exc).__name__
         raise FormatError(f"{src}: not readable as {spec.id} ({type(exc).__name__}: {detail})") from None

@@ -22,7 +22,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from vfmstudio.core.annotations import Annotation, AnnotationError, LabelSet, new_id
@@ -108,7 +108,13 @@ class ImageRecord:
 
     @classmethod
     def from_json(cls, obj: Mapping) -> ImageRecord:
-        return cls(key=str(obj["key"]), path=str(obj["path"]), id=str(obj.get("id", "")),
+        path = str(obj["path"])
+        # We only ever write paths relative to the project folder; an absolute one in a file is
+        # hostile or foreign, and exports would copy whatever it names (docs/reliability.md).
+        if not path or "\x00" in path or PurePosixPath(path).is_absolute() or PureWindowsPath(path).drive \
+                or PureWindowsPath(path).is_absolute():
+            raise ValueError(f"image path {path[:200]!r} is not relative to the project folder")
+        return cls(key=str(obj["key"]), path=path, id=str(obj.get("id", "")),
                    width=int(obj.get("width", 0)), height=int(obj.get("height", 0)), size=int(obj.get("size", 0)),
                    mtime_ns=int(obj.get("mtime_ns", 0)))
 
@@ -338,8 +344,11 @@ class Project:
             project.labels = LabelSet.from_json(obj.get("labels") or {})
             project.revision = int(obj.get("revision", 0))
             project.saved = str(obj.get("saved", ""))
-        except (AnnotationError, KeyError, TypeError, ValueError) as exc:
-            raise ProjectCorruptError(f"{name}: invalid project content ({type(exc).__name__}: {exc})") from None
+        except (AnnotationError, KeyError, TypeError, ValueError, AttributeError, ArithmeticError,
+                RecursionError) as exc:
+            # ArithmeticError: int(1e999) overflows; every message is kept to one line.
+            detail = " ".join(str(exc).split())[:300]
+            raise ProjectCorruptError(f"{name}: invalid project content ({type(exc).__name__}: {detail})") from None
         project.extra = {k: v for k, v in obj.items()
                          if k not in ("format", "version", "revision", "saved", "images", "labels")}
         return project
@@ -401,6 +410,10 @@ def _parse(path: Path, data: bytes) -> Project:
     except json.JSONDecodeError as exc:
         raise ProjectCorruptError(f"{path.name}: not valid JSON (line {exc.lineno}, column {exc.colno}: "
                                   f"{exc.msg})") from None
+    except RecursionError:  # hostile nesting ([[[[...): json recurses per level
+        raise ProjectCorruptError(f"{path.name}: JSON nested too deeply to be a project") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ProjectCorruptError(f"{path.name}: not valid JSON ({' '.join(str(exc).split())})") from None
     return Project.from_json(path, obj)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from vfmstudio.ml.compiling import compile_encoders, torch_compile_enabled
 from vfmstudio.ml.devices import (
     BYTES_PER_ELEMENT,
     available_ram_bytes,
@@ -48,6 +49,7 @@ class LoadedModelInfo:
     n_params: int
     nbytes: int
     attn_implementation: str | None = None
+    compiled: tuple[str, ...] = ()  # the sub-modules torch.compile wraps (empty: eager)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +60,7 @@ class LoadedModelInfo:
             "n_params": self.n_params,
             "nbytes": self.nbytes,
             "attn_implementation": self.attn_implementation,
+            "compiled": list(self.compiled),
         }
 
 
@@ -166,12 +169,14 @@ def load_pretrained(
     precision: str = "auto",
     allow_download: bool = True,
     attn_implementation: str | None = "sdpa",
+    compile: bool | None = None,
     **kwargs: Any,
 ) -> tuple[Any, LoadedModelInfo]:
     """Load ``model_cls.from_pretrained`` for ``ref`` on ``device`` in eval mode, safetensors only.
 
-    ``attn_implementation="sdpa"`` falls back to "eager" when the class does not support SDPA. Extra
-    ``kwargs`` go to from_pretrained (never ``trust_remote_code``).
+    ``attn_implementation="sdpa"`` falls back to "eager" when the class does not support SDPA.
+    ``compile`` wraps the encoders in ``torch.compile`` (None: the process setting, see
+    :mod:`vfmstudio.ml.compiling`). Extra ``kwargs`` go to from_pretrained (never ``trust_remote_code``).
     """
     if kwargs.get("trust_remote_code"):
         raise ModelError(
@@ -226,6 +231,7 @@ def load_pretrained(
         raise ModelError(f"cannot load '{ref.display}': its safetensors weights are corrupt or incomplete "
                          f"({_first_line(exc)}); fetch the model again") from exc
     model.eval()
+    compiled = tuple(compile_encoders(model)) if (torch_compile_enabled() if compile is None else compile) else ()
     config = getattr(model, "config", None)
     attn_used = getattr(config, "_attn_implementation", None) or attn_used
     n_params = sum(p.numel() for p in model.parameters())
@@ -239,6 +245,7 @@ def load_pretrained(
         n_params=int(n_params),
         nbytes=int(nbytes),
         attn_implementation=attn_used,
+        compiled=compiled,
     )
     return model, info
 

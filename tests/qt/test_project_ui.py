@@ -234,3 +234,31 @@ def test_opening_another_folder_saves_the_first_project_and_edits_land_in_the_se
     second = lab.controller.add_shape(Box(2, 2, 6, 6))
     assert lab.session.labels.get(second).image == "img1.png"
     assert list(lab.session.project.images) == ["img1.png"]
+
+
+def test_import_through_the_dialog_is_one_undo_step(qtbot, edit_window, image_folder, tmp_path):
+    from vfmstudio.core.exchange import export_project
+
+    # A COCO file of another labelling of the same images.
+    src = open_project(image_folder / "source.json", create=True)
+    k = src.add_image(image_folder / "img1.png").key
+    src.labels.ensure_class("zebra", "#abcdef")
+    box = src.labels.add(Annotation(k, "zebra", Box(3, 4, 30, 40)))
+    w = edit_window
+    export_project(w.host.format("coco"), src, tmp_path / "coco")
+    open_image(qtbot, w, image_folder)
+    lab = w.labelling
+    dialog = lab.import_dialog()
+    dialog.set_format("coco")
+    dialog.source_edit.setText(str(tmp_path / "coco" / "annotations.json"))
+    dialog.form.set_value("image_root", str(image_folder))
+    assert dialog.start() is not None
+    qtbot.waitUntil(lambda: dialog.result_status == "done", timeout=10000)
+    labels = lab.session.labels
+    [got] = labels.annotations("img1.png")
+    assert got.label == "zebra" and np.allclose(got.shape.xyxy, box.shape.xyxy)
+    assert labels.get_class("zebra").color == "#abcdef"
+    assert "img1.png" in lab.session.project.images and lab.session.stack.count() == 1
+    lab.undo_action.trigger()
+    assert len(labels) == 0 and labels.get_class("zebra") is None
+    dialog.close()

@@ -95,6 +95,7 @@ class Labelling(QObject):
                    self._action("&Save Project", self.save, QKeySequence.StandardKey.Save),
                    self._action("Save Project &As…", self.save_as_dialog, "Ctrl+Shift+S"),
                    None,
+                   self._action("&Import…", self.import_dialog, "Ctrl+I"),
                    self._action("&Export…", self.export_dialog, "Ctrl+E")]
         for action in entries:
             if action is None:
@@ -286,6 +287,37 @@ class Labelling(QObject):
         dialog.show()
         self.export = dialog
         return dialog
+
+    def import_dialog(self):
+        from vfmstudio.qt.import_dialog import ImportDialog
+
+        w = self.window
+        formats = list(w.host.formats.values()) if w.host is not None else []
+        dialog = ImportDialog(formats, self.session.project, w.runner, w)
+        dialog.imported.connect(self.apply_import)
+        dialog.setModal(False)
+        dialog.show()
+        self.import_ = dialog
+        return dialog
+
+    def apply_import(self, before, merged, warnings) -> bool:
+        """Add what an import brought (computed off the GUI thread) as one undo step."""
+        from vfmstudio.qt.import_dialog import merge_command
+
+        command, images, counts = merge_command(before, merged)
+        for key, rec in images.items():
+            self.session.project.images.setdefault(key, rec)
+        for text in warnings:
+            self.window.messages.post("warning", f"import: {text}")
+        if command is None:
+            self.window.messages.post("info", "import: nothing new to add")
+            return False
+        ok = self.session.push(command)
+        if ok:
+            self.window.messages.post("info", f"imported {counts['annotations']} annotations on "
+                                              f"{counts['images']} new images, {counts['classes']} new classes")
+            self._check_images()
+        return ok
 
     def _on_export_finished(self, status: str, value) -> None:
         if status == "done":

@@ -49,3 +49,23 @@ def small_png(tmp_path):
         return path
 
     return make
+
+
+@pytest.fixture
+def faulty_window(qtbot, faulty_host, tmp_path):
+    """The studio window on the faulty plugin, with small caches and its own settings file."""
+    from PySide6.QtCore import QSettings
+
+    from vfmstudio.core.cache import ByteLRUCache
+    from vfmstudio.execution import Services
+    from vfmstudio.qt.main_window import MainWindow
+
+    services = Services(models=ByteLRUCache(1 << 28, name="models"), features=ByteLRUCache(1 << 22, name="features"))
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    settings.setValue("prefetch/enabled", False)  # runs only what each test asks for
+    w = MainWindow(host=faulty_host, services=services, settings=settings)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.tools.tree.topLevelItemCount() > 0, timeout=5000)
+    yield w
+    w.close()

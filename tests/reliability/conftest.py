@@ -20,7 +20,7 @@ def case_ids():
 
 @pytest.fixture
 def faulty_host(monkeypatch):
-    """A plugin host holding only the faulty plugin, installed as the process-wide host too."""
+    """A plugin host with the faulty plugin and DINOv2, installed as the process-wide host too."""
     import importlib.util
     import sys
     from pathlib import Path
@@ -31,7 +31,7 @@ def faulty_host(monkeypatch):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     monkeypatch.setitem(sys.modules, "faulty", module)
-    host = _plugin_host.PluginHost(builtins=("faulty",), entry_points=False).load()
+    host = _plugin_host.PluginHost(builtins=("faulty", "vfmstudio_dinov2"), entry_points=False).load()
     monkeypatch.setattr(_plugin_host, "_HOST", host)
     yield host
     module.HANG.set()  # let an abandoned hanging tool return

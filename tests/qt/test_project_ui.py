@@ -262,3 +262,13 @@ def test_import_through_the_dialog_is_one_undo_step(qtbot, edit_window, image_fo
     lab.undo_action.trigger()
     assert len(labels) == 0 and labels.get_class("zebra") is None
     dialog.close()
+
+
+def test_closing_the_window_writes_unsaved_edits(qtbot, edit_window, image_folder):
+    w = edit_window
+    open_image(qtbot, w, image_folder)
+    w.labelling.session.autosave.setInterval(60_000)
+    ann = w.labelling.controller.add_shape(Box(1, 2, 3, 4))
+    assert not (image_folder / "vfmstudio.json").exists()
+    w.close()
+    assert ann in open_project(image_folder / "vfmstudio.json").labels

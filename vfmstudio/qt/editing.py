@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QMenu, QMessageBox, QUndoView
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QMenu, QMessageBox, QScrollArea, QUndoView
 
 from vfmstudio.qt.edit_tools import EditController
 from vfmstudio.qt.labels_dock import LabelsPanel
@@ -59,7 +59,14 @@ class Labelling(QObject):
 
         self.panel = LabelsPanel(self.session, self.controller, self.tool_actions, window)
         self.panel.accept_requested.connect(self.accept_dialog)
-        self.dock = self._dock("Labels", self.panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        # In a scroll area, so the dock never forces the window taller than the screen (the right
+        # column also holds the tools).
+        scroll = QScrollArea(window)
+        scroll.setWidget(self.panel)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.dock = self._dock("Labels", scroll, Qt.DockWidgetArea.RightDockWidgetArea)
         window.tabifyDockWidget(window.dock_layers, self.dock)
         self.history = QUndoView(self.session.stack, window)
         self.history.setEmptyLabel("<opened>")
@@ -321,6 +328,8 @@ class Labelling(QObject):
 
     def _on_export_finished(self, status: str, value) -> None:
         if status == "done":
+            for text in self.export.warnings:  # what the format cannot hold (holes, points, ...)
+                self.window.messages.post("warning", f"export: {text}")
             self.window.messages.post("info", f"exported {len(value)} files")
         elif status == "cancelled":
             self.window.messages.post("info", "export cancelled")

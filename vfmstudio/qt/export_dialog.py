@@ -84,6 +84,7 @@ class ExportDialog(QDialog):
         layout.addWidget(self.description)
         self.form_holder = QVBoxLayout()
         layout.addLayout(self.form_holder)
+        layout.addStretch(1)  # extra height goes below the options, not between the rows
         self.progress = QProgressBar(self)
         self.progress.setRange(0, 1000)
         self.progress.setValue(0)
@@ -156,13 +157,12 @@ class ExportDialog(QDialog):
         project = snapshot(self.project)
         out_dir = Path(out)
 
-        def job(ctx) -> list[str]:
+        def job(ctx) -> tuple[list[str], list[str]]:
             from vfmstudio.core.exchange import export_project
 
             result = export_project(spec, project, out_dir, params, cancel=ctx.cancel,
                                     on_progress=lambda f, m: ctx.progress(f, m))
-            self.warnings = list(result.warnings)
-            return [str(p) for p in result.files]
+            return [str(p) for p in result.files], list(result.warnings)
 
         self.job = self.runner.submit(job, key=f"export:{out_dir}", source=f"export · {spec.id}")
         self.export_button.setEnabled(False)
@@ -194,7 +194,7 @@ class ExportDialog(QDialog):
         self.cancel_button.setText("Close")
         if result.status == "done":
             self.progress.setValue(1000)
-            files = result.value or []
+            files, self.warnings = result.value
             self.progress.setFormat(f"done: {len(files)} files")
             self.finished_export.emit("done", files)
         elif result.status == "cancelled":

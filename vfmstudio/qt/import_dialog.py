@@ -92,6 +92,7 @@ class ImportDialog(QDialog):
         layout.addWidget(self.description)
         self.form_holder = QVBoxLayout()
         layout.addLayout(self.form_holder)
+        layout.addStretch(1)  # extra height goes below the options, not between the rows
         self.progress = QProgressBar(self)
         self.progress.setRange(0, 1000)
         self.progress.setFormat("")

@@ -222,3 +222,20 @@ def test_a_box_outside_the_image_is_clipped_and_a_click_is_not_a_box(qtbot, edit
     drag(qtbot, w, (50, 40), (90, 70))
     [a] = anns(w)
     assert a.shape.x1 == 64 and a.shape.y1 == 48
+
+
+def test_esc_drops_a_polygon_in_progress_without_cancelling_jobs_and_cancels_otherwise(qtbot, edit_window,
+                                                                                       image_folder):
+    w = edit_window
+    open_image(qtbot, w, image_folder)
+    assert w.tools.select_tool("fake.slow")
+    w.tools.form.set_value("seconds", 5.0)
+    job = w.run_current_tool()
+    key(qtbot, w, Qt.Key.Key_P)
+    click(qtbot, w, 5, 5)
+    click(qtbot, w, 20, 5)
+    key(qtbot, w, Qt.Key.Key_Escape)  # drops the two vertices
+    assert w.labelling.controller._polygon == [] and job in w._jobs
+    key(qtbot, w, Qt.Key.Key_Escape)  # nothing being drawn: Run > Cancel
+    qtbot.waitUntil(lambda: job not in w._jobs, timeout=5000)
+    assert any("cancelled" in t for t in w.messages.texts())

@@ -169,6 +169,8 @@ def main() -> int:
     run("paligemma.detect", refs["paligemma"], classes=("cup", "spoon"))
     shot("paligemma-detect")
 
+    labelling_shots(win, args, tmp, coffee, pump, shot)
+
     win.tools.select_tool("dinov2.pca")
     win.tools.set_model_ref("facebook/dinov2-giant")  # not downloaded here: a clear message, no crash
     win.run_current_tool()
@@ -177,6 +179,59 @@ def main() -> int:
     shot("messages")
     win.close()
     return 0
+
+
+def labelling_shots(win, args, tmp: Path, image_name: str, pump, shot) -> None:
+    """Labels dock, canvas annotations, history and the export dialog, on a copy of the samples (the
+    project file autosaves next to the images, and resources/ must stay clean)."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from vfmstudio.core.annotations import Box, Mask, Polygon
+
+    folder = tmp / "labelling"
+    shutil.copytree(args.samples, folder)
+    win.open_paths([folder])
+    names = [p.name for p in win.browser.paths()]
+    win.browser.list.setCurrentRow(names.index(image_name))
+    end = time.perf_counter() + 20
+    lab = win.labelling
+    while lab.controller.image_path != folder / image_name and time.perf_counter() < end:
+        pump(0.05)
+    for name, colour in (("cup", "#e6194b"), ("saucer", "#4363d8"), ("spoon", "#3cb44b")):
+        lab.panel.add_class(name, colour)
+    w, h = win.current.width, win.current.height
+    lab.panel.select_class("saucer")
+    lab.controller.add_shape(Polygon.simple([(w * 0.12, h * 0.55), (w * 0.5, h * 0.42), (w * 0.88, h * 0.55),
+                                             (w * 0.8, h * 0.8), (w * 0.5, h * 0.88), (w * 0.2, h * 0.8)]))
+    lab.panel.select_class("cup")
+    cup = lab.controller.add_shape(Box(w * 0.3, h * 0.15, w * 0.7, h * 0.6))
+    lab.panel.select_class("spoon")
+    yy, xx = np.mgrid[0:h, 0:w]
+    lab.controller.add_shape(Mask.from_array(((xx - w * 0.62) / (w * 0.08)) ** 2 + ((yy - h * 0.66) / (h * 0.1)) ** 2 < 1))
+    lab.panel.tags_edit.setText("coffee, table")
+    lab.panel.apply_tags()
+    lab.panel.caption_edit.setPlainText("an espresso cup on a saucer, a spoon beside it")
+    lab.panel.apply_caption()
+    lab.set_mode("select")
+    lab.controller.select([cup])  # its resize handles show
+    win.layer_store.clear_image(win.current.id)  # the annotations alone, without the last run's layers
+    lab.dock_history.raise_()
+    pump(0.5)
+    shot("labelling")
+    dialog = lab.export_dialog()
+    dialog.set_format("coco")
+    pump(0.3)
+    path = args.out / "export-dialog.png"
+    dialog.grab().save(str(path))
+    if not args.full_colour:
+        Image.open(path).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+    print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+    dialog.close()
+    lab.set_mode("view")
+    win.dock_layers.raise_()
 
 
 if __name__ == "__main__":

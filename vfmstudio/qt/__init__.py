@@ -8,4 +8,7 @@
 - ``histogram``: the draggable threshold; ``results_panel``: scores, text, tables, rankings
 - ``browser``, ``thumbnails``, ``image_loader``: the image list and off-thread decoding
 - ``tools_panel``, ``param_form``: tools from their declarations; ``messages``, ``theme``, ``imaging``
+- ``editing``: labelling wired into the window (``Labelling``): ``project_session`` (project, undo
+  stack, autosave, recovery), ``edit_tools`` + ``annotation_item`` (canvas tools and drawing),
+  ``labels_dock``, ``accept_dialog``, ``export_dialog``, ``import_dialog`` (ADR 0070)
 """

@@ -238,11 +238,13 @@ def prepare_tool(
     cancel: CancelToken | None = None,
     services: Services | None = None,
     params_from_text: bool = False,
+    timeout: float | None = None,
 ) -> bool:
     """Fill the caches for many images at once when the tool declares ``prepare``.
 
-    Returns False when the tool has no batched preparation. Failures raise :class:`ToolError`, so
-    a caller can fall back to per-image runs, which report per-image errors.
+    Returns False when the tool has no batched preparation. Failures (and a preparation still going
+    after ``timeout`` seconds) raise :class:`ToolError`, so a caller can fall back to per-image runs,
+    which report per-image errors.
     """
     if not tool.prepare:
         return False
@@ -254,11 +256,16 @@ def prepare_tool(
         raise ToolError(tool, str(exc), user_error=True) from None
     except Exception as exc:  # noqa: BLE001 - plugin code may fail to import in any way
         raise ToolError(tool, f"cannot load {tool.prepare}: {type(exc).__name__}: {exc}") from exc
+    cancel = cancel or CancelToken()
     ctx = RunContext(tool_id=tool.id, model_ref=model or tool.default_model, device=device, precision=precision,
-                     cancel=cancel or CancelToken(), models=services.models, features=services.features)
+                     cancel=CancelToken() if timeout else cancel, models=services.models,
+                     features=services.features)
     try:
-        fn(ctx, list(images), resolved)
-    except Cancelled:
+        if timeout:
+            _call_with_timeout(tool, fn, ctx, list(images), resolved, timeout, cancel)
+        else:
+            fn(ctx, list(images), resolved)
+    except (Cancelled, ToolError):
         raise
     except Exception as exc:  # noqa: BLE001 - fault boundary around plugin code
         raise ToolError(tool, f"batched preparation failed: {type(exc).__name__}: {exc}") from exc

@@ -29,6 +29,8 @@ def vfm_register_tools():
         ToolSpec(id="faulty.notresult", title="Not a result", run="faulty:not_result", returns=("text",)),
         ToolSpec(id="faulty.leaks", title="Leaks", run="faulty:leaks", returns=("text",),
                  params=(Param("mb", ParamType.INT, 8, minimum=1, maximum=64),)),
+        ToolSpec(id="faulty.slowprep", title="Hanging preparation", run="faulty:ok", prepare="faulty:hangs",
+                 returns=("heatmap",), params=(Param("scale", ParamType.FLOAT, 1.0, minimum=0.0, maximum=10.0),)),
         ToolSpec(id="faulty.missing", title="Missing", run="faulty_module_that_is_gone:run", returns=("text",)),
     ]
 

@@ -132,6 +132,21 @@ def test_batch_abandons_hung_images_and_stops_when_every_image_hangs(faulty_host
     assert len(failures) == 3
 
 
+def test_batch_falls_back_to_per_image_runs_when_the_batched_preparation_hangs(faulty_host, small_png, tmp_path,
+                                                                              capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(4):
+        small_png(f"src/img{i}.png", seed=i)
+    t0 = time.perf_counter()
+    code, out, err = cli(capsys, "batch", str(src), "--tool", "faulty.slowprep", "--out", str(tmp_path / "out"),
+                         "--batch-size", "2", "--timeout", "0.3", "--json")
+    assert code == 0, err
+    assert time.perf_counter() - t0 < 5  # two abandoned preparations, not two 60 s hangs
+    summary = json.loads(out)
+    assert (summary["done"], summary["failed"]) == (4, 0)
+
+
 def test_batch_with_a_raising_tool_lists_failures_and_finishes(faulty_host, small_png, tmp_path, capsys):
     src = tmp_path / "src"
     src.mkdir()

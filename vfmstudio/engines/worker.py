@@ -170,7 +170,8 @@ class BatchWorker:
             self.counters.prepare_calls += 1
             try:
                 prepare_tool(spec.tool, images, spec.params, model=spec.model, device=spec.device,
-                             precision=spec.precision, cancel=self.cancel, services=self.services)
+                             precision=spec.precision, cancel=self.cancel, services=self.services,
+                             timeout=spec.timeout)
             except ToolError:
                 # Per-image runs below report the real, per-image reason.
                 self.counters.prepare_failures += 1

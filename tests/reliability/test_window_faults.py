@@ -96,6 +96,11 @@ def test_a_hung_tool_is_abandoned_after_the_window_time_limit(qtbot, faulty_wind
 
 def test_window_time_limit_setting_values(faulty_window, monkeypatch):
     w = faulty_window
+    assert any(a.text() == "&Time Limit…" for a in w.findChildren(type(w.menuBar().actions()[0])))
+    w.set_tool_timeout(30)
+    assert w.tool_timeout_s() == 30.0
+    with pytest.raises(ValueError):
+        w.set_tool_timeout(-5)
     w.settings.setValue("run/timeout_s", 0)
     assert w.tool_timeout_s() is None  # 0: no limit
     w.settings.setValue("run/timeout_s", "later")

@@ -230,6 +230,7 @@ class MainWindow(QMainWindow):
         self._action("&Cancel", self.cancel_jobs, "Esc", sp.SP_BrowserStop, run)
         run.addSeparator()
         self._action("&Devices…", self.show_devices, None, sp.SP_ComputerIcon, run)
+        self._action("&Time Limit…", self.ask_tool_timeout, None, None, run)
         help_menu = bar.addMenu("&Help")
         self._action("&Plugins…", self.show_plugins, None, None, help_menu)
         self._action("&About vfmstudio", self._about, None, None, help_menu)
@@ -583,6 +584,24 @@ class MainWindow(QMainWindow):
         except ValueError as exc:
             log.warning("using a %g s run time limit: %s", DEFAULT_TOOL_TIMEOUT_S, exc)
             return DEFAULT_TOOL_TIMEOUT_S
+
+    def set_tool_timeout(self, seconds: float) -> None:
+        """Store the run time limit (``run/timeout_s``); 0 means no limit. Applies to the next run."""
+        from vfmstudio.execution import tool_timeout_s
+
+        tool_timeout_s(seconds)  # refuses a negative or non-finite value
+        self.settings.setValue("run/timeout_s", float(seconds))
+
+    def ask_tool_timeout(self) -> None:
+        from PySide6.QtWidgets import QInputDialog
+
+        current = self.tool_timeout_s() or 0
+        seconds, ok = QInputDialog.getInt(self, "Run time limit", "Abandon a run after this many seconds "
+                                          "(0: no limit). A hung plugin tool then gives an error.",
+                                          int(current), 0, 7 * 24 * 3600)
+        if ok:
+            self.set_tool_timeout(seconds)
+            self.messages.post("info", f"run time limit: {seconds} s" if seconds else "run time limit: none")
 
     def cancel_jobs(self) -> int:
         n = self.runner.cancel_where(lambda job: True)

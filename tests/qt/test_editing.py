@@ -183,6 +183,12 @@ def test_accept_a_prediction_layer_as_annotations_in_one_undo_step(qtbot, edit_w
             dialog.list.item(i).setCheckState(Qt.CheckState.Unchecked)
     assert lab.accept_items(dialog.chosen())
     assert sorted((a.label, a.shape.kind) for a in anns(w)) == [("left", "mask"), ("right", "mask")]
+    # A layer on its own: the Detections layer of the run gives its box, with provenance.
+    lab.undo_action.trigger()
+    det = next(layer for layer in w.layer_store.layers(w.current.id) if layer.kind == "detections")
+    assert lab.accept_layer(det.id)
+    [box] = anns(w)
+    assert box.label == "thing" and box.shape.kind == "box" and box.provenance.tool == "fake.all"
 
 
 def test_unsaved_marker_follows_the_undo_stack(qtbot, edit_window, image_folder):

@@ -7,6 +7,7 @@ command (provenance kept by :func:`vfmstudio.core.annotations.accept_prediction`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt
@@ -59,6 +60,11 @@ def acceptable_items(predictions: list[Prediction], image_id: str) -> list[Item]
     return out
 
 
+def layer_items(items: list[Item], layer) -> list[Item]:
+    """The items drawn by one layer (its prediction's result), all of them."""
+    return [it for it in items if it.prediction is layer.prediction and it.prediction.results[it.result] is layer.result]
+
+
 def accept_command(items: list[Item], key: str, labels: LabelSet, *, masks_as_polygons: bool = False,
                    tolerance: float = 1.0) -> cmd.Command | None:
     """One undoable step adding every chosen item to image ``key`` (None when nothing is added)."""
@@ -82,7 +88,8 @@ def accept_command(items: list[Item], key: str, labels: LabelSet, *, masks_as_po
 class AcceptDialog(QDialog):
     """Check the items to accept; masks may become polygons simplified by a tolerance."""
 
-    def __init__(self, items: list[Item], parent: QWidget | None = None, *, preselect_tool: str | None = None):
+    def __init__(self, items: list[Item], parent: QWidget | None = None, *,
+                 preselect: Callable[[Item], bool] | None = None):
         super().__init__(parent)
         self.setWindowTitle("Accept predictions")
         self.items = items
@@ -92,7 +99,7 @@ class AcceptDialog(QDialog):
         for it in items:
             row = QListWidgetItem(it.text, self.list)
             row.setFlags(row.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            on = it.default and (preselect_tool is None or it.prediction.tool == preselect_tool)
+            on = it.default and (preselect is None or preselect(it))
             row.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
         layout.addWidget(self.list, 1)
         options = QHBoxLayout()

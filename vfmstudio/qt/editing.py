@@ -133,6 +133,7 @@ class Labelling(QObject):
         edit.addAction(self._action("&Delete Selected", self.controller.delete_selected,
                                     QKeySequence.StandardKey.Delete))
         edit.addAction(self._action("&Accept Predictions…", self.accept_dialog, "Ctrl+Return"))
+        edit.addAction(self._action("Accept Selected &Layer", self._accept_selected_layer, "Ctrl+Shift+Return"))
         edit.addSeparator()
         edit.addAction(self.dock.toggleViewAction())
         edit.addAction(self.dock_history.toggleViewAction())
@@ -263,8 +264,24 @@ class Labelling(QObject):
                  if it.default and (tool is None or it.prediction.tool == tool)]
         return self.accept_items(items, **options)
 
+    def accept_layer(self, layer_id: int, **options) -> bool:
+        """Accept every item a prediction layer draws (masks or boxes) in one undo step."""
+        from vfmstudio.qt.accept_dialog import acceptable_items, layer_items
+
+        layer = self.window.layer_store.find(layer_id)
+        if layer is None:
+            return False
+        return self.accept_items(layer_items(acceptable_items([layer.prediction], layer.image_id), layer), **options)
+
+    def _accept_selected_layer(self) -> bool:
+        layer = self.window.layers.selected_layer()
+        if layer is None or not self.accept_layer(layer.id):
+            self.window.messages.post("warning", "select a masks or boxes layer in the Layers dock to accept it")
+            return False
+        return True
+
     def accept_dialog(self) -> bool:
-        from vfmstudio.qt.accept_dialog import AcceptDialog, acceptable_items
+        from vfmstudio.qt.accept_dialog import AcceptDialog, acceptable_items, layer_items
 
         w = self.window
         if w.current is None:
@@ -274,8 +291,10 @@ class Labelling(QObject):
         if not items:
             w.messages.post("warning", "no predictions to accept on this image (boxes, masks, tags or text)")
             return False
+        # With a Masks or Detections layer selected in the Layers dock, only its items start ticked.
         layer = w.layers.selected_layer()
-        dialog = AcceptDialog(items, w, preselect_tool=layer.tool if layer is not None else None)
+        chosen = {id(it) for it in layer_items(items, layer)} if layer is not None else set()
+        dialog = AcceptDialog(items, w, preselect=(lambda it: id(it) in chosen) if chosen else None)
         if dialog.exec() != AcceptDialog.DialogCode.Accepted:
             return False
         return self.accept_items(dialog.chosen(), masks_as_polygons=dialog.polygons.isChecked(),

@@ -222,6 +222,18 @@ def _directory(path: Path) -> None:
     path.mkdir()
 
 
+def _fifo(path: Path) -> None:
+    os.mkfifo(path)  # open() would block until a writer appears: the loader must not open it
+
+
+def _text_chunk_bomb(path: Path) -> None:
+    # A valid 32x24 PNG plus a zTXt chunk that inflates to 64 MiB: Pillow's text-chunk limit refuses it.
+    png = _encoded(Image.fromarray(pattern()), "PNG")
+    bomb = _png_chunk(b"zTXt", b"Comment\x00\x00" + zlib.compress(b"\x00" * (64 << 20), 9))
+    iend = png.rindex(b"IEND") - 4
+    path.write_bytes(png[:iend] + bomb + png[iend:])
+
+
 def _truncated(fmt: str, keep: float) -> Callable[[Path], None]:
     def make(path: Path) -> None:
         data = _encoded(Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)), fmt)
@@ -257,6 +269,8 @@ CASES: tuple[Case, ...] = (
          Fails("exceeds the limit")),
     Case("symlink-loop", "loop.jpg", _symlink_loop, Fails("cannot read file"), in_folder_listing=False),
     Case("directory-named-jpg", "folder.jpg", _directory, Fails("is a directory"), in_folder_listing=False),
+    Case("fifo-named-jpg", "pipe.jpg", _fifo, Fails("not a regular file"), in_folder_listing=False),
+    Case("text-chunk-bomb-png", "ztxt-bomb.png", _text_chunk_bomb, Fails("truncated or corrupt PNG")),
     # --- loads, with size and colours checked
     Case("png-rgb", "plain.png", _save(_PATTERN), Loads(W, H, _Q)),
     Case("cmyk-jpeg", "cmyk.jpg", _cmyk_jpeg, Loads(W, H, _Q, tol=40)),

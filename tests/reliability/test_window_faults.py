@@ -136,3 +136,38 @@ def test_gpu_out_of_memory_in_the_window_suggests_a_remedy_and_the_next_run_work
     w.submit_tool(tool, {"resolution": 28}, model=model)
     wait_idle(qtbot, w, timeout=30000)
     assert "dinov2.pca" in w._predictions[w.current.id]
+
+
+def test_a_named_pipe_never_blocks_a_thumbnail_thread(hostile_dir):
+    """Opening a FIFO for reading blocks until a writer appears: a thumbnail thread stuck there would
+    also keep the application from exiting (the thread pool waits for its threads)."""
+    import os
+    import threading
+
+    from vfmstudio.qt.thumbnails import make_thumbnail
+
+    fifo = hostile_dir / "pipe.jpg"
+    outcome = {}
+
+    def thumb():
+        try:
+            make_thumbnail(fifo)
+        except Exception as exc:  # noqa: BLE001 - any refusal is fine, blocking is not
+            outcome["error"] = exc
+
+    t = threading.Thread(target=thumb, daemon=True)
+    t.start()
+    t.join(2)
+    blocked = t.is_alive()
+    if blocked:  # release the reader so the thread can end
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        os.close(fd)
+        t.join(2)
+    assert not blocked and "not a regular file" in str(outcome.get("error"))
+
+
+def test_opening_a_named_pipe_explicitly_is_a_message(qtbot, faulty_window, hostile_dir):
+    w = faulty_window
+    assert w.open_paths([hostile_dir / "pipe.jpg"]) == 1
+    w.browser.list.setCurrentRow(0)
+    qtbot.waitUntil(lambda: any("not a regular file" in t for t in w.messages.texts("error")), timeout=5000)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,9 @@ def make_thumbnail(path: Path, size: int = THUMB_SIZE) -> QImage:
     """A small upright RGB thumbnail; JPEGs decode at reduced size (draft mode), so it is quick."""
     from PIL import Image, ImageOps
 
+    # A FIFO or device would block open() (and the pool thread, and the app's exit) forever.
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise ValueError(f"{path}: not a regular file")
     with Image.open(path) as im:
         im.draft("RGB", (size * 2, size * 2))
         im = ImageOps.exif_transpose(im)

@@ -223,3 +223,13 @@ def test_xml_through_the_cli_import_is_one_line(tmp_path, capsys):
     code = main(["import", str(tmp_path), "--format", "cvat", "--into", str(tmp_path / "proj.json")])
     _, err = capsys.readouterr()
     assert code == 2 and err.count("\n") == 1 and "unsafe XML" in err
+
+
+@pytest.mark.parametrize("name", ["pipe.jpg", "bomb.png", "page.jpg", "loop.jpg"])
+def test_adding_a_hostile_file_to_a_project_is_one_line(tmp_path, hostile_dir, name):
+    from vfmstudio.core.image import ImageLoadError
+
+    project = open_project(hostile_dir / "test-project.json", create=True)
+    with pytest.raises((ImageLoadError, OSError)) as info:  # never blocks on the pipe
+        project.add_image(hostile_dir / name)
+    assert "\n" not in str(info.value) and name in str(info.value)

@@ -17,8 +17,10 @@ Safety of data is this module's job:
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -144,19 +146,25 @@ def image_size(path: Path) -> tuple[int, int]:
     from PIL import Image, UnidentifiedImageError
 
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO named like an image would block open()
+            raise ImageLoadError(path, "not a regular file")
         with Image.open(path) as im:
             w, h = im.size
             try:
                 orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
             except Exception:  # noqa: BLE001 - a broken EXIF block must not stop the read
                 orientation = 1
-    except (OSError, UnidentifiedImageError) as exc:
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
         raise ImageLoadError(path, f"cannot read the image header ({exc})") from None
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 
 def _rel(path: Path, root: Path) -> str:
-    return Path(os.path.relpath(path.resolve(), root.resolve())).as_posix()
+    try:
+        resolved = path.resolve()
+    except RuntimeError:  # Python 3.11 raises this for a symlink loop; callers handle OSError
+        raise OSError(errno.ELOOP, "symbolic link loop", str(path)) from None
+    return Path(os.path.relpath(resolved, root.resolve())).as_posix()
 
 
 # ------------------------------------------------------------------------------ the project

@@ -148,3 +148,21 @@ def test_cli_run_outputs_on_a_full_disk_is_one_line(tmp_path, capsys, faulty_hos
         full_disk["on"] = False
     _, err = capsys.readouterr()
     assert code == 2 and err.count("\n") == 1 and "No space left on device" in err
+
+
+def test_batch_on_a_full_disk_stops_with_one_line(tmp_path, capsys, faulty_host, small_png, full_disk):
+    from vfmstudio.cli import main
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(6):
+        small_png(f"src/img{i}.png", seed=i)
+    out = tmp_path / "out"
+    full_disk["on"] = True
+    try:
+        code = main(["batch", str(src), "--tool", "faulty.ok", "--out", str(out)])
+    finally:
+        full_disk["on"] = False
+    _, err = capsys.readouterr()
+    assert code == 2, err
+    assert err.count("\n") == 1 and "No space left on device" in err and "Traceback" not in err

@@ -96,6 +96,15 @@ def build_spec(args):
 
 
 def run(args) -> int:
+    try:
+        return _run(args)
+    except OSError as exc:  # a full disk or an output folder that became unwritable mid-run
+        where = exc.filename or args.out
+        raise UsageError(f"{where}: {exc.strerror or exc} (finished images are kept; continue with --resume)") \
+            from None
+
+
+def _run(args) -> int:
     from vfmstudio.engines.job import BatchError, plan_run
     from vfmstudio.engines.progress import ProgressBar
 

@@ -166,3 +166,29 @@ def test_batch_on_a_full_disk_stops_with_one_line(tmp_path, capsys, faulty_host,
     _, err = capsys.readouterr()
     assert code == 2, err
     assert err.count("\n") == 1 and "No space left on device" in err and "Traceback" not in err
+
+
+def test_window_export_on_a_full_disk_says_so_and_leaves_the_project(qtbot, project, full_disk, tmp_path):
+    from vfmstudio._plugin_host import PluginHost
+    from vfmstudio.qt.export_dialog import ExportDialog
+    from vfmstudio.qt.runner import QtJobRunner
+
+    formats = PluginHost(builtins=("vfmstudio_formats",), entry_points=False).load().formats.values()
+    runner = QtJobRunner()
+    dialog = ExportDialog(list(formats), project, runner)
+    qtbot.addWidget(dialog)
+    dialog.set_format("coco")
+    dialog.out_edit.setText(str(tmp_path / "export"))
+    before = project.path.read_bytes()
+    outcome = []
+    dialog.finished_export.connect(lambda status, value: outcome.append((status, value)))
+    full_disk["on"] = True
+    try:
+        assert dialog.start() is not None
+        qtbot.waitUntil(lambda: bool(outcome), timeout=10000)
+    finally:
+        full_disk["on"] = False
+        runner.shutdown()
+    (status, value), = outcome
+    assert status == "error" and "No space left on device" in str(value) and "\n" not in str(value)
+    assert project.path.read_bytes() == before

@@ -171,3 +171,42 @@ def test_opening_a_named_pipe_explicitly_is_a_message(qtbot, faulty_window, host
     assert w.open_paths([hostile_dir / "pipe.jpg"]) == 1
     w.browser.list.setCurrentRow(0)
     qtbot.waitUntil(lambda: any("not a regular file" in t for t in w.messages.texts("error")), timeout=5000)
+
+
+@pytest.mark.parametrize("safe_mode", [False, True])
+def test_a_broken_third_party_plugin_in_the_window_and_safe_mode(qtbot, tmp_path, monkeypatch, safe_mode):
+    """Normal start: the broken plugin is a named error message and the built-in tools are there.
+    Safe mode: it is never imported."""
+    from PySide6.QtCore import QSettings
+
+    from vfmstudio import _plugin_host
+    from vfmstudio.qt.main_window import MainWindow
+
+    imported = []
+
+    class BrokenEntryPoint:
+        name, value, group, dist = "thirdparty", "thirdparty_plugin:plugin", "vfmstudio", None
+
+        def load(self):
+            imported.append(self.name)
+            raise ImportError("No module named 'thirdparty_plugin'")
+
+    monkeypatch.setattr(_plugin_host, "_entry_points", lambda: [BrokenEntryPoint()])
+    monkeypatch.setattr(_plugin_host, "_HOST", None)
+    monkeypatch.delenv("VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(safe_mode=safe_mode, settings=settings)
+    qtbot.addWidget(w)
+    try:
+        qtbot.waitUntil(lambda: w.tools.tree.topLevelItemCount() > 0, timeout=10000)
+        tool_ids = set(w.host.tools)
+        assert {"dinov2.pca", "clip.classify"} <= tool_ids
+        errors = [t for t in w.messages.texts("error") if "thirdparty" in t]
+        if safe_mode:
+            assert imported == [] and errors == []
+        else:
+            assert imported == ["thirdparty"]
+            assert errors and "thirdparty failed to load" in errors[0] and "thirdparty_plugin" in errors[0]
+    finally:
+        w.close()
+        _plugin_host.reset_host()

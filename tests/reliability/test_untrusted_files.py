@@ -233,3 +233,20 @@ def test_adding_a_hostile_file_to_a_project_is_one_line(tmp_path, hostile_dir, n
     with pytest.raises((ImageLoadError, OSError)) as info:  # never blocks on the pipe
         project.add_image(hostile_dir / name)
     assert "\n" not in str(info.value) and name in str(info.value)
+
+
+@pytest.mark.parametrize("text", [NASTY_TEXT[0], NASTY_TEXT[1], json.dumps(_project_doc(labels=3.5)),
+                                  json.dumps(_project_doc(images=[{"key": "k", "path": "/etc/passwd"}]))],
+                         ids=["deep", "digits", "labels-float", "absolute-path"])
+def test_the_window_session_refuses_a_hostile_project_and_never_overwrites_it(qtbot, tmp_path, text):
+    from vfmstudio.qt.project_session import ProjectSession
+
+    path = tmp_path / "vfmstudio.json"
+    path.write_text(text)
+    session = ProjectSession(autosave_ms=60_000)
+    messages = []
+    session.message.connect(lambda level, message: messages.append((level, message)))
+    assert session.open(path) is False
+    assert session.read_only and messages and messages[-1][0] == "error" and "\n" not in messages[-1][1]
+    assert session.save() is False  # refused files are never written
+    assert path.read_text() == text

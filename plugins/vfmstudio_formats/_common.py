@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -115,7 +116,18 @@ def clip_points(points: np.ndarray, width: int, height: int) -> np.ndarray:
     return out
 
 
+def check_regular_file(path: Path) -> None:
+    """A FIFO or device named like a dataset file (a hostile archive can hold one) would block open()."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise FormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(mode):
+        raise FormatError(f"{path}: not a regular file")
+
+
 def read_json(path: Path) -> Any:
+    check_regular_file(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:

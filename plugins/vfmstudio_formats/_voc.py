@@ -16,7 +16,16 @@ from vfmstudio.core.annotations import Annotation, Box, Points
 from vfmstudio.core.exchange import ExchangeContext, FormatError, safe_join
 from vfmstudio.core.project import ImageRecord, Project, in_memory
 
-from ._common import check_size, copy_image, export_names, image_dims, imported, iter_images, shape_box
+from ._common import (
+    check_regular_file,
+    check_size,
+    copy_image,
+    export_names,
+    image_dims,
+    imported,
+    iter_images,
+    shape_box,
+)
 
 
 def _sub(parent: ET.Element, tag: str, text: object) -> ET.Element:
@@ -77,6 +86,7 @@ def export(project: Project, out: Path, params: dict, ctx: ExchangeContext) -> N
 
 
 def parse_xml(path: Path) -> ET.Element:
+    check_regular_file(path)
     try:
         return SafeET.parse(path).getroot()
     except DefusedXmlException as exc:

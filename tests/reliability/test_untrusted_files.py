@@ -250,3 +250,31 @@ def test_the_window_session_refuses_a_hostile_project_and_never_overwrites_it(qt
     assert session.read_only and messages and messages[-1][0] == "error" and "\n" not in messages[-1][1]
     assert session.save() is False  # refused files are never written
     assert path.read_text() == text
+
+
+@pytest.mark.parametrize(("fmt", "name"), [("labelme", "a.json"), ("coco", "annotations.json"),
+                                           ("cvat", "annotations.xml"), ("voc", "Annotations/a.xml")])
+def test_a_named_pipe_in_a_dataset_never_blocks_an_import(tmp_path, formats, fmt, name):
+    import os
+    import threading
+
+    pipe = tmp_path / name
+    pipe.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(pipe)
+    source = pipe if fmt == "coco" else tmp_path
+    outcome = {}
+
+    def work():
+        try:
+            import_dataset(formats.format(fmt), source, {})
+        except FormatError as exc:
+            outcome["error"] = str(exc)
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    t.join(3)
+    blocked = t.is_alive()
+    if blocked:  # release the reader so the thread ends
+        os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+        t.join(3)
+    assert not blocked and "not a regular file" in outcome.get("error", "")

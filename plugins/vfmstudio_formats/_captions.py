@@ -9,7 +9,7 @@ from pathlib import Path
 from vfmstudio.core.exchange import ExchangeContext, FormatError, safe_join
 from vfmstudio.core.project import ImageRecord, Project, in_memory
 
-from ._common import iter_images
+from ._common import iter_images, read_text
 
 
 def export_jsonl(project: Project, out: Path, params: dict, ctx: ExchangeContext) -> None:
@@ -39,7 +39,7 @@ def export_csv(project: Project, out: Path, params: dict, ctx: ExchangeContext) 
 def import_jsonl(source: Path, params: dict, ctx: ExchangeContext) -> Project:
     root = Path(params["image_root"]) if params.get("image_root") else source.parent
     project = in_memory(root)
-    for n, line in enumerate(source.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_text(source).splitlines(), 1):
         if not line.strip():
             continue
         try:

@@ -126,6 +126,12 @@ def check_regular_file(path: Path) -> None:
         raise FormatError(f"{path}: not a regular file")
 
 
+def read_text(path: Path) -> str:
+    """A dataset's text file, refused before open() when it is a FIFO or device."""
+    check_regular_file(path)
+    return path.read_text(encoding="utf-8")
+
+
 def read_json(path: Path) -> Any:
     check_regular_file(path)
     try:

@@ -24,6 +24,7 @@ from ._common import (
     image_dims,
     imported,
     iter_images,
+    read_text,
     shape_box,
 )
 
@@ -114,7 +115,7 @@ def import_(source: Path, params: dict, ctx: ExchangeContext) -> Project:
     labels = project.labels
     labels_txt = base / "labels.txt"
     if labels_txt.exists():
-        for line in labels_txt.read_text(encoding="utf-8").splitlines():
+        for line in read_text(labels_txt).splitlines():
             if line.strip():
                 labels.ensure_class(line.strip())
     for i, xml_path in enumerate(xmls):

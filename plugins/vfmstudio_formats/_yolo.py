@@ -24,6 +24,7 @@ from ._common import (
     image_record,
     imported,
     iter_images,
+    read_text,
     shape_box,
     shape_parts,
 )
@@ -124,7 +125,7 @@ def import_(source: Path, params: dict, ctx: ExchangeContext) -> Project:
     root = source if source.is_dir() else source.parent
     if yml.exists():
         try:
-            data = yaml.safe_load(yml.read_text(encoding="utf-8")) or {}
+            data = yaml.safe_load(read_text(yml)) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise FormatError(f"{yml}: cannot read data.yaml ({' '.join(str(exc).split())})") from None
         raw = data.get("names", [])
@@ -149,7 +150,7 @@ def import_(source: Path, params: dict, ctx: ExchangeContext) -> Project:
         txt = safe_join(root, str(PurePosixPath(label_rel).with_suffix(".txt")), what="label file")
         if not txt.exists():
             continue
-        for lineno, line in enumerate(txt.read_text(encoding="utf-8").splitlines(), 1):
+        for lineno, line in enumerate(read_text(txt).splitlines(), 1):
             if not line.strip():
                 continue
             # Without data.yaml the classes are unnamed: any index is accepted and named by its number.

@@ -253,7 +253,8 @@ def test_the_window_session_refuses_a_hostile_project_and_never_overwrites_it(qt
 
 
 @pytest.mark.parametrize(("fmt", "name"), [("labelme", "a.json"), ("coco", "annotations.json"),
-                                           ("cvat", "annotations.xml"), ("voc", "Annotations/a.xml")])
+                                           ("cvat", "annotations.xml"), ("voc", "Annotations/a.xml"),
+                                           ("captions-jsonl", "captions.jsonl"), ("yolo", "data.yaml")])
 def test_a_named_pipe_in_a_dataset_never_blocks_an_import(tmp_path, formats, fmt, name):
     import os
     import threading
@@ -261,7 +262,7 @@ def test_a_named_pipe_in_a_dataset_never_blocks_an_import(tmp_path, formats, fmt
     pipe = tmp_path / name
     pipe.parent.mkdir(parents=True, exist_ok=True)
     os.mkfifo(pipe)
-    source = pipe if fmt == "coco" else tmp_path
+    source = pipe if fmt in ("coco", "captions-jsonl") else tmp_path
     outcome = {}
 
     def work():

@@ -6,6 +6,7 @@ XML goes through defusedxml (billion laughs, external entities, external DTDs)."
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -252,6 +253,7 @@ def test_the_window_session_refuses_a_hostile_project_and_never_overwrites_it(qt
     assert path.read_text() == text
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
 @pytest.mark.parametrize(("fmt", "name"), [("labelme", "a.json"), ("coco", "annotations.json"),
                                            ("cvat", "annotations.xml"), ("voc", "Annotations/a.xml"),
                                            ("captions-jsonl", "captions.jsonl"), ("yolo", "data.yaml")])

@@ -3,6 +3,8 @@ limit and a simulated GPU out-of-memory: messages, never a crash or a hang, and 
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -138,6 +140,7 @@ def test_gpu_out_of_memory_in_the_window_suggests_a_remedy_and_the_next_run_work
     assert "dinov2.pca" in w._predictions[w.current.id]
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
 def test_a_named_pipe_never_blocks_a_thumbnail_thread(hostile_dir):
     """Opening a FIFO for reading blocks until a writer appears: a thumbnail thread stuck there would
     also keep the application from exiting (the thread pool waits for its threads)."""
@@ -166,6 +169,7 @@ def test_a_named_pipe_never_blocks_a_thumbnail_thread(hostile_dir):
     assert not blocked and "not a regular file" in str(outcome.get("error"))
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
 def test_opening_a_named_pipe_explicitly_is_a_message(qtbot, faulty_window, hostile_dir):
     w = faulty_window
     assert w.open_paths([hostile_dir / "pipe.jpg"]) == 1

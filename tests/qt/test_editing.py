@@ -245,3 +245,27 @@ def test_esc_drops_a_polygon_in_progress_without_cancelling_jobs_and_cancels_oth
     key(qtbot, w, Qt.Key.Key_Escape)  # nothing being drawn: Run > Cancel
     qtbot.waitUntil(lambda: job not in w._jobs, timeout=5000)
     assert any("cancelled" in t for t in w.messages.texts())
+
+
+def test_repainting_many_annotations_costs_no_python_qt_calls_per_shape(qtbot, edit_window, image_folder):
+    """PySide6 6.12 on CPython 3.11 takes a reference from None on every void Qt call (see
+    vfmstudio/qt/none_guard.py); shapes are C++ items, so a repaint must not call Qt from Python
+    once per annotation (it used to: ~7 calls per shape per repaint)."""
+    import vfmstudio.qt.none_guard as none_guard
+
+    w = edit_window
+    open_image(qtbot, w, image_folder)
+    ctl = w.labelling.controller
+    anns_ = [Box(i % 50, i % 40, i % 50 + 8, i % 40 + 6) for i in range(300)]
+    from vfmstudio.core import commands as cmd
+    from vfmstudio.core.annotations import Annotation
+
+    w.labelling.session.push(cmd.AddAnnotations([Annotation(ctl.image_key, "x", b) for b in anns_]))
+    ctl.select([anns(w)[0].id])
+    w.canvas.viewport().repaint()
+    before = sys.getrefcount(None)
+    for _ in range(20):
+        w.canvas.viewport().repaint()
+    assert before - sys.getrefcount(None) < 20 * 60  # a few dozen calls per repaint, not 300+
+    if sys.version_info < (3, 12):
+        assert w.labelling._none_guard is not None and sys.getrefcount(None) >= none_guard.LOW

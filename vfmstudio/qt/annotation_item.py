@@ -1,21 +1,29 @@
-"""Annotations of the image on view, painted as one canvas item in image pixel coordinates.
+"""Annotations of the image on view, as canvas items in image pixel coordinates.
 
-Boxes and polygons are vector paths with cosmetic pens (same width at every zoom); masks are
-RGBA images made once per mask value (shapes are immutable, so the shape object is the cache
-key). The selected annotations show their handles; an edit in progress is drawn as a preview.
+Boxes and polygons are Qt items with cosmetic pens (same width at every zoom), one per
+annotation, replaced only when it changes; masks are one RGBA pixmap. The selected annotations
+show their handles; an edit in progress is drawn as a preview.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPainterPath, QPen
-from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
+from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPainterPath, QPen, QPixmap
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QGraphicsPathItem,
+    QGraphicsPixmapItem,
+    QGraphicsRectItem,
+    QStyleOptionGraphicsItem,
+    QWidget,
+)
 
 from vfmstudio.core.annotations import Annotation, Box, LabelSet, Mask, Points, Polygon, Shape
 from vfmstudio.qt.imaging import qimage_from_array
 
 HANDLE_PX = 7  # handle size on screen, whatever the zoom
+THIN_OUTLINES_ABOVE = 300  # annotations on one image beyond which outlines are 1 px
 
 
 def shape_path(shape: Shape) -> QPainterPath:
@@ -51,99 +59,163 @@ def handles_of(shape: Shape) -> list[tuple[str, tuple, QPointF]]:
     return out
 
 
-def _mask_image(mask: Mask, rgb: tuple[int, int, int], alpha: int) -> QImage:
-    arr = mask.to_array()
-    rgba = np.zeros(arr.shape + (4,), dtype=np.uint8)
-    rgba[arr] = (*rgb, alpha)
-    return qimage_from_array(rgba)
+def _outline(shape: Shape) -> QPainterPath:
+    """A polygon's parts with holes (odd-even) or a points cloud, as one path."""
+    if isinstance(shape, Points):
+        path = QPainterPath()
+        for x, y in shape.points:
+            path.addEllipse(QPointF(x, y), 2.5, 2.5)
+        return path
+    return shape_path(shape)
+
+
+class _Overlay(QGraphicsItem):
+    """Handles of the selected shapes and the preview of an edit in progress (few Qt calls)."""
+
+    def __init__(self, owner: AnnotationItem):
+        super().__init__(owner)
+        self.owner = owner
+        self.setZValue(1e9)
+
+    def boundingRect(self) -> QRectF:
+        return self.owner.boundingRect()
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        owner = self.owner
+        if owner.chosen_shapes:
+            size = HANDLE_PX / (painter.worldTransform().m11() or 1.0)
+            handles, frames = QPainterPath(), QPainterPath()
+            for shape in owner.chosen_shapes:
+                if isinstance(shape, Mask):
+                    x0, y0, x1, y1 = shape.bbox()
+                    frames.addRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+                for _kind, _where, p in handles_of(shape):
+                    handles.addRect(QRectF(p.x() - size / 2, p.y() - size / 2, size, size))
+            dashed = QPen(QColor(255, 255, 255), 1, Qt.PenStyle.DashLine)
+            dashed.setCosmetic(True)
+            painter.setPen(dashed)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawPath(frames)
+            pen = QPen(QColor(20, 20, 20), 1)
+            pen.setCosmetic(True)
+            painter.setPen(pen)
+            painter.setBrush(QBrush(QColor(255, 255, 255)))
+            painter.drawPath(handles)
+        if owner.preview is not None:
+            pen = QPen(owner.preview_color, 2, Qt.PenStyle.DashLine)
+            pen.setCosmetic(True)
+            painter.setPen(pen)
+            fill = QColor(owner.preview_color)
+            fill.setAlpha(50)
+            painter.setBrush(QBrush(fill))
+            painter.drawPath(owner.preview)
 
 
 class AnnotationItem(QGraphicsItem):
-    """Paints a label set's annotations of one image; a child of the canvas image item."""
+    """The annotations of one image, in image pixel coordinates.
+
+    Each box, polygon or point set is a plain Qt item (painted in C++, culled by the scene), kept
+    per annotation and replaced only when that annotation changes; masks are composited into one
+    pixmap. Python paints only the handles of the selection and the preview of an edit, so a
+    repaint (every mouse move of a drag) costs the same with 5 or 5000 annotations.
+    """
 
     def __init__(self, width: int, height: int):
         super().__init__()
         self._rect = QRectF(0, 0, width, height)
+        self._size = (width, height)
         self.labels: LabelSet | None = None
         self.image_key: str | None = None
         self.selected: list[str] = []
+        self.chosen_shapes: list[Shape] = []
         self.preview: QPainterPath | None = None
         self.preview_color = QColor(255, 255, 255)
-        self._mask_images: dict[str, tuple[Mask, str, QImage]] = {}
+        self._items: dict[str, tuple[tuple, QGraphicsItem]] = {}  # id -> (what it shows, item)
+        self._masks_key: tuple = ()
+        self._masks_item: QGraphicsPixmapItem | None = None
+        self._overlay = _Overlay(self)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents, True)
         self.setZValue(10_000)  # above every prediction layer
-        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
 
     def boundingRect(self) -> QRectF:
         return self._rect.adjusted(-50, -50, 50, 50)
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        pass  # children only
 
     def annotations(self) -> tuple[Annotation, ...]:
         if self.labels is None or self.image_key is None:
             return ()
         return self.labels.annotations(self.image_key)
 
+    def set_preview(self, path: QPainterPath | None, color: QColor) -> None:
+        self.preview, self.preview_color = path, color
+        self._overlay.update()
+
     def refresh(self) -> None:
-        live = {a.id for a in self.annotations()}
-        for gone in [k for k in self._mask_images if k not in live]:
-            del self._mask_images[gone]
-        self.update()
-
-    def _mask(self, ann: Annotation, color: str) -> QImage:
-        cached = self._mask_images.get(ann.id)
-        if cached is None or cached[0] is not ann.shape or cached[1] != color:
-            qc = QColor(color)
-            cached = (ann.shape, color, _mask_image(ann.shape, (qc.red(), qc.green(), qc.blue()), 110))
-            self._mask_images[ann.id] = cached
-        return cached[2]
-
-    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        """Bring the items in line with the annotations and the selection (only what changed)."""
         labels = self.labels
-        if labels is None:
-            return
-        scale = painter.worldTransform().m11() or 1.0
+        anns = self.annotations() if labels is not None else ()
         selected = set(self.selected)
-        for ann in self.annotations():
-            color = QColor(labels.color_of(ann.label))
-            chosen = ann.id in selected
-            pen = QPen(color, 3 if chosen else 2)
-            pen.setCosmetic(True)
+        self.chosen_shapes = [a.shape for a in anns if a.id in selected]
+        width = 2 if len(anns) <= THIN_OUTLINES_ABOVE else 1
+        live = set()
+        masks: list[tuple[Mask, str]] = []
+        scene = self.scene()
+        for z, ann in enumerate(anns):
+            color = labels.color_of(ann.label)
             if isinstance(ann.shape, Mask):
-                painter.drawImage(QPointF(0, 0), self._mask(ann, color.name()))
-                if chosen:
-                    x0, y0, x1, y1 = ann.shape.bbox()
-                    dashed = QPen(color, 1, Qt.PenStyle.DashLine)
-                    dashed.setCosmetic(True)
-                    painter.setPen(dashed)
-                    painter.setBrush(Qt.BrushStyle.NoBrush)
-                    painter.drawRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+                masks.append((ann.shape, color))
                 continue
-            if isinstance(ann.shape, Points):
-                painter.setPen(pen)
-                painter.setBrush(QBrush(color))
-                r = 4 / scale
-                for x, y in ann.shape.points:
-                    painter.drawEllipse(QPointF(x, y), r, r)
+            live.add(ann.id)
+            chosen = ann.id in selected
+            key = (ann.shape, color, chosen, width)
+            cached = self._items.get(ann.id)
+            if cached is not None and cached[0] == key:
+                cached[1].setZValue(z)
                 continue
-            fill = QColor(color)
-            fill.setAlpha(70 if chosen else 35)
-            painter.setPen(pen)
-            painter.setBrush(QBrush(fill))
-            painter.drawPath(shape_path(ann.shape))
-            if chosen:
-                self._paint_handles(painter, ann.shape, scale)
-        if self.preview is not None:
-            pen = QPen(self.preview_color, 2, Qt.PenStyle.DashLine)
-            pen.setCosmetic(True)
-            painter.setPen(pen)
-            fill = QColor(self.preview_color)
-            fill.setAlpha(50)
-            painter.setBrush(QBrush(fill))
-            painter.drawPath(self.preview)
+            if cached is not None and scene is not None:
+                scene.removeItem(cached[1])
+            self._items[ann.id] = (key, self._make(ann.shape, color, chosen, width, z))
+        for gone in [i for i in self._items if i not in live]:
+            _, item = self._items.pop(gone)
+            if scene is not None:
+                scene.removeItem(item)
+            else:
+                item.setParentItem(None)
+        key = tuple((id(m), c) for m, c in masks)
+        if key != self._masks_key:
+            self._masks_key = key
+            if self._masks_item is not None:
+                (scene.removeItem(self._masks_item) if scene is not None else self._masks_item.setParentItem(None))
+                self._masks_item = None
+            if masks:
+                self._masks_item = QGraphicsPixmapItem(QPixmap.fromImage(self._composite(masks)), self)
+                self._masks_item.setZValue(-1)
+        self._overlay.update()
 
-    def _paint_handles(self, painter: QPainter, shape: Shape, scale: float) -> None:
-        size = HANDLE_PX / scale
-        pen = QPen(QColor(20, 20, 20), 1)
+    def _make(self, shape: Shape, color: str, chosen: bool, width: int, z: int) -> QGraphicsItem:
+        qc = QColor(color)
+        pen = QPen(qc, 3 if chosen else width)
         pen.setCosmetic(True)
-        painter.setPen(pen)
-        painter.setBrush(QBrush(QColor(255, 255, 255)))
-        for _kind, _where, p in handles_of(shape):
-            painter.drawRect(QRectF(p.x() - size / 2, p.y() - size / 2, size, size))
+        fill = QColor(qc)
+        fill.setAlpha(70 if chosen else 35)
+        if isinstance(shape, Box):
+            item: QGraphicsItem = QGraphicsRectItem(QRectF(shape.x0, shape.y0, shape.x1 - shape.x0,
+                                                           shape.y1 - shape.y0), self)
+        else:
+            item = QGraphicsPathItem(_outline(shape), self)
+        item.setPen(pen)
+        item.setBrush(QBrush(fill))
+        item.setZValue(z)
+        return item
+
+    def _composite(self, masks: list[tuple[Mask, str]]) -> QImage:
+        w, h = self._size
+        rgba = np.zeros((h, w, 4), dtype=np.uint8)
+        for mask, color in masks:  # later masks on top
+            if (mask.height, mask.width) != (h, w):
+                continue  # a mask made for another size of this image: listed, not drawn
+            qc = QColor(color)
+            rgba[mask.to_array()] = (qc.red(), qc.green(), qc.blue(), 110)
+        return qimage_from_array(rgba)

@@ -10,6 +10,7 @@ drag is one undo step and a refused edit changes nothing.
 from __future__ import annotations
 
 import numpy as np
+import shiboken6
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainterPath
 
@@ -94,7 +95,9 @@ class EditController(QObject):
         """Show the annotations of the image file ``path`` on the canvas's current image (None: none).
 
         The image joins the project only with its first edit (:meth:`_ensure_key`)."""
-        self.item = None  # the canvas cleared its scene with the old image: the old item is gone
+        if self.item is not None and shiboken6.isValid(self.item) and self.item.scene() is not None:
+            self.item.scene().removeItem(self.item)  # same image, new project: the old item goes
+        self.item = None  # (a new image cleared the scene, and the old item with it)
         self._cancel_gesture()
         self.image_path = path
         image_key = self.session.display_key(path) if path is not None else None
@@ -110,6 +113,7 @@ class EditController(QObject):
         # A sibling of the image item (which sits at the scene origin unscaled), so scene coordinates
         # are image pixels and the prediction layers, children of the image, stay below it.
         self.canvas.scene().addItem(self.item)
+        self.item.refresh()
 
     def select(self, ids: list[str]) -> None:
         ids = [i for i in ids if i in self.session.labels]
@@ -118,7 +122,7 @@ class EditController(QObject):
         self.selected = ids
         if self.item is not None:
             self.item.selected = list(ids)
-            self.item.update()
+            self.item.refresh()
         self.selection_changed.emit(list(ids))
 
     def _on_labels_changed(self) -> None:
@@ -361,9 +365,7 @@ class EditController(QObject):
     def _preview(self, path: QPainterPath | None) -> None:
         if self.item is None:
             return
-        self.item.preview = path
-        self.item.preview_color = QColor(self.session.labels.color_of(self.current_class))
-        self.item.update()
+        self.item.set_preview(path, QColor(self.session.labels.color_of(self.current_class)))
 
     def _update_polygon_preview(self, cursor: QPointF | None) -> None:
         if not self._polygon:

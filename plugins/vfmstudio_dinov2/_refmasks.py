@@ -60,8 +60,10 @@ def read_reference_masks(spec: str, images: list[LoadedImage]) -> list[ClassMask
 
 
 def _read_file(path: Path) -> ClassMasks:
-    if not path.is_file():
+    if not path.exists():
         raise ParamError(f"parameter 'masks': no such file '{path}'")
+    if not path.is_file():  # a FIFO or device would block open() forever
+        raise ParamError(f"parameter 'masks': '{path}' is not a regular file")
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -93,11 +95,16 @@ def _masks_from_json(data: object, where: str, folder: Path | None = None) -> Cl
 def _read_label_image(path: Path) -> ClassMasks:
     from PIL import Image, UnidentifiedImageError
 
+    from vfmstudio.core.image import DEFAULT_MAX_PIXELS
+
     try:
         with Image.open(path) as im:
+            if DEFAULT_MAX_PIXELS and im.width * im.height > DEFAULT_MAX_PIXELS:
+                raise ParamError(f"parameter 'masks': '{path}' has {im.width}x{im.height} pixels, over the limit of "
+                                 f"{DEFAULT_MAX_PIXELS} (set VFMSTUDIO_MAX_PIXELS)")
             im.load()
             values = np.asarray(im.convert("RGB") if im.mode in ("RGBA", "LA", "CMYK", "YCbCr") else im)
-    except (OSError, UnidentifiedImageError) as exc:
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
         raise ParamError(f"parameter 'masks': cannot read '{path}' as a label image ({exc})") from None
     if values.ndim == 3:  # colours: pack RGB into one integer per pixel
         values = (values[..., 0].astype(np.int64) << 16) | (values[..., 1].astype(np.int64) << 8) | values[..., 2]

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 
 sys.path.insert(0, str(Path(__file__).parent))
 from edit_helpers import click, drag, edit_host, edit_window, key, open_image  # noqa: E402,F401
@@ -269,3 +269,20 @@ def test_repainting_many_annotations_costs_no_python_qt_calls_per_shape(qtbot, e
     assert before - sys.getrefcount(None) < 20 * 60  # a few dozen calls per repaint, not 300+
     if sys.version_info < (3, 12):
         assert w.labelling._none_guard is not None and sys.getrefcount(None) >= none_guard.LOW
+
+
+def test_middle_button_pans_while_an_editing_tool_is_active(qtbot, edit_window, image_folder):
+    w = edit_window
+    open_image(qtbot, w, image_folder)
+    w.canvas.zoom_by(4.0)
+    key(qtbot, w, Qt.Key.Key_B)
+    vp = w.canvas.viewport()
+    centre = vp.rect().center()
+    before = w.canvas.mapToScene(centre)
+    qtbot.mousePress(vp, Qt.MouseButton.MiddleButton, pos=centre)
+    qtbot.mouseMove(vp, centre + QPoint(40, 20))
+    qtbot.mouseRelease(vp, Qt.MouseButton.MiddleButton, pos=centre + QPoint(40, 20))
+    after = w.canvas.mapToScene(centre)
+    s = w.canvas.scale_factor  # the image followed the mouse, pixel for pixel
+    assert abs((before.x() - after.x()) * s - 40) < 1.5 and abs((before.y() - after.y()) * s - 20) < 1.5
+    assert anns(w) == ()  # and nothing was drawn

@@ -2,7 +2,8 @@
 erase (E) masks, delete (Del).
 
 The controller filters the canvas viewport's mouse events while an editing tool is active (in
-"view" mode the canvas pans and clicks feed point tools as before). A gesture shows a preview
+"view" mode the canvas pans and clicks feed point tools as before; in the others the middle
+button pans). A gesture shows a preview
 and becomes exactly one core command when it ends (pushed on the session's undo stack), so a
 drag is one undo step and a refused edit changes nothing.
 """
@@ -70,6 +71,7 @@ class EditController(QObject):
         self.selected: list[str] = []
         self._drag: dict | None = None
         self._polygon: list[tuple[float, float]] = []
+        self._pan_from: QPointF | None = None
         canvas.viewport().installEventFilter(self)
         canvas.installEventFilter(self)
         session.labels_changed.connect(self._on_labels_changed)
@@ -183,6 +185,8 @@ class EditController(QObject):
             if t == QEvent.Type.KeyPress:
                 return self._key(event)
             return False
+        if self._pan_drag(event, t):
+            return True
         if t == QEvent.Type.MouseButtonDblClick and event.button() == Qt.MouseButton.LeftButton:
             if self.mode == "polygon":
                 self._close_polygon()
@@ -198,6 +202,23 @@ class EditController(QObject):
             return False
         if t == QEvent.Type.MouseButtonRelease and event.button() == Qt.MouseButton.LeftButton:
             self._release(self._image_point(event))
+            return True
+        return False
+
+    def _pan_drag(self, event, t) -> bool:
+        """Middle-button drag pans in every editing mode (the left button draws there)."""
+        if t == QEvent.Type.MouseButtonPress and event.button() == Qt.MouseButton.MiddleButton:
+            self._pan_from = event.position()
+            return True
+        if t == QEvent.Type.MouseMove and self._pan_from is not None:
+            d = event.position() - self._pan_from
+            self._pan_from = event.position()
+            h, v = self.canvas.horizontalScrollBar(), self.canvas.verticalScrollBar()
+            h.setValue(h.value() - round(d.x()))
+            v.setValue(v.value() - round(d.y()))
+            return True
+        if t == QEvent.Type.MouseButtonRelease and event.button() == Qt.MouseButton.MiddleButton:
+            self._pan_from = None
             return True
         return False
 

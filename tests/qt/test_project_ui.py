@@ -107,6 +107,9 @@ def _refused_file_is_untouched(qtbot, w, folder: Path, content: bytes, expected:
     assert session.save_as(folder / "recovered.json")
     assert len(open_project(folder / "recovered.json").labels) == 1
     assert project_file.read_bytes() == content and not session.read_only
+    # File > Open Project on another file of the folder keeps it (not the folder's vfmstudio.json).
+    w.labelling.open_project(folder / "recovered.json")
+    assert session.path == folder / "recovered.json" and len(session.labels) == 1
 
 
 def test_a_corrupt_project_file_is_refused_and_never_overwritten(qtbot, edit_window, image_folder):

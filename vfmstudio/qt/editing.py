@@ -155,9 +155,13 @@ class Labelling(QObject):
         root = folders[0] if folders else (files[0].parent if files else None)
         if root is None:
             return
-        target = (root / "vfmstudio.json").absolute()
-        if target != self.session.path or self.session.read_only and not self.session.refused_reason:
-            self.session.open(target)
+        session = self.session
+        # A project of this folder is already open (File > Open Project may name another file than
+        # vfmstudio.json, and a refused file stays refused): keep it.
+        same_folder = session.path.parent.resolve() == root.resolve()
+        opened = not session.read_only or bool(session.refused_reason)
+        if not (same_folder and opened):
+            session.open(root / "vfmstudio.json")
         self._update_title()
 
     def image_shown(self, path: Path | None, image) -> None:

@@ -96,7 +96,7 @@ class EditController(QObject):
     def attach(self, path, width: int, height: int) -> None:
         """Show the annotations of the image file ``path`` on the canvas's current image (None: none).
 
-        The image joins the project only with its first edit (:meth:`_ensure_key`)."""
+        The image joins the project only with its first edit (:meth:`ensure_key`)."""
         if self.item is not None and shiboken6.isValid(self.item) and self.item.scene() is not None:
             self.item.scene().removeItem(self.item)  # same image, new project: the old item goes
         self.item = None  # (a new image cleared the scene, and the old item with it)
@@ -135,7 +135,8 @@ class EditController(QObject):
         if kept != self.selected:
             self.select(kept)
 
-    def _ensure_key(self) -> str | None:
+    def ensure_key(self) -> str | None:
+        """The project key of the image on view, adding the image to the project (an edit is coming)."""
         if self.image_path is None:
             return None
         key = self.session.key_for(self.image_path)
@@ -162,7 +163,7 @@ class EditController(QObject):
         return self.session.push(command)
 
     def add_shape(self, shape) -> str | None:
-        key = self._ensure_key()
+        key = self.ensure_key()
         if key is None:
             self.session.message.emit("warning", "open an image before drawing")
             return None

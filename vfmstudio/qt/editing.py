@@ -247,7 +247,7 @@ class Labelling(QObject):
     def accept_items(self, items, *, masks_as_polygons: bool = False, tolerance: float = 1.0) -> bool:
         from vfmstudio.qt.accept_dialog import accept_command
 
-        key = self.controller._ensure_key()
+        key = self.controller.ensure_key()
         if key is None or not items:
             return False
         command = accept_command(items, key, self.session.labels, masks_as_polygons=masks_as_polygons,

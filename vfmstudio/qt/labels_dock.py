@@ -209,7 +209,7 @@ class LabelsPanel(QWidget):
 
     # ---------------------------------------------------------------- tags and caption
     def apply_tags(self) -> bool:
-        key = self.controller._ensure_key()
+        key = self.controller.ensure_key()
         if key is None:
             return False
         tags = tuple(t.strip() for t in self.tags_edit.text().split(",") if t.strip())
@@ -218,7 +218,7 @@ class LabelsPanel(QWidget):
         return self.session.push(cmd.SetTags(key, tags))
 
     def apply_caption(self) -> bool:
-        key = self.controller._ensure_key()
+        key = self.controller.ensure_key()
         if key is None:
             return False
         text = self.caption_edit.toPlainText().strip()

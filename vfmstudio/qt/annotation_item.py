@@ -172,7 +172,8 @@ class AnnotationItem(QGraphicsItem):
             key = (ann.shape, color, chosen, width)
             cached = self._items.get(ann.id)
             if cached is not None and cached[0] == key:
-                cached[1].setZValue(z)
+                if cached[1].zValue() != z:  # only when the order changed (a delete, an undo)
+                    cached[1].setZValue(z)
                 continue
             if cached is not None and scene is not None:
                 scene.removeItem(cached[1])

@@ -50,9 +50,6 @@ def main() -> int:
     from vfmstudio.qt.edit_tools import local_brush_stroke
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    from vfmstudio.qt import none_guard
-
-    none_guard.top_up()  # thousands of Qt calls below: see vfmstudio/qt/none_guard.py
     print(f"{platform.machine()} {platform.processor() or ''} · Python {platform.python_version()}")
     h, w = 3000, 4000
     rng = np.random.default_rng(0)

@@ -32,9 +32,6 @@ class Labelling(QObject):
     def __init__(self, window: MainWindow, *, autosave_ms: int | None = None):
         super().__init__(window)
         self.window = window
-        from vfmstudio.qt import none_guard
-
-        self._none_guard = none_guard.install(self)  # PySide6 6.12 on CPython 3.11 leaks None references
         kwargs = {} if autosave_ms is None else {"autosave_ms": autosave_ms}
         self.session = ProjectSession(self, ask_recovery=self._ask_recovery_dialog, **kwargs)
         self.controller = EditController(window.canvas, self.session, self)

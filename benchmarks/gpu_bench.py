@@ -64,6 +64,7 @@ QUICK = {
     "dinov2-s": Arch("dinov2", 64, 2, 2, 14, 112),
     "clip-b32": Arch("clip", 64, 2, 2, 32, 64),
 }
+COMPILE_RESERVE_S = 90.0  # a compile row starts only with this much budget left (its warm-up is long)
 # bf16 dense tensor peak, TFLOP/s, by a substring of torch.cuda.get_device_name (first match wins).
 PEAKS = (("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.0), ("H200", 989.0), ("GH200", 989.0),
          ("A100", 312.0), ("L40S", 362.0))
@@ -308,9 +309,17 @@ def main(argv: list[str] | None = None) -> int:
     plan = [(n, p, b, False) for n in names for p in precisions for b in batches]
     plan += [(n, "bf16" if "bf16" in precisions else precisions[0], max(batches), True)
              for n in names if n in compile_set]
+    def save() -> None:  # after every configuration, so a run cut short still leaves its rows
+        if args.out:
+            Path(args.out).write_text(json.dumps({
+                "card": card, "peak_tflops": peak, "device": device, "torch": torch.__version__,
+                "transformers": transformers.__version__, "rows": [asdict(r) for r in rows], "skipped": skipped,
+                "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}, indent=1), encoding="utf-8")
+
     for name, precision, batch, compile_ in plan:
         label = f"{name} {precision} batch {batch}{' compiled' if compile_ else ''}"
-        if time.perf_counter() - started > args.budget_s:
+        left = args.budget_s - (time.perf_counter() - started)
+        if left <= 0 or (compile_ and left < COMPILE_RESERVE_S):
             skipped.append(f"{label}: time budget")
             continue
         try:
@@ -323,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         for row in new:
             print_row(row)
         rows.extend(new)
+        save()
     for line in skipped:
         print(f"skipped {line}")
     ours = [r for r in rows if r.path == "ours" and r.ratio_to_raw is not None]
@@ -333,12 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     if best is not None:
         print(f"best MFU: {100 * best.mfu:.1f}% ({best.model} {best.precision} batch {best.batch} {best.path})")
     print(f"total {time.perf_counter() - started:.0f} s")
-    if args.out:
-        Path(args.out).write_text(json.dumps({"card": card, "peak_tflops": peak, "device": device,
-                                              "torch": torch.__version__, "transformers": transformers.__version__,
-                                              "rows": [asdict(r) for r in rows], "skipped": skipped,
-                                              "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())},
-                                             indent=1), encoding="utf-8")
+    save()
     return 0 if rows and not any("Error" in s for s in skipped) else 1
 
 

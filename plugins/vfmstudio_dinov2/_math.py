@@ -8,6 +8,7 @@ Inputs are numpy arrays or CPU tensors; outputs are numpy.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 
 import cv2
@@ -180,10 +181,18 @@ def to_pixels(maps: torch.Tensor, extent: tuple[float, float, float, float], siz
     channels, rows, cols = maps.shape
     x0, y0, x1, y1 = extent
     h, w = size
-    ry = torch.from_numpy(_interp_matrix(h, rows, y0, y1, mode))
-    rx = torch.from_numpy(_interp_matrix(w, cols, x0, x1, mode).T.copy())
+    ry = _weights(h, rows, y0, y1, mode, False)
+    rx = _weights(w, cols, x0, x1, mode, True)
     tall = torch.matmul(ry, maps.float())  # (C, H, cols)
     return (tall.reshape(channels * h, cols) @ rx).reshape(channels, h, w)
+
+
+@functools.lru_cache(maxsize=16)
+def _weights(n_out: int, n_in: int, lo: float, hi: float, mode: str, transposed: bool) -> torch.Tensor:
+    """:func:`_interp_matrix` as a contiguous tensor, cached: every rerun on the same image (a threshold
+    drag) resamples with the same weights. At most 16 matrices (a 12 MP side is ~5 MB)."""
+    m = _interp_matrix(n_out, n_in, lo, hi, mode)
+    return torch.from_numpy(m.T.copy() if transposed else m)
 
 
 # ---------------------------------------------------------------------------------------------- matching

@@ -66,3 +66,22 @@ def test_stepping_to_the_next_image_after_a_run(qtbot, tmp_path, tiny_model, ima
         assert calls["n"] == (after_first if enabled else after_first + 1)
     finally:
         window.close()
+
+
+def test_cancel_stops_prefetch_until_the_next_run(qtbot, tmp_path, tiny_model, image_folder):
+    window = _window(qtbot, tmp_path, True)
+    try:
+        open_and_wait(qtbot, window, image_folder, 0)
+        assert window.tools.select_tool("dinov2.pca")
+        window.tools.set_model_ref(str(tiny_model("dinov2")))
+        window.tools.form.set_value("resolution", 56)
+        window.run_current_tool()
+        assert window.prefetcher.pending()  # queued behind the run
+        window.cancel_jobs()
+        assert window.prefetcher.pending() == []
+        qtbot.waitUntil(lambda: not window._jobs, timeout=60000)
+        window.browser.step(+1)
+        qtbot.waitUntil(lambda: window.current_path == window.browser.paths()[1], timeout=5000)
+        assert window.prefetcher.pending() == []  # stepping after a cancel prefetches nothing
+    finally:
+        window.close()

@@ -604,6 +604,9 @@ class MainWindow(QMainWindow):
             self.messages.post("info", f"run time limit: {seconds} s" if seconds else "run time limit: none")
 
     def cancel_jobs(self) -> int:
+        # Cancel also means "give the CPU back": background prefetch stops until the next run.
+        self._prefetch_request = None
+        self.prefetcher.cancel()
         n = self.runner.cancel_where(lambda job: True)
         if n:
             self.messages.post("info", f"cancelling {n} job{'s' if n != 1 else ''}")

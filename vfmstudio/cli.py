@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     parser.add_argument("--safe-mode", action="store_true",
                         help="load built-in plugins only (same as VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD=1)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the model encoders: a long warm-up that pays off only over many "
+                             "images, e.g. a GPU batch run (same as VFMSTUDIO_TORCH_COMPILE=1)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module_name in COMMANDS:
         importlib.import_module(module_name).register(subparsers)
@@ -66,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if args.safe_mode:
         os.environ["VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    if args.compile:  # the environment, so batch workers (Ray actors, processes) compile too
+        os.environ["VFMSTUDIO_TORCH_COMPILE"] = "1"
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE

@@ -44,3 +44,13 @@ def test_clip_towers_are_compiled_not_the_wrapper(tiny_model):
     model, info = load_pretrained(transformers.AutoModel, str(tiny_model("clip")), device="cpu", compile=True)
     assert set(info.compiled) == {"vision_model", "text_model"}
     assert _is_compiled(model.vision_model) and _is_compiled(model.text_model) and not _is_compiled(model)
+
+
+def test_the_cli_flag_turns_it_on_for_the_process_and_its_workers(monkeypatch, capsys):
+    from vfmstudio.cli import main
+
+    monkeypatch.setenv(compiling.ENV, "")  # so the flag's os.environ write is undone after the test
+    assert main(["tools"]) == 0
+    assert compiling.torch_compile_enabled() is False
+    assert main(["--compile", "tools"]) == 0
+    assert compiling.torch_compile_enabled() is True

@@ -24,6 +24,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 from vfmstudio.core.context import RunContext
 from vfmstudio.core.image import LoadedImage
 from vfmstudio.core.results import Text
+from vfmstudio.ml._preprocess import pixel_values_on_device
 from vfmstudio_paligemma._model import PaliGemma
 
 # Extension point for tests and experiments: each factory gets the prompt length (in tokens) and returns a
@@ -113,9 +114,13 @@ def encode_images(ctx: RunContext, pg: PaliGemma, images: list[LoadedImage], bat
     for start in range(0, len(missing), batch_size):
         chunk = missing[start : start + batch_size]
         ctx.progress(start / len(missing), f"encoding images {start + 1}-{start + len(chunk)} of {len(missing)}")
-        pixels = pg.processor.image_processor(images=[im.pixels for im in chunk], return_tensors="pt")
+        arrays = [im.pixels for im in chunk]
+        # On a GPU the processor's steps run on the device (ADR 0092); on a CPU the processor itself.
+        pixel_values = pixel_values_on_device(pg.processor.image_processor, arrays, pg.device, dtype)
+        if pixel_values is None:
+            pixel_values = pg.processor.image_processor(images=arrays, return_tensors="pt")["pixel_values"]
         with torch.inference_mode():
-            feats = pg.model.get_image_features(pixels["pixel_values"].to(pg.device, dtype)).pooler_output
+            feats = pg.model.get_image_features(pixel_values.to(pg.device, dtype)).pooler_output
         for im, f in zip(chunk, feats):
             ctx.cached(_features_key(pg, im), lambda f=f: f[None].clone())
     return len(missing)

@@ -1,4 +1,4 @@
-"""CLIP/SigLIP preprocessing in torch (used on GPUs) against the models' own PIL image processors."""
+"""CLIP/SigLIP/PaliGemma preprocessing in torch (used on GPUs) against the models' own PIL image processors."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 from transformers import CLIPImageProcessorPil, SiglipImageProcessorPil
-from vfmstudio_clip._model import DevicePreprocess
+
+from vfmstudio.ml._preprocess import DevicePreprocess, pixel_values_on_device
 
 
 def _photo(h: int, w: int, seed: int) -> np.ndarray:
@@ -44,3 +45,20 @@ def test_an_image_smaller_than_the_crop_is_refused():
     spec = DevicePreprocess.of(CLIPImageProcessorPil(size={"shortest_edge": 200}))
     with pytest.raises(ValueError, match="smaller than"):
         spec(_photo(100, 100, 0), "cpu")
+
+
+def test_on_a_cpu_the_processor_runs():
+    pixels = [_photo(480, 640, 1)]
+    assert pixel_values_on_device(CLIPImageProcessorPil(), pixels, "cpu", torch.float32) is None
+
+
+def test_the_paligemma_processor_is_covered(tiny_model):
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(str(tiny_model("paligemma"))).image_processor
+    spec = DevicePreprocess.of(processor)
+    assert spec is not None and spec.crop is None  # SigLIP: straight to a fixed size
+    pixels = _photo(300, 500, 3)
+    expected = processor(images=[pixels], return_tensors="pt")["pixel_values"]
+    grey = (spec(pixels, "cpu", uint8_resize=False) - expected).abs() * torch.tensor(spec.std).view(1, 3, 1, 1)
+    assert float(grey.max()) / spec.scale <= 2.0 + 1e-3

@@ -95,6 +95,16 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     return tuple(types)
 
 
+def _context(tool: ToolSpec, model: str | None, device: str, precision: str, cancel: CancelToken,
+             timeout: float | None, services: Services | None, on_progress=None, on_partial=None) -> RunContext:
+    services = services or default_services()
+    # With a time limit the tool gets its own token: firing it on a timeout must not cancel the
+    # caller's (a batch shares one token across all its images).
+    return RunContext(tool_id=tool.id, model_ref=model or tool.default_model, device=device, precision=precision,
+                      cancel=CancelToken() if timeout else cancel, models=services.models,
+                      features=services.features, on_progress=on_progress, on_partial=on_partial)
+
+
 def run_tool(
     tool: ToolSpec,
     images: Sequence[LoadedImage],
@@ -121,13 +131,8 @@ def run_tool(
         resolved = tool.resolve_params(params, from_text=params_from_text)
     except ParamError as exc:
         raise ToolError(tool, str(exc), user_error=True) from None
-    services = services or default_services()
     cancel = cancel or CancelToken()
-    # With a time limit the tool gets its own token: firing it on a timeout must not cancel the
-    # caller's (a batch shares one token across all its images).
-    ctx = RunContext(tool_id=tool.id, model_ref=model or tool.default_model, device=device, precision=precision,
-                     cancel=CancelToken() if timeout else cancel, models=services.models,
-                     features=services.features, on_progress=on_progress, on_partial=on_partial)
+    ctx = _context(tool, model, device, precision, cancel, timeout, services, on_progress, on_partial)
     t0 = time.perf_counter()
     try:
         fn = tool.load_function()
@@ -248,7 +253,6 @@ def prepare_tool(
     """
     if not tool.prepare:
         return False
-    services = services or default_services()
     try:
         resolved = tool.resolve_params(params, from_text=params_from_text)
         fn = tool.load_prepare()
@@ -257,9 +261,7 @@ def prepare_tool(
     except Exception as exc:  # noqa: BLE001 - plugin code may fail to import in any way
         raise ToolError(tool, f"cannot load {tool.prepare}: {type(exc).__name__}: {exc}") from exc
     cancel = cancel or CancelToken()
-    ctx = RunContext(tool_id=tool.id, model_ref=model or tool.default_model, device=device, precision=precision,
-                     cancel=CancelToken() if timeout else cancel, models=services.models,
-                     features=services.features)
+    ctx = _context(tool, model, device, precision, cancel, timeout, services)
     try:
         if timeout:
             _call_with_timeout(tool, fn, ctx, list(images), resolved, timeout, cancel)

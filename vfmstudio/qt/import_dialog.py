@@ -13,25 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (
-    QComboBox,
-    QDialog,
-    QFileDialog,
-    QFormLayout,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QProgressBar,
-    QPushButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QFileDialog, QFormLayout, QHBoxLayout, QLineEdit, QPushButton, QWidget
 
 from vfmstudio.core import commands as cmd
 from vfmstudio.core.project import Project
 from vfmstudio.core.tools import FormatSpec
-from vfmstudio.qt.export_dialog import _FormatParams, snapshot
-from vfmstudio.qt.param_form import ParamForm
+from vfmstudio.qt.format_job_dialog import FormatJobDialog, snapshot
 
 
 def merge_command(before: Project, merged: Project) -> tuple[cmd.Command | None, dict, dict]:
@@ -58,25 +45,16 @@ def merge_command(before: Project, merged: Project) -> tuple[cmd.Command | None,
     return cmd.Macro(commands, f"Import {counts['annotations']} annotations"), images, counts
 
 
-class ImportDialog(QDialog):
+class ImportDialog(FormatJobDialog):
     imported = Signal(object, object, object)  # snapshot before, merged project, warnings
 
     def __init__(self, formats: list[FormatSpec], project: Project, runner, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setWindowTitle("Import annotations")
-        self.formats = [f for f in formats if f.importer]
-        self.project = project
-        self.runner = runner
-        self.job = None
-        self.form: ParamForm | None = None
-        self.result_status = ""
-        layout = QVBoxLayout(self)
-        top = QFormLayout()
-        self.format_combo = QComboBox(self)
-        for f in self.formats:
-            self.format_combo.addItem(f"{f.title} ({f.id})", f.id)
-        self.format_combo.currentIndexChanged.connect(self._on_format)
-        top.addRow("Format", self.format_combo)
+        super().__init__(formats, project, runner, parent,
+                         title="Import annotations", verb="Import", kind="importer")
+        self.import_button = self.run_button  # the name callers and tests know
+        self.resize(520, 380)
+
+    def _add_target_row(self, top: QFormLayout) -> None:
         row = QHBoxLayout()
         self.source_edit = QLineEdit(self)
         self.source_edit.setPlaceholderText("a file or folder of the dataset")
@@ -86,55 +64,6 @@ class ImportDialog(QDialog):
             row.addWidget(b)
         row.insertWidget(0, self.source_edit, 1)
         top.addRow("Source", row)
-        layout.addLayout(top)
-        self.description = QLabel("", self)
-        self.description.setWordWrap(True)
-        layout.addWidget(self.description)
-        self.form_holder = QVBoxLayout()
-        layout.addLayout(self.form_holder)
-        layout.addStretch(1)  # extra height goes below the options, not between the rows
-        self.progress = QProgressBar(self)
-        self.progress.setRange(0, 1000)
-        self.progress.setFormat("")
-        layout.addWidget(self.progress)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        self.import_button = QPushButton("Import", self)
-        self.import_button.clicked.connect(self.start)
-        self.cancel_button = QPushButton("Close", self)
-        self.cancel_button.clicked.connect(self._cancel_or_close)
-        buttons.addWidget(self.import_button)
-        buttons.addWidget(self.cancel_button)
-        layout.addLayout(buttons)
-        runner.progressed.connect(self._on_progress)
-        runner.finished.connect(self._on_finished)
-        self._on_format()
-        self.resize(520, 380)
-
-    @property
-    def spec(self) -> FormatSpec | None:
-        i = self.format_combo.currentIndex()
-        return self.formats[i] if 0 <= i < len(self.formats) else None
-
-    def set_format(self, format_id: str) -> None:
-        i = self.format_combo.findData(format_id)
-        if i < 0:
-            raise ValueError(f"no importer for format {format_id!r}")
-        self.format_combo.setCurrentIndex(i)
-
-    def _on_format(self) -> None:
-        if self.form is not None:
-            self.form.setParent(None)
-            self.form.deleteLater()
-            self.form = None
-        spec = self.spec
-        if spec is None:
-            self.description.setText("no import formats are registered (is the formats plugin disabled?)")
-            self.import_button.setEnabled(False)
-            return
-        self.description.setText(spec.description)
-        self.form = ParamForm(_FormatParams(spec), self)  # type: ignore[arg-type]
-        self.form_holder.addWidget(self.form)
 
     def _browse(self, folder: bool) -> None:
         path = (QFileDialog.getExistingDirectory(self, "Dataset folder") if folder
@@ -143,8 +72,6 @@ class ImportDialog(QDialog):
             self.source_edit.setText(path)
 
     def start(self) -> int | None:
-        from vfmstudio.core.tools import ParamError
-
         spec = self.spec
         if spec is None or self.job is not None:
             return None
@@ -152,10 +79,8 @@ class ImportDialog(QDialog):
         if not source:
             self.description.setText("choose the file or folder to import")
             return None
-        try:
-            params = self.form.resolved() if self.form is not None else {}
-        except ParamError as exc:
-            self.description.setText(f"{spec.id}: {exc}")
+        params = self._params(spec, self.description.setText)
+        if params is None:
             return None
         before = snapshot(self.project)
         scratch = snapshot(self.project)
@@ -168,45 +93,16 @@ class ImportDialog(QDialog):
             scratch.merge(imported, cancel=ctx.cancel, on_progress=lambda f, m: ctx.progress(0.5 + f / 2, m))
             return before, scratch, list(ectx.warnings)
 
-        self.job = self.runner.submit(job, key=f"import:{source}", source=f"import · {spec.id}")
-        self.import_button.setEnabled(False)
-        self.cancel_button.setText("Cancel")
-        self.progress.setValue(0)
-        return self.job.job_id
-
-    def _cancel_or_close(self) -> None:
-        if self.job is not None:
-            self.job.cancel()
-        else:
-            self.reject()
+        return self._submit(job, key=f"import:{source}", source=f"import · {spec.id}")
 
     def _on_progress(self, update) -> None:
-        if self.job is not None and update.job_id == self.job.job_id and update.fraction is not None:
-            self.progress.setValue(int(update.fraction * 1000))
-            self.progress.setFormat(f"%p %  {update.message}")
+        if update.fraction is not None:  # steps without a fraction were never shown here
+            super()._on_progress(update)
 
-    def _on_finished(self, result) -> None:
-        if self.job is None or result.job_id != self.job.job_id:
-            return
-        self.job = None
-        self.result_status = result.status
-        self.import_button.setEnabled(True)
-        self.cancel_button.setText("Close")
+    def _job_done(self, result) -> None:
         if result.status == "done":
             self.progress.setValue(1000)
             self.progress.setFormat("done")
             self.imported.emit(*result.value)
         else:
-            text = result.error.message if result.error is not None else result.status
-            self.progress.setFormat(text)
-            self.description.setText(text)
-
-    def done(self, r: int) -> None:
-        if self.job is not None:
-            self.job.cancel()
-        try:
-            self.runner.progressed.disconnect(self._on_progress)
-            self.runner.finished.disconnect(self._on_finished)
-        except (RuntimeError, TypeError):
-            pass
-        super().done(r)
+            self._show_error(result.error.message if result.error is not None else result.status)

@@ -110,10 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dest", type=Path, help="folder that receives one subfolder per model")
     parser.add_argument(
         "--only",
-        action="append",
+        action="extend",
+        nargs="+",
         choices=sorted(TINY_BUILDERS),
         metavar="NAME",
-        help=f"build only this model (repeatable): {', '.join(sorted(TINY_BUILDERS))}",
+        help=f"build only these models: {', '.join(sorted(TINY_BUILDERS))}",
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

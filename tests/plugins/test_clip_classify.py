@@ -23,17 +23,6 @@ LABELS = ("cat", "dog", "car", "a red bird")
 
 
 @pytest.fixture(scope="module")
-def models():
-    """One model cache for the module: each tiny model loads once."""
-    return ByteLRUCache(4 << 30, name="models")
-
-
-@pytest.fixture
-def services(models):
-    return Services(models=models, features=ByteLRUCache(256 << 20, name="features"))
-
-
-@pytest.fixture(scope="module")
 def images(tmp_path_factory):
     folder = tmp_path_factory.mktemp("clip-images")
     rng = np.random.default_rng(7)

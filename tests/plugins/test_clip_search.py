@@ -12,20 +12,9 @@ from PIL import Image
 from vfmstudio_clip import SEARCH
 from vfmstudio_clip._model import get_bundle
 
-from vfmstudio.core.cache import ByteLRUCache
 from vfmstudio.core.context import RunContext
 from vfmstudio.core.image import load_image
-from vfmstudio.execution import Services, ToolError, run_tool
-
-
-@pytest.fixture(scope="module")
-def models():
-    return ByteLRUCache(4 << 30, name="models")
-
-
-@pytest.fixture
-def services(models):
-    return Services(models=models, features=ByteLRUCache(256 << 20, name="features"))
+from vfmstudio.execution import ToolError, run_tool
 
 
 @pytest.fixture(scope="module")

@@ -22,16 +22,6 @@ from vfmstudio.execution import Services, ToolError, run_tool
 from vfmstudio.testing.tiny_clip import CLIP_IMAGE_SIZE, CLIP_PATCH
 
 
-@pytest.fixture(scope="module")
-def models():
-    return ByteLRUCache(4 << 30, name="models")
-
-
-@pytest.fixture
-def services(models):
-    return Services(models=models, features=ByteLRUCache(256 << 20, name="features"))
-
-
 def _image(folder, name, h, w, seed):
     rng = np.random.default_rng(seed)
     # smooth blobs rather than noise, so neighbouring patches differ but not wildly

@@ -35,7 +35,9 @@ def dinov2_window(qtbot, tmp_path):
     w.close()
 
 
-def test_dinov2_pca_in_the_window_and_live_threshold(qtbot, dinov2_window, tiny_model, image_folder, monkeypatch):
+@pytest.fixture
+def forward_calls(monkeypatch):
+    """Counts DINOv2 forward passes: interaction must rerun on cached features, never the model."""
     import transformers.models.dinov2.modeling_dinov2 as modeling
 
     calls = {"n": 0}
@@ -46,6 +48,11 @@ def test_dinov2_pca_in_the_window_and_live_threshold(qtbot, dinov2_window, tiny_
         return forward(self, *args, **kwargs)
 
     monkeypatch.setattr(modeling.Dinov2Model, "forward", counting_forward)
+    return calls
+
+
+def test_dinov2_pca_in_the_window_and_live_threshold(qtbot, dinov2_window, tiny_model, image_folder, forward_calls):
+    calls = forward_calls
     window = dinov2_window
     image = open_and_wait(qtbot, window, image_folder, 1)
     assert window.tools.select_tool("dinov2.pca")
@@ -78,17 +85,8 @@ def test_dinov2_pca_in_the_window_and_live_threshold(qtbot, dinov2_window, tiny_
 
 
 def test_dinov2_norms_layer_scrub_reruns_without_a_forward_pass(qtbot, dinov2_window, tiny_model, image_folder,
-                                                                 monkeypatch):
-    import transformers.models.dinov2.modeling_dinov2 as modeling
-
-    calls = {"n": 0}
-    forward = modeling.Dinov2Model.forward
-
-    def counting_forward(self, *args, **kwargs):
-        calls["n"] += 1
-        return forward(self, *args, **kwargs)
-
-    monkeypatch.setattr(modeling.Dinov2Model, "forward", counting_forward)
+                                                                 forward_calls):
+    calls = forward_calls
     window = dinov2_window
     image = open_and_wait(qtbot, window, image_folder, 0)
     assert window.tools.select_tool("dinov2.norms")

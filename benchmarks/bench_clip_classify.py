@@ -25,8 +25,8 @@ LABELS = ("cat", "dog", "car", "bird", "tree", "sky", "road", "person", "house",
           "building", "boat", "bicycle", "horse", "chair", "table", "bottle", "airplane", "train", "sheep")
 
 
-def build_clip_b32(dest: Path, seed: int = 0) -> Path:
-    """Random weights with the shapes of openai/clip-vit-base-patch32, the tiny test tokenizer."""
+def build_clip_base(dest: Path, patch: int = 32, seed: int = 0) -> Path:
+    """Random weights with the shapes of openai/clip-vit-base-patch{patch}, the tiny test tokenizer."""
     from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor, CLIPTokenizer
 
     from vfmstudio.testing.tiny_clip import _clip_bpe
@@ -38,7 +38,7 @@ def build_clip_b32(dest: Path, seed: int = 0) -> Path:
                      "bos_token_id": vocab["<|startoftext|>"], "eos_token_id": vocab["<|endoftext|>"],
                      "pad_token_id": vocab["<|endoftext|>"]},
         vision_config={"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
-                       "num_attention_heads": 12, "image_size": 224, "patch_size": 32},
+                       "num_attention_heads": 12, "image_size": 224, "patch_size": patch},
         projection_dim=512,
         logit_scale_init_value=4.6052,  # the trained value (scale 100)
     )
@@ -80,7 +80,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        model_dir = build_clip_b32(root / "clip-b32")
+        model_dir = build_clip_base(root / "clip-b32", patch=32)
         paths = make_images(root, args.images)
         images = [load_image(p) for p in paths]
         pil = [Image.open(p).convert("RGB") for p in paths]

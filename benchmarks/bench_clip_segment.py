@@ -20,29 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_clip_classify import build_clip_base  # same real-size CLIP, another patch size
 from PIL import Image
-
-
-def build_clip_b16(dest: Path, seed: int = 0) -> Path:
-    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor, CLIPTokenizer
-
-    from vfmstudio.testing.tiny_clip import _clip_bpe
-
-    vocab, merges = _clip_bpe()
-    config = CLIPConfig(
-        text_config={"vocab_size": 49408, "hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 12,
-                     "num_attention_heads": 8, "max_position_embeddings": 77,
-                     "bos_token_id": vocab["<|startoftext|>"], "eos_token_id": vocab["<|endoftext|>"],
-                     "pad_token_id": vocab["<|endoftext|>"]},
-        vision_config={"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
-                       "num_attention_heads": 12, "image_size": 224, "patch_size": 16},
-        projection_dim=512,
-    )
-    torch.manual_seed(seed)
-    CLIPModel(config).save_pretrained(dest, safe_serialization=True)
-    processor = CLIPProcessor(image_processor=CLIPImageProcessorPil(), tokenizer=CLIPTokenizer(vocab=vocab, merges=merges))
-    processor.save_pretrained(dest)
-    return dest
 
 
 def main() -> None:
@@ -59,7 +38,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        model = str(build_clip_b16(root / "clip-b16"))
+        model = str(build_clip_base(root / "clip-b16", patch=16))
         rng = np.random.default_rng(0)
         Image.fromarray((rng.random((12, 16, 3)) * 255).astype(np.uint8)).resize(
             (640, 480), Image.Resampling.BICUBIC).save(root / "photo.png")

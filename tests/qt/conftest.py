@@ -18,15 +18,39 @@ def _no_prefetch(monkeypatch):
     monkeypatch.setenv("VFMSTUDIO_PREFETCH", "0")
 
 
-@pytest.fixture
-def fake_host(monkeypatch):
+def fake_plugin_host(monkeypatch, *builtins: str):
+    """A host with the fake plugin (tests/qt/fake_plugin.py) and the given built-ins only."""
     from vfmstudio._plugin_host import PluginHost
 
     spec = importlib.util.spec_from_file_location("fake", Path(__file__).with_name("fake_plugin.py"))
     fake_plugin = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fake_plugin)
     monkeypatch.setitem(sys.modules, "fake", fake_plugin)
-    return PluginHost(builtins=("fake",), entry_points=False).load()
+    return PluginHost(builtins=("fake", *builtins), entry_points=False).load()
+
+
+def build_window(qtbot, host, tmp_path, size=None):
+    """A shown window on ``host`` with small caches and settings in ``tmp_path``."""
+    from PySide6.QtCore import QSettings
+
+    from vfmstudio.core.cache import ByteLRUCache
+    from vfmstudio.execution import Services
+    from vfmstudio.qt.main_window import MainWindow
+
+    services = Services(models=ByteLRUCache(1 << 28, name="models"), features=ByteLRUCache(1 << 28, name="features"))
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(host=host, services=services, settings=settings)
+    qtbot.addWidget(w)
+    if size is not None:
+        w.resize(*size)
+    w.show()
+    qtbot.waitUntil(lambda: w.tools.tree.topLevelItemCount() > 0, timeout=5000)
+    return w
+
+
+@pytest.fixture
+def fake_host(monkeypatch):
+    return fake_plugin_host(monkeypatch)
 
 
 @pytest.fixture
@@ -44,18 +68,7 @@ def image_folder(tmp_path):
 
 @pytest.fixture
 def window(qtbot, fake_host, tmp_path):
-    from PySide6.QtCore import QSettings
-
-    from vfmstudio.core.cache import ByteLRUCache
-    from vfmstudio.execution import Services
-    from vfmstudio.qt.main_window import MainWindow
-
-    services = Services(models=ByteLRUCache(1 << 28, name="models"), features=ByteLRUCache(1 << 28, name="features"))
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(host=fake_host, services=services, settings=settings)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitUntil(lambda: w.tools.tree.topLevelItemCount() > 0, timeout=5000)
+    w = build_window(qtbot, fake_host, tmp_path)
     yield w
     w.close()
     assert w.runner.runner.pending() == 0

@@ -3,52 +3,26 @@ mouse gestures in image pixel coordinates."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
+from conftest import build_window, fake_plugin_host, open_and_wait
 from PySide6.QtCore import QPoint, Qt
 
 
 @pytest.fixture
 def edit_host(monkeypatch):
-    from vfmstudio._plugin_host import PluginHost
-
-    spec = importlib.util.spec_from_file_location("fake", Path(__file__).with_name("fake_plugin.py"))
-    fake_plugin = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fake_plugin)
-    monkeypatch.setitem(sys.modules, "fake", fake_plugin)
-    return PluginHost(builtins=("fake", "vfmstudio_formats"), entry_points=False).load()
+    return fake_plugin_host(monkeypatch, "vfmstudio_formats")
 
 
 @pytest.fixture
 def edit_window(qtbot, edit_host, tmp_path):
-    from PySide6.QtCore import QSettings
-
-    from vfmstudio.core.cache import ByteLRUCache
-    from vfmstudio.execution import Services
-    from vfmstudio.qt.main_window import MainWindow
-
-    services = Services(models=ByteLRUCache(1 << 28, name="models"), features=ByteLRUCache(1 << 28, name="features"))
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(host=edit_host, services=services, settings=settings)
+    w = build_window(qtbot, edit_host, tmp_path, size=(900, 700))
     w.labelling.session.autosave.setInterval(200)  # the 3 s of the real window, shortened for tests
-    qtbot.addWidget(w)
-    w.resize(900, 700)
-    w.show()
-    qtbot.waitUntil(lambda: w.tools.tree.topLevelItemCount() > 0, timeout=5000)
     yield w
     w.close()
     assert w.runner.runner.pending() == 0
 
 
-def open_image(qtbot, window, folder, index: int = 0):
-    window.open_paths([folder])
-    window.browser.list.setCurrentRow(index)
-    path = window.browser.paths()[index]
-    qtbot.waitUntil(lambda: window.current is not None and window.current_path == path, timeout=5000)
-    return window.current
+open_image = open_and_wait
 
 
 def view_pos(window, x: float, y: float) -> QPoint:

@@ -13,7 +13,6 @@ import difflib
 import importlib
 import importlib.metadata as md
 import logging
-import os
 import threading
 import traceback
 from collections.abc import Iterable
@@ -23,7 +22,7 @@ from typing import Any
 
 import pluggy
 
-from vfmstudio import hookspecs
+from vfmstudio import hookspecs, settings
 from vfmstudio.core.tools import FormatSpec, ToolSpec
 
 log = logging.getLogger(__name__)
@@ -71,8 +70,8 @@ class PluginHost:
     def __init__(self, *, safe_mode: bool | None = None, disabled: Iterable[str] = (),
                  builtins: Iterable[str] = BUILTIN_PLUGINS, entry_points: bool = True):
         if safe_mode is None:
-            safe_mode = os.environ.get(AUTOLOAD_ENV, "").strip().lower() in {"1", "true", "yes"}
-        env_disabled = {s.strip() for s in os.environ.get(DISABLED_ENV, "").split(",") if s.strip()}
+            safe_mode = bool(settings.get(AUTOLOAD_ENV, strict=False))
+        env_disabled = set(settings.get(DISABLED_ENV))
         self.safe_mode = safe_mode
         self.disabled = set(disabled) | env_disabled
         self._builtins = tuple(builtins)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from vfmstudio import settings
 from vfmstudio.core.cancel import Cancelled, CancelToken
 from vfmstudio.core.context import RunContext
 from vfmstudio.core.image import LoadedImage
@@ -38,7 +39,7 @@ class ToolError(Exception):
 TOOL_TIMEOUT_ENV = "VFMSTUDIO_TOOL_TIMEOUT_S"
 #: Seconds a run may take before it is abandoned (docs/reliability.md): long enough for a first model
 #: load and a large image on a CPU, short enough that a hung plugin does not stall a batch forever.
-DEFAULT_TOOL_TIMEOUT_S = 900.0
+DEFAULT_TOOL_TIMEOUT_S: float = settings.SETTINGS[TOOL_TIMEOUT_ENV].default
 
 
 def tool_timeout_s(value: float | str | None = None) -> float | None:
@@ -46,13 +47,11 @@ def tool_timeout_s(value: float | str | None = None) -> float | None:
     default; 0 means no limit (None). Raises ValueError with a one-line reason for a bad value."""
     source = "timeout" if value is not None else TOOL_TIMEOUT_ENV
     if value is None:
-        value = os.environ.get(TOOL_TIMEOUT_ENV, "").strip() or DEFAULT_TOOL_TIMEOUT_S
+        value = os.environ.get(TOOL_TIMEOUT_ENV, "")
     try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{source} must be a number of seconds (0 for no limit), got {value!r}") from None
-    if not seconds >= 0 or seconds == float("inf"):
-        raise ValueError(f"{source} must be a finite number of seconds >= 0 (0 for no limit), got {value!r}")
+        seconds = settings.SETTINGS[TOOL_TIMEOUT_ENV].parse(value, source=source)
+    except settings.SettingError:
+        raise ValueError(f"{source} must be a number of seconds >= 0 (0 for no limit), got {value!r}") from None
     return seconds or None
 
 

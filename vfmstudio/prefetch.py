@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vfmstudio import settings
 from vfmstudio.core.image import LoadedImage
 from vfmstudio.core.jobs import Job, JobContext, JobResult, JobRunner
 from vfmstudio.core.tools import ToolSpec
@@ -49,11 +50,11 @@ class PrefetchRequest:
 
 
 def env_enabled(default: bool = True) -> bool:
-    """``VFMSTUDIO_PREFETCH=0/false/off`` turns prefetch off; anything else keeps ``default``."""
-    value = os.environ.get(ENV_SWITCH, "").strip().lower()
-    if value in ("0", "false", "off", "no"):
-        return False
-    return default
+    """``VFMSTUDIO_PREFETCH=0/false/no/off`` turns prefetch off, a true value on; unset (or a value
+    that is neither, logged) keeps ``default``."""
+    if not os.environ.get(ENV_SWITCH, "").strip():
+        return default
+    return bool(settings.get(ENV_SWITCH, strict=False))
 
 
 def paths_ahead(paths: Sequence[Path], current: Path | None, ahead: int) -> list[Path]:

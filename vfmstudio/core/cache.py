@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import numbers
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Generic, TypeVar
+
+from vfmstudio import settings
 
 __all__ = [
     "ByteLRUCache",
@@ -33,8 +33,8 @@ SMALL_OBJECT_BYTES = 64
 
 MODEL_CACHE_ENV = "VFMSTUDIO_MODEL_CACHE_MB"
 FEATURE_CACHE_ENV = "VFMSTUDIO_FEATURE_CACHE_MB"
-DEFAULT_MODEL_CACHE_MB = 16384
-DEFAULT_FEATURE_CACHE_MB = 2048
+DEFAULT_MODEL_CACHE_MB = int(settings.SETTINGS[MODEL_CACHE_ENV].default)
+DEFAULT_FEATURE_CACHE_MB = int(settings.SETTINGS[FEATURE_CACHE_ENV].default)
 _MB = 1024 * 1024
 
 
@@ -350,16 +350,7 @@ class ByteLRUCache(Generic[K, V]):
 
 
 def _budget_from_env(var: str, default_mb: int) -> int:
-    raw = os.environ.get(var, "").strip()
-    if not raw:
-        return default_mb * _MB
-    try:
-        mb = float(raw)
-    except ValueError:
-        raise ValueError(f"{var}={raw!r} is not a number of megabytes (e.g. {var}={default_mb})") from None
-    if not math.isfinite(mb) or mb < 0:
-        raise ValueError(f"{var}={raw!r} must be a finite, non-negative number of megabytes")
-    return int(mb * _MB)
+    return int(settings.get(var) * _MB)
 
 
 def model_cache_budget() -> int:

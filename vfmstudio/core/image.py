@@ -40,6 +40,8 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from vfmstudio import settings
+
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_EXTENSIONS",
@@ -53,23 +55,13 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_BUILTIN_MAX_PIXELS = 200_000_000
+_BUILTIN_MAX_PIXELS = 200_000_000  # the declared default (vfmstudio/settings.py)
 _MAX_PIXELS_ENV = "VFMSTUDIO_MAX_PIXELS"
 
 
 def _max_pixels_from_env(environ: dict[str, str] | os._Environ[str] | None = None) -> int:
     """The pixel limit from ``VFMSTUDIO_MAX_PIXELS``; a bad value falls back to the default."""
-    raw = (os.environ if environ is None else environ).get(_MAX_PIXELS_ENV, "").strip()
-    if not raw:
-        return _BUILTIN_MAX_PIXELS
-    try:
-        value = int(raw)  # int() accepts "500_000_000" too
-    except ValueError:
-        value = 0
-    if value <= 0:
-        log.warning("%s=%r is not a positive integer; using %d", _MAX_PIXELS_ENV, raw, _BUILTIN_MAX_PIXELS)
-        return _BUILTIN_MAX_PIXELS
-    return value
+    return int(settings.get(_MAX_PIXELS_ENV, environ, strict=False))
 
 
 #: Largest width*height that :func:`load_image` decodes by default (read once, at import).

@@ -6,13 +6,13 @@ actor wraps a :class:`BatchWorker` and the local engine drives one on its infere
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from vfmstudio import settings
 from vfmstudio.core.cache import ByteLRUCache
 from vfmstudio.core.cancel import Cancelled, CancelToken
 from vfmstudio.core.image import ImageLoadError, LoadedImage, load_image
@@ -21,7 +21,7 @@ from vfmstudio.engines.outputs import BatchOutput, SourceStat
 from vfmstudio.engines.sources import Item
 
 BATCH_FEATURE_CACHE_ENV = "VFMSTUDIO_BATCH_FEATURE_CACHE_MB"
-DEFAULT_BATCH_FEATURE_CACHE_MB = 512
+DEFAULT_BATCH_FEATURE_CACHE_MB = int(settings.SETTINGS[BATCH_FEATURE_CACHE_ENV].default)
 
 
 @dataclass(frozen=True)
@@ -118,14 +118,7 @@ class BatchFeatureCache(ByteLRUCache):
 
 def batch_feature_budget() -> int:
     """Bytes for a batch run's feature cache: ``$VFMSTUDIO_BATCH_FEATURE_CACHE_MB`` MiB, default 512."""
-    raw = os.environ.get(BATCH_FEATURE_CACHE_ENV, "").strip()
-    try:
-        mb = float(raw) if raw else DEFAULT_BATCH_FEATURE_CACHE_MB
-    except ValueError:
-        raise ValueError(f"{BATCH_FEATURE_CACHE_ENV}={raw!r} is not a number of megabytes") from None
-    if not mb >= 0 or mb == float("inf"):
-        raise ValueError(f"{BATCH_FEATURE_CACHE_ENV}={raw!r} must be a finite, non-negative number of megabytes")
-    return int(mb * 1024 * 1024)
+    return int(settings.get(BATCH_FEATURE_CACHE_ENV) * 1024 * 1024)
 
 
 def load_item(item: Item, reader: Callable[..., Any] | None = None) -> Loaded:

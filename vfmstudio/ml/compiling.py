@@ -12,8 +12,9 @@ Importing this module does not import torch.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
+
+from vfmstudio import settings
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def set_torch_compile(enabled: bool | None) -> None:
 def torch_compile_enabled() -> bool:
     if _override is not None:
         return _override
-    return os.environ.get(ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    return bool(settings.get(ENV))
 
 
 def compile_encoders(model: Any) -> list[str]:

@@ -7,7 +7,6 @@ benchmarks/bench_startup.py can report each stage, not only the first mapped fra
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -20,7 +19,9 @@ TRACE_ENV = "VFMSTUDIO_STARTUP_TRACE"
 
 
 def _tracer():
-    target = os.environ.get(TRACE_ENV)
+    from vfmstudio import settings
+
+    target = settings.get(TRACE_ENV, strict=False)
     if not target:
         return lambda event: None
 

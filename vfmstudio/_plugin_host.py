@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import importlib
 import importlib.metadata as md
 import logging
 import threading
 import traceback
-from collections.abc import Iterable
+import typing
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,11 +46,14 @@ class PluginStatus:
     module: str = ""
     tools: list[str] = field(default_factory=list)
     formats: list[str] = field(default_factory=list)
+    provides: dict[str, list[str]] = field(default_factory=dict)  # ids by registration kind
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "source": self.source, "version": self.version, "status": self.status,
-                "error": self.error, "module": self.module, "tools": list(self.tools),
-                "formats": list(self.formats)}
+        out = {"name": self.name, "source": self.source, "version": self.version, "status": self.status,
+               "error": self.error, "module": self.module, "tools": list(self.tools), "formats": list(self.formats)}
+        for kind, ids in self.provides.items():
+            out.setdefault(kind, list(ids))
+        return out
 
 
 class PluginError(Exception):
@@ -79,8 +84,11 @@ class PluginHost:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.statuses: dict[str, PluginStatus] = {}
-        self.tools: dict[str, ToolSpec] = {}
-        self.formats: dict[str, FormatSpec] = {}
+        #: What the registration hooks returned, by kind (``vfm_register_<kind>``) and id.
+        self.registered: dict[str, dict[str, Any]] = {hook.removeprefix(hookspecs.REGISTRATION_PREFIX): {}
+                                                      for hook in registration_hooks()}
+        self.tools: dict[str, ToolSpec] = self.registered["tools"]
+        self.formats: dict[str, FormatSpec] = self.registered["formats"]
         self._loaded = False
         self._lock = threading.Lock()
 
@@ -115,76 +123,87 @@ class PluginHost:
         if name in self.disabled:
             status.status, status.error = "disabled", "disabled by the user"
             return
+        registered = False
         try:
             plugin = importer()
-            self._check_hook_names(plugin)
-            tools = self._collect_tools(name, plugin)
-            formats = self._collect_formats(name, plugin)
-            self.pm.register(plugin, name=name)
+            self._check_hooks(plugin)
+            self.pm.register(plugin, name=name)  # pluggy checks each hookimpl's signature against its spec
+            registered = True
+            provided = {hook: self._collect(name, hook) for hook in registration_hooks()}
         except BaseException as exc:  # noqa: BLE001 - a plugin may raise anything, even SystemExit
             if isinstance(exc, KeyboardInterrupt):
                 raise
+            if registered:
+                self.pm.unregister(name=name)  # a half-registered plugin is harder to reason about than none
             status.status = "failed"
             status.error = _one_line(exc)
             status.traceback = traceback.format_exc()
             log.info("plugin %s failed to load: %s", name, status.error)  # shown by `vfmstudio plugins`
             return
-        for spec in tools:
-            self.tools[spec.id] = spec
-        for spec in formats:
-            self.formats[spec.id] = spec
-        status.tools = [t.id for t in tools]
-        status.formats = [f.id for f in formats]
+        for hook, specs in provided.items():
+            kind = hook.removeprefix(hookspecs.REGISTRATION_PREFIX)
+            table = self.registered.setdefault(kind, {})
+            for spec in specs:
+                table[spec.id] = spec
+            status.provides[kind] = [spec.id for spec in specs]
+        status.tools = status.provides.get("tools", [])
+        status.formats = status.provides.get("formats", [])
         status.status = "loaded"
 
     @staticmethod
-    def _check_hook_names(plugin: Any) -> None:
+    def _check_hooks(plugin: Any) -> None:
+        """Refuse misspelled hooks and hooks without ``@hookimpl`` (pluggy would silently ignore both)."""
+        marker = f"{hookspecs.PROJECT}_impl"
         for attr in dir(plugin):
-            if attr.startswith("vfm_") and callable(getattr(plugin, attr, None)) and attr not in hookspecs.HOOK_NAMES:
+            if not (attr.startswith("vfm_") and callable(getattr(plugin, attr, None))):
+                continue
+            if attr not in hookspecs.HOOK_NAMES:
                 guess = difflib.get_close_matches(attr, hookspecs.HOOK_NAMES, n=1)
                 hint = f" (did you mean {guess[0]}?)" if guess else ""
                 raise PluginError(f"unknown hook {attr}{hint}")
+            if not hasattr(getattr(plugin, attr), marker):
+                raise PluginError(f"{attr} is not marked with @hookimpl "
+                                  "(from vfmstudio.plugin_api import hookimpl; put @hookimpl above it)")
 
-    def _call_own_hook(self, plugin: Any, hook: str) -> Any:
-        fn = getattr(plugin, hook, None)
-        if fn is None:
-            return None
-        return fn()
-
-    def _collect_tools(self, name: str, plugin: Any) -> list[ToolSpec]:
-        value = self._call_own_hook(plugin, "vfm_register_tools")
+    def _collect(self, name: str, hook: str) -> list[Any]:
+        """Call plugin ``name``'s implementation of registration ``hook`` and validate the list it returns."""
+        impls = [i for i in getattr(self.pm.hook, hook).get_hookimpls() if i.plugin_name == name]
+        if not impls:
+            return []
+        value = impls[0].function()
+        item_type = _item_type(hook)
+        expected = item_type.__name__ if item_type else "declaration"
         if value is None:
             return []
         if not isinstance(value, list | tuple):
-            raise PluginError(f"vfm_register_tools must return a list of ToolSpec, got {type(value).__name__}")
-        families = set(getattr(plugin, "VFM_TOOL_FAMILIES", ())) | {name}
-        out = []
+            raise PluginError(f"{hook} must return a list of {expected}, got {type(value).__name__}")
+        kind = hook.removeprefix(hookspecs.REGISTRATION_PREFIX)
+        taken = self.registered.get(kind, {})
+        out: list[Any] = []
         for spec in value:
-            if not isinstance(spec, ToolSpec):
-                raise PluginError(f"vfm_register_tools returned a {type(spec).__name__}, expected ToolSpec")
-            if spec.family not in families:
+            if (item_type is not None and not isinstance(spec, item_type)) or not isinstance(getattr(spec, "id", None), str):
+                raise PluginError(f"{hook} returned a {type(spec).__name__}, expected {expected}")
+            if kind == "tools" and spec.family != name:
                 raise PluginError(f"tool id {spec.id!r} must start with '{name}.' (the plugin's name)")
-            if spec.id in self.tools or any(t.id == spec.id for t in out):
-                owner = self.tools[spec.id].plugin if spec.id in self.tools else name
-                raise PluginError(f"duplicate tool id {spec.id!r} (already registered by {owner})")
-            out.append(dataclasses.replace(spec, plugin=name))
+            if spec.id in taken or any(s.id == spec.id for s in out):
+                owner = getattr(taken[spec.id], "plugin", "") if spec.id in taken else name
+                raise PluginError(f"duplicate {kind.rstrip('s')} id {spec.id!r} (already registered by {owner})")
+            if dataclasses.is_dataclass(spec) and any(f.name == "plugin" for f in dataclasses.fields(spec)):
+                spec = dataclasses.replace(spec, plugin=name)
+            out.append(spec)
         return out
 
-    def _collect_formats(self, name: str, plugin: Any) -> list[FormatSpec]:
-        value = self._call_own_hook(plugin, "vfm_register_formats")
-        if value is None:
-            return []
-        if not isinstance(value, list | tuple):
-            raise PluginError(f"vfm_register_formats must return a list of FormatSpec, got {type(value).__name__}")
-        out = []
-        for spec in value:
-            if not isinstance(spec, FormatSpec):
-                raise PluginError(f"vfm_register_formats returned a {type(spec).__name__}, expected FormatSpec")
-            if spec.id in self.formats or any(f.id == spec.id for f in out):
-                owner = self.formats[spec.id].plugin if spec.id in self.formats else name
-                raise PluginError(f"duplicate format id {spec.id!r} (already registered by {owner})")
-            out.append(dataclasses.replace(spec, plugin=name))
-        return out
+    def call_each(self, hook: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
+        """Call every plugin's implementation of ``hook`` in turn (pluggy's order), each inside its own
+        fault boundary: yields ``(plugin name, value)``; a raising plugin is logged and skipped."""
+        self.load()
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            try:
+                value = impl.function(**kwargs)
+            except Exception as exc:  # noqa: BLE001 - a plugin's failure must not stop the others
+                log.warning("plugin %s failed in %s: %s", impl.plugin_name, hook, _one_line(exc))
+                continue
+            yield impl.plugin_name, value
 
     # ------------------------------------------------------------------ queries
     def tool(self, tool_id: str) -> ToolSpec:
@@ -210,21 +229,31 @@ class PluginHost:
 
     def read_image(self, path: Path) -> Any:
         """Ask each plugin's ``vfm_read_image`` in turn; a raising plugin is logged and skipped."""
-        self.load()
         import numpy as np
 
-        for impl in self.pm.hook.vfm_read_image.get_hookimpls():
-            try:
-                value = impl.function(path=path)
-            except Exception as exc:  # noqa: BLE001 - a plugin's failure must not stop the others
-                log.warning("plugin %s failed in vfm_read_image(%s): %s", impl.plugin_name, path, _one_line(exc))
-                continue
+        for plugin_name, value in self.call_each("vfm_read_image", path=path):
             if value is None:
                 continue
             if isinstance(value, np.ndarray) and value.ndim == 3 and value.shape[2] == 3 and value.dtype == np.uint8:
                 return value
-            log.warning("plugin %s returned an invalid image from vfm_read_image", impl.plugin_name)
+            log.warning("plugin %s returned an invalid image from vfm_read_image", plugin_name)
         return None
+
+
+def registration_hooks() -> tuple[str, ...]:
+    """The hooks a plugin is asked once, when it loads: every ``vfm_register_<kind>`` spec."""
+    return tuple(h for h in hookspecs.HOOK_NAMES if h.startswith(hookspecs.REGISTRATION_PREFIX))
+
+
+@functools.cache
+def _item_type(hook: str) -> type | None:
+    """``X`` of the spec's ``-> list[X]`` annotation; None when it cannot be resolved (only ``.id`` is checked)."""
+    try:
+        hint = typing.get_type_hints(getattr(hookspecs, hook)).get("return")
+    except Exception:  # noqa: BLE001 - an annotation only visible to type checkers
+        return None
+    args = typing.get_args(hint)
+    return args[0] if args and isinstance(args[0], type) else None
 
 
 def _entry_points() -> list[md.EntryPoint]:

@@ -1,4 +1,4 @@
-"""Every hook a vfmstudio plugin can implement.
+"""Every hook a vfmstudio plugin can implement (``HOOK_NAMES`` is derived from this module).
 
 Plugins implement hooks with :data:`vfmstudio.plugin_api.hookimpl`. The host calls each
 implementation on its own, inside a fault boundary, and validates what comes back, so one broken
@@ -12,16 +12,20 @@ from typing import TYPE_CHECKING
 
 import pluggy
 
-if TYPE_CHECKING:  # only for annotations: keep this module free of numpy at import time
-    import numpy as np
+# Imported for real, not only for type checking: the host reads each registration hook's item type
+# (``list[ToolSpec]``) from its annotation to validate what a plugin returns.
+from vfmstudio.core.tools import FormatSpec, ToolSpec
 
-    from vfmstudio.core.tools import FormatSpec, ToolSpec
+if TYPE_CHECKING:
+    import numpy as np
 
 PROJECT = "vfmstudio"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
-HOOK_NAMES = ("vfm_register_tools", "vfm_register_formats", "vfm_read_image")
+#: Hooks whose name starts with this take no arguments and return a list of declarations
+#: (``vfm_register_<kind>() -> list[Spec]``); the host calls them once per plugin when it loads.
+REGISTRATION_PREFIX = "vfm_register_"
 
 
 @hookspec
@@ -29,7 +33,7 @@ def vfm_register_tools() -> list[ToolSpec]:
     """Return the tools this plugin provides.
 
     Each :class:`~vfmstudio.core.tools.ToolSpec` has an id ``<family>.<name>`` whose family is the
-    plugin's name (or one listed in the plugin module's ``VFM_TOOL_FAMILIES``). Tool code is named
+    plugin's own name (its entry-point name; no plugin can claim another's). Tool code is named
     by ``run="module:function"`` and imported only when the tool runs, so registering is cheap:
     never import torch or load a model here.
     """
@@ -54,3 +58,12 @@ def vfm_read_image(path: Path) -> np.ndarray | None:
     Return an (H, W, 3) uint8 RGB array, or None when the file is not yours. The first plugin
     that returns an array wins.
     """
+
+
+def _hook_names() -> tuple[str, ...]:
+    marker = f"{PROJECT}_spec"  # the attribute pluggy's HookspecMarker sets
+    return tuple(name for name, obj in globals().items() if name.startswith("vfm_") and hasattr(obj, marker))
+
+
+#: Every hook name, derived from the specifications above (never listed by hand).
+HOOK_NAMES: tuple[str, ...] = _hook_names()

@@ -38,6 +38,10 @@ BROKEN = {
     "bad_exit": "import sys\nsys.exit(3)\n",
     "bad_signature": "from vfmstudio.plugin_api import hookimpl\n@hookimpl\ndef vfm_read_image(path, extra):\n"
                      "    return None\n",
+    # Without the marker pluggy would ignore the function: the plugin would load and do nothing.
+    "bad_unmarked": "def vfm_read_image(path):\n    return None\n",
+    # Another plugin's family cannot be claimed (VFM_TOOL_FAMILIES is gone).
+    "bad_claims": "VFM_TOOL_FAMILIES = ('good_a',)\n" + GOOD.format(name="good_a").replace("good_a-fmt", "x-fmt"),
 }
 
 
@@ -47,8 +51,8 @@ def plugin_dir(tmp_path, monkeypatch):
         (tmp_path / f"{name}.py").write_text(GOOD.format(name=name))
     for name, code in BROKEN.items():
         (tmp_path / f"{name}.py").write_text(code)
-    # good_dup registers the same tool id as good_a, under good_a's family via VFM_TOOL_FAMILIES.
-    (tmp_path / "good_dup.py").write_text("VFM_TOOL_FAMILIES = ('good_a',)\n" + GOOD.format(name="good_a"))
+    # good_dup is good_a again under another module name: the same tool and format ids.
+    (tmp_path / "good_dup.py").write_text(GOOD.format(name="good_a"))
     monkeypatch.syspath_prepend(str(tmp_path))
     yield tmp_path
     for name in [*BROKEN, "good_a", "good_b", "good_dup"]:
@@ -76,6 +80,8 @@ def test_good_plugins_register_tools_and_formats(plugin_dir):
     ("bad_prefix", "must start with 'bad_prefix.'"),
     ("bad_exit", "SystemExit"),
     ("bad_signature", "vfm_read_image"),
+    ("bad_unmarked", "vfm_read_image is not marked with @hookimpl"),
+    ("bad_claims", "tool id 'good_a.t' must start with 'bad_claims.'"),
 ])
 def test_broken_plugin_is_recorded_and_the_others_still_work(plugin_dir, name, fragment):
     host = _host(["good_a", name, "good_b"])
@@ -87,11 +93,76 @@ def test_broken_plugin_is_recorded_and_the_others_still_work(plugin_dir, name, f
     assert set(host.tools) == {"good_a.t", "good_b.t"}
 
 
-def test_duplicate_tool_id_skips_the_second_plugin(plugin_dir):
-    host = _host(["good_a", "good_dup"])
-    assert host.statuses["good_dup"].status == "failed"
-    assert "duplicate tool id 'good_a.t'" in host.statuses["good_dup"].error
+def test_duplicate_ids_skip_the_second_plugin(plugin_dir):
+    host = PluginHost(builtins=(), entry_points=False)
+    host._load_one("good_a", "builtin", lambda: __import__("good_a"), version="", module_name="good_a")
+    # The same ids from a plugin that is allowed the family (its name) but comes second.
+    host._load_one("good_a2", "builtin", lambda: __import__("good_dup"), version="", module_name="good_dup")
+    assert host.statuses["good_a2"].status == "failed"
+    assert "must start with 'good_a2.'" in host.statuses["good_a2"].error
     assert host.tools["good_a.t"].plugin == "good_a"
+
+
+def test_duplicate_format_id_skips_the_second_plugin_whole(plugin_dir):
+    (plugin_dir / "fmt_dup.py").write_text(GOOD.format(name="fmt_dup").replace("fmt_dup-fmt", "good_a-fmt"))
+    try:
+        host = _host(["good_a", "fmt_dup"])
+        assert "duplicate format id 'good_a-fmt' (already registered by good_a)" in host.statuses["fmt_dup"].error
+        assert "fmt_dup.t" not in host.tools  # nothing of a failed plugin stays registered
+        assert not [i for i in host.pm.hook.vfm_register_tools.get_hookimpls() if i.plugin_name == "fmt_dup"]
+    finally:
+        sys.modules.pop("fmt_dup", None)
+
+
+def test_hook_names_are_the_specs():
+    from vfmstudio import hookspecs
+
+    assert set(hookspecs.HOOK_NAMES) == {"vfm_register_tools", "vfm_register_formats", "vfm_read_image"} | {
+        n for n in dir(hookspecs) if n.startswith("vfm_register_")}
+
+
+def test_a_new_registration_spec_is_called_like_the_others(plugin_dir, monkeypatch):
+    # Any vfm_register_<kind> spec added to hookspecs is called per plugin, validated and stored by kind.
+    import dataclasses as dc
+
+    import pluggy
+
+    from vfmstudio import _plugin_host, hookspecs
+
+    @dc.dataclass(frozen=True)
+    class Widget:
+        id: str
+        plugin: str = ""
+
+    def vfm_register_widgets() -> list[Widget]:
+        """Test-only spec."""
+
+    vfm_register_widgets.__annotations__["return"] = list[Widget]
+    pluggy.HookspecMarker(hookspecs.PROJECT)(vfm_register_widgets)
+    monkeypatch.setattr(hookspecs, "vfm_register_widgets", vfm_register_widgets, raising=False)
+    monkeypatch.setattr(hookspecs, "HOOK_NAMES", (*hookspecs.HOOK_NAMES, "vfm_register_widgets"))
+    _plugin_host._item_type.cache_clear()
+    (plugin_dir / "widgety.py").write_text(textwrap.dedent("""
+        from vfmstudio.plugin_api import hookimpl
+        @hookimpl
+        def vfm_register_widgets():
+            import test_widget_kind
+            return [test_widget_kind.Widget("w1")]
+    """))
+    (plugin_dir / "widget_bad.py").write_text(
+        "from vfmstudio.plugin_api import hookimpl\n@hookimpl\ndef vfm_register_widgets():\n    return [1]\n")
+    mod = type(sys)("test_widget_kind")
+    mod.Widget = Widget
+    monkeypatch.setitem(sys.modules, "test_widget_kind", mod)
+    try:
+        host = _host(["widgety", "widget_bad"])
+        assert host.registered["widgets"] == {"w1": Widget("w1", plugin="widgety")}
+        assert host.statuses["widgety"].describe()["widgets"] == ["w1"]
+        assert "vfm_register_widgets returned a int, expected Widget" in host.statuses["widget_bad"].error
+    finally:
+        _plugin_host._item_type.cache_clear()
+        for n in ("widgety", "widget_bad"):
+            sys.modules.pop(n, None)
 
 
 def test_disabled_plugin_is_not_imported(plugin_dir):

@@ -18,11 +18,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 # Order: quick core figures first, then models, then the window (which needs a display or offscreen).
-ORDER = ["bench_formats", "bench_dinov2_interaction", "bench_dinov2_extraction", "bench_clip_classify",
+ORDER = ["bench_formats", "bench_plugin_probe", "bench_dinov2_interaction", "bench_dinov2_extraction", "bench_clip_classify",
          "bench_clip_segment", "bench_paligemma", "bench_batch", "bench_compile", "bench_startup", "bench_gui_stall"]
 # Sizes for `make bench` (same measurements, fewer images and repeats); --full drops them.
 SUITE_ARGS = {
     "bench_formats": ["--masks", "20", "--repeat", "3"],
+    "bench_plugin_probe": ["--plugins", "3", "--repeat", "3"],
     "bench_dinov2_interaction": ["--repeat", "15"],
     "bench_dinov2_extraction": ["--repeat", "3"],
     "bench_clip_classify": ["--images", "16", "--repeat", "1"],

@@ -1,7 +1,8 @@
 """Plugin discovery, isolation and validation. Nothing else touches ``pm.hook``.
 
 Built-in plugins are imported by module name; third-party plugins come from the entry-point group
-``vfmstudio``, enumerated without loading and then loaded one by one. Every step that runs plugin
+``vfmstudio``, enumerated without loading, probed once in a subprocess with a time limit (so one that
+exits or hangs at import is skipped, see ``_plugin_probe``) and then loaded one by one. Every step that runs plugin
 code (import, registration, each hook call) is a fault boundary: a failure is recorded against the
 plugin, the plugin is skipped, and every other plugin still works.
 """
@@ -73,7 +74,8 @@ class PluginHost:
     """Loads plugins and holds what they registered: ``tools``, ``formats``, ``statuses``."""
 
     def __init__(self, *, safe_mode: bool | None = None, disabled: Iterable[str] = (),
-                 builtins: Iterable[str] = BUILTIN_PLUGINS, entry_points: bool = True):
+                 builtins: Iterable[str] = BUILTIN_PLUGINS, entry_points: bool = True,
+                 probe_first: bool = True, probe_cache: Path | None = None):
         if safe_mode is None:
             safe_mode = bool(settings.get(AUTOLOAD_ENV, strict=False))
         env_disabled = set(settings.get(DISABLED_ENV))
@@ -81,6 +83,8 @@ class PluginHost:
         self.disabled = set(disabled) | env_disabled
         self._builtins = tuple(builtins)
         self._use_entry_points = entry_points
+        self._probe_first = probe_first  # load third-party plugins in a bounded subprocess first
+        self._probe_cache = probe_cache  # None: the user's cache folder (vfmstudio._plugin_probe)
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.statuses: dict[str, PluginStatus] = {}
@@ -102,7 +106,9 @@ class PluginHost:
                 self._load_one(_short_name(module_name), "builtin", lambda m=module_name: importlib.import_module(m),
                                version=_dist_version("vfmstudio"), module_name=module_name)
             if self._use_entry_points:
-                for ep in _entry_points():
+                eps = _entry_points()
+                verdicts = self._probe(eps)
+                for ep in eps:
                     dist = getattr(ep, "dist", None)
                     version = getattr(dist, "version", "") or ""
                     if self.safe_mode:
@@ -110,8 +116,23 @@ class PluginHost:
                                                               "safe mode: third-party plugins are not loaded",
                                                               module=ep.value)
                         continue
+                    verdict = verdicts.get(ep.name)
+                    if verdict is not None and not verdict.ok and ep.name not in self.disabled:
+                        self.statuses[ep.name] = PluginStatus(ep.name, "entry point", version, "failed",
+                                                              verdict.error or "failed to load", module=ep.value)
+                        log.info("plugin %s skipped: %s", ep.name, verdict.error)
+                        continue
                     self._load_one(ep.name, "entry point", ep.load, version=version, module_name=ep.value)
             return self
+
+    def _probe(self, eps: list[md.EntryPoint]) -> dict[str, Any]:
+        """Verdicts from loading each new third-party plugin in a subprocess first (import-time bounds)."""
+        if self.safe_mode or not self._probe_first:
+            return {}
+        from vfmstudio import _plugin_probe
+
+        wanted = [ep for ep in eps if ep.name not in self.disabled and ep.name not in self.statuses]
+        return _plugin_probe.probe(wanted, cache=self._probe_cache)
 
     def _load_one(self, name: str, source: str, importer, *, version: str, module_name: str) -> None:
         status = PluginStatus(name, source, version, module=module_name)

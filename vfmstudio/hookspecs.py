@@ -43,11 +43,12 @@ def vfm_register_tools() -> list[ToolSpec]:
 def vfm_register_formats() -> list[FormatSpec]:
     """Return the annotation formats (exporters and importers) this plugin provides.
 
-    ``FormatSpec.exporter`` names ``export(project, out_dir, params, ctx) -> None`` and
-    ``FormatSpec.importer`` names ``import_(source, params, ctx) -> Project`` (an in-memory project,
-    see :func:`vfmstudio.core.project.in_memory`); ``ctx`` is a
-    :class:`vfmstudio.core.exchange.ExchangeContext`. Resolve every path read from a file with
-    :func:`vfmstudio.core.exchange.safe_join`. See docs/formats.md.
+    ``FormatSpec.exporter`` names an :class:`~vfmstudio.plugin_api.ExporterFunction`
+    ``export(project, out_dir, params, ctx) -> None`` and ``FormatSpec.importer`` an
+    :class:`~vfmstudio.plugin_api.ImporterFunction` ``import_(source, params, ctx) -> Project`` (an
+    in-memory project, see :func:`vfmstudio.plugin_api.in_memory`); ``ctx`` is an
+    :class:`~vfmstudio.plugin_api.ExchangeContext`. Resolve every path read from a file with
+    :func:`vfmstudio.plugin_api.safe_join`. See docs/formats.md.
     """
 
 

@@ -17,9 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vfmstudio.ml._preprocess import pixel_values_on_device
-from vfmstudio.ml.errors import ModelError
-from vfmstudio.plugin_api import RunContext
+from vfmstudio.plugin_api import ModelError, RunContext, pixel_values_on_device
 
 FAMILIES = {"clip": "clip", "siglip": "siglip"}
 SIGLIP_TEXT_LENGTH = 64  # SigLIP was trained on texts padded to 64 tokens; shorter padding changes results
@@ -61,9 +59,7 @@ class ClipBundle:
 def load_bundle(ref: str, device: str, precision: str) -> ClipBundle:
     from transformers import AutoModel, AutoProcessor
 
-    from vfmstudio.ml._loading import load_pretrained, load_processor
-    from vfmstudio.ml.hub import resolve_local_path
-    from vfmstudio.ml.refs import parse_model_ref
+    from vfmstudio.plugin_api import load_pretrained, load_processor, parse_model_ref, resolve_local_path
 
     local = resolve_local_path(parse_model_ref(ref))
     try:

@@ -10,8 +10,16 @@ from pathlib import Path
 
 import numpy as np
 
-from vfmstudio.core.image import image_id_for_file, list_images, load_image
-from vfmstudio.plugin_api import ImageLoadError, LoadedImage, ParamError, Ranking, RunContext
+from vfmstudio.plugin_api import (
+    ImageLoadError,
+    LoadedImage,
+    ParamError,
+    Ranking,
+    RunContext,
+    image_id_for_file,
+    list_images,
+    load_image,
+)
 from vfmstudio_clip._model import cached_image_embeddings, encode_texts, feature_key, get_bundle
 
 

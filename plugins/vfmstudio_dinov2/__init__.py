@@ -7,8 +7,7 @@ and keeps them in the feature cache; see docs/tools/dinov2.md.
 
 from __future__ import annotations
 
-from vfmstudio.ml.catalog import models_for
-from vfmstudio.plugin_api import InputKind, ModelChoice, Param, ParamType, ToolSpec, hookimpl
+from vfmstudio.plugin_api import InputKind, ModelChoice, Param, ParamType, ToolSpec, hookimpl, models_for
 
 DEFAULT_MODEL = "facebook/dinov2-small"
 MODELS = tuple(ModelChoice(m.ref, m.title, m.params_millions) for m in models_for("dinov2"))

@@ -27,13 +27,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vfmstudio.core.context import RunContext
-from vfmstudio.core.image import LoadedImage
-from vfmstudio.core.tools import ParamError
-from vfmstudio.ml.devices import resolve_device, resolve_precision, torch_dtype
-from vfmstudio.ml.errors import ModelError
-from vfmstudio.ml.hub import resolve_local_path
-from vfmstudio.ml.refs import parse_model_ref
+from vfmstudio.plugin_api import (
+    LoadedImage,
+    ModelError,
+    ParamError,
+    RunContext,
+    parse_model_ref,
+    resolve_device,
+    resolve_local_path,
+    resolve_precision,
+    torch_dtype,
+)
 
 DEFAULT_MODEL = "facebook/dinov2-small"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -227,7 +231,7 @@ class Dinov2Extractor(Extractor):
     def _load(self) -> Any:
         import transformers
 
-        from vfmstudio.ml._loading import load_pretrained
+        from vfmstudio.plugin_api import load_pretrained
 
         model, _info = load_pretrained(transformers.AutoModel, self._ref, device=self.device,
                                        precision=self.precision)

@@ -21,9 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vfmstudio.core.image import LoadedImage
-from vfmstudio.core.results import Masks, Prediction, ResultError, result_from_json
-from vfmstudio.core.tools import ParamError
+from vfmstudio.plugin_api import LoadedImage, Masks, ParamError, Prediction, ResultError, result_from_json
 
 BACKGROUND = "background"
 MAX_CLASSES = 255  # more distinct values than this is a photo or a soft mask, not a label image
@@ -95,7 +93,7 @@ def _masks_from_json(data: object, where: str, folder: Path | None = None) -> Cl
 def _read_label_image(path: Path) -> ClassMasks:
     from PIL import Image, UnidentifiedImageError
 
-    from vfmstudio.core.image import DEFAULT_MAX_PIXELS
+    from vfmstudio.plugin_api import DEFAULT_MAX_PIXELS
 
     try:
         with Image.open(path) as im:

@@ -14,19 +14,19 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vfmstudio.core.context import RunContext
-from vfmstudio.core.image import LoadedImage
-from vfmstudio.core.results import (
+from vfmstudio.plugin_api import (
     Correspondences,
     FeatureImage,
     Heatmap,
     Histogram,
     LayerMaps,
+    LoadedImage,
     Masks,
+    ParamError,
     Result,
+    RunContext,
     Table,
 )
-from vfmstudio.core.tools import ParamError
 from vfmstudio_dinov2 import _math
 from vfmstudio_dinov2._features import PatchFeatures, features_of_all
 from vfmstudio_dinov2._refmasks import BACKGROUND, patch_labels, read_reference_masks

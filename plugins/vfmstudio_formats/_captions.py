@@ -6,8 +6,7 @@ import csv
 import json
 from pathlib import Path
 
-from vfmstudio.core.exchange import ExchangeContext, FormatError, safe_join
-from vfmstudio.core.project import ImageRecord, Project, in_memory
+from vfmstudio.plugin_api import ExchangeContext, FormatError, ImageRecord, Project, in_memory, safe_join
 
 from ._common import iter_images, read_text
 

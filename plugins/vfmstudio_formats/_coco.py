@@ -6,11 +6,21 @@ from pathlib import Path
 
 import numpy as np
 
-from vfmstudio.core import rle
-from vfmstudio.core.annotations import Annotation, Box, Mask, Points, Polygon, PolygonPart
-from vfmstudio.core.exchange import ExchangeContext, FormatError
-from vfmstudio.core.image import DEFAULT_MAX_PIXELS
-from vfmstudio.core.project import Project, in_memory
+from vfmstudio.plugin_api import (
+    DEFAULT_MAX_PIXELS,
+    Annotation,
+    Box,
+    ExchangeContext,
+    FormatError,
+    Mask,
+    Points,
+    Polygon,
+    PolygonPart,
+    Project,
+    in_memory,
+    rle_decode,
+    rle_encode,
+)
 
 from ._common import (
     copy_image,
@@ -70,7 +80,7 @@ def _annotation(ann: Annotation, h: int, w: int, use_rle: bool, tolerance: float
         if parts is None or any(holes for _, holes in parts):
             if parts is not None:
                 ctx.warn("COCO: shapes with holes are written as RLE (COCO polygons cannot hold holes)")
-            segmentation = rle.encode(mask)
+            segmentation = rle_encode(mask)
         else:
             segmentation = [np.asarray(ext, dtype=float).ravel().tolist() for ext, _ in parts]
             if not segmentation:
@@ -134,7 +144,7 @@ def _shape(a: dict, h: int, w: int, name: str):
             raise FormatError(f"{where}: RLE size must be [height, width]")
         if (h and w and tuple(size) != (h, w)) or size[0] * size[1] > DEFAULT_MAX_PIXELS:
             raise FormatError(f"{where}: RLE size {tuple(size)} differs from the image size {(h, w)}")
-        mask = rle.decode(seg)
+        mask = rle_decode(seg)
         if h and w and mask.shape != (h, w):
             raise FormatError(f"{where}: RLE size {mask.shape} differs from the image size {(h, w)}")
         return Mask.from_array(mask)

@@ -11,11 +11,26 @@ from typing import Any
 
 import numpy as np
 
-from vfmstudio.core import geometry
-from vfmstudio.core.annotations import Annotation, Box, LabelSet, Mask, Points, Polygon, Provenance, Shape
-from vfmstudio.core.exchange import ExchangeContext, FormatError, safe_join
-from vfmstudio.core.image import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageLoadError
-from vfmstudio.core.project import ImageRecord, Project, image_size
+from vfmstudio.plugin_api import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_EXTENSIONS,
+    Annotation,
+    Box,
+    ExchangeContext,
+    FormatError,
+    ImageLoadError,
+    ImageRecord,
+    LabelSet,
+    Mask,
+    Points,
+    Polygon,
+    Project,
+    Provenance,
+    Shape,
+    image_size,
+    mask_to_parts,
+    safe_join,
+)
 
 Part = tuple[np.ndarray, list[np.ndarray]]
 
@@ -85,7 +100,7 @@ def shape_parts(shape: Shape, tolerance: float) -> list[Part]:
     if isinstance(shape, Box):
         return [(np.asarray(shape.corners()), [])]
     if isinstance(shape, Mask):
-        return geometry.mask_to_parts(shape.to_array(), tolerance)
+        return mask_to_parts(shape.to_array(), tolerance)
     return []
 
 

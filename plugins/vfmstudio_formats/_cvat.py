@@ -13,10 +13,21 @@ from pathlib import Path
 
 import numpy as np
 
-from vfmstudio.core import geometry
-from vfmstudio.core.annotations import Annotation, Box, Mask, Points, Polygon, PolygonPart, Provenance
-from vfmstudio.core.exchange import ExchangeContext, FormatError
-from vfmstudio.core.project import ImageRecord, Project, in_memory
+from vfmstudio.plugin_api import (
+    Annotation,
+    Box,
+    ExchangeContext,
+    FormatError,
+    ImageRecord,
+    Mask,
+    Points,
+    Polygon,
+    PolygonPart,
+    Project,
+    Provenance,
+    in_memory,
+    mask_bbox,
+)
 
 from ._common import copy_image, export_names, image_dims, image_record, imported, iter_images
 from ._voc import parse_xml
@@ -90,7 +101,7 @@ def export(project: Project, out: Path, params: dict, ctx: ExchangeContext) -> N
                     ET.SubElement(im, "polygon", **common, **extra, points=_pts(part.exterior))
             else:
                 mask = s.to_mask(h, w)
-                box = geometry.mask_bbox(mask)
+                box = mask_bbox(mask)
                 if box is None:
                     continue
                 x0, y0, x1, y1 = box

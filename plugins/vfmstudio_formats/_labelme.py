@@ -14,10 +14,21 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from vfmstudio.core import geometry
-from vfmstudio.core.annotations import Annotation, Box, Mask, Points, Polygon, PolygonPart
-from vfmstudio.core.exchange import ExchangeContext, FormatError, safe_join
-from vfmstudio.core.project import ImageRecord, Project, in_memory
+from vfmstudio.plugin_api import (
+    Annotation,
+    Box,
+    ExchangeContext,
+    FormatError,
+    ImageRecord,
+    Mask,
+    Points,
+    Polygon,
+    PolygonPart,
+    Project,
+    in_memory,
+    mask_bbox,
+    safe_join,
+)
 
 from ._common import (
     check_size,
@@ -86,7 +97,7 @@ def _shapes(ann: Annotation, h: int, w: int) -> list[dict]:
     if isinstance(s, Polygon) and not s.has_holes:
         return [_shape(ann.label, p.exterior, "polygon") for p in s.parts]
     mask = s.to_mask(h, w)
-    box = geometry.mask_bbox(mask)
+    box = mask_bbox(mask)
     if box is None:
         return []
     x0, y0, x1, y1 = box

@@ -13,9 +13,7 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from vfmstudio.core.annotations import Box, Points
-from vfmstudio.core.exchange import ExchangeContext
-from vfmstudio.core.project import Project
+from vfmstudio.plugin_api import Box, ExchangeContext, Points, Project
 
 from ._common import image_dims, iter_images, shape_parts, write_json
 

@@ -12,9 +12,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from vfmstudio.core.annotations import Box, Points
-from vfmstudio.core.exchange import ExchangeContext
-from vfmstudio.core.project import Project
+from vfmstudio.plugin_api import Box, ExchangeContext, Points, Project
 
 from ._common import export_names, image_dims, iter_images, write_json
 

@@ -12,9 +12,17 @@ from pathlib import Path, PurePosixPath
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from vfmstudio.core.annotations import Annotation, Box, Points
-from vfmstudio.core.exchange import ExchangeContext, FormatError, safe_join
-from vfmstudio.core.project import ImageRecord, Project, in_memory
+from vfmstudio.plugin_api import (
+    Annotation,
+    Box,
+    ExchangeContext,
+    FormatError,
+    ImageRecord,
+    Points,
+    Project,
+    in_memory,
+    safe_join,
+)
 
 from ._common import (
     check_regular_file,

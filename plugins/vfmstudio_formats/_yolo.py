@@ -12,9 +12,18 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import yaml
 
-from vfmstudio.core.annotations import Annotation, Box, Points, Polygon, PolygonPart
-from vfmstudio.core.exchange import ExchangeContext, FormatError, safe_join
-from vfmstudio.core.project import Project, in_memory
+from vfmstudio.plugin_api import (
+    Annotation,
+    Box,
+    ExchangeContext,
+    FormatError,
+    Points,
+    Polygon,
+    PolygonPart,
+    Project,
+    in_memory,
+    safe_join,
+)
 
 from ._common import (
     copy_image,

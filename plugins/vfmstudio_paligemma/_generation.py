@@ -21,10 +21,7 @@ from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria,
 from transformers.generation.streamers import BaseStreamer
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from vfmstudio.core.context import RunContext
-from vfmstudio.core.image import LoadedImage
-from vfmstudio.core.results import Text
-from vfmstudio.ml._preprocess import pixel_values_on_device
+from vfmstudio.plugin_api import LoadedImage, RunContext, Text, pixel_values_on_device
 from vfmstudio_paligemma._model import PaliGemma
 
 # Extension point for tests and experiments: each factory gets the prompt length (in tokens) and returns a

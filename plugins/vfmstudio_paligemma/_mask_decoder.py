@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vfmstudio.ml.errors import ModelError
+from vfmstudio.plugin_api import ModelError
 
 VAE_ENV = "VFMSTUDIO_PALIGEMMA_VAE"
 VAE_SPACE = "big-vision/paligemma-hf"
@@ -112,7 +112,8 @@ def resolve_vae_path(configured: str | None = None) -> Path:
 def _download_vae() -> Path:
     from huggingface_hub import hf_hub_download
 
-    from vfmstudio.ml.hub import DEFAULT_TIMEOUT, hub_cache_dir, is_offline
+    from vfmstudio.plugin_api import HUB_TIMEOUT_S as DEFAULT_TIMEOUT
+    from vfmstudio.plugin_api import hub_cache_dir, is_offline
 
     cache = hub_cache_dir()
     offline = is_offline()

@@ -7,13 +7,22 @@ from typing import Any
 
 import transformers
 
-from vfmstudio.core.context import RunContext
-from vfmstudio.ml._loading import LoadedModelInfo, check_fits, load_pretrained, load_processor
-from vfmstudio.ml.catalog import get_known
-from vfmstudio.ml.devices import BYTES_PER_ELEMENT, resolve_device, resolve_precision
-from vfmstudio.ml.errors import ModelError, ModelNotAvailableError
-from vfmstudio.ml.hub import is_cached
-from vfmstudio.ml.refs import ModelRef, parse_model_ref
+from vfmstudio.plugin_api import (
+    BYTES_PER_ELEMENT,
+    LoadedModelInfo,
+    ModelError,
+    ModelNotAvailableError,
+    ModelRef,
+    RunContext,
+    check_fits,
+    get_known,
+    is_cached,
+    load_pretrained,
+    load_processor,
+    parse_model_ref,
+    resolve_device,
+    resolve_precision,
+)
 
 DEFAULT_MODEL = "google/paligemma2-3b-mix-224"
 

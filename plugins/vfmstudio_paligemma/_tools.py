@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vfmstudio.core.context import RunContext
-from vfmstudio.core.image import LoadedImage
-from vfmstudio.core.results import Detections, Masks, Result, Text
+from vfmstudio.plugin_api import Detections, LoadedImage, Masks, Result, RunContext, Text
 from vfmstudio_paligemma import _generation, _mask_decoder, _model, prompts
 from vfmstudio_paligemma.parsing import ParsedObject, parse_objects, split_classes
 

@@ -6,7 +6,7 @@ text after ``<bos>``.
 
 from __future__ import annotations
 
-from vfmstudio.core.tools import ParamError
+from vfmstudio.plugin_api import ParamError
 from vfmstudio_paligemma.parsing import split_classes
 
 

@@ -209,7 +209,7 @@ class PluginHost:
             if spec.id in taken or any(s.id == spec.id for s in out):
                 owner = getattr(taken[spec.id], "plugin", "") if spec.id in taken else name
                 raise PluginError(f"duplicate {kind.rstrip('s')} id {spec.id!r} (already registered by {owner})")
-            if dataclasses.is_dataclass(spec) and any(f.name == "plugin" for f in dataclasses.fields(spec)):
+            if dataclasses.is_dataclass(spec) and not isinstance(spec, type) and any(f.name == "plugin" for f in dataclasses.fields(spec)):
                 spec = dataclasses.replace(spec, plugin=name)
             out.append(spec)
         return out

@@ -225,8 +225,9 @@ def _validate(tool: ToolSpec, value: Any, images: Sequence[LoadedImage]) -> tupl
         if isinstance(r, Masks) and r.image_id in sizes and r.size != sizes[r.image_id]:
             raise ToolError(tool, f"masks of size {r.size} do not match image {r.image_id} of size "
                                   f"{sizes[r.image_id]}")
-        if not isinstance(r, Correspondences | Ranking) and r.image_id is not None and r.image_id not in sizes:
-            raise ToolError(tool, f"result {i} names image {r.image_id}, which was not an input")
+        image_id = getattr(r, "image_id", None)  # every result type has one; the base class does not declare it
+        if not isinstance(r, Correspondences | Ranking) and image_id is not None and image_id not in sizes:
+            raise ToolError(tool, f"result {i} names image {image_id}, which was not an input")
         out.append(r)
     return tuple(out)
 
@@ -255,6 +256,8 @@ def prepare_tool(
     try:
         resolved = tool.resolve_params(params, from_text=params_from_text)
         fn = tool.load_prepare()
+        if fn is None:  # tool.prepare is set, so only a loader bug gets here
+            raise ToolError(tool, f"cannot load {tool.prepare}")
     except ParamError as exc:
         raise ToolError(tool, str(exc), user_error=True) from None
     except Exception as exc:  # noqa: BLE001 - plugin code may fail to import in any way

@@ -17,6 +17,7 @@ window setting ``prefetch/enabled`` or ``VFMSTUDIO_PREFETCH=0``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -101,9 +102,9 @@ class Prefetcher:
             if path not in self._jobs:
                 assert request is not None
                 job = self._runner.submit(
-                    lambda ctx, p=path, r=request: self._prefetch_one(ctx, p, r),
+                    functools.partial(self._prefetch_one, path=path, request=request),
                     key=f"{KEY_PREFIX}{path}", source=f"prefetch · {request.tool.id}", priority=PRIORITY,
-                    on_done=lambda result, p=path: self._on_done(p, result))
+                    on_done=functools.partial(self._on_done, path))
                 self._jobs[path] = (job, request)
             jobs.append(self._jobs[path][0])
         return jobs

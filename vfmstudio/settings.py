@@ -9,6 +9,7 @@ The README's settings table is generated from :data:`SETTINGS`::
 
     python -m vfmstudio.settings --markdown        # print the table
     python -m vfmstudio.settings --update README.md  # rewrite it between the marker comments
+    python -m vfmstudio.settings --check README.md   # exit 1 when it is out of date (make lint)
 
 Standard library only: the core, the plugin host and the window all read settings from here.
 """
@@ -180,11 +181,19 @@ def main(argv: list[str] | None = None) -> int:
     if args == ["--markdown"]:
         sys.stdout.write(markdown_table())
         return 0
-    if len(args) == 2 and args[0] == "--update":
+    if len(args) == 2 and args[0] in ("--update", "--check"):
         path = Path(args[1])
-        path.write_text(readme_with_table(path.read_text(encoding="utf-8")), encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
+        wanted = readme_with_table(text)
+        if args[0] == "--check":
+            if wanted != text:
+                sys.stderr.write(f"{path}: the settings table is out of date; run: "
+                                 f"python -m vfmstudio.settings --update {path}\n")
+                return 1
+            return 0
+        path.write_text(wanted, encoding="utf-8")
         return 0
-    sys.stderr.write("usage: python -m vfmstudio.settings --markdown | --update README.md\n")
+    sys.stderr.write("usage: python -m vfmstudio.settings --markdown | --update README.md | --check README.md\n")
     return 2
 
 

@@ -107,3 +107,12 @@ def test_update_rewrites_only_the_marked_section(tmp_path):
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith(f"{settings.README_END}\noutro\n")
     assert "old table" not in text and "| `VFMSTUDIO_MAX_PIXELS` | int |" in text
+
+
+def test_check_fails_on_a_stale_table(tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{settings.README_START}\nold table\n{settings.README_END}\n")
+    assert settings.main(["--check", str(readme)]) == 1
+    assert "out of date" in capsys.readouterr().err
+    settings.main(["--update", str(readme)])
+    assert settings.main(["--check", str(readme)]) == 0

@@ -208,7 +208,7 @@ class Mask:
             tight = geometry.mask_bbox(self.to_array())
             box = (0.0, 0.0, 0.0, 0.0) if tight is None else tuple(float(v) for v in tight)
             object.__setattr__(self, "_bbox", box)
-        return box  # type: ignore[return-value]
+        return box
 
     def to_rle(self) -> dict:
         # Masks are immutable, so the compressed string is computed once (autosaves write it often).
@@ -657,7 +657,7 @@ def accept_prediction(prediction: Prediction, image: str | Mapping[str, str], *,
         if isinstance(image, str):
             return image
         rid = getattr(result, "image_id", None) or (prediction.image_ids[0] if prediction.image_ids else None)
-        if rid not in image:
+        if rid is None or rid not in image:
             raise AnnotationError(f"prediction result for image {rid!r} has no matching project image")
         return image[rid]
 

@@ -614,7 +614,7 @@ def list_images(
         if p.is_dir():
             found: list[Path] = []
             _walk(p, recursive, exts, found, visited=set())
-            for f in sorted(found, key=lambda f, base=p: _path_key(f.relative_to(base))):
+            for _, f in sorted((_path_key(f.relative_to(p)), f) for f in found):
                 add(f)
         elif p.exists():
             add(p)

@@ -93,21 +93,22 @@ def draw_result(image: np.ndarray, result: Result, alpha: float = 0.5) -> np.nda
             colour = np.array(colour_for(i), dtype=np.float32)
             out[m] = (out[m].astype(np.float32) * (1 - alpha) + colour * alpha).round().astype(np.uint8)
             out[_outline(m)] = colour.astype(np.uint8)
+        assert result.boxes_xyxy is not None  # Masks derives the boxes when they are not given
         return _labels_at(out, [(b[0], b[1], lab) for b, lab in zip(result.boxes_xyxy, result.labels)])
     if isinstance(result, Heatmap):
-        pic, box = _place(colourize(result.values, result.value_range), result.extent, (h, w), Image.BILINEAR)
+        pic, box = _place(colourize(result.values, result.value_range), result.extent, (h, w), Image.Resampling.BILINEAR)
         _blend_region(out, pic, box, alpha)
         return out
     if isinstance(result, LayerMaps):
         last = result.values[-1]
-        pic, box = _place(colourize(last), result.extent, (h, w), Image.NEAREST)
+        pic, box = _place(colourize(last), result.extent, (h, w), Image.Resampling.NEAREST)
         _blend_region(out, pic, box, alpha)
         return _labels_at(out, [(4, 4, result.names[-1])])
     if isinstance(result, FeatureImage):
-        pic, box = _place(result.rgb, result.extent, (h, w), Image.NEAREST)
+        pic, box = _place(result.rgb, result.extent, (h, w), Image.Resampling.NEAREST)
         where = None
         if result.foreground is not None:
-            fg = Image.fromarray(result.foreground.astype(np.uint8) * 255).resize(pic.shape[1::-1], Image.NEAREST)
+            fg = Image.fromarray(result.foreground.astype(np.uint8) * 255).resize(pic.shape[1::-1], Image.Resampling.NEAREST)
             where = np.asarray(fg, dtype=np.float32) / 255.0
         _blend_region(out, pic, box, 0.75, where)
         return out
@@ -148,7 +149,7 @@ def draw_correspondences(source: np.ndarray, target: np.ndarray, result: Corresp
     hs, ws = source.shape[:2]
     ht, wt = target.shape[:2]
     scale = hs / ht
-    target_resized = np.asarray(Image.fromarray(target).resize((max(1, round(wt * scale)), hs), Image.BILINEAR))
+    target_resized = np.asarray(Image.fromarray(target).resize((max(1, round(wt * scale)), hs), Image.Resampling.BILINEAR))
     canvas = np.concatenate([source, target_resized], axis=1)
     pil = Image.fromarray(canvas)
     draw = ImageDraw.Draw(pil)

@@ -288,6 +288,7 @@ class Masks(Result):
 
     def _body(self, codec):
         h, w = self.size
+        assert self.boxes_xyxy is not None  # derived in __post_init__ when not given
         return {"size": [h, w], "rle": [rle.encode(m) for m in self.masks], "labels": list(self.labels),
                 "scores": None if self.scores is None else [float(s) for s in self.scores],
                 "boxes_xyxy": self.boxes_xyxy.astype(float).tolist(), "image_id": self.image_id}
@@ -333,6 +334,7 @@ class Heatmap(Result):
         _set(self, "extent", _extent(self.extent))
 
     def _body(self, codec):
+        assert self.value_range is not None  # derived in __post_init__ when not given
         return {"values": codec.dump(self.values), "label": self.label, "value_range": list(self.value_range),
                 "extent": None if self.extent is None else list(self.extent), "image_id": self.image_id}
 

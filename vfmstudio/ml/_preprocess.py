@@ -46,7 +46,7 @@ class DevicePreprocess:
         if not shortest and not fixed:
             return None
         crop = (crop_size.height, crop_size.width) if crop_size is not None else None
-        if crop_size is not None and not (crop[0] and crop[1]):
+        if crop is not None and not (crop[0] and crop[1]):
             return None
         mean, std = tuple(ip.image_mean), tuple(ip.image_std)
         if len(mean) != 3 or len(std) != 3:

@@ -124,7 +124,7 @@ def _cached_snapshot(ref: ModelRef, cache_dir: Path) -> Path | None:
 
     try:
         found = try_to_load_from_cache(
-            ref.repo_id, "config.json", cache_dir=str(cache_dir), revision=ref.revision
+            ref.hub_id, "config.json", cache_dir=str(cache_dir), revision=ref.revision
         )
     except (ValueError, OSError):
         return None
@@ -214,7 +214,7 @@ def _resolve_offline(ref: ModelRef, cache_dir: Path, reason: str) -> Path:
 
     try:
         path = snapshot_download(
-            ref.repo_id,
+            ref.hub_id,
             revision=ref.revision,
             cache_dir=str(cache_dir),
             allow_patterns=ALLOW_PATTERNS,
@@ -363,7 +363,7 @@ def pull(
     reason = "no network"
     state: _PullProgress | None = None
     try:
-        info = HfApi().model_info(ref.repo_id, revision=ref.revision, files_metadata=True, timeout=timeout)
+        info = HfApi().model_info(ref.hub_id, revision=ref.revision, files_metadata=True, timeout=timeout)
         commit = info.sha
         siblings = list(info.siblings or [])
         if not commit:
@@ -386,7 +386,7 @@ def pull(
         for sibling in wanted:
             before = state.done if state is not None else 0
             hf_hub_download(
-                ref.repo_id,
+                ref.hub_id,
                 sibling.rfilename,
                 revision=commit,
                 cache_dir=str(cache_dir),
@@ -396,7 +396,7 @@ def pull(
             if state is not None and sibling.size and state.done - before < int(sibling.size):
                 # Already cached files produce no progress updates: account for them.
                 state.add(int(sibling.size) - (state.done - before))
-        storage = _repo_storage(ref.repo_id, cache_dir)
+        storage = _repo_storage(ref.hub_id, cache_dir)
         _write_ref(storage, ref.revision or "main", commit)
         snapshot = storage / "snapshots" / commit
     except ModelError:

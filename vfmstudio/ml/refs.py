@@ -37,11 +37,18 @@ class ModelRef:
         return self.local_dir is not None
 
     @property
+    def hub_id(self) -> str:
+        """``repo_id`` of a hub reference (a local one has none)."""
+        if self.repo_id is None:
+            raise ModelError(f"'{self.local_dir}' is a local folder, not a hub model")
+        return self.repo_id
+
+    @property
     def display(self) -> str:
         """Short human name: the hub id (with revision) or the directory name."""
         if self.local_dir is not None:
             return self.local_dir.name or str(self.local_dir)
-        return self.repo_id if self.revision is None else f"{self.repo_id}@{self.revision}"
+        return self.hub_id if self.revision is None else f"{self.repo_id}@{self.revision}"
 
     @property
     def key(self) -> tuple[str, str]:

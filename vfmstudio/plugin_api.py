@@ -128,8 +128,8 @@ class ImporterFunction(Protocol):
 def load_pretrained(model_cls: Any, ref: str | ModelRef, *, device: str = "auto", precision: str = "auto",
                     allow_download: bool = True, attn_implementation: str | None = "sdpa",
                     compile: bool | None = None, **kwargs: Any) -> tuple[Any, LoadedModelInfo]:
-    """``model_cls.from_pretrained(ref)`` in eval mode on ``device``: safetensors only, never remote code,
-    refused with :class:`ModelTooLargeError` when it cannot fit. Returns ``(model, info)``."""
+    """Load ``model_cls`` (a transformers class) for ``ref`` in eval mode on ``device``: safetensors
+    only, never remote code (through the checked loader in ``vfmstudio.ml._loading``), refused with :class:`ModelTooLargeError` when it cannot fit. Returns ``(model, info)``."""
     from vfmstudio.ml import _loading
 
     return _loading.load_pretrained(model_cls, ref, device=device, precision=precision,
@@ -138,7 +138,7 @@ def load_pretrained(model_cls: Any, ref: str | ModelRef, *, device: str = "auto"
 
 
 def load_processor(processor_cls: Any, ref: str | ModelRef, *, allow_download: bool = True, **kwargs: Any) -> Any:
-    """``processor_cls.from_pretrained(ref)`` from the local snapshot (never remote code)."""
+    """Load ``processor_cls`` for ``ref`` from the local snapshot (never remote code)."""
     from vfmstudio.ml import _loading
 
     return _loading.load_processor(processor_cls, ref, allow_download=allow_download, **kwargs)

@@ -5,16 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from vfmstudio.core import render as colormaps
+from vfmstudio.core.render import colour_for, instance_index, mask_outline, render_masks
 from vfmstudio.core.results import FeatureImage, Heatmap, LayerMaps, Masks, Prediction
-from vfmstudio.qt import colormaps
-from vfmstudio.qt.overlays import (
-    colour_for,
-    instance_index,
-    mask_outline,
-    prepare_rasters,
-    raster_key,
-    render_masks,
-)
+from vfmstudio.qt.overlays import prepare_rasters, raster_key
 
 
 def test_masks_fill_translucent_outline_opaque_later_masks_on_top():

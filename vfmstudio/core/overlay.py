@@ -1,6 +1,8 @@
 """Overlay pictures of results, drawn with numpy and Pillow (no Qt).
 
 Used by ``vfmstudio run --out`` and batch outputs; the window paints its own interactive layers.
+Colours, colour maps, mask fills and outlines come from :mod:`vfmstudio.core.render`, as in the
+window, so a result looks the same in both.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from vfmstudio.core.render import colour_for, colourize, composite, layer_maps_range, render_masks
 from vfmstudio.core.results import (
     Classification,
     Correspondences,
@@ -22,35 +25,6 @@ from vfmstudio.core.results import (
     Result,
     Text,
 )
-
-# Anchor colours of a perceptually ordered map (dark blue -> green -> yellow), interpolated.
-_MAP_ANCHORS = np.array([
-    [68, 1, 84], [72, 40, 120], [62, 74, 137], [49, 104, 142], [38, 130, 142],
-    [31, 158, 137], [53, 183, 121], [109, 205, 89], [180, 222, 44], [253, 231, 37],
-], dtype=np.float32)
-
-PALETTE = np.array([
-    [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180],
-    [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212], [0, 128, 128], [220, 190, 255],
-    [170, 110, 40], [255, 250, 200], [128, 0, 0], [170, 255, 195], [128, 128, 0], [0, 0, 128],
-], dtype=np.uint8)
-
-
-def colour_for(index: int) -> tuple[int, int, int]:
-    r, g, b = PALETTE[index % len(PALETTE)]
-    return int(r), int(g), int(b)
-
-
-def colourize(values: np.ndarray, value_range: tuple[float, float] | None = None) -> np.ndarray:
-    """Map a 2-D float array to RGB uint8 with the built-in colour map."""
-    values = np.asarray(values, dtype=np.float32)
-    lo, hi = value_range if value_range else (float(values.min()), float(values.max()))
-    scale = (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
-    pos = np.clip(scale, 0, 1) * (len(_MAP_ANCHORS) - 1)
-    i0 = np.floor(pos).astype(int)
-    i1 = np.minimum(i0 + 1, len(_MAP_ANCHORS) - 1)
-    t = (pos - i0)[..., None]
-    return (_MAP_ANCHORS[i0] * (1 - t) + _MAP_ANCHORS[i1] * t).round().astype(np.uint8)
 
 
 def _place(rgb: np.ndarray, extent, size: tuple[int, int], resample) -> tuple[np.ndarray, tuple[int, int, int, int]]:
@@ -75,24 +49,13 @@ def _blend_region(base: np.ndarray, pic: np.ndarray, box, alpha: float, where: n
     base[cy0:cy1, cx0:cx1] = (region * (1 - a) + src * a).round().astype(np.uint8)
 
 
-def _outline(mask: np.ndarray) -> np.ndarray:
-    inner = mask.copy()
-    inner[1:, :] &= mask[:-1, :]
-    inner[:-1, :] &= mask[1:, :]
-    inner[:, 1:] &= mask[:, :-1]
-    inner[:, :-1] &= mask[:, 1:]
-    return mask & ~inner
-
-
 def draw_result(image: np.ndarray, result: Result, alpha: float = 0.5) -> np.ndarray:
-    """Return a copy of ``image`` (H, W, 3) with ``result`` drawn over it."""
+    """Return a copy of ``image`` (H, W, 3) with ``result`` drawn over it: masks as the window draws
+    them (translucent fills, opaque outlines), maps blended at ``alpha``."""
     out = np.array(image, dtype=np.uint8, copy=True)
     h, w = out.shape[:2]
     if isinstance(result, Masks):
-        for i, m in enumerate(result.masks):
-            colour = np.array(colour_for(i), dtype=np.float32)
-            out[m] = (out[m].astype(np.float32) * (1 - alpha) + colour * alpha).round().astype(np.uint8)
-            out[_outline(m)] = colour.astype(np.uint8)
+        out = composite(out, render_masks(result.masks))  # the window's mask raster
         assert result.boxes_xyxy is not None  # Masks derives the boxes when they are not given
         return _labels_at(out, [(b[0], b[1], lab) for b, lab in zip(result.boxes_xyxy, result.labels)])
     if isinstance(result, Heatmap):
@@ -101,7 +64,7 @@ def draw_result(image: np.ndarray, result: Result, alpha: float = 0.5) -> np.nda
         return out
     if isinstance(result, LayerMaps):
         last = result.values[-1]
-        pic, box = _place(colourize(last), result.extent, (h, w), Image.Resampling.NEAREST)
+        pic, box = _place(colourize(last, layer_maps_range(result.values)), result.extent, (h, w), Image.Resampling.NEAREST)
         _blend_region(out, pic, box, alpha)
         return _labels_at(out, [(4, 4, result.names[-1])])
     if isinstance(result, FeatureImage):

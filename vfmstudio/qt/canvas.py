@@ -13,7 +13,7 @@ from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QLinearGradient, QPainter, QPen, QWheelEvent
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QGraphicsView, QStyleOptionGraphicsItem, QWidget
 
-from vfmstudio.qt import colormaps
+from vfmstudio.core import render as colormaps
 from vfmstudio.qt.imaging import qimage_from_array
 
 MIN_SCALE = 1 / 64

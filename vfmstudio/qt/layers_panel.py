@@ -20,8 +20,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from vfmstudio.core.render import COLORMAPS
 from vfmstudio.core.results import Heatmap, LayerMaps
-from vfmstudio.qt.colormaps import COLORMAPS
 from vfmstudio.qt.histogram import HistogramView
 from vfmstudio.qt.layers import Layer, LayerStore
 

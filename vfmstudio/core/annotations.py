@@ -222,7 +222,7 @@ class Mask:
     def from_rle(cls, obj: Mapping) -> Mask:
         counts = obj.get("counts") if isinstance(obj, Mapping) else None
         if isinstance(counts, str) and isinstance(obj.get("size"), list | tuple) and len(obj["size"]) == 2:
-            runs = _string_to_counts(counts)
+            runs = rle.string_to_counts(counts)
             if min(runs[1:], default=1) > 0:  # canonical runs: no need to go through the pixels
                 mask = cls(int(obj["size"][0]), int(obj["size"][1]), tuple(runs))
                 object.__setattr__(mask, "_rle_string", counts)
@@ -246,36 +246,6 @@ class Mask:
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "rle": self.to_rle()}
-
-
-def _string_to_counts(text: str) -> list[int]:
-    """:func:`vfmstudio.core.rle.string_to_counts`, vectorised: opening a project decodes every mask."""
-    codes = np.frombuffer(text.encode("ascii"), dtype=np.uint8).astype(np.int64) - 48
-    if codes.size == 0:
-        return []
-    if (codes < 0).any() or (codes >= 64).any():
-        raise ValueError("RLE string has an invalid character")
-    last = (codes & 0x20) == 0  # a character without the continuation bit ends a count
-    if not last[-1]:
-        raise ValueError("RLE string ends inside a count")
-    group = np.concatenate(([0], np.cumsum(last)[:-1]))
-    starts = np.flatnonzero(np.concatenate(([True], last[:-1])))
-    pos = np.arange(codes.size) - starts[group]
-    if pos.max() > 11:
-        return rle.string_to_counts(text)  # absurdly long counts: let the exact decoder judge
-    values = np.zeros(starts.size, dtype=np.int64)
-    np.add.at(values, group, (codes & 0x1F) << (5 * pos))
-    ends = np.flatnonzero(last)
-    negative = (codes[ends] & 0x10) != 0
-    values[negative] |= -1 << (5 * (pos[ends[negative]] + 1))
-    out = values.copy()
-    if out.size > 3:
-        out[3::2] = values[1] + np.cumsum(values[3::2])
-    if out.size > 4:
-        out[4::2] = values[2] + np.cumsum(values[4::2])
-    if (out < 0).any():
-        raise ValueError("RLE string decodes to a negative run length")
-    return out.tolist()
 
 
 def _as_ring(arr: np.ndarray) -> RingT:

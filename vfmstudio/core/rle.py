@@ -3,6 +3,7 @@
 Runs are counted over the mask in column-major (Fortran) order, starting with a run of zeros.
 The compressed string form is COCO's: each count (delta-coded against the count two places
 earlier, after the first three) is written in 5-bit groups with a continuation bit, offset by 48.
+The one RLE codec of the app: project masks (core/annotations.py), results and COCO files use it.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def counts_to_string(counts: list[int]) -> str:
     return "".join(out)
 
 
-def string_to_counts(text: str) -> list[int]:
+def _string_to_counts_exact(text: str) -> list[int]:
+    """The format's reference loop, one character at a time (any count length)."""
     counts: list[int] = []
     pos = 0
     while pos < len(text):
@@ -73,6 +75,36 @@ def string_to_counts(text: str) -> list[int]:
     if any(c < 0 for c in counts):
         raise ValueError("RLE string decodes to a negative run length")
     return counts
+
+
+def string_to_counts(text: str) -> list[int]:
+    """Run lengths of a compressed COCO RLE string, vectorised: opening a project decodes every mask."""
+    codes = np.frombuffer(text.encode("ascii"), dtype=np.uint8).astype(np.int64) - 48
+    if codes.size == 0:
+        return []
+    if (codes < 0).any() or (codes >= 64).any():
+        raise ValueError("RLE string has an invalid character")
+    last = (codes & 0x20) == 0  # a character without the continuation bit ends a count
+    if not last[-1]:
+        raise ValueError("RLE string ends inside a count")
+    group = np.concatenate(([0], np.cumsum(last)[:-1]))
+    starts = np.flatnonzero(np.concatenate(([True], last[:-1])))
+    pos = np.arange(codes.size) - starts[group]
+    if pos.max() > 11:
+        return _string_to_counts_exact(text)  # absurdly long counts: let the exact decoder judge
+    values = np.zeros(starts.size, dtype=np.int64)
+    np.add.at(values, group, (codes & 0x1F) << (5 * pos))
+    ends = np.flatnonzero(last)
+    negative = (codes[ends] & 0x10) != 0
+    values[negative] |= -1 << (5 * (pos[ends[negative]] + 1))
+    out = values.copy()
+    if out.size > 3:
+        out[3::2] = values[1] + np.cumsum(values[3::2])
+    if out.size > 4:
+        out[4::2] = values[2] + np.cumsum(values[4::2])
+    if (out < 0).any():
+        raise ValueError("RLE string decodes to a negative run length")
+    return out.tolist()
 
 
 def encode(mask: np.ndarray) -> dict:

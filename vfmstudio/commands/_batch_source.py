@@ -8,14 +8,17 @@ folder of prediction JSON files is scanned, skipping files that are not predicti
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vfmstudio.commands.errors import UsageError
 
+if TYPE_CHECKING:
+    from vfmstudio.core.results import Prediction
 
-def _scan(folder: Path) -> Iterator[tuple[object, Path]]:
+
+def _scan(folder: Path) -> Iterator[tuple[Prediction, Path]]:
     from vfmstudio.core.results import Prediction, ResultError
 
     for path in sorted(folder.rglob("*.json")):
@@ -38,7 +41,7 @@ def _scan(folder: Path) -> Iterator[tuple[object, Path]]:
         yield pred, image
 
 
-def _batch_run(folder: Path) -> Iterator[tuple[object, Path]]:
+def _batch_run(folder: Path) -> Iterator[tuple[Prediction, Path]]:
     from vfmstudio.core.results import ResultError
     from vfmstudio.engines.outputs import OutputError, iter_predictions
 
@@ -53,32 +56,11 @@ def _batch_run(folder: Path) -> Iterator[tuple[object, Path]]:
 
 
 def project_from_predictions(folder: Path, *, min_score: float | None = None, masks_as_polygons: bool = False):
-    from vfmstudio.core.annotations import accept_prediction
-    from vfmstudio.core.project import ImageRecord, image_size, in_memory
-    from vfmstudio.core.results import Masks
+    """The predictions under ``folder`` as an in-memory project (see :mod:`vfmstudio.core.from_predictions`)."""
+    from vfmstudio.core.from_predictions import project_from_predictions as build
 
     reader = _batch_run if (folder / "manifest.json").exists() else _scan
     predictions = list(reader(folder))
     if not predictions:
         raise UsageError(f"{folder}: no project file and no prediction JSON files")
-    root = Path(os.path.commonpath([str(p.parent) for _, p in predictions]))
-    project = in_memory(root)
-    for pred, image in predictions:
-        key = Path(os.path.relpath(image, root)).as_posix()
-        if key not in project.images:
-            width = height = 0
-            if image.exists():
-                width, height = image_size(image)
-            else:
-                for r in pred.results:
-                    if isinstance(r, Masks):
-                        height, width = r.size
-            project.images[key] = ImageRecord(key, key, pred.image_ids[0] if pred.image_ids else "", width, height)
-        accepted = accept_prediction(pred, key, min_score=min_score, masks_as_polygons=masks_as_polygons)
-        for ann in accepted.annotations:
-            project.labels.add(ann)
-        for k, tags in accepted.tags.items():
-            project.labels.set_tags(k, (*project.labels.tags.get(k, ()), *tags))
-        for k, text in accepted.captions.items():
-            project.labels.set_caption(k, text)
-    return project
+    return build(predictions, min_score=min_score, masks_as_polygons=masks_as_polygons)

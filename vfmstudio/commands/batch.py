@@ -10,8 +10,8 @@ import os
 import sys
 from pathlib import Path
 
+from vfmstudio.commands._common import DEVICE, add_timeout_option, parse_params, timeout_from_args
 from vfmstudio.commands.errors import UsageError
-from vfmstudio.commands.run import DEVICE, add_timeout_option, parse_params, timeout_from_args
 
 
 def _positive_int(text: str) -> int:

@@ -8,8 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from vfmstudio.commands._common import Progress, parse_params
 from vfmstudio.commands.errors import UsageError
-from vfmstudio.commands.run import _Progress, parse_params
 
 
 def register(subparsers) -> None:
@@ -62,7 +62,7 @@ def run(args) -> int:
 
     spec = format_spec(args.format_id, export=True)
     project = load_source(args.source, min_score=args.min_score, masks_as_polygons=args.masks_as_polygons)
-    progress = _Progress()
+    progress = Progress()
     try:
         ctx = export_project(spec, project, args.out, parse_params(args.param), from_text=True,
                              on_progress=progress)

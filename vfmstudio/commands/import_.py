@@ -7,9 +7,9 @@ import json
 import sys
 from pathlib import Path
 
+from vfmstudio.commands._common import Progress, parse_params
 from vfmstudio.commands.errors import UsageError
 from vfmstudio.commands.export import format_spec
-from vfmstudio.commands.run import _Progress, parse_params
 
 
 def register(subparsers) -> None:
@@ -35,7 +35,7 @@ def run(args) -> int:
         project = open_project(into, create=True)
     except ProjectError as exc:
         raise UsageError(str(exc)) from None
-    progress = _Progress()
+    progress = Progress()
     try:
         dataset, ctx = import_dataset(spec, args.source, parse_params(args.param), from_text=True,
                                       on_progress=progress)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
+from vfmstudio.commands._common import DEVICE, Progress, add_timeout_option, parse_params, timeout_from_args
 from vfmstudio.commands.errors import UsageError
-
-DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
 def register(subparsers) -> None:
@@ -24,52 +22,6 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print the prediction JSON on stdout")
     add_timeout_option(p, "the run")
     p.set_defaults(func=run)
-
-
-def add_timeout_option(parser, what: str) -> None:
-    parser.add_argument("--timeout", metavar="SECONDS",
-                        help=f"abandon {what} after this many seconds, 0 for no limit "
-                             "(default $VFMSTUDIO_TOOL_TIMEOUT_S or 900)")
-
-
-def timeout_from_args(args) -> float | None:
-    from vfmstudio.execution import tool_timeout_s
-
-    try:
-        return tool_timeout_s(getattr(args, "timeout", None))
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def parse_params(items: list[str]) -> dict[str, str]:
-    params: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise UsageError(f"--param expects NAME=VALUE, got {item!r}")
-        params[name.strip()] = value
-    return params
-
-
-class _Progress:
-    """A one-line progress display on a terminal; silent otherwise."""
-
-    def __init__(self) -> None:
-        self.tty = sys.stderr.isatty()
-        self.shown = False
-
-    def __call__(self, fraction: float | None, message: str) -> None:
-        if not self.tty:
-            return
-        pct = "" if fraction is None else f"{fraction * 100:5.1f}% "
-        sys.stderr.write(f"\r{pct}{message[:70]:<70}")
-        sys.stderr.flush()
-        self.shown = True
-
-    def close(self) -> None:
-        if self.shown:
-            sys.stderr.write("\r" + " " * 78 + "\r")
-            sys.stderr.flush()
 
 
 def expand_paths(paths) -> list[Path]:
@@ -115,7 +67,7 @@ def run(args) -> int:
     params = parse_params(args.param)
     timeout = timeout_from_args(args)
     images = load_images(args.images, reader=host.read_image)
-    progress = _Progress()
+    progress = Progress()
     try:
         prediction = run_tool(tool, images, params, model=args.model, device=args.device,
                               precision=args.precision, on_progress=progress, params_from_text=True,

@@ -134,9 +134,20 @@ def test_models_pull_offline_exits_2_fast(isolated_hub):
     assert "facebook/dinov2-small" in line and "vfmstudio models pull" in line and str(isolated_hub) in line
 
 
-def test_no_arguments_prints_usage():
-    proc = vfm("tools", "--json")
-    assert proc.returncode == 0
+def test_no_arguments_opens_the_window_and_help_prints_usage(monkeypatch, capsys):
+    # Really no arguments: `vfmstudio` alone is `vfmstudio gui` with no paths (the window is replaced
+    # by a recorder, so the test needs no display and no event loop).
+    from vfmstudio import cli
+    from vfmstudio.qt import app
+
+    opened = []
+    monkeypatch.setattr(app, "run_gui", lambda paths, safe_mode=False: opened.append((list(paths), safe_mode)) or 0)
+    assert cli.main([]) == 0
+    assert opened == [([], False)]
+    proc = vfm("--help")
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: vfmstudio")
+    for command in ("gui", "run", "batch", "export", "import", "plugins", "tools"):
+        assert command in proc.stdout
 
 
 def test_a_folder_argument_stands_for_its_images(example_site, image, tmp_path):

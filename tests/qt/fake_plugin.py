@@ -39,6 +39,8 @@ def vfm_register_tools():
         ToolSpec(id="fake.slow", title="Slow", run="fake:slow", models=MODEL, returns=("heatmap",),
                  params=(Param("seconds", ParamType.FLOAT, 1.0, minimum=0.0, maximum=60.0),
                          Param("busy", ParamType.BOOL, False))),
+        ToolSpec(id="fake.busy", title="Busy", run="fake:busy", returns=("heatmap",),
+                 params=(Param("beats", ParamType.INT, 10, minimum=1, maximum=10_000),)),
         ToolSpec(id="fake.boom", title="Boom", run="fake:boom", returns=("text",)),
         ToolSpec(id="fake.all", title="Everything", run="fake:everything", models=MODEL),
         ToolSpec(id="fake.pca", title="PCA", run="fake:pca", models=MODEL,
@@ -70,6 +72,21 @@ def slow(ctx, images, params):
             ctx.check_cancelled()
     im = images[0]
     return [Heatmap(np.linspace(0, 1, 16, dtype=np.float32).reshape(4, 4), label="slow", image_id=im.id)]
+
+
+GUI_BEATS = {"n": 0}  # heartbeats handled by the GUI thread (the test's timer counts them)
+BUSY_RUNS: list[dict] = []
+
+
+def busy(ctx, images, params):
+    """Pure Python, no sleeping, until the GUI thread has handled ``beats`` more heartbeats."""
+    start, steps = GUI_BEATS["n"], 0
+    while GUI_BEATS["n"] - start < params["beats"]:
+        sum(i * i for i in range(20_000))
+        steps += 1
+        ctx.progress(None, "busy")  # also raises Cancelled, so a stuck test can be cancelled
+    BUSY_RUNS.append({"beats_seen": GUI_BEATS["n"] - start, "python_steps": steps})
+    return [Heatmap(np.zeros((2, 2), np.float32), image_id=images[0].id)]
 
 
 def boom(ctx, images, params):

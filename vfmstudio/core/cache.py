@@ -1,4 +1,4 @@
-"""Byte-bounded LRU caches: the one owner of the model cache and feature cache policy (architecture §6).
+"""Byte-bounded LRU caches: the one owner of the model cache and feature cache policy.
 
 Sizes are found by duck typing so this module never imports torch: numpy arrays and torch tensors
 report their own bytes, torch modules are summed over parameters and buffers.

@@ -1,4 +1,4 @@
-"""The inference job queue: one worker thread, cooperative cancel, supersede by view key (architecture §7).
+"""The inference job queue: one worker thread, cooperative cancel, supersede by view key.
 
 Qt-free and torch-free: the CLI and batch engines use it directly, ``qt/runner.py`` only forwards
 its callbacks to Qt signals. Callbacks run on the worker thread, so they must be quick and must
@@ -255,8 +255,9 @@ class Job:
 class JobRunner:
     """Runs jobs one at a time, first in first out, on a single worker thread.
 
-    The thread (named ``vfmstudio-inference``, not a daemon so a model is never torn down mid
-    kernel) starts with the first job. Use as a context manager or call :meth:`shutdown`.
+    The thread (named ``vfmstudio-inference``) starts with the first job. It is a daemon, so a hung
+    plugin never keeps the process from exiting; it also shuts itself down once the main thread has
+    finished. Use as a context manager or call :meth:`shutdown`.
     """
 
     def __init__(self, *, thread_name: str = THREAD_NAME) -> None:

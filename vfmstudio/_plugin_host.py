@@ -132,7 +132,11 @@ class PluginHost:
         from vfmstudio import _plugin_probe
 
         wanted = [ep for ep in eps if ep.name not in self.disabled and ep.name not in self.statuses]
-        return _plugin_probe.probe(wanted, cache=self._probe_cache)
+        try:
+            return _plugin_probe.probe(wanted, cache=self._probe_cache)
+        except Exception as exc:  # noqa: BLE001 - e.g. no process can be started: load as before
+            log.warning("could not probe third-party plugins in a subprocess: %s", _one_line(exc))
+            return {}
 
     def _load_one(self, name: str, source: str, importer, *, version: str, module_name: str) -> None:
         status = PluginStatus(name, source, version, module=module_name)

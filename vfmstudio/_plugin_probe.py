@@ -41,11 +41,16 @@ sys.path[:] = args["sys_path"]
 import importlib.metadata as md
 from vfmstudio._plugin_host import PluginHost
 host = PluginHost(builtins=(), entry_points=False, safe_mode=False)
-ep = next(e for e in md.entry_points(group=args["group"]) if e.name == args["name"] and e.value == args["value"])
-host._load_one(ep.name, "entry point", ep.load, version="", module_name=ep.value)
-status = host.statuses[ep.name]
+ep = next((e for e in md.entry_points(group=args["group"])
+           if e.name == args["name"] and e.value == args["value"]), None)
+if ep is None:  # not visible to a fresh interpreter: no verdict, the parent loads it as before
+    verdict = {"ok": None, "error": None}
+else:
+    host._load_one(ep.name, "entry point", ep.load, version="", module_name=ep.value)
+    status = host.statuses[ep.name]
+    verdict = {"ok": status.status == "loaded", "error": status.error}
 with open(args["out"], "w", encoding="utf-8") as f:
-    json.dump({"ok": status.status == "loaded", "error": status.error}, f)
+    json.dump(verdict, f)
 """
 
 
@@ -71,12 +76,12 @@ def cache_key(ep: md.EntryPoint) -> str | None:
     """``dist==version@mtime_ns`` of the entry point's top-level module, found without importing it;
     None when it cannot be located (then the plugin is probed every time)."""
     dist = getattr(ep, "dist", None)
-    top = ep.module.split(".", 1)[0]
     try:
+        top = str(ep.value).split(":", 1)[0].strip().split(".", 1)[0]
         spec = importlib.util.find_spec(top)  # a top-level name: finds the file, runs nothing
         origin = spec.origin if spec is not None else None
         mtime = os.stat(origin).st_mtime_ns if origin and os.path.exists(origin) else None
-    except (ImportError, ValueError, OSError):
+    except Exception:  # noqa: BLE001 - odd metadata: no key, the plugin is simply probed again
         return None
     if mtime is None:
         return None
@@ -110,7 +115,8 @@ def _write_cache(path: Path, verdicts: dict[str, dict]) -> None:
 def probe(entry_points: Sequence[md.EntryPoint], *, timeout_s: float | None = None,
           cache: Path | None = None) -> dict[str, Verdict]:
     """A verdict per entry-point name: cached ones at once, the others from child processes run in
-    parallel, each bounded by ``timeout_s`` (default: the setting)."""
+    parallel, each bounded by ``timeout_s`` (default: the setting). An entry point a child cannot
+    see (one made up in-process) gets no verdict."""
     if not entry_points:
         return {}
     timeout = timeout_s if timeout_s is not None else float(settings.get(TIMEOUT_ENV, strict=False))
@@ -132,6 +138,8 @@ def probe(entry_points: Sequence[md.EntryPoint], *, timeout_s: float | None = No
         deadline = time.monotonic() + timeout
         for ep, key, proc, out in running:
             verdict = _finish(proc, out, max(0.0, deadline - time.monotonic()), timeout)
+            if verdict is None:
+                continue
             verdicts[ep.name] = verdict
             if key is not None:
                 stored.pop(key, None)  # re-inserted last: newest
@@ -151,7 +159,7 @@ def _start(ep: md.EntryPoint, out: Path) -> tuple[subprocess.Popen, Path]:
     return proc, out
 
 
-def _finish(proc: subprocess.Popen, out: Path, wait_s: float, timeout: float) -> Verdict:
+def _finish(proc: subprocess.Popen, out: Path, wait_s: float, timeout: float) -> Verdict | None:
     try:
         code = proc.wait(timeout=wait_s)
     except subprocess.TimeoutExpired:
@@ -161,6 +169,8 @@ def _finish(proc: subprocess.Popen, out: Path, wait_s: float, timeout: float) ->
     _kill_group(proc)  # anything the plugin forked and left behind
     try:
         data = json.loads(out.read_text(encoding="utf-8"))
+        if data["ok"] is None:
+            return None
         return Verdict(bool(data["ok"]), data.get("error"))
     except (OSError, ValueError, KeyError, TypeError):
         pass

@@ -148,3 +148,19 @@ def test_plugins_command_answers_beside_a_plugin_that_exits_at_import(site, caps
     assert code == 0
     entry = next(p for p in out if p["name"] == "exits_hard")
     assert entry["status"] == "failed" and "exit status 7" in entry["error"]
+
+
+def test_an_entry_point_the_probe_cannot_see_is_loaded_as_before(monkeypatch, popen_calls):
+    # Made up in-process (as tests and embedding programs do): no verdict, loaded in the host itself.
+    from vfmstudio import _plugin_host
+
+    class MadeUp:
+        name, value, group, dist = "madeup", "madeup_plugin:plugin", "vfmstudio", None
+
+        def load(self):
+            raise ImportError("No module named 'madeup_plugin'")
+
+    monkeypatch.setattr(_plugin_host, "_entry_points", lambda: [MadeUp()])
+    host = PluginHost(builtins=()).load()
+    assert popen_calls == ["madeup"]
+    assert host.statuses["madeup"].error == "ImportError: No module named 'madeup_plugin'"

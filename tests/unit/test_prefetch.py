@@ -33,7 +33,10 @@ def prep_module():
 
     def prepare(ctx, images, params):
         mod.started.set()
-        mod.gate.wait(10)
+        for _ in range(1000):  # held at the gate, noticing a cancel like a real prepare between steps
+            if mod.gate.wait(0.01):
+                break
+            ctx.check_cancelled()
         ctx.progress(1.0, "ready")  # checks cancel, like a real prepare
         mod.seen.extend((im.id, params.get("k")) for im in images)
 

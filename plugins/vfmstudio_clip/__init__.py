@@ -68,7 +68,8 @@ SEGMENT = ToolSpec(
               help="sharpness of the per-patch softmax over classes"),
         Param("resolution", ParamType.INT, "auto", special=("auto",), minimum=32, maximum=4096,
               help="short side in pixels the image is resized to; larger than the model's input "
-                   "uses sliding windows (auto: the model's input size)"),
+                   "uses sliding windows (auto: 1.5x the model's input for sclip, 336 px for B/16 "
+                   "as SCLIP evaluates; the model's input size for patch and maskclip)"),
         Param("stride", ParamType.INT, "auto", special=("auto",), minimum=8, maximum=4096,
               help="sliding-window step in pixels (auto: half the model's input size)"),
     ),

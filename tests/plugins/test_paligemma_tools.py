@@ -502,3 +502,22 @@ def test_the_installed_command_runs_detect(pg_dir, image_path, tmp_path):
     assert prediction["tool"] == "paligemma.detect" and prediction["results"][0]["type"] == "detections"
     assert prediction["params"]["classes"] == ["cat", "dog"]
     assert (tmp_path / "out" / "prediction.json").is_file()
+
+
+def test_detection_scores_filter_what_is_accepted_as_labels(pg_dir, pg, image, monkeypatch):
+    """The scores reach accepting (the window's Accept, `export --min-score`): low ones are dropped."""
+    from vfmstudio.core.annotations import accept_prediction
+
+    tokenizer = pg.processor.tokenizer
+    text = "<loc0256><loc0128><loc0768><loc0512> cat ; <loc0000><loc0000><loc1023><loc1023> dog"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    rivals = [-6.0] * 6 + [-0.01] * (len(ids) - 6 + 1)  # sure of the first object, unsure of the second
+    rival_id = tokenizer.convert_tokens_to_ids("<seg127>")
+    monkeypatch.setattr(_generation, "logits_processor_hooks",
+                        [lambda n: ForceTextWithRivals(ids, n, tokenizer.eos_token_id, rival_id, rivals)])
+    pred = run_tool(TOOL["paligemma.detect"], [image], {"classes": "cat ; dog"}, model=str(pg_dir),
+                    services=services())
+    scores = pred.results[0].scores
+    assert scores[0] > 0.99 and 0.4 < scores[1] < 0.6
+    accepted = accept_prediction(pred, "photo.png", min_score=0.9).annotations
+    assert [a.label for a in accepted] == ["cat"] and accepted[0].provenance.score == pytest.approx(scores[0])

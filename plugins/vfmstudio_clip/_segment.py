@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from vfmstudio.plugin_api import Heatmap, LoadedImage, Masks, ParamError, Result, RunContext
-from vfmstudio_clip._dense import dense_embeddings, patch_logits, plan_windows, softmax_classes, upsample_argmax
+from vfmstudio_clip._dense import (
+    dense_embeddings,
+    patch_logits,
+    plan_windows,
+    softmax_classes,
+    upsample_argmax,
+)
 from vfmstudio_clip._model import cached_class_embeddings, get_bundle
 from vfmstudio_clip.labels import read_labels
 from vfmstudio_clip.templates import resolve_templates

@@ -12,8 +12,21 @@ from typing import Any
 import numpy as np
 
 from vfmstudio.core import geometry
-from vfmstudio.core.annotations import Annotation, Box, LabelSet, Mask, Points, Polygon, Provenance, Shape
-from vfmstudio.core.exchange import ExchangeContext, FormatError, safe_join
+from vfmstudio.core.annotations import (
+    Annotation,
+    Box,
+    Ellipse,
+    Keypoints,
+    LabelSet,
+    Mask,
+    Points,
+    Polygon,
+    Polyline,
+    Provenance,
+    RotatedBox,
+    Shape,
+)
+from vfmstudio.core.exchange import ExchangeContext, FormatError, safe_join, shape_kind
 from vfmstudio.core.image import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageLoadError
 from vfmstudio.core.project import ImageRecord, Project, image_size
 
@@ -82,15 +95,17 @@ def shape_parts(shape: Shape, tolerance: float) -> list[Part]:
     """Polygon parts (exterior, holes) of a shape; boxes become rectangles, points nothing."""
     if isinstance(shape, Polygon):
         return [(np.asarray(p.exterior), [np.asarray(h) for h in p.holes]) for p in shape.parts]
-    if isinstance(shape, Box):
+    if isinstance(shape, Box | RotatedBox):
         return [(np.asarray(shape.corners()), [])]
+    if isinstance(shape, Ellipse):
+        return [(np.asarray(shape.ring()), [])]
     if isinstance(shape, Mask):
         return geometry.mask_to_parts(shape.to_array(), tolerance)
     return []
 
 
 def shape_mask(shape: Shape, height: int, width: int) -> np.ndarray:
-    if isinstance(shape, Points):
+    if isinstance(shape, Points | Polyline | Keypoints):
         return np.zeros((height, width), dtype=bool)
     return shape.to_mask(height, width)
 
@@ -191,3 +206,58 @@ def png_to_mask(data: bytes) -> np.ndarray:
 
     with Image.open(io.BytesIO(data)) as im:
         return np.asarray(im.convert("L")) > 0
+
+
+# Annotation attributes that are bookkeeping of one format, not attributes a user gave an object.
+_PRIVATE_ATTRIBUTES = {"labelme", "labelme_shape_type", "cvat_shape", "iscrowd", "occluded", "z_order",
+                       "description", "flags", "track_id", "keyframe", "outside"}
+
+
+def named_attributes(ann: Annotation) -> dict[str, Any]:
+    """The object's own attributes (``difficult``, ``color`` ...): scalar values only."""
+    return {k: v for k, v in ann.attributes.items()
+            if k not in _PRIVATE_ATTRIBUTES and isinstance(v, str | int | float | bool)}
+
+
+def nearest_shape(ann: Annotation, holds: tuple[type, ...], ctx: ExchangeContext, fmt: str) -> Shape | None:
+    """``ann``'s shape, or the nearest one a format that ``holds`` these shape types can write,
+    counted in the report; None (counted as dropped) when it has none."""
+    s = ann.shape
+    if isinstance(s, holds):
+        return s
+    kind = shape_kind(s)
+    area = isinstance(s, Box | Polygon | Mask | RotatedBox | Ellipse)
+    if isinstance(s, RotatedBox) and s.is_axis_aligned and Box in holds:
+        out: Shape = Box(*s.bbox())
+    elif area and Polygon in holds and not isinstance(s, Mask):
+        parts = shape_parts(s, 0.0)
+        out = Polygon(tuple((e, tuple(h)) for e, h in parts))
+    elif area and Box in holds:
+        out = Box(*s.bbox())
+    elif isinstance(s, Keypoints) and Points in holds:
+        visible = [p for p, v in zip(s.points, s.visibility) if v > 0]
+        if not visible:
+            ctx.dropped(kind, f"{fmt} cannot hold keypoints", detail=f"{fmt}: no labelled keypoint")
+            return None
+        out = Points(tuple(visible))
+    elif isinstance(s, Polyline | Points) and Points in holds:
+        out = Points(s.points)
+    elif isinstance(s, Box) and Polygon in holds:
+        out = Polygon.simple(s.corners())
+    else:
+        ctx.dropped(kind, f"{fmt} cannot hold them")
+        return None
+    ctx.converted(kind, shape_kind(out), f"{fmt} cannot hold them")
+    return out
+
+
+def drop_image_texts(project: Project, ctx: ExchangeContext, fmt: str, *, tags: bool = True,
+                     captions: bool = True) -> None:
+    """Count the image tags and captions a format does not write."""
+    labels = project.labels
+    n_tags = sum(len(t) for t in labels.tags.values())
+    n_captions = sum(1 for c in labels.captions.values() if c)
+    if tags and n_tags:
+        ctx.dropped("tag", f"{fmt} has no image tags", n_tags)
+    if captions and n_captions:
+        ctx.dropped("caption", f"{fmt} has no captions", n_captions)

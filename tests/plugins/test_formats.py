@@ -111,7 +111,8 @@ def test_labelme_keeps_unknown_keys_and_clips_points(host, tmp_path):
     (tmp_path / "a.json").write_text(json.dumps(doc))
     project, _ = import_dataset(host.format("labelme"), tmp_path)
     anns = project.labels.annotations("a.png")
-    assert [a.shape.kind for a in anns] == ["polygon", "box", "points", "polygon"]
+    assert [a.shape.kind for a in anns] == ["polygon", "box", "polyline", "ellipse"]  # not points, not a 64-gon
+    assert (anns[3].shape.cx, anns[3].shape.cy, anns[3].shape.rx) == (10, 5, 3)
     assert anns[0].shape.parts[0].exterior == ((0.0, 2.0), (20.0, 3.0), (10.0, 10.0))  # clipped to the image
     assert project.labels.tags["a.png"] == ("night",)
     out = tmp_path / "out"
@@ -331,8 +332,8 @@ def test_yolo_import_refuses_rows_outside_the_named_classes(host, tmp_path):
 ])
 def test_damaged_files_give_one_line_format_errors(host, tmp_path, fmt, name, content):
     (tmp_path / name).write_text(json.dumps(content))
-    with pytest.raises(FormatError) as info:
-        import_dataset(host.format(fmt), tmp_path / name)
+    with pytest.raises(FormatError) as info:  # lenient imports skip a bad shape with a warning; strict stops
+        import_dataset(host.format(fmt), tmp_path / name, strict=True)
     assert "\n" not in str(info.value) and name in str(info.value)
 
 

@@ -33,15 +33,19 @@ from vfmstudio.core.project import ImageRecord, Project, image_size
 Part = tuple[np.ndarray, list[np.ndarray]]
 
 
-def export_names(project: Project, *, flat: bool = False) -> dict[str, str]:
+def export_names(project: Project, *, flat: bool = False, drop_dirs: frozenset[str] = frozenset()) -> dict[str, str]:
     """A unique relative output name per image key, never escaping the output folder.
 
-    Names mirror the project-relative paths ('..' segments dropped); ``flat`` joins folders with '__'.
+    Names mirror the project-relative paths ('..' segments and folders named in ``drop_dirs``
+    dropped); ``flat`` joins folders with '__'.
     """
     out: dict[str, str] = {}
     taken: set[str] = set()
     for key, rec in project.images.items():
-        parts = [p for p in PurePosixPath(rec.path).parts if p not in ("..", ".", "/")] or [key]
+        path = PurePosixPath(rec.path)
+        parts = [p for p in path.parent.parts if p not in ("..", ".", "/") and p not in drop_dirs]
+        parts = [*parts, path.name] if path.name not in ("", "..", ".") else parts
+        parts = parts or [key]
         name = "__".join(parts) if flat else "/".join(parts)
         base, n = name, 1
         while name.lower() in taken:

@@ -24,7 +24,7 @@ from vfmstudio.testing.sample_project import build_sample_project
 # pycocotools 2.0 decodes through numpy with a deprecated __array__ call; not ours to fix
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
-ALL = {"coco", "yolo", "yolo-seg", "voc", "labelme", "cvat", "labelstudio", "masks", "captions-jsonl",
+ALL = {"coco", "yolo", "yolo-seg", "yolo-obb", "yolo-pose", "dota", "voc", "labelme", "cvat", "labelstudio", "masks", "captions-jsonl",
        "captions-csv"}
 
 
@@ -42,7 +42,8 @@ def test_plugin_registers_every_format_and_imports_light():
     host = PluginHost(builtins=("vfmstudio_formats",), entry_points=False).load()
     assert host.statuses["formats"].status == "loaded"
     assert set(host.formats) == ALL
-    assert {f for f, s in host.formats.items() if s.importer} == {"coco", "yolo", "yolo-seg", "voc", "labelme",
+    assert {f for f, s in host.formats.items() if s.importer} == {"coco", "yolo", "yolo-seg", "yolo-obb",
+                                                                 "yolo-pose", "dota", "voc", "labelme",
                                                                  "cvat", "captions-jsonl"}
     code = ("import sys, vfmstudio_formats; vfmstudio_formats.vfm_register_formats(); "
             "print(sorted(m for m in ('torch', 'cv2', 'yaml', 'defusedxml') if m in sys.modules))")
@@ -254,7 +255,8 @@ def test_polygon_and_mask_shapes_survive_yolo_seg_via_cli(sample, tmp_path, caps
     out = tmp_path / "yseg"
     assert main(["export", str(sample.root), "--format", "yolo-seg", "--out", str(out), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert any("holes are dropped" in w for w in report["warnings"])
+    assert any(d["kind"] == "hole" and d["count"] >= 1 for d in report["report"]["dropped"])  # counted
+    assert any("hole skipped" in w for w in report["warnings"])
     target = tmp_path / "t.json"
     assert main(["import", str(out / "data.yaml"), "--format", "yolo-seg", "--into", str(target)]) == 0
     shapes = [a.shape for a in open_project(target).labels.annotations()]
@@ -312,8 +314,10 @@ def test_yolo_import_refuses_rows_outside_the_named_classes(host, tmp_path):
     Image.new("RGB", (10, 10)).save(tmp_path / "images" / "train" / "a.png")
     (tmp_path / "data.yaml").write_text("names: [cat]\n")
     (tmp_path / "labels" / "train" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n1 0.5 0.5 0.2 0.2\n")
-    with pytest.raises(FormatError, match=r"a.txt: line 2: class 1 outside 0..0"):
-        import_dataset(host.format("yolo"), tmp_path)
+    with pytest.raises(FormatError, match=r"a.txt: line 2: line skipped: class 1 outside 0..0"):
+        import_dataset(host.format("yolo"), tmp_path, strict=True)
+    project, ctx = import_dataset(host.format("yolo"), tmp_path)  # lenient: the row is skipped and counted
+    assert len(project.labels) == 1 and ctx.report.dropped[("line", "unknown class")] == 1
     (tmp_path / "data.yaml").unlink()  # unnamed classes are numbered
     project, _ = import_dataset(host.format("yolo"), tmp_path)
     assert project.labels.class_names == ["0", "1"]

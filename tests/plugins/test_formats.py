@@ -92,7 +92,9 @@ def test_xml_entities_are_refused(host, tmp_path):
     (tmp_path / "Annotations").mkdir()
     (tmp_path / "Annotations" / "a.xml").write_text(BOMB)
     with pytest.raises(FormatError, match="unsafe XML"):
-        import_dataset(host.format("voc"), tmp_path)
+        import_dataset(host.format("voc"), tmp_path, strict=True)
+    project, ctx = import_dataset(host.format("voc"), tmp_path)  # lenient: the file is skipped, and said so
+    assert not project.images and any("a.xml: refused unsafe XML" in w for w in ctx.warnings)
     (tmp_path / "annotations.xml").write_text(XXE)
     with pytest.raises(FormatError, match="unsafe XML"):
         import_dataset(host.format("cvat"), tmp_path)

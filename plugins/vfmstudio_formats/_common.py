@@ -214,7 +214,7 @@ def png_to_mask(data: bytes) -> np.ndarray:
 
 # Annotation attributes that are bookkeeping of one format, not attributes a user gave an object.
 _PRIVATE_ATTRIBUTES = {"labelme", "labelme_shape_type", "cvat_shape", "iscrowd", "occluded", "z_order",
-                       "description", "flags", "track_id", "keyframe", "outside"}
+                       "description", "flags", "track_id", "keyframe", "outside", "object"}
 
 
 def named_attributes(ann: Annotation) -> dict[str, Any]:

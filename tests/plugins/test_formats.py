@@ -354,7 +354,7 @@ def test_sizes_claimed_by_files_cannot_allocate_huge_masks(host, tmp_path):
                             "segmentation": {"size": [100000, 100000], "counts": [0, 10**10]}}]}
     (tmp_path / "c.json").write_text(json.dumps(doc))
     with pytest.raises(FormatError, match="differs from the image size"):
-        import_dataset(host.format("coco"), tmp_path / "c.json")
+        import_dataset(host.format("coco"), tmp_path / "c.json", strict=True)
     (tmp_path / "annotations.xml").write_text(
         '<annotations><image id="0" name="a.png" width="4" height="4">'
         '<mask label="x" rle="0, 10000000000" left="0" top="0" width="100000" height="100000"/></image></annotations>')

@@ -259,7 +259,7 @@ def _default_root(source: Path, images: list) -> Path:
     first = next((str(im["file_name"]) for im in images if isinstance(im, dict) and "file_name" in im), None)
     candidates = [source.parent / "images"]
     if source.parent.name == "annotations":
-        base, split = source.parent.parent, source.stem.partition("_")[2] or source.stem
+        base, split = source.parent.parent, source.stem.rpartition("_")[2]
         candidates = [base / "images" / split, base / split, base / "images", base]
     for c in candidates:
         if c.is_dir() and (first is None or (c / first).exists()):

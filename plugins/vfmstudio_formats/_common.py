@@ -236,6 +236,9 @@ def nearest_shape(ann: Annotation, holds: tuple[type, ...], ctx: ExchangeContext
     elif area and Polygon in holds and not isinstance(s, Mask):
         parts = shape_parts(s, 0.0)
         out = Polygon(tuple((e, tuple(h)) for e, h in parts))
+    elif area and RotatedBox in holds:  # an unturned box through the bounds
+        x0, y0, x1, y1 = s.bbox()
+        out = RotatedBox((x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0)
     elif area and Box in holds:
         out = Box(*s.bbox())
     elif isinstance(s, Keypoints) and Points in holds:

@@ -108,10 +108,13 @@ def export(project: Project, out: Path, params: dict, ctx: ExchangeContext) -> N
     for i, rec in iter_images(project, ctx, "CVAT"):
         h, w = image_dims(project, rec)
         subset = str(labels.extras.get(rec.key, {}).get("cvat", {}).get("subset") or "")
+        name = names[rec.key]
+        if subset and name.startswith(f"{subset}/"):  # CVAT keeps the subset folder out of the name
+            name = name[len(subset) + 1:]
         folder = f"images/{subset}" if subset else "images"
         if params["copy_images"]:
-            copy_image(project, rec, out / folder / names[rec.key], ctx)
-        im = ET.SubElement(root, "image", id=str(i), name=names[rec.key], width=str(w), height=str(h))
+            copy_image(project, rec, out / folder / name, ctx)
+        im = ET.SubElement(root, "image", id=str(i), name=name, width=str(w), height=str(h))
         if subset:
             im.set("subset", subset)
         for ann in labels.annotations(rec.key):

@@ -172,17 +172,26 @@ def _read_one(project: Project, path: Path, doc: dict, root: Path, ctx: Exchange
         raise FormatError(f"{path}: missing imagePath")
     rel_dir = Path(os.path.relpath(path.parent.resolve(), root))
     rel = os.path.normpath(rel_dir / image_path.replace("\\", "/"))
-    full = safe_join(root, Path(rel).as_posix(), what=f"{path.name}: imagePath")
-    if not full.exists() and doc.get("imageData"):
+    try:
+        full: Path | None = safe_join(root, Path(rel).as_posix(), what=f"{path.name}: imagePath")
+    except FormatError:
+        if not doc.get("imageData"):
+            raise
+        full = None  # a path elsewhere ('../data/x.jpg'): the embedded image is used
+    if (full is None or not full.exists()) and doc.get("imageData"):
         full = _write_embedded(path, str(doc["imageData"]), PurePosixPath(image_path.replace("\\", "/")).name, root,
                                ctx)
+    assert full is not None  # None only with imageData, which _write_embedded turned into a file
     key = full.relative_to(root).as_posix()
     try:
         w, h = int(doc["imageWidth"]), int(doc["imageHeight"])
     except (KeyError, TypeError, ValueError):
         if not full.exists():
             raise FormatError(f"{path}: missing imageWidth/imageHeight and no image to read them from") from None
-        w, h = image_size(full)
+        try:
+            w, h = image_size(full)
+        except ImageLoadError as exc:
+            raise FormatError(f"{path}: missing imageWidth/imageHeight and the image cannot be read ({exc})") from None
         ctx.warn("imageWidth/imageHeight missing, read from the image", file=path)
     check_size(w, h, str(path))
     project.images.setdefault(key, ImageRecord(key, key, "", w, h))

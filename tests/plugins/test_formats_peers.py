@@ -16,7 +16,15 @@ from PIL import Image
 
 from vfmstudio._plugin_host import PluginHost
 from vfmstudio.cli import main
-from vfmstudio.core.annotations import Annotation, Box, Ellipse, Keypoints, Polygon, Polyline, RotatedBox, Skeleton
+from vfmstudio.core.annotations import (
+    Annotation,
+    Box,
+    Ellipse,
+    Keypoints,
+    Polyline,
+    RotatedBox,
+    Skeleton,
+)
 from vfmstudio.core.exchange import FormatError, export_project, import_dataset
 from vfmstudio.core.project import in_memory, open_project
 

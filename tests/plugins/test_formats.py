@@ -44,7 +44,7 @@ def test_plugin_registers_every_format_and_imports_light():
     assert set(host.formats) == ALL
     assert {f for f, s in host.formats.items() if s.importer} == {"coco", "yolo", "yolo-seg", "yolo-obb",
                                                                  "yolo-pose", "dota", "voc", "labelme",
-                                                                 "cvat", "captions-jsonl"}
+                                                                 "cvat", "captions-jsonl", "masks"}
     code = ("import sys, vfmstudio_formats; vfmstudio_formats.vfm_register_formats(); "
             "print(sorted(m for m in ('torch', 'cv2', 'yaml', 'defusedxml') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -221,7 +221,7 @@ def test_cli_errors_are_one_line_exit_2(sample, tmp_path, capsys):
     assert "mask_format" in capsys.readouterr().err
     assert main(["import", str(tmp_path / "missing"), "--format", "coco", "--into", str(tmp_path / "p.json")]) == 2
     assert "no such file" in capsys.readouterr().err
-    assert main(["import", str(tmp_path), "--format", "masks", "--into", str(tmp_path / "p.json")]) == 2
+    assert main(["import", str(tmp_path), "--format", "captions-csv", "--into", str(tmp_path / "p.json")]) == 2
     assert "not imported" in capsys.readouterr().err
 
 

@@ -491,3 +491,29 @@ def test_identical_annotations_in_one_file_are_both_kept(host, tmp_path):
     assert target.merge(dataset)["annotations"] == 2
     dataset, _ = import_dataset(host.format("labelme"), tmp_path / "a.json")
     assert target.merge(dataset) == {"images": 0, "annotations": 0, "classes": 0, "duplicates": 2}
+
+
+def test_mask_png_import_index_and_colour_maps(host, tmp_path):
+    _png(tmp_path / "JPEGImages" / "a.png", (8, 6))
+    seg = tmp_path / "SegmentationClass"
+    seg.mkdir()
+    values = np.zeros((6, 8), dtype=np.uint8)
+    values[1:3, 1:4] = 2
+    values[4:, 5:] = 1
+    values[0, :] = 255  # VOC's void border
+    im = Image.fromarray(values, mode="P")  # VOC keeps indices in palette PNGs
+    im.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * 759)
+    im.save(seg / "a.png")
+    (tmp_path / "classes.txt").write_text("background\naeroplane\nbicycle\n")
+    project, _ = import_dataset(host.format("masks"), tmp_path)
+    anns = {a.label: a.shape.to_array() for a in project.labels.annotations("JPEGImages/a.png")}
+    assert set(anns) == {"aeroplane", "bicycle"}
+    assert np.array_equal(anns["bicycle"], values == 2) and np.array_equal(anns["aeroplane"], values == 1)
+    (tmp_path / "classes.txt").unlink()  # colours named by labelmap.txt instead
+    Image.fromarray(np.stack([(values == 1) * 128, (values == 2) * 128, np.zeros_like(values)], -1).astype(np.uint8)
+                    ).save(seg / "a.png")
+    (tmp_path / "labelmap.txt").write_text("# label:color_rgb:parts:actions\nbackground:0,0,0::\n"
+                                           "aeroplane:128,0,0::\nbicycle:0,128,0::\n")
+    project, _ = import_dataset(host.format("masks"), tmp_path)
+    again = {a.label: a.shape.to_array() for a in project.labels.annotations("JPEGImages/a.png")}
+    assert set(again) == {"aeroplane", "bicycle"} and np.array_equal(again["bicycle"], anns["bicycle"])

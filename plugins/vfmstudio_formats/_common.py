@@ -268,3 +268,11 @@ def drop_image_texts(project: Project, ctx: ExchangeContext, fmt: str, *, tags: 
         ctx.dropped("tag", f"{fmt} has no image tags", n_tags)
     if captions and n_captions:
         ctx.dropped("caption", f"{fmt} has no captions", n_captions)
+
+
+def drop_annotations(project: Project, ctx: ExchangeContext, fmt: str) -> None:
+    """Count every annotation of a format that holds no shapes (captions files)."""
+    from collections import Counter
+
+    for kind, n in Counter(shape_kind(a.shape) for a in project.labels.annotations()).items():
+        ctx.dropped(kind, f"{fmt} holds no shapes", n)

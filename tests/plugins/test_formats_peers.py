@@ -456,7 +456,8 @@ def _mixed_project(tmp_path: Path):
 def test_every_export_counts_what_it_kept_converted_and_dropped(host, tmp_path):
     project = _mixed_project(tmp_path)
     n = len(project.labels) + 1  # + the tag
-    for fmt in ("coco", "yolo", "yolo-seg", "yolo-obb", "yolo-pose", "dota", "voc", "labelme", "cvat"):
+    for fmt in ("coco", "yolo", "yolo-seg", "yolo-obb", "yolo-pose", "dota", "voc", "labelme", "cvat",
+                "labelstudio", "masks", "captions-jsonl", "captions-csv"):
         ctx = export_project(host.format(fmt), project, tmp_path / fmt)
         r = ctx.report
         total = sum(r.kept.values()) + sum(r.converted.values()) + sum(
@@ -517,3 +518,71 @@ def test_mask_png_import_index_and_colour_maps(host, tmp_path):
     project, _ = import_dataset(host.format("masks"), tmp_path)
     again = {a.label: a.shape.to_array() for a in project.labels.annotations("JPEGImages/a.png")}
     assert set(again) == {"aeroplane", "bicycle"} and np.array_equal(again["bicycle"], anns["bicycle"])
+
+
+# ------------------------------------------------------------- every shape through every format
+
+EVERY = {  # class name (one per shape, so per-class formats keep them apart) -> shape
+    "box": Box(4, 4, 20, 16), "polygon": None, "mask": None, "points": None,
+    "rotated_box": RotatedBox(40, 12, 14, 6, 25), "circle": Ellipse.circle(50, 36, 6),
+    "ellipse": Ellipse(20, 36, 8, 4, 15), "polyline": Polyline(((2, 46), (30, 44), (60, 46))),
+    "keypoints": Keypoints(((30, 20), (34, 24), (0, 0)), (2, 1, 0), ("a", "b", "c")),
+}
+# what comes back, per format: {kind: count}; docs/formats.md says the same in words
+BACK = {
+    "labelme": {"box": 1, "polygon": 2, "mask": 1, "points": 1, "rotated_box": 1, "circle": 1, "polyline": 1,
+                "keypoints": 1},
+    "cvat": {"box": 1, "polygon": 1, "mask": 1, "points": 2, "rotated_box": 1, "circle": 1, "ellipse": 1,
+             "polyline": 1},
+    "coco": {"box": 1, "polygon": 4, "mask": 1, "keypoints": 1},
+    "yolo": {"box": 6},
+    "yolo-seg": {"polygon": 6},
+    "yolo-obb": {"rotated_box": 6},
+    "yolo-pose": {"keypoints": 1},
+    "dota": {"rotated_box": 6},
+    "voc": {"box": 6},
+    "masks": {"mask": 5},
+}
+KEEPS_ATTRIBUTES = {"labelme", "cvat", "coco"}
+
+
+def _every_shape_project(tmp_path: Path):
+    from vfmstudio.core.annotations import Mask, Points, Polygon
+    from vfmstudio.core.project import ImageRecord
+
+    root = tmp_path / "every"
+    _png(root / "a.png", (64, 48))
+    project = in_memory(root)
+    project.images["a.png"] = ImageRecord("a.png", "a.png", "", 64, 48)
+    m = np.zeros((48, 64), dtype=bool)
+    m[30:40, 30:44] = True
+    m[33:36, 34:38] = False  # a hole
+    shapes = dict(EVERY, polygon=Polygon.simple([(2, 20), (14, 20), (8, 30)]), mask=Mask.from_array(m),
+                  points=Points(((60, 4), (62, 6))))
+    for name, shape in shapes.items():
+        project.labels.add(Annotation("a.png", name, shape, attributes={"colour": "red"} if name == "box" else {}))
+    project.labels.skeletons["keypoints"] = Skeleton(("a", "b", "c"), ((0, 1), (1, 2)))
+    return project
+
+
+@pytest.mark.parametrize("fmt", sorted(BACK))
+def test_every_shape_through_every_format(host, tmp_path, fmt):
+    from collections import Counter
+
+    from vfmstudio.core.exchange import shape_kind
+
+    project = _every_shape_project(tmp_path)
+    out = tmp_path / fmt
+    sent = export_project(host.format(fmt), project, out, {"copy_images": True} if fmt not in ("masks",) else {})
+    back, got = import_dataset(host.format(fmt), out, {"image_root": str(project.root)} if fmt == "masks" else {})
+    kinds = Counter(shape_kind(a.shape) for a in back.labels.annotations())
+    assert dict(kinds) == BACK[fmt], sent.report.summary()
+    n = len(project.labels)
+    dropped = sum(c for (k, _), c in sent.report.dropped.items() if k not in ("hole", "tag", "caption"))
+    assert sum(sent.report.kept.values()) + sum(sent.report.converted.values()) + dropped == n
+    if fmt in KEEPS_ATTRIBUTES:
+        (box,) = [a for a in back.labels.annotations() if a.label == "box"]
+        assert box.attributes.get("colour") == "red"
+    kp = [a.shape for a in back.labels.annotations() if isinstance(a.shape, Keypoints)]
+    for s in kp:  # keypoint sets keep their visibility wherever they are kept
+        assert s.visibility == (2, 1, 0)

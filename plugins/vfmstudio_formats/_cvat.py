@@ -191,6 +191,7 @@ def import_(source: Path, params: dict, ctx: ExchangeContext) -> Project:
     base = xml_path.parent
     root = Path(params["image_root"]) if params.get("image_root") else (
         base / "images" if (base / "images").is_dir() else base)
+    ctx.file = xml_path
     doc = parse_xml(xml_path)
     if doc.tag != "annotations":
         raise FormatError(f"{xml_path}: not a CVAT for images file (root element <{doc.tag}>)")

@@ -339,6 +339,9 @@ class Labelling(QObject):
             self.session.project.images.setdefault(key, rec)
         for text in warnings:
             self.window.messages.post("warning", f"import: {text}")
+        report = getattr(getattr(self, "import_", None), "report", "")
+        if report:  # what the files held: kept, converted, dropped
+            self.window.messages.post("info", f"import read: {report}")
         if command is None:
             self.window.messages.post("info", "import: nothing new to add")
             return False
@@ -353,6 +356,8 @@ class Labelling(QObject):
         if status == "done":
             for text in self.export.warnings:  # what the format cannot hold (holes, points, ...)
                 self.window.messages.post("warning", f"export: {text}")
+            if self.export.report:
+                self.window.messages.post("info", f"export written: {self.export.report}")
             self.window.messages.post("info", f"exported {len(value)} files")
         elif status == "cancelled":
             self.window.messages.post("info", "export cancelled")

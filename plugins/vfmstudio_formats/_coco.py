@@ -22,6 +22,7 @@ from vfmstudio.core.image import DEFAULT_MAX_PIXELS
 from vfmstudio.core.project import Project, in_memory
 
 from ._common import (
+    clipped,
     copy_image,
     drop_image_texts,
     export_names,
@@ -211,6 +212,8 @@ def import_(source: Path, params: dict, ctx: ExchangeContext) -> Project:
             continue
         try:
             made = _annotations(a, rec, cats[a["category_id"]], source.name)
+            made = [m if isinstance(m.shape, Keypoints | Mask) else
+                    m.with_shape(clipped(m.shape, rec.width, rec.height, ctx, source)) for m in made]
         except FormatError as exc:
             ctx.dropped("annotation", "invalid", file=source, detail=str(exc).removeprefix(f"{source.name}: "))
             continue

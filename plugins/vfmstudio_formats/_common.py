@@ -276,3 +276,25 @@ def drop_annotations(project: Project, ctx: ExchangeContext, fmt: str) -> None:
 
     for kind, n in Counter(shape_kind(a.shape) for a in project.labels.annotations()).items():
         ctx.dropped(kind, f"{fmt} holds no shapes", n)
+
+
+def clipped(shape: Shape, width: int, height: int, ctx: ExchangeContext, file: Any = None) -> Shape:
+    """A box, polygon, polyline or point set moved inside the image (a warning says so); other
+    shapes, and every shape when the image size is unknown, unchanged."""
+    if width <= 0 or height <= 0:
+        return shape
+    x0, y0, x1, y1 = shape.bbox()
+    if x0 >= 0 and y0 >= 0 and x1 <= width and y1 <= height:
+        return shape
+    out: Shape = shape
+    if isinstance(shape, Box):
+        out = Box(min(max(x0, 0.0), width), min(max(y0, 0.0), height), min(max(x1, 0.0), width),
+                  min(max(y1, 0.0), height))
+    elif isinstance(shape, Polygon):
+        out = Polygon(tuple((clip_points(np.asarray(p.exterior), width, height),
+                             tuple(clip_points(np.asarray(h), width, height) for h in p.holes)) for p in shape.parts))
+    elif isinstance(shape, Polyline | Points):
+        out = type(shape)(clip_points(np.asarray(shape.points), width, height))
+    if out is not shape:
+        ctx.warn(f"{shape.kind} reaching outside the {width}x{height} image, clipped to it", file=file)
+    return out

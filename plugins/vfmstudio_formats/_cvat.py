@@ -37,6 +37,7 @@ from vfmstudio.core.exchange import ExchangeContext, FormatError
 from vfmstudio.core.project import ImageRecord, Project, in_memory
 
 from ._common import (
+    clipped,
     copy_image,
     drop_image_texts,
     export_names,
@@ -274,7 +275,8 @@ def import_(source: Path, params: dict, ctx: ExchangeContext) -> Project:
         for slot, (label, shape, prov, attrs) in items.items():
             if shape is None:  # polygons sharing a group_id are one multi-part polygon
                 shape = Polygon(tuple(PolygonPart(r) for r in grouped[slot]))
-            labels.add(Annotation(rec.key, label, shape, provenance=prov, attributes=attrs))
+            labels.add(Annotation(rec.key, label, clipped(shape, w, h, ctx, xml_path), provenance=prov,
+                                  attributes=attrs))
     return project
 
 

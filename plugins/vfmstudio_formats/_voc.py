@@ -25,6 +25,7 @@ from vfmstudio.core.project import ImageRecord, Project, image_size, in_memory
 from ._common import (
     check_regular_file,
     check_size,
+    clipped,
     copy_image,
     drop_image_texts,
     export_names,
@@ -217,7 +218,7 @@ def _read_one(project: Project, xml_path: Path, root: Path, ctx: ExchangeContext
             score_value = float(score) if score else None
         except ValueError:
             score_value = None
-        labels.add(Annotation(key, name, Box(xmin - 1, ymin - 1, xmax, ymax),
+        labels.add(Annotation(key, name, clipped(Box(xmin - 1, ymin - 1, xmax, ymax), w, h, ctx, xml_path),
                               provenance=imported(score_value, "voc"), attributes=_object_attributes(obj, where)))
 
 

@@ -586,3 +586,20 @@ def test_every_shape_through_every_format(host, tmp_path, fmt):
     kp = [a.shape for a in back.labels.annotations() if isinstance(a.shape, Keypoints)]
     for s in kp:  # keypoint sets keep their visibility wherever they are kept
         assert s.visibility == (2, 1, 0)
+
+
+def test_coordinates_outside_the_image_are_clipped_on_import_with_a_warning(host, tmp_path):
+    doc = {"images": [{"id": 1, "file_name": "a.png", "width": 40, "height": 30}], "categories": [{"id": 1, "name": "x"}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [30, -5, 20, 20], "segmentation": []},
+                           {"id": 2, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1],
+                            "segmentation": [[-3, 2, 10, 2, 10, 35]]}]}
+    (tmp_path / "c.json").write_text(json.dumps(doc))
+    project, ctx = import_dataset(host.format("coco"), tmp_path / "c.json")
+    box, poly = project.labels.annotations("a.png")
+    assert box.shape.xyxy == (30, 0, 40, 15) and poly.shape.parts[0].exterior == ((0, 2), (10, 2), (10, 30))
+    assert any("c.json: box reaching outside the 40x30 image, clipped" in w for w in ctx.warnings)
+    (tmp_path / "annotations.xml").write_text(
+        '<annotations><image id="0" name="a.png" width="40" height="30">'
+        '<box label="x" xtl="-2" ytl="1" xbr="10" ybr="31"/></image></annotations>')
+    project, ctx = import_dataset(host.format("cvat"), tmp_path)
+    assert project.labels.annotations("a.png")[0].shape.xyxy == (0, 1, 10, 30) and ctx.warnings

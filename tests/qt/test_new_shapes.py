@@ -53,3 +53,24 @@ def test_new_shapes_are_drawn_moved_and_deleted(qtbot, edit_window, image_folder
     assert isinstance(labels.get(line).shape, Polyline)
     w.labelling.undo_action.trigger()  # the move
     assert labels.get(oval).shape == Ellipse(45, 12, 8, 4, 0)
+
+
+def test_draw_an_ellipse_and_a_line_with_the_mouse(qtbot, edit_window, image_folder):
+    w = edit_window
+    open_image(qtbot, w, image_folder)  # 64x48
+    labels = w.labelling.session.labels
+    key(qtbot, w, Qt.Key.Key_O)
+    assert w.labelling.controller.mode == "ellipse"
+    drag(qtbot, w, (10, 8), (30, 20))
+    (oval,) = labels.annotations()
+    assert isinstance(oval.shape, Ellipse)
+    assert np.allclose((oval.shape.cx, oval.shape.cy, oval.shape.rx, oval.shape.ry), (20, 14, 10, 6), atol=0.6)
+    key(qtbot, w, Qt.Key.Key_L)
+    for x, y in [(5, 40), (20, 44), (40, 40)]:
+        click(qtbot, w, x, y)
+    assert len(labels) == 1  # still drawing
+    key(qtbot, w, Qt.Key.Key_Return)
+    line = labels.annotations()[-1].shape
+    assert isinstance(line, Polyline) and np.allclose(line.points, [(5, 40), (20, 44), (40, 40)], atol=0.6)
+    w.labelling.undo_action.trigger()
+    assert len(labels) == 1

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 # Single keys that do not clash with D/A (images), F, 1 (zoom) and Esc (cancel).
 TOOL_KEYS = {"view": ("Pan / point tools", "H"), "select": ("Select / edit", "V"), "box": ("Draw box", "B"),
-             "polygon": ("Draw polygon", "P"), "brush": ("Brush mask", "M"), "erase": ("Erase mask", "E")}
+             "polygon": ("Draw polygon", "P"), "brush": ("Brush mask", "M"), "erase": ("Erase mask", "E"),
+             "polyline": ("Draw line", "L"), "ellipse": ("Draw ellipse", "O")}
 
 
 class Labelling(QObject):

@@ -5,7 +5,9 @@ and ``<polyline>`` are kept as such; ``occluded``, ``z_order`` and ``<attribute 
 children become annotation attributes. Project exports put ``subset="Train|Validation|Test"`` on
 each image and the files in ``images/<Subset>/``. Video tasks hold ``<track>`` elements with one
 shape per frame: they are imported per frame when the frames are ``<image>`` elements of the file,
-otherwise counted and reported as dropped.
+otherwise counted and reported as dropped. ``<skeleton>`` elements (one ``<points>`` per named
+keypoint, ``outside``/``occluded`` giving the visibility) are read as keypoints; keypoints are
+written as ``<points>``.
 
 Masks are CVAT's tight-box RLE: ``rle`` lists alternating run lengths (background first) over the
 ``width`` x ``height`` crop at ``left``/``top``, row by row. Model output is marked
@@ -25,6 +27,7 @@ from vfmstudio.core.annotations import (
     Annotation,
     Box,
     Ellipse,
+    Keypoints,
     Mask,
     Points,
     Polygon,
@@ -257,6 +260,20 @@ def import_(source: Path, params: dict, ctx: ExchangeContext) -> Project:
                 items[(k,)] = (label, shape, prov, attrs)
             elif el.tag == "points":
                 items[(k,)] = (label, Points(_points(el.get("points", ""), where)), prov, attrs)
+            elif el.tag == "skeleton":  # CVAT 2.x: one <points> per keypoint, named by its sub-label
+                names, pts, vis = [], [], []
+                for kp in el.findall("points"):
+                    xy = _points(kp.get("points", ""), where)
+                    if len(xy) != 1:
+                        continue
+                    names.append(str(kp.get("label") or len(names)))
+                    pts.append(xy[0])
+                    vis.append(0 if kp.get("outside") == "1" else 1 if kp.get("occluded") == "1" else 2)
+                if not pts:
+                    ctx.dropped("keypoints", "empty skeleton", file=xml_path, detail=f"image {name!r}: a "
+                                "<skeleton> without points")
+                    continue
+                items[(k,)] = (label, Keypoints(np.asarray(pts), tuple(vis), tuple(names)), prov, attrs)
             elif el.tag == "tag":
                 labels.set_tags(rec.key, (*labels.tags.get(rec.key, ()), label))
             elif el.tag == "mask":

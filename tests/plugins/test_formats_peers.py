@@ -603,3 +603,16 @@ def test_coordinates_outside_the_image_are_clipped_on_import_with_a_warning(host
         '<box label="x" xtl="-2" ytl="1" xbr="10" ybr="31"/></image></annotations>')
     project, ctx = import_dataset(host.format("cvat"), tmp_path)
     assert project.labels.annotations("a.png")[0].shape.xyxy == (0, 1, 10, 30) and ctx.warnings
+
+
+def test_cvat_skeletons_are_keypoints(host, tmp_path):
+    (tmp_path / "annotations.xml").write_text(
+        '<annotations><version>1.1</version><image id="0" name="a.png" width="40" height="30">'
+        '<skeleton label="person" source="manual" z_order="0">'
+        '<points label="nose" source="manual" outside="0" occluded="0" points="10.0,5.0"/>'
+        '<points label="hand" source="manual" outside="0" occluded="1" points="14.0,9.0"/>'
+        '<points label="foot" source="manual" outside="1" occluded="0" points="0.0,0.0"/>'
+        '</skeleton></image></annotations>')
+    project, _ = import_dataset(host.format("cvat"), tmp_path)
+    (ann,) = project.labels.annotations("a.png")
+    assert ann.shape == Keypoints(((10, 5), (14, 9), (0, 0)), (2, 1, 0), ("nose", "hand", "foot"))

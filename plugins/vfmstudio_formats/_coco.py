@@ -135,8 +135,8 @@ def _annotation(ann: Annotation, h: int, w: int, use_rle: bool, tolerance: float
         if parts is not None and not parts and area:
             parts = None  # simplified away (a sliver): keep the pixels as RLE rather than lose them
         if parts is None or any(holes for _, holes in parts):
-            if parts is not None:
-                ctx.warn("COCO: shapes with holes are written as RLE (COCO polygons cannot hold holes)")
+            if parts is not None and not isinstance(ann.shape, Mask):
+                ctx.converted(ann.shape.kind, "mask", "COCO polygons cannot hold holes: written as RLE")
             segmentation = rle.encode(mask)
         else:
             segmentation = [np.asarray(ext, dtype=float).ravel().tolist() for ext, _ in parts]

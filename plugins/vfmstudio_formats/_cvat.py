@@ -153,6 +153,8 @@ def export(project: Project, out: Path, params: dict, ctx: ExchangeContext) -> N
                 for part in s.parts:
                     made.append(ET.SubElement(im, "polygon", **common, **extra, points=_pts(part.exterior)))
             else:
+                if isinstance(s, Polygon):
+                    ctx.converted("polygon", "mask", "CVAT polygons cannot hold holes")
                 mask = s.to_mask(h, w)
                 box = geometry.mask_bbox(mask)
                 if box is None:

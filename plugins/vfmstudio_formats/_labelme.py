@@ -135,6 +135,8 @@ def _shapes(ann: Annotation, h: int, w: int, ctx: ExchangeContext) -> list[dict]
         return [_shape(ann.label, [p], "point") for p in s.points]
     if isinstance(s, Polygon) and not s.has_holes:
         return [_shape(ann.label, p.exterior, "polygon") for p in s.parts]
+    if isinstance(s, Polygon):
+        ctx.converted("polygon", "mask", "labelme polygons cannot hold holes")
     mask = s.to_mask(h, w)
     box = geometry.mask_bbox(mask)
     if box is None:

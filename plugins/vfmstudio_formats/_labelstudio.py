@@ -66,6 +66,8 @@ def export(project: Project, out: Path, params: dict, ctx: ExchangeContext) -> N
                         "x": 100 * x / w, "y": 100 * y / h, "width": 0.5, "keypointlabels": [ann.label]},
                         w, h, f"{ann.id}-{j}", score))
             else:
+                if isinstance(s, Mask):
+                    ctx.converted("mask", "polygon", "Label Studio results here are outlines")
                 parts = shape_parts(s, params["tolerance"])
                 holes = sum(len(hs) for _, hs in parts)
                 if holes:

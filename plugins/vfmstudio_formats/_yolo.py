@@ -444,7 +444,7 @@ def _row(line: str, rec, labels, names: list[str], kpt, kpt_names, obb: bool, ct
         ctx.dropped("line", "unknown class", file=txt, line=lineno,
                     detail=f"class {c} outside 0..{len(names) - 1}" if names else f"class {c} is negative")
         return None
-    if names == [] and c > 100_000:
+    if names == [] and c >= 10_000:  # unnamed classes are created up to c: a hostile row must not ask for 10**9
         ctx.dropped("line", "unknown class", file=txt, line=lineno, detail=f"class {c} without a class list")
         return None
     while len(labels.classes) <= c:  # unnamed classes are named by their number

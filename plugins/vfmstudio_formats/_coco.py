@@ -43,9 +43,15 @@ def export(project: Project, out: Path, params: dict, ctx: ExchangeContext) -> N
     labels = project.labels
     names = export_names(project)
     categories = []
+    named: dict[str, tuple[str, ...]] = {}  # per class, the names its keypoints carry (when no skeleton)
+    for a in labels.annotations():
+        if isinstance(a.shape, Keypoints) and a.shape.names:
+            named.setdefault(a.label, a.shape.names)
     for i, c in enumerate(labels.classes):
         cat = {"id": i + 1, "name": c.name, "supercategory": "", "color": c.color}
         skeleton = labels.skeletons.get(c.name)
+        if skeleton is None and c.name in named:
+            skeleton = Skeleton(named[c.name])
         if skeleton is not None:
             cat["keypoints"] = list(skeleton.names)
             cat["skeleton"] = [[a + 1, b + 1] for a, b in skeleton.edges]

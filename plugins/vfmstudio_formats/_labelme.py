@@ -118,7 +118,7 @@ def _shapes(ann: Annotation, h: int, w: int, ctx: ExchangeContext) -> list[dict]
     if isinstance(s, RotatedBox):
         if kind == "oriented_rectangle":
             return [_shape(ann.label, s.corners(), "oriented_rectangle")]
-        return [_shape(ann.label, s.corners(), "rotation", direction=float(np.radians(s.angle)))]
+        return [_shape(ann.label, s.corners(), "rotation", direction=float(np.radians(s.angle % 360)))]
     if isinstance(s, Ellipse):
         return [_shape(ann.label, [(s.cx, s.cy), (s.cx + s.rx, s.cy)], "circle")]
     if isinstance(s, Polyline):

@@ -74,3 +74,24 @@ def test_draw_an_ellipse_and_a_line_with_the_mouse(qtbot, edit_window, image_fol
     assert isinstance(line, Polyline) and np.allclose(line.points, [(5, 40), (20, 44), (40, 40)], atol=0.6)
     w.labelling.undo_action.trigger()
     assert len(labels) == 1
+
+
+def test_drag_a_point_of_a_line_and_a_keypoint(qtbot, edit_window, image_folder):
+    w = edit_window
+    open_image(qtbot, w, image_folder)
+    ctl, labels = w.labelling.controller, w.labelling.session.labels
+    line = ctl.add_shape(Polyline(((5, 40), (30, 44))))
+    pose = ctl.add_shape(Keypoints(((40, 10), (50, 12)), (2, 1)))
+    key(qtbot, w, Qt.Key.Key_V)
+    click(qtbot, w, 17.5, 42)
+    assert ctl.selected == [line]
+    drag(qtbot, w, (30, 44), (34, 30))  # its second point
+    assert np.allclose(labels.get(line).shape.points, [(5, 40), (34, 30)], atol=0.6)
+    click(qtbot, w, 40, 10)
+    assert ctl.selected == [pose]
+    drag(qtbot, w, (50, 12), (55, 20))
+    moved = labels.get(pose).shape
+    assert np.allclose(moved.points, [(40, 10), (55, 20)], atol=0.6) and moved.visibility == (2, 1)
+    w.labelling.undo_action.trigger()
+    assert labels.get(pose).shape.points == ((40, 10), (50, 12))
+    assert w.labelling.undo_action.text().endswith("Move point")

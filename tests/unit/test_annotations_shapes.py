@@ -99,3 +99,10 @@ def test_loss_report_words():
     assert r.summary() == ("kept 1 keypoint set, 3 rotated boxes; converted 2 circles to polygons; "
                            "dropped 1 polyline (COCO cannot hold them)")
     assert noun("box", 2) == "2 boxes" and noun("odd_kind", 1) == "1 odd kind"
+
+
+def test_moving_one_point_keeps_the_others_and_labels_a_placed_keypoint():
+    kp = Keypoints(((1, 1), (0, 0)), (2, 0))
+    moved = kp.with_point(1, (5, 6))
+    assert moved.points == ((1, 1), (5, 6)) and moved.visibility == (2, 2)
+    assert Polyline(((0, 0), (1, 1))).with_point(0, (2, 3)).points == ((2, 3), (1, 1))

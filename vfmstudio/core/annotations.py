@@ -307,8 +307,17 @@ class Points:
     def translated(self, dx: float, dy: float) -> Points:
         return Points(tuple((x + dx, y + dy) for x, y in self.points))
 
+    def with_point(self, index: int, xy: Point) -> Points:
+        return Points(_moved(self.points, index, xy))
+
     def to_json(self) -> dict:
         return {"kind": self.kind, "points": [list(p) for p in self.points]}
+
+
+def _moved(points: tuple[Point, ...], index: int, xy: Point) -> tuple[Point, ...]:
+    out = list(points)
+    out[index] = (float(xy[0]), float(xy[1]))
+    return tuple(out)
 
 
 def _angle(degrees: float) -> float:
@@ -461,6 +470,9 @@ class Polyline:
     def translated(self, dx: float, dy: float) -> Polyline:
         return Polyline(tuple((x + dx, y + dy) for x, y in self.points))
 
+    def with_point(self, index: int, xy: Point) -> Polyline:
+        return Polyline(_moved(self.points, index, xy))
+
     def distance(self, x: float, y: float) -> float:
         """Shortest distance from (x, y) to the line."""
         a = np.asarray(self.points)
@@ -517,6 +529,12 @@ class Keypoints:
 
     def translated(self, dx: float, dy: float) -> Keypoints:
         return replace(self, points=tuple((x + dx, y + dy) for x, y in self.points))
+
+    def with_point(self, index: int, xy: Point) -> Keypoints:
+        """A copy with one keypoint moved (a keypoint placed by hand is labelled)."""
+        vis = list(self.visibility)
+        vis[index] = vis[index] or 2
+        return replace(self, points=_moved(self.points, index, xy), visibility=tuple(vis))
 
     def to_json(self) -> dict:
         out: dict[str, Any] = {"kind": self.kind, "points": [list(p) for p in self.points],

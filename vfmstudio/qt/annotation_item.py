@@ -63,7 +63,8 @@ def shape_path(shape: Shape) -> QPainterPath:
 
 def handles_of(shape: Shape) -> list[tuple[str, tuple, QPointF]]:
     """Draggable handles: ``("box", (corner_x, corner_y), point)`` with 0/0.5/1 positions for the
-    eight box handles, ``("vertex", (part, ring, index), point)`` for polygon vertices."""
+    eight box handles, ``("vertex", (part, ring, index), point)`` for polygon vertices,
+    ``("point", (index,), point)`` for the points of lines, point sets and (labelled) keypoints."""
     out: list[tuple[str, tuple, QPointF]] = []
     if isinstance(shape, Box):
         for fx in (0.0, 0.5, 1.0):
@@ -76,10 +77,15 @@ def handles_of(shape: Shape) -> list[tuple[str, tuple, QPointF]]:
             for r, ring in enumerate((part.exterior, *part.holes)):
                 for i, (x, y) in enumerate(ring):
                     out.append(("vertex", (p, r, i), QPointF(x, y)))
+    elif isinstance(shape, Polyline | Points | Keypoints):
+        hidden = shape.visibility if isinstance(shape, Keypoints) else ()
+        for i, (x, y) in enumerate(shape.points):
+            if not hidden or hidden[i] > 0:
+                out.append(("point", (i,), QPointF(x, y)))
     return out
 
 
-def _outline(shape: Shape, edges: tuple[tuple[int, int], ...] = ()) -> QPainterPath:
+def outline_path(shape: Shape, edges: tuple[tuple[int, int], ...] = ()) -> QPainterPath:
     """A shape as one path: outlines, a points cloud, or keypoints (labelled ones only) joined by
     the class's skeleton ``edges``."""
     if isinstance(shape, Points | Keypoints):
@@ -235,7 +241,7 @@ class AnnotationItem(QGraphicsItem):
             item: QGraphicsItem = QGraphicsRectItem(QRectF(shape.x0, shape.y0, shape.x1 - shape.x0,
                                                            shape.y1 - shape.y0), self)
         else:
-            item = QGraphicsPathItem(_outline(shape, edges), self)
+            item = QGraphicsPathItem(outline_path(shape, edges), self)
         if isinstance(shape, Polyline | Keypoints) and not isinstance(shape, Points):
             fill.setAlpha(0)  # open lines enclose nothing; a brush would fill the closing chord
         item.setPen(pen)

@@ -26,7 +26,7 @@ from vfmstudio.core.annotations import (
     Polyline,
     annotations_at,
 )
-from vfmstudio.qt.annotation_item import HANDLE_PX, AnnotationItem, handles_of, shape_path
+from vfmstudio.qt.annotation_item import HANDLE_PX, AnnotationItem, handles_of, outline_path
 from vfmstudio.qt.project_session import ProjectSession
 
 MODES = ("view", "select", "box", "polygon", "brush", "erase", "polyline", "ellipse")
@@ -328,7 +328,7 @@ class EditController(QObject):
             drag["moved"] = True
             shape = self._dragged_shape(drag, p)
             if shape is not None:
-                self._preview(shape_path(shape) if not isinstance(shape, Mask) else _bbox_path(shape))
+                self._preview(outline_path(shape) if not isinstance(shape, Mask) else _bbox_path(shape))
 
     def _dragged_shape(self, drag: dict, p: QPointF):
         sx, sy = drag["start"]
@@ -338,6 +338,8 @@ class EditController(QObject):
             if drag["kind"] == "vertex":
                 part, ring, index = drag["where"]
                 return drag["ann"].shape.with_vertex(part, ring, index, self._clamp(p))
+            if drag["kind"] == "point":
+                return drag["ann"].shape.with_point(drag["where"][0], self._clamp(p))
             if drag["kind"] == "move" and len(self.selected) == 1:
                 ann = self.session.labels.get(self.selected[0])
                 return ann.shape.translated(p.x() - sx, p.y() - sy)
@@ -370,7 +372,7 @@ class EditController(QObject):
         elif drag["moved"]:
             shape = self._dragged_shape(drag, p)
             if shape is not None and shape != drag["ann"].shape:
-                text = "Resize box" if kind == "box" else "Move vertex"
+                text = {"box": "Resize box", "point": "Move point"}.get(kind, "Move vertex")
                 self.session.push(cmd.set_shape(labels, drag["ann"].id, shape, text))
 
     def _finish_stroke(self, kind: str, points: list[tuple[float, float]]) -> None:

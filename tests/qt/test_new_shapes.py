@@ -92,6 +92,9 @@ def test_drag_a_point_of_a_line_and_a_keypoint(qtbot, edit_window, image_folder)
     drag(qtbot, w, (50, 12), (55, 20))
     moved = labels.get(pose).shape
     assert np.allclose(moved.points, [(40, 10), (55, 20)], atol=0.6) and moved.visibility == (2, 1)
+    drag(qtbot, w, (45, 13), (46, 15))  # inside the pose, off its points: the whole pose moves
+    assert np.allclose(labels.get(pose).shape.points, [(41, 12), (56, 22)], atol=0.6)
+    w.labelling.undo_action.trigger()
     w.labelling.undo_action.trigger()
     assert labels.get(pose).shape.points == ((40, 10), (50, 12))
     assert w.labelling.undo_action.text().endswith("Move point")

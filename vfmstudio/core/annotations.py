@@ -1003,8 +1003,8 @@ def shape_area(shape: Shape, height: int, width: int) -> int:
 def annotations_at(labels: LabelSet, image: str, x: float, y: float, *, tolerance: float = 3.0) -> list[str]:
     """Ids of the annotations under image point (x, y), topmost (last drawn) first.
 
-    Boxes, polygons (holes excluded), masks, rotated boxes and ellipses are hit inside; points,
-    keypoints and polylines within ``tolerance`` pixels.
+    Boxes, polygons (holes excluded), masks, rotated boxes and ellipses are hit inside; points and
+    polylines within ``tolerance`` pixels; keypoints near a labelled point or inside their box.
     """
     hits = []
     for ann in reversed(labels.annotations(image)):
@@ -1023,6 +1023,11 @@ def annotations_at(labels: LabelSet, image: str, x: float, y: float, *, toleranc
             hit = s.contains(x, y)
         elif isinstance(s, Polyline):
             hit = s.distance(x, y) <= tolerance
+        elif isinstance(s, Keypoints):  # a point, or inside the pose's box (to move it whole)
+            x0, y0, x1, y1 = s.bbox()
+            hit = (x0 <= x <= x1 and y0 <= y <= y1) or min(
+                np.hypot(px - x, py - y) for (px, py), v in zip(s.points, s.visibility) if v > 0 or not s.labelled
+            ) <= tolerance
         else:
             hit = min(np.hypot(px - x, py - y) for px, py in s.points) <= tolerance
         if hit:

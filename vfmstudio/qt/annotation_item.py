@@ -64,7 +64,7 @@ def shape_path(shape: Shape) -> QPainterPath:
 def handles_of(shape: Shape) -> list[tuple[str, tuple, QPointF]]:
     """Draggable handles: ``("box", (corner_x, corner_y), point)`` with 0/0.5/1 positions for the
     eight box handles, ``("vertex", (part, ring, index), point)`` for polygon vertices,
-    ``("point", (index,), point)`` for the points of lines, point sets and (labelled) keypoints."""
+    ``("point", (index,), point)`` for the points of lines and (labelled) keypoints."""
     out: list[tuple[str, tuple, QPointF]] = []
     if isinstance(shape, Box):
         for fx in (0.0, 0.5, 1.0):
@@ -77,7 +77,7 @@ def handles_of(shape: Shape) -> list[tuple[str, tuple, QPointF]]:
             for r, ring in enumerate((part.exterior, *part.holes)):
                 for i, (x, y) in enumerate(ring):
                     out.append(("vertex", (p, r, i), QPointF(x, y)))
-    elif isinstance(shape, Polyline | Points | Keypoints):
+    elif isinstance(shape, Polyline | Keypoints):  # (a point set moves as a whole, as before)
         hidden = shape.visibility if isinstance(shape, Keypoints) else ()
         for i, (x, y) in enumerate(shape.points):
             if not hidden or hidden[i] > 0:

@@ -34,7 +34,8 @@ FORMATS = (
                        Param("mask_format", ParamType.CHOICE, "polygon", choices=("polygon", "rle"),
                              help="how masks are written (shapes with holes are always RLE)"),
                        _tolerance(), _copy(False), _IMAGE_ROOT),
-               description="Boxes, polygons and masks (polygons or RLE), iscrowd=0, area = pixel area."),
+               description="Boxes, polygons, masks (polygons or RLE), keypoints with skeletons, attributes, iscrowd; "
+                           "reads annotations/instances_<split>.json + images/<split>/."),
     FormatSpec("yolo", "YOLO detect", exporter=f"{_M}._yolo:export_detect", importer=f"{_M}._yolo:import_",
                extensions=(".txt", ".yaml"),
                params=(Param("val_fraction", ParamType.FLOAT, 0.0, minimum=0.0, maximum=1.0,
@@ -69,15 +70,18 @@ FORMATS = (
                description="labelTxt/*.txt rows 'x1 y1 x2 y2 x3 y3 x4 y4 class difficult' in pixels."),
     FormatSpec("voc", "Pascal VOC XML", exporter=f"{_M}._voc:export", importer=f"{_M}._voc:import_",
                extensions=(".xml",), params=(_copy(True), _IMAGE_ROOT),
-               description="Annotations/*.xml with 1-based inclusive integer boxes."),
+               description="Annotations/*.xml with 1-based inclusive integer boxes, labelmap.txt; truncated, pose, "
+                           "parts kept."),
     FormatSpec("labelme", "labelme JSON", exporter=f"{_M}._labelme:export", importer=f"{_M}._labelme:import_",
                extensions=(".json",), params=(_copy(True), _IMAGE_ROOT),
-               description="One JSON per image: rectangles, polygons, points, masks; unknown keys kept."),
+               description="One JSON per image: rectangles (2 or 4 points), rotated boxes, circles, lines, points, "
+                           "keypoints, polygons, masks; description, flags, unknown keys kept (X-AnyLabeling too)."),
     FormatSpec("cvat", "CVAT for images 1.1 XML", exporter=f"{_M}._cvat:export", importer=f"{_M}._cvat:import_",
                extensions=(".xml",),
                params=(Param(_FILENAME, ParamType.STR, "annotations.xml", help="name of the XML file"),
                        _copy(False), _IMAGE_ROOT),
-               description="Boxes, polygons, points, tags and masks (tight-box RLE); source=auto for model output."),
+               description="Boxes (rotation), ellipses, polygons, polylines, points, tags, masks (tight-box RLE), "
+                           "attributes, occluded, z_order, subsets; tracks per frame."),
     FormatSpec("labelstudio", "Label Studio tasks JSON", exporter=f"{_M}._labelstudio:export",
                extensions=(".json",),
                params=(Param(_FILENAME, ParamType.STR, "tasks.json", help="name of the JSON file"),

@@ -19,6 +19,8 @@ def register(subparsers) -> None:
     p.add_argument("--into", required=True, type=Path, metavar="PROJECT",
                    help="project file (created when missing)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="format parameter (repeatable)")
+    p.add_argument("--strict", action="store_true",
+                   help="stop with exit status 2 on any warning (a value clipped, a shape converted or dropped)")
     p.add_argument("--json", action="store_true", help="print what was added as JSON")
     p.set_defaults(func=run)
 
@@ -38,7 +40,7 @@ def run(args) -> int:
     progress = _Progress()
     try:
         dataset, ctx = import_dataset(spec, args.source, parse_params(args.param), from_text=True,
-                                      on_progress=progress)
+                                      on_progress=progress, strict=args.strict)
         counts = project.merge(dataset, on_progress=lambda f, m: progress(f, f"adding {m}"))
         project.save()
     except (FormatError, ParamError, ProjectError, ImageLoadError) as exc:
@@ -52,9 +54,10 @@ def run(args) -> int:
         print(f"warning: {issue}", file=sys.stderr)
     if args.json:
         print(json.dumps({"project": str(project.path), **counts, "issues": [str(i) for i in issues],
-                          "warnings": ctx.warnings}, indent=1))
+                          "warnings": ctx.warnings, "report": ctx.report.to_json()}, indent=1))
     else:
-        skipped = f" ({counts['duplicates']} already there, skipped)" if counts["duplicates"] else ""
+        print(f"read: {ctx.report.summary()}")
+        skipped = f" ({counts['duplicates']} already in the project, skipped)" if counts["duplicates"] else ""
         print(f"imported {counts['images']} images, {counts['annotations']} annotations{skipped}, "
               f"{counts['classes']} new classes into {project.path}")
     return 0

@@ -22,6 +22,7 @@ import json
 import os
 import stat
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -292,6 +293,8 @@ class Project:
             if self.labels.get_class(c.name) is None:
                 self.labels.classes.append(c)
                 counts["classes"] += 1
+        for name, skeleton in other.labels.skeletons.items():
+            self.labels.skeletons.setdefault(name, skeleton)
         n = len(other.images)
         for i, rec in enumerate(other.images.values()):
             if cancel is not None:
@@ -307,12 +310,14 @@ class Project:
                     key = _rel(src, self.root)
                     self.images[key] = ImageRecord(key, key, rec.id, rec.width, rec.height)
                 counts["images"] += 1
-            present = {(a.label, a.shape) for a in self.labels.annotations(key)}
+            # one incoming annotation is matched to at most one already there: importing the same
+            # files twice adds nothing, yet two identical objects in one file are both kept
+            present = Counter((a.label, a.shape) for a in self.labels.annotations(key))
             for ann in other.labels.annotations(rec.key):
-                if (ann.label, ann.shape) in present:
+                if present[(ann.label, ann.shape)] > 0:
+                    present[(ann.label, ann.shape)] -= 1
                     counts["duplicates"] += 1
                     continue
-                present.add((ann.label, ann.shape))
                 new = ann if ann.id not in self.labels else _with_new_id(ann)
                 self.labels._insert(_with_image(new, key), None)
                 counts["annotations"] += 1

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 # Single keys that do not clash with D/A (images), F, 1 (zoom) and Esc (cancel).
 TOOL_KEYS = {"view": ("Pan / point tools", "H"), "select": ("Select / edit", "V"), "box": ("Draw box", "B"),
-             "polygon": ("Draw polygon", "P"), "brush": ("Brush mask", "M"), "erase": ("Erase mask", "E")}
+             "polygon": ("Draw polygon", "P"), "brush": ("Brush mask", "M"), "erase": ("Erase mask", "E"),
+             "polyline": ("Draw line", "L"), "ellipse": ("Draw ellipse", "O")}
 
 
 class Labelling(QObject):
@@ -339,6 +340,9 @@ class Labelling(QObject):
             self.session.project.images.setdefault(key, rec)
         for text in warnings:
             self.window.messages.post("warning", f"import: {text}")
+        report = getattr(getattr(self, "import_", None), "report", "")
+        if report:  # what the files held: kept, converted, dropped
+            self.window.messages.post("info", f"import read: {report}")
         if command is None:
             self.window.messages.post("info", "import: nothing new to add")
             return False
@@ -353,6 +357,8 @@ class Labelling(QObject):
         if status == "done":
             for text in self.export.warnings:  # what the format cannot hold (holes, points, ...)
                 self.window.messages.post("warning", f"export: {text}")
+            if self.export.report:
+                self.window.messages.post("info", f"export written: {self.export.report}")
             self.window.messages.post("info", f"exported {len(value)} files")
         elif status == "cancelled":
             self.window.messages.post("info", "export cancelled")

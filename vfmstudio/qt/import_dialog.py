@@ -52,6 +52,7 @@ class ImportDialog(FormatJobDialog):
         super().__init__(formats, project, runner, parent,
                          title="Import annotations", verb="Import", kind="importer")
         self.import_button = self.run_button  # the name callers and tests know
+        self.report = ""  # what the last import read: kept, converted, dropped
         self.resize(520, 380)
 
     def _add_target_row(self, top: QFormLayout) -> None:
@@ -91,7 +92,7 @@ class ImportDialog(FormatJobDialog):
             imported, ectx = import_dataset(spec, Path(source), params, cancel=ctx.cancel,
                                             on_progress=lambda f, m: ctx.progress(None if f is None else f / 2, m))
             scratch.merge(imported, cancel=ctx.cancel, on_progress=lambda f, m: ctx.progress(0.5 + f / 2, m))
-            return before, scratch, list(ectx.warnings)
+            return before, scratch, list(ectx.warnings), ectx.report.summary()
 
         return self._submit(job, key=f"import:{source}", source=f"import · {spec.id}")
 
@@ -103,6 +104,7 @@ class ImportDialog(FormatJobDialog):
         if result.status == "done":
             self.progress.setValue(1000)
             self.progress.setFormat("done")
-            self.imported.emit(*result.value)
+            *value, self.report = result.value
+            self.imported.emit(*value)
         else:
             self._show_error(result.error.message if result.error is not None else result.status)

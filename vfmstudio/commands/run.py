@@ -137,6 +137,7 @@ def run(args) -> int:
 
 
 def write_outputs(prediction, images, out: Path) -> list[Path]:
+    from vfmstudio.core.atomic import atomic_write_json
     from vfmstudio.core.overlay import render_prediction, save_png
 
     try:
@@ -144,18 +145,15 @@ def write_outputs(prediction, images, out: Path) -> list[Path]:
     except OSError as exc:
         raise UsageError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
     written = [out / "prediction.json"]
-    tmp = out / "prediction.json.tmp"
     try:
         payload = prediction.to_json(sidecar_dir=out / "arrays")
-        tmp.write_text(json.dumps(payload, indent=1))
-        tmp.replace(out / "prediction.json")
+        atomic_write_json(out / "prediction.json", payload, indent=1)
         pixels = {im.id: im.pixels for im in images}
         for name, rgb in render_prediction(prediction, pixels):
             path = out / f"overlay-{name}.png"
             save_png(path, rgb)
             written.append(path)
     except OSError as exc:  # a full disk, a read-only folder
-        tmp.unlink(missing_ok=True)
         raise UsageError(f"{exc.filename or out}: cannot write the outputs ({exc.strerror or exc})") from None
     return written
 

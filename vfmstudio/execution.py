@@ -7,6 +7,7 @@ Qt-free and torch-free: the CLI, the batch engines and the window's inference th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -119,12 +120,15 @@ def run_tool(
     services: Services | None = None,
     params_from_text: bool = False,
     timeout: float | None = None,
+    isolate: bool | None = None,
 ) -> Prediction:
     """Run ``tool`` on ``images`` and return its prediction.
 
     ``timeout``: seconds after which a run still going is abandoned with a :class:`ToolError` (its
-    token fires; see :func:`_call_with_timeout`). Raises :class:`ToolError` (``user_error`` set for
-    bad parameters, images or models) and :class:`~vfmstudio.core.cancel.Cancelled`.
+    token fires; see :func:`_call_with_timeout`). ``isolate``: run in a worker process (default:
+    :func:`vfmstudio.isolation.runs_isolated`, third-party tools). Raises :class:`ToolError`
+    (``user_error`` set for bad parameters, images or models) and
+    :class:`~vfmstudio.core.cancel.Cancelled`.
     """
     try:
         tool.inputs.check_count(len(images))
@@ -132,6 +136,20 @@ def run_tool(
     except ParamError as exc:
         raise ToolError(tool, str(exc), user_error=True) from None
     cancel = cancel or CancelToken()
+    if isolate is None:
+        from vfmstudio.isolation import runs_isolated
+
+        try:
+            isolate = runs_isolated(tool)
+        except ValueError as exc:  # a bad VFMSTUDIO_PLUGIN_ISOLATION value
+            raise ToolError(tool, str(exc), user_error=True) from None
+    if isolate:
+        from vfmstudio.isolation import run_isolated
+
+        prediction = run_isolated(tool, images, resolved, model=model, device=device, precision=precision,
+                                  cancel=cancel, timeout=timeout, on_progress=on_progress, on_partial=on_partial)
+        _validate(tool, list(prediction.results), images)  # the worker's checks ran in the plugin's process
+        return prediction
     ctx = _context(tool, model, device, precision, cancel, timeout, services, on_progress, on_partial)
     t0 = time.perf_counter()
     try:
@@ -139,17 +157,24 @@ def run_tool(
     except Exception as exc:  # noqa: BLE001 - a plugin's code may fail to import in any way
         raise ToolError(tool, f"cannot load {tool.run}: {type(exc).__name__}: {exc}") from exc
     t_load = time.perf_counter()
+
+    def run_and_validate(ctx: RunContext, images_: list[LoadedImage], params_: dict[str, Any]) -> tuple[Result, ...]:
+        # Validation runs inside the time limit: an endless iterable must not outlive it.
+        return _validate(tool, fn(ctx, images_, params_), images)
+
     try:
         ctx.check_cancelled()
         cancel.raise_if_cancelled()
         if timeout:
-            value = _call_with_timeout(tool, fn, ctx, list(images), resolved, timeout, cancel)
+            results = _call_with_timeout(tool, run_and_validate, ctx, list(images), resolved, timeout, cancel)
         else:
-            value = fn(ctx, list(images), resolved)
+            results = run_and_validate(ctx, list(images), resolved)
     except Cancelled:
         raise
     except ToolError:
         raise
+    except SystemExit as exc:  # sys.exit() in a tool ends the tool, not the studio or the command
+        raise ToolError(tool, f"called sys.exit({exc.code!r}) instead of returning results") from None
     except _user_error_types() as exc:
         raise ToolError(tool, str(exc), user_error=True) from exc
     except MemoryError as exc:
@@ -161,7 +186,6 @@ def run_tool(
                                   "(--precision fp16/bf16) or the CPU", user_error=True) from exc
         raise ToolError(tool, f"{type(exc).__name__}: {exc}") from exc
     t_run = time.perf_counter()
-    results = _validate(tool, value, images)
     return Prediction(
         tool=tool.id, model=ctx.model_ref, image_ids=tuple(im.id for im in images), results=results,
         params=resolved, image_paths=tuple(str(im.path) if im.path else im.id for im in images),
@@ -216,6 +240,8 @@ def _validate(tool: ToolSpec, value: Any, images: Sequence[LoadedImage]) -> tupl
         value = [value]
     if not isinstance(value, list | tuple):
         raise ToolError(tool, f"returned {type(value).__name__}, expected a list of results")
+    # The items as stored, whatever a subclass's __iter__ or __len__ claims (an endless one hangs).
+    value = list.copy(value) if isinstance(value, list) else tuple.__getitem__(value, slice(None))
     sizes = {im.id: (im.height, im.width) for im in images}
     out = []
     for i, r in enumerate(value):
@@ -253,6 +279,11 @@ def prepare_tool(
     """
     if not tool.prepare:
         return False
+    from vfmstudio.isolation import runs_isolated
+
+    with contextlib.suppress(ValueError):  # a bad setting is reported by run_tool
+        if runs_isolated(tool):
+            return False  # its caches live in the worker: per-image runs there fill them
     try:
         resolved = tool.resolve_params(params, from_text=params_from_text)
         fn = tool.load_prepare()

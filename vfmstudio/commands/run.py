@@ -104,9 +104,12 @@ def load_images(paths, reader=None):
 def run(args) -> int:
     from vfmstudio._plugin_host import get_host
     from vfmstudio.execution import ToolError, run_tool
+    from vfmstudio.isolation import stdout_to_stderr
 
     if not DEVICE.match(args.device):
         raise UsageError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {args.device!r}")
+    if args.out:  # before any plugin code runs: a tool's chdir must not move the outputs
+        args.out = args.out.absolute()
     host = get_host()
     try:
         tool = host.tool(args.tool)
@@ -117,9 +120,10 @@ def run(args) -> int:
     images = load_images(args.images, reader=host.read_image)
     progress = _Progress()
     try:
-        prediction = run_tool(tool, images, params, model=args.model, device=args.device,
-                              precision=args.precision, on_progress=progress, params_from_text=True,
-                              timeout=timeout)
+        with stdout_to_stderr():  # what a tool prints must not end up in --json output
+            prediction = run_tool(tool, images, params, model=args.model, device=args.device,
+                                  precision=args.precision, on_progress=progress, params_from_text=True,
+                                  timeout=timeout)
     except ToolError as exc:
         if exc.user_error:
             raise UsageError(str(exc)) from None

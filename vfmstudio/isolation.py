@@ -1,0 +1,340 @@
+"""Third-party plugin tools in a worker process, so that a tool ending, crashing or hanging its
+process cannot take the caller's work or exit status with it (issue 21; ADR 0106).
+
+``VFMSTUDIO_PLUGIN_ISOLATION``: ``auto`` (default: tools of third-party plugins in a worker,
+built-in ones in-process), ``always`` or ``never``. Built-ins (the plugins shipped with vfmstudio
+and those a :class:`~vfmstudio._plugin_host.PluginHost` is told are built-in) are trusted code and
+run where their model caches live; so does a tool whose module exists only in memory.
+
+One worker per plugin is started on first use and reused (its model and feature caches persist
+between calls); after a crash, a time-out or a cancel it is killed and the next call starts a
+fresh one. The worker:
+
+- runs in its own session (process group): a time-out or cancel kills the group, forked children
+  of the tool included, and every worker group is killed when the calling process exits;
+- writes whatever the tool prints on stdout to stderr, so ``--json`` output stays valid;
+- runs the whole of :func:`vfmstudio.execution.run_tool`, validation included, inside the caller's
+  time limit; the caller validates the results again (a tool cannot patch the host's checks).
+
+Where the platform cannot pass a socket to a child (Windows), tools run in-process.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+ISOLATION_ENV = "VFMSTUDIO_PLUGIN_ISOLATION"
+MODES = ("auto", "always", "never")
+
+
+def isolation_mode() -> str:
+    """The setting's value; an unknown one is refused with a one-line reason (ValueError)."""
+    value = os.environ.get(ISOLATION_ENV, "").strip().lower() or "auto"
+    if value not in MODES:
+        raise ValueError(f"{ISOLATION_ENV} must be one of {', '.join(MODES)}, got {value!r}")
+    return value
+
+
+_BUILTIN_MODULES: set[str] = set()
+
+
+def mark_builtin(modules: Any) -> None:
+    """Record the top-level modules a plugin host loads as built-ins (trusted, run in-process)."""
+    _BUILTIN_MODULES.update(str(m).split(".", 1)[0] for m in modules)
+
+
+def is_builtin(tool: Any) -> bool:
+    """True for tools of the plugins a host loaded as built-ins (by the modules that run them)."""
+    from vfmstudio._plugin_host import BUILTIN_PLUGINS
+
+    modules = {tool.run.split(":", 1)[0]}
+    if tool.prepare:
+        modules.add(tool.prepare.split(":", 1)[0])
+    return all(m.split(".", 1)[0] in (*BUILTIN_PLUGINS, *_BUILTIN_MODULES) for m in modules)
+
+
+def runs_isolated(tool: Any) -> bool:
+    """Whether :func:`vfmstudio.execution.run_tool` sends ``tool`` to a worker process."""
+    if not hasattr(socket, "socketpair") or os.name != "posix":
+        return False
+    mode = isolation_mode()
+    wanted = mode == "always" or (mode == "auto" and not is_builtin(tool))
+    return wanted and _has_source(tool)
+
+
+def _has_source(tool: Any) -> bool:
+    """A worker can load the tool's code: its module is a file, or importable by name. A module
+    made in memory (an embedding application's, a test's) can only run where it lives."""
+    name = tool.run.split(":", 1)[0]
+    module = sys.modules.get(name)
+    if module is not None:
+        return bool(getattr(module, "__file__", None))
+    return True  # not imported yet: the worker imports it by name, as the caller would
+
+
+# ---------------------------------------------------------------------------------- stdout
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send what in-process code prints (Python and C level) to stderr while the block runs, so a
+    tool's chatter cannot corrupt ``--json`` output on stdout."""
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError, AttributeError):  # no real stdout (pythonw, closed)
+        yield
+        return
+    old_stdout = sys.stdout
+    try:
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
+        yield
+    finally:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            sys.stderr.flush()
+        sys.stdout = old_stdout
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+# ---------------------------------------------------------------------------------- the parent side
+
+
+class WorkerDied(Exception):
+    """The worker ended during a call; ``str`` says how (exit status or signal)."""
+
+
+class _PastDeadline(Exception):
+    """The call ran past its time limit (not TimeoutError: that is an OSError, which means a
+    broken connection here)."""
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "it stopped answering"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+class _Worker:
+    """One worker process and the socket to it; used by one call at a time."""
+
+    def __init__(self, name: str):
+        from multiprocessing.connection import Connection
+
+        self.name = name
+        parent_sock, child_sock = socket.socketpair()
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "vfmstudio.isolation", str(child_sock.fileno())],
+            pass_fds=(child_sock.fileno(),), stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+        child_sock.close()
+        self.conn = Connection(parent_sock.detach())
+        self.lock = threading.Lock()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        """Kill the worker and everything it started (its process group)."""
+        with contextlib.suppress(OSError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+        with contextlib.suppress(Exception):
+            self.proc.wait(5)
+        with contextlib.suppress(OSError):
+            self.conn.close()
+
+    def call(self, request: tuple, *, deadline: float | None, cancel: Any,
+             on_message: Callable[[tuple], None]) -> tuple:
+        """Send ``request`` and wait for its ``ok``/``error`` reply, passing other messages on.
+
+        Returns the reply; raises _PastDeadline, the cancel token's Cancelled, or
+        :class:`WorkerDied`. On any of these the worker is killed."""
+        try:
+            self.conn.send(request)
+            while True:
+                if cancel is not None and cancel.cancelled:
+                    self.kill()
+                    cancel.raise_if_cancelled()
+                wait = 0.05 if deadline is None else max(0.0, min(0.05, deadline - time.monotonic()))
+                if self.conn.poll(wait):
+                    message = self.conn.recv()
+                    if message[0] in ("ok", "error"):
+                        return message
+                    on_message(message)
+                elif deadline is not None and time.monotonic() >= deadline:
+                    self.kill()
+                    raise _PastDeadline
+                elif not self.alive() and not self.conn.poll(0):
+                    raise EOFError
+        except (EOFError, OSError, pickle.UnpicklingError) as exc:
+            with contextlib.suppress(Exception):
+                self.proc.wait(5)
+            code = self.proc.poll()
+            self.kill()
+            raise WorkerDied(_describe_exit(code)) from exc
+
+
+_WORKERS: dict[str, _Worker] = {}
+_WORKERS_LOCK = threading.Lock()
+
+
+def _worker_for(name: str) -> _Worker:
+    with _WORKERS_LOCK:
+        worker = _WORKERS.get(name)
+        if worker is None or not worker.alive():
+            worker = _WORKERS[name] = _Worker(name)
+        return worker
+
+
+@atexit.register
+def shutdown_workers() -> None:
+    """Kill every worker (and the children of their tools): nothing outlives the caller."""
+    with _WORKERS_LOCK:
+        workers = list(_WORKERS.values())
+        _WORKERS.clear()
+    for w in workers:
+        w.kill()
+
+
+def _module_files(tool: Any) -> dict[str, str]:
+    """Files of tool modules the worker could not import by name (loaded from a path)."""
+    out = {}
+    for target in (tool.run, tool.prepare):
+        if not target:
+            continue
+        module = sys.modules.get(target.split(":", 1)[0])
+        spec = getattr(module, "__spec__", None)
+        if module is not None and getattr(module, "__file__", None) and spec is not None \
+                and getattr(spec, "loader", None) is not None and type(spec.loader).__name__ == "SourceFileLoader":
+            out[module.__name__] = module.__file__
+    return out
+
+
+def run_isolated(tool: Any, images: Sequence[Any], params: Mapping[str, Any], *, model: str | None, device: str,
+                 precision: str, cancel: Any, timeout: float | None,
+                 on_progress: Callable[[float | None, str], None] | None,
+                 on_partial: Callable[[Any], None] | None) -> Any:
+    """Run ``tool`` in its plugin's worker; returns the worker's Prediction (not yet re-validated).
+
+    Raises :class:`vfmstudio.execution.ToolError` (a crash, a time-out or the tool's own error,
+    naming plugin and tool) and :class:`~vfmstudio.core.cancel.Cancelled`."""
+    from vfmstudio.execution import TOOL_TIMEOUT_ENV, ToolError
+
+    worker = _worker_for(tool.plugin or tool.run.split(":", 1)[0])
+    request = ("run", tool, list(images), dict(params), model, device, precision, _module_files(tool))
+
+    def on_message(message: tuple) -> None:
+        if message[0] == "progress" and on_progress is not None:
+            on_progress(message[1], message[2])
+        elif message[0] == "partial" and on_partial is not None:
+            on_partial(message[1])
+
+    deadline = None if not timeout else time.monotonic() + timeout
+    with worker.lock:
+        try:
+            reply = worker.call(request, deadline=deadline, cancel=cancel, on_message=on_message)
+        except _PastDeadline:
+            raise ToolError(tool, f"did not finish within {timeout:g} s and was stopped (raise the limit with "
+                                  f"--timeout or {TOOL_TIMEOUT_ENV}; 0 means none)") from None
+        except WorkerDied as exc:
+            raise ToolError(tool, f"the tool ended its worker process ({exc}); nothing was returned") from None
+    if reply[0] == "ok":
+        return reply[1]
+    _, kind, message, user_error = reply
+    if kind == "cancelled":
+        from vfmstudio.core.cancel import Cancelled
+
+        raise Cancelled(message)
+    error = ToolError(tool, message, user_error=user_error)
+    raise error
+
+
+# ---------------------------------------------------------------------------------- the worker side
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this worker when the process that started it dies (even by SIGKILL)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _serve(fd: int) -> None:
+    import importlib.util
+    from multiprocessing.connection import Connection
+
+    from vfmstudio.core.cancel import Cancelled
+    from vfmstudio.execution import ToolError, run_tool
+
+    _die_with_parent()
+    conn = Connection(fd)
+    os.dup2(2, 1)  # the tool's stdout goes to stderr, never into the protocol or the caller's --json
+    sys.stdout = sys.stderr
+    me = os.getpid()
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return
+        _, tool, images, params, model, device, precision, files = request
+        for name, path in files.items():  # a plugin the caller loaded from a file, not by name
+            if name not in sys.modules and importlib.util.find_spec(name) is None:
+                spec = importlib.util.spec_from_file_location(name, path)
+                if spec is not None and spec.loader is not None:
+                    module = importlib.util.module_from_spec(spec)
+                    sys.modules[name] = module
+                    spec.loader.exec_module(module)
+
+        def send(message: tuple) -> None:
+            if os.getpid() == me:  # a forked child of the tool must never speak for the worker
+                conn.send(message)
+
+        def partial(obj: Any) -> None:
+            with contextlib.suppress(pickle.PicklingError, TypeError, AttributeError):
+                send(("partial", obj))
+
+        try:
+            prediction = run_tool(tool, images, params, model=model, device=device, precision=precision,
+                                  on_progress=lambda f, m: send(("progress", f, m)), on_partial=partial,
+                                  isolate=False)
+            reply: tuple = ("ok", prediction)
+        except ToolError as exc:
+            reply = ("error", "tool", exc.args[0], exc.user_error)
+        except Cancelled as exc:
+            reply = ("error", "cancelled", str(exc), False)
+        except BaseException as exc:  # noqa: BLE001 - anything else is the tool's failure, reported
+            reply = ("error", "tool", f"{type(exc).__name__}: {exc}", False)
+        if os.getpid() != me:
+            os._exit(0)  # the forked copy of a tool that returned: leave quietly
+        try:
+            send(reply)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            send(("error", "tool", f"returned something that cannot be sent back ({type(exc).__name__}: {exc})",
+                  False))
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -196,35 +195,42 @@ def run_tool(
 
 def _call_with_timeout(tool: ToolSpec, fn: Callable[..., Any], ctx: RunContext, images: list[LoadedImage],
                        params: dict[str, Any], timeout: float, cancel: CancelToken) -> Any:
-    """``fn(ctx, images, params)`` on a daemon thread, waited for at most ``timeout`` seconds.
+    """``fn(ctx, images, params)`` as a job with a time limit, waited for at most ``timeout`` seconds.
 
-    Python cannot stop a thread: a run past its limit is abandoned (its token fires, whatever it
-    returns later is dropped) and, being a daemon, never keeps the process from exiting. The
-    caller's ``cancel`` is passed on to the run while waiting.
+    The one time-limit mechanism of the code base is :class:`vfmstudio.core.jobs.JobRunner`'s (the
+    window's runs and prefetches use it too; ADR 0108): a job past its limit is abandoned (its token
+    fires, whatever it returns later is dropped) and, its thread being a daemon, never keeps the
+    process from exiting. The caller's ``cancel`` is passed on to the run while waiting.
     """
+    from vfmstudio.core.jobs import JobRunner
+
+    runner = JobRunner(thread_name=f"vfm-tool-{tool.id}")
     box: dict[str, Any] = {}
 
-    def target() -> None:
+    def job(job_ctx: Any) -> None:
+        ctx.cancel = job_ctx.cancel  # the job's token: fired by a timeout, never the caller's own
         try:
             box["value"] = fn(ctx, images, params)
         except BaseException as exc:  # noqa: BLE001 - re-raised on the calling thread
             box["error"] = exc
 
-    thread = threading.Thread(target=target, name=f"vfm-tool-{tool.id}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout
+    handle = runner.submit(job, source=tool.id, timeout=timeout)
     while True:
-        thread.join(max(0.0, min(deadline - time.monotonic(), 0.05)))  # returns as soon as the run ends
-        if not thread.is_alive():
+        try:
+            result = handle.result(0.05)  # returns as soon as the run ends
             break
-        if cancel.cancelled:
-            ctx.cancel.cancel(cancel.reason or "cancelled")
-            thread.join(0.25)  # a cooperative tool stops at its next check; others are left behind
-            raise Cancelled(cancel.reason or "cancelled")
-        if time.monotonic() >= deadline:
-            ctx.cancel.cancel("timeout")
-            raise ToolError(tool, f"did not finish within {timeout:g} s and was abandoned (raise the limit with "
-                                  f"--timeout or {TOOL_TIMEOUT_ENV}; 0 means none)")
+        except TimeoutError:
+            if cancel.cancelled:
+                handle.cancel()
+                with contextlib.suppress(TimeoutError):
+                    handle.result(0.25)  # a cooperative tool stops at its next check; others are left
+                runner.shutdown(wait=False)
+                raise Cancelled(cancel.reason or "cancelled") from None
+    # The runner's own thread is idle now (after a time-out, a fresh one took over): end it.
+    runner.shutdown(wait=True, timeout=1.0)
+    if result.status == "error" and result.error is not None and result.error.kind == "TimeoutError":
+        raise ToolError(tool, f"did not finish within {timeout:g} s and was abandoned (raise the limit with "
+                              f"--timeout or {TOOL_TIMEOUT_ENV}; 0 means none)")
     if "error" in box:
         raise box["error"]
     return box.get("value")

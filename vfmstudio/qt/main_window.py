@@ -571,7 +571,7 @@ class MainWindow(QMainWindow):
         except (TypeError, ValueError):
             ahead = DEFAULT_AHEAD
         return Prefetcher(self.runner.runner, self.images.load, services=self._services, ahead=ahead,
-                          enabled=enabled)
+                          enabled=enabled, timeout=self.tool_timeout_s)
 
     def _schedule_prefetch(self) -> None:
         self.prefetcher.schedule(self.browser.paths(), self.current_path, self._prefetch_request)

@@ -133,3 +133,30 @@ def test_builtin_tools_run_in_process_by_default(image):
 def test_the_isolation_setting_is_checked(image):
     proc = vfm("run", "faulty.ok", str(image), isolation="sometimes")
     assert proc.returncode == 2 and "VFMSTUDIO_PLUGIN_ISOLATION must be one of auto, always, never" in proc.stderr
+
+
+def test_batch_done_count_comes_from_the_files_written(faulty_host, small_png, tmp_path, capsys, monkeypatch):
+    """A run that counted images as done but has no prediction file for them (a worker fooled, a
+    file removed under it) says so and exits 1 instead of reporting success."""
+    from vfmstudio.cli import main
+    from vfmstudio.engines.outputs import BatchOutput
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        small_png(f"src/img{i}.png", seed=i)
+    real = BatchOutput.write_prediction
+
+    def loses_one(self, item, prediction, stat):
+        path = real(self, item, prediction, stat)
+        if item.rel == "img1.png":
+            path.unlink()
+        return path
+
+    monkeypatch.setattr(BatchOutput, "write_prediction", loses_one)
+    code = main(["batch", str(src), "--tool", "faulty.ok", "--out", str(tmp_path / "out"), "--json"])
+    out, err = capsys.readouterr()
+    summary = json.loads(out)
+    assert code == 1 and (summary["done"], summary["missing"]) == (2, 1)
+    assert "1 images counted as done have no prediction file" in err and err.count("\n") == 1
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["done"] == 2

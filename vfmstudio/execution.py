@@ -276,6 +276,7 @@ def prepare_tool(
     services: Services | None = None,
     params_from_text: bool = False,
     timeout: float | None = None,
+    isolate: bool | None = None,
 ) -> bool:
     """Fill the caches for many images at once when the tool declares ``prepare``.
 
@@ -285,11 +286,22 @@ def prepare_tool(
     """
     if not tool.prepare:
         return False
-    from vfmstudio.isolation import runs_isolated
+    if isolate is None:
+        from vfmstudio.isolation import runs_isolated
 
-    with contextlib.suppress(ValueError):  # a bad setting is reported by run_tool
-        if runs_isolated(tool):
-            return False  # its caches live in the worker: per-image runs there fill them
+        try:
+            isolate = runs_isolated(tool)
+        except ValueError as exc:  # a bad VFMSTUDIO_PLUGIN_ISOLATION value
+            raise ToolError(tool, str(exc), user_error=True) from None
+    if isolate:  # in the worker that will run the tool, so its caches are the ones filled
+        from vfmstudio.isolation import run_isolated
+
+        try:
+            resolved = tool.resolve_params(params, from_text=params_from_text)
+        except ParamError as exc:
+            raise ToolError(tool, str(exc), user_error=True) from None
+        return bool(run_isolated(tool, images, resolved, model=model, device=device, precision=precision,
+                                 cancel=cancel or CancelToken(), timeout=timeout, prepare=True))
     try:
         resolved = tool.resolve_params(params, from_text=params_from_text)
         fn = tool.load_prepare()

@@ -231,16 +231,18 @@ def _module_files(tool: Any) -> dict[str, str]:
 
 def run_isolated(tool: Any, images: Sequence[Any], params: Mapping[str, Any], *, model: str | None, device: str,
                  precision: str, cancel: Any, timeout: float | None,
-                 on_progress: Callable[[float | None, str], None] | None,
-                 on_partial: Callable[[Any], None] | None) -> Any:
-    """Run ``tool`` in its plugin's worker; returns the worker's Prediction (not yet re-validated).
+                 on_progress: Callable[[float | None, str], None] | None = None,
+                 on_partial: Callable[[Any], None] | None = None, prepare: bool = False) -> Any:
+    """Run ``tool`` in its plugin's worker; returns the worker's Prediction (not yet re-validated),
+    or with ``prepare`` runs its batched preparation there (filling the worker's caches).
 
     Raises :class:`vfmstudio.execution.ToolError` (a crash, a time-out or the tool's own error,
     naming plugin and tool) and :class:`~vfmstudio.core.cancel.Cancelled`."""
     from vfmstudio.execution import TOOL_TIMEOUT_ENV, ToolError
 
     worker = _worker_for(tool.plugin or tool.run.split(":", 1)[0])
-    request = ("run", tool, list(images), dict(params), model, device, precision, _module_files(tool))
+    request = ("prepare" if prepare else "run", tool, list(images), dict(params), model, device, precision,
+               _module_files(tool))
 
     def on_message(message: tuple) -> None:
         if message[0] == "progress" and on_progress is not None:
@@ -287,7 +289,7 @@ def _serve(fd: int) -> None:
     from multiprocessing.connection import Connection
 
     from vfmstudio.core.cancel import Cancelled
-    from vfmstudio.execution import ToolError, run_tool
+    from vfmstudio.execution import ToolError, prepare_tool, run_tool
 
     _die_with_parent()
     conn = Connection(fd)
@@ -299,7 +301,7 @@ def _serve(fd: int) -> None:
             request = conn.recv()
         except (EOFError, OSError):
             return
-        _, tool, images, params, model, device, precision, files = request
+        kind, tool, images, params, model, device, precision, files = request
         for name, path in files.items():  # a plugin the caller loaded from a file, not by name
             if name not in sys.modules and importlib.util.find_spec(name) is None:
                 spec = importlib.util.spec_from_file_location(name, path)
@@ -317,10 +319,14 @@ def _serve(fd: int) -> None:
                 send(("partial", obj))
 
         try:
-            prediction = run_tool(tool, images, params, model=model, device=device, precision=precision,
-                                  on_progress=lambda f, m: send(("progress", f, m)), on_partial=partial,
-                                  isolate=False)
-            reply: tuple = ("ok", prediction)
+            if kind == "prepare":
+                value: Any = prepare_tool(tool, images, params, model=model, device=device, precision=precision,
+                                          isolate=False)
+            else:
+                value = run_tool(tool, images, params, model=model, device=device, precision=precision,
+                                 on_progress=lambda f, m: send(("progress", f, m)), on_partial=partial,
+                                 isolate=False)
+            reply: tuple = ("ok", value)
         except ToolError as exc:
             reply = ("error", "tool", exc.args[0], exc.user_error)
         except Cancelled as exc:

@@ -8,6 +8,7 @@ Qt-free and torch-free: the CLI, the batch engines and the window's inference th
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -148,7 +149,7 @@ def run_tool(
         prediction = run_isolated(tool, images, resolved, model=model, device=device, precision=precision,
                                   cancel=cancel, timeout=timeout, on_progress=on_progress, on_partial=on_partial)
         _validate(tool, list(prediction.results), images)  # the worker's checks ran in the plugin's process
-        return prediction
+        return dataclasses.replace(prediction, params=resolved)  # ours, not their JSON round trip
     ctx = _context(tool, model, device, precision, cancel, timeout, services, on_progress, on_partial)
     t0 = time.perf_counter()
     try:

@@ -8,7 +8,10 @@ run where their model caches live; so does a tool whose module exists only in me
 
 One worker per plugin is started on first use and reused (its model and feature caches persist
 between calls); after a crash, a time-out or a cancel it is killed and the next call starts a
-fresh one. The worker:
+fresh one. Requests go to the worker pickled (from the trusted side); everything coming back is
+JSON, with arrays as ``.npy`` files (``allow_pickle=False``) in a folder the caller owns, read
+back through :meth:`Prediction.from_json`: the worker runs plugin code, so nothing it sends is
+unpickled. The worker:
 
 - runs in its own session (process group): a time-out or cancel kills the group, forked children
   of the tool included, and every worker group is killed when the calling process exits;
@@ -23,18 +26,23 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
-import pickle
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 ISOLATION_ENV = "VFMSTUDIO_PLUGIN_ISOLATION"
+#: Largest JSON message accepted from a worker (arrays travel as files, not in messages).
+MAX_MESSAGE_BYTES = 64 << 20
 MODES = ("auto", "always", "never")
 
 
@@ -139,10 +147,11 @@ class _Worker:
         from multiprocessing.connection import Connection
 
         self.name = name
+        self.folder = Path(tempfile.mkdtemp(prefix="vfmstudio-worker-"))  # result arrays, per reply
         parent_sock, child_sock = socket.socketpair()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vfmstudio.isolation", str(child_sock.fileno())],
+            [sys.executable, "-m", "vfmstudio.isolation", str(child_sock.fileno()), str(self.folder)],
             pass_fds=(child_sock.fileno(),), stdin=subprocess.DEVNULL, start_new_session=True, env=env)
         child_sock.close()
         self.conn = Connection(parent_sock.detach())
@@ -161,9 +170,21 @@ class _Worker:
             self.proc.wait(5)
         with contextlib.suppress(OSError):
             self.conn.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def receive(self) -> dict:
+        """One JSON message from the worker (never unpickled: the worker runs plugin code)."""
+        data = self.conn.recv_bytes(MAX_MESSAGE_BYTES)
+        try:
+            message = json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            raise EOFError(f"unreadable message ({exc})") from None
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            raise EOFError("unreadable message")
+        return message
 
     def call(self, request: tuple, *, deadline: float | None, cancel: Any,
-             on_message: Callable[[tuple], None]) -> tuple:
+             on_message: Callable[[dict], None]) -> dict:
         """Send ``request`` and wait for its ``ok``/``error`` reply, passing other messages on.
 
         Returns the reply; raises _PastDeadline, the cancel token's Cancelled, or
@@ -176,8 +197,8 @@ class _Worker:
                     cancel.raise_if_cancelled()
                 wait = 0.05 if deadline is None else max(0.0, min(0.05, deadline - time.monotonic()))
                 if self.conn.poll(wait):
-                    message = self.conn.recv()
-                    if message[0] in ("ok", "error"):
+                    message = self.receive()
+                    if message["type"] in ("ok", "error"):
                         return message
                     on_message(message)
                 elif deadline is not None and time.monotonic() >= deadline:
@@ -185,7 +206,7 @@ class _Worker:
                     raise _PastDeadline
                 elif not self.alive() and not self.conn.poll(0):
                     raise EOFError
-        except (EOFError, OSError, pickle.UnpicklingError) as exc:
+        except (EOFError, OSError) as exc:
             with contextlib.suppress(Exception):
                 self.proc.wait(5)
             code = self.proc.poll()
@@ -244,11 +265,16 @@ def run_isolated(tool: Any, images: Sequence[Any], params: Mapping[str, Any], *,
     request = ("prepare" if prepare else "run", tool, list(images), dict(params), model, device, precision,
                _module_files(tool))
 
-    def on_message(message: tuple) -> None:
-        if message[0] == "progress" and on_progress is not None:
-            on_progress(message[1], message[2])
-        elif message[0] == "partial" and on_partial is not None:
-            on_partial(message[1])
+    def on_message(message: dict) -> None:
+        from vfmstudio.core.results import ResultError, result_from_json
+
+        if message["type"] == "progress" and on_progress is not None:
+            fraction = message.get("fraction")
+            on_progress(None if not isinstance(fraction, int | float) else float(fraction),
+                        str(message.get("message", ""))[:500])
+        elif message["type"] == "partial" and on_partial is not None:
+            with contextlib.suppress(ResultError, TypeError, ValueError, KeyError):
+                on_partial(result_from_json(message["result"]))  # a preview: a bad one is skipped
 
     deadline = None if not timeout else time.monotonic() + timeout
     with worker.lock:
@@ -259,15 +285,32 @@ def run_isolated(tool: Any, images: Sequence[Any], params: Mapping[str, Any], *,
                                   f"--timeout or {TOOL_TIMEOUT_ENV}; 0 means none)") from None
         except WorkerDied as exc:
             raise ToolError(tool, f"the tool ended its worker process ({exc}); nothing was returned") from None
-    if reply[0] == "ok":
-        return reply[1]
-    _, kind, message, user_error = reply
+        if reply["type"] == "ok":
+            return _read_reply(tool, worker, reply, prepare)
+    kind, message = reply.get("kind"), " ".join(str(reply.get("message", "")).split())[:2000]
     if kind == "cancelled":
         from vfmstudio.core.cancel import Cancelled
 
         raise Cancelled(message)
-    error = ToolError(tool, message, user_error=user_error)
-    raise error
+    raise ToolError(tool, message or "failed", user_error=reply.get("user_error") is True)
+
+
+def _read_reply(tool: Any, worker: _Worker, reply: dict, prepare: bool) -> Any:
+    """The worker's result, read as untrusted JSON plus ``.npy`` files in the caller's folder."""
+    from vfmstudio.core.results import Prediction, ResultError
+    from vfmstudio.execution import ToolError
+
+    if prepare:
+        return reply.get("value") is True
+    folder = worker.folder / str(reply.get("folder", ""))
+    try:
+        if folder.parent != worker.folder:
+            raise ResultError("its arrays are outside the worker's folder")
+        return Prediction.from_json(reply.get("prediction"), sidecar_dir=folder)
+    except (ResultError, TypeError, ValueError, OSError) as exc:
+        raise ToolError(tool, f"the worker sent back an unreadable result ({exc})") from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------- the worker side
@@ -284,8 +327,9 @@ def _die_with_parent() -> None:
         pass
 
 
-def _serve(fd: int) -> None:
+def _serve(fd: int, folder: str) -> None:
     import importlib.util
+    import itertools
     from multiprocessing.connection import Connection
 
     from vfmstudio.core.cancel import Cancelled
@@ -296,6 +340,7 @@ def _serve(fd: int) -> None:
     os.dup2(2, 1)  # the tool's stdout goes to stderr, never into the protocol or the caller's --json
     sys.stdout = sys.stderr
     me = os.getpid()
+    replies = itertools.count()
     while True:
         try:
             request = conn.recv()
@@ -310,37 +355,43 @@ def _serve(fd: int) -> None:
                     sys.modules[name] = module
                     spec.loader.exec_module(module)
 
-        def send(message: tuple) -> None:
+        def send(message: dict) -> None:
             if os.getpid() == me:  # a forked child of the tool must never speak for the worker
-                conn.send(message)
+                conn.send_bytes(json.dumps(message, allow_nan=False).encode("utf-8"))
+
+        def progress(fraction: float | None, text: str) -> None:
+            with contextlib.suppress(TypeError, ValueError):
+                send({"type": "progress", "fraction": fraction, "message": str(text)})
 
         def partial(obj: Any) -> None:
-            with contextlib.suppress(pickle.PicklingError, TypeError, AttributeError):
-                send(("partial", obj))
+            with contextlib.suppress(TypeError, ValueError, AttributeError):  # previews only
+                send({"type": "partial", "result": obj.to_json()})
 
         try:
             if kind == "prepare":
-                value: Any = prepare_tool(tool, images, params, model=model, device=device, precision=precision,
-                                          isolate=False)
+                reply: dict = {"type": "ok", "value": prepare_tool(
+                    tool, images, params, model=model, device=device, precision=precision, isolate=False)}
             else:
-                value = run_tool(tool, images, params, model=model, device=device, precision=precision,
-                                 on_progress=lambda f, m: send(("progress", f, m)), on_partial=partial,
-                                 isolate=False)
-            reply: tuple = ("ok", value)
+                prediction = run_tool(tool, images, params, model=model, device=device, precision=precision,
+                                      on_progress=progress, on_partial=partial, isolate=False)
+                name = str(next(replies))
+                # Every array as a file, exactly (NaN included): the caller checks the values again.
+                reply = {"type": "ok", "folder": name,
+                         "prediction": prediction.to_json(Path(folder) / name, inline_limit=0)}
         except ToolError as exc:
-            reply = ("error", "tool", exc.args[0], exc.user_error)
+            reply = {"type": "error", "kind": "tool", "message": exc.args[0], "user_error": exc.user_error}
         except Cancelled as exc:
-            reply = ("error", "cancelled", str(exc), False)
+            reply = {"type": "error", "kind": "cancelled", "message": str(exc)}
         except BaseException as exc:  # noqa: BLE001 - anything else is the tool's failure, reported
-            reply = ("error", "tool", f"{type(exc).__name__}: {exc}", False)
+            reply = {"type": "error", "kind": "tool", "message": f"{type(exc).__name__}: {exc}"}
         if os.getpid() != me:
             os._exit(0)  # the forked copy of a tool that returned: leave quietly
         try:
             send(reply)
-        except (pickle.PicklingError, TypeError, AttributeError) as exc:
-            send(("error", "tool", f"returned something that cannot be sent back ({type(exc).__name__}: {exc})",
-                  False))
+        except (TypeError, ValueError) as exc:
+            send({"type": "error", "kind": "tool",
+                  "message": f"returned something that cannot be sent back ({type(exc).__name__}: {exc})"})
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]))
+    _serve(int(sys.argv[1]), sys.argv[2])

@@ -302,10 +302,11 @@ def _read_reply(tool: Any, worker: _Worker, reply: dict, prepare: bool) -> Any:
 
     if prepare:
         return reply.get("value") is True
-    folder = worker.folder / str(reply.get("folder", ""))
+    name = str(reply.get("folder", ""))
+    if not (name.isascii() and name.isdigit()):  # the worker names its reply folders 0, 1, 2, ...; nothing else is touched
+        raise ToolError(tool, f"the worker sent back an unreadable result (folder {name[:50]!r})")
+    folder = worker.folder / name
     try:
-        if folder.parent != worker.folder:
-            raise ResultError("its arrays are outside the worker's folder")
         return Prediction.from_json(reply.get("prediction"), sidecar_dir=folder)
     except (ResultError, TypeError, ValueError, OSError) as exc:
         raise ToolError(tool, f"the worker sent back an unreadable result ({exc})") from None

@@ -160,3 +160,21 @@ def test_batch_done_count_comes_from_the_files_written(faulty_host, small_png, t
     assert code == 1 and (summary["done"], summary["missing"]) == (2, 1)
     assert "1 images counted as done have no prediction file" in err and err.count("\n") == 1
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["done"] == 2
+
+
+def test_a_reply_naming_arrays_outside_the_workers_folder_is_refused(tmp_path):
+    from vfmstudio.core.tools import ToolSpec
+    from vfmstudio.execution import ToolError
+    from vfmstudio.isolation import _read_reply
+
+    class FakeWorker:
+        folder = tmp_path / "worker"
+
+    FakeWorker.folder.mkdir()
+    tool = ToolSpec(id="x.t", title="T", run="x:t", plugin="x")
+    for name in ("", "..", "a/b", "../../etc"):
+        with pytest.raises(ToolError, match=r"x.t \(x\): the worker sent back an unreadable result"):
+            _read_reply(tool, FakeWorker, {"type": "ok", "folder": name, "prediction": {}}, False)
+    with pytest.raises(ToolError, match="unreadable result"):
+        _read_reply(tool, FakeWorker, {"type": "ok", "folder": "0", "prediction": "not a prediction"}, False)
+    assert FakeWorker.folder.exists()  # the caller's folder itself is never removed by a reply

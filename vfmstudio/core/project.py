@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import errno
-import hashlib
 import json
 import os
 import stat
@@ -174,9 +173,9 @@ class Project:
         self.revision = 0
         self.saved = ""
         self.extra: dict[str, Any] = {}  # unknown top-level keys, written back unchanged
-        # What this copy last read or wrote: a save replaces only that (a content hash; None: no file).
-        self._disk_hash: str | None = None
-        self._base: bytes | None = None  # those bytes: the base of a three-way merge
+        # The file's bytes as this copy last read, wrote or merged them (None: no file): a save
+        # replaces only that content, and they are the base of a three-way merge.
+        self._base: bytes | None = None
         self._replace_unreadable = False
 
     @property
@@ -367,12 +366,12 @@ class Project:
                 current: bytes | None = path.read_bytes()
             except FileNotFoundError:
                 current = None
-            if current is not None and _digest(current) != self._disk_hash and not self._replace_unreadable:
+            if current is not None and current != self._base and not self._replace_unreadable:
                 try:
                     on_disk = _parse(path, current)
                 except ProjectError as exc:
                     raise ProjectError(f"not saving over {path.name}: {exc}") from None
-                raise ProjectChangedOnDisk(path, self.revision, on_disk.revision if self._disk_hash else None)
+                raise ProjectChangedOnDisk(path, self.revision, on_disk.revision if self._base is not None else None)
             old_revision, old_saved = self.revision, self.saved
             self.revision += 1
             self.saved = _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds")
@@ -393,12 +392,7 @@ class Project:
 
     def _mark_disk(self, data: bytes | None) -> None:
         """Record ``data`` as the file's content this copy knows (read, written or merged)."""
-        self._disk_hash = _digest(data) if data is not None else None
         self._base = data
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _rotate_backups(path: Path) -> None:
@@ -519,7 +513,7 @@ def open_backup(path: str | os.PathLike[str], backup: BackupInfo | str | os.Path
     except ProjectError:
         project._replace_unreadable = path.exists()
     else:  # the user chose the backup over this readable file: the next save replaces it knowingly
-        project._disk_hash, project._base = current._disk_hash, current._base
+        project._base = current._base
     return project
 
 

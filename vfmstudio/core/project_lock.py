@@ -25,6 +25,11 @@ from pathlib import Path
 
 from vfmstudio.core.atomic import new_file_mode
 
+try:  # at import, not per save: a forked writer must not need the import lock (threads at fork)
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: the save's content check still holds
+    fcntl = None  # type: ignore[assignment]
+
 #: A lock file that cannot be read for this long is a writer that died between create and write.
 UNREADABLE_STALE_S = 30.0
 
@@ -209,9 +214,7 @@ class ProjectLock:
 @contextlib.contextmanager
 def save_section(folder: str | os.PathLike[str]) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``folder`` while a save checks and replaces the project."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: the save's content check still holds
+    if fcntl is None:  # pragma: no cover - Windows
         yield
         return
     try:

@@ -318,7 +318,9 @@ def _read_reply(tool: Any, worker: _Worker, reply: dict, prepare: bool) -> Any:
 
 
 def _die_with_parent() -> None:
-    """Linux: the kernel kills this worker when the process that started it dies (even by SIGKILL)."""
+    """Linux: the kernel kills this worker when the thread that started it ends, which includes its
+    process dying by SIGKILL. A worker started from a thread that ends first (an inference thread
+    replaced after a time-out) goes with it; the next call starts a fresh one."""
     try:
         import ctypes
 

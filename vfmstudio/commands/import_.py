@@ -25,14 +25,37 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+#: Seconds an import waits for another import's lock before it refuses.
+LOCK_WAIT_S = 5.0
+
+
 def run(args) -> int:
+    from vfmstudio.core.project import DEFAULT_NAME
+    from vfmstudio.core.project_lock import ProjectLock, ProjectLockedError
+
+    spec = format_spec(args.format_id, export=False)
+    into = args.into
+    # A project open for writing elsewhere (the window, another import) is refused, never raced;
+    # a writer that ignores the lock is caught by the save's check (ProjectChangedOnDisk).
+    lock = ProjectLock(into / DEFAULT_NAME if into.is_dir() else into, "vfmstudio import")
+    try:
+        lock.acquire(wait_s=LOCK_WAIT_S)
+    except ProjectLockedError as exc:
+        raise UsageError(f"{exc} (nothing was imported)") from None
+    except OSError as exc:
+        raise UsageError(f"{into}: cannot lock the project ({exc.strerror or exc})") from None
+    try:
+        return _import(args, spec, into)
+    finally:
+        lock.release()
+
+
+def _import(args, spec, into) -> int:
     from vfmstudio.core.exchange import FormatError, import_dataset
     from vfmstudio.core.image import ImageLoadError
     from vfmstudio.core.project import ProjectError, open_project
     from vfmstudio.core.tools import ParamError
 
-    spec = format_spec(args.format_id, export=False)
-    into = args.into
     try:
         project = open_project(into, create=True)
     except ProjectError as exc:

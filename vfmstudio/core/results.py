@@ -148,8 +148,10 @@ class Result:
     def _from_body(cls, body: Mapping, codec: _ArrayCodec) -> Result:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def to_json(self, sidecar_dir: Path | None = None, prefix: str = "") -> dict:
-        codec = _ArrayCodec(Path(sidecar_dir) if sidecar_dir else None, prefix or f"{self.kind}-")
+    def to_json(self, sidecar_dir: Path | None = None, prefix: str = "", *, inline_limit: int = 4096) -> dict:
+        """``inline_limit``: arrays with more elements go to ``sidecar_dir`` (0: every non-empty
+        one, exactly, NaN included: what the plugin worker sends back)."""
+        codec = _ArrayCodec(Path(sidecar_dir) if sidecar_dir else None, prefix or f"{self.kind}-", inline_limit)
         return {"type": self.kind, **self._body(codec)}
 
     def equals(self, other: object) -> bool:
@@ -627,7 +629,7 @@ class Prediction:
     def of_type(self, cls: type[Result]) -> list[Result]:
         return [r for r in self.results if isinstance(r, cls)]
 
-    def to_json(self, sidecar_dir: Path | None = None) -> dict:
+    def to_json(self, sidecar_dir: Path | None = None, *, inline_limit: int = 4096) -> dict:
         return {
             "schema": SCHEMA_VERSION,
             "tool": self.tool,
@@ -639,7 +641,8 @@ class Prediction:
             "precision": self.precision,
             "timings": {k: round(float(v), 6) for k, v in self.timings.items()},
             "created": self.created,
-            "results": [r.to_json(sidecar_dir, prefix=f"r{i}-") for i, r in enumerate(self.results)],
+            "results": [r.to_json(sidecar_dir, prefix=f"r{i}-", inline_limit=inline_limit)
+                        for i, r in enumerate(self.results)],
         }
 
     @classmethod

@@ -34,7 +34,8 @@ class Labelling(QObject):
         super().__init__(window)
         self.window = window
         kwargs = {} if autosave_ms is None else {"autosave_ms": autosave_ms}
-        self.session = ProjectSession(self, ask_recovery=self._ask_recovery_dialog, **kwargs)
+        self.session = ProjectSession(self, ask_recovery=self._ask_recovery_dialog,
+                                      ask_conflict=self._ask_conflict_dialog, **kwargs)
         self.controller = EditController(window.canvas, self.session, self)
         self.session.message.connect(lambda level, text: window.messages.post(level, text))
         self.session.dirty_changed.connect(window.setWindowModified)
@@ -170,7 +171,7 @@ class Labelling(QObject):
         self.panel.refresh()
 
     def close(self) -> None:
-        self.session.flush()
+        self.session.close()
 
     # ---------------------------------------------------------------- project
     def open_project_dialog(self) -> None:
@@ -197,6 +198,11 @@ class Labelling(QObject):
         answer = QMessageBox.question(self.window, "Recover project", question,
                                       QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
         return answer == QMessageBox.StandardButton.Yes
+
+    def _ask_conflict_dialog(self, message: str):
+        from vfmstudio.qt.conflict_dialog import ask_conflict
+
+        return ask_conflict(self.window, message, self.session.path)
 
     def _on_project_changed(self) -> None:
         self._update_title()

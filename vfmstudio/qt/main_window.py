@@ -523,6 +523,9 @@ class MainWindow(QMainWindow):
             if tool.inputs is InputKind.IMAGE:
                 self.messages.post("warning", "open an image first")
             return None
+        from vfmstudio.qt.work_guard import save_before_tool
+
+        save_before_tool(self.labelling.session.flush, tool, live=live)  # a tool may end the process
         device = self.tools.device_combo.currentText()
         precision = self.tools.precision_combo.currentText()
         store, services = self.images, self._services
@@ -568,7 +571,7 @@ class MainWindow(QMainWindow):
         except (TypeError, ValueError):
             ahead = DEFAULT_AHEAD
         return Prefetcher(self.runner.runner, self.images.load, services=self._services, ahead=ahead,
-                          enabled=enabled)
+                          enabled=enabled, timeout=self.tool_timeout_s)
 
     def _schedule_prefetch(self) -> None:
         self.prefetcher.schedule(self.browser.paths(), self.current_path, self._prefetch_request)

@@ -27,6 +27,7 @@ class InputKind(enum.StrEnum):
     IMAGE = "image"  # exactly one image
     PAIR = "pair"  # a source and a target image
     SET = "set"  # one or more images, processed together
+    TEXT = "text"  # no image: the tool works from its parameters alone (e.g. encodes a text query)
 
     def check_count(self, n: int) -> None:
         if self is InputKind.IMAGE and n != 1:
@@ -35,6 +36,8 @@ class InputKind(enum.StrEnum):
             raise ParamError(f"this tool takes a pair of images (source, target), got {n}")
         if self is InputKind.SET and n < 1:
             raise ParamError("this tool takes at least one image")
+        if self is InputKind.TEXT and n != 0:
+            raise ParamError(f"this tool takes no image (it works from its parameters), got {n}")
 
 
 class ParamType(enum.StrEnum):

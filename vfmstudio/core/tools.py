@@ -264,6 +264,12 @@ class ToolSpec:
     def family(self) -> str:
         return self.id.split(".", 1)[0]
 
+    @property
+    def for_window(self) -> bool:
+        """False for tools that only feed the folder index (text tools, tools returning only embeddings):
+        the window lists the others."""
+        return self.inputs is not InputKind.TEXT and set(self.returns) != {"embedding"}
+
     def param(self, name: str) -> Param:
         for p in self.params:
             if p.name == name:

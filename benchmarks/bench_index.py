@@ -74,12 +74,12 @@ def bench_search(n: int, dim: int, work: Path) -> None:
 
 def bench_throughput(n_images: int, batch_size: int, work: Path) -> None:
     import torch
+    from vfmstudio_clip._model import load_bundle, pixel_values
 
     from vfmstudio._plugin_host import get_host
     from vfmstudio.core.image import load_image
     from vfmstudio.engines.worker import batch_services
     from vfmstudio.index.build import update_index
-    from vfmstudio_clip._model import load_bundle, pixel_values
 
     model_dir = build_clip_base(work / "clip-b32")
     folder = work / "images"

@@ -101,7 +101,31 @@ SEARCH = ToolSpec(
                 "cached by content hash, so another query over the same images costs one text encoding.",
 )
 
-TOOLS = (CLASSIFY, SEGMENT, SEARCH)
+EMBED = ToolSpec(
+    id="clip.embed",
+    title="Image embeddings",
+    run="vfmstudio_clip._embed:embed",
+    prepare="vfmstudio_clip._embed:prepare",
+    inputs=InputKind.SET,
+    params=(Param("batch_size", ParamType.INT, 16, minimum=1, maximum=512, help="images per forward pass"),),
+    models=MODELS,
+    returns=("embedding",),
+    description="The L2-normalised global embedding of each image, as clip.search compares them; the "
+                "folder index (vfmstudio index) stores these.",
+)
+
+EMBED_TEXT = ToolSpec(
+    id="clip.embed-text",
+    title="Text embedding",
+    run="vfmstudio_clip._embed:embed_text",
+    inputs=InputKind.TEXT,
+    params=(Param("text", ParamType.TEXT, required=True, help="the text to encode, e.g. 'a red car'"),),
+    models=MODELS,
+    returns=("embedding",),
+    description="The L2-normalised embedding of a text query, to search a folder index with.",
+)
+
+TOOLS = (CLASSIFY, SEGMENT, SEARCH, EMBED, EMBED_TEXT)
 
 
 @hookimpl

@@ -15,7 +15,8 @@ DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 def register(subparsers) -> None:
     p = subparsers.add_parser("run", help="run one tool on images, without the window")
     p.add_argument("tool", help="tool id, e.g. dinov2.pca (see 'vfmstudio tools')")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders (their images, sorted)")
+    p.add_argument("images", nargs="*", metavar="IMAGE",
+                   help="image files or folders (their images, sorted); none for a text tool")
     p.add_argument("--model", help="hub id (org/name[@revision]) or a local folder")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="tool parameter (repeatable)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] | mps (default auto)")
@@ -117,6 +118,10 @@ def run(args) -> int:
         raise UsageError(exc.args[0]) from None
     params = parse_params(args.param)
     timeout = timeout_from_args(args)
+    if tool.inputs.value == "text" and args.images:
+        raise UsageError(f"{tool.id} takes no image: it works from its parameters")
+    if tool.inputs.value != "text" and not args.images:
+        raise UsageError(f"{tool.id} needs at least one IMAGE")
     images = load_images(args.images, reader=host.read_image)
     progress = _Progress()
     try:

@@ -577,10 +577,38 @@ class Text(Result):
         return cls(text=str(body["text"]), prompt=str(body.get("prompt", "")), image_id=body.get("image_id"))
 
 
+@dataclass(frozen=True, eq=False)
+class Embedding(Result):
+    """One global vector for an image (or a text, ``image_id`` None): what the folder index stores.
+
+    ``space`` names what the vector is (e.g. "clip image", "clip text", "dino cls"): vectors are only
+    compared within one model and space. Not drawn on the canvas.
+    """
+
+    vector: np.ndarray
+    space: str = ""
+    image_id: str | None = None
+    kind: ClassVar[str] = "embedding"
+
+    def __post_init__(self) -> None:
+        vector = _array("vector", self.vector, ndim=1, dtype=np.float32, finite=True)
+        if vector.shape[0] == 0:
+            raise ResultError("vector: expected at least one dimension, got 0")
+        _set(self, "vector", vector)
+
+    def _body(self, codec):
+        return {"vector": codec.dump(self.vector), "space": self.space, "image_id": self.image_id}
+
+    @classmethod
+    def _from_body(cls, body, codec):
+        return cls(vector=codec.load(body["vector"]), space=str(body.get("space", "")),
+                   image_id=body.get("image_id"))
+
+
 RESULT_TYPES: dict[str, type[Result]] = {
     cls.kind: cls
     for cls in (Classification, Detections, Masks, Heatmap, Histogram, FeatureImage, Correspondences, LayerMaps,
-                Table, Ranking, Text)
+                Table, Ranking, Text, Embedding)
 }
 
 

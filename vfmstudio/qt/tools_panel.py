@@ -131,6 +131,7 @@ class ToolsPanel(QWidget):
     # ---------------------------------------------------------------- tools
     def set_tools(self, tools: list[ToolSpec]) -> None:
         self.tree.clear()
+        tools = [t for t in tools if t.for_window]
         self._tools = {t.id: t for t in tools}
         families: dict[str, QTreeWidgetItem] = {}
         for tool in sorted(tools, key=lambda t: (t.family, t.title)):

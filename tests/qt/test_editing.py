@@ -174,7 +174,8 @@ def test_accept_a_prediction_layer_as_annotations_in_one_undo_step(qtbot, edit_w
     lab.undo_action.trigger()
     assert anns(w) == () and key_ not in lab.session.labels.tags and key_ not in lab.session.labels.captions
     # The dialog: only the checked items, masks kept as masks.
-    from vfmstudio.qt.accept_dialog import AcceptDialog, acceptable_items
+    from vfmstudio.qt.accept_dialog import AcceptDialog
+    from vfmstudio.session.accepting import acceptable_items
 
     items = acceptable_items(lab.predictions_on_view(), w.current.id)
     dialog = AcceptDialog(items, w)

@@ -242,7 +242,7 @@ class Labelling(QObject):
 
     # ---------------------------------------------------------------- accepting predictions
     def accept_items(self, items, *, masks_as_polygons: bool = False, tolerance: float = 1.0) -> bool:
-        from vfmstudio.qt.accept_dialog import accept_command
+        from vfmstudio.session.accepting import accept_command
 
         key = self.controller.ensure_key()
         if key is None or not items:
@@ -259,7 +259,7 @@ class Labelling(QObject):
 
     def accept_all(self, tool: str | None = None, **options) -> bool:
         """Accept every default item of the predictions on view (of ``tool`` only, if given)."""
-        from vfmstudio.qt.accept_dialog import acceptable_items
+        from vfmstudio.session.accepting import acceptable_items
 
         w = self.window
         if w.current is None:
@@ -270,7 +270,7 @@ class Labelling(QObject):
 
     def accept_layer(self, layer_id: int, **options) -> bool:
         """Accept every item a prediction layer draws (masks or boxes) in one undo step."""
-        from vfmstudio.qt.accept_dialog import acceptable_items, layer_items
+        from vfmstudio.session.accepting import acceptable_items, layer_items
 
         layer = self.window.layer_store.find(layer_id)
         if layer is None:
@@ -285,7 +285,8 @@ class Labelling(QObject):
         return True
 
     def accept_dialog(self) -> bool:
-        from vfmstudio.qt.accept_dialog import AcceptDialog, acceptable_items, layer_items
+        from vfmstudio.qt.accept_dialog import AcceptDialog
+        from vfmstudio.session.accepting import acceptable_items, layer_items
 
         w = self.window
         if w.current is None:
@@ -332,7 +333,7 @@ class Labelling(QObject):
 
     def apply_import(self, before, merged, warnings) -> bool:
         """Add what an import brought (computed off the GUI thread) as one undo step."""
-        from vfmstudio.qt.import_dialog import merge_command
+        from vfmstudio.session.importing import merge_command
 
         command, images, counts = merge_command(before, merged)
         for key, rec in images.items():

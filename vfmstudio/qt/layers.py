@@ -23,6 +23,7 @@ from vfmstudio.core.results import (
     Prediction,
     Result,
 )
+from vfmstudio.session.model import result_image_id  # noqa: F401 - re-exported for the painters
 
 # Result kinds drawn on the canvas; the others (text, scores, tables, rankings) go to panels.
 CANVAS_KINDS = (Masks, Detections, Heatmap, FeatureImage, LayerMaps, Correspondences)
@@ -58,14 +59,6 @@ class Layer:
     @property
     def tool(self) -> str:
         return self.prediction.tool
-
-
-def result_image_id(result: Result, prediction: Prediction) -> str | None:
-    """The image a result belongs to: its own id, else the prediction's first image."""
-    rid = getattr(result, "image_id", None)
-    if rid is not None:
-        return rid
-    return prediction.image_ids[0] if prediction.image_ids else None
 
 
 def layer_name(prediction: Prediction, result: Result) -> str:

@@ -129,3 +129,16 @@ def test_forgotten_predictions_are_gone_and_come_back_on_restore(session):
 ])
 def test_a_new_result_brings_its_view_forward(results, ids, view):
     assert placement_of(Prediction("t.x", None, ids, results)).view == view
+
+
+def test_labels_anchored_at_one_corner_stack_instead_of_overlapping():
+    from vfmstudio.session.label_layout import place_labels
+
+    wanted = [(0.0, 0.0, 40.0, 10.0), (0.0, 0.0, 30.0, 10.0), (5.0, 3.0, 20.0, 10.0), (200.0, 0.0, 10.0, 10.0)]
+    got = place_labels(wanted)
+    rects = [(x, y, w[2], w[3]) for (x, y), w in zip(got, wanted)]
+    for i, a in enumerate(rects):
+        for b in rects[i + 1:]:
+            assert not (a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3])
+    assert got[0] == (0.0, 0.0) and got[3] == (200.0, 0.0)  # labels that fit stay where they were
+    assert all(y >= w[1] for (_, y), w in zip(got, wanted))

@@ -4,7 +4,7 @@ History docks, the Edit menu and File > project/export actions into :class:`Main
 The window calls four hooks: :meth:`Labelling.paths_opened` (a folder opens its project),
 :meth:`Labelling.image_shown` (annotations follow the image on view), :meth:`Labelling.close`
 (flush unsaved edits) and nothing else; everything here reaches the window through its public
-attributes (canvas, runner, messages, menus).
+attributes (canvas, runner, messages, menus), typed by :class:`vfmstudio.qt.window_api.StudioWindow`.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QMenu, QMessageBox, QScrollArea, QUndoView
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QMessageBox, QScrollArea, QUndoView
 
 from vfmstudio.qt.edit_tools import EditController
 from vfmstudio.qt.labels_dock import LabelsPanel
 from vfmstudio.qt.project_session import ProjectSession
 
 if TYPE_CHECKING:
-    from vfmstudio.qt.main_window import MainWindow
+    from vfmstudio.qt.window_api import StudioWindow
 
 # Single keys that do not clash with D/A (images), F, 1 (zoom) and Esc (cancel).
 TOOL_KEYS = {"view": ("Pan / point tools", "H"), "select": ("Select / edit", "V"), "box": ("Draw box", "B"),
@@ -29,7 +29,7 @@ TOOL_KEYS = {"view": ("Pan / point tools", "H"), "select": ("Select / edit", "V"
 
 
 class Labelling(QObject):
-    def __init__(self, window: MainWindow, *, autosave_ms: int | None = None):
+    def __init__(self, window: StudioWindow, *, autosave_ms: int | None = None):
         super().__init__(window)
         self.window = window
         kwargs = {} if autosave_ms is None else {"autosave_ms": autosave_ms}
@@ -39,8 +39,6 @@ class Labelling(QObject):
         self.session.dirty_changed.connect(window.setWindowModified)
         self.session.project_changed.connect(self._on_project_changed)
         self.session.saved.connect(lambda path: window.statusBar().showMessage(f"saved {Path(path).name}", 2000))
-        self._check_job: int | None = None
-        window.runner.finished.connect(self._on_job_finished)
 
         self.tool_actions: dict[str, QAction] = {}
         group = QActionGroup(self)
@@ -94,29 +92,23 @@ class Labelling(QObject):
 
     def _build_menus(self) -> None:
         w = self.window
-        bar = w.menuBar()
-        menus = {a.text(): a.menu() for a in bar.actions() if a.menu() is not None}
-        file_menu: QMenu = menus["&File"]
-        quit_action = next((a for a in file_menu.actions() if a.text() == "&Quit"), None)
-        entries = [self._action("Open &Project…", self.open_project_dialog, "Ctrl+Shift+P"),
-                   self._action("&Save Project", self.save, QKeySequence.StandardKey.Save),
-                   self._action("Save Project &As…", self.save_as_dialog, "Ctrl+Shift+S"),
-                   None,
-                   self._action("&Import…", self.import_dialog, "Ctrl+I"),
-                   self._action("&Export…", self.export_dialog, "Ctrl+E")]
-        for action in entries:
+        menus = w.menus
+        file_menu, quit_action = menus.file, menus.quit
+        self.project_actions = {
+            "open_project": self._action("Open &Project…", self.open_project_dialog, "Ctrl+Shift+P"),
+            "save": self._action("&Save Project", self.save, QKeySequence.StandardKey.Save),
+            "save_as": self._action("Save Project &As…", self.save_as_dialog, "Ctrl+Shift+S"),
+            "import": self._action("&Import…", self.import_dialog, "Ctrl+I"),
+            "export": self._action("&Export…", self.export_dialog, "Ctrl+E"),
+        }
+        a = self.project_actions
+        for action in (a["open_project"], a["save"], a["save_as"], None, a["import"], a["export"], None):
             if action is None:
-                file_menu.insertSeparator(quit_action) if quit_action else file_menu.addSeparator()
-            elif quit_action is not None:
-                file_menu.insertAction(quit_action, action)
+                file_menu.insertSeparator(quit_action)
             else:
-                file_menu.addAction(action)
-        if quit_action is not None:
-            file_menu.insertSeparator(quit_action)
+                file_menu.insertAction(quit_action, action)
 
-        edit = QMenu("&Edit", w)
-        view_menu = menus.get("&View")
-        bar.insertMenu(view_menu.menuAction(), edit) if view_menu is not None else bar.addMenu(edit)
+        edit = menus.edit
         stack = self.session.stack
         self.undo_action = stack.createUndoAction(w, "&Undo")
         self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
@@ -134,9 +126,9 @@ class Labelling(QObject):
                                     QKeySequence.StandardKey.Delete))
         edit.addAction(self._action("&Accept Predictions…", self.accept_dialog, "Ctrl+Return"))
         edit.addAction(self._action("Accept Selected &Layer", self._accept_selected_layer, "Ctrl+Shift+Return"))
-        edit.addSeparator()
-        edit.addAction(self.dock.toggleViewAction())
-        edit.addAction(self.dock_history.toggleViewAction())
+        # The labelling docks are docks like the others: their toggles sit in View with theirs.
+        menus.view.addAction(self.dock.toggleViewAction())
+        menus.view.addAction(self.dock_history.toggleViewAction())
 
     # ---------------------------------------------------------------- modes
     def set_mode(self, mode: str) -> None:
@@ -226,12 +218,9 @@ class Labelling(QObject):
         def job(ctx) -> list:
             return project.check_images(cancel=ctx.cancel, on_progress=lambda f, m: ctx.progress(f, m))
 
-        self._check_job = self.window.runner.submit(job, key="project-check", source="project").job_id
+        self.window.runner.submit(job, key="project-check", source="project", on_done=self._on_images_checked)
 
-    def _on_job_finished(self, result) -> None:
-        if result.job_id != self._check_job:
-            return
-        self._check_job = None
+    def _on_images_checked(self, result) -> None:
         if result.status == "done":
             for issue in result.value:
                 self.window.messages.post("warning", f"{self.session.path.name}: {issue}")
@@ -253,9 +242,7 @@ class Labelling(QObject):
 
     def predictions_on_view(self) -> list:
         w = self.window
-        if w.current is None:
-            return []
-        return list(w._predictions.get(w.current.id, {}).values())
+        return w.session.predictions_on(w.current.id) if w.current is not None else []
 
     def accept_all(self, tool: str | None = None, **options) -> bool:
         """Accept every default item of the predictions on view (of ``tool`` only, if given)."""

@@ -73,6 +73,8 @@ class LayerStore(QObject):
     """Layers per image id; z-order is list order (last drawn on top)."""
 
     changed = Signal(str)  # image id
+    removed = Signal(str, object)  # image id, the layers the user removed (take)
+    restored = Signal(str, object)  # image id, the layers put back (undo)
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -147,6 +149,25 @@ class LayerStore(QObject):
         for name, value in changes.items():
             setattr(layer, name, value)
         self.changed.emit(layer.image_id)
+
+    def take(self, image_id: str, layer_ids: list[int] | None = None) -> list[tuple[int, Layer]]:
+        """Remove layers of ``image_id`` (all when ``layer_ids`` is None); returns them with their
+        positions, for :meth:`put_back` (undo)."""
+        layers = self._by_image.get(image_id, [])
+        taken = [(i, layer) for i, layer in enumerate(layers) if layer_ids is None or layer.id in layer_ids]
+        if not taken:
+            return []
+        self._by_image[image_id] = [layer for layer in layers if all(layer is not t for _, t in taken)]
+        self.removed.emit(image_id, [layer for _, layer in taken])
+        self.changed.emit(image_id)
+        return taken
+
+    def put_back(self, image_id: str, taken: list[tuple[int, Layer]]) -> None:
+        layers = self._by_image.setdefault(image_id, [])
+        for position, layer in taken:
+            layers.insert(min(position, len(layers)), layer)
+        self.restored.emit(image_id, [layer for _, layer in taken])
+        self.changed.emit(image_id)
 
     def clear_image(self, image_id: str) -> None:
         if self._by_image.pop(image_id, None):

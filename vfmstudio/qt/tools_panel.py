@@ -177,8 +177,11 @@ class ToolsPanel(QWidget):
 
     def _on_tool(self, current, _previous) -> None:
         tool = self.tool
+        # Filling the combo is not the user choosing a model (settings listen to its changes).
+        self.model_combo.blockSignals(True)
         self.model_combo.clear()
         if tool is None:
+            self.model_combo.blockSignals(False)
             self.description.setText("Pick a tool.")
             self.form_area.takeWidget()
             self.form = None
@@ -194,6 +197,7 @@ class ToolsPanel(QWidget):
         if tool.default_model:
             self.set_model_ref(tool.default_model)
         self.model_combo.setEnabled(bool(tool.models) or tool.default_model is not None)
+        self.model_combo.blockSignals(False)
         self.form = ParamForm(tool)
         self.form.edited.connect(self.params_edited)
         self.form_area.setWidget(self.form)

@@ -150,8 +150,9 @@ class Session:
         return dropped
 
     def restore(self, image_id: str, predictions: Iterable[Prediction]) -> None:
+        """Undo of :meth:`forget`; a newer run of the same tool keeps its place."""
         for pred in predictions:
-            self._predictions.setdefault(image_id, {})[pred.tool] = pred
+            self._predictions.setdefault(image_id, {}).setdefault(pred.tool, pred)
 
     def histogram_prediction(self) -> tuple[Prediction, Histogram] | None:
         """The newest prediction on the image on view that carries a threshold histogram."""

@@ -58,7 +58,8 @@ def detect(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Res
     gen = _generation.generate(ctx, pg, image, prompt, params["max_new_tokens"])
     objects = parse_objects(gen.text)
     boxes = np.array([o.box_xyxy(image.width, image.height) for o in objects], dtype=np.float32).reshape(-1, 4)
-    return [Detections(boxes_xyxy=boxes, labels=tuple(_label(o, classes) for o in objects), image_id=image.id)]
+    return [Detections(boxes_xyxy=boxes, labels=tuple(_label(o, classes) for o in objects), image_id=image.id),
+            *_why_nothing(gen.text, objects, prompt, image.id, "<loc> boxes")]
 
 
 def segment(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Result]:
@@ -80,4 +81,15 @@ def segment(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Re
     else:
         masks = np.zeros((0, h, w), dtype=bool)
     return [Masks(masks=masks, labels=tuple(_label(o, classes) for o in objects), boxes_xyxy=boxes,
-                  image_id=image.id)]
+                  image_id=image.id),
+            *_why_nothing(gen.text, objects, prompt, image.id, "<loc> boxes with <seg> masks")]
+
+
+def _why_nothing(answer: str, objects: list, prompt: str, image_id: str, wanted: str) -> list[Result]:
+    """When nothing was found, the model's raw answer says why (e.g. it named no object)."""
+    if objects:
+        return []
+    said = " ".join(answer.split())
+    said = said if len(said) <= 120 else said[:119] + "…"
+    return [Text(f"no {wanted} in the model's answer: {said!r}" if said else f"the model gave no {wanted}",
+                 prompt=prompt, image_id=image_id)]

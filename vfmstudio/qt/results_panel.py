@@ -41,6 +41,13 @@ class ScoreBars(QWidget):
         self.setMinimumHeight(max(60, 22 * n + 30))
         self.update()
 
+    def fraction(self, score: float) -> float:
+        """How much of a full bar ``score`` fills. Probabilities (softmax) and SigLIP's independent
+        sigmoid scores are both on a 0-1 scale: a full bar is 1.0, so a low best score looks low
+        (never stretched to the top score)."""
+        top = max(1.0, float(self.result.scores.max())) if self.result is not None and len(self.result.labels) else 1.0
+        return max(0.0, score) / top
+
     def paintEvent(self, event) -> None:
         p = QPainter(self)
         p.fillRect(self.rect(), self.palette().base())
@@ -49,16 +56,13 @@ class ScoreBars(QWidget):
             p.setPen(self.palette().mid().color())
             p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "no scores yet")
             return
-        # Probabilities (softmax) and SigLIP's independent sigmoid scores are both on a 0-1 scale:
-        # a full bar is 1.0, so a low best score looks low (never stretched to the top score).
-        top = max(1.0, float(r.scores.max()))
         label_w = min(180, self.width() // 3)
         p.setPen(self.palette().text().color())
         p.drawText(QRectF(4, 2, self.width() - 8, 20), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
                    self.caption)
         for i, (label, score) in enumerate(zip(r.labels[:MAX_BARS], r.scores[:MAX_BARS])):
             y = 26 + i * 22
-            bar_w = (self.width() - label_w - 70) * max(0.0, float(score)) / top
+            bar_w = (self.width() - label_w - 70) * self.fraction(float(score))
             p.setPen(self.palette().text().color())
             p.drawText(QRectF(4, y, label_w - 8, 20), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
                        label)

@@ -37,7 +37,7 @@ def acceptable_items(predictions: list[Prediction], image_id: str) -> list[Item]
                 for i, label in enumerate(result.labels):
                     top = bool(result.multi_label) or i == int(result.scores.argmax())
                     out.append(Item(pred, r, i, f"{pred.tool} · tag · {label} {float(result.scores[i]):.2f}", top))
-            elif isinstance(result, Text):
+            elif isinstance(result, Text) and not _found_nothing(pred):
                 short = result.text if len(result.text) <= 60 else result.text[:57] + "…"
                 out.append(Item(pred, r, 0, f"{pred.tool} · caption · {short}", True))
     return out
@@ -66,3 +66,9 @@ def accept_command(items: list[Item], key: str, labels: LabelSet, *, masks_as_po
     n = len(merged.annotations)
     text = f"Accept {n} annotation{'s' if n != 1 else ''}" if n else "Accept tags/caption"
     return cmd.accept(merged, labels, text)
+
+
+def _found_nothing(pred: Prediction) -> bool:
+    """A detector that found nothing returns its raw answer as text: the reason, not a caption."""
+    found = pred.of_type(Detections) + pred.of_type(Masks)
+    return bool(found) and not any(len(r) for r in found)

@@ -98,7 +98,7 @@ class MainWindow(QMainWindow):
         area = Qt.DockWidgetArea
         self.dock_browser = self._dock("Images", self.browser, area.LeftDockWidgetArea)
         self.dock_tools = self._dock("Tools", self.tools, area.RightDockWidgetArea)
-        self.dock_layers = self._dock("Layers", self.layers, area.RightDockWidgetArea)
+        self.dock_layers = self._dock("Layers", self.layers, area.RightDockWidgetArea, scroll=True)
         self.dock_results = self._dock("Results", self.results, area.BottomDockWidgetArea)
         self.dock_messages = self._dock("Messages", self.messages, area.BottomDockWidgetArea)
         # Side docks run the full height; results and messages sit under the canvas only.
@@ -108,6 +108,7 @@ class MainWindow(QMainWindow):
         self.dock_results.raise_()
         self.resizeDocks([self.dock_browser, self.dock_tools], [200, 320], Qt.Orientation.Horizontal)
         self.resizeDocks([self.dock_results], [170], Qt.Orientation.Vertical)
+        self.resizeDocks([self.dock_tools, self.dock_layers], [560, 340], Qt.Orientation.Vertical)
 
         self.pixel_label, self.zoom_label = QLabel("", self), QLabel("", self)
         self.device_status = QLabel("device: …", self)
@@ -163,9 +164,13 @@ class MainWindow(QMainWindow):
         self.layers.histogram.threshold_dragged.connect(c.threshold_moved)
         self.layers.histogram.threshold_released.connect(c.threshold_moved)
 
-    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea, scroll: bool = False) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock_{title.lower()}")
+        if scroll:  # a short screen scrolls the dock instead of squeezing its rows over each other
+            from vfmstudio.qt.layout import vertical_scroller
+
+            widget = vertical_scroller(widget, self)
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
         return dock

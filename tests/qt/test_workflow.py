@@ -285,3 +285,34 @@ def test_settings_stick_per_tool_across_tools_and_restarts(qtbot, fake_host, tmp
     qtbot.waitUntil(lambda: again.tools.tool is not None and again.tools.tool.id == "fake.pca", timeout=5000)
     assert again.tools.model_ref() == "/models/mine" and again.tools.form.resolved()["threshold"] == 0.25
     again.close()
+
+
+def test_propagate_takes_the_annotations_on_view_from_the_labels_dock(qtbot, monkeypatch, tmp_path, image_folder):
+    import json
+
+    from conftest import fake_plugin_host
+
+    from vfmstudio.core.annotations import Box
+    from vfmstudio.core.results import result_from_json
+
+    w = build_window(qtbot, fake_plugin_host(monkeypatch, "vfmstudio_dinov2"), tmp_path)
+    try:
+        open_and_wait(qtbot, w, image_folder)
+        lab = w.labelling
+        qtbot.waitUntil(lambda: lab.controller.image_key is not None, timeout=5000)
+        submitted = []
+        monkeypatch.setattr(w.controller, "submit", lambda request: submitted.append(request) or 1)
+        lab.panel.add_class("cat", "#e6194b")
+        lab.panel.select_class("cat")
+        lab.controller.add_shape(Box(2, 2, 20, 20))
+        lab.propagate_button.click()
+        assert not submitted and any("select the images to label" in t for t in w.messages.texts("warning"))
+        select_rows(w, [0, 1, 2])
+        lab.propagate_button.click()
+        (request,) = submitted
+        assert request.tool.id == "dinov2.propagate" and [p.name for p in request.paths] == [
+            "img0.png", "img1.png", "img2.png"]
+        reference = result_from_json(json.loads(request.params["masks"]))
+        assert reference.labels == ("cat",) and reference.masks[0].sum() == 18 * 18
+    finally:
+        w.close()

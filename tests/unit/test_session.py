@@ -142,3 +142,25 @@ def test_labels_anchored_at_one_corner_stack_instead_of_overlapping():
             assert not (a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3])
     assert got[0] == (0.0, 0.0) and got[3] == (200.0, 0.0)  # labels that fit stay where they were
     assert all(y >= w[1] for (_, y), w in zip(got, wanted))
+
+
+def test_propagate_takes_the_annotations_on_view_as_its_reference_with_class_names(session):
+    import json
+
+    from vfmstudio.core.annotations import Annotation, Box, Points
+    from vfmstudio.core.results import result_from_json
+    from vfmstudio.session.propagate import masks_of_annotations, propagate_request
+
+    tool = ToolSpec("dinov2.propagate", "Propagate", "x:y", inputs=InputKind.SET,
+                    params=(Param("masks", ParamType.STR, required=True), Param("k", ParamType.INT, 5)))
+    anns = [Annotation("a.png", "cat", Box(0, 0, 4, 4)), Annotation("a.png", "cat", Box(6, 6, 8, 8)),
+            Annotation("a.png", "dog", Box(4, 0, 8, 2)), Annotation("a.png", "dot", Points(((1.0, 1.0),)))]
+    ref = masks_of_annotations(anns, 10, 10)
+    assert ref.labels == ("cat", "dog") and ref.masks[0].sum() == 16 + 4 and ref.masks[1].sum() == 8
+    assert isinstance(propagate_request(session, tool, ref, {"k": 5}, None), Refusal)  # no target selected
+    session.select([A, B, C])
+    req = propagate_request(session, tool, ref, {"k": 5}, "m")
+    assert req.paths == (A, B, C) and req.params["k"] == 5 and req.model == "m"
+    back = result_from_json(json.loads(req.params["masks"]))
+    assert back.labels == ("cat", "dog") and (back.masks == ref.masks).all()
+    assert isinstance(propagate_request(session, tool, masks_of_annotations(anns[3:], 10, 10), {}, None), Refusal)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QMessageBox, QScrollArea, QUndoView
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QMessageBox, QPushButton, QScrollArea, QUndoView
 
 from vfmstudio.qt.edit_tools import EditController
 from vfmstudio.qt.labels_dock import LabelsPanel
@@ -126,6 +126,15 @@ class Labelling(QObject):
                                     QKeySequence.StandardKey.Delete))
         edit.addAction(self._action("&Accept Predictions…", self.accept_dialog, "Ctrl+Return"))
         edit.addAction(self._action("Accept Selected &Layer", self._accept_selected_layer, "Ctrl+Shift+Return"))
+        edit.addSeparator()
+        self.propagate_action = self._action("&Propagate Labels to Selected Images", self.propagate)
+        self.propagate_action.setToolTip("The annotations of the image on view (or the selected masks layer) "
+                                         "are the reference; the other selected images get mask suggestions")
+        edit.addAction(self.propagate_action)
+        self.propagate_button = QPushButton("Propagate to selected images", self.panel)
+        self.propagate_button.setToolTip(self.propagate_action.toolTip())
+        self.propagate_button.clicked.connect(self.propagate)
+        self.panel.layout().addWidget(self.propagate_button)
         # The labelling docks are docks like the others: their toggles sit in View with theirs.
         menus.view.addAction(self.dock.toggleViewAction())
         menus.view.addAction(self.dock_history.toggleViewAction())
@@ -291,6 +300,32 @@ class Labelling(QObject):
             return False
         return self.accept_items(dialog.chosen(), masks_as_polygons=dialog.polygons.isChecked(),
                                  tolerance=dialog.tolerance.value())
+
+    # ---------------------------------------------------------------- propagate
+    def propagate(self) -> int | None:
+        """dinov2.propagate with the image on view as the reference: the masks layer selected in the
+        Layers dock, else the image's annotations (class names kept); the other selected images are
+        the targets."""
+        from vfmstudio.core.results import Masks
+        from vfmstudio.session.propagate import PROPAGATE_TOOL, masks_of_annotations, propagate_request
+
+        w = self.window
+        tool = w.session.tools.get(PROPAGATE_TOOL)
+        layer = w.layers.selected_layer()
+        reference = None
+        if layer is not None and isinstance(layer.result, Masks) and w.current is not None \
+                and layer.image_id == w.current.id:
+            reference = layer.result
+        elif w.current is not None and self.controller.image_key is not None:
+            reference = masks_of_annotations(self.session.labels.annotations(self.controller.image_key),
+                                             w.current.width, w.current.height, w.current.id)
+        params: dict = {}
+        model = None
+        if tool is not None:
+            choice = w.tool_memory.store.choice(tool)
+            params = {k: v for k, v in tool.resolve_params({"masks": "{}", **choice.params}).items() if k != "masks"}
+            model = choice.model
+        return w.controller.handle(propagate_request(w.session, tool, reference, params, model))
 
     # ---------------------------------------------------------------- export
     def export_dialog(self):

@@ -180,8 +180,9 @@ class Session:
             return tuple(selected)
         return tuple(selected) if selected else (self.current_path,)  # type: ignore[return-value]
 
-    def _request(self, tool: ToolSpec, params: Mapping[str, Any], model: str | None, *,
-                 paths: tuple[Path, ...] | None = None, live: bool = False, origin: View | None = None) -> Outcome:
+    def request(self, tool: ToolSpec, params: Mapping[str, Any], model: str | None, *,
+                paths: tuple[Path, ...] | None = None, live: bool = False, origin: View | None = None) -> Outcome:
+        """A request on ``paths`` (default: :meth:`input_paths`) with the session's device."""
         if paths is None:
             found = self.input_paths(tool)
             if isinstance(found, Refusal):
@@ -194,13 +195,13 @@ class Session:
         """The Run button."""
         if tool is None:
             return Refusal("pick a tool first")
-        return self._request(tool, params, model)
+        return self.request(tool, params, model)
 
     def edit_request(self, tool: ToolSpec | None, params: Mapping[str, Any], model: str | None) -> Outcome:
         """A parameter edited with "Rerun on every edit": rerun only once the tool ran on this image."""
         if tool is None or not self.has_run(tool.id, self.current_id):
             return None
-        return self._request(tool, params, model, live=True)
+        return self.request(tool, params, model, live=True)
 
     def click_request(self, tool: ToolSpec | None, params: Mapping[str, Any], model: str | None, *,
                       view: View, image_ids: tuple[str, ...] = ()) -> Outcome:
@@ -220,7 +221,7 @@ class Session:
             return Refusal("open an image first")
         first = image_ids[0] if view != "image" and image_ids else self.current_id
         live = self.has_run(tool.id, first)
-        return self._request(tool, params, model, paths=paths, live=live, origin=view)
+        return self.request(tool, params, model, paths=paths, live=live, origin=view)
 
     def threshold_request(self, value: float) -> Outcome:
         """The histogram's threshold dragged: rerun the tool that drew it with the new threshold."""
@@ -235,7 +236,7 @@ class Session:
         if paths is None:
             return None
         params = {**prediction.params, "threshold": value}
-        return self._request(tool, params, prediction.model, paths=paths, live=True)
+        return self.request(tool, params, prediction.model, paths=paths, live=True)
 
     def scrub_request(self, prediction: Prediction, index: int) -> Outcome:
         """A layer stack scrubbed: a tool that takes a ``layer`` parameter reruns for that layer
@@ -246,7 +247,7 @@ class Session:
         paths = self.paths_of(prediction.image_ids)
         if paths is None:
             return None
-        return self._request(tool, {**prediction.params, "layer": index}, prediction.model, paths=paths, live=True)
+        return self.request(tool, {**prediction.params, "layer": index}, prediction.model, paths=paths, live=True)
 
     def question_request(self, tool: ToolSpec | None, params: Mapping[str, Any], model: str | None) -> Outcome:
         """A question typed in the Results dock (``params`` holds it in the first text field)."""

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 VERSION = 1
 # Points are clicks on one image: they mean nothing on the next start.
 _NOT_KEPT = (ParamType.POINTS,)
+MAX_KEPT_TEXT = 2000
 
 
 @dataclass
@@ -29,6 +30,11 @@ class ToolChoice:
     device: str = "auto"
     precision: str = "auto"
     params: dict[str, Any] = field(default_factory=dict)
+
+
+def _bulky(value: Any) -> bool:
+    """Inline data (e.g. propagate's reference masks as JSON) is one run's input, not a setting."""
+    return isinstance(value, str) and len(value) > MAX_KEPT_TEXT
 
 
 def _plain(value: Any) -> Any:
@@ -59,7 +65,7 @@ class ToolSettings:
             entry["precision"] = precision
         if params is not None:
             kept = {p.name for p in tool.params if p.type not in _NOT_KEPT}
-            entry["params"] = {k: _plain(v) for k, v in params.items() if k in kept}
+            entry["params"] = {k: _plain(v) for k, v in params.items() if k in kept and not _bulky(v)}
         self.last_tool = tool.id
 
     # ------------------------------------------------------------------ recall

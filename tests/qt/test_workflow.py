@@ -101,22 +101,24 @@ def test_siglip_bars_are_not_stretched_to_the_top_score(qtbot):
 
 # ------------------------------------------------------------------------------ keys
 
-def test_tool_keys_work_from_a_list_but_type_in_a_text_field(qtbot, window, image_folder):
+def test_tool_keys_work_from_a_list_also_as_capitals_but_type_in_a_text_field(qtbot, window, image_folder):
     open_and_wait(qtbot, window, image_folder)
     window.activateWindow()
     lab = window.labelling
-    window.browser.list.setFocus()
-    qtbot.waitUntil(lambda: window.browser.list.hasFocus())
-    qtbot.keyClick(window.browser.list, Qt.Key.Key_B)
-    assert lab.tool_actions["box"].isChecked()
-    window.layers.list.setFocus()
-    qtbot.keyClick(window.layers.list, Qt.Key.Key_P)
-    assert lab.tool_actions["polygon"].isChecked()
+    shift = Qt.KeyboardModifier.ShiftModifier
+    for widget, key, mode in ((window.browser.list, Qt.Key.Key_B, "box"), (window.layers.list, Qt.Key.Key_P, "polygon"),
+                              (window.messages, Qt.Key.Key_M, "brush"), (window.tools.tree, Qt.Key.Key_E, "erase")):
+        lab.set_mode("view")
+        widget.setFocus()
+        qtbot.waitUntil(widget.hasFocus)
+        qtbot.keyClick(widget, key, shift)  # "B", as typed with Shift (a list's type-ahead took it)
+        assert lab.tool_actions[mode].isChecked(), (type(widget).__name__, mode)
+    lab.set_mode("view")
     edit = window.browser.filter_edit
     edit.setFocus()
     qtbot.waitUntil(edit.hasFocus)
-    qtbot.keyClick(edit, Qt.Key.Key_V, Qt.KeyboardModifier.NoModifier)
-    assert edit.text() == "v" and lab.tool_actions["polygon"].isChecked()
+    qtbot.keyClicks(edit, "Vb")
+    assert edit.text() == "Vb" and lab.tool_actions["view"].isChecked()
 
 
 # ------------------------------------------------------------------------------ canvas labels

@@ -47,7 +47,9 @@ class Labelling(QObject):
             action.setIconText(text.split(" / ")[0].replace("Draw ", "").replace(" mask", "").capitalize())
             action.setToolTip(f"{text} ({key})")
             action.setCheckable(True)
-            action.setShortcut(QKeySequence(key))
+            # "B" as typed with Shift too: a list with focus would otherwise take Shift+B for its
+            # type-ahead search, and the key would seem dead. Text fields still type the letter.
+            action.setShortcuts([QKeySequence(key), QKeySequence(f"Shift+{key}")])
             action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
             action.triggered.connect(lambda _=False, m=mode: self.set_mode(m))
             group.addAction(action)

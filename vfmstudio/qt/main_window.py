@@ -67,7 +67,6 @@ class MainWindow(QMainWindow):
         from vfmstudio.qt.results_panel import ResultsPanel
         from vfmstudio.qt.run_settings import RunSettings
         from vfmstudio.qt.runner import QtJobRunner
-        from vfmstudio.qt.tool_keys import ToolKeys
         from vfmstudio.qt.tool_memory import ToolMemory
         from vfmstudio.qt.tools_panel import ToolsPanel
         from vfmstudio.qt.views import CentralViews
@@ -124,7 +123,6 @@ class MainWindow(QMainWindow):
         from vfmstudio.qt.editing import Labelling
 
         self.labelling = Labelling(self)  # Labels/History docks, Edit menu, project and export actions
-        self.tool_keys = ToolKeys(self)
         self.setAcceptDrops(True)
         self._wire()
         self._log_handler = LogHandler(self.messages)

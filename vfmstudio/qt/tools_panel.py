@@ -182,6 +182,7 @@ class ToolsPanel(QWidget):
             self.model_combo.setCurrentIndex(i)
         else:
             self.model_combo.setEditText(ref)
+        self.model_combo.lineEdit().setCursorPosition(0)  # a long label shows its start, not its end
 
     def _on_tool(self, current, _previous) -> None:
         tool = self.tool

@@ -318,3 +318,31 @@ def test_propagate_takes_the_annotations_on_view_from_the_labels_dock(qtbot, mon
         assert reference.labels == ("cat",) and reference.masks[0].sum() == 18 * 18
     finally:
         w.close()
+
+
+def test_propagate_takes_a_selected_masks_layer_of_the_image_on_view(qtbot, monkeypatch, tmp_path, image_folder):
+    import json
+
+    from conftest import fake_plugin_host
+
+    from vfmstudio.core.results import result_from_json
+
+    w = build_window(qtbot, fake_plugin_host(monkeypatch, "vfmstudio_dinov2"), tmp_path)
+    try:
+        image = open_and_wait(qtbot, w, image_folder)
+        submitted = []
+        monkeypatch.setattr(w.controller, "submit", lambda request: submitted.append(request) or 1)
+        masks = np.zeros((1, image.height, image.width), bool)
+        masks[0, 3:9, 4:10] = True
+        w.add_prediction(Prediction("fake.seg", None, (image.id,), (Masks(masks, ("sofa",), image_id=image.id),)))
+        w.layers.list.setCurrentRow(0)
+        assert isinstance(w.layers.selected_layer().result, Masks)
+        select_rows(w, [0, 1])
+        w.labelling.propagate_action.trigger()
+        (request,) = submitted
+        reference = result_from_json(json.loads(request.params["masks"]))
+        assert reference.labels == ("sofa",) and (reference.masks == masks).all()
+        assert request.paths[0] == w.current_path and len(request.paths) == 2
+    finally:
+        w.close()
+

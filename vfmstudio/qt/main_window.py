@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QWidget
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QWidget
 
 # Everything that pulls in numpy, Pillow or the core is imported in build() and in the methods
 # that need it, so `vfmstudio gui` can map its window first and fill it a moment later.
@@ -138,14 +138,14 @@ class MainWindow(QMainWindow):
         self.ready.emit()
 
     def _wire(self) -> None:
-        from vfmstudio.qt.views import export_layer
+        from vfmstudio.qt.views import cursor_text, export_layer
 
         c = self.controller
         self.browser.current_changed.connect(self._on_current_path)
         self.browser.list.itemSelectionChanged.connect(self._on_selection)
         self.loader.loaded.connect(self._on_image_loaded)
         self.loader.failed.connect(self._on_image_failed)
-        self.canvas.cursor_moved.connect(self._on_cursor)
+        self.canvas.cursor_moved.connect(lambda info: self.pixel_label.setText(cursor_text(info, self)))
         self.canvas.zoom_changed.connect(lambda s: self.zoom_label.setText(f"{s * 100:.0f} %"))
         self.views.clicked.connect(lambda x, y, view, ids: c.point_clicked(x, y, view, tuple(ids)))
         self.tools.run_requested.connect(self.run_current_tool)
@@ -201,20 +201,11 @@ class MainWindow(QMainWindow):
     def load_plugins(self) -> None:
         self.plugins.load()
 
-    def show_plugins(self) -> None:
-        self.plugins.show()
-
-    def about(self) -> None:
-        self.plugins.about()
-
     def tool_timeout_s(self) -> float | None:
         return self.run_settings.tool_timeout_s()
 
     def set_tool_timeout(self, seconds: float) -> None:
         self.run_settings.set_tool_timeout(seconds)
-
-    def ask_tool_timeout(self) -> None:
-        self.run_settings.ask_tool_timeout()
 
     def show_devices(self) -> None:
         self.run_settings.show_devices()
@@ -242,19 +233,6 @@ class MainWindow(QMainWindow):
         if not files:
             self.messages.post("warning", "no images found in " + ", ".join(str(p) for p in paths))
         return len(files)
-
-    def open_folder_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open a folder of images")
-        if folder:
-            self.open_paths([folder])
-
-    def open_files_dialog(self) -> None:
-        from vfmstudio.core.image import IMAGE_EXTENSIONS
-
-        pattern = " ".join(f"*{e}" for e in sorted(IMAGE_EXTENSIONS))
-        files, _ = QFileDialog.getOpenFileNames(self, "Open images", "", f"Images ({pattern});;All files (*)")
-        if files:
-            self.open_paths(files)
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
@@ -321,14 +299,6 @@ class MainWindow(QMainWindow):
         return path.name if path is not None else None
 
     # ================================================================ canvas and layers
-    def _on_cursor(self, info) -> None:
-        if info is None:
-            if self.current is not None and self.current_path is not None:
-                self.pixel_label.setText(f"{self.current_path.name}  {self.current.width}×{self.current.height}")
-            return
-        x, y, (r, g, b) = info
-        self.pixel_label.setText(f"x {x}  y {y}   RGB {r} {g} {b}")
-
     def _on_layers_changed(self, image_id: str) -> None:
         if image_id in self.grid_view.image_ids:
             self.grid_view.refresh_layers()  # every tile: matches on one image draw on another

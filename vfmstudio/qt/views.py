@@ -137,3 +137,13 @@ def export_layer(w: Any, layer_id: int) -> None:
     if path:
         export_layer_png(layer, (w.current.width, w.current.height), Path(path))
         w.messages.post("info", f"layer saved to {path}")
+
+
+def cursor_text(info: Any, w: Any) -> str:
+    """The status bar's text for the pixel under the cursor (or the image's name and size)."""
+    if info is None:
+        if w.current is not None and w.current_path is not None:
+            return f"{w.current_path.name}  {w.current.width}×{w.current.height}"
+        return ""
+    x, y, (r, g, b) = info
+    return f"x {x}  y {y}   RGB {r} {g} {b}"

@@ -7,7 +7,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QMenu, QStyle, QWidget
+from PySide6.QtWidgets import QFileDialog, QMenu, QStyle, QWidget
 
 
 @dataclass
@@ -42,9 +42,9 @@ def build_menus(w: Any) -> Menus:
     bar = w.menuBar()
     file_menu = bar.addMenu("&File")
     acts: dict[str, QAction] = {}
-    acts["open_folder"] = add_action(w, "Open &Folder…", w.open_folder_dialog, QKeySequence.StandardKey.Open,
+    acts["open_folder"] = add_action(w, "Open &Folder…", lambda: open_folder_dialog(w), QKeySequence.StandardKey.Open,
                                      sp.SP_DirOpenIcon, file_menu)
-    acts["open_images"] = add_action(w, "Open &Images…", w.open_files_dialog, "Ctrl+Shift+O", sp.SP_FileIcon,
+    acts["open_images"] = add_action(w, "Open &Images…", lambda: open_files_dialog(w), "Ctrl+Shift+O", sp.SP_FileIcon,
                                      file_menu)
     recent = file_menu.addMenu("Recent Folders")
     file_menu.addSeparator()
@@ -69,8 +69,23 @@ def build_menus(w: Any) -> Menus:
     acts["cancel"] = add_action(w, "&Cancel", w.cancel_jobs, "Esc", sp.SP_BrowserStop, run)
     run.addSeparator()
     acts["devices"] = add_action(w, "&Devices…", w.show_devices, None, sp.SP_ComputerIcon, run)
-    acts["time_limit"] = add_action(w, "&Time Limit…", w.ask_tool_timeout, None, None, run)
+    acts["time_limit"] = add_action(w, "&Time Limit…", w.run_settings.ask_tool_timeout, None, None, run)
     help_menu = bar.addMenu("&Help")
-    acts["plugins"] = add_action(w, "&Plugins…", w.show_plugins, None, None, help_menu)
-    acts["about"] = add_action(w, "&About vfmstudio", w.about, None, None, help_menu)
+    acts["plugins"] = add_action(w, "&Plugins…", w.plugins.show, None, None, help_menu)
+    acts["about"] = add_action(w, "&About vfmstudio", w.plugins.about, None, None, help_menu)
     return Menus(file_menu, recent, edit, view, run, help_menu, quit_action, acts)
+
+
+def open_folder_dialog(w: Any) -> None:
+    folder = QFileDialog.getExistingDirectory(w, "Open a folder of images")
+    if folder:
+        w.open_paths([folder])
+
+
+def open_files_dialog(w: Any) -> None:
+    from vfmstudio.core.image import IMAGE_EXTENSIONS
+
+    pattern = " ".join(f"*{e}" for e in sorted(IMAGE_EXTENSIONS))
+    files, _ = QFileDialog.getOpenFileNames(w, "Open images", "", f"Images ({pattern});;All files (*)")
+    if files:
+        w.open_paths(files)

@@ -10,6 +10,7 @@ connected with a *queued* connection, so the worker never waits for the GUI. The
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +19,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 
 from vfmstudio.core.jobs import Job, JobContext, JobPartial, JobProgress, JobResult, JobRunner
 
+log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 0.05
 
 
@@ -99,20 +101,24 @@ class QtJobRunner(QObject):
 
     # -- GUI-thread side ----------------------------------------------------------------------
     def _on_progress(self, update: JobProgress) -> None:
-        callback = self._callbacks.get(update.job_id, (None, None, None))[1]
-        if callback is not None:
-            callback(update)
+        _call("progress", self._callbacks.get(update.job_id, (None, None, None))[1], update)
         self.progressed.emit(update)
 
     def _on_partial(self, update: JobPartial) -> None:
-        callback = self._callbacks.get(update.job_id, (None, None, None))[2]
-        if callback is not None:
-            callback(update)
+        _call("partial", self._callbacks.get(update.job_id, (None, None, None))[2], update)
         self.partial.emit(update)
 
     def _on_done(self, result: JobResult) -> None:
         self._jobs.pop(result.job_id, None)
-        callback = self._callbacks.pop(result.job_id, (None, None, None))[0]
-        if callback is not None:
-            callback(result)
+        _call("done", self._callbacks.pop(result.job_id, (None, None, None))[0], result)
         self.finished.emit(result)
+
+
+def _call(what: str, callback: Callable[[Any], object] | None, arg: Any) -> None:
+    """A raising callback is logged; the job's other deliveries still happen."""
+    if callback is None:
+        return
+    try:
+        callback(arg)
+    except Exception:  # noqa: BLE001 - one broken receiver must not break the runner
+        log.exception("%s callback of job %s raised", what, getattr(arg, "job_id", "?"))

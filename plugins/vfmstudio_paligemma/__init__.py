@@ -27,8 +27,10 @@ _CLASSES = Param("classes", ParamType.STRLIST, required=True,
 
 
 def _tool(name: str, title: str, params: tuple[Param, ...], returns: str, description: str) -> ToolSpec:
+    # Detect and segment add a text result when they find nothing: the model's answer, as the reason.
+    kinds = (returns,) if returns == "text" else (returns, "text")
     return ToolSpec(id=f"paligemma.{name}", title=title, run=f"vfmstudio_paligemma._tools:{name}",
-                    inputs=InputKind.IMAGE, params=params, models=MODELS, returns=(returns,),
+                    inputs=InputKind.IMAGE, params=params, models=MODELS, returns=kinds,
                     description=description, prepare="vfmstudio_paligemma._tools:prepare")
 
 

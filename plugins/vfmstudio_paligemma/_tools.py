@@ -59,7 +59,8 @@ def detect(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Res
     objects = parse_objects(gen.text)
     boxes = np.array([o.box_xyxy(image.width, image.height) for o in objects], dtype=np.float32).reshape(-1, 4)
     return [Detections(boxes_xyxy=boxes, labels=tuple(_label(o, classes) for o in objects),
-                       scores=_scores(gen, objects), image_id=image.id)]
+                       scores=_scores(gen, objects), image_id=image.id),
+            *_why_nothing(gen.text, objects, prompt, image.id, "<loc> boxes")]
 
 
 def _scores(gen: _generation.Generation, objects: list[ParsedObject]) -> np.ndarray:
@@ -93,4 +94,15 @@ def segment(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Re
         for i, box in enumerate(pixel_boxes):
             _mask_decoder.paste_mask(logits[i], box, w, h, out=masks[i])
     return [Masks(masks=masks, labels=tuple(_label(o, classes) for o in objects), boxes_xyxy=boxes,
-                  scores=_scores(gen, objects), image_id=image.id)]
+                  scores=_scores(gen, objects), image_id=image.id),
+            *_why_nothing(gen.text, objects, prompt, image.id, "<loc> boxes with <seg> masks")]
+
+
+def _why_nothing(answer: str, objects: list, prompt: str, image_id: str, wanted: str) -> list[Result]:
+    """When nothing was found, the model's raw answer says why (e.g. it named no object)."""
+    if objects:
+        return []
+    said = " ".join(answer.split())
+    said = said if len(said) <= 120 else said[:119] + "…"
+    return [Text(f"no {wanted} in the model's answer: {said!r}" if said else f"the model gave no {wanted}",
+                 prompt=prompt, image_id=image_id)]

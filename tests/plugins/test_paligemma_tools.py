@@ -378,6 +378,8 @@ def test_segmentation_without_objects_needs_no_decoder_weights(pg_dir, image, fo
     force_output("nothing here")
     pred = run_tool(TOOL["paligemma.segment"], [image], {"classes": "cat"}, model=str(pg_dir), services=services())
     assert len(pred.results[0]) == 0 and pred.results[0].size == (H, W)
+    (why,) = pred.of_type(Text)  # "0 items" comes with the reason: what the model said instead
+    assert "nothing here" in why.text and "<seg>" in why.text
 
 
 # ---------------------------------------------------------------- refusals with one clear line

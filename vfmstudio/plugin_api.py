@@ -16,7 +16,8 @@ What is here, by the kind of plugin that needs it:
   :class:`FormatSpec`, ...) and the error types;
 - tools: :class:`RunContext`, :class:`LoadedImage`, the result types, and the signatures
   :class:`ToolFunction` / :class:`PrepareFunction`;
-- formats: :class:`Project`, :func:`in_memory`, :class:`ImageRecord`, the annotation shapes,
+- formats: :class:`Project`, :func:`in_memory`, :class:`ImageRecord`, the annotation shapes
+  (boxes, rotated boxes, ellipses, polygons, polylines, masks, points, keypoints and skeletons),
   :class:`ExchangeContext`, :func:`safe_join`, mask helpers, and :class:`ExporterFunction` /
   :class:`ImporterFunction`;
 - models: :func:`load_pretrained` / :func:`load_processor` (safetensors only, never remote code),
@@ -33,19 +34,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from vfmstudio.core.annotations import (
+    AREA_SHAPES,
     Annotation,
+    AnnotationError,
     Box,
+    Ellipse,
+    Keypoints,
     LabelSet,
     Mask,
     Points,
     Polygon,
     PolygonPart,
+    Polyline,
     Provenance,
+    RotatedBox,
     Shape,
+    Skeleton,
 )
 from vfmstudio.core.cancel import Cancelled, CancelToken
 from vfmstudio.core.context import RunContext
-from vfmstudio.core.exchange import ExchangeContext, FormatError, safe_join
+from vfmstudio.core.exchange import ExchangeContext, FormatError, safe_join, shape_kind
 from vfmstudio.core.geometry import mask_bbox, mask_to_parts
 from vfmstudio.core.image import (
     DEFAULT_MAX_PIXELS,
@@ -61,6 +69,7 @@ from vfmstudio.core.results import (
     Classification,
     Correspondences,
     Detections,
+    Embedding,
     FeatureImage,
     Heatmap,
     Histogram,
@@ -129,7 +138,8 @@ def load_pretrained(model_cls: Any, ref: str | ModelRef, *, device: str = "auto"
                     allow_download: bool = True, attn_implementation: str | None = "sdpa",
                     compile: bool | None = None, **kwargs: Any) -> tuple[Any, LoadedModelInfo]:
     """Load ``model_cls`` (a transformers class) for ``ref`` in eval mode on ``device``: safetensors
-    only, never remote code (through the checked loader in ``vfmstudio.ml._loading``), refused with :class:`ModelTooLargeError` when it cannot fit. Returns ``(model, info)``."""
+    only, never remote code (through the checked loader in ``vfmstudio.ml._loading``), refused with
+    :class:`ModelTooLargeError` when it cannot fit. Returns ``(model, info)``."""
     from vfmstudio.ml import _loading
 
     return _loading.load_pretrained(model_cls, ref, device=device, precision=precision,
@@ -169,8 +179,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "BYTES_PER_ELEMENT", "DEFAULT_MAX_PIXELS", "HUB_TIMEOUT_S", "IMAGE_EXTENSIONS",
-    "Annotation", "Box", "CancelToken", "Cancelled", "Classification", "Correspondences", "Detections",
+    "AREA_SHAPES", "BYTES_PER_ELEMENT", "DEFAULT_MAX_PIXELS", "HUB_TIMEOUT_S", "IMAGE_EXTENSIONS",
+    "Annotation", "AnnotationError", "Box", "Ellipse", "Keypoints", "Polyline", "RotatedBox", "Skeleton", "shape_kind", "CancelToken", "Cancelled", "Classification", "Correspondences", "Detections", "Embedding",
     "ExchangeContext", "ExporterFunction", "FeatureImage", "FormatError", "FormatSpec", "Heatmap", "Histogram",
     "ImageLoadError", "ImageRecord", "ImporterFunction", "InputKind", "KnownModel", "LabelSet", "LayerMaps",
     "LoadedImage", "LoadedModelInfo", "Mask", "Masks", "ModelChoice", "ModelError", "ModelNotAvailableError",

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["bool", "int", "float", "path", "list"]
+Kind = Literal["bool", "int", "float", "path", "list", "choice"]
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
@@ -49,6 +49,7 @@ class Setting:
     minimum: float | None = None  # inclusive
     maximum: float | None = None  # inclusive
     positive: bool = False  # minimum is exclusive (a number strictly above ``minimum``)
+    choices: tuple[str, ...] = ()  # the words a "choice" setting accepts (lower case)
 
     def parse(self, raw: object, *, source: str | None = None) -> Any:
         """``raw`` (a string from the environment, or a value given on the command line) as this
@@ -66,6 +67,11 @@ class Setting:
             if word in FALSE_WORDS:
                 return False
             raise SettingError(f"{where}={raw!r} is not a yes/no value (use 1/true/yes/on or 0/false/no/off)")
+        if self.kind == "choice":
+            word = str(text).lower()
+            if word not in self.choices:
+                raise SettingError(f"{where} must be one of {', '.join(self.choices)}, got {raw!r}")
+            return word
         if self.kind == "path":
             return Path(str(text)).expanduser()
         if self.kind == "list":
@@ -94,6 +100,8 @@ class Setting:
         return " (" + ", ".join(p for p in (low, high) if p) + ")"
 
     def range_text(self) -> str:
+        if self.choices:
+            return " / ".join(f"`{c}`" for c in self.choices)
         return self._range_text().strip(" ()")
 
 
@@ -118,8 +126,10 @@ _DECLARED: tuple[Setting, ...] = (
     Setting("VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD", "bool", False,
             "Load built-in plugins only (the same as `--safe-mode`)."),
     Setting("VFMSTUDIO_DISABLED_PLUGINS", "list", (), "Comma-separated plugin names not to load."),
-    Setting("VFMSTUDIO_PLUGIN_ISOLATION", "bool", True,
-            "Run third-party plugin tools in a worker subprocess, so a crash cannot end the program."),
+    Setting("VFMSTUDIO_PLUGIN_ISOLATION", "choice", "auto",
+            "Where plugin tools run: `auto` puts third-party tools in a worker process (a crash cannot "
+            "end the program), `always` every tool, `never` none (docs/reliability.md).",
+            choices=("auto", "always", "never")),
     Setting("VFMSTUDIO_PLUGIN_DISCOVERY_TIMEOUT_S", "float", 30.0,
             "Seconds a third-party plugin may take to import while it is first probed; a plugin that "
             "exits, crashes or takes longer is skipped.", minimum=0, positive=True),

@@ -116,3 +116,11 @@ def test_check_fails_on_a_stale_table(tmp_path, capsys):
     assert "out of date" in capsys.readouterr().err
     settings.main(["--update", str(readme)])
     assert settings.main(["--check", str(readme)]) == 0
+
+
+def test_a_choice_setting_takes_its_words_in_any_case_and_refuses_others():
+    name = "VFMSTUDIO_PLUGIN_ISOLATION"
+    assert settings.get(name, {name: " Always "}) == "always"
+    assert settings.get(name, {}) == "auto"
+    with pytest.raises(settings.SettingError, match="VFMSTUDIO_PLUGIN_ISOLATION must be one of auto, always, never"):
+        settings.get(name, {name: "sometimes"})

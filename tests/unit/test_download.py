@@ -7,9 +7,6 @@ events, joins with generous timeouts and byte counts.
 
 from __future__ import annotations
 
-import json
-import random
-import struct
 import threading
 from pathlib import Path
 
@@ -25,28 +22,14 @@ from vfmstudio.ml.errors import (
     ModelNotAvailableError,
     UnsafeModelError,
 )
+from vfmstudio.testing.fake_hub import random_checkpoint
 
 REPO = "tiny-org/tiny-model"
 RELAXED = Deadlines(connect_s=5, idle_s=60, request_s=120, min_rate=1, rate_window_s=600)
 
 
-def safetensors_bytes(n_floats: int, seed: int = 0) -> bytes:
-    """A valid safetensors file with random (not zero) data, so a misplaced resumed chunk shows."""
-    header = {"w": {"dtype": "F32", "shape": [n_floats], "data_offsets": [0, 4 * n_floats]}}
-    raw = json.dumps(header).encode()
-    raw += b" " * (-len(raw) % 8)
-    return struct.pack("<Q", len(raw)) + raw + random.Random(seed).randbytes(4 * n_floats)
-
-
-def repo_files(n_floats: int = 60_000) -> dict[str, bytes]:
-    return {
-        "config.json": json.dumps({"model_type": "dinov2", "hidden_size": 8}).encode(),
-        "preprocessor_config.json": b'{"image_processor_type": "BitImageProcessor"}',
-        "model.safetensors": safetensors_bytes(n_floats),
-        "pytorch_model.bin": b"PK\x03\x04 a pickle we must never fetch",
-        "modeling_evil.py": b"import os",
-        "onnx/model.json": b"{}",
-    }
+def repo_files() -> dict[str, bytes]:
+    return random_checkpoint()
 
 
 WANTED = ("config.json", "model.safetensors", "preprocessor_config.json")

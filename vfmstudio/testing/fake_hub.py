@@ -29,7 +29,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import random
 import socket
+import struct
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,6 +40,23 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".model", ".npz", ".msgpack", ".h5")
+
+
+def random_checkpoint(n_floats: int = 60_000, seed: int = 0) -> dict[str, bytes]:
+    """A torch-free stand-in repo: config files, random safetensors weights (not zeros, so a misplaced
+    resumed chunk shows), and files a download must skip (pickle weights, code, a sub-folder)."""
+    header = {"w": {"dtype": "F32", "shape": [n_floats], "data_offsets": [0, 4 * n_floats]}}
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    weights = struct.pack("<Q", len(raw)) + raw + random.Random(seed).randbytes(4 * n_floats)
+    return {
+        "config.json": json.dumps({"model_type": "dinov2", "hidden_size": 8}).encode(),
+        "preprocessor_config.json": b'{"image_processor_type": "BitImageProcessor"}',
+        "model.safetensors": weights,
+        "pytorch_model.bin": b"PK\x03\x04 a pickle a download must never fetch",
+        "modeling_evil.py": b"import os",
+        "onnx/model.json": b"{}",
+    }
 
 
 def git_blob_id(data: bytes) -> str:

@@ -205,6 +205,8 @@ class MainWindow(QMainWindow):
         return action
 
     def _build_menus(self) -> None:
+        from vfmstudio.qt.model_manager import open_model_manager
+
         sp = QStyle.StandardPixmap
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
@@ -231,6 +233,7 @@ class MainWindow(QMainWindow):
         run.addSeparator()
         self._action("&Devices…", self.show_devices, None, sp.SP_ComputerIcon, run)
         self._action("&Time Limit…", self.ask_tool_timeout, None, None, run)
+        self._action("&Models…", lambda: open_model_manager(self), None, sp.SP_DriveNetIcon, run)
         help_menu = bar.addMenu("&Help")
         self._action("&Plugins…", self.show_plugins, None, None, help_menu)
         self._action("&About vfmstudio", self._about, None, None, help_menu)
@@ -497,6 +500,7 @@ class MainWindow(QMainWindow):
 
     def run_current_tool(self, live: bool = False) -> int | None:
         from vfmstudio.core.tools import ParamError
+        from vfmstudio.qt.download_dialog import offer_download
 
         tool, form = self.tools.tool, self.tools.form
         if tool is None or form is None:
@@ -507,7 +511,10 @@ class MainWindow(QMainWindow):
         except ParamError as exc:
             self.messages.post("error", f"{tool.id}: {exc}")
             return None
-        return self.submit_tool(tool, params, model=self.tools.model_ref(), live=live)
+        model = self.tools.model_ref()
+        if not live and offer_download(self, model, lambda: self.submit_tool(tool, params, model=model)):
+            return None  # runs once the model is downloaded
+        return self.submit_tool(tool, params, model=model, live=live)
 
     def submit_tool(self, tool: ToolSpec, params: dict[str, Any], *, model: str | None = None,
                     paths: list[Path] | None = None, live: bool = False) -> int | None:

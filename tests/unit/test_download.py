@@ -241,3 +241,24 @@ def test_pull_uses_the_engine_and_falls_back_to_a_complete_cache_when_the_hub_is
     assert hub.pull(REPO, deadlines=RELAXED) == path
     with pytest.raises(ModelNotAvailableError, match="cannot connect"):
         hub.pull("tiny-org/other", deadlines=RELAXED)
+
+
+def test_the_stand_in_hub_speaks_huggingface_hubs_protocol_and_shares_its_cache(fake_hub, monkeypatch):
+    """huggingface_hub's own hf_hub_download works against the stand-in hub, and finds our download as
+    its own (a HEAD for the metadata, no GET of the file again)."""
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # frozen at import from the test environment
+    files = repo_files()
+    repo = fake_hub.add_repo(REPO, files)
+    cache = str(hub.hub_cache_dir())
+    theirs = huggingface_hub.hf_hub_download(REPO, "preprocessor_config.json", cache_dir=cache, endpoint=fake_hub.url)
+    assert Path(theirs).read_bytes() == files["preprocessor_config.json"]
+    path = SnapshotDownload(REPO, deadlines=RELAXED).run()
+    assert Path(theirs) == path / "preprocessor_config.json"  # the same snapshot folder and blob
+    fake_hub.requests.clear()
+    again = huggingface_hub.hf_hub_download(REPO, "model.safetensors", cache_dir=cache, endpoint=fake_hub.url)
+    assert Path(again) == path / "model.safetensors"
+    assert [r["method"] for r in fake_hub.requests] == ["HEAD"]
+    assert repo.commit in again

@@ -71,6 +71,20 @@ def test_download_with_progress_cancel_and_resume(qtbot, manager, fake_hub):
     qtbot.waitUntil(lambda: manager.state_of(ref) == "cached", timeout=WAIT_MS)
     assert fake_hub.file_requests("model.safetensors")[-1]["range"] == f"bytes={kept}-"
     assert manager.progress.value() == 1000 and not manager.download_button.isEnabled()
+    row = manager._row_of(ref)
+    assert "on disk" in manager.table.item(row, 2).text()
+
+
+def test_quitting_stops_a_running_download(qtbot, manager, fake_hub):
+    """The download thread is not a daemon: shutting the downloader down (window closed, app quitting)
+    cancels a download blocked on a silent hub instead of waiting for it."""
+    ref = "facebook/dinov2-small"
+    fake_hub.add_repo(ref, random_checkpoint())
+    fake_hub.fault = "stall"
+    manager.select(ref)
+    qtbot.mouseClick(manager.download_button, Qt.MouseButton.LeftButton)
+    assert fake_hub.first_body_byte.wait(30)
+    assert manager.downloads.shutdown(timeout=10)  # True: the thread has stopped
 
 
 def test_gated_model_asks_for_a_token_stores_it_and_downloads(qtbot, manager, fake_hub, tmp_path):

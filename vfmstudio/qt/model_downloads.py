@@ -7,7 +7,7 @@ offered on Run, so a download started in one shows its progress in the other.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QCoreApplication, QObject, Signal
 
 from vfmstudio.core.jobs import Job, JobContext, JobPartial, JobResult, JobRunner
 from vfmstudio.qt.runner import QtJobRunner
@@ -28,8 +28,12 @@ class ModelDownloads(QObject):
         self._jobs: dict[str, Job] = {}
         self._refs: dict[int, str] = {}
         core = self._core
-        # The worker thread is not a daemon: stop it (cancel is prompt) when the window goes away.
+        # The worker thread is not a daemon: stop it (cancel is prompt; partial files stay for the next
+        # session) when the window goes away or the application quits.
         self.destroyed.connect(lambda *_: core.shutdown(wait=True, timeout=5))
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
 
     @classmethod
     def of(cls, window: QObject) -> ModelDownloads:

@@ -88,12 +88,18 @@ class ModelManagerDialog(QDialog):
     # ---- rows
     def refresh(self) -> None:
         from vfmstudio.ml.catalog import list_models
+        from vfmstudio.ml.errors import format_bytes
+        from vfmstudio.ml.hub import list_cached
 
         selected = self.selected_ref()
         models = list_models()
+        on_disk = {entry["ref"]: entry["size_on_disk"] for entry in list_cached()}
         self.table.setRowCount(len(models))
         for row, m in enumerate(models):
-            cells = (f"{m['title']}  ({m['ref']})", m["family"], f"{m['size']} parameters", _access(m), "")
+            size = f"{m['size']} parameters"
+            if m["ref"] in on_disk:
+                size += f" · {format_bytes(on_disk[m['ref']])} on disk"
+            cells = (f"{m['title']}  ({m['ref']})", m["family"], size, _access(m), "")
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setData(REF_ROLE, m["ref"])
@@ -201,6 +207,8 @@ class ModelManagerDialog(QDialog):
         self.status.setText(f"{ref}: {p.describe()}" + (f" · {p.file}" if p.file else ""))
 
     def _on_finished(self, ref: str, result: JobResult) -> None:
+        if result.status == "done":
+            self.refresh()  # state and size on disk
         row = self._row_of(ref)
         if row is not None:
             self._set_state(row, ref)

@@ -52,6 +52,7 @@ MAX_DROPS = 4  # consecutive dropped connections without progress before giving 
 _PROGRESS_EVERY_S = 0.1
 _HASH_CHUNK = 8 << 20
 _COMMIT_RE = re.compile(r"[0-9a-f]{40}")
+REPO_TYPES = ("model", "space", "dataset")
 
 
 def endpoint_url(endpoint: str | None = None) -> str:
@@ -160,8 +161,14 @@ class SnapshotDownload:
         endpoint: str | None = None,
         token: str | None = None,
         cache_dir: Path | None = None,
+        repo_type: str = "model",
+        only: tuple[str, ...] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if repo_type not in REPO_TYPES:
+            raise ValueError(f"repo_type must be one of {REPO_TYPES}")
+        self.repo_type = repo_type
+        self.only = only  # exactly these files (e.g. one file of a Space), instead of a model's files
         self.ref = parse_model_ref(ref)
         if self.ref.repo_id is None:
             raise ModelError(f"'{self.ref.display}' is a local folder: there is nothing to download")
@@ -191,7 +198,7 @@ class SnapshotDownload:
             httpx.Client(follow_redirects=True, timeout=timeout, trust_env=True) as self._client,
         ):
             listing = self.listing()
-            storage = hub._repo_storage(self.repo_id, self.cache_dir)
+            storage = _storage(self.repo_id, self.cache_dir, self.repo_type)
             self._state.update(total=listing.total_bytes, files_total=len(listing.files))
             for f in listing.files:
                 self._state["file"] = f.name
@@ -199,11 +206,13 @@ class SnapshotDownload:
                 self._state["files_done"] += 1
             hub._write_ref(storage, self.revision, listing.commit)
             self._report(force=True)
+        if self.only is not None:
+            return storage / "snapshots" / listing.commit
         return hub.check_snapshot(storage / "snapshots" / listing.commit, self.ref.display, cache_dir=self.cache_dir)
 
     def listing(self) -> RepoListing:
         """The commit and the files to fetch (the hub's ``/api/models`` answer), under the deadlines."""
-        url = f"{self.endpoint}/api/models/{self.repo_id}/revision/{quote(self.revision, safe='')}"
+        url = f"{self.endpoint}/api/{self.repo_type}s/{self.repo_id}/revision/{quote(self.revision, safe='')}"
         with self._request(url, {"Accept": "application/json"}, what="the repo listing", nbytes=0) as r:
             self._raise_for_status(r, api=True)
             body = bytearray()
@@ -224,7 +233,7 @@ class SnapshotDownload:
         return RepoListing(
             self.repo_id,
             commit,
-            select_files(files, self.ref.display),
+            select_files(files, self.ref.display) if self.only is None else self._only(files),
             gated=bool(info.get("gated")),
             licence=str(card.get("license")) if card.get("license") else None,
         )
@@ -239,8 +248,16 @@ class SnapshotDownload:
         etag = sha256 or _safe_blob_name(str(sibling.get("blobId") or ""))
         return RemoteFile(name, int(size) if isinstance(size, int) and size >= 0 else None, etag, sha256)
 
+    def _only(self, files: list[RemoteFile]) -> tuple[RemoteFile, ...]:
+        by_name = {f.name: f for f in files}
+        missing = [name for name in self.only or () if name not in by_name]
+        if missing:
+            raise ModelError(f"'{self.ref.display}' on the hub has no file {missing[0]}")
+        return tuple(by_name[name] for name in self.only or ())
+
     def _resolve_url(self, commit: str, name: str) -> str:
-        return f"{self.endpoint}/{self.repo_id}/resolve/{commit}/{quote(name)}"
+        prefix = "" if self.repo_type == "model" else f"{self.repo_type}s/"
+        return f"{self.endpoint}/{prefix}{self.repo_id}/resolve/{commit}/{quote(name)}"
 
     def _fetch(self, f: RemoteFile, commit: str, storage: Path) -> None:
         pointer = storage / "snapshots" / commit / f.name
@@ -454,6 +471,11 @@ def _link(blob: Path, pointer: Path) -> None:
         shutil.copy2(blob, pointer)
 
 
+def _storage(repo_id: str, cache_dir: Path, repo_type: str = "model") -> Path:
+    """``models--org--name`` (or ``spaces--``, ``datasets--``): huggingface_hub's folder for a repo."""
+    return cache_dir / f"{repo_type}s--{repo_id.replace('/', '--')}"
+
+
 def partial_bytes(repo_id: str, cache_dir: Path | None = None) -> int:
     """Bytes of unfinished downloads of ``repo_id`` kept for resuming (0 when none)."""
     blobs = hub._repo_storage(repo_id, cache_dir or hub.hub_cache_dir()) / "blobs"
@@ -466,3 +488,8 @@ def partial_bytes(repo_id: str, cache_dir: Path | None = None) -> int:
 def download_snapshot(ref: str | ModelRef, **kwargs: Any) -> Path:
     """Download ``ref`` into the hub cache (see :class:`SnapshotDownload`); returns the snapshot folder."""
     return SnapshotDownload(ref, **kwargs).run()
+
+
+def download_file(repo_id: str, filename: str, *, repo_type: str = "model", **kwargs: Any) -> Path:
+    """One file of a hub repo (e.g. a Space's weights) into the hub cache, under the same deadlines."""
+    return SnapshotDownload(repo_id, repo_type=repo_type, only=(filename,), **kwargs).run() / filename

@@ -3,9 +3,9 @@
 It answers the calls huggingface_hub and ``vfmstudio.ml.download`` make (checked against huggingface_hub
 2.4's ``HfApi.model_info`` and ``hf_hub_download``):
 
-- ``GET /api/models/{repo}[/revision/{rev}]``: ``sha``, ``siblings`` (``rfilename``, ``size``, ``blobId``,
+- ``GET /api/models/{repo}[/revision/{rev}]`` (and ``/api/spaces/...`` for Spaces): ``sha``, ``siblings`` (``rfilename``, ``size``, ``blobId``,
   ``lfs.sha256`` for LFS files), ``gated``, ``cardData.license``;
-- ``HEAD|GET /{repo}/resolve/{rev}/{file}``: ``X-Repo-Commit``, ``ETag`` (the git blob id, or the LFS
+- ``HEAD|GET /{repo}/resolve/{rev}/{file}`` (``/spaces/{repo}/resolve/...`` for Spaces): ``X-Repo-Commit``, ``ETag`` (the git blob id, or the LFS
   sha256, which real LFS files also send as ``X-Linked-Etag`` / ``X-Linked-Size``), ``Content-Length``,
   ``Accept-Ranges``, and ``Range`` requests answered with 206 / ``Content-Range`` (416 past the end);
 - errors as the hub sends them: 404 with ``X-Error-Code: RepoNotFound | RevisionNotFound | EntryNotFound``,
@@ -81,6 +81,7 @@ class FakeRepo:
     gated: bool = False
     token: str | None = None  # the access token that opens a gated repo
     licence: str = "apache-2.0"
+    repo_type: str = "model"
     commit: str = field(default="")
 
     def __post_init__(self) -> None:
@@ -99,7 +100,7 @@ class FakeHub:
     """The server; ``url`` is its base URL (set HF_ENDPOINT to it). Thread-safe counters for tests."""
 
     def __init__(self, *, trickle_interval_s: float = 1.0, stall_s: float = 120.0) -> None:
-        self.repos: dict[str, FakeRepo] = {}
+        self.repos: dict[tuple[str, str], FakeRepo] = {}  # (repo type, id) -> repo
         self.fault: str | None = None  # None | "drop" | "trickle" | "stall"
         self.fault_target = "files"  # "files" | "api" | "all"
         self.drop_after = 64 * 1024
@@ -125,6 +126,7 @@ class FakeHub:
         gated: bool = False,
         token: str | None = None,
         licence: str = "apache-2.0",
+        repo_type: str = "model",
     ) -> FakeRepo:
         """Serve ``source`` (a folder's files, sub-folders included, or name -> bytes) as ``repo_id``."""
         if isinstance(source, dict):
@@ -137,8 +139,8 @@ class FakeHub:
                 if p.is_file() and not p.name.startswith(".")
             }
         files = {name: FakeFile(data, name.endswith(LFS_SUFFIXES)) for name, data in raw.items()}
-        repo = FakeRepo(repo_id, files, gated=gated, token=token, licence=licence)
-        self.repos[repo_id] = repo
+        repo = FakeRepo(repo_id, files, gated=gated, token=token, licence=licence, repo_type=repo_type)
+        self.repos[(repo_type, repo_id)] = repo
         return repo
 
     def add_tiny(self, name: str, repo_id: str, tiny_root: Path, **kwargs: Any) -> FakeRepo:
@@ -241,18 +243,21 @@ class _Handler(BaseHTTPRequestHandler):
             }
         )
         parts = path.strip("/").split("/")
+        kind = "model"
+        if parts and parts[0] in ("spaces", "datasets") and len(parts) >= 6:
+            kind, parts = parts[0][:-1], parts[1:]  # /spaces/{id}/resolve/... : a Space's file
         try:
-            if parts[:2] == ["api", "models"] and len(parts) >= 4:
-                self._api(parts[2:], head=head)
+            if parts[0] == "api" and len(parts) >= 4 and parts[1] in ("models", "spaces", "datasets"):
+                self._api(parts[1][:-1], parts[2:], head=head)
             elif len(parts) >= 5 and parts[2] == "resolve":
-                self._resolve(f"{parts[0]}/{parts[1]}", parts[3], "/".join(parts[4:]), head=head)
+                self._resolve(kind, f"{parts[0]}/{parts[1]}", parts[3], "/".join(parts[4:]), head=head)
             else:
                 self._error(404, "RepoNotFound", "no such route")
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
             self.close_connection = True
 
-    def _repo(self, repo_id: str, revision: str) -> FakeRepo | None:
-        repo = self.fake.repos.get(repo_id)
+    def _repo(self, kind: str, repo_id: str, revision: str) -> FakeRepo | None:
+        repo = self.fake.repos.get((kind, repo_id))
         if repo is None:
             self._error(404, "RepoNotFound", f"Repository {repo_id} not found")
             return None
@@ -261,10 +266,10 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return repo
 
-    def _api(self, parts: list[str], *, head: bool) -> None:
+    def _api(self, kind: str, parts: list[str], *, head: bool) -> None:
         repo_id = "/".join(parts[:2])
         revision = parts[3] if len(parts) >= 4 and parts[2] == "revision" else "main"
-        repo = self._repo(repo_id, revision)
+        repo = self._repo(kind, repo_id, revision)
         if repo is None:
             return
         siblings = []
@@ -289,8 +294,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.dumps(info).encode()
         self._send(200, {"Content-Type": "application/json"}, body, head=head, target="api")
 
-    def _resolve(self, repo_id: str, revision: str, name: str, *, head: bool) -> None:
-        repo = self._repo(repo_id, revision)
+    def _resolve(self, kind: str, repo_id: str, revision: str, name: str, *, head: bool) -> None:
+        repo = self._repo(kind, repo_id, revision)
         if repo is None:
             return
         if repo.gated and self.headers.get("Authorization") != f"Bearer {repo.token}":

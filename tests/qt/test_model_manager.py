@@ -166,3 +166,23 @@ def test_readme_first_run_pick_a_tool_run_accept_the_download_see_the_result(
     assert is_cached("facebook/dinov2-small")
     assert not window.messages.texts("error"), window.messages.texts("error")
     window.close()
+
+
+def test_declining_the_offer_runs_nothing_and_offline_runs_offer_nothing(qtbot, window, image_folder, fake_hub,
+                                                                        monkeypatch):
+    from vfmstudio.qt.download_dialog import DownloadDialog
+
+    fake_hub.add_repo("fake/tiny", random_checkpoint(n_floats=100))
+    open_and_wait(qtbot, window, image_folder, 0)
+    assert window.tools.select_tool("fake.pca") and window.tools.model_ref() == "fake/tiny"
+    assert window.run_current_tool() is None
+    offer = window.findChild(DownloadDialog)
+    assert offer is not None and offer.isVisible()
+    qtbot.mouseClick(offer.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.findChild(DownloadDialog) is None, timeout=WAIT_MS)  # closed and deleted
+    assert not window._jobs and not fake_hub.requests
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # nothing can be downloaded: Run goes ahead as before
+    assert window.run_current_tool() is not None
+    assert window.findChild(DownloadDialog) is None
+    qtbot.waitUntil(lambda: not window._jobs, timeout=WAIT_MS)

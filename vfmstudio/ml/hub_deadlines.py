@@ -130,18 +130,19 @@ class Watchdog:
             self._armed = (what, now, now + budget_s, limits)
             self._last_byte = now
             self._meter = meter
-            self._sockets = []
             self._verdict = None
 
     def disarm(self) -> None:
         with self._lock:
             self._armed = None
-            self._sockets = []
 
     def add_socket(self, sock: Any) -> None:
+        """Remember a socket of the download's client. Every one is kept (closed ones dropped): a request
+        on a pooled connection is only seen once its headers arrive, and cutting the idle ones is harmless
+        since the client serves one download, one request at a time."""
         if isinstance(sock, socket.socket):
             with self._lock:
-                self._sockets.append(sock)
+                self._sockets = [s for s in self._sockets if s.fileno() != -1 and s is not sock] + [sock]
                 fired = self._verdict is not None
             if fired:
                 _shutdown(sock)

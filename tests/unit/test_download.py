@@ -129,6 +129,21 @@ def test_cancel_interrupts_a_read_blocked_on_a_silent_hub(fake_hub):
     assert isinstance(outcome.get("error"), Cancelled)
 
 
+def test_cancel_interrupts_a_pooled_connection_waiting_for_headers(fake_hub):
+    """The file request reuses the listing's keep-alive connection (no connect event) and the hub never
+    answers it: cancel must still cut it rather than wait for the idle timeout."""
+    fake_hub.add_repo(REPO, repo_files())
+    fake_hub.fault = "stall_headers"
+    token = CancelToken()
+    thread, outcome = _run_in_thread(SnapshotDownload(REPO, cancel=token, deadlines=RELAXED))
+    assert fake_hub.headers_stalled.wait(10)
+    token.cancel()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert isinstance(outcome.get("error"), Cancelled)
+    assert len([r for r in fake_hub.requests if "/api/" in r["path"]]) == 1
+
+
 def test_cancel_keeps_the_partial_file_and_the_next_download_resumes_it(fake_hub):
     files = repo_files()
     fake_hub.add_repo(REPO, {k: v for k, v in files.items() if k in ("config.json", "model.safetensors")})

@@ -13,7 +13,7 @@ It answers the calls huggingface_hub and ``vfmstudio.ml.download`` make (checked
 
 Faults for tests, set on the instance at any time: ``fault = "drop"`` closes the connection after
 ``drop_after`` bytes of a body (``drops_left`` times), ``"trickle"`` sends one byte every
-``trickle_interval_s`` (one second by default), ``"stall"`` sends the headers and then nothing;
+``trickle_interval_s`` (one second by default), ``"stall"`` sends the headers and then nothing, ``"stall_headers"`` not even the headers;
 ``fault_target`` picks ``"files"``, ``"api"`` or ``"all"``; files named in ``corrupt`` are served with
 other bytes than the listing's checksum. ``requests`` logs every request.
 
@@ -112,6 +112,7 @@ class FakeHub:
         self.bytes_sent = 0
         self.bytes_by_target = {"api": 0, "files": 0, "errors": 0}  # body bytes sent, by kind of request
         self.first_body_byte = threading.Event()  # set when any file body starts flowing
+        self.headers_stalled = threading.Event()  # set when a "stall_headers" request is being held
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -337,6 +338,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, headers, body, head=self.command == "HEAD", target="errors")
 
     def _send(self, status: int, headers: dict[str, str], body: bytes, *, head: bool, target: str) -> None:
+        fake = self.fake
+        if fake.fault == "stall_headers" and fake.fault_target in (target, "all"):
+            fake.headers_stalled.set()
+            fake._stop.wait(fake.stall_s)  # the request was read; no answer at all
+            self.close_connection = True
+            return
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)

@@ -164,6 +164,9 @@ def test_readme_first_run_pick_a_tool_run_accept_the_download_see_the_result(
     qtbot.waitUntil(lambda: "feature_image" in {la.kind for la in window.layer_store.layers(image.id)},
                     timeout=120_000)
     assert is_cached("facebook/dinov2-small")
+    combo = window.tools.model_combo
+    assert "cached" in combo.itemText(combo.findData("facebook/dinov2-small"))
+    assert "not downloaded" not in combo.itemText(combo.findData("facebook/dinov2-small"))
     assert not window.messages.texts("error"), window.messages.texts("error")
     window.close()
 

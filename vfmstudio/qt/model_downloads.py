@@ -8,6 +8,7 @@ offered on Run, so a download started in one shows its progress in the other.
 from __future__ import annotations
 
 from PySide6.QtCore import QCoreApplication, QObject, Signal
+from PySide6.QtWidgets import QComboBox
 
 from vfmstudio.core.jobs import Job, JobContext, JobPartial, JobResult, JobRunner
 from vfmstudio.qt.runner import QtJobRunner
@@ -82,4 +83,16 @@ class ModelDownloads(QObject):
         if ref is None:
             return
         self._jobs.pop(ref, None)
+        if result.status == "done":
+            _mark_cached(self.parent(), ref)
         self.finished.emit(ref, result)
+
+
+def _mark_cached(window: QObject | None, ref: str) -> None:
+    """Model boxes label their entries "· not downloaded" (tools_panel._model_label): say "· cached" now."""
+    if window is None:
+        return
+    for combo in window.findChildren(QComboBox):
+        index = combo.findData(ref)
+        if index >= 0:
+            combo.setItemText(index, combo.itemText(index).replace("· not downloaded", "· cached"))

@@ -248,6 +248,24 @@ def test_damaged_download_is_removed(fake_hub):
     assert partial_bytes(REPO) == 0 and not hub.is_cached(REPO)
 
 
+def test_a_body_longer_than_announced_is_stopped(fake_hub):
+    fake_hub.add_repo(REPO, repo_files())
+    fake_hub.oversize["model.safetensors"] = 10 << 20  # a hub that would fill the disk
+    with pytest.raises(ModelError, match="sent more than .* it announced for model.safetensors"):
+        SnapshotDownload(REPO, deadlines=RELAXED).run()
+    assert partial_bytes(REPO) == 0 and fake_hub.bytes_by_target["files"] < (10 << 20)
+
+
+def test_listed_names_never_leave_the_snapshot_folder(fake_hub, tmp_path):
+    files = repo_files()
+    hostile = {"..\\..\\escape.json": b"{}", "..": b"x", "C:evil.json": b"{}", "bad\x1b[2J.json": b"{}"}
+    repo = fake_hub.add_repo(REPO, {**files, **hostile})
+    path = SnapshotDownload(REPO, deadlines=RELAXED).run()
+    assert fetched(fake_hub) == set(WANTED)
+    assert sorted(p.name for p in path.iterdir()) == sorted(WANTED)
+    assert path == hub.hub_cache_dir() / "models--tiny-org--tiny-model" / "snapshots" / repo.commit
+
+
 def test_pull_uses_the_engine_and_falls_back_to_a_complete_cache_when_the_hub_is_down(fake_hub, monkeypatch):
     fake_hub.add_repo(REPO, repo_files())
     path = hub.pull(REPO, deadlines=RELAXED)

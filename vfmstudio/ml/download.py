@@ -120,13 +120,25 @@ def _httpx() -> Any:
 
 def select_files(names_and_files: list[RemoteFile], display: str) -> tuple[RemoteFile, ...]:
     """The files a transformers model needs from the repo root; refuses repos with pickle weights only."""
-    root = [f for f in names_and_files if "/" not in f.name]  # sub-folders (onnx/, fp16 copies) are not loaded
+    # Sub-folders (onnx/, fp16 copies) are not loaded; a name is a plain file name or it is skipped, so a
+    # listing can never place a file outside the snapshot folder.
+    root = [f for f in names_and_files if _plain_file_name(f.name)]
     names = [f.name for f in root]
     if not any(n.endswith(".safetensors") for n in names):
         if any(hub._matches(n, hub.PICKLE_PATTERNS) for n in names):
             raise UnsafeModelError(display)
         raise ModelError(f"model '{display}' has no weights on the hub (expected *.safetensors)")
     return tuple(f for f in root if hub._matches(f.name, hub.ALLOW_PATTERNS))
+
+
+def _plain_file_name(name: str) -> bool:
+    return (
+        bool(name)
+        and name not in (".", "..")
+        and not any(c in name for c in "/\\:\0")
+        and name.isprintable()
+        and Path(name).name == name
+    )
 
 
 def _normalize_etag(etag: str | None) -> str | None:
@@ -250,7 +262,7 @@ class SnapshotDownload:
 
     def _only(self, files: list[RemoteFile]) -> tuple[RemoteFile, ...]:
         by_name = {f.name: f for f in files}
-        missing = [name for name in self.only or () if name not in by_name]
+        missing = [name for name in self.only or () if name not in by_name or not _plain_file_name(name)]
         if missing:
             raise ModelError(f"'{self.ref.display}' on the hub has no file {missing[0]}")
         return tuple(by_name[name] for name in self.only or ())
@@ -341,6 +353,13 @@ class SnapshotDownload:
                     out.seek(have)
                     out.truncate()
                 for chunk in r.iter_bytes():
+                    if f.size is not None and self._file_done + len(chunk) > f.size:
+                        out.close()
+                        part.unlink(missing_ok=True)
+                        raise ModelError(
+                            f"the hub sent more than the {format_bytes(f.size)} it announced for {f.name} of "
+                            f"'{self.ref.display}'; the download was stopped"
+                        )
                     out.write(chunk)
                     self._file_done += len(chunk)
                     self._meter.add(len(chunk))

@@ -15,7 +15,7 @@ Faults for tests, set on the instance at any time: ``fault = "drop"`` closes the
 ``drop_after`` bytes of a body (``drops_left`` times), ``"trickle"`` sends one byte every
 ``trickle_interval_s`` (one second by default), ``"stall"`` sends the headers and then nothing, ``"stall_headers"`` not even the headers;
 ``fault_target`` picks ``"files"``, ``"api"`` or ``"all"``; files named in ``corrupt`` are served with
-other bytes than the listing's checksum. ``requests`` logs every request.
+other bytes than the listing's checksum, files in ``oversize`` with more bytes than listed. ``requests`` logs every request.
 
     with FakeHub() as fake:
         fake.add_repo("org/tiny", folder)
@@ -108,6 +108,7 @@ class FakeHub:
         self.trickle_interval_s = trickle_interval_s
         self.stall_s = stall_s
         self.corrupt: set[str] = set()  # file names served with flipped bytes (listing unchanged)
+        self.oversize: dict[str, int] = {}  # file name -> extra bytes served beyond its listed size
         self.requests: list[dict[str, Any]] = []
         self.bytes_sent = 0
         self.bytes_by_target = {"api": 0, "files": 0, "errors": 0}  # body bytes sent, by kind of request
@@ -318,6 +319,7 @@ class _Handler(BaseHTTPRequestHandler):
         data, status = f.data, 200
         if name in self.fake.corrupt:
             data = bytes(b ^ 0xFF for b in data)
+        data += b"\0" * self.fake.oversize.get(name, 0)
         wanted = _parse_range(self.headers.get("Range"), len(data))
         if wanted == "bad":
             headers["Content-Range"] = f"bytes */{len(data)}"

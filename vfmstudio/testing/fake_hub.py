@@ -27,6 +27,7 @@ other bytes than the listing's checksum, files in ``oversize`` with more bytes t
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import random
@@ -69,9 +70,13 @@ class FakeFile:
     data: bytes
     lfs: bool
 
-    @property
+    @functools.cached_property
     def etag(self) -> str:
-        return hashlib.sha256(self.data).hexdigest() if self.lfs else git_blob_id(self.data)
+        return hashlib.sha256(self.data).hexdigest() if self.lfs else self.blob_id
+
+    @functools.cached_property
+    def blob_id(self) -> str:
+        return git_blob_id(self.data)
 
 
 @dataclass
@@ -276,7 +281,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         siblings = []
         for name, f in sorted(repo.files.items()):
-            entry: dict[str, Any] = {"rfilename": name, "size": len(f.data), "blobId": git_blob_id(f.data)}
+            entry: dict[str, Any] = {"rfilename": name, "size": len(f.data), "blobId": f.blob_id}
             if f.lfs:
                 entry["lfs"] = {"sha256": f.etag, "size": len(f.data), "pointerSize": 134}
             siblings.append(entry)

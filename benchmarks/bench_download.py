@@ -49,16 +49,25 @@ def main() -> int:
                 cache = Path(tmp) / f"{name}-{i}"
                 t0 = time.perf_counter()
                 if name == "huggingface_hub":
-                    huggingface_hub.hf_hub_download(repo_id, "model.safetensors", cache_dir=str(cache),
-                                                    endpoint=fake.url, tqdm_class=None)
+                    huggingface_hub.hf_hub_download(
+                        repo_id, "model.safetensors", cache_dir=str(cache), endpoint=fake.url, tqdm_class=None
+                    )
                 else:
-                    SnapshotDownload(repo_id, cache_dir=cache, endpoint=fake.url, token="",
-                                     deadlines=Deadlines(), only=("model.safetensors",)).run()
+                    SnapshotDownload(
+                        repo_id,
+                        cache_dir=cache,
+                        endpoint=fake.url,
+                        token="",
+                        deadlines=Deadlines(),
+                        only=("model.safetensors",),
+                    ).run()
                 times[name].append(time.perf_counter() - t0)
                 shutil.rmtree(cache)
     ref, ours = (statistics.median(times[k]) for k in ("huggingface_hub", "vfmstudio"))
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; "
-          f"{size >> 20} MiB over 127.0.0.1, median of {args.repeat}")
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; "
+        f"{size >> 20} MiB over 127.0.0.1, median of {args.repeat}"
+    )
     print(f"huggingface_hub.hf_hub_download: {ref:.2f} s ({size / ref / 1e6:.0f} MB/s)")
     print(f"vfmstudio SnapshotDownload:      {ours:.2f} s ({size / ours / 1e6:.0f} MB/s, sha256 checked)")
     print(f"ratio ours/reference: {ours / ref:.2f}x time")

@@ -23,8 +23,14 @@ def vfm(fake, tmp_path, *args, env_extra=None):
     env = {**os.environ, **fake.environment(tmp_path / "hf-home"), **(env_extra or {})}
     for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "TRANSFORMERS_OFFLINE"):
         env.pop(name, None)
-    return subprocess.run([sys.executable, "-m", "vfmstudio", *args], capture_output=True, text=True, env=env,
-                          timeout=180, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "vfmstudio", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+        cwd=ROOT,
+    )
 
 
 def one_line_error(proc) -> str:
@@ -52,7 +58,9 @@ def test_pull_of_a_gated_model_says_what_to_do(fake_hub, tmp_path):
 def test_pull_from_a_trickling_hub_ends_with_one_line(fake_hub, tmp_path):
     fake_hub.add_repo("tiny-org/tiny", random_checkpoint())
     fake_hub.fault, fake_hub.fault_target = "trickle", "all"
-    line = one_line_error(vfm(fake_hub, tmp_path, "models", "pull", "tiny-org/tiny", env_extra=FAST_DEADLINES))
+    line = one_line_error(
+        vfm(fake_hub, tmp_path, "models", "pull", "tiny-org/tiny", env_extra=FAST_DEADLINES)
+    )
     assert "download cut" in line and "deadline" in line
 
 
@@ -61,7 +69,17 @@ def test_run_does_not_hang_on_a_trickling_hub(fake_hub, tmp_path):
     fake_hub.fault, fake_hub.fault_target = "trickle", "files"
     image = tmp_path / "img.png"
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(image)
-    proc = vfm(fake_hub, tmp_path, "run", "dinov2.pca", str(image), "--model", "tiny-org/tiny",
-               "--out", str(tmp_path / "out"), env_extra=FAST_DEADLINES)
+    proc = vfm(
+        fake_hub,
+        tmp_path,
+        "run",
+        "dinov2.pca",
+        str(image),
+        "--model",
+        "tiny-org/tiny",
+        "--out",
+        str(tmp_path / "out"),
+        env_extra=FAST_DEADLINES,
+    )
     line = one_line_error(proc)
     assert "download cut" in line and "config.json" in line

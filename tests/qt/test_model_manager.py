@@ -37,8 +37,12 @@ def test_lists_every_known_model_with_size_access_and_state(manager, fake_hub):
     models = list_models()
     table = manager.table
     assert table.rowCount() == len(models)
-    rows = {table.item(r, 0).data(Qt.ItemDataRole.UserRole): [table.item(r, c).text() for c in range(len(COLUMNS))]
-            for r in range(table.rowCount())}
+    rows = {
+        table.item(r, 0).data(Qt.ItemDataRole.UserRole): [
+            table.item(r, c).text() for c in range(len(COLUMNS))
+        ]
+        for r in range(table.rowCount())
+    }
     assert {cells[1] for cells in rows.values()} == {m["family"] for m in models}
     for m in models:
         cells = rows[m["ref"]]
@@ -161,8 +165,9 @@ def test_readme_first_run_pick_a_tool_run_accept_the_download_see_the_result(
     assert offer is not None and offer.isVisible() and not window._jobs  # nothing runs before the download
     qtbot.mouseClick(offer.download_button, Qt.MouseButton.LeftButton)
 
-    qtbot.waitUntil(lambda: "feature_image" in {la.kind for la in window.layer_store.layers(image.id)},
-                    timeout=120_000)
+    qtbot.waitUntil(
+        lambda: "feature_image" in {la.kind for la in window.layer_store.layers(image.id)}, timeout=120_000
+    )
     assert is_cached("facebook/dinov2-small")
     combo = window.tools.model_combo
     assert "cached" in combo.itemText(combo.findData("facebook/dinov2-small"))
@@ -171,8 +176,9 @@ def test_readme_first_run_pick_a_tool_run_accept_the_download_see_the_result(
     window.close()
 
 
-def test_declining_the_offer_runs_nothing_and_offline_runs_offer_nothing(qtbot, window, image_folder, fake_hub,
-                                                                        monkeypatch):
+def test_declining_the_offer_runs_nothing_and_offline_runs_offer_nothing(
+    qtbot, window, image_folder, fake_hub, monkeypatch
+):
     from vfmstudio.qt.download_dialog import DownloadDialog
 
     fake_hub.add_repo("fake/tiny", random_checkpoint(n_floats=100))

@@ -59,7 +59,9 @@ def test_download_lands_in_the_hf_cache_layout_with_progress(fake_hub):
     # huggingface_hub reads it as its own download, offline.
     from huggingface_hub import snapshot_download, try_to_load_from_cache
 
-    assert try_to_load_from_cache(REPO, "model.safetensors", cache_dir=str(cache)) == str(path / "model.safetensors")
+    assert try_to_load_from_cache(REPO, "model.safetensors", cache_dir=str(cache)) == str(
+        path / "model.safetensors"
+    )
     assert Path(snapshot_download(REPO, cache_dir=str(cache), local_files_only=True)) == path
     assert hub.is_cached(REPO)
 
@@ -155,7 +157,9 @@ def test_cancel_keeps_the_partial_file_and_the_next_download_resumes_it(fake_hub
         if p.file == "model.safetensors" and p.done > 300:
             reached.set()
 
-    thread, outcome = _run_in_thread(SnapshotDownload(REPO, cancel=token, progress=progress, deadlines=RELAXED))
+    thread, outcome = _run_in_thread(
+        SnapshotDownload(REPO, cancel=token, progress=progress, deadlines=RELAXED)
+    )
     assert reached.wait(30)
     token.cancel()
     thread.join(timeout=10)
@@ -286,7 +290,9 @@ def test_the_stand_in_hub_speaks_huggingface_hubs_protocol_and_shares_its_cache(
     files = repo_files()
     repo = fake_hub.add_repo(REPO, files)
     cache = str(hub.hub_cache_dir())
-    theirs = huggingface_hub.hf_hub_download(REPO, "preprocessor_config.json", cache_dir=cache, endpoint=fake_hub.url)
+    theirs = huggingface_hub.hf_hub_download(
+        REPO, "preprocessor_config.json", cache_dir=cache, endpoint=fake_hub.url
+    )
     assert Path(theirs).read_bytes() == files["preprocessor_config.json"]
     path = SnapshotDownload(REPO, deadlines=RELAXED).run()
     assert Path(theirs) == path / "preprocessor_config.json"  # the same snapshot folder and blob

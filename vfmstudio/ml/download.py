@@ -77,7 +77,11 @@ class DownloadProgress:
         return min(1.0, self.done / self.total) if self.total else None
 
     def describe(self) -> str:
-        size = f"{format_bytes(self.done)} / {format_bytes(self.total)}" if self.total else format_bytes(self.done)
+        size = (
+            f"{format_bytes(self.done)} / {format_bytes(self.total)}"
+            if self.total
+            else format_bytes(self.done)
+        )
         return f"{size} · {format_bytes(self.speed)}/s"
 
 
@@ -220,7 +224,9 @@ class SnapshotDownload:
             self._report(force=True)
         if self.only is not None:
             return storage / "snapshots" / listing.commit
-        return hub.check_snapshot(storage / "snapshots" / listing.commit, self.ref.display, cache_dir=self.cache_dir)
+        return hub.check_snapshot(
+            storage / "snapshots" / listing.commit, self.ref.display, cache_dir=self.cache_dir
+        )
 
     def listing(self) -> RepoListing:
         """The commit and the files to fetch (the hub's ``/api/models`` answer), under the deadlines."""
@@ -231,14 +237,18 @@ class SnapshotDownload:
             for chunk in r.iter_bytes():
                 body += chunk
                 if len(body) > MAX_API_BYTES:
-                    raise ModelError(f"the hub's listing of '{self.ref.display}' is larger than 32 MiB; refused")
+                    raise ModelError(
+                        f"the hub's listing of '{self.ref.display}' is larger than 32 MiB; refused"
+                    )
         try:
             info = json.loads(bytes(body))
             commit = str(info["sha"])
             siblings = info.get("siblings") or []
             files = [self._remote_file(s) for s in siblings]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ModelError(f"the hub at {self.endpoint} answered an unreadable listing for '{self.ref.display}'") from exc
+            raise ModelError(
+                f"the hub at {self.endpoint} answered an unreadable listing for '{self.ref.display}'"
+            ) from exc
         if not _COMMIT_RE.fullmatch(commit):
             raise ModelError(f"the hub returned no valid commit for '{self.ref.display}'")
         card = info.get("cardData") if isinstance(info.get("cardData"), dict) else {}
@@ -289,12 +299,16 @@ class SnapshotDownload:
         self._report()
 
     def _probe_etag(self, commit: str, f: RemoteFile) -> str:
-        with self._request(self._resolve_url(commit, f.name), {"Range": "bytes=0-0"}, what=f.name, nbytes=0) as r:
+        with self._request(
+            self._resolve_url(commit, f.name), {"Range": "bytes=0-0"}, what=f.name, nbytes=0
+        ) as r:
             self._raise_for_status(r)
             first = r.history[0].headers if r.history else r.headers
             etag = _safe_blob_name(_normalize_etag(first.get("X-Linked-Etag") or first.get("ETag")))
         if etag is None:
-            raise ModelError(f"the hub at {self.endpoint} gave no usable ETag for {f.name} of '{self.ref.display}'")
+            raise ModelError(
+                f"the hub at {self.endpoint} gave no usable ETag for {f.name} of '{self.ref.display}'"
+            )
         return etag
 
     def _download_blob(self, f: RemoteFile, url: str, blob: Path) -> None:
@@ -319,8 +333,10 @@ class SnapshotDownload:
                 failures = 0 if now > before else failures + 1
                 if failures >= MAX_DROPS:
                     raise ModelNotAvailableError(
-                        self.ref.display, self.cache_dir, f"the connection to {self.endpoint} keeps dropping "
-                        f"({type(exc).__name__}); {format_bytes(now)} of {f.name} kept for the next attempt"
+                        self.ref.display,
+                        self.cache_dir,
+                        f"the connection to {self.endpoint} keeps dropping "
+                        f"({type(exc).__name__}); {format_bytes(now)} of {f.name} kept for the next attempt",
                     ) from None
                 self.drops += 1
                 if self.cancel.wait(0.2 * failures):

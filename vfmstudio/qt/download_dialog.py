@@ -56,7 +56,9 @@ def _describe_model(ref: str) -> str:
     known = get_known(ref)
     if known is None:
         return f"<b>{ref}</b>"
-    gated = " It is <b>gated</b>: accept its licence on the hub and add an access token." if known.gated else ""
+    gated = (
+        " It is <b>gated</b>: accept its licence on the hub and add an access token." if known.gated else ""
+    )
     return f"<b>{known.title}</b> ({ref}, {known.size} parameters).{gated}"
 
 
@@ -81,7 +83,9 @@ class TokenDialog(QDialog):
         self.error = QLabel(self)
         self.error.setStyleSheet("color: palette(highlight);")
         self.error.setWordWrap(True)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.accepted.connect(self.save)
         buttons.rejected.connect(self.reject)
         self.save_button = buttons.button(QDialogButtonBox.StandardButton.Save)
@@ -193,7 +197,9 @@ class DownloadDialog(QDialog):
         else:
             self.progress.setRange(0, 1000)
             self.progress.setValue(int(p.fraction * 1000))
-        files = f" · file {min(p.files_done + 1, p.files_total)} of {p.files_total}: {p.file}" if p.file else ""
+        files = (
+            f" · file {min(p.files_done + 1, p.files_total)} of {p.files_total}: {p.file}" if p.file else ""
+        )
         self.detail.setText(p.describe() + files)
 
     def _on_finished(self, ref: str, result: JobResult) -> None:

@@ -65,7 +65,7 @@ class ModelDownloads(QObject):
         return ref in self._jobs
 
     def status(self, ref: str) -> str | None:
-        """"queued" or "running" while the download exists, else None."""
+        """ "queued" or "running" while the download exists, else None."""
         job = self._jobs.get(ref)
         return job.status if job is not None else None
 

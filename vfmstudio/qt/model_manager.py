@@ -64,7 +64,9 @@ class ModelManagerDialog(QDialog):
         self.cancel_button = QPushButton("Cancel download", self)
         self.cancel_button.clicked.connect(self.cancel_selected)
         self.token_button = QPushButton("Access token…", self)
-        self.token_button.setToolTip("Store a Hugging Face token for gated models (where huggingface_hub reads it)")
+        self.token_button.setToolTip(
+            "Store a Hugging Face token for gated models (where huggingface_hub reads it)"
+        )
         self.token_button.clicked.connect(lambda: self.ask_token(self.selected_ref() or "a gated model"))
         close = QPushButton("Close", self)
         close.clicked.connect(self.close)

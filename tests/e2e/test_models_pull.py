@@ -83,3 +83,25 @@ def test_run_does_not_hang_on_a_trickling_hub(fake_hub, tmp_path):
     )
     line = one_line_error(proc)
     assert "download cut" in line and "config.json" in line
+
+
+def test_pull_progress_is_redrawn_in_place_on_a_terminal(monkeypatch):
+    import io
+
+    from vfmstudio.commands.models import _StderrProgress
+    from vfmstudio.ml.download import DownloadProgress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Terminal()
+    monkeypatch.setattr(sys, "stderr", out)
+    bar = _StderrProgress("org/m")
+    bar(DownloadProgress("org/m", 3 << 20, 8 << 20, 1 << 20, "model.safetensors", 1, 3))
+    bar(DownloadProgress("org/m", 8 << 20, 8 << 20, 2 << 20, "tokenizer.json", 3, 3))
+    bar.close()
+    text = out.getvalue()
+    assert text.count("\r\033[K") == 3 and "\n" not in text  # two redraws, then the line is cleared
+    assert "3.0 MiB / 8.0 MiB · 1.0 MiB/s  file 2/3 model.safetensors" in text
+    assert "file 3/3 tokenizer.json" in text

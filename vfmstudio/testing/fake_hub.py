@@ -33,6 +33,7 @@ import json
 import random
 import socket
 import struct
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -410,7 +411,12 @@ def _parse_range(value: str | None, size: int) -> tuple[int, int] | str | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Serve the tiny models as a stand-in hub on 127.0.0.1")
-    parser.add_argument("--tiny-root", type=Path, default=Path("tiny-models"), help="where to build them")
+    parser.add_argument(
+        "--tiny-root",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "vfmstudio-tiny-models",
+        help="where to build them",
+    )
     args = parser.parse_args(argv)
     fake = FakeHub()
     for name, repo_id in (("dinov2", "facebook/dinov2-small"), ("clip", "openai/clip-vit-base-patch32")):

@@ -195,3 +195,25 @@ def test_declining_the_offer_runs_nothing_and_offline_runs_offer_nothing(
     assert window.run_current_tool() is not None
     assert window.findChild(DownloadDialog) is None
     qtbot.waitUntil(lambda: not window._jobs, timeout=WAIT_MS)
+
+
+def test_run_offer_for_a_gated_model_takes_a_token_then_runs(qtbot, window, image_folder, fake_hub, tmp_path):
+    from vfmstudio.qt.download_dialog import DownloadDialog, TokenDialog
+
+    fake_hub.add_repo("fake/tiny", random_checkpoint(n_floats=100), gated=True, token="hf_ok")
+    open_and_wait(qtbot, window, image_folder, 0)
+    assert window.tools.select_tool("fake.pca")
+    window.run_current_tool()
+    offer = window.findChild(DownloadDialog)
+    qtbot.mouseClick(offer.download_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "gated" in offer.detail.text(), timeout=WAIT_MS)
+    assert offer.token_button.isVisible() and offer.download_button.text() == "Try again" and not window._jobs
+
+    qtbot.mouseClick(offer.token_button, Qt.MouseButton.LeftButton)
+    prompt = offer.findChild(TokenDialog)
+    prompt.edit.setText("hf_ok")
+    qtbot.mouseClick(prompt.save_button, Qt.MouseButton.LeftButton)  # stores it and downloads again
+    qtbot.waitUntil(lambda: window.findChild(DownloadDialog) is None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not window._jobs, timeout=WAIT_MS)
+    assert (tmp_path / "hf-home" / "token").read_text() == "hf_ok"
+    assert any(text.startswith("fake.pca on img0.png") for text in window.messages.texts("info"))  # it ran

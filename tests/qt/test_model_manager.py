@@ -162,7 +162,7 @@ def test_readme_first_run_pick_a_tool_run_accept_the_download_see_the_result(
 
     qtbot.mouseClick(window.tools.run_button, Qt.MouseButton.LeftButton)
     offer = window.findChild(DownloadDialog)
-    assert offer is not None and offer.isVisible() and not window._jobs  # nothing runs before the download
+    assert offer is not None and offer.isVisible() and not window.jobs  # nothing runs before the download
     qtbot.mouseClick(offer.download_button, Qt.MouseButton.LeftButton)
 
     qtbot.waitUntil(
@@ -189,12 +189,12 @@ def test_declining_the_offer_runs_nothing_and_offline_runs_offer_nothing(
     assert offer is not None and offer.isVisible()
     qtbot.mouseClick(offer.cancel_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.findChild(DownloadDialog) is None, timeout=WAIT_MS)  # closed and deleted
-    assert not window._jobs and not fake_hub.requests
+    assert not window.jobs and not fake_hub.requests
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # nothing can be downloaded: Run goes ahead as before
     assert window.run_current_tool() is not None
     assert window.findChild(DownloadDialog) is None
-    qtbot.waitUntil(lambda: not window._jobs, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not window.jobs, timeout=WAIT_MS)
 
 
 def test_run_offer_for_a_gated_model_takes_a_token_then_runs(qtbot, window, image_folder, fake_hub, tmp_path):
@@ -207,13 +207,34 @@ def test_run_offer_for_a_gated_model_takes_a_token_then_runs(qtbot, window, imag
     offer = window.findChild(DownloadDialog)
     qtbot.mouseClick(offer.download_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "gated" in offer.detail.text(), timeout=WAIT_MS)
-    assert offer.token_button.isVisible() and offer.download_button.text() == "Try again" and not window._jobs
+    assert offer.token_button.isVisible() and offer.download_button.text() == "Try again" and not window.jobs
 
     qtbot.mouseClick(offer.token_button, Qt.MouseButton.LeftButton)
     prompt = offer.findChild(TokenDialog)
     prompt.edit.setText("hf_ok")
     qtbot.mouseClick(prompt.save_button, Qt.MouseButton.LeftButton)  # stores it and downloads again
     qtbot.waitUntil(lambda: window.findChild(DownloadDialog) is None, timeout=WAIT_MS)
-    qtbot.waitUntil(lambda: not window._jobs, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not window.jobs, timeout=WAIT_MS)
     assert (tmp_path / "hf-home" / "token").read_text() == "hf_ok"
     assert any(text.startswith("fake.pca on img0.png") for text in window.messages.texts("info"))  # it ran
+
+
+def test_a_run_that_failed_for_its_model_offers_the_download_and_resubmits(qtbot, window, fake_hub, monkeypatch):
+    """RunController.on_model_missing (e.g. a click-run refused by a gated hub on the inference thread)."""
+    from types import SimpleNamespace
+
+    from vfmstudio.qt.download_dialog import DownloadDialog
+
+    fake_hub.add_repo("fake/tiny", random_checkpoint(n_floats=100))
+    submitted = []
+    monkeypatch.setattr(window.controller, "submit", submitted.append)
+    request = SimpleNamespace(model="fake/tiny")
+    message = "model 'fake/tiny' is gated: accept its licence on https://huggingface.co/fake/tiny, ..."
+    assert window.controller.on_model_missing(request, message) is True
+    offer = window.findChild(DownloadDialog)
+    assert offer.detail.text() == message and offer.token_button.isVisible()
+    qtbot.mouseClick(offer.download_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: submitted == [request], timeout=WAIT_MS)
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # nothing to offer: the error is posted as before
+    assert window.controller.on_model_missing(SimpleNamespace(model="fake/other"), "offline") is False

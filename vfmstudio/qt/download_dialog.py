@@ -50,6 +50,21 @@ def offer_download(parent: QWidget, ref: str | None, then: Callable[[], object])
     return True
 
 
+def offer_after_failure(window: QWidget, request, message: str) -> bool:
+    """RunController.on_model_missing: a run failed because its model is missing or gated (e.g. the
+    hub refused it on the inference thread). Offer the download with the reason shown; the same request
+    is submitted again once the model is in the cache. False (the error is posted) when nothing can be
+    downloaded: offline, a local folder, or a model that is in the cache after all."""
+    if not needs_download(request.model):
+        return False
+    dialog = DownloadDialog(window, request.model, lambda: window.controller.submit(request))
+    dialog.detail.setText(message)
+    if "gated" in message:
+        dialog.token_button.setVisible(True)
+    dialog.open()
+    return True
+
+
 def _describe_model(ref: str) -> str:
     from vfmstudio.ml.catalog import get_known
 

@@ -48,9 +48,9 @@ def test_edits_before_a_tool_that_ends_its_process_are_kept(qtbot, faulty_window
     # Saved before the tool started, not by the autosave timer.
     assert "before-run" in open_project(folder / "vfmstudio.json").labels and not session.dirty
     qtbot.waitUntil(lambda: any(fragment in t for t in w.messages.texts("error")), timeout=30000)
-    qtbot.waitUntil(lambda: not w._jobs, timeout=10000)
+    qtbot.waitUntil(lambda: not w.jobs, timeout=10000)
     w.submit_tool(w.host.tool("faulty.ok"), {"scale": 1.0})  # the window goes on
-    qtbot.waitUntil(lambda: "faulty.ok" in w._predictions.get(w.current.id, {}), timeout=30000)
+    qtbot.waitUntil(lambda: w.session.prediction(w.current.id, "faulty.ok") is not None, timeout=30000)
 
 
 def test_an_interactive_rerun_of_a_builtin_does_not_save_every_time(qtbot, faulty_window, folder):

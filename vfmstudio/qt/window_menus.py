@@ -37,6 +37,12 @@ def add_action(window: QWidget, text: str, slot, shortcut=None, icon=None, menu:
     return action
 
 
+def open_explore(w: Any) -> None:
+    from vfmstudio.qt.explore_window import open_explore as show
+
+    show(w)
+
+
 def build_menus(w: Any) -> Menus:
     sp = QStyle.StandardPixmap
     bar = w.menuBar()
@@ -61,6 +67,8 @@ def build_menus(w: Any) -> Menus:
                                  None, view)
     acts["zoom_out"] = add_action(w, "Zoom Out", lambda: canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut,
                                   None, view)
+    view.addSeparator()
+    acts["explore"] = add_action(w, "&Explore Folder…", lambda: open_explore(w), "Ctrl+E", None, view)
     view.addSeparator()
     for dock in w.docks():
         view.addAction(dock.toggleViewAction())

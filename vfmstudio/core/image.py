@@ -43,12 +43,16 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_EXTENSIONS",
+    "OPTIONAL_FORMATS",
+    "SAFE_FORMATS",
     "ImageLoadError",
     "LoadedImage",
+    "allowed_formats",
     "image_id_for_bytes",
     "image_id_for_file",
     "list_images",
     "load_image",
+    "open_image",
 ]
 
 log = logging.getLogger(__name__)
@@ -89,6 +93,15 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 )  # fmt: skip
 
 _HASH_CHUNK = 1 << 20
+
+#: The only Pillow formats any vfmstudio code decodes (ADR 0100). Pillow identifies a file by its
+#: content, not its name, and some of its plugins hand the file to an external program (EPS and PS
+#: to Ghostscript), so "every plugin Pillow has" would let a PostScript file named .png run code.
+#: These decoders are library code only. PPM covers the .pbm/.pgm/.ppm/.pnm of IMAGE_EXTENSIONS.
+SAFE_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF", "PPM")
+#: Decoded only where a Pillow plugin has registered them (Pillow's AVIF module when built with
+#: libavif, pillow-heif's opener); neither runs an external program.
+OPTIONAL_FORMATS: tuple[str, ...] = ("AVIF", "HEIF")
 
 
 class ImageLoadError(ValueError):
@@ -173,6 +186,42 @@ def image_id_for_file(path: str | os.PathLike[str]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# The one way to open an image file
+
+
+def allowed_formats() -> tuple[str, ...]:
+    """:data:`SAFE_FORMATS` plus the :data:`OPTIONAL_FORMATS` a plugin has registered with Pillow.
+
+    Computed per call (cheap) because a format plugin may register its opener after import.
+    """
+    Image.init()  # registers Pillow's own plugins once; without it optional ones look missing
+    return SAFE_FORMATS + tuple(f for f in OPTIONAL_FORMATS if f in Image.OPEN)
+
+
+def open_image(source: str | os.PathLike[str] | BinaryIO) -> Image.Image:
+    """``Image.open`` restricted to :func:`allowed_formats`; every caller in vfmstudio uses this.
+
+    A file in any other format (PostScript, PDF, ...) raises ``UnidentifiedImageError`` (an
+    ``OSError``) whose message says what the file looks like, so callers keep their handlers.
+    """
+    try:
+        return Image.open(source, formats=allowed_formats())
+    except UnidentifiedImageError:
+        head = b""
+        try:
+            if isinstance(source, str | os.PathLike):
+                with open(source, "rb") as fp:
+                    head = fp.read(512)
+            else:
+                source.seek(0)
+                head = source.read(512)
+                source.seek(0)
+        except (OSError, ValueError):
+            pass
+        raise UnidentifiedImageError(_unidentified_reason(head)) from None
+
+
+# ---------------------------------------------------------------------------------------------
 # Loading
 
 Reader = Callable[[Path], "np.ndarray | None"]
@@ -219,9 +268,9 @@ def load_image(
     except OSError as exc:
         raise ImageLoadError(p, _os_error_reason(exc)) from exc
     with fp:
+        # The header is judged before the file is hashed: hashing reads every byte, and an
+        # 8 GiB sparse "image" must be refused from its first bytes, not after reading 8 GiB.
         try:
-            image_id = _id_for_stream(fp)
-            fp.seek(0)
             head = fp.read(512)
             fp.seek(0)
         except OSError as exc:
@@ -240,10 +289,24 @@ def load_image(
             raise ImageLoadError(p, _corrupt_reason(_sniff_format(head), exc)) from exc
 
         if im is None:
-            return _load_with_reader(p, head, image_id, meta, max_pixels, reader)
+            return _load_with_reader(p, head, lambda: _hash_file(p, fp), meta, max_pixels, reader)
         meta["n_frames"] = n_frames
         with im:
+            _check_limit(p, im.width, im.height, max_pixels)
+            image_id = _hash_file(p, fp)
             return _decode_pillow(p, im, image_id, meta, max_pixels)
+
+
+def _hash_file(p: Path, fp: BinaryIO) -> str:
+    """The content id, read from the start; the caller's position in ``fp`` is restored."""
+    try:
+        pos = fp.tell()
+        fp.seek(0)
+        image_id = _id_for_stream(fp)
+        fp.seek(pos)
+    except OSError as exc:
+        raise ImageLoadError(p, _os_error_reason(exc)) from exc
+    return image_id
 
 
 def _check_regular_file(p: Path) -> int:
@@ -282,7 +345,7 @@ def _open_header(fp: BinaryIO) -> tuple[Image.Image, int | None]:
         saved = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = None
         try:
-            im = Image.open(fp)
+            im = open_image(fp)
             try:
                 n_frames: int | None = int(getattr(im, "n_frames", 1) or 1)
             except Exception:  # a count that fails is only metadata; load() judges the file
@@ -488,7 +551,12 @@ def _stretch(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 
 def _load_with_reader(
-    p: Path, head: bytes, image_id: str, meta: dict[str, Any], max_pixels: int | None, reader: Reader | None
+    p: Path,
+    head: bytes,
+    image_id: Callable[[], str],
+    meta: dict[str, Any],
+    max_pixels: int | None,
+    reader: Reader | None,
 ) -> LoadedImage:
     if reader is not None:
         try:
@@ -519,7 +587,7 @@ def _load_with_reader(
             except ValueError as exc:
                 raise ImageLoadError(p, f"plugin reader returned unusable pixels ({exc})") from exc
             fmt = p.suffix.lstrip(".").upper() or "UNKNOWN"
-            return _finish(p, pixels, image_id, fmt, meta)
+            return _finish(p, pixels, image_id(), fmt, meta)  # hashed only once it is an image
     raise ImageLoadError(p, _unidentified_reason(head))
 
 
@@ -533,6 +601,11 @@ def _sniff_format(head: bytes) -> str | None:
 
 
 def _unidentified_reason(head: bytes) -> str:
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if text.startswith((b"%!PS", b"%!", b"\xc5\xd0\xd3\xc6")):  # PostScript / EPS (DOS binary EPS)
+        return "PostScript/EPS, which is not read: decoding it would run an external interpreter"
+    if text.startswith(b"%PDF"):
+        return "PDF document, not a raster image (not supported)"
     fmt = _sniff_format(head)
     if fmt == "HEIF/AVIF":
         return "HEIF/HEIC/AVIF image that this installation cannot read (a format plugin is needed)"

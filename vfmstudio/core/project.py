@@ -29,7 +29,7 @@ from typing import Any
 
 from vfmstudio.core.annotations import Annotation, AnnotationError, LabelSet, new_id
 from vfmstudio.core.cancel import CancelToken
-from vfmstudio.core.image import ImageLoadError, image_id_for_file
+from vfmstudio.core.image import ImageLoadError, image_id_for_file, open_image
 
 DEFAULT_NAME = "vfmstudio.json"
 FORMAT_NAME = "vfmstudio-project"
@@ -148,7 +148,7 @@ def image_size(path: Path) -> tuple[int, int]:
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO named like an image would block open()
             raise ImageLoadError(path, "not a regular file")
-        with Image.open(path) as im:
+        with open_image(path) as im:
             w, h = im.size
             try:
                 orientation = im.getexif().get(_EXIF_ORIENTATION, 1)

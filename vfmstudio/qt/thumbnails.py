@@ -21,10 +21,12 @@ def make_thumbnail(path: Path, size: int = THUMB_SIZE) -> QImage:
     """A small upright RGB thumbnail; JPEGs decode at reduced size (draft mode), so it is quick."""
     from PIL import Image, ImageOps
 
+    from vfmstudio.core.image import open_image
+
     # A FIFO or device would block open() (and the pool thread, and the app's exit) forever.
     if not stat.S_ISREG(os.stat(path).st_mode):
         raise ValueError(f"{path}: not a regular file")
-    with Image.open(path) as im:
+    with open_image(path) as im:  # allow-listed formats only (ADR 0100)
         im.draft("RGB", (size * 2, size * 2))
         im = ImageOps.exif_transpose(im)
         im.thumbnail((size, size), Image.Resampling.BILINEAR)

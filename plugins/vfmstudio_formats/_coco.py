@@ -8,7 +8,7 @@ import numpy as np
 
 from vfmstudio.core import rle
 from vfmstudio.core.annotations import Annotation, Box, Mask, Points, Polygon, PolygonPart
-from vfmstudio.core.exchange import ExchangeContext, FormatError
+from vfmstudio.core.exchange import ExchangeContext, FormatError, safe_join
 from vfmstudio.core.image import DEFAULT_MAX_PIXELS
 from vfmstudio.core.project import Project, in_memory
 
@@ -48,7 +48,7 @@ def export(project: Project, out: Path, params: dict, ctx: ExchangeContext) -> N
             annotations.append(entry)
     doc = {"info": {"description": "exported by vfmstudio", "version": "1.0"}, "licenses": [],
            "images": images, "annotations": annotations, "categories": categories}
-    write_json(out / params["filename"], doc, ctx)
+    write_json(safe_join(out, params["filename"], what="parameter 'filename'"), doc, ctx)
 
 
 def _annotation(ann: Annotation, h: int, w: int, use_rle: bool, tolerance: float, ctx: ExchangeContext) -> dict | None:

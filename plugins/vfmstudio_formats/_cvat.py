@@ -15,7 +15,7 @@ import numpy as np
 
 from vfmstudio.core import geometry
 from vfmstudio.core.annotations import Annotation, Box, Mask, Points, Polygon, PolygonPart, Provenance
-from vfmstudio.core.exchange import ExchangeContext, FormatError
+from vfmstudio.core.exchange import ExchangeContext, FormatError, safe_join
 from vfmstudio.core.project import ImageRecord, Project, in_memory
 
 from ._common import copy_image, export_names, image_dims, image_record, imported, iter_images
@@ -100,7 +100,7 @@ def export(project: Project, out: Path, params: dict, ctx: ExchangeContext) -> N
         for tag in labels.tags.get(rec.key, ()):
             ET.SubElement(im, "tag", label=tag, source="manual")
     ET.indent(root)
-    path = out / params["filename"]
+    path = safe_join(out, params["filename"], what="parameter 'filename'")
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
     ctx.wrote(path)
 

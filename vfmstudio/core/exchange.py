@@ -88,6 +88,17 @@ def _resolve(spec: FormatSpec, params: Mapping[str, Any] | None, from_text: bool
     return out
 
 
+def _check_output_names(out: Path, params: Mapping[str, Any]) -> None:
+    """A ``filename`` parameter names a file inside the export folder: no ``..``, no absolute path."""
+    for name, value in params.items():
+        if (name == "filename" or name.endswith("_filename")) and isinstance(value, str):
+            try:
+                safe_join(out, value, what=f"parameter '{name}'")
+            except FormatError:
+                raise FormatError(f"parameter '{name}' {value!r} must be a file name inside the export folder "
+                                  f"{out} (no '..', no absolute path)") from None
+
+
 def export_project(spec: FormatSpec, project: Any, out_dir: str | os.PathLike[str],
                    params: Mapping[str, Any] | None = None, *, from_text: bool = False,
                    cancel: CancelToken | None = None,
@@ -98,6 +109,7 @@ def export_project(spec: FormatSpec, project: Any, out_dir: str | os.PathLike[st
     resolved = _resolve(spec, params, from_text)
     ctx = ExchangeContext(cancel or CancelToken(), on_progress)
     out = Path(out_dir)
+    _check_output_names(out, resolved)  # before anything is created, for every exporter
     out.mkdir(parents=True, exist_ok=True)
     _load(spec.exporter)(project, out, resolved, ctx)
     ctx.progress(1.0, "done")

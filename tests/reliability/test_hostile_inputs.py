@@ -1,0 +1,74 @@
+"""Small hostile inputs from issue 21 (items 4-12): each gives exit 0, or one line with exit 2,
+without writing outside the chosen folder, allocating what the file merely claims, or hanging."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from vfmstudio.cli import main
+from vfmstudio.testing.sample_project import build_sample_project
+
+
+def cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_error_line(code, err, *fragments):
+    assert code == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+def files_under(folder):
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+
+
+@pytest.fixture
+def sample(tmp_path, monkeypatch):
+    monkeypatch.setenv("VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD", "1")
+    project = build_sample_project(tmp_path / "proj", n_images=2)
+    return project.path
+
+
+# ------------------------------------------------------------------ item 6: exporters' filename
+
+
+@pytest.mark.parametrize("fmt", ["coco", "cvat", "labelstudio", "captions-jsonl", "captions-csv"])
+@pytest.mark.parametrize("name", ["../../escaped.json", "/tmp/vfmstudio-absolute.json", "sub/../../x.json"])
+def test_export_filename_cannot_leave_the_export_folder(fmt, name, sample, tmp_path, capsys):
+    before = files_under(tmp_path)
+    out = tmp_path / "a" / "b" / "out"
+    code, _, err = cli(capsys, "export", sample, "--format", fmt, "--out", out, "--param", f"filename={name}")
+    one_error_line(code, err, "filename", "inside the export folder")
+    assert files_under(tmp_path) == before  # not even the export folder was created
+    assert not os.path.exists("/tmp/vfmstudio-absolute.json")
+
+
+@pytest.mark.parametrize("fmt", ["coco", "cvat", "labelstudio", "captions-jsonl", "captions-csv"])
+def test_each_exporter_joins_its_filename_safely_when_called_directly(fmt, sample, tmp_path):
+    # The exporters themselves refuse too, for callers that skip export_project's check.
+    from vfmstudio._plugin_host import get_host
+    from vfmstudio.core.cancel import CancelToken
+    from vfmstudio.core.exchange import ExchangeContext, FormatError, _load
+    from vfmstudio.core.project import open_project
+
+    spec = get_host().format(fmt)
+    params = {p.name: p.default for p in spec.params} | {"filename": "../outside.json"}
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(FormatError, match="escapes"):
+        _load(spec.exporter)(open_project(sample), out, params, ExchangeContext(CancelToken(), None))
+    assert not (tmp_path / "outside.json").exists()
+
+
+def test_a_plain_filename_still_exports(sample, tmp_path, capsys):
+    code, _, err = cli(capsys, "export", sample, "--format", "coco", "--out", tmp_path / "out",
+                       "--param", "filename=sub/dir/../train.json")
+    assert code == 0, err
+    assert json.loads((tmp_path / "out" / "sub" / "train.json").read_text())["images"]

@@ -72,3 +72,46 @@ def test_a_plain_filename_still_exports(sample, tmp_path, capsys):
                        "--param", "filename=sub/dir/../train.json")
     assert code == 0, err
     assert json.loads((tmp_path / "out" / "sub" / "train.json").read_text())["images"]
+
+
+# ------------------------------------------------------------------ item 12: a folder as the project file
+
+
+def test_import_into_an_existing_folder_is_refused_without_writing(sample, tmp_path, capsys):
+    code, _, err = cli(capsys, "export", sample, "--format", "coco", "--out", tmp_path / "coco")
+    assert code == 0, err
+    folder = tmp_path / "not-a-project"
+    folder.mkdir()
+    code, _, err = cli(capsys, "import", tmp_path / "coco" / "annotations.json", "--format", "coco",
+                       "--into", folder)
+    one_error_line(code, err, str(folder), "is a folder, not a project file")
+    assert list(folder.iterdir()) == []
+    # A folder holding a project still stands for that project.
+    code, _, err = cli(capsys, "import", tmp_path / "coco" / "annotations.json", "--format", "coco",
+                       "--into", sample.parent)
+    assert code == 0, err
+
+
+def test_the_loader_reads_the_header_before_hashing(tmp_path, monkeypatch):
+    # An 8 GiB sparse "image" (no disk used) must be refused from its first bytes, not hashed whole.
+    from vfmstudio.core import image
+
+    hashed = []
+    monkeypatch.setattr(image, "_id_for_stream", lambda fp: hashed.append(fp) or "0" * 16)
+    path = tmp_path / "sparse.png"
+    with path.open("wb") as fp:
+        fp.truncate(8 << 30)
+    for reader in (None, lambda p: None):  # with and without a plugin reader to fall back on
+        with pytest.raises(image.ImageLoadError, match="not an image"):
+            image.load_image(path, reader=reader)
+    assert hashed == []
+    image.load_image(_png(tmp_path / "ok.png"))
+    assert len(hashed) == 1  # a real image is still hashed, once
+
+
+def _png(path, w=8, h=6):
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(path)
+    return path

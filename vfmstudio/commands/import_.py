@@ -26,11 +26,14 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from vfmstudio.core.exchange import FormatError, import_dataset
     from vfmstudio.core.image import ImageLoadError
-    from vfmstudio.core.project import ProjectError, open_project
+    from vfmstudio.core.project import DEFAULT_NAME, ProjectError, open_project
     from vfmstudio.core.tools import ParamError
 
     spec = format_spec(args.format_id, export=False)
     into = args.into
+    if into.is_dir() and not (into / DEFAULT_NAME).is_file():  # a folder stands for its project file only
+        raise UsageError(f"{into}: is a folder, not a project file; give the project file, e.g. "
+                         f"{into / DEFAULT_NAME}")
     try:
         project = open_project(into, create=True)
     except ProjectError as exc:

@@ -115,3 +115,45 @@ def _png(path, w=8, h=6):
 
     Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(path)
     return path
+
+
+# ------------------------------------------------------------------ item 7: masks without image_id
+
+
+def _masks(h, w, image_id=None):
+    import numpy as np
+
+    from vfmstudio.core.results import Masks
+
+    return Masks(masks=np.zeros((1, h, w), bool), labels=("x",), image_id=image_id)
+
+
+def test_masks_without_image_id_are_size_checked_against_the_only_input():
+    from vfmstudio.core.results import check_against_inputs
+
+    sizes = {"a": (6, 8)}
+    assert check_against_inputs(0, _masks(6, 8), sizes) is None
+    assert check_against_inputs(0, _masks(6, 8, "a"), sizes) is None
+    assert check_against_inputs(0, _masks(60, 80), sizes) == "masks of size (60, 80) do not match image a of size (6, 8)"
+    assert check_against_inputs(0, _masks(60, 80, "a"), sizes) == (
+        "masks of size (60, 80) do not match image a of size (6, 8)")
+
+
+def test_masks_without_image_id_among_several_inputs_must_fit_one_of_them():
+    from vfmstudio.core.results import check_against_inputs
+
+    sizes = {"a": (6, 8), "b": (10, 12)}
+    assert check_against_inputs(1, _masks(10, 12), sizes) is None
+    assert "match none of the 2 input images" in check_against_inputs(1, _masks(7, 7), sizes)
+
+
+def test_results_naming_an_unknown_image_are_refused_but_rankings_are_not():
+    import numpy as np
+
+    from vfmstudio.core.results import Ranking, check_against_inputs
+
+    assert check_against_inputs(2, _masks(6, 8, "zzz"), {"a": (6, 8)}) == (
+        "result 2 names image zzz, which was not an input")
+    ranking = Ranking(scores=np.asarray([0.5], np.float32), image_ids=("elsewhere",))
+    assert check_against_inputs(0, ranking, {"a": (6, 8)}) is None
+    assert check_against_inputs(0, _masks(6, 8), {}) is None  # a tool without image inputs

@@ -674,3 +674,32 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+# ---------------------------------------------------------------- results against their inputs
+
+
+def check_against_inputs(index: int, result: Result, sizes: Mapping[str, tuple[int, int]]) -> str | None:
+    """Why the ``index``-th result of a tool does not fit its input images, or ``None`` if it does.
+
+    ``sizes`` maps each input image id to its (height, width). Masks are checked against the image
+    they name or, without an ``image_id``, the image they would be shown on: the only input (as
+    the overlay and the window place them), or, with several inputs, one of the right size. A
+    result naming an image that was not an input is refused (correspondences and rankings name
+    their images in their own fields).
+    """
+    image_id = getattr(result, "image_id", None)
+    if not isinstance(result, Correspondences | Ranking) and image_id is not None and image_id not in sizes:
+        return f"result {index} names image {image_id}, which was not an input"
+    if not isinstance(result, Masks) or not sizes:
+        return None
+    if image_id is None and len(sizes) == 1:
+        image_id = next(iter(sizes))
+    if image_id is not None:
+        if result.size != tuple(sizes[image_id]):
+            return f"masks of size {result.size} do not match image {image_id} of size {tuple(sizes[image_id])}"
+        return None
+    if result.size not in {tuple(s) for s in sizes.values()}:
+        return (f"result {index}: masks of size {result.size} name no image and match none of the "
+                f"{len(sizes)} input images")
+    return None

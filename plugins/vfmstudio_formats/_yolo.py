@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import yaml
 
-from vfmstudio.core.annotations import Annotation, Box, Points, Polygon, PolygonPart
+from vfmstudio.core.annotations import MAX_CLASSES, Annotation, Box, Points, Polygon, PolygonPart
 from vfmstudio.core.exchange import ExchangeContext, FormatError, safe_join
 from vfmstudio.core.project import Project, in_memory
 
@@ -154,7 +154,7 @@ def import_(source: Path, params: dict, ctx: ExchangeContext) -> Project:
             if not line.strip():
                 continue
             # Without data.yaml the classes are unnamed: any index is accepted and named by its number.
-            why = validate_line(line, len(names) if names else 1 << 30)
+            why = validate_line(line, len(names) if names else MAX_CLASSES)
             if why:
                 raise FormatError(f"{txt}: line {lineno}: {why}")
             parts = line.split()

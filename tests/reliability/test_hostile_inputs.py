@@ -157,3 +157,106 @@ def test_results_naming_an_unknown_image_are_refused_but_rankings_are_not():
     ranking = Ranking(scores=np.asarray([0.5], np.float32), image_ids=("elsewhere",))
     assert check_against_inputs(0, ranking, {"a": (6, 8)}) is None
     assert check_against_inputs(0, _masks(6, 8), {}) is None  # a tool without image inputs
+
+
+# ------------------------------------------------------------------ item 5: class lookup and class bombs
+
+
+def test_class_lookup_does_not_scan_the_list(monkeypatch):
+    # Count LabelClass.name reads: a linear lookup reads every class's name per call.
+    from vfmstudio.core.annotations import LabelClass, LabelSet
+
+    labels = LabelSet()
+    for i in range(2000):
+        labels.ensure_class(f"c{i}")
+    reads = []
+    monkeypatch.setattr(LabelClass, "name", property(lambda self: reads.append(1) or self.__dict__["name"]),
+                        raising=False)
+    assert labels.class_index("c1999") == 1999 and labels.get_class("c5").name
+    assert labels.ensure_class("c1000").name
+    assert len(reads) <= 3
+
+
+def test_class_index_follows_undoable_edits():
+    from vfmstudio.core.annotations import LabelClass, LabelSet
+
+    labels = LabelSet()
+    for name in ("a", "b", "c"):
+        labels.ensure_class(name)
+    labels.classes.insert(0, LabelClass("z"))
+    assert [labels.class_index(n) for n in "zabc"] == [0, 1, 2, 3]
+    labels.classes.pop(labels.class_index("a"))
+    labels.classes[0] = LabelClass("y")
+    assert labels.get_class("z") is None and labels.get_class("a") is None
+    assert [labels.class_index(n) for n in "ybc"] == [0, 1, 2]
+    labels.ensure_class("d")
+    assert labels.class_names == ["y", "b", "c", "d"] and labels.class_index("d") == 3
+
+
+def _yolo_dataset(root, row, yaml_text=None):
+    import numpy as np
+    from PIL import Image
+
+    (root / "images" / "train").mkdir(parents=True)
+    (root / "labels" / "train").mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / "images" / "train" / "a.png")
+    (root / "labels" / "train" / "a.txt").write_text(row + "\n")
+    if yaml_text is not None:
+        (root / "data.yaml").write_text(yaml_text)
+    return root
+
+
+def test_a_yolo_class_index_of_a_billion_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
+    from vfmstudio.core.annotations import LabelSet
+
+    made = []
+    original = LabelSet.ensure_class
+    monkeypatch.setattr(LabelSet, "ensure_class", lambda self, *a, **k: made.append(1) or original(self, *a, **k))
+    src = _yolo_dataset(tmp_path / "yolo", "999999999 0.5 0.5 0.2 0.2")
+    code, _, err = cli(capsys, "import", src, "--format", "yolo", "--into", tmp_path / "p.json")
+    one_error_line(code, err, "a.txt: line 1: class 999999999 outside 0..99999")
+    assert made == [] and not (tmp_path / "p.json").exists()
+
+
+def test_more_classes_than_the_budget_are_refused():
+    from vfmstudio.core.annotations import MAX_CLASSES, AnnotationError, LabelSet
+
+    labels = LabelSet()
+    for i in range(MAX_CLASSES):
+        labels.ensure_class(str(i))
+    with pytest.raises(AnnotationError, match=f"more than {MAX_CLASSES} classes"):
+        labels.ensure_class("one too many")
+    assert len(labels.classes) == MAX_CLASSES
+
+
+# ------------------------------------------------------------------ item 9: newlines and escapes in labels
+
+
+@pytest.mark.parametrize(("raw", "clean"), [
+    ("cat", "cat"),
+    ("two\nlines", "two lines"),
+    ("\x1b[31mred\x1b[0m", "red"),
+    ("x\x1b]0;new title\x07y", "xy"),
+    ("gpj\u202eexe.png", "gpj exe.png"),
+    ("tab\tand\r\nCRLF", "tab and  CRLF"),
+    ("  café 猫  ", "café 猫"),
+])
+def test_clean_label(raw, clean):
+    from vfmstudio.core.text import clean_label
+
+    assert clean_label(raw) == clean
+
+
+def test_labels_from_files_and_results_are_one_line(tmp_path, capsys):
+    import numpy as np
+
+    from vfmstudio.core.annotations import Annotation, Box, LabelSet
+    from vfmstudio.core.results import Classification, Masks
+
+    labels = LabelSet()
+    ann = labels.add(Annotation("a.png", "evil\n\x1b[2Jname", Box(0, 0, 1, 1)))
+    assert ann.label == "evil name" and labels.class_names == ["evil name"]
+    masks = Masks(masks=np.zeros((1, 2, 2), bool), labels=("a\x1b[31m\nb",))
+    assert masks.labels == ("a b",)
+    cls = Classification(labels=("x\r\ny",), scores=np.asarray([1.0], np.float32))
+    assert cls.labels == ("x  y",)

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from vfmstudio.core import rle
+from vfmstudio.core.text import clean_label
 
 SCHEMA_VERSION = 1
 
@@ -56,7 +57,8 @@ def _array(name: str, value: Any, *, ndim: int | None = None, dtype: Any = None,
 
 
 def _labels(name: str, labels: Any, n: int) -> tuple[str, ...]:
-    out = tuple(str(x) for x in labels)
+    # Labels are shown in terminals and status bars: one line, no escapes (image ids stay as given).
+    out = tuple(str(x) if name == "image_ids" else clean_label(x) for x in labels)
     if len(out) != n:
         raise ResultError(f"{name}: expected {n} labels, got {len(out)}")
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -260,3 +261,63 @@ def test_labels_from_files_and_results_are_one_line(tmp_path, capsys):
     assert masks.labels == ("a b",)
     cls = Classification(labels=("x\r\ny",), scores=np.asarray([1.0], np.float32))
     assert cls.labels == ("x  y",)
+
+
+# ------------------------------------------------------------------ item 5: FIFOs in a batch folder
+
+
+@pytest.fixture(scope="module")
+def batch_out(tmp_path_factory, tiny_model):
+    """A real batch output folder with sidecar arrays (dinov2.pca at resolution 56)."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("batch")
+    (root / "imgs").mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (96, 128, 3), np.uint8)).save(root / "imgs" / "a.png")
+    os.environ["VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    try:
+        code = main(["batch", str(root / "imgs"), "--tool", "dinov2.pca", "--model", str(tiny_model("dinov2")),
+                     "--param", "resolution=56", "--device", "cpu", "--out", str(root / "out")])
+    finally:
+        del os.environ["VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD"]
+    assert code == 0
+    assert list((root / "out" / "arrays").rglob("*.npy"))
+    return root / "out"
+
+
+def _copy_of(folder, tmp_path):
+    import shutil
+
+    return Path(shutil.copytree(folder, tmp_path / "copy"))
+
+
+@pytest.mark.parametrize("victim", ["npy", "prediction", "manifest"])
+def test_a_fifo_in_a_batch_folder_is_refused_by_export(victim, batch_out, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD", "1")
+    folder = _copy_of(batch_out, tmp_path)
+    path = {"npy": next(folder.rglob("*.npy")), "prediction": next((folder / "predictions").glob("*.json")),
+            "manifest": folder / "manifest.json"}[victim]
+    path.unlink()
+    os.mkfifo(path)  # opening it for reading would block until a writer appears: never
+    code, _, err = cli(capsys, "export", folder, "--format", "coco", "--out", tmp_path / "coco")
+    one_error_line(code, err, path.name, "not a regular file")
+
+
+def test_a_sidecar_claiming_more_data_than_it_holds_is_refused_before_allocating(batch_out, tmp_path, capsys,
+                                                                                 monkeypatch):
+    import numpy as np
+
+    monkeypatch.setenv("VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD", "1")
+    folder = _copy_of(batch_out, tmp_path)
+    npy = next(folder.rglob("*.npy"))
+    header = np.lib.format.header_data_from_array_1_0(np.zeros((1,), np.float32))
+    header["shape"] = (100_000, 100_000, 3)  # 120 GB of float32, in a file of a few hundred bytes
+    with npy.open("wb") as fp:
+        np.lib.format.write_array_header_1_0(fp, header)
+        fp.write(b"\0" * 64)
+    loads = []
+    monkeypatch.setattr(np, "load", lambda *a, **k: loads.append(a))
+    code, _, err = cli(capsys, "export", folder, "--format", "coco", "--out", tmp_path / "coco")
+    one_error_line(code, err, npy.name, "claims 120000000000 bytes of data but holds 64")
+    assert loads == []

@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import math
+import os
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,7 +124,7 @@ class _ArrayCodec:
             path = (self.folder / name).resolve()
             if path.parent != self.folder.resolve() or not name.endswith(".npy"):
                 raise ResultError(f"array: sidecar name {name!r} escapes its folder")
-            arr = np.load(path, allow_pickle=False)
+            arr = _load_npy(path, name)
         else:
             arr = np.asarray(obj.get("data"), dtype=dtype)
         shape = tuple(int(s) for s in obj.get("shape", arr.shape))
@@ -132,6 +134,30 @@ class _ArrayCodec:
             else:
                 raise ResultError(f"array: data of shape {arr.shape} does not match declared {shape}")
         return arr.astype(dtype, copy=False)
+
+
+def _load_npy(path: Path, name: str) -> np.ndarray:
+    """``np.load`` of a sidecar after checks: a regular file (a FIFO would block the reader
+    forever) whose header claims no more data than the file holds (before anything is allocated)."""
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise ResultError(f"array: sidecar {name!r} is not a regular file")
+        with open(path, "rb") as fp:
+            version = np.lib.format.read_magic(fp)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(fp)
+            need = math.prod(shape) * dtype.itemsize
+            if need > st.st_size - fp.tell():
+                raise ResultError(f"array: sidecar {name!r} claims {need} bytes of data but holds "
+                                  f"{st.st_size - fp.tell()}")
+            fp.seek(0)
+            return np.load(fp, allow_pickle=False)
+    except ResultError:
+        raise
+    except (OSError, ValueError) as exc:  # missing, unreadable, not a .npy, object dtype
+        raise ResultError(f"array: sidecar {name!r} is unreadable ({' '.join(str(exc).split())})") from None
 
 
 # ---------------------------------------------------------------- result types

@@ -15,6 +15,7 @@ import yaml
 from vfmstudio.core.annotations import MAX_CLASSES, Annotation, Box, Points, Polygon, PolygonPart
 from vfmstudio.core.exchange import ExchangeContext, FormatError, safe_join
 from vfmstudio.core.project import Project, in_memory
+from vfmstudio.core.yaml_safe import YAMLRefused, load_yaml
 
 from ._common import (
     copy_image,
@@ -125,8 +126,8 @@ def import_(source: Path, params: dict, ctx: ExchangeContext) -> Project:
     root = source if source.is_dir() else source.parent
     if yml.exists():
         try:
-            data = yaml.safe_load(read_text(yml)) or {}
-        except (OSError, yaml.YAMLError) as exc:
+            data = load_yaml(read_text(yml)) or {}  # aliases bounded: no alias bomb
+        except (OSError, YAMLRefused) as exc:
             raise FormatError(f"{yml}: cannot read data.yaml ({' '.join(str(exc).split())})") from None
         raw = data.get("names", [])
         names = [str(raw[k]) for k in sorted(raw)] if isinstance(raw, dict) else [str(n) for n in raw]

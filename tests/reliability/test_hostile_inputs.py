@@ -321,3 +321,36 @@ def test_a_sidecar_claiming_more_data_than_it_holds_is_refused_before_allocating
     code, _, err = cli(capsys, "export", folder, "--format", "coco", "--out", tmp_path / "coco")
     one_error_line(code, err, npy.name, "claims 120000000000 bytes of data but holds 64")
     assert loads == []
+
+
+# ------------------------------------------------------------------ item 4: a data.yaml alias bomb
+
+BILLION_LAUGHS_YAML = ('a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+                       + "".join(f"{x}: &{x} [{','.join([f'*{p}'] * 9)}]\n" for p, x in zip("abcdefgh", "bcdefghi"))
+                       + "names: *i\n")
+
+
+def test_the_yaml_reader_refuses_an_alias_bomb_before_building_it(monkeypatch):
+    import yaml
+
+    from vfmstudio.core.yaml_safe import YAMLRefused, load_yaml
+
+    built = []
+    original = yaml.SafeLoader.construct_document
+    monkeypatch.setattr(yaml.SafeLoader, "construct_document", lambda self, n: built.append(1) or original(self, n))
+    with pytest.raises(YAMLRefused, match="alias bomb"):
+        load_yaml(BILLION_LAUGHS_YAML)
+    assert built == []  # refused from the node graph, before any Python object
+    assert load_yaml("names: &n [cat, dog]\nagain: *n\n") == {"names": ["cat", "dog"], "again": ["cat", "dog"]}
+    with pytest.raises(YAMLRefused, match="more than 3 YAML aliases"):
+        load_yaml("a: &a 1\nb: [*a, *a, *a, *a]", max_aliases=3)
+    with pytest.raises(YAMLRefused):
+        load_yaml("a: [unclosed")
+    with pytest.raises(YAMLRefused):
+        load_yaml("!!python/object/apply:os.system ['true']")  # safe: no Python objects from tags
+
+
+def test_import_of_a_yolo_alias_bomb_is_one_line(tmp_path, capsys):
+    src = _yolo_dataset(tmp_path / "yolo", "0 0.5 0.5 0.2 0.2", BILLION_LAUGHS_YAML)
+    code, _, err = cli(capsys, "import", src, "--format", "yolo", "--into", tmp_path / "p.json")
+    one_error_line(code, err, "data.yaml", "alias bomb")

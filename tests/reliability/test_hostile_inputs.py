@@ -354,3 +354,51 @@ def test_import_of_a_yolo_alias_bomb_is_one_line(tmp_path, capsys):
     src = _yolo_dataset(tmp_path / "yolo", "0 0.5 0.5 0.2 0.2", BILLION_LAUGHS_YAML)
     code, _, err = cli(capsys, "import", src, "--format", "yolo", "--into", tmp_path / "p.json")
     one_error_line(code, err, "data.yaml", "alias bomb")
+
+
+# ------------------------------------------------------------------ item 4: records claiming huge sizes
+
+
+def _doctored(sample, change):
+    doc = json.loads(sample.read_text())
+    change(doc)
+    sample.write_text(json.dumps(doc))
+    return sample
+
+
+def test_an_image_record_of_a_million_squared_is_refused_on_load(sample, tmp_path, capsys):
+    def huge(doc):
+        doc["images"][0]["width"] = doc["images"][0]["height"] = 1_000_000
+
+    _doctored(sample, huge)
+    code, _, err = cli(capsys, "export", sample, "--format", "masks", "--out", tmp_path / "out")
+    one_error_line(code, err, sample.name, "claims 1000000x1000000 pixels")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_mask_claiming_100000_squared_is_refused_before_decoding(sample, tmp_path, capsys, monkeypatch):
+    from vfmstudio.core import rle
+
+    def huge_mask(doc):
+        for entry in doc["labels"]["images"].values():
+            for ann in entry["annotations"]:
+                if ann["shape"]["kind"] == "mask":
+                    ann["shape"]["rle"] = {"size": [100_000, 100_000], "counts": rle.counts_to_string([10**10])}
+
+    _doctored(sample, huge_mask)
+    decoded = []
+    monkeypatch.setattr(rle, "counts_to_mask", lambda *a: decoded.append(a))
+    code, _, err = cli(capsys, "export", sample, "--format", "coco", "--out", tmp_path / "out")
+    one_error_line(code, err, sample.name, "mask of 100000x100000 pixels exceeds the limit")
+    assert decoded == []
+
+
+def test_a_non_canonical_rle_claiming_a_huge_size_is_refused_before_decoding(monkeypatch):
+    from vfmstudio.core import rle
+    from vfmstudio.core.annotations import AnnotationError, Mask
+
+    decoded = []
+    monkeypatch.setattr(rle, "decode", lambda obj: decoded.append(obj))
+    with pytest.raises(AnnotationError, match="exceeds the limit"):
+        Mask.from_rle({"size": [100_000, 100_000], "counts": [0, 0, 10**10]})
+    assert decoded == []

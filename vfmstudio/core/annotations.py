@@ -169,6 +169,18 @@ class Polygon:
                            "holes": [[list(pt) for pt in h] for h in p.holes]} for p in self.parts]}
 
 
+def _check_mask_size(height: int, width: int) -> None:
+    """A mask claims its size; a file can claim 100000x100000 in a few bytes of run lengths and
+    every use (export, drawing) would allocate it. The image pixel limit bounds masks too."""
+    from vfmstudio.core.image import DEFAULT_MAX_PIXELS
+
+    if height < 0 or width < 0:
+        raise AnnotationError(f"mask: negative size {height}x{width}")
+    if height * width > DEFAULT_MAX_PIXELS:
+        raise AnnotationError(f"mask of {width}x{height} pixels exceeds the limit of {DEFAULT_MAX_PIXELS} pixels "
+                              f"(set VFMSTUDIO_MAX_PIXELS)")
+
+
 @dataclass(frozen=True)
 class Mask:
     """A binary mask of a whole image as COCO run lengths (column-major, starting with zeros)."""
@@ -179,6 +191,7 @@ class Mask:
     kind: ClassVar[str] = "mask"
 
     def __post_init__(self) -> None:
+        _check_mask_size(self.height, self.width)
         counts = tuple(map(int, self.counts))  # builtins only: projects hold thousands of masks
         if (counts and min(counts) < 0) or sum(counts) != self.height * self.width:
             raise AnnotationError(f"mask: run lengths do not cover {self.height}x{self.width} pixels")
@@ -228,6 +241,9 @@ class Mask:
                 mask = cls(int(obj["size"][0]), int(obj["size"][1]), tuple(runs))
                 object.__setattr__(mask, "_rle_string", counts)
                 return mask
+        size = obj.get("size") if isinstance(obj, Mapping) else None
+        if isinstance(size, list | tuple) and len(size) == 2:
+            _check_mask_size(int(size[0]), int(size[1]))  # before rle.decode allocates it
         return cls.from_array(rle.decode(dict(obj)))
 
     def translated(self, dx: float, dy: float) -> Mask:

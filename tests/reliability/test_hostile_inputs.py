@@ -402,3 +402,42 @@ def test_a_non_canonical_rle_claiming_a_huge_size_is_refused_before_decoding(mon
     with pytest.raises(AnnotationError, match="exceeds the limit"):
         Mask.from_rle({"size": [100_000, 100_000], "counts": [0, 0, 10**10]})
     assert decoded == []
+
+
+# ------------------------------------------------------------------ item 4: the decode memory budget
+
+
+def test_the_decode_budget_is_checked_from_the_header(tmp_path, monkeypatch):
+    from PIL import ImageFile
+
+    from vfmstudio.core.image import ImageLoadError, decode_bytes_estimate, load_image
+
+    path = _png(tmp_path / "a.png", w=64, h=32)
+    need = decode_bytes_estimate("RGB", 64, 32)
+    assert need == 64 * 32 * 10
+    decoded = []
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: decoded.append(self))
+    with pytest.raises(ImageLoadError, match=r"a.png: decoding this 64x32 RGB image needs about 0 MiB, over the "
+                                             r"budget of 0 MiB \(set VFMSTUDIO_MAX_IMAGE_MB\)"):
+        load_image(path, max_bytes=need - 1)
+    assert decoded == []
+    monkeypatch.undo()
+    assert load_image(path, max_bytes=need).width == 64
+    assert load_image(path, max_bytes=None).width == 64
+
+
+def test_wider_modes_cost_more_per_pixel():
+    from vfmstudio.core.image import decode_bytes_estimate
+
+    costs = {m: decode_bytes_estimate(m, 100, 100) for m in ("L", "RGB", "I;16", "CMYK", "RGBA", "F", "YCbCr")}
+    assert costs["L"] < costs["RGB"] < costs["I;16"] < costs["CMYK"] < costs["RGBA"] < costs["F"]
+    assert costs["YCbCr"] >= costs["RGBA"]  # unlisted modes take the worst case but one
+
+
+def test_the_budget_comes_from_the_environment(monkeypatch, caplog):
+    from vfmstudio.core.image import _max_decode_bytes_from_env
+
+    assert _max_decode_bytes_from_env({}) == 2048 << 20
+    assert _max_decode_bytes_from_env({"VFMSTUDIO_MAX_IMAGE_MB": "512"}) == 512 << 20
+    assert _max_decode_bytes_from_env({"VFMSTUDIO_MAX_IMAGE_MB": "lots"}) == 2048 << 20
+    assert "VFMSTUDIO_MAX_IMAGE_MB" in caplog.text

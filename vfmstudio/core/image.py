@@ -41,6 +41,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = [
+    "DEFAULT_MAX_DECODE_BYTES",
     "DEFAULT_MAX_PIXELS",
     "IMAGE_EXTENSIONS",
     "OPTIONAL_FORMATS",
@@ -48,6 +49,7 @@ __all__ = [
     "ImageLoadError",
     "LoadedImage",
     "allowed_formats",
+    "decode_bytes_estimate",
     "image_id_for_bytes",
     "image_id_for_file",
     "list_images",
@@ -78,6 +80,36 @@ def _max_pixels_from_env(environ: dict[str, str] | os._Environ[str] | None = Non
 
 #: Largest width*height that :func:`load_image` decodes by default (read once, at import).
 DEFAULT_MAX_PIXELS: int = _max_pixels_from_env()
+
+_BUILTIN_MAX_DECODE_MB = 2048
+_MAX_DECODE_ENV = "VFMSTUDIO_MAX_IMAGE_MB"
+
+
+def _max_decode_bytes_from_env(environ: dict[str, str] | os._Environ[str] | None = None) -> int:
+    """The decode memory budget from ``VFMSTUDIO_MAX_IMAGE_MB`` (MiB); a bad value falls back."""
+    raw = (os.environ if environ is None else environ).get(_MAX_DECODE_ENV, "").strip()
+    try:
+        value = int(raw) if raw else _BUILTIN_MAX_DECODE_MB
+    except ValueError:
+        value = 0
+    if value <= 0:
+        log.warning("%s=%r is not a positive integer; using %d", _MAX_DECODE_ENV, raw, _BUILTIN_MAX_DECODE_MB)
+        value = _BUILTIN_MAX_DECODE_MB
+    return value << 20
+
+
+#: Most bytes :func:`load_image` may need to decode one image, estimated from its header before
+#: decoding (see :func:`decode_bytes_estimate`): 2 GiB by default, a 200 MP RGB photo or a 90 MP
+#: RGBA one. The pixel limit alone let a 24 KB PNG claim 200 MP of RGBA (4.6 GB to decode).
+DEFAULT_MAX_DECODE_BYTES: int = _max_decode_bytes_from_env()
+
+# Peak bytes per pixel of load_image by Pillow mode: Pillow's buffer + numpy copy + conversion
+# temporaries + the (H, W, 3) result. Measured peaks per pixel: RGB 10.2, RGBA 23.2, L 6.2,
+# I;16 12.3, F 24.7, CMYK 13.6. Unlisted modes (P with transparency, LA, YCbCr...) take the
+# RGBA-like worst case.
+_DECODE_BYTES_PER_PIXEL = {"RGB": 10, "RGBA": 23, "L": 6, "1": 7, "I;16": 13, "I;16B": 13, "I;16L": 13,
+                           "I;16N": 13, "I": 25, "F": 25, "CMYK": 14}
+_DECODE_BYTES_DEFAULT = 24
 
 #: Suffixes :func:`list_images` collects from folders (formats Pillow reads without plugins).
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
@@ -248,11 +280,12 @@ def load_image(
     *,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     reader: Reader | None = None,
+    max_bytes: int | None = DEFAULT_MAX_DECODE_BYTES,
 ) -> LoadedImage:
     """Decode ``path`` into an upright RGB uint8 :class:`LoadedImage`.
 
-    ``max_pixels`` bounds width*height (checked from the header, before decoding); ``None``
-    disables the bound. ``reader(path)`` is consulted only when Pillow cannot identify the file
+    ``max_pixels`` bounds width*height and ``max_bytes`` the memory decoding needs (both checked
+    from the header, before decoding); ``None`` disables a bound. ``reader(path)`` is consulted only when Pillow cannot identify the file
     (plugins supply exotic formats through it); it returns an (H, W[, C]) array or ``None``.
 
     Every failure raises :class:`ImageLoadError` with a one-line reason.
@@ -293,6 +326,7 @@ def load_image(
         meta["n_frames"] = n_frames
         with im:
             _check_limit(p, im.width, im.height, max_pixels)
+            _check_budget(p, im.mode, im.width, im.height, max_bytes)
             image_id = _hash_file(p, fp)
             return _decode_pillow(p, im, image_id, meta, max_pixels)
 
@@ -353,6 +387,24 @@ def _open_header(fp: BinaryIO) -> tuple[Image.Image, int | None]:
             return im, n_frames
         finally:
             Image.MAX_IMAGE_PIXELS = saved
+
+
+def decode_bytes_estimate(mode: str, width: int, height: int) -> int:
+    """Peak bytes :func:`load_image` needs for an image of this header: Pillow's buffer (RGB takes
+    32 bits a pixel), the numpy copy of it, the working arrays of the conversion to 8-bit RGB
+    (16-bit, float and alpha images go through wider types) and the RGB result. Calibrated on
+    12 MP images of each mode in a fresh process (``benchmarks/bench_decode_memory.py``)."""
+    return width * height * _DECODE_BYTES_PER_PIXEL.get(mode, _DECODE_BYTES_DEFAULT)
+
+
+def _check_budget(p: Path, mode: str, width: int, height: int, max_bytes: int | None) -> None:
+    need = decode_bytes_estimate(mode, width, height)
+    if max_bytes is not None and need > max_bytes:
+        raise ImageLoadError(
+            p,
+            f"decoding this {width}x{height} {mode} image needs about {need >> 20} MiB, over the budget "
+            f"of {max_bytes >> 20} MiB (set {_MAX_DECODE_ENV})",
+        )
 
 
 def _check_limit(p: Path, width: int, height: int, max_pixels: int | None) -> None:

@@ -296,6 +296,9 @@ CASES: tuple[Case, ...] = (
     Case("dos-eps-named-tif", "scan-eps.tif", _bytes(EPS_DOS), Fails("PostScript/EPS")),
     Case("pdf-named-png", "document.png", _bytes(PDF), Fails("PDF document")),
     Case("sparse-8gib-png", "sparse.png", _sparse(8 << 30), Fails("not an image")),
+    # 144 MP is under the pixel limit, but RGBA needs ~3.3 GB to decode: refused from the header.
+    Case("rgba-memory-bomb-header", "rgba-bomb.png", _bytes(_png_raw(12_000, 12_000, 8, 6, None)),
+         Fails("over the budget of")),
     # --- loads, with size and colours checked
     Case("png-rgb", "plain.png", _save(_PATTERN), Loads(W, H, _Q)),
     Case("cmyk-jpeg", "cmyk.jpg", _cmyk_jpeg, Loads(W, H, _Q, tol=40)),

@@ -441,3 +441,67 @@ def test_the_budget_comes_from_the_environment(monkeypatch, caplog):
     assert _max_decode_bytes_from_env({"VFMSTUDIO_MAX_IMAGE_MB": "512"}) == 512 << 20
     assert _max_decode_bytes_from_env({"VFMSTUDIO_MAX_IMAGE_MB": "lots"}) == 2048 << 20
     assert "VFMSTUDIO_MAX_IMAGE_MB" in caplog.text
+
+
+# ------------------------------------------------------------------ item 10: exit status 2, not "internal error"
+
+
+@pytest.mark.parametrize("code_name", ["ENOSPC", "EROFS", "EACCES", "EDQUOT"])
+def test_import_on_a_full_or_read_only_disk_is_exit_2(code_name, sample, tmp_path, capsys, monkeypatch):
+    import errno
+
+    from vfmstudio.core.project import Project
+
+    code, _, err = cli(capsys, "export", sample, "--format", "coco", "--out", tmp_path / "coco")
+    assert code == 0, err
+    target = tmp_path / "new" / "project.json"
+    target.parent.mkdir()
+
+    def failing_save(self, *args, **kwargs):
+        number = getattr(errno, code_name)
+        raise OSError(number, os.strerror(number), str(self.path))
+
+    monkeypatch.setattr(Project, "save", failing_save)
+    code, _, err = cli(capsys, "import", tmp_path / "coco" / "annotations.json", "--format", "coco",
+                       "--into", target)
+    one_error_line(code, err, str(target), os.strerror(getattr(errno, code_name)))
+    assert "internal error" not in err
+
+
+@pytest.mark.parametrize(("exc", "fragment"), [
+    (MemoryError(), "out of memory"),
+    (OSError(28, "No space left on device"), "No space left on device"),
+])
+def test_memory_and_disk_failures_anywhere_are_exit_2(exc, fragment, capsys, monkeypatch):
+    from vfmstudio.commands import formats
+
+    def boom(args):
+        raise exc
+
+    monkeypatch.setattr(formats, "run", boom)
+    code, _, err = cli(capsys, "formats")
+    one_error_line(code, err, fragment)
+
+
+def test_pillows_decompression_bomb_error_is_exit_2(capsys, monkeypatch):
+    from PIL import Image
+
+    from vfmstudio.commands import formats
+
+    def boom(args):
+        raise Image.DecompressionBombError("Image size (300000000 pixels) exceeds limit")
+
+    monkeypatch.setattr(formats, "run", boom)
+    code, _, err = cli(capsys, "formats")
+    one_error_line(code, err, "decompression bomb", "300000000 pixels")
+
+
+def test_a_real_bug_is_still_exit_1(capsys, monkeypatch):
+    from vfmstudio.commands import formats
+
+    def boom(args):
+        raise OSError(5, "Input/output error")  # EIO: not the user's input
+
+    monkeypatch.setattr(formats, "run", boom)
+    code, _, err = cli(capsys, "formats")
+    assert code == 1 and "internal error" in err

@@ -505,3 +505,75 @@ def test_a_real_bug_is_still_exit_1(capsys, monkeypatch):
     monkeypatch.setattr(formats, "run", boom)
     code, _, err = cli(capsys, "formats")
     assert code == 1 and "internal error" in err
+
+
+# ------------------------------------------------------------------ item 8: no half folders, a --resume that works
+
+
+@pytest.fixture
+def dinov2(tiny_model, capsys):
+    path = tiny_model("dinov2")
+    capsys.readouterr()  # building it prints a progress bar
+    return path
+
+
+@pytest.fixture
+def one_image(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    _png(folder / "a.png", w=40, h=30)
+    return folder
+
+
+@pytest.mark.parametrize("points", ["nan,nan", "inf,3", "1,2; -inf,4"])
+def test_non_finite_points_are_refused_before_the_output_folder_exists(points, one_image, tmp_path, capsys,
+                                                                       monkeypatch, dinov2):
+    monkeypatch.setenv("VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD", "1")
+    code, _, err = cli(capsys, "batch", one_image, "--tool", "dinov2.similarity", "--model", dinov2,
+                       "--param", f"points={points}", "--device", "cpu", "--out", tmp_path / "out")
+    one_error_line(code, err, "parameter 'points': point coordinates must be finite numbers")
+    assert not (tmp_path / "out").exists()
+
+
+def test_points_given_as_python_values_are_checked_too():
+    from vfmstudio.core.tools import Param, ParamError, ParamType
+
+    param = Param("points", ParamType.POINTS)
+    assert param.coerce([(1, 2), (3.5, 4)]) == ((1.0, 2.0), (3.5, 4.0))
+    with pytest.raises(ParamError, match="finite"):
+        param.coerce([(float("nan"), 1.0)])
+
+
+def test_a_batch_that_hit_a_full_disk_on_its_manifest_resumes(one_image, tmp_path, capsys, monkeypatch, dinov2):
+    import errno
+
+    from vfmstudio.engines import outputs
+
+    monkeypatch.setenv("VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD", "1")
+    real_dump = outputs.json.dump
+
+    def full_disk(obj, fp, **kwargs):
+        fp.write("{")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    argv = ["batch", one_image, "--tool", "dinov2.pca", "--model", dinov2, "--param", "resolution=28",
+            "--device", "cpu", "--out", tmp_path / "out", "--json"]
+    monkeypatch.setattr(outputs.json, "dump", full_disk)
+    code, _, err = cli(capsys, *argv)
+    one_error_line(code, err, "No space left on device", "--resume")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == []  # no half-written manifest left behind
+    monkeypatch.setattr(outputs.json, "dump", real_dump)
+    code, out, err = cli(capsys, *argv, "--resume")
+    assert code == 0, err
+    assert json.loads(out)["done"] == 1, out
+
+
+def test_a_resume_clears_leftovers_of_a_run_killed_before_its_manifest(one_image, tmp_path, capsys, monkeypatch,
+                                                                        dinov2):
+    monkeypatch.setenv("VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD", "1")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / ".tmp-999-1-manifest.json").write_text('{"form')  # SIGKILL mid-write
+    code, out, err = cli(capsys, "batch", one_image, "--tool", "dinov2.pca", "--model", dinov2,
+                         "--param", "resolution=28", "--device", "cpu", "--out", tmp_path / "out", "--resume", "--json")
+    assert code == 0, err
+    assert json.loads(out)["done"] == 1 and not list((tmp_path / "out").glob(".tmp-*"))

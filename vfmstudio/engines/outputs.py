@@ -15,6 +15,7 @@ skips exactly the images whose prediction file exists and still matches the sour
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -68,12 +69,19 @@ def _plain(value: Any) -> Any:
 def write_json_atomic(path: Path, obj: Any, *, indent: int | None = None, fsync: bool = True) -> None:
     """Write ``obj`` to a temporary file next to ``path`` and move it into place in one step."""
     tmp = path.with_name(f"{_TMP}{os.getpid()}-{threading.get_ident()}-{path.name}")
-    with open(tmp, "w", encoding="utf-8") as fp:
-        json.dump(obj, fp, indent=indent, ensure_ascii=False, allow_nan=False)
-        fp.flush()
-        if fsync:
-            os.fsync(fp.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fp:
+            json.dump(obj, fp, indent=indent, ensure_ascii=False, allow_nan=False)
+            fp.flush()
+            if fsync:
+                os.fsync(fp.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # A full disk must not leave a half file behind: it would make the folder look foreign
+        # to the --resume the error message suggests.
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 class BatchOutput:
@@ -105,6 +113,8 @@ class BatchOutput:
                                   "or choose another --out folder")
             self._check_same_run(read_manifest(self.root), manifest)
         else:
+            if self.root.exists():  # a run that died before its manifest was written left only these
+                self._remove_leftovers(self.root)
             if self.root.exists() and any(self.root.iterdir()):
                 raise OutputError(f"{self.root}: the output folder is not empty and holds no batch run; "
                                   "choose an empty or new folder")
@@ -129,9 +139,9 @@ class BatchOutput:
             raise OutputError(f"{self.root}: cannot resume a run made with other settings ({detail}); "
                               "use the same settings or another --out folder")
 
-    def _remove_leftovers(self) -> None:
+    def _remove_leftovers(self, *folders: Path) -> None:
         """Temporary files of a killed run; nothing refers to them."""
-        for folder in (self.root, self.predictions):
+        for folder in folders or (self.root, self.predictions):
             for tmp in folder.glob(f"{_TMP}*"):
                 tmp.unlink(missing_ok=True)
 

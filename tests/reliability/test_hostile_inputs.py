@@ -577,3 +577,52 @@ def test_a_resume_clears_leftovers_of_a_run_killed_before_its_manifest(one_image
                          "--param", "resolution=28", "--device", "cpu", "--out", tmp_path / "out", "--resume", "--json")
     assert code == 0, err
     assert json.loads(out)["done"] == 1 and not list((tmp_path / "out").glob(".tmp-*"))
+
+
+# ------------------------------------------------------------------ item 11: extreme aspect ratios
+
+
+def test_an_extreme_aspect_ratio_is_scaled_to_fit_the_patch_limit():
+    from vfmstudio_dinov2._features import MAX_TOKENS, plan_geometry
+
+    g = plan_geometry(3, 4000, 112, 14)  # 4000x3 at 112 would be 8 x 10666 = 85328 patches
+    rows, cols = g.grid
+    assert rows * cols <= MAX_TOKENS
+    assert "would need 85328 patches" in g.note and f"the limit is {MAX_TOKENS}" in g.note
+    # The largest short side that fits: one pixel more would not.
+    short = min(g.resized)
+    assert f"scaled to {short} px" in g.note
+    bigger = plan_geometry(3, 4000, short + 1, 14)
+    assert bigger.note  # short + 1 itself had to be scaled down
+    x0, y0, x1, y1 = g.extent  # the window still maps back into the image
+    assert 0 <= x0 < x1 <= 4000 and 0 <= y0 < y1 <= 3
+    assert plan_geometry(300, 470, 448, 14).note == ""  # ordinary images are untouched
+
+
+def test_a_strip_too_long_even_one_patch_high_is_refused_in_one_line():
+    from vfmstudio_dinov2._features import plan_geometry
+
+    from vfmstudio.core.tools import ParamError
+
+    with pytest.raises(ParamError, match=r"1000000x10 image is 100000 patches long even one patch high"):
+        plan_geometry(10, 1_000_000, 28, 14)
+
+
+def test_run_on_a_4000x3_strip_gives_a_result_and_says_it_was_scaled(tmp_path, capsys, monkeypatch, dinov2):
+    from vfmstudio_dinov2 import _features
+
+    from vfmstudio.core.context import RunContext
+
+    # The real limit (16384) costs seconds of CPU attention on this strip; a lower one shows the same.
+    monkeypatch.setattr(_features, "MAX_TOKENS", 2048)
+    monkeypatch.setenv("VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD", "1")
+    strip = _png(tmp_path / "strip.png", w=4000, h=3)
+    messages = []
+    real_progress = RunContext.progress
+    monkeypatch.setattr(RunContext, "progress", lambda self, f, m="": messages.append(m) or real_progress(self, f, m))
+    code, out, err = cli(capsys, "run", "dinov2.pca", strip, "--model", dinov2, "--param", "resolution=112",
+                         "--device", "cpu", "--json")
+    assert code == 0, err
+    prediction = json.loads(out)
+    assert prediction["tool"] == "dinov2.pca" and prediction["results"]
+    assert any("strip.png: resolution 112 would need" in m and "the limit is 2048" in m for m in messages)

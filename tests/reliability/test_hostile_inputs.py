@@ -626,3 +626,25 @@ def test_run_on_a_4000x3_strip_gives_a_result_and_says_it_was_scaled(tmp_path, c
     prediction = json.loads(out)
     assert prediction["tool"] == "dinov2.pca" and prediction["results"]
     assert any("strip.png: resolution 112 would need" in m and "the limit is 2048" in m for m in messages)
+
+
+# ------------------------------------------------------------------ item 8: an interrupted export says so
+
+
+def test_an_export_that_fails_half_way_leaves_a_marker_and_a_finished_one_does_not(sample, tmp_path, capsys,
+                                                                                   monkeypatch):
+    from vfmstudio_formats import _yolo
+
+    from vfmstudio.core.exchange import INCOMPLETE_MARKER
+
+    out = tmp_path / "yolo"
+    code, _, err = cli(capsys, "export", sample, "--format", "yolo", "--out", out)
+    assert code == 0, err
+    assert not (out / INCOMPLETE_MARKER).exists() and (out / "data.yaml").exists()
+    with monkeypatch.context() as patch:  # a Ctrl-C (or a kill) half-way through the exporter
+        patch.setattr(_yolo, "export_detect", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+        code, _, err = cli(capsys, "export", sample, "--format", "yolo", "--out", out)
+    assert code == 130
+    assert "did not finish" in (out / INCOMPLETE_MARKER).read_text()
+    code, _, err = cli(capsys, "export", sample, "--format", "yolo", "--out", out)
+    assert code == 0 and not (out / INCOMPLETE_MARKER).exists()

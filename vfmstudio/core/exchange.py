@@ -88,6 +88,10 @@ def _resolve(spec: FormatSpec, params: Mapping[str, Any] | None, from_text: bool
     return out
 
 
+#: Present in an export folder while an export runs, and after one that did not finish.
+INCOMPLETE_MARKER = "EXPORT-INCOMPLETE.txt"
+
+
 def _check_output_names(out: Path, params: Mapping[str, Any]) -> None:
     """A ``filename`` parameter names a file inside the export folder: no ``..``, no absolute path."""
     for name, value in params.items():
@@ -111,7 +115,13 @@ def export_project(spec: FormatSpec, project: Any, out_dir: str | os.PathLike[st
     out = Path(out_dir)
     _check_output_names(out, resolved)  # before anything is created, for every exporter
     out.mkdir(parents=True, exist_ok=True)
+    # A killed or failed export leaves images without labels and nothing saying so: this marker is
+    # there until the exporter has finished (an interrupted one leaves it for the user to see).
+    marker = out / INCOMPLETE_MARKER
+    marker.write_text(f"A {spec.id} export into this folder did not finish; its files are incomplete. "
+                      f"Export again to replace them.\n", encoding="utf-8")
     _load(spec.exporter)(project, out, resolved, ctx)
+    marker.unlink(missing_ok=True)
     ctx.progress(1.0, "done")
     return ctx
 

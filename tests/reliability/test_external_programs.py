@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import contextlib
 import io
 import json
 import os
@@ -51,7 +52,19 @@ def spawned(monkeypatch):
             monkeypatch.setattr(os, name, recorder(f"os.{name}"))
     monkeypatch.setattr(EpsImagePlugin, "gs_binary", "gs")  # as if Ghostscript were installed
     monkeypatch.setenv("VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD", "1")
-    return calls
+    before = _children()
+    yield calls
+    assert _children() <= before  # no process left behind
+    assert not os.path.exists("/tmp/vfmstudio-hostile-eps-ran")  # what the EPS program would write
+
+
+def _children() -> set[str]:
+    """Ids of this process's child processes (Linux /proc)."""
+    out: set[str] = set()
+    for task in os.listdir(f"/proc/{os.getpid()}/task"):
+        with contextlib.suppress(OSError), open(f"/proc/{os.getpid()}/task/{task}/children") as fp:
+            out |= set(fp.read().split())
+    return out
 
 
 @pytest.fixture

@@ -648,3 +648,11 @@ def test_an_export_that_fails_half_way_leaves_a_marker_and_a_finished_one_does_n
     assert "did not finish" in (out / INCOMPLETE_MARKER).read_text()
     code, _, err = cli(capsys, "export", sample, "--format", "yolo", "--out", out)
     assert code == 0 and not (out / INCOMPLETE_MARKER).exists()
+
+
+def test_single_labels_of_map_results_are_one_line_too():
+    import numpy as np
+
+    from vfmstudio.core.results import Heatmap
+
+    assert Heatmap(values=np.zeros((2, 2), np.float32), label="sim\n\x1b[1mx").label == "sim x"

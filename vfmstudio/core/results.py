@@ -348,6 +348,7 @@ class Heatmap(Result):
     kind: ClassVar[str] = "heatmap"
 
     def __post_init__(self) -> None:
+        _set(self, "label", clean_label(self.label))  # shown in legends and terminals: one line
         values = _array("values", self.values, ndim=2, dtype=np.float32, finite=True)
         _set(self, "values", values)
         if self.value_range is None:
@@ -384,6 +385,7 @@ class Histogram(Result):
     kind: ClassVar[str] = "histogram"
 
     def __post_init__(self) -> None:
+        _set(self, "label", clean_label(self.label))  # shown in legends and terminals: one line
         counts = _array("counts", self.counts, ndim=1, dtype=np.float64, finite=True)
         edges = _array("edges", self.edges, ndim=1, dtype=np.float64, shape=(counts.shape[0] + 1,), finite=True)
         if edges.size > 1 and (np.diff(edges) <= 0).any():
@@ -415,6 +417,7 @@ class FeatureImage(Result):
     kind: ClassVar[str] = "feature_image"
 
     def __post_init__(self) -> None:
+        _set(self, "label", clean_label(self.label))  # shown in legends and terminals: one line
         rgb = np.asarray(self.rgb)
         if rgb.dtype != np.uint8:
             raise ResultError(f"rgb: expected uint8, got {rgb.dtype}")
@@ -487,6 +490,7 @@ class LayerMaps(Result):
     kind: ClassVar[str] = "layer_maps"
 
     def __post_init__(self) -> None:
+        _set(self, "label", clean_label(self.label))  # shown in legends and terminals: one line
         values = _array("values", self.values, ndim=3, dtype=np.float32, finite=True)
         _set(self, "values", values)
         _set(self, "names", _labels("names", self.names, values.shape[0]))

@@ -178,3 +178,18 @@ def test_import_of_labelme_with_postscript_never_spawns(mask, hostile_files, tmp
     assert ("PDF document" if mask is PDF else "PostScript/EPS") in err
     assert str(hostile_files / "eps.png" if mask is None else doc) in err  # the file at fault is named
     assert spawned == []
+
+
+def test_thumbnails_keep_the_loaders_budgets(tmp_path, monkeypatch):
+    from PIL import ImageFile
+
+    from vfmstudio.qt.thumbnails import make_thumbnail
+    from vfmstudio.testing.hostile import _png_raw
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_raw(12_000, 12_000, 8, 6, None))  # 144 MP RGBA: ~3.3 GB to decode
+    decoded = []
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: decoded.append(self))
+    with pytest.raises(ValueError, match="over the decode budget"):
+        make_thumbnail(bomb)
+    assert decoded == []

@@ -656,3 +656,40 @@ def test_single_labels_of_map_results_are_one_line_too():
     from vfmstudio.core.results import Heatmap
 
     assert Heatmap(values=np.zeros((2, 2), np.float32), label="sim\n\x1b[1mx").label == "sim x"
+
+
+# ------------------------------------------------------------------ one pixel limit for every header reader
+
+
+def test_every_header_reader_uses_the_same_pixel_limit(tmp_path):
+    # 190 MP: under our limit (200 MP) but over Pillow's own (179 MP), which project headers used.
+    from vfmstudio.core.image import open_image
+    from vfmstudio.core.project import image_size
+    from vfmstudio.testing.hostile import _png_raw
+
+    path = tmp_path / "big.png"
+    path.write_bytes(_png_raw(19_000, 10_000, 1, 0, None))  # 1-bit grey: small to decode too
+    assert image_size(path) == (19_000, 10_000)
+    with open_image(path) as im:
+        assert im.size == (19_000, 10_000)
+    from PIL import Image
+
+    with pytest.raises(Image.DecompressionBombError, match="exceeds the limit of 100 pixels"):
+        open_image(path, max_pixels=100)
+
+
+def test_a_labelme_mask_claiming_too_many_pixels_is_one_line(tmp_path, capsys, monkeypatch):
+    import base64
+
+    from vfmstudio.testing.hostile import _png_raw
+
+    monkeypatch.setenv("VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD", "1")
+    folder = tmp_path / "lm"
+    folder.mkdir()
+    _png(folder / "a.png")
+    mask = base64.b64encode(_png_raw(20_000, 20_000, 1, 0, None)).decode()  # 400 MP in a few bytes
+    doc = {"version": "5.4.1", "flags": {}, "imagePath": "a.png", "imageData": None, "imageHeight": 6,
+           "imageWidth": 8, "shapes": [{"label": "x", "points": [[0, 0], [7, 5]], "shape_type": "mask", "mask": mask}]}
+    (folder / "a.json").write_text(json.dumps(doc))
+    code, _, err = cli(capsys, "import", folder / "a.json", "--format", "labelme", "--into", folder / "p.json")
+    one_error_line(code, err, "a.json", "20000x20000 pixels exceeds the limit")

@@ -146,5 +146,9 @@ def import_dataset(spec: FormatSpec, source: str | os.PathLike[str], params: Map
         # hostile or damaged files: one line naming the file, not a traceback
         detail = " ".join(str(exc).split()) or type(exc).__name__
         raise FormatError(f"{src}: not readable as {spec.id} ({type(exc).__name__}: {detail})") from None
+    except Exception as exc:
+        if type(exc).__name__ != "DecompressionBombError":  # Pillow's, from an embedded image (a mask)
+            raise
+        raise FormatError(f"{src}: {' '.join(str(exc).split())}") from None
     ctx.progress(1.0, "done")
     return project, ctx

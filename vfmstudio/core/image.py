@@ -221,6 +221,11 @@ def image_id_for_file(path: str | os.PathLike[str]) -> str:
 # The one way to open an image file
 
 
+# Pillow's decompression-bomb limit is a module global. We swap it only around the header read,
+# under this lock, so concurrent load_image calls never restore each other's value.
+_PIL_LIMIT_LOCK = threading.RLock()  # re-entered: _open_header holds it around open_image
+
+
 def allowed_formats() -> tuple[str, ...]:
     """:data:`SAFE_FORMATS` plus the :data:`OPTIONAL_FORMATS` a plugin has registered with Pillow.
 
@@ -230,12 +235,32 @@ def allowed_formats() -> tuple[str, ...]:
     return SAFE_FORMATS + tuple(f for f in OPTIONAL_FORMATS if f in Image.OPEN)
 
 
-def open_image(source: str | os.PathLike[str] | BinaryIO) -> Image.Image:
+def open_image(
+    source: str | os.PathLike[str] | BinaryIO, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> Image.Image:
     """``Image.open`` restricted to :func:`allowed_formats`; every caller in vfmstudio uses this.
 
     A file in any other format (PostScript, PDF, ...) raises ``UnidentifiedImageError`` (an
     ``OSError``) whose message says what the file looks like, so callers keep their handlers.
+    The pixel limit is ours (``max_pixels``), not Pillow's lower one, so every reader of a header
+    agrees with :func:`load_image`; above it ``Image.DecompressionBombError`` is raised.
     """
+    with _PIL_LIMIT_LOCK:  # Pillow's limit is a module global: off for this open only
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            im = _open_allowed(source)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+    if max_pixels is not None and im.width * im.height > max_pixels:
+        im.close()
+        raise Image.DecompressionBombError(
+            f"image of {im.width}x{im.height} pixels exceeds the limit of {max_pixels} pixels (set {_MAX_PIXELS_ENV})"
+        )
+    return im
+
+
+def _open_allowed(source: str | os.PathLike[str] | BinaryIO) -> Image.Image:
     try:
         return Image.open(source, formats=allowed_formats())
     except UnidentifiedImageError:
@@ -258,9 +283,6 @@ def open_image(source: str | os.PathLike[str] | BinaryIO) -> Image.Image:
 
 Reader = Callable[[Path], "np.ndarray | None"]
 
-# Pillow's decompression-bomb limit is a module global. We swap it only around the header read,
-# under this lock, so concurrent load_image calls never restore each other's value.
-_PIL_LIMIT_LOCK = threading.Lock()
 
 _MAGIC: tuple[tuple[bytes, int, str], ...] = (
     (b"\xff\xd8\xff", 0, "JPEG"),
@@ -379,7 +401,7 @@ def _open_header(fp: BinaryIO) -> tuple[Image.Image, int | None]:
         saved = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = None
         try:
-            im = open_image(fp)
+            im = open_image(fp, max_pixels=None)  # load_image words its own limit error
             try:
                 n_frames: int | None = int(getattr(im, "n_frames", 1) or 1)
             except Exception:  # a count that fails is only metadata; load() judges the file

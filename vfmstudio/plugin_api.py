@@ -20,6 +20,7 @@ from vfmstudio.core.results import (
     Classification,
     Correspondences,
     Detections,
+    Embedding,
     FeatureImage,
     Heatmap,
     Histogram,
@@ -35,7 +36,8 @@ from vfmstudio.core.tools import FormatSpec, InputKind, ModelChoice, Param, Para
 from vfmstudio.hookspecs import hookimpl
 
 __all__ = [
-    "CancelToken", "Cancelled", "Classification", "Correspondences", "Detections", "FeatureImage", "FormatSpec",
+    "CancelToken", "Cancelled", "Classification", "Correspondences", "Detections", "Embedding", "FeatureImage",
+    "FormatSpec",
     "Heatmap", "Histogram", "ImageLoadError", "InputKind", "LayerMaps", "LoadedImage", "Masks", "ModelChoice",
     "Param", "ParamError", "ParamType", "Ranking", "Result", "ResultError", "RunContext", "Table", "Text",
     "ToolSpec", "hookimpl",

@@ -236,7 +236,10 @@ def allowed_formats() -> tuple[str, ...]:
 
 
 def open_image(
-    source: str | os.PathLike[str] | BinaryIO, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+    source: str | os.PathLike[str] | BinaryIO,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    only: tuple[str, ...] | None = None,
 ) -> Image.Image:
     """``Image.open`` restricted to :func:`allowed_formats`; every caller in vfmstudio uses this.
 
@@ -244,12 +247,13 @@ def open_image(
     ``OSError``) whose message says what the file looks like, so callers keep their handlers.
     The pixel limit is ours (``max_pixels``), not Pillow's lower one, so every reader of a header
     agrees with :func:`load_image`; above it ``Image.DecompressionBombError`` is raised.
+    ``only`` narrows the allow-list further (a mask reader that takes PNG only).
     """
     with _PIL_LIMIT_LOCK:  # Pillow's limit is a module global: off for this open only
         saved = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = None
         try:
-            im = _open_allowed(source)
+            im = _open_allowed(source, only)
         finally:
             Image.MAX_IMAGE_PIXELS = saved
     if max_pixels is not None and im.width * im.height > max_pixels:
@@ -260,9 +264,12 @@ def open_image(
     return im
 
 
-def _open_allowed(source: str | os.PathLike[str] | BinaryIO) -> Image.Image:
+def _open_allowed(source: str | os.PathLike[str] | BinaryIO, only: tuple[str, ...] | None) -> Image.Image:
+    formats = allowed_formats()
+    if only is not None:
+        formats = tuple(f for f in formats if f in only)
     try:
-        return Image.open(source, formats=allowed_formats())
+        return Image.open(source, formats=formats)
     except UnidentifiedImageError:
         head = b""
         try:

@@ -106,3 +106,22 @@ def test_text_search_colours_the_map_by_score(qtbot, folder, tiny_model):
     scores = [float(window.view.results.item(i).text().split()[0]) for i in range(7)]
     assert scores == sorted(scores, reverse=True)
     runner.shutdown()
+
+
+def test_view_explore_opens_on_the_folder_and_a_lasso_selects_images_in_the_list(qtbot, window, image_folder):
+    from vfmstudio.qt.explore_window import open_explore
+
+    assert open_explore(window) is None  # no folder yet: a message instead
+    assert any("open a folder first" in t for t in window.messages.texts("warning"))
+    window.open_paths([image_folder])
+    qtbot.waitUntil(lambda: len(window.browser.paths()) == 3, timeout=5000)
+    window.menus.actions["explore"].trigger()
+    explore = window.explore_window
+    assert explore.isVisible() and explore.folder == image_folder
+    # A lasso result (as ExploreView emits it) selects exactly those images in the image list.
+    explore.view.rels = ["img0.png", "img2.png"]
+    explore.view.selected.emit(["img0.png", "img2.png"])
+    assert [p.name for p in window.browser.selected_paths()] == ["img0.png", "img2.png"]
+    explore.open_requested.emit(str(image_folder / "img1.png"))
+    qtbot.waitUntil(lambda: window.current_path == image_folder / "img1.png", timeout=5000)
+    explore.close()

@@ -93,6 +93,18 @@ class ImageBrowser(QWidget):
         item = self._items.get(str(path))
         return item.icon() if item is not None and str(path) in self._with_thumbnail else None
 
+    def select_paths(self, paths: list[Path]) -> int:
+        """Select exactly these images (e.g. a lasso on the Explore map); returns how many were found."""
+        items = [self._items.get(str(p)) for p in paths]
+        items = [it for it in items if it is not None]
+        self.list.clearSelection()
+        for it in items:
+            it.setHidden(False)
+            it.setSelected(True)
+        if items:
+            self.list.scrollToItem(items[0])
+        return len(items)
+
     def select_path(self, path: Path) -> bool:
         """Make ``path`` the current image (shown even if the filter hid it)."""
         item = self._items.get(str(path))

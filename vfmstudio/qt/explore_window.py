@@ -239,28 +239,35 @@ class ExploreWindow(QDialog):
 
 
 def runner_submit(runner) -> Callable:
-    """Adapts a :class:`~vfmstudio.qt.runner.QtJobRunner` to ExploreWindow's ``submit``: results are
-    matched to the job that was submitted, and the returned callable cancels it."""
+    """Adapts a :class:`~vfmstudio.qt.runner.QtJobRunner` to ExploreWindow's ``submit``; the returned
+    callable cancels the job."""
 
     def submit(fn, on_done, on_progress):
-        job = runner.submit(fn, key="explore", source="explore")
-
-        def progressed(update) -> None:
-            if update.job_id == job.job_id:
-                on_progress(update.fraction, update.message)
-
-        def finished(result) -> None:
-            if result.job_id != job.job_id:
-                return
-            runner.progressed.disconnect(progressed)
-            runner.finished.disconnect(finished)
+        def done(result) -> None:
             if result.ok:
                 on_done(True, result.value)
             elif result.status != "cancelled":
                 on_done(False, result.error.message if result.error else result.status)
 
-        runner.progressed.connect(progressed)
-        runner.finished.connect(finished)
+        job = runner.submit(fn, key="explore", source="explore", on_done=done,
+                            on_progress=lambda u: on_progress(u.fraction, u.message))
         return job.cancel
 
     return submit
+
+
+def open_explore(w) -> ExploreWindow | None:
+    """View › Explore Folder… on the window's open folder: the map's picks select images in the list."""
+    folder = w.session.folder
+    if folder is None:
+        w.messages.post("warning", "open a folder first: Explore maps the images of a folder")
+        return None
+    window = getattr(w, "explore_window", None)
+    if window is None or window.folder != folder:
+        window = ExploreWindow(folder, runner_submit(w.runner), parent=w)
+        window.open_requested.connect(lambda p: w.browser.select_path(Path(p)))
+        window.selected.connect(lambda paths: w.browser.select_paths([Path(p) for p in paths]))
+        w.explore_window = window
+    window.show()
+    window.raise_()
+    return window

@@ -37,6 +37,12 @@ def add_action(window: QWidget, text: str, slot, shortcut=None, icon=None, menu:
     return action
 
 
+def open_explore(w: Any) -> None:
+    from vfmstudio.qt.explore_window import open_explore as show
+
+    show(w)
+
+
 def build_menus(w: Any) -> Menus:
     sp = QStyle.StandardPixmap
     bar = w.menuBar()
@@ -62,6 +68,8 @@ def build_menus(w: Any) -> Menus:
     acts["zoom_out"] = add_action(w, "Zoom Out", lambda: canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut,
                                   None, view)
     view.addSeparator()
+    acts["explore"] = add_action(w, "&Explore Folder…", lambda: open_explore(w), "Ctrl+E", None, view)
+    view.addSeparator()
     for dock in w.docks():
         view.addAction(dock.toggleViewAction())
     run = bar.addMenu("&Run")
@@ -70,6 +78,9 @@ def build_menus(w: Any) -> Menus:
     run.addSeparator()
     acts["devices"] = add_action(w, "&Devices…", w.show_devices, None, sp.SP_ComputerIcon, run)
     acts["time_limit"] = add_action(w, "&Time Limit…", w.run_settings.ask_tool_timeout, None, None, run)
+    from vfmstudio.qt.model_manager import open_model_manager
+
+    acts["models"] = add_action(w, "&Models…", lambda: open_model_manager(w), None, sp.SP_DriveNetIcon, run)
     help_menu = bar.addMenu("&Help")
     acts["plugins"] = add_action(w, "&Plugins…", w.plugins.show, None, None, help_menu)
     acts["about"] = add_action(w, "&About vfmstudio", w.plugins.about, None, None, help_menu)

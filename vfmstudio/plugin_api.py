@@ -63,6 +63,7 @@ from vfmstudio.core.image import (
     image_id_for_file,
     list_images,
     load_image,
+    open_image,
 )
 from vfmstudio.core.project import ImageRecord, Project, image_size, in_memory
 from vfmstudio.core.results import (
@@ -86,9 +87,11 @@ from vfmstudio.core.results import (
 from vfmstudio.core.rle import decode as rle_decode
 from vfmstudio.core.rle import encode as rle_encode
 from vfmstudio.core.tools import FormatSpec, InputKind, ModelChoice, Param, ParamError, ParamType, ToolSpec
+from vfmstudio.core.yaml_safe import YAMLRefused, load_yaml
 from vfmstudio.hookspecs import hookimpl
 from vfmstudio.ml.catalog import KnownModel, get_known, models_for
 from vfmstudio.ml.devices import BYTES_PER_ELEMENT, resolve_device, resolve_precision, torch_dtype
+from vfmstudio.ml.download import download_file
 from vfmstudio.ml.errors import ModelError, ModelNotAvailableError, ModelTooLargeError
 from vfmstudio.ml.hub import DEFAULT_TIMEOUT as HUB_TIMEOUT_S
 from vfmstudio.ml.hub import hub_cache_dir, is_cached, is_offline, resolve_local_path
@@ -191,5 +194,5 @@ __all__ = [
     "is_cached", "is_offline", "list_images", "load_image", "load_pretrained", "load_processor", "mask_bbox",
     "mask_to_parts", "models_for", "parse_model_ref", "pixel_values_on_device", "resolve_device",
     "resolve_local_path", "resolve_precision", "result_from_json", "rle_decode", "rle_encode", "safe_join",
-    "torch_dtype",
+    "torch_dtype", "open_image", "load_yaml", "YAMLRefused", "download_file",
 ]

@@ -40,6 +40,7 @@ from vfmstudio.plugin_api import (
     RotatedBox,
     in_memory,
     mask_bbox,
+    safe_join,
 )
 
 from ._common import (
@@ -173,7 +174,7 @@ def export(project: Project, out: Path, params: dict, ctx: ExchangeContext) -> N
             ET.SubElement(im, "tag", label=tag, source="manual")
     drop_image_texts(project, ctx, "CVAT", tags=False)
     ET.indent(root)
-    path = out / params["filename"]
+    path = safe_join(out, params["filename"], what="parameter 'filename'")
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
     ctx.wrote(path)
 

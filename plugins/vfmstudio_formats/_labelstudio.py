@@ -14,7 +14,17 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from vfmstudio.plugin_api import Box, Ellipse, ExchangeContext, Mask, Points, Polygon, Project, RotatedBox
+from vfmstudio.plugin_api import (
+    Box,
+    Ellipse,
+    ExchangeContext,
+    Mask,
+    Points,
+    Polygon,
+    Project,
+    RotatedBox,
+    safe_join,
+)
 
 from ._common import image_dims, iter_images, nearest_shape, shape_parts, write_json
 
@@ -88,7 +98,7 @@ def export(project: Project, out: Path, params: dict, ctx: ExchangeContext) -> N
             if scores:
                 block["score"] = float(np.mean(scores))
         tasks.append({"data": {"image": image}, mode: [block]})
-    write_json(out / params["filename"], tasks, ctx)
+    write_json(safe_join(out, params["filename"], what="parameter 'filename'"), tasks, ctx)
     config = out / "label_config.xml"
     config.write_text(_config(labels.class_names, sorted({t for ts in labels.tags.values() for t in ts})),
                       encoding="utf-8")

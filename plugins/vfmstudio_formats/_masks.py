@@ -27,6 +27,7 @@ from vfmstudio.plugin_api import (
     Mask,
     Project,
     in_memory,
+    open_image,
     shape_kind,
 )
 
@@ -142,7 +143,7 @@ def _read_png(path: Path, colour: bool) -> np.ndarray:
     decoded, and only within the pixel limit."""
     check_regular_file(path)
     try:
-        with Image.open(path, formats=["PNG"]) as im:
+        with open_image(path, only=("PNG",)) as im:  # the one allow-listed opener (ADR 0100)
             if im.width * im.height > DEFAULT_MAX_PIXELS:
                 raise FormatError(f"{path}: {im.width}x{im.height} pixels is above the limit ({DEFAULT_MAX_PIXELS})")
             if colour:

@@ -36,7 +36,9 @@ from vfmstudio.plugin_api import (
     Project,
     RotatedBox,
     Skeleton,
+    YAMLRefused,
     in_memory,
+    load_yaml,
     safe_join,
     shape_kind,
 )
@@ -239,8 +241,8 @@ def import_obb(source: Path, params: dict, ctx: ExchangeContext) -> Project:
 
 def _load_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(read_text(path)) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        data = load_yaml(read_text(path)) or {}  # aliases bounded: no alias bomb
+    except (OSError, UnicodeDecodeError, YAMLRefused) as exc:
         raise FormatError(f"{path}: cannot read ({' '.join(str(exc).split())})") from None
     if not isinstance(data, dict):
         raise FormatError(f"{path}: not a YOLO data file (expected keys such as names, train, val)")

@@ -93,6 +93,9 @@ class PluginHost:
                                                       for hook in registration_hooks()}
         self.tools: dict[str, ToolSpec] = self.registered["tools"]
         self.formats: dict[str, FormatSpec] = self.registered["formats"]
+        #: Which plugin owns each tool family (its name, or one it declared in VFM_TOOL_FAMILIES).
+        self.family_owner: dict[str, str] = {}
+        self._reserved: set[str] = set()
         self._loaded = False
         self._lock = threading.Lock()
 
@@ -105,11 +108,13 @@ class PluginHost:
             from vfmstudio.isolation import mark_builtin
 
             mark_builtin(self._builtins)  # their tools run in-process (vfmstudio.isolation)
+            eps = _entry_points() if self._use_entry_points else []
+            # Every plugin's name is its own tool family from the start, whatever the loading order.
+            self._reserved = {_short_name(m) for m in self._builtins} | {ep.name for ep in eps}
             for module_name in self._builtins:
                 self._load_one(_short_name(module_name), "builtin", lambda m=module_name: importlib.import_module(m),
                                version=_dist_version("vfmstudio"), module_name=module_name)
             if self._use_entry_points:
-                eps = _entry_points()
                 verdicts = self._probe(eps)
                 for ep in eps:
                     dist = getattr(ep, "dist", None)
@@ -155,9 +160,10 @@ class PluginHost:
         try:
             plugin = importer()
             self._check_hooks(plugin)
+            families = self._families(name, plugin)
             self.pm.register(plugin, name=name)  # pluggy checks each hookimpl's signature against its spec
             registered = True
-            provided = {hook: self._collect(name, hook) for hook in registration_hooks()}
+            provided = {hook: self._collect(name, hook, families) for hook in registration_hooks()}
         except BaseException as exc:  # noqa: BLE001 - a plugin may raise anything, even SystemExit
             if isinstance(exc, KeyboardInterrupt):
                 raise
@@ -174,6 +180,8 @@ class PluginHost:
             for spec in specs:
                 table[spec.id] = spec
             status.provides[kind] = [spec.id for spec in specs]
+        for family in families:
+            self.family_owner[family] = name
         status.tools = status.provides.get("tools", [])
         status.formats = status.provides.get("formats", [])
         status.status = "loaded"
@@ -193,7 +201,23 @@ class PluginHost:
                 raise PluginError(f"{attr} is not marked with @hookimpl "
                                   "(from vfmstudio.plugin_api import hookimpl; put @hookimpl above it)")
 
-    def _collect(self, name: str, hook: str) -> list[Any]:
+    def _families(self, name: str, plugin: Any) -> set[str]:
+        """The tool families plugin ``name`` may use: its name and those it declares itself in
+        ``VFM_TOOL_FAMILIES``. A family belongs to one plugin: another plugin's name, or a family another
+        plugin declared first, is refused."""
+        declared = getattr(plugin, "VFM_TOOL_FAMILIES", ())
+        if isinstance(declared, str) or not all(isinstance(f, str) for f in declared):
+            raise PluginError("VFM_TOOL_FAMILIES must be a tuple of family names")
+        for family in declared:
+            if family != name and family in self._reserved:
+                raise PluginError(f"tool family {family!r} is the name of another plugin; "
+                                  "a plugin declares only families of its own")
+            owner = self.family_owner.get(family)
+            if owner not in (None, name):
+                raise PluginError(f"tool family {family!r} belongs to plugin {owner}")
+        return {name, *declared}
+
+    def _collect(self, name: str, hook: str, families: set[str]) -> list[Any]:
         """Call plugin ``name``'s implementation of registration ``hook`` and validate the list it returns."""
         impls = [i for i in getattr(self.pm.hook, hook).get_hookimpls() if i.plugin_name == name]
         if not impls:
@@ -211,8 +235,9 @@ class PluginHost:
         for spec in value:
             if (item_type is not None and not isinstance(spec, item_type)) or not isinstance(getattr(spec, "id", None), str):
                 raise PluginError(f"{hook} returned a {type(spec).__name__}, expected {expected}")
-            if kind == "tools" and spec.family != name:
-                raise PluginError(f"tool id {spec.id!r} must start with '{name}.' (the plugin's name)")
+            if kind == "tools" and spec.family not in families:
+                raise PluginError(f"tool id {spec.id!r} must start with '{name}.' (the plugin's name) "
+                                  "or a family the plugin declares in VFM_TOOL_FAMILIES")
             if spec.id in taken or any(s.id == spec.id for s in out):
                 owner = getattr(taken[spec.id], "plugin", "") if spec.id in taken else name
                 raise PluginError(f"duplicate {kind.rstrip('s')} id {spec.id!r} (already registered by {owner})")

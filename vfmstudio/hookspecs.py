@@ -33,7 +33,8 @@ def vfm_register_tools() -> list[ToolSpec]:
     """Return the tools this plugin provides.
 
     Each :class:`~vfmstudio.core.tools.ToolSpec` has an id ``<family>.<name>`` whose family is the
-    plugin's own name (its entry-point name; no plugin can claim another's). Tool code is named
+    plugin's own name (its entry-point name) or a family the plugin module declares in
+    ``VFM_TOOL_FAMILIES``; a family belongs to one plugin, so none can claim another's. Tool code is named
     by ``run="module:function"`` and imported only when the tool runs, so registering is cheap:
     never import torch or load a model here.
     """

@@ -40,7 +40,7 @@ BROKEN = {
                      "    return None\n",
     # Without the marker pluggy would ignore the function: the plugin would load and do nothing.
     "bad_unmarked": "def vfm_read_image(path):\n    return None\n",
-    # Another plugin's family cannot be claimed (VFM_TOOL_FAMILIES is gone).
+    # Another plugin's family cannot be claimed: a plugin declares only families of its own.
     "bad_claims": "VFM_TOOL_FAMILIES = ('good_a',)\n" + GOOD.format(name="good_a").replace("good_a-fmt", "x-fmt"),
 }
 
@@ -81,7 +81,7 @@ def test_good_plugins_register_tools_and_formats(plugin_dir):
     ("bad_exit", "SystemExit"),
     ("bad_signature", "vfm_read_image"),
     ("bad_unmarked", "vfm_read_image is not marked with @hookimpl"),
-    ("bad_claims", "tool id 'good_a.t' must start with 'bad_claims.'"),
+    ("bad_claims", "tool family 'good_a' is the name of another plugin"),
 ])
 def test_broken_plugin_is_recorded_and_the_others_still_work(plugin_dir, name, fragment):
     host = _host(["good_a", name, "good_b"])
@@ -245,3 +245,20 @@ def test_read_image_reaches_the_loader_for_unknown_formats(plugin_dir, tmp_path)
         assert np.all(img.pixels == 0)
     finally:
         sys.modules.pop("reader_ok2", None)
+
+
+def test_a_declared_family_belongs_to_the_first_plugin_that_declares_it(plugin_dir):
+    # Like the DINO plugin's dino.* tools: a family of its own beside its name, owned by it alone.
+    own = ("from vfmstudio.plugin_api import hookimpl, ToolSpec\nVFM_TOOL_FAMILIES = ('shared',)\n"
+           "@hookimpl\ndef vfm_register_tools():\n"
+           "    return [ToolSpec(id='shared.{t}', title='T', run='x:y', returns=('text',))]\n")
+    (plugin_dir / "fam_first.py").write_text(own.format(t="one"))
+    (plugin_dir / "fam_second.py").write_text(own.format(t="two"))
+    try:
+        host = _host(["fam_first", "fam_second"])
+        assert host.tools["shared.one"].plugin == "fam_first" and host.family_owner["shared"] == "fam_first"
+        assert host.statuses["fam_second"].error == "PluginError: tool family 'shared' belongs to plugin fam_first"
+        assert "shared.two" not in host.tools
+    finally:
+        for n in ("fam_first", "fam_second"):
+            sys.modules.pop(n, None)

@@ -6,13 +6,14 @@ See docs/tools/paligemma.md.
 
 from __future__ import annotations
 
-from vfmstudio.plugin_api import InputKind, ModelChoice, Param, ParamType, ToolSpec, hookimpl
+from vfmstudio.plugin_api import InputKind, ModelSpec, Param, ParamType, ToolSpec, hookimpl
 
 __version__ = "0.1.0"
 
 MODELS = (
-    ModelChoice("google/paligemma2-3b-mix-224", "PaliGemma 2 3B mix 224", params_millions=3030, gated=True),
-    ModelChoice("google/paligemma2-3b-mix-448", "PaliGemma 2 3B mix 448", params_millions=3030, gated=True),
+    ModelSpec("google/paligemma2-3b-mix-224", "paligemma", "PaliGemma 2 3B mix 224", 3030, "Gemma", gated=True,
+              default=True),
+    ModelSpec("google/paligemma2-3b-mix-448", "paligemma", "PaliGemma 2 3B mix 448", 3030, "Gemma", gated=True),
 )
 
 
@@ -28,7 +29,7 @@ _CLASSES = Param("classes", ParamType.STRLIST, required=True,
 
 def _tool(name: str, title: str, params: tuple[Param, ...], returns: str, description: str) -> ToolSpec:
     return ToolSpec(id=f"paligemma.{name}", title=title, run=f"vfmstudio_paligemma._tools:{name}",
-                    inputs=InputKind.IMAGE, params=params, models=MODELS, returns=(returns,),
+                    inputs=InputKind.IMAGE, params=params, model_families=("paligemma",), returns=(returns,),
                     description=description, prepare="vfmstudio_paligemma._tools:prepare")
 
 
@@ -57,3 +58,8 @@ TOOLS = (
 @hookimpl
 def vfm_register_tools() -> list[ToolSpec]:
     return list(TOOLS)
+
+
+@hookimpl
+def vfm_register_models() -> list[ModelSpec]:
+    return list(MODELS)

@@ -146,6 +146,7 @@ def test_catalog_is_what_the_builtin_plugins_declare(tmp_path, monkeypatch):
     assert catalog.get_known("facebook/dinov2-giant", host=host).size == "1.1B"
     assert len(catalog.models_for("dinov2", host=host)) == 8
     assert catalog.get_known("nobody/nothing", host=host) is None
+    assert {m.ref for m in catalog.KNOWN_MODELS} >= set(refs)  # the former name reads the process's catalogue
     json.dumps(models)  # ready for `vfmstudio models --json`
 
 

@@ -14,6 +14,12 @@ from vfmstudio.ml import hub
 KnownModel = ModelSpec  # former name of a catalogue entry
 
 
+def __getattr__(name: str) -> Any:
+    if name == "KNOWN_MODELS":  # the former closed table, now whatever the loaded plugins declare
+        return known_models()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def known_models(host: Any = None) -> tuple[ModelSpec, ...]:
     """Every declared model, in plugin load order then declaration order."""
     if host is None:

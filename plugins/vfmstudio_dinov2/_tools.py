@@ -292,7 +292,8 @@ def _special_token_table(feats: PatchFeatures, image: LoadedImage) -> Table:
     special = feats.special_norms
     columns = ("layer", "CLS", *(f"register {i}" for i in range(1, special.shape[1])))
     rows = tuple((name, *(round(float(v), 4) for v in row)) for name, row in zip(feats.layer_names, special))
-    return Table(columns=columns, rows=rows, title="CLS and register token norms", image_id=image.id)
+    title = "CLS and register token norms" if special.shape[1] > 1 else "CLS token norms"
+    return Table(columns=columns, rows=rows, title=title, image_id=image.id)
 
 
 # ---------------------------------------------------------------------------------------------- propagate

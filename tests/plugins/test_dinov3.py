@@ -80,6 +80,7 @@ def test_norms_show_register_tokens_apart_from_patch_tokens(host, tiny_model, re
     patch_table, special = pred.of_type(Table)
     assert patch_table.columns[0] == "layer"
     assert special.columns == ("layer", "CLS", "register 1", "register 2", "register 3", "register 4")
+    assert special.title == "CLS and register token norms"
     assert special.column("layer") == list(maps.names)
 
     geometry = _features.plan_geometry(100, 130, 64, 16)

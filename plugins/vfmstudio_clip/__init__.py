@@ -10,7 +10,7 @@ from vfmstudio.plugin_api import InputKind, ModelSpec, Param, ParamType, ToolSpe
 __version__ = "0.1.0"
 
 _APACHE = "Apache-2.0"
-MODELS = (
+DECLARED_MODELS = (
     ModelSpec("openai/clip-vit-base-patch32", "clip", "CLIP ViT-B/32", 151, "MIT", default=True),
     ModelSpec("openai/clip-vit-base-patch16", "clip", "CLIP ViT-B/16", 150, "MIT"),
     ModelSpec("openai/clip-vit-large-patch14", "clip", "CLIP ViT-L/14", 428, "MIT"),
@@ -25,6 +25,7 @@ MODELS = (
     ModelSpec("google/siglip2-so400m-patch16-naflex", "siglip2", "SigLIP 2 so400m/16 NaFlex", 1136, _APACHE),
     ModelSpec("google/siglip2-giant-opt-patch16-256", "siglip2", "SigLIP 2 g-opt/16 256", 1871, _APACHE),
 )
+MODELS = tuple(m.choice() for m in DECLARED_MODELS)  # this plugin's own models, as tool choices
 MODEL_FAMILIES = ("clip", "siglip", "siglip2")
 # Dense maps need small patches; B/16 is the model MaskCLIP and SCLIP report on.
 SEGMENT_DEFAULT = "openai/clip-vit-base-patch16"
@@ -123,4 +124,4 @@ def vfm_register_tools() -> list[ToolSpec]:
 
 @hookimpl
 def vfm_register_models() -> list[ModelSpec]:
-    return list(MODELS)
+    return list(DECLARED_MODELS)

@@ -19,7 +19,7 @@ MODEL_FAMILIES = ("dinov2", "dinov3")
 
 _DINOV2 = "Apache-2.0"
 _DINOV3 = "DINOv3 License"  # Meta's own licence; the hub asks users to accept it (gated)
-MODELS = (
+DECLARED_MODELS = (
     ModelSpec("facebook/dinov2-small", "dinov2", "DINOv2 ViT-S/14", 22, _DINOV2, default=True),
     ModelSpec("facebook/dinov2-base", "dinov2", "DINOv2 ViT-B/14", 86, _DINOV2),
     ModelSpec("facebook/dinov2-large", "dinov2", "DINOv2 ViT-L/14", 304, _DINOV2),
@@ -43,6 +43,7 @@ MODELS = (
     ModelSpec("facebook/dinov3-vitl16-pretrain-sat493m", "dinov3", "DINOv3 ViT-L/16 satellite (distilled)", 300,
               _DINOV3, gated=True),
 )
+MODELS = tuple(m.choice() for m in DECLARED_MODELS)  # this plugin's own models, as tool choices
 
 RESOLUTION = Param("resolution", ParamType.INT, 448, minimum=28, maximum=1792,
                    help="short side of the model input in pixels (cropped to multiples of the model's patch size)")
@@ -114,4 +115,4 @@ def vfm_register_tools() -> list[ToolSpec]:
 
 @hookimpl
 def vfm_register_models() -> list[ModelSpec]:
-    return list(MODELS)
+    return list(DECLARED_MODELS)

@@ -10,11 +10,12 @@ from vfmstudio.plugin_api import InputKind, ModelSpec, Param, ParamType, ToolSpe
 
 __version__ = "0.1.0"
 
-MODELS = (
+DECLARED_MODELS = (
     ModelSpec("google/paligemma2-3b-mix-224", "paligemma", "PaliGemma 2 3B mix 224", 3030, "Gemma", gated=True,
               default=True),
     ModelSpec("google/paligemma2-3b-mix-448", "paligemma", "PaliGemma 2 3B mix 448", 3030, "Gemma", gated=True),
 )
+MODELS = tuple(m.choice() for m in DECLARED_MODELS)  # this plugin's own models, as tool choices
 
 
 def _max_tokens(default: int) -> Param:
@@ -62,4 +63,4 @@ def vfm_register_tools() -> list[ToolSpec]:
 
 @hookimpl
 def vfm_register_models() -> list[ModelSpec]:
-    return list(MODELS)
+    return list(DECLARED_MODELS)

@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         beat.start()
         t0 = time.perf_counter()
         win.run_current_tool()
-        pump_until(lambda: not win._jobs)
+        pump_until(lambda: not win.jobs)
         durations.append(time.perf_counter() - t0)
         stall = beat.stop()
         if i > 0:  # the first run also loads the model
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(10):
             app.processEvents()
             time.sleep(0.002)
-    pump_until(lambda: not win._jobs)
+    pump_until(lambda: not win.jobs)
     drag_raw, drag_adjusted = beat.stop()
     print(f"threshold drag (30 moves, reruns on cached features): worst GUI stall {drag_raw * 1000:.0f} ms "
           f"({drag_adjusted * 1000:.0f} ms without run-queue waits)")

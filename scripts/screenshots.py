@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+LAYOUT_SIZES = ((1600, 1000), (1280, 720), (1024, 640))
 
 
 def main() -> int:
@@ -28,6 +29,8 @@ def main() -> int:
     ap.add_argument("--paligemma", help="PaliGemma model ref (default: a tiny random checkpoint)")
     ap.add_argument("--size", default="1280x820")
     ap.add_argument("--full-colour", action="store_true", help="keep 24-bit PNGs")
+    ap.add_argument("--layout-only", action="store_true",
+                    help="only the window at 1600x1000, 1280x720 and 1024x640 (window-WxH.png)")
     args = ap.parse_args()
 
     import numpy as np
@@ -62,7 +65,7 @@ def main() -> int:
 
     def wait_jobs(timeout: float = 300) -> None:
         end = time.perf_counter() + timeout
-        while (win._jobs or win.runner.runner.pending()) and time.perf_counter() < end:
+        while (win.jobs or win.runner.runner.pending()) and time.perf_counter() < end:
             pump(0.05)
         pump(0.3)
 
@@ -119,6 +122,17 @@ def main() -> int:
     people = pick("astronaut.jpg", "grace_hopper.jpg")
     select(cat)
     pump(1.5)  # thumbnails
+    # The layout at a desktop, a laptop and a small laptop screen (docs/adr/0122).
+    win.tools.select_tool("dinov2.similarity")
+    for size in LAYOUT_SIZES:
+        win.resize(*size)
+        pump(0.5)
+        shot(f"window-{size[0]}x{size[1]}")
+    if args.layout_only:
+        win.close()
+        return 0
+    win.resize(w, h)
+    pump(0.5)
     shot("window")
 
     run("dinov2.pca", refs["dinov2"], resolution=224)

@@ -93,6 +93,9 @@ class PluginHost:
             if self._loaded:
                 return self
             self._loaded = True
+            from vfmstudio.isolation import mark_builtin
+
+            mark_builtin(self._builtins)  # their tools run in-process (vfmstudio.isolation)
             for module_name in self._builtins:
                 self._load_one(_short_name(module_name), "builtin", lambda m=module_name: importlib.import_module(m),
                                version=_dist_version("vfmstudio"), module_name=module_name)

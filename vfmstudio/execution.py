@@ -7,8 +7,9 @@ Qt-free and torch-free: the CLI, the batch engines and the window's inference th
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -119,12 +120,15 @@ def run_tool(
     services: Services | None = None,
     params_from_text: bool = False,
     timeout: float | None = None,
+    isolate: bool | None = None,
 ) -> Prediction:
     """Run ``tool`` on ``images`` and return its prediction.
 
     ``timeout``: seconds after which a run still going is abandoned with a :class:`ToolError` (its
-    token fires; see :func:`_call_with_timeout`). Raises :class:`ToolError` (``user_error`` set for
-    bad parameters, images or models) and :class:`~vfmstudio.core.cancel.Cancelled`.
+    token fires; see :func:`_call_with_timeout`). ``isolate``: run in a worker process (default:
+    :func:`vfmstudio.isolation.runs_isolated`, third-party tools). Raises :class:`ToolError`
+    (``user_error`` set for bad parameters, images or models) and
+    :class:`~vfmstudio.core.cancel.Cancelled`.
     """
     try:
         tool.inputs.check_count(len(images))
@@ -132,6 +136,20 @@ def run_tool(
     except ParamError as exc:
         raise ToolError(tool, str(exc), user_error=True) from None
     cancel = cancel or CancelToken()
+    if isolate is None:
+        from vfmstudio.isolation import runs_isolated
+
+        try:
+            isolate = runs_isolated(tool)
+        except ValueError as exc:  # a bad VFMSTUDIO_PLUGIN_ISOLATION value
+            raise ToolError(tool, str(exc), user_error=True) from None
+    if isolate:
+        from vfmstudio.isolation import run_isolated
+
+        prediction = run_isolated(tool, images, resolved, model=model, device=device, precision=precision,
+                                  cancel=cancel, timeout=timeout, on_progress=on_progress, on_partial=on_partial)
+        _validate(tool, list(prediction.results), images)  # the worker's checks ran in the plugin's process
+        return dataclasses.replace(prediction, params=resolved)  # ours, not their JSON round trip
     ctx = _context(tool, model, device, precision, cancel, timeout, services, on_progress, on_partial)
     t0 = time.perf_counter()
     try:
@@ -139,17 +157,24 @@ def run_tool(
     except Exception as exc:  # noqa: BLE001 - a plugin's code may fail to import in any way
         raise ToolError(tool, f"cannot load {tool.run}: {type(exc).__name__}: {exc}") from exc
     t_load = time.perf_counter()
+
+    def run_and_validate(ctx: RunContext, images_: list[LoadedImage], params_: dict[str, Any]) -> tuple[Result, ...]:
+        # Validation runs inside the time limit: an endless iterable must not outlive it.
+        return _validate(tool, fn(ctx, images_, params_), images)
+
     try:
         ctx.check_cancelled()
         cancel.raise_if_cancelled()
         if timeout:
-            value = _call_with_timeout(tool, fn, ctx, list(images), resolved, timeout, cancel)
+            results = _call_with_timeout(tool, run_and_validate, ctx, list(images), resolved, timeout, cancel)
         else:
-            value = fn(ctx, list(images), resolved)
+            results = run_and_validate(ctx, list(images), resolved)
     except Cancelled:
         raise
     except ToolError:
         raise
+    except SystemExit as exc:  # sys.exit() in a tool ends the tool, not the studio or the command
+        raise ToolError(tool, f"called sys.exit({exc.code!r}) instead of returning results") from None
     except _user_error_types() as exc:
         raise ToolError(tool, str(exc), user_error=True) from exc
     except MemoryError as exc:
@@ -161,7 +186,6 @@ def run_tool(
                                   "(--precision fp16/bf16) or the CPU", user_error=True) from exc
         raise ToolError(tool, f"{type(exc).__name__}: {exc}") from exc
     t_run = time.perf_counter()
-    results = _validate(tool, value, images)
     return Prediction(
         tool=tool.id, model=ctx.model_ref, image_ids=tuple(im.id for im in images), results=results,
         params=resolved, image_paths=tuple(str(im.path) if im.path else im.id for im in images),
@@ -172,35 +196,42 @@ def run_tool(
 
 def _call_with_timeout(tool: ToolSpec, fn: Callable[..., Any], ctx: RunContext, images: list[LoadedImage],
                        params: dict[str, Any], timeout: float, cancel: CancelToken) -> Any:
-    """``fn(ctx, images, params)`` on a daemon thread, waited for at most ``timeout`` seconds.
+    """``fn(ctx, images, params)`` as a job with a time limit, waited for at most ``timeout`` seconds.
 
-    Python cannot stop a thread: a run past its limit is abandoned (its token fires, whatever it
-    returns later is dropped) and, being a daemon, never keeps the process from exiting. The
-    caller's ``cancel`` is passed on to the run while waiting.
+    The one time-limit mechanism of the code base is :class:`vfmstudio.core.jobs.JobRunner`'s (the
+    window's runs and prefetches use it too; ADR 0108): a job past its limit is abandoned (its token
+    fires, whatever it returns later is dropped) and, its thread being a daemon, never keeps the
+    process from exiting. The caller's ``cancel`` is passed on to the run while waiting.
     """
+    from vfmstudio.core.jobs import JobRunner
+
+    runner = JobRunner(thread_name=f"vfm-tool-{tool.id}")
     box: dict[str, Any] = {}
 
-    def target() -> None:
+    def job(job_ctx: Any) -> None:
+        ctx.cancel = job_ctx.cancel  # the job's token: fired by a timeout, never the caller's own
         try:
             box["value"] = fn(ctx, images, params)
         except BaseException as exc:  # noqa: BLE001 - re-raised on the calling thread
             box["error"] = exc
 
-    thread = threading.Thread(target=target, name=f"vfm-tool-{tool.id}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout
+    handle = runner.submit(job, source=tool.id, timeout=timeout)
     while True:
-        thread.join(max(0.0, min(deadline - time.monotonic(), 0.05)))  # returns as soon as the run ends
-        if not thread.is_alive():
+        try:
+            result = handle.result(0.05)  # returns as soon as the run ends
             break
-        if cancel.cancelled:
-            ctx.cancel.cancel(cancel.reason or "cancelled")
-            thread.join(0.25)  # a cooperative tool stops at its next check; others are left behind
-            raise Cancelled(cancel.reason or "cancelled")
-        if time.monotonic() >= deadline:
-            ctx.cancel.cancel("timeout")
-            raise ToolError(tool, f"did not finish within {timeout:g} s and was abandoned (raise the limit with "
-                                  f"--timeout or {TOOL_TIMEOUT_ENV}; 0 means none)")
+        except TimeoutError:
+            if cancel.cancelled:
+                handle.cancel()
+                with contextlib.suppress(TimeoutError):
+                    handle.result(0.25)  # a cooperative tool stops at its next check; others are left
+                runner.shutdown(wait=False)
+                raise Cancelled(cancel.reason or "cancelled") from None
+    # The runner's own thread is idle now (after a time-out, a fresh one took over): end it.
+    runner.shutdown(wait=True, timeout=1.0)
+    if result.status == "error" and result.error is not None and result.error.kind == "TimeoutError":
+        raise ToolError(tool, f"did not finish within {timeout:g} s and was abandoned (raise the limit with "
+                              f"--timeout or {TOOL_TIMEOUT_ENV}; 0 means none)")
     if "error" in box:
         raise box["error"]
     return box.get("value")
@@ -216,6 +247,8 @@ def _validate(tool: ToolSpec, value: Any, images: Sequence[LoadedImage]) -> tupl
         value = [value]
     if not isinstance(value, list | tuple):
         raise ToolError(tool, f"returned {type(value).__name__}, expected a list of results")
+    # The items as stored, whatever a subclass's __iter__ or __len__ claims (an endless one hangs).
+    value = list.copy(value) if isinstance(value, list) else tuple.__getitem__(value, slice(None))
     sizes = {im.id: (im.height, im.width) for im in images}
     out = []
     for i, r in enumerate(value):
@@ -244,6 +277,7 @@ def prepare_tool(
     services: Services | None = None,
     params_from_text: bool = False,
     timeout: float | None = None,
+    isolate: bool | None = None,
 ) -> bool:
     """Fill the caches for many images at once when the tool declares ``prepare``.
 
@@ -253,6 +287,22 @@ def prepare_tool(
     """
     if not tool.prepare:
         return False
+    if isolate is None:
+        from vfmstudio.isolation import runs_isolated
+
+        try:
+            isolate = runs_isolated(tool)
+        except ValueError as exc:  # a bad VFMSTUDIO_PLUGIN_ISOLATION value
+            raise ToolError(tool, str(exc), user_error=True) from None
+    if isolate:  # in the worker that will run the tool, so its caches are the ones filled
+        from vfmstudio.isolation import run_isolated
+
+        try:
+            resolved = tool.resolve_params(params, from_text=params_from_text)
+        except ParamError as exc:
+            raise ToolError(tool, str(exc), user_error=True) from None
+        return bool(run_isolated(tool, images, resolved, model=model, device=device, precision=precision,
+                                 cancel=cancel or CancelToken(), timeout=timeout, prepare=True))
     try:
         resolved = tool.resolve_params(params, from_text=params_from_text)
         fn = tool.load_prepare()

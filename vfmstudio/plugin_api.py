@@ -20,6 +20,7 @@ from vfmstudio.core.results import (
     Classification,
     Correspondences,
     Detections,
+    Embedding,
     FeatureImage,
     Heatmap,
     Histogram,
@@ -44,7 +45,8 @@ from vfmstudio.core.tools import (
 from vfmstudio.hookspecs import hookimpl
 
 __all__ = [
-    "CancelToken", "Cancelled", "Classification", "Correspondences", "Detections", "FeatureImage", "FormatSpec",
+    "CancelToken", "Cancelled", "Classification", "Correspondences", "Detections", "Embedding", "FeatureImage",
+    "FormatSpec",
     "Heatmap", "Histogram", "ImageLoadError", "InputKind", "LayerMaps", "LoadedImage", "Masks", "ModelChoice",
     "ModelSpec",
     "Param", "ParamError", "ParamType", "Ranking", "Result", "ResultError", "RunContext", "Table", "Text",

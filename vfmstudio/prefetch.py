@@ -11,6 +11,10 @@ priority on the one inference thread. Why this shape:
 - moving on cancels the prefetches that are no longer ahead of the current image and keeps the ones
   that still are; a forward pass that was running when cancelled still lands in the feature cache.
 
+Every prefetch job has the run time limit (``timeout``; default ``$VFMSTUDIO_TOOL_TIMEOUT_S`` or
+900 s), enforced by the job runner like every other job's (ADR 0108): a hung ``prepare`` is
+abandoned and the one inference thread goes on with the user's runs.
+
 Qt-free and torch-free: the window only calls :meth:`Prefetcher.schedule`. Turned off by the
 window setting ``prefetch/enabled`` or ``VFMSTUDIO_PREFETCH=0``.
 """
@@ -76,8 +80,10 @@ class Prefetcher:
     """
 
     def __init__(self, runner: JobRunner, load: Callable[[Path], LoadedImage], *, services: Any = None,
-                 ahead: int = DEFAULT_AHEAD, enabled: bool = True):
+                 ahead: int = DEFAULT_AHEAD, enabled: bool = True,
+                 timeout: Callable[[], float | None] | float | None = None):
         self._runner = runner
+        self._timeout = timeout
         self._load = load
         self._services = services
         self.ahead = max(0, min(MAX_AHEAD, int(ahead)))
@@ -102,10 +108,24 @@ class Prefetcher:
                 job = self._runner.submit(
                     lambda ctx, p=path, r=request: self._prefetch_one(ctx, p, r),
                     key=f"{KEY_PREFIX}{path}", source=f"prefetch · {request.tool.id}", priority=PRIORITY,
-                    on_done=lambda result, p=path: self._on_done(p, result))
+                    on_done=lambda result, p=path: self._on_done(p, result), timeout=self.timeout_s())
                 self._jobs[path] = (job, request)
             jobs.append(self._jobs[path][0])
         return jobs
+
+    def timeout_s(self) -> float | None:
+        """The time limit of a prefetch job: ``timeout`` (a number or a function giving one, e.g. the
+        window's setting), else the run time limit of :func:`vfmstudio.execution.tool_timeout_s`."""
+        from vfmstudio.execution import DEFAULT_TOOL_TIMEOUT_S, tool_timeout_s
+
+        if callable(self._timeout):
+            return self._timeout() or None  # None or 0: no limit, as for the window's runs
+        if self._timeout is not None:
+            return self._timeout or None
+        try:
+            return tool_timeout_s()
+        except ValueError:  # a bad setting is the user's run's to report
+            return DEFAULT_TOOL_TIMEOUT_S
 
     def cancel(self) -> int:
         """Cancel every pending prefetch (e.g. when the folder changes or the window closes)."""

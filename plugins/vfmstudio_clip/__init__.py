@@ -80,7 +80,8 @@ SEGMENT = ToolSpec(
               help="sharpness of the per-patch softmax over classes"),
         Param("resolution", ParamType.INT, "auto", special=("auto",), minimum=32, maximum=4096,
               help="short side in pixels the image is resized to; larger than the model's input "
-                   "uses sliding windows (auto: the model's input size)"),
+                   "uses sliding windows (auto: 1.5x the model's input for sclip, 336 px for B/16 "
+                   "as SCLIP evaluates; the model's input size for patch and maskclip)"),
         Param("stride", ParamType.INT, "auto", special=("auto",), minimum=8, maximum=4096,
               help="sliding-window step in pixels (auto: half the model's input size)"),
     ),
@@ -114,7 +115,31 @@ SEARCH = ToolSpec(
                 "cached by content hash, so another query over the same images costs one text encoding.",
 )
 
-TOOLS = (CLASSIFY, SEGMENT, SEARCH)
+EMBED = ToolSpec(
+    id="clip.embed",
+    title="Image embeddings",
+    run="vfmstudio_clip._embed:embed",
+    prepare="vfmstudio_clip._embed:prepare",
+    inputs=InputKind.SET,
+    params=(Param("batch_size", ParamType.INT, 16, minimum=1, maximum=512, help="images per forward pass"),),
+    models=MODELS,
+    returns=("embedding",),
+    description="The L2-normalised global embedding of each image, as clip.search compares them; the "
+                "folder index (vfmstudio index) stores these.",
+)
+
+EMBED_TEXT = ToolSpec(
+    id="clip.embed-text",
+    title="Text embedding",
+    run="vfmstudio_clip._embed:embed_text",
+    inputs=InputKind.TEXT,
+    params=(Param("text", ParamType.TEXT, required=True, help="the text to encode, e.g. 'a red car'"),),
+    models=MODELS,
+    returns=("embedding",),
+    description="The L2-normalised embedding of a text query, to search a folder index with.",
+)
+
+TOOLS = (CLASSIFY, SEGMENT, SEARCH, EMBED, EMBED_TEXT)
 
 
 @hookimpl

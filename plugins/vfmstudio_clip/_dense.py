@@ -213,27 +213,38 @@ def dense_embeddings(ctx: RunContext, bundle: ClipBundle, image, mode: str, plan
     return ctx.cached(feature_key(bundle, "dense", image.id, mode, plan_key), compute)
 
 
+def patch_logits(dense: np.ndarray, class_emb: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each patch with each class: (gh, gw, K)."""
+    return dense @ class_emb.T
+
+
+def softmax_classes(logits: np.ndarray, logit_scale: float, axis: int = -1) -> np.ndarray:
+    z = logit_scale * logits
+    z = z - z.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
 def patch_probabilities(dense: np.ndarray, class_emb: np.ndarray, logit_scale: float) -> np.ndarray:
     """Softmax over classes per patch: (gh, gw, K)."""
-    logits = logit_scale * (dense @ class_emb.T)
-    logits -= logits.max(axis=-1, keepdims=True)
-    e = np.exp(logits)
-    return e / e.sum(axis=-1, keepdims=True)
+    return softmax_classes(patch_logits(dense, class_emb), logit_scale)
 
 
-def upsample_argmax(probs: np.ndarray, height: int, width: int, max_elements: int = 1 << 25
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Bilinear upsampling of (gh, gw, K) to the image, then per pixel the best class and its probability.
+def upsample_argmax(logits: np.ndarray, height: int, width: int, logit_scale: float,
+                    max_elements: int = 1 << 25) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel, the best class and its probability, as SCLIP's post-processing does it: the patch logits
+    (gh, gw, K) are upsampled bilinearly to the image, then scaled, soft-maxed over the classes and
+    arg-maxed (upsampling probabilities instead changes labels near class borders).
 
     Very large images are upsampled to a bounded size first and the label map is then scaled up with
     nearest neighbours, so memory stays below ``max_elements`` floats.
     """
-    k = probs.shape[-1]
+    k = logits.shape[-1]
     shrink = max(1.0, math.sqrt(k * height * width / max_elements))
     h, w = max(1, int(height / shrink)), max(1, int(width / shrink))
-    t = torch.from_numpy(np.ascontiguousarray(probs.transpose(2, 0, 1)))[None].float()
+    t = torch.from_numpy(np.ascontiguousarray(logits.transpose(2, 0, 1), dtype=np.float32))[None]
     up = torch.nn.functional.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)[0]
-    best, index = up.max(dim=0)
+    best, index = torch.softmax(up * float(logit_scale), dim=0).max(dim=0)
     best, index = best.numpy(), index.numpy()
     if (h, w) != (height, width):
         rows = (np.arange(height) * h // height)[:, None]

@@ -9,7 +9,7 @@ from pathlib import Path
 from vfmstudio.core.exchange import ExchangeContext, FormatError, safe_join
 from vfmstudio.core.project import ImageRecord, Project, in_memory
 
-from ._common import iter_images, read_text
+from ._common import drop_annotations, iter_images, read_text
 
 
 def export_jsonl(project: Project, out: Path, params: dict, ctx: ExchangeContext) -> None:
@@ -21,6 +21,7 @@ def export_jsonl(project: Project, out: Path, params: dict, ctx: ExchangeContext
             if caption or tags or params["include_empty"]:
                 fp.write(json.dumps({"image": rec.path, "caption": caption, "tags": tags}, ensure_ascii=False) + "\n")
     ctx.wrote(path)
+    drop_annotations(project, ctx, "a captions file")
 
 
 def export_csv(project: Project, out: Path, params: dict, ctx: ExchangeContext) -> None:
@@ -34,6 +35,7 @@ def export_csv(project: Project, out: Path, params: dict, ctx: ExchangeContext) 
             if caption or tags or params["include_empty"]:
                 writer.writerow([rec.path, caption, ";".join(tags)])
     ctx.wrote(path)
+    drop_annotations(project, ctx, "a captions file")
 
 
 def import_jsonl(source: Path, params: dict, ctx: ExchangeContext) -> Project:

@@ -12,23 +12,40 @@ from typing import Any
 import numpy as np
 
 from vfmstudio.core import geometry
-from vfmstudio.core.annotations import Annotation, Box, LabelSet, Mask, Points, Polygon, Provenance, Shape
-from vfmstudio.core.exchange import ExchangeContext, FormatError, safe_join
+from vfmstudio.core.annotations import (
+    Annotation,
+    Box,
+    Ellipse,
+    Keypoints,
+    LabelSet,
+    Mask,
+    Points,
+    Polygon,
+    Polyline,
+    Provenance,
+    RotatedBox,
+    Shape,
+)
+from vfmstudio.core.exchange import ExchangeContext, FormatError, safe_join, shape_kind
 from vfmstudio.core.image import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageLoadError
 from vfmstudio.core.project import ImageRecord, Project, image_size
 
 Part = tuple[np.ndarray, list[np.ndarray]]
 
 
-def export_names(project: Project, *, flat: bool = False) -> dict[str, str]:
+def export_names(project: Project, *, flat: bool = False, drop_dirs: frozenset[str] = frozenset()) -> dict[str, str]:
     """A unique relative output name per image key, never escaping the output folder.
 
-    Names mirror the project-relative paths ('..' segments dropped); ``flat`` joins folders with '__'.
+    Names mirror the project-relative paths ('..' segments and folders named in ``drop_dirs``
+    dropped); ``flat`` joins folders with '__'.
     """
     out: dict[str, str] = {}
     taken: set[str] = set()
     for key, rec in project.images.items():
-        parts = [p for p in PurePosixPath(rec.path).parts if p not in ("..", ".", "/")] or [key]
+        path = PurePosixPath(rec.path)
+        parts = [p for p in path.parent.parts if p not in ("..", ".", "/") and p not in drop_dirs]
+        parts = [*parts, path.name] if path.name not in ("", "..", ".") else parts
+        parts = parts or [key]
         name = "__".join(parts) if flat else "/".join(parts)
         base, n = name, 1
         while name.lower() in taken:
@@ -82,15 +99,17 @@ def shape_parts(shape: Shape, tolerance: float) -> list[Part]:
     """Polygon parts (exterior, holes) of a shape; boxes become rectangles, points nothing."""
     if isinstance(shape, Polygon):
         return [(np.asarray(p.exterior), [np.asarray(h) for h in p.holes]) for p in shape.parts]
-    if isinstance(shape, Box):
+    if isinstance(shape, Box | RotatedBox):
         return [(np.asarray(shape.corners()), [])]
+    if isinstance(shape, Ellipse):
+        return [(np.asarray(shape.ring()), [])]
     if isinstance(shape, Mask):
         return geometry.mask_to_parts(shape.to_array(), tolerance)
     return []
 
 
 def shape_mask(shape: Shape, height: int, width: int) -> np.ndarray:
-    if isinstance(shape, Points):
+    if isinstance(shape, Points | Polyline | Keypoints):
         return np.zeros((height, width), dtype=bool)
     return shape.to_mask(height, width)
 
@@ -191,3 +210,91 @@ def png_to_mask(data: bytes) -> np.ndarray:
 
     with Image.open(io.BytesIO(data)) as im:
         return np.asarray(im.convert("L")) > 0
+
+
+# Annotation attributes that are bookkeeping of one format, not attributes a user gave an object.
+_PRIVATE_ATTRIBUTES = {"labelme", "labelme_shape_type", "cvat_shape", "iscrowd", "occluded", "z_order",
+                       "description", "flags", "track_id", "keyframe", "outside", "object"}
+
+
+def named_attributes(ann: Annotation) -> dict[str, Any]:
+    """The object's own attributes (``difficult``, ``color`` ...): scalar values only."""
+    return {k: v for k, v in ann.attributes.items()
+            if k not in _PRIVATE_ATTRIBUTES and isinstance(v, str | int | float | bool)}
+
+
+def nearest_shape(ann: Annotation, holds: tuple[type, ...], ctx: ExchangeContext, fmt: str) -> Shape | None:
+    """``ann``'s shape, or the nearest one a format that ``holds`` these shape types can write,
+    counted in the report; None (counted as dropped) when it has none."""
+    s = ann.shape
+    if isinstance(s, holds):
+        return s
+    kind = shape_kind(s)
+    area = isinstance(s, Box | Polygon | Mask | RotatedBox | Ellipse)
+    if isinstance(s, RotatedBox) and s.is_axis_aligned and Box in holds:
+        out: Shape = Box(*s.bbox())
+    elif area and Polygon in holds and not isinstance(s, Mask):
+        parts = shape_parts(s, 0.0)
+        out = Polygon(tuple((e, tuple(h)) for e, h in parts))
+    elif area and RotatedBox in holds:  # an unturned box through the bounds
+        x0, y0, x1, y1 = s.bbox()
+        out = RotatedBox((x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0)
+    elif area and Box in holds:
+        out = Box(*s.bbox())
+    elif isinstance(s, Keypoints) and Points in holds:
+        visible = [p for p, v in zip(s.points, s.visibility) if v > 0]
+        if not visible:
+            ctx.dropped(kind, f"{fmt} cannot hold keypoints", detail=f"{fmt}: no labelled keypoint")
+            return None
+        out = Points(tuple(visible))
+    elif isinstance(s, Polyline | Points) and Points in holds:
+        out = Points(s.points)
+    elif isinstance(s, Box) and Polygon in holds:
+        out = Polygon.simple(s.corners())
+    else:
+        ctx.dropped(kind, f"{fmt} cannot hold them")
+        return None
+    ctx.converted(kind, shape_kind(out), f"{fmt} cannot hold them")
+    return out
+
+
+def drop_image_texts(project: Project, ctx: ExchangeContext, fmt: str, *, tags: bool = True,
+                     captions: bool = True) -> None:
+    """Count the image tags and captions a format does not write."""
+    labels = project.labels
+    n_tags = sum(len(t) for t in labels.tags.values())
+    n_captions = sum(1 for c in labels.captions.values() if c)
+    if tags and n_tags:
+        ctx.dropped("tag", f"{fmt} has no image tags", n_tags)
+    if captions and n_captions:
+        ctx.dropped("caption", f"{fmt} has no captions", n_captions)
+
+
+def drop_annotations(project: Project, ctx: ExchangeContext, fmt: str) -> None:
+    """Count every annotation of a format that holds no shapes (captions files)."""
+    from collections import Counter
+
+    for kind, n in Counter(shape_kind(a.shape) for a in project.labels.annotations()).items():
+        ctx.dropped(kind, f"{fmt} holds no shapes", n)
+
+
+def clipped(shape: Shape, width: int, height: int, ctx: ExchangeContext, file: Any = None) -> Shape:
+    """A box, polygon, polyline or point set moved inside the image (a warning says so); other
+    shapes, and every shape when the image size is unknown, unchanged."""
+    if width <= 0 or height <= 0:
+        return shape
+    x0, y0, x1, y1 = shape.bbox()
+    if x0 >= 0 and y0 >= 0 and x1 <= width and y1 <= height:
+        return shape
+    out: Shape = shape
+    if isinstance(shape, Box):
+        out = Box(min(max(x0, 0.0), width), min(max(y0, 0.0), height), min(max(x1, 0.0), width),
+                  min(max(y1, 0.0), height))
+    elif isinstance(shape, Polygon):
+        out = Polygon(tuple((clip_points(np.asarray(p.exterior), width, height),
+                             tuple(clip_points(np.asarray(h), width, height) for h in p.holes)) for p in shape.parts))
+    elif isinstance(shape, Polyline | Points):
+        out = type(shape)(clip_points(np.asarray(shape.points), width, height))
+    if out is not shape:
+        ctx.warn(f"{shape.kind} reaching outside the {width}x{height} image, clipped to it", file=file)
+    return out

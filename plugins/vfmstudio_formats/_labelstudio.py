@@ -1,7 +1,8 @@
 """Label Studio tasks JSON (export): one task per image, results in percent of the image size.
 
 ``from_name``/``to_name`` match the labelling config written next to the tasks
-(``label_config.xml``): ``label`` (rectangles), ``polygon`` (polygons and masks as outlines),
+(``label_config.xml``): ``label`` (rectangles; rotated boxes with ``rotation``, which Label Studio
+applies about the top-left corner), ``ellipse``, ``polygon`` (polygons and masks as outlines),
 ``keypoint`` (points), ``tags`` (choices) and ``caption`` (text area) on ``image``.
 """
 
@@ -13,11 +14,13 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from vfmstudio.core.annotations import Box, Points
+from vfmstudio.core.annotations import Box, Ellipse, Mask, Points, Polygon, RotatedBox
 from vfmstudio.core.exchange import ExchangeContext
 from vfmstudio.core.project import Project
 
-from ._common import image_dims, iter_images, shape_parts, write_json
+from ._common import image_dims, iter_images, nearest_shape, shape_parts, write_json
+
+_HOLDS = (Box, Polygon, Mask, Points, RotatedBox, Ellipse)
 
 
 def _result(kind: str, from_name: str, value: dict, w: int, h: int, rid: str, score: float | None) -> dict:
@@ -38,10 +41,21 @@ def export(project: Project, out: Path, params: dict, ctx: ExchangeContext) -> N
         results = []
         scores = []
         for ann in labels.annotations(rec.key):
-            s, score = ann.shape, ann.score
+            s, score = nearest_shape(ann, _HOLDS, ctx, "Label Studio"), ann.score
+            if s is None:
+                continue
             if score is not None:
                 scores.append(score)
-            if isinstance(s, Box):
+            if isinstance(s, RotatedBox):  # Label Studio turns a rectangle about its top-left corner
+                (x0, y0) = s.corners()[0]
+                results.append(_result("rectanglelabels", "label", {
+                    "x": 100 * x0 / w, "y": 100 * y0 / h, "width": 100 * s.w / w, "height": 100 * s.h / h,
+                    "rotation": s.angle % 360, "rectanglelabels": [ann.label]}, w, h, ann.id, score))
+            elif isinstance(s, Ellipse):
+                results.append(_result("ellipselabels", "ellipse", {
+                    "x": 100 * s.cx / w, "y": 100 * s.cy / h, "radiusX": 100 * s.rx / w, "radiusY": 100 * s.ry / h,
+                    "rotation": s.angle % 360, "ellipselabels": [ann.label]}, w, h, ann.id, score))
+            elif isinstance(s, Box):
                 results.append(_result("rectanglelabels", "label", {
                     "x": 100 * s.x0 / w, "y": 100 * s.y0 / h, "width": 100 * (s.x1 - s.x0) / w,
                     "height": 100 * (s.y1 - s.y0) / h, "rotation": 0, "rectanglelabels": [ann.label]},
@@ -52,9 +66,12 @@ def export(project: Project, out: Path, params: dict, ctx: ExchangeContext) -> N
                         "x": 100 * x / w, "y": 100 * y / h, "width": 0.5, "keypointlabels": [ann.label]},
                         w, h, f"{ann.id}-{j}", score))
             else:
+                if isinstance(s, Mask):
+                    ctx.converted("mask", "polygon", "Label Studio results here are outlines")
                 parts = shape_parts(s, params["tolerance"])
-                if any(holes for _, holes in parts):
-                    ctx.warn("Label Studio: holes are dropped (polygons are outlines)")
+                holes = sum(len(hs) for _, hs in parts)
+                if holes:
+                    ctx.dropped("hole", "Label Studio polygons are outlines", holes)
                 for j, (ext, _) in enumerate(parts):
                     pts = (np.asarray(ext, dtype=np.float64) * (100.0 / w, 100.0 / h)).tolist()
                     results.append(_result("polygonlabels", "polygon", {
@@ -88,5 +105,6 @@ def _config(classes: list[str], tags: list[str]) -> str:
             f"  <RectangleLabels name=\"label\" toName=\"image\">\n{options('Label', classes)}  </RectangleLabels>\n"
             f"  <PolygonLabels name=\"polygon\" toName=\"image\">\n{options('Label', classes)}  </PolygonLabels>\n"
             f"  <KeyPointLabels name=\"keypoint\" toName=\"image\">\n{options('Label', classes)}  </KeyPointLabels>\n"
+            f"  <EllipseLabels name=\"ellipse\" toName=\"image\">\n{options('Label', classes)}  </EllipseLabels>\n"
             f"  <Choices name=\"tags\" toName=\"image\" choice=\"multiple\">\n{options('Choice', tags)}  </Choices>\n"
             "  <TextArea name=\"caption\" toName=\"image\"/>\n</View>\n")

@@ -29,8 +29,10 @@ _CLASSES = Param("classes", ParamType.STRLIST, required=True,
 
 
 def _tool(name: str, title: str, params: tuple[Param, ...], returns: str, description: str) -> ToolSpec:
+    # Detect and segment add a text result when they find nothing: the model's answer, as the reason.
+    kinds = (returns,) if returns == "text" else (returns, "text")
     return ToolSpec(id=f"paligemma.{name}", title=title, run=f"vfmstudio_paligemma._tools:{name}",
-                    inputs=InputKind.IMAGE, params=params, model_families=("paligemma",), returns=(returns,),
+                    inputs=InputKind.IMAGE, params=params, model_families=("paligemma",), returns=kinds,
                     description=description, prepare="vfmstudio_paligemma._tools:prepare")
 
 
@@ -47,12 +49,17 @@ TOOLS = (
         Param("prompt", ParamType.TEXT, required=True, help="the prompt as the model expects it, e.g. 'cap en'"),
         _max_tokens(128)), "text", "Runs a raw prompt, for tasks the other tools do not cover."),
     _tool("detect", "Detect", (_CLASSES, _max_tokens(128)), "detections",
-          "Boxes for the named objects, in image pixels (PaliGemma gives no confidence scores)."),
+          "Boxes for the named objects, in image pixels. Each score is the geometric mean of the "
+          "probabilities of the object's location and label tokens."),
     _tool("segment", "Segment", (
         _CLASSES, _max_tokens(256),
         Param("vae_path", ParamType.STR, "",
-              help="vae-oid.npz mask decoder weights; empty: $VFMSTUDIO_PALIGEMMA_VAE or the hub cache")),
-          "masks", "A mask and box for each named object, decoded from PaliGemma's segmentation tokens."),
+              help="vae-oid.npz mask decoder weights; empty: $VFMSTUDIO_PALIGEMMA_VAE or the hub cache"),
+        Param("paste", ParamType.CHOICE, "evaluator", choices=("evaluator", "cover"),
+              help="evaluator: box = loc/1023, truncated, empty boxes dropped (big_vision's evaluator); "
+                   "cover: the pixels covering the drawn box (loc/1024, floor/ceil)")),
+          "masks", "A mask and box for each named object, decoded from PaliGemma's segmentation tokens; "
+                   "scores as for detect."),
 )  # fmt: skip
 
 

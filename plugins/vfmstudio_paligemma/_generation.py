@@ -7,12 +7,15 @@
   same inputs (the window resubmits on every parameter edit) costs no forward pass at all.
 - Each new token is streamed to ``ctx.partial`` as a :class:`~vfmstudio.core.results.Text` holding the
   text so far, and a stopping criterion wired to ``ctx.cancel`` ends generation after the current step.
+- The log-probability of each chosen token is recorded (the last logits processor sees the distribution
+  greedy decoding picks from), so detections and segments can be scored (:func:`object_score`).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +42,52 @@ class Generation:
     token_ids: tuple[int, ...]  # generated tokens only, without the final <eos>
     text: str  # decoded without special tokens; <locNNNN>/<segNNN> are kept
     finished: bool  # False when max_new_tokens cut the output short
+    # Natural log of the probability of each token in token_ids, and where each token's text ends in
+    # ``text`` (characters; a token with no text ends where the one before it does).
+    token_logprobs: tuple[float, ...] = ()
+    token_ends: tuple[int, ...] = ()
+
+    def span_logprob(self, spans: Iterable[tuple[int, int]]) -> float | None:
+        """Mean log-probability of the tokens whose text overlaps any of the ``[start, end)`` spans."""
+        picked = []
+        start = 0
+        for lp, end in zip(self.token_logprobs, self.token_ends):
+            if end > start and any(start < b and end > a for a, b in spans):
+                picked.append(lp)
+            start = max(start, end)
+        return sum(picked) / len(picked) if picked else None
+
+
+def object_score(gen: Generation, spans: Iterable[tuple[int, int]]) -> float:
+    """An object's score: the geometric mean of the probabilities of its loc and label tokens (0 when
+    none of its text can be traced to a token, which does not happen for text the model generated)."""
+    mean = gen.span_logprob(spans)
+    return 0.0 if mean is None else math.exp(mean)
+
+
+class _ChosenLogProb(LogitsProcessor):
+    """Records log p(chosen token) per step; last in the list, so it sees the final greedy distribution."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        s = scores[0].float()
+        self.values.append(float(s.max() - torch.logsumexp(s, dim=-1)))
+        return scores
+
+
+def token_text_ends(decode: Callable[[list[int]], str], ids: list[int]) -> tuple[str, tuple[int, ...]]:
+    """The stripped decoded text of ``ids`` and, per token, where its text ends in it (prefix decoding,
+    so pieces that merge with their neighbours on decoding are placed where the full decode puts them)."""
+    full = decode(ids)
+    lead = len(full) - len(full.lstrip())
+    text = full.strip()
+    ends, last = [], 0
+    for k in range(1, len(ids) + 1):
+        last = min(max(last, len(decode(ids[:k])) - lead), len(text))
+        ends.append(max(last, 0))
+    return text, tuple(ends)
 
 
 class _StopOnCancel(StoppingCriteria):
@@ -146,7 +195,8 @@ def _generate(ctx: RunContext, pg: PaliGemma, image: LoadedImage, prompt: str, m
         return tokenizer.decode(ids, skip_special_tokens=True)
 
     streamer = _TextStream(ctx, decode, prompt, image.id, max_new_tokens)
-    processors = LogitsProcessorList(factory(prompt_len) for factory in logits_processor_hooks)
+    chosen = _ChosenLogProb()
+    processors = LogitsProcessorList([*(factory(prompt_len) for factory in logits_processor_hooks), chosen])
     ctx.check_cancelled()
     with torch.inference_mode():
         out = pg.model.generate(
@@ -169,7 +219,9 @@ def _generate(ctx: RunContext, pg: PaliGemma, image: LoadedImage, prompt: str, m
     if tokenizer.pad_token_id is not None:
         while ids and ids[-1] == tokenizer.pad_token_id:
             ids.pop()
-    return Generation(prompt=prompt, token_ids=tuple(ids), text=decode(ids).strip(), finished=finished)
+    text, ends = token_text_ends(decode, ids)
+    return Generation(prompt=prompt, token_ids=tuple(ids), text=text, finished=finished,
+                      token_logprobs=tuple(chosen.values[:len(ids)]), token_ends=ends)
 
 
 def _eos_ids(pg: PaliGemma) -> set[int]:

@@ -7,11 +7,17 @@ convolutions (kernel 4, stride 2, padding 1; 128->128->64->32->16 channels) each
 (4->8->16->32->64 px); a 1x1 conv to one channel. The layer indices of ``nn.Sequential`` below match the
 state-dict keys of the published file, so it loads as it is.
 
-The 64x64 map is resized bilinearly to the object's box, thresholded at 0 and pasted into a full-size mask.
+The published file also holds the VQ-VAE's encoder (big_vision's training-side preprocessing encodes masks
+with it); only the ``decoder.*`` weights and the codebook are loaded, strictly, and the rest is ignored.
+
+The 64x64 map is pasted as big_vision's segmentation evaluator does (the code behind PaliGemma's published
+numbers): the box is the loc tokens / 1023 times the image size, truncated to integers; an empty box gives
+no mask; the map is resized to the box with PIL's bilinear filter and thresholded at 0 (ADR 0031).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import zipfile
@@ -19,10 +25,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from vfmstudio.ml.errors import ModelError
+
+log = logging.getLogger(__name__)
 
 VAE_ENV = "VFMSTUDIO_PALIGEMMA_VAE"
 VAE_SPACE = "big-vision/paligemma-hf"
@@ -30,8 +37,12 @@ VAE_SPACE = "big-vision/paligemma-hf"
 VAE_SPACES = (VAE_SPACE, "google/paligemma-hf")
 VAE_FILE = "vae-oid.npz"
 CODEBOOK_KEY = "_vq_vae._embedding"
+DECODER_PREFIX = "decoder."
 GRID = 4
 MASK_SIZE = 64
+# big_vision's evaluator maps loc bins to [0, 1] by dividing by 1023 (the training side rounds bbox * 1023).
+EVALUATOR_LOC_SCALE = 1023
+PASTE_MODES = ("evaluator", "cover")
 
 
 class _Residual(nn.Module):
@@ -85,9 +96,14 @@ def load_decoder(path: str | os.PathLike[str], device: str = "cpu") -> MaskDecod
     if CODEBOOK_KEY not in state or state[CODEBOOK_KEY].ndim != 2:
         raise ModelError(f"'{path}' is not a PaliGemma mask decoder: no 2-D '{CODEBOOK_KEY}' codebook")
     codebook = state.pop(CODEBOOK_KEY)
+    ignored = sorted(k for k in state if not k.startswith(DECODER_PREFIX))
+    if ignored:
+        log.debug("mask decoder weights '%s': ignored %d keys that the decoder does not use: %s",
+                  path, len(ignored), ", ".join(ignored))
     decoder = MaskDecoder(embed_dim=int(codebook.shape[1]), codebook_size=int(codebook.shape[0]))
     tensors = {"codebook.weight": torch.from_numpy(codebook.astype(np.float32))}
-    tensors.update({k: torch.from_numpy(v.astype(np.float32)) for k, v in state.items()})
+    tensors.update({k: torch.from_numpy(v.astype(np.float32)) for k, v in state.items()
+                    if k.startswith(DECODER_PREFIX)})
     try:
         decoder.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
@@ -143,7 +159,8 @@ def decode_logits(decoder: MaskDecoder, codes: np.ndarray | list) -> np.ndarray:
 
 
 def pixel_box(box_xyxy, width: int, height: int) -> tuple[int, int, int, int]:
-    """Integer pixel box (x0, y0, x1, y1), exclusive ends, clamped to the image, at least 1x1."""
+    """The ``cover`` paste: integer pixel box (x0, y0, x1, y1) covering the float box (floor of the start,
+    ceil of the end), exclusive ends, clamped to the image, at least 1x1."""
     x0, y0, x1, y1 = (float(v) for v in box_xyxy)
     ix0 = min(max(math.floor(x0), 0), width - 1)
     iy0 = min(max(math.floor(y0), 0), height - 1)
@@ -152,15 +169,46 @@ def pixel_box(box_xyxy, width: int, height: int) -> tuple[int, int, int, int]:
     return ix0, iy0, ix1, iy1
 
 
+def evaluator_box(locs, width: int, height: int) -> tuple[int, int, int, int] | None:
+    """big_vision's evaluator box for loc bins (y_min, x_min, y_max, x_max): bins / 1023 times the image
+    size, each truncated to an integer; None where the evaluator has no mask (corners not in order, or
+    an empty box after truncation)."""
+    y_min, x_min, y_max, x_max = (int(v) for v in locs)
+    if not (y_max > y_min and x_max > x_min):
+        return None
+    y0, x0, y1, x1 = (int(v / EVALUATOR_LOC_SCALE * size)
+                      for v, size in ((y_min, height), (x_min, width), (y_max, height), (x_max, width)))
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return x0, y0, x1, y1
+
+
+def _resize_logits(logits: np.ndarray, box_w: int, box_h: int) -> np.ndarray:
+    """PIL's bilinear resize of one float map, as the evaluator does (PIL widens the filter when shrinking)."""
+    from PIL import Image
+
+    src = Image.fromarray(np.ascontiguousarray(logits, dtype=np.float32), mode="F")
+    return np.asarray(src.resize((box_w, box_h), resample=Image.Resampling.BILINEAR))
+
+
+def paste_mask(logits: np.ndarray, box: tuple[int, int, int, int], width: int, height: int,
+               out: np.ndarray | None = None) -> np.ndarray:
+    """Resize one 64x64 logit map to the integer ``box`` (x0, y0, x1, y1), threshold at 0 and paste it into
+    a (height, width) bool mask; the part of a box outside the image is cut off."""
+    mask = np.zeros((height, width), dtype=bool) if out is None else out
+    x0, y0, x1, y1 = box
+    inside = _resize_logits(logits, x1 - x0, y1 - y0) > 0
+    cx0, cy0 = max(x0, 0), max(y0, 0)
+    cx1, cy1 = min(x1, width), min(y1, height)
+    if cx1 > cx0 and cy1 > cy0:
+        mask[cy0:cy1, cx0:cx1] = inside[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
+    return mask
+
+
 def paste_masks(logits: np.ndarray, boxes_xyxy, width: int, height: int) -> np.ndarray:
-    """Resize each 64x64 logit map bilinearly to its box, threshold at 0 and paste: (N, H, W) bool."""
+    """The ``cover`` paste: each map resized bilinearly to the pixels covering its float box: (N, H, W) bool."""
     n = int(logits.shape[0])
     masks = np.zeros((n, height, width), dtype=bool)
     for i in range(n):
-        x0, y0, x1, y1 = pixel_box(boxes_xyxy[i], width, height)
-        src = torch.from_numpy(np.ascontiguousarray(logits[i], dtype=np.float32))[None, None]
-        # antialias=True follows PIL's bilinear resize, which the reference evaluator uses (it matters only
-        # for boxes smaller than 64 px, where PIL widens the filter).
-        resized = F.interpolate(src, size=(y1 - y0, x1 - x0), mode="bilinear", align_corners=False, antialias=True)
-        masks[i, y0:y1, x0:x1] = resized[0, 0].numpy() > 0
+        paste_mask(logits[i], pixel_box(boxes_xyxy[i], width, height), width, height, out=masks[i])
     return masks

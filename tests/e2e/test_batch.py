@@ -203,7 +203,7 @@ def test_killed_run_resumes_to_the_same_outputs(fake_site, tmp_path):
     assert summary["skipped"] >= finished and summary["done"] + summary["skipped"] == 24
     assert normalized(out) == normalized(whole)
     assert [f["rel"] for f in read_failures(out)] == ["broken0.jpg"]
-    assert not list(out.rglob(".tmp-*"))
+    assert not list(out.rglob(".tmp-*")) and not list(out.rglob(".*.tmp"))
 
 
 def test_list_file_and_glob_sources(fake_site, tmp_path):

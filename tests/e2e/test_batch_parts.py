@@ -86,7 +86,7 @@ def test_output_folder_writes_complete_files_and_knows_what_is_done(tmp_path):
 
     out.write_prediction(item, prediction("id1", 80), SourceStat.of(img))  # 6400 values: a sidecar array
     assert out.is_done(item)
-    assert not [p for p in (tmp_path / "out").rglob("*") if p.name.startswith(".tmp-")]
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.name.startswith(".tmp-") or p.name.endswith(".tmp")]
     [(record, pred)] = list(iter_predictions(tmp_path / "out"))
     assert record["rel"] == "a.png" and pred.results[0].values.shape == (80, 80)
     assert (tmp_path / "out" / "arrays" / item.key).is_dir()

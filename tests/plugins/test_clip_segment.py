@@ -9,10 +9,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 import vfmstudio_clip._dense as dense_module
+import vfmstudio_clip._segment as segment_module
 from PIL import Image
 from vfmstudio_clip import SEGMENT
 from vfmstudio_clip._dense import dense_embeddings, plan_windows
-from vfmstudio_clip._model import get_bundle
+from vfmstudio_clip._model import cached_class_embeddings, get_bundle
+from vfmstudio_clip.templates import resolve_templates
 
 from vfmstudio.core.cache import ByteLRUCache
 from vfmstudio.core.context import RunContext
@@ -200,8 +202,9 @@ def test_reruns_with_new_labels_thresholds_or_modes_skip_the_forward_pass(tiny_m
         assert vision[0] == 1 and text[0] == 1
         run_tool(SEGMENT, [wide], {"labels": "cat,dog,car", "mode": "maskclip", "background": 0.2}, model=ref,
                  services=services, params_from_text=True)
-        run_tool(SEGMENT, [wide], {"labels": "cat,dog,car", "mode": "sclip"}, model=ref, services=services,
-                 params_from_text=True)
+        # Same resolution as maskclip's auto (sclip's own auto is 1.5x the input): one block reruns.
+        run_tool(SEGMENT, [wide], {"labels": "cat,dog,car", "mode": "sclip", "resolution": bundle.image_size},
+                 model=ref, services=services, params_from_text=True)
         assert vision[0] == 1 and text[0] == 2
 
 
@@ -261,3 +264,44 @@ def test_many_windows_stream_instead_of_caching_the_block_inputs(tiny_model, ser
         assert vision[0] == 10  # a mode switch runs the windows again when their inputs were not kept
     for a, b in zip(cached.results[:2], streamed.results[:2]):
         np.testing.assert_allclose(a.values, b.values, atol=1e-6)
+
+
+# ---------------------------------------------------------------- SCLIP's post-processing
+
+
+def _sclip_postprocess(patch_logits: np.ndarray, height: int, width: int, logit_scale: float, prob_thd: float):
+    """SCLIP's ``forward_feature`` + ``postprocess_result`` (wangf3014/SCLIP, clip_segmentor.py), transcribed:
+    logits (1, K, gh, gw) upsampled with F.interpolate(mode='bilinear'), times logit_scale, softmax over
+    the classes, argmax; pixels whose best probability is under prob_thd become background (-1 here)."""
+    t = torch.from_numpy(np.ascontiguousarray(patch_logits.transpose(2, 0, 1)))[None].float()
+    seg_logits = torch.nn.functional.interpolate(t, size=(height, width), mode="bilinear")[0]
+    seg_logits = (seg_logits * logit_scale).softmax(0)
+    pred = seg_logits.argmax(0)
+    pred[seg_logits.max(0)[0] < prob_thd] = -1
+    return pred.numpy()
+
+
+def test_masks_come_from_upsampled_logits_as_sclip_does(tiny_model, services, wide):
+    ref = str(tiny_model("clip"))
+    labels = ("cat", "dog", "car")
+    params = {"labels": labels, "mode": "sclip", "background": 0.4, "logit_scale": 40.0}
+    pred = run_tool(SEGMENT, [wide], params, model=ref, services=services)
+    ctx = ctx_for(services, ref)
+    bundle = get_bundle(ctx)
+    plan = plan_windows(wide.height, wide.width, image_size=bundle.image_size, patch=bundle.patch_size,
+                        resolution=segment_module.auto_resolution("sclip", bundle.image_size, bundle.patch_size))
+    dense = dense_embeddings(ctx, bundle, wide, "sclip", plan)
+    class_emb = cached_class_embeddings(ctx, bundle, labels, resolve_templates("ensemble7"))
+    want = _sclip_postprocess(dense @ class_emb.T, wide.height, wide.width, 40.0, 0.4)
+    masks = pred.results[-1]
+    got = np.full((wide.height, wide.width), -2)
+    for mask, label in zip(masks.masks, masks.labels):
+        got[mask] = -1 if label == "background" else labels.index(label)
+    np.testing.assert_array_equal(got, want)
+    assert len(set(np.unique(want))) >= 2
+
+
+def test_sclip_defaults_to_one_and_a_half_times_the_input_like_sclips_336_px():
+    assert segment_module.auto_resolution("sclip", 224, 16) == 336
+    assert segment_module.auto_resolution("sclip", 384, 14) == 574  # so400m: 1.5 x 384 in whole patches
+    assert segment_module.auto_resolution("maskclip", 224, 16) is None

@@ -24,7 +24,7 @@ from vfmstudio.testing.sample_project import build_sample_project
 # pycocotools 2.0 decodes through numpy with a deprecated __array__ call; not ours to fix
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
-ALL = {"coco", "yolo", "yolo-seg", "voc", "labelme", "cvat", "labelstudio", "masks", "captions-jsonl",
+ALL = {"coco", "yolo", "yolo-seg", "yolo-obb", "yolo-pose", "dota", "voc", "labelme", "cvat", "labelstudio", "masks", "captions-jsonl",
        "captions-csv"}
 
 
@@ -42,8 +42,9 @@ def test_plugin_registers_every_format_and_imports_light():
     host = PluginHost(builtins=("vfmstudio_formats",), entry_points=False).load()
     assert host.statuses["formats"].status == "loaded"
     assert set(host.formats) == ALL
-    assert {f for f, s in host.formats.items() if s.importer} == {"coco", "yolo", "yolo-seg", "voc", "labelme",
-                                                                 "cvat", "captions-jsonl"}
+    assert {f for f, s in host.formats.items() if s.importer} == {"coco", "yolo", "yolo-seg", "yolo-obb",
+                                                                 "yolo-pose", "dota", "voc", "labelme",
+                                                                 "cvat", "captions-jsonl", "masks"}
     code = ("import sys, vfmstudio_formats; vfmstudio_formats.vfm_register_formats(); "
             "print(sorted(m for m in ('torch', 'cv2', 'yaml', 'defusedxml') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -91,7 +92,9 @@ def test_xml_entities_are_refused(host, tmp_path):
     (tmp_path / "Annotations").mkdir()
     (tmp_path / "Annotations" / "a.xml").write_text(BOMB)
     with pytest.raises(FormatError, match="unsafe XML"):
-        import_dataset(host.format("voc"), tmp_path)
+        import_dataset(host.format("voc"), tmp_path, strict=True)
+    project, ctx = import_dataset(host.format("voc"), tmp_path)  # lenient: the file is skipped, and said so
+    assert not project.images and any("a.xml: refused unsafe XML" in w for w in ctx.warnings)
     (tmp_path / "annotations.xml").write_text(XXE)
     with pytest.raises(FormatError, match="unsafe XML"):
         import_dataset(host.format("cvat"), tmp_path)
@@ -111,7 +114,8 @@ def test_labelme_keeps_unknown_keys_and_clips_points(host, tmp_path):
     (tmp_path / "a.json").write_text(json.dumps(doc))
     project, _ = import_dataset(host.format("labelme"), tmp_path)
     anns = project.labels.annotations("a.png")
-    assert [a.shape.kind for a in anns] == ["polygon", "box", "points", "polygon"]
+    assert [a.shape.kind for a in anns] == ["polygon", "box", "polyline", "ellipse"]  # not points, not a 64-gon
+    assert (anns[3].shape.cx, anns[3].shape.cy, anns[3].shape.rx) == (10, 5, 3)
     assert anns[0].shape.parts[0].exterior == ((0.0, 2.0), (20.0, 3.0), (10.0, 10.0))  # clipped to the image
     assert project.labels.tags["a.png"] == ("night",)
     out = tmp_path / "out"
@@ -217,7 +221,7 @@ def test_cli_errors_are_one_line_exit_2(sample, tmp_path, capsys):
     assert "mask_format" in capsys.readouterr().err
     assert main(["import", str(tmp_path / "missing"), "--format", "coco", "--into", str(tmp_path / "p.json")]) == 2
     assert "no such file" in capsys.readouterr().err
-    assert main(["import", str(tmp_path), "--format", "masks", "--into", str(tmp_path / "p.json")]) == 2
+    assert main(["import", str(tmp_path), "--format", "captions-csv", "--into", str(tmp_path / "p.json")]) == 2
     assert "not imported" in capsys.readouterr().err
 
 
@@ -253,7 +257,8 @@ def test_polygon_and_mask_shapes_survive_yolo_seg_via_cli(sample, tmp_path, caps
     out = tmp_path / "yseg"
     assert main(["export", str(sample.root), "--format", "yolo-seg", "--out", str(out), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert any("holes are dropped" in w for w in report["warnings"])
+    assert any(d["kind"] == "hole" and d["count"] >= 1 for d in report["report"]["dropped"])  # counted
+    assert any("hole skipped" in w for w in report["warnings"])
     target = tmp_path / "t.json"
     assert main(["import", str(out / "data.yaml"), "--format", "yolo-seg", "--into", str(target)]) == 0
     shapes = [a.shape for a in open_project(target).labels.annotations()]
@@ -311,8 +316,10 @@ def test_yolo_import_refuses_rows_outside_the_named_classes(host, tmp_path):
     Image.new("RGB", (10, 10)).save(tmp_path / "images" / "train" / "a.png")
     (tmp_path / "data.yaml").write_text("names: [cat]\n")
     (tmp_path / "labels" / "train" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n1 0.5 0.5 0.2 0.2\n")
-    with pytest.raises(FormatError, match=r"a.txt: line 2: class 1 outside 0..0"):
-        import_dataset(host.format("yolo"), tmp_path)
+    with pytest.raises(FormatError, match=r"a.txt: line 2: line skipped: class 1 outside 0..0"):
+        import_dataset(host.format("yolo"), tmp_path, strict=True)
+    project, ctx = import_dataset(host.format("yolo"), tmp_path)  # lenient: the row is skipped and counted
+    assert len(project.labels) == 1 and ctx.report.dropped[("line", "unknown class")] == 1
     (tmp_path / "data.yaml").unlink()  # unnamed classes are numbered
     project, _ = import_dataset(host.format("yolo"), tmp_path)
     assert project.labels.class_names == ["0", "1"]
@@ -331,8 +338,8 @@ def test_yolo_import_refuses_rows_outside_the_named_classes(host, tmp_path):
 ])
 def test_damaged_files_give_one_line_format_errors(host, tmp_path, fmt, name, content):
     (tmp_path / name).write_text(json.dumps(content))
-    with pytest.raises(FormatError) as info:
-        import_dataset(host.format(fmt), tmp_path / name)
+    with pytest.raises(FormatError) as info:  # lenient imports skip a bad shape with a warning; strict stops
+        import_dataset(host.format(fmt), tmp_path / name, strict=True)
     assert "\n" not in str(info.value) and name in str(info.value)
 
 
@@ -347,7 +354,7 @@ def test_sizes_claimed_by_files_cannot_allocate_huge_masks(host, tmp_path):
                             "segmentation": {"size": [100000, 100000], "counts": [0, 10**10]}}]}
     (tmp_path / "c.json").write_text(json.dumps(doc))
     with pytest.raises(FormatError, match="differs from the image size"):
-        import_dataset(host.format("coco"), tmp_path / "c.json")
+        import_dataset(host.format("coco"), tmp_path / "c.json", strict=True)
     (tmp_path / "annotations.xml").write_text(
         '<annotations><image id="0" name="a.png" width="4" height="4">'
         '<mask label="x" rle="0, 10000000000" left="0" top="0" width="100000" height="100000"/></image></annotations>')

@@ -8,7 +8,8 @@ import torch
 from vfmstudio_paligemma import _mask_decoder as md
 
 from vfmstudio.ml.errors import ModelError
-from vfmstudio.testing.tiny_paligemma import vae_state_shapes, write_random_vae
+from vfmstudio.testing.paligemma_reference import evaluator_masks
+from vfmstudio.testing.tiny_paligemma import vae_encoder_shapes, vae_state_shapes, write_random_vae
 
 EMBED = 8
 
@@ -36,6 +37,19 @@ def test_the_documented_key_names_and_shapes_load(vae_file, decoder):
         assert npz["_vq_vae._embedding"].shape == (128, EMBED)
     assert decoder.codebook.weight.shape == (128, EMBED)  # the dimension is read from the file
     assert torch.equal(decoder.decoder[12].weight, torch.from_numpy(np.load(vae_file)["decoder.12.weight"]))
+
+
+def test_a_file_laid_out_like_the_published_one_loads_its_decoder_and_ignores_the_encoder(tmp_path, caplog):
+    """The published vae-oid.npz also holds the encoder that big_vision's preprocessing encodes masks with."""
+    path = write_random_vae(tmp_path / "vae-oid.npz", seed=1, embed_dim=EMBED, with_encoder=True)
+    with np.load(path) as npz:
+        assert {k for k in npz.files if k.startswith("encoder.")} == set(vae_encoder_shapes(EMBED))
+    with caplog.at_level("DEBUG", logger=md.__name__):
+        decoder = md.load_decoder(path)
+    reference = md.load_decoder(write_random_vae(tmp_path / "decoder-only.npz", seed=1, embed_dim=EMBED))
+    c = codes(3, 4)
+    np.testing.assert_array_equal(md.decode_logits(decoder, c), md.decode_logits(reference, c))
+    assert f"ignored {len(vae_encoder_shapes(EMBED))} keys" in caplog.text and "encoder.10.weight" in caplog.text
 
 
 def test_a_file_with_the_wrong_layout_is_refused_in_one_line(tmp_path, vae_file):
@@ -193,3 +207,42 @@ def test_a_cached_copy_of_the_space_file_is_used_offline(isolated_hub, monkeypat
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text("0" * 40)
     assert md.resolve_vae_path(None) == snapshot / "vae-oid.npz"
+
+
+# ---------------------------------------------------------------- the evaluator's paste
+
+
+def _smooth_logits(seed: int, n: int) -> np.ndarray:
+    raw = np.random.default_rng(seed).standard_normal((n, 64, 64)).astype(np.float32)
+    return (np.cumsum(np.cumsum(raw, axis=1), axis=2) / 64).astype(np.float32)
+
+
+@pytest.mark.parametrize("width, height", [(640, 480), (57, 203), (1000, 30)])
+def test_evaluator_paste_equals_big_visions_evaluator(width, height):
+    rng = np.random.default_rng(width)
+    starts = rng.integers(0, 1000, size=(200, 2))
+    sizes = np.concatenate([rng.integers(0, 12, size=(100, 2)), rng.integers(0, 400, size=(100, 2))])
+    locs = [(int(y0), int(x0), int(min(y0 + dy, 1023)), int(min(x0 + dx, 1023)))
+            for (y0, x0), (dy, dx) in zip(starts, sizes)]
+    locs += [(500, 500, 400, 600), (0, 0, 1023, 1023), (1022, 1022, 1023, 1023)]
+    logits = _smooth_logits(width, len(locs))
+    want = evaluator_masks(logits, locs, height, width)
+    dropped = 0
+    for m64, t, ref in zip(logits, locs, want):
+        box = md.evaluator_box(t, width, height)
+        assert (box is None) == (ref is None), t
+        if box is None:
+            dropped += 1
+            continue
+        np.testing.assert_array_equal(md.paste_mask(m64, box, width, height), ref)
+    assert 0 < dropped < len(locs)  # the sample has boxes that the evaluator drops, and many it keeps
+
+
+def test_small_boxes_paste_where_the_evaluator_puts_them_not_where_they_are_drawn():
+    """Boxes scale by 1/1024 for drawing but masks by 1/1023 with truncation, as the evaluator does."""
+    locs = (100, 100, 108, 106)  # a few pixels on a 640x480 image
+    logits = np.ones((1, 64, 64), np.float32)
+    (want,) = evaluator_masks(logits, [locs], 480, 640)
+    box = md.evaluator_box(locs, 640, 480)
+    assert box == (62, 46, 66, 50)
+    np.testing.assert_array_equal(md.paste_mask(logits[0], box, 640, 480), want)

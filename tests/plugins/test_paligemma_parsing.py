@@ -137,3 +137,36 @@ def test_split_classes():
     assert split_classes("cat, hot dog,, cat") == ("cat", "hot dog")
     assert split_classes(("a ; b", " c ")) == ("a b", "c")
     assert split_classes("  ") == ()
+
+
+# ---------------------------------------------------------------- against the reference regex parser
+
+from vfmstudio.testing.paligemma_reference import reference_objects  # noqa: E402
+
+
+def _as_reference(objs: list[ParsedObject]) -> list[tuple]:
+    return [(o.locs, o.label, o.seg) for o in objs]
+
+
+def test_stray_locs_before_a_complete_detection_do_not_hide_it():
+    text = "<loc0078><loc0025><loc0568> <loc0416><loc0571><loc0893><loc0747> dog"
+    assert _as_reference(parse_objects(text)) == reference_objects(text) == [((416, 571, 893, 747), "dog", None)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(objects(with_seg=False), min_size=1, max_size=4), st.data())
+def test_stray_locs_anywhere_are_read_as_the_reference_reads_them(objs, data):
+    parts = []
+    for obj in objs:
+        n_stray = data.draw(st.integers(0, 3))
+        stray = "".join(f"<loc{data.draw(st.integers(0, 1023)):04d}>" for _ in range(n_stray))
+        parts.append((stray + " " if stray else "") + render(obj))
+    text = " ; ".join(parts)
+    assert _as_reference(parse_objects(text)) == reference_objects(text) == _as_reference(objs)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(objects(with_seg=True), min_size=1, max_size=4))
+def test_well_formed_segmentations_equal_the_reference(objs):
+    text = render_all(objs)
+    assert _as_reference(parse_objects(text)) == reference_objects(text)

@@ -24,6 +24,7 @@ from vfmstudio.core.image import load_image
 from vfmstudio.core.jobs import JobRunner
 from vfmstudio.core.results import Detections, Masks, Text
 from vfmstudio.execution import Services, ToolError, prepare_tool, run_tool
+from vfmstudio.testing.paligemma_reference import evaluator_masks
 from vfmstudio.testing.tiny_paligemma import write_random_vae
 
 TOOL = {t.id: t for t in TOOLS}
@@ -287,7 +288,8 @@ def test_forced_detection_output_gives_exact_boxes_and_labels(pg_dir, image, for
     (det,) = pred.results
     assert isinstance(det, Detections) and det.labels == ("cat", "hot dog")
     np.testing.assert_allclose(det.boxes_xyxy, [[7.5, 10.0, 30.0, 30.0], [0.0, 0.0, 1023 / 1024 * W, 1023 / 1024 * H]])
-    assert det.scores is None and det.image_id == image.id
+    np.testing.assert_allclose(det.scores, [1.0, 1.0])  # forced tokens have probability 1
+    assert det.image_id == image.id
 
 
 def test_forced_detection_without_a_label_takes_the_only_class(pg_dir, image, force_output):
@@ -309,8 +311,66 @@ def test_forced_segmentation_output_gives_exact_masks(pg_dir, image, vae_path, f
     np.testing.assert_allclose(masks.boxes_xyxy, boxes, rtol=1e-6)
     decoder = _mask_decoder.load_decoder(vae_path)
     logits = _mask_decoder.decode_logits(decoder, np.array([seg_a, seg_b]))
-    np.testing.assert_array_equal(masks.masks, _mask_decoder.paste_masks(logits, boxes, W, H))
+    want = evaluator_masks(logits, [(256, 128, 768, 512), (100, 500, 900, 1000)], H, W)
+    np.testing.assert_array_equal(masks.masks, np.stack(want))
     assert masks.masks[0].any() and not masks.masks[0][:10].any() and not masks.masks[0][:, 30:].any()
+    covered = run_tool(TOOL["paligemma.segment"], [image], {"classes": "cat ; dog", "vae_path": str(vae_path),
+                                                            "paste": "cover"}, model=str(pg_dir), services=services())
+    np.testing.assert_array_equal(covered.results[0].masks, _mask_decoder.paste_masks(logits, boxes, W, H))
+
+
+def test_a_segment_whose_box_is_empty_in_pixels_is_dropped_as_the_evaluator_does(pg_dir, image, vae_path,
+                                                                                  force_output):
+    segs = "".join(f"<seg{v:03d}>" for v in range(16))
+    # On a 60x40 image, y 100..110 / 1023 * 40 truncates to 3..4 (kept) and x 10..15 / 1023 * 60 to 0..0.
+    force_output(f"<loc0100><loc0010><loc0110><loc0015>{segs} cat ; <loc0100><loc0100><loc0900><loc0900>{segs} dog")
+    pred = run_tool(TOOL["paligemma.segment"], [image], {"classes": "cat ; dog", "vae_path": str(vae_path)},
+                    model=str(pg_dir), services=services())
+    assert pred.results[0].labels == ("dog",)
+
+
+class ForceTextWithRivals(ForceText):
+    """Forced tokens at logit 0 and, at step k, a rival token at logit ``rivals[k]`` < 0: greedy still picks
+    the forced token, with probability 1 / (1 + exp(rivals[k]))."""
+
+    def __init__(self, ids, prompt_len, eos, rival_id, rivals):
+        super().__init__(ids, prompt_len, eos)
+        self.rival_id, self.rivals = rival_id, rivals
+
+    def __call__(self, input_ids, scores):
+        step = input_ids.shape[1] - self.prompt_len
+        forced = super().__call__(input_ids, scores)
+        forced[:, self.rival_id] = self.rivals[min(step, len(self.rivals) - 1)]
+        return forced
+
+
+def test_detection_scores_are_the_geometric_mean_of_their_loc_and_label_token_probabilities(
+        pg_dir, pg, image, monkeypatch):
+    tokenizer = pg.processor.tokenizer
+    text = "<loc0256><loc0128><loc0768><loc0512> cat ; <loc0000><loc0000><loc1023><loc1023> hot dog"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    rivals = list(np.random.default_rng(0).uniform(-4.0, -0.05, size=len(ids) + 1))
+    rival_id = tokenizer.convert_tokens_to_ids("<seg127>")
+    monkeypatch.setattr(_generation, "logits_processor_hooks",
+                        [lambda n: ForceTextWithRivals(ids, n, tokenizer.eos_token_id, rival_id, rivals)])
+    pred = run_tool(TOOL["paligemma.detect"], [image], {"classes": "cat ; hot dog"}, model=str(pg_dir),
+                    services=services())
+    # Which steps belong to which object, from the token pieces: four locs open an object, the pieces up
+    # to ';' that are not blanks are its label.
+    pieces = tokenizer.convert_ids_to_tokens(ids)
+    groups: list[list[int]] = []
+    for k, piece in enumerate(pieces):
+        if piece.startswith("<loc"):
+            if not groups or len(groups[-1]) >= 4 and not pieces[k - 1].startswith("<loc"):
+                groups.append([])
+            groups[-1].append(k)
+        elif piece not in ("▁", ";") and groups:
+            groups[-1].append(k)
+    logp = -np.log1p(np.exp(np.asarray(rivals)))
+    want = [np.exp(logp[g].mean()) for g in groups]
+    assert [len(g) for g in groups] == [5, 8]
+    np.testing.assert_allclose(pred.results[0].scores, want, rtol=1e-5)
+    assert 0.2 < min(want) < max(want) < 1.0
 
 
 def test_segmentation_without_objects_needs_no_decoder_weights(pg_dir, image, force_output, monkeypatch):
@@ -318,6 +378,8 @@ def test_segmentation_without_objects_needs_no_decoder_weights(pg_dir, image, fo
     force_output("nothing here")
     pred = run_tool(TOOL["paligemma.segment"], [image], {"classes": "cat"}, model=str(pg_dir), services=services())
     assert len(pred.results[0]) == 0 and pred.results[0].size == (H, W)
+    (why,) = pred.of_type(Text)  # "0 items" comes with the reason: what the model said instead
+    assert "nothing here" in why.text and "<seg>" in why.text
 
 
 # ---------------------------------------------------------------- refusals with one clear line
@@ -442,3 +504,22 @@ def test_the_installed_command_runs_detect(pg_dir, image_path, tmp_path):
     assert prediction["tool"] == "paligemma.detect" and prediction["results"][0]["type"] == "detections"
     assert prediction["params"]["classes"] == ["cat", "dog"]
     assert (tmp_path / "out" / "prediction.json").is_file()
+
+
+def test_detection_scores_filter_what_is_accepted_as_labels(pg_dir, pg, image, monkeypatch):
+    """The scores reach accepting (the window's Accept, `export --min-score`): low ones are dropped."""
+    from vfmstudio.core.annotations import accept_prediction
+
+    tokenizer = pg.processor.tokenizer
+    text = "<loc0256><loc0128><loc0768><loc0512> cat ; <loc0000><loc0000><loc1023><loc1023> dog"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    rivals = [-6.0] * 6 + [-0.01] * (len(ids) - 6 + 1)  # sure of the first object, unsure of the second
+    rival_id = tokenizer.convert_tokens_to_ids("<seg127>")
+    monkeypatch.setattr(_generation, "logits_processor_hooks",
+                        [lambda n: ForceTextWithRivals(ids, n, tokenizer.eos_token_id, rival_id, rivals)])
+    pred = run_tool(TOOL["paligemma.detect"], [image], {"classes": "cat ; dog"}, model=str(pg_dir),
+                    services=services())
+    scores = pred.results[0].scores
+    assert scores[0] > 0.99 and 0.4 < scores[1] < 0.6
+    accepted = accept_prediction(pred, "photo.png", min_score=0.9).annotations
+    assert [a.label for a in accepted] == ["cat"] and accepted[0].provenance.score == pytest.approx(scores[0])

@@ -116,11 +116,11 @@ def test_search_ranks_by_the_same_embeddings_as_the_pipeline_scores(tiny_model, 
 
 
 def test_segment_runs_on_fixed_resolution_siglip2_and_refuses_naflex(tiny_model, images):
-    pred = run_tool(SEGMENT, [images[1]], {"labels": "cat, dog", "templates": "single"},
+    pred = run_tool(SEGMENT, [images[1]], {"labels": "cat, dog", "templates": "single", "resolution": 64},
                     model=str(tiny_model("siglip2")), services=Services.create())
     heat = pred.of_type(Heatmap)
     assert [h.label for h in heat] == ["cat", "dog"]
-    # 40x100 at the model's 64 px short side: 64x160, a 4x10 grid of 16 px patches over the whole image.
+    # 40x100 at a 64 px short side (the model's input): 64x160, a 4x10 grid of 16 px patches over the whole image.
     assert heat[0].values.shape == (4, 10) and heat[0].extent == (0.0, 0.0, 100.0, 40.0)
     with pytest.raises(ToolError, match="NaFlex") as info:
         run_tool(SEGMENT, [images[1]], {"labels": "cat"}, model=str(tiny_model("siglip2-naflex")),

@@ -157,7 +157,7 @@ def test_accept_a_prediction_layer_as_annotations_in_one_undo_step(qtbot, edit_w
     open_image(qtbot, w, image_folder)
     assert w.tools.select_tool("fake.all")
     w.run_current_tool()
-    qtbot.waitUntil(lambda: not w._jobs and w.runner.runner.pending() == 0, timeout=10000)
+    qtbot.waitUntil(lambda: not w.jobs and w.runner.runner.pending() == 0, timeout=10000)
     lab = w.labelling
     assert lab.accept_all("fake.all", masks_as_polygons=True, tolerance=0.5)
     got = anns(w)
@@ -174,7 +174,8 @@ def test_accept_a_prediction_layer_as_annotations_in_one_undo_step(qtbot, edit_w
     lab.undo_action.trigger()
     assert anns(w) == () and key_ not in lab.session.labels.tags and key_ not in lab.session.labels.captions
     # The dialog: only the checked items, masks kept as masks.
-    from vfmstudio.qt.accept_dialog import AcceptDialog, acceptable_items
+    from vfmstudio.qt.accept_dialog import AcceptDialog
+    from vfmstudio.session.accepting import acceptable_items
 
     items = acceptable_items(lab.predictions_on_view(), w.current.id)
     dialog = AcceptDialog(items, w)
@@ -241,9 +242,9 @@ def test_esc_drops_a_polygon_in_progress_without_cancelling_jobs_and_cancels_oth
     click(qtbot, w, 5, 5)
     click(qtbot, w, 20, 5)
     key(qtbot, w, Qt.Key.Key_Escape)  # drops the two vertices
-    assert w.labelling.controller._polygon == [] and job in w._jobs
+    assert w.labelling.controller._polygon == [] and job in w.jobs
     key(qtbot, w, Qt.Key.Key_Escape)  # nothing being drawn: Run > Cancel
-    qtbot.waitUntil(lambda: job not in w._jobs, timeout=5000)
+    qtbot.waitUntil(lambda: job not in w.jobs, timeout=5000)
     assert any("cancelled" in t for t in w.messages.texts())
 
 

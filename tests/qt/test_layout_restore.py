@@ -26,5 +26,5 @@ def test_a_squeezing_saved_layout_is_unsqueezed(qtbot, tmp_path):
     qtbot.addWidget(second)
     second.show()
     qtbot.waitExposed(second)
-    second._restore_state()
+    second.state.restore_docks()
     qtbot.waitUntil(lambda: second.centralWidget().width() >= 0.35 * second.width(), timeout=3000)

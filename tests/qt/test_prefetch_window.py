@@ -50,7 +50,7 @@ def test_stepping_to_the_next_image_after_a_run(qtbot, tmp_path, tiny_model, ima
         window.tools.set_model_ref(str(tiny_model("dinov2")))
         window.tools.form.set_value("resolution", 56)
         window.run_current_tool()
-        qtbot.waitUntil(lambda: not window._jobs and not window.prefetcher.pending(), timeout=60000)
+        qtbot.waitUntil(lambda: not window.jobs and not window.prefetcher.pending(), timeout=60000)
         assert not window.messages.texts("error"), window.messages.texts("error")
         after_first = calls["n"]
         assert after_first == (3 if enabled else 1)  # the run, then images 1 and 2 (the folder has 3)
@@ -59,7 +59,7 @@ def test_stepping_to_the_next_image_after_a_run(qtbot, tmp_path, tiny_model, ima
         qtbot.waitUntil(lambda: window.current is not None and window.current_path == window.browser.paths()[1],
                         timeout=5000)
         window.run_current_tool()
-        qtbot.waitUntil(lambda: not window._jobs and not window.prefetcher.pending(), timeout=60000)
+        qtbot.waitUntil(lambda: not window.jobs and not window.prefetcher.pending(), timeout=60000)
         assert not window.messages.texts("error"), window.messages.texts("error")
         kinds = {layer.kind for layer in window.layer_store.layers(window.current.id)}
         assert "feature_image" in kinds
@@ -79,7 +79,7 @@ def test_cancel_stops_prefetch_until_the_next_run(qtbot, tmp_path, tiny_model, i
         assert window.prefetcher.pending()  # queued behind the run
         window.cancel_jobs()
         assert window.prefetcher.pending() == []
-        qtbot.waitUntil(lambda: not window._jobs, timeout=60000)
+        qtbot.waitUntil(lambda: not window.jobs, timeout=60000)
         window.browser.step(+1)
         qtbot.waitUntil(lambda: window.current_path == window.browser.paths()[1], timeout=5000)
         assert window.prefetcher.pending() == []  # stepping after a cancel prefetches nothing

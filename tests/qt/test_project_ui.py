@@ -163,6 +163,7 @@ def test_export_through_the_dialog_writes_coco_that_loads(qtbot, edit_window, im
     rle = next(a for a in anns if isinstance(a["segmentation"], dict))
     assert np.array_equal(coco.annToMask(rle).astype(bool), mask)
     assert any("exported" in t for t in w.messages.texts())
+    assert "export written: kept 1 box, 1 mask" in w.messages.texts()
     dialog.close()
 
 
@@ -262,6 +263,7 @@ def test_import_through_the_dialog_is_one_undo_step(qtbot, edit_window, image_fo
     assert got.label == "zebra" and np.allclose(got.shape.xyxy, box.shape.xyxy)
     assert labels.get_class("zebra").color == "#abcdef"
     assert "img1.png" in lab.session.project.images and lab.session.stack.count() == 1
+    assert "import read: kept 1 box" in w.messages.texts()
     lab.undo_action.trigger()
     assert len(labels) == 0 and labels.get_class("zebra") is None
     dialog.close()

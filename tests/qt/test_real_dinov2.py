@@ -59,7 +59,7 @@ def test_dinov2_pca_in_the_window_and_live_threshold(qtbot, dinov2_window, tiny_
     window.tools.set_model_ref(str(tiny_model("dinov2")))
     window.tools.form.set_value("resolution", 56)
     window.run_current_tool()
-    qtbot.waitUntil(lambda: not window._jobs, timeout=60000)
+    qtbot.waitUntil(lambda: not window.jobs, timeout=60000)
     assert not window.messages.texts("error"), window.messages.texts("error")
     kinds = {layer.kind for layer in window.layer_store.layers(image.id)}
     assert {"feature_image", "masks"} <= kinds
@@ -74,7 +74,7 @@ def test_dinov2_pca_in_the_window_and_live_threshold(qtbot, dinov2_window, tiny_
     for x in (x0, (x0 + x1) // 2, x1):
         qtbot.mousePress(hist, Qt.MouseButton.LeftButton, pos=QPoint(x, y))
         qtbot.mouseRelease(hist, Qt.MouseButton.LeftButton, pos=QPoint(x, y))
-        qtbot.waitUntil(lambda: not window._jobs, timeout=30000)
+        qtbot.waitUntil(lambda: not window.jobs, timeout=30000)
         layers = window.layer_store.layers(image.id)
         masks_seen.append(next(la.result for la in layers if isinstance(la.result, Masks)).masks[0].sum())
         assert any(isinstance(la.result, FeatureImage) for la in layers)
@@ -93,15 +93,15 @@ def test_dinov2_norms_layer_scrub_reruns_without_a_forward_pass(qtbot, dinov2_wi
     window.tools.set_model_ref(str(tiny_model("dinov2")))
     window.tools.form.set_value("resolution", 56)
     window.run_current_tool()
-    qtbot.waitUntil(lambda: not window._jobs, timeout=60000)
+    qtbot.waitUntil(lambda: not window.jobs, timeout=60000)
     assert not window.messages.texts("error"), window.messages.texts("error")
     panel = window.layers
     names = [panel.list.item(i).text() for i in range(panel.list.count())]
     panel.list.setCurrentRow(next(i for i, n in enumerate(names) if "layer_maps" in n))
     stack = panel.selected_layer().result
     panel.layer_slider.setValue(1)
-    qtbot.waitUntil(lambda: not window._jobs, timeout=30000)
+    qtbot.waitUntil(lambda: not window.jobs, timeout=30000)
     assert not window.messages.texts("error"), window.messages.texts("error")
-    assert window._predictions[image.id]["dino.norms"].params["layer"] == 1
+    assert window.session.prediction(image.id, "dino.norms").params["layer"] == 1
     assert panel.layer_name.text() == stack.names[1]
     assert calls["n"] == 1

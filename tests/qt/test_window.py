@@ -27,7 +27,7 @@ def select_and_run(qtbot, window, tool_id, **params):
 
 
 def wait_idle(qtbot, window, timeout=10000):
-    qtbot.waitUntil(lambda: not window._jobs and window.runner.runner.pending() == 0, timeout=timeout)
+    qtbot.waitUntil(lambda: not window.jobs and window.runner.runner.pending() == 0, timeout=timeout)
 
 
 def layer_items(window):
@@ -45,7 +45,7 @@ def test_open_folder_lists_images_with_thumbnails_and_shows_the_first(qtbot, win
     assert (image.width, image.height) == (64, 48)
     qtbot.waitUntil(lambda: all(window.browser.has_thumbnail(p) for p in window.browser.paths()), timeout=5000)
     assert "images" in window.windowTitle()
-    assert window._recent()[0].endswith("images")
+    assert window.recent_folders()[0].endswith("images")
 
 
 def test_filter_and_next_previous_keys(qtbot, window, image_folder):
@@ -276,7 +276,7 @@ def test_streaming_text_shows_before_the_job_ends(qtbot, window, image_folder):
     open_and_wait(qtbot, window, image_folder)
     select_and_run(qtbot, window, "fake.stream", words=20)
     qtbot.waitUntil(lambda: "word2" in window.results.text.current_text(), timeout=5000)
-    assert window._jobs  # still running
+    assert window.jobs  # still running
     wait_idle(qtbot, window)
     assert "word19" in window.results.text.current_text()
 
@@ -312,10 +312,10 @@ def test_layer_controls_visibility_slider_delete_and_png_export(qtbot, window, i
     assert window.canvas.legend[3].endswith("layer 1")
     panel.list.item(0).setCheckState(Qt.CheckState.Unchecked)
     assert not window.layer_store.find(layer.id).visible
-    item_before = window._layer_items[layer.id][1]
+    item_before = window.views.item(layer.id)
     panel.opacity.setValue(30)
     assert window.layer_store.find(layer.id).opacity == 0.3
-    item = window._layer_items[layer.id][1]
+    item = window.views.item(layer.id)
     assert item is item_before and item.opacity() == 0.3  # updated, not rendered again
     masks_layer = window.layer_store.layers(image.id)[0]
     out = tmp_path / "masks.png"
@@ -351,8 +351,8 @@ def test_window_state_and_recent_folders_are_restored(qtbot, fake_host, image_fo
     w.close()
     w2 = MainWindow(host=fake_host, settings=settings)
     qtbot.addWidget(w2)
-    assert w2._recent() == [str(image_folder.resolve())]
-    assert w2.recent_menu.actions()[0].text() == str(image_folder.resolve())
+    assert w2.recent_folders() == [str(image_folder.resolve())]
+    assert w2.menus.recent.actions()[0].text() == str(image_folder.resolve())
     assert w2.dock_messages.isHidden()
     w2.close()
 
@@ -435,12 +435,12 @@ def test_rerun_on_every_edit_uses_cached_features(qtbot, window, image_folder):
     window.tools.select_tool("fake.pca")
     window.tools.form.editors["threshold"].setText("0.1")  # not run yet on this image: nothing happens
     qtbot.wait(400)
-    assert fake.FORWARD["calls"] == 0 and not window._jobs
+    assert fake.FORWARD["calls"] == 0 and not window.jobs
     window.run_current_tool()
     wait_idle(qtbot, window)
     for text in ("0.", "0.8", "0.85"):  # typing: one rerun after the pause, with the last value
         window.tools.form.editors["threshold"].setText(text)
-    qtbot.waitUntil(lambda: window._predictions[image.id]["fake.pca"].params["threshold"] == 0.85, timeout=5000)
+    qtbot.waitUntil(lambda: window.session.prediction(image.id, "fake.pca").params["threshold"] == 0.85, timeout=5000)
     wait_idle(qtbot, window)
     assert fake.FORWARD["calls"] == 1
 
@@ -497,7 +497,7 @@ def test_the_image_on_view_is_the_source_of_a_pair_or_set(qtbot, window, image_f
     window.browser.list.item(2).setSelected(True)
     select_and_run(qtbot, window, "fake.pair")
     wait_idle(qtbot, window)
-    prediction = window._predictions[viewed.id]["fake.pair"]
+    prediction = window.session.prediction(viewed.id, "fake.pair")
     assert prediction.image_ids[0] == viewed.id and len(prediction.image_ids) == 2
 
 
@@ -592,4 +592,4 @@ def test_runs_on_two_images_both_land_and_a_rerun_on_the_same_image_supersedes(q
     t0 = time.perf_counter()
     wait_idle(qtbot, window, timeout=5000)
     assert time.perf_counter() - t0 < 3.0
-    assert window._predictions[second.id]["fake.slow"].params["seconds"] == 0.1
+    assert window.session.prediction(second.id, "fake.slow").params["seconds"] == 0.1

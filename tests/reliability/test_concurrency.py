@@ -19,7 +19,7 @@ CYCLES = 200
 
 
 def wait_idle(qtbot, window, timeout=10000):
-    qtbot.waitUntil(lambda: not window._jobs and window.runner.runner.pending() == 0, timeout=timeout)
+    qtbot.waitUntil(lambda: not window.jobs and window.runner.runner.pending() == 0, timeout=timeout)
 
 
 @pytest.fixture
@@ -99,7 +99,7 @@ def test_window_rapid_switching_lands_every_result_on_its_own_image(qtbot, fault
     landed = 0
     for path in paths:
         image = load_image(path)
-        prediction = w._predictions.get(image.id, {}).get("faulty.ok")
+        prediction = w.session.prediction(image.id, "faulty.ok")
         if prediction is None:
             continue
         landed += 1
@@ -115,7 +115,7 @@ def test_window_rapid_switching_lands_every_result_on_its_own_image(qtbot, fault
     qtbot.waitUntil(lambda: w.current is not None and w.current_path == paths[2], timeout=5000)
     w.submit_tool(tool, {"scale": 3.0})
     wait_idle(qtbot, w)
-    assert w._predictions[w.current.id]["faulty.ok"].params["scale"] == 3.0
+    assert w.session.prediction(w.current.id, "faulty.ok").params["scale"] == 3.0
     w.close()  # shuts the runner down: its inference thread ends
     qtbot.waitUntil(lambda: {t for t in threading.enumerate() if t.name.startswith(THREAD_NAME)} <= before,
                     timeout=5000)

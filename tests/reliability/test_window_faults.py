@@ -13,14 +13,14 @@ from vfmstudio.testing.hostile import CASES, Fails, Loads
 
 
 def wait_idle(qtbot, window, timeout=10000):
-    qtbot.waitUntil(lambda: not window._jobs and window.runner.runner.pending() == 0, timeout=timeout)
+    qtbot.waitUntil(lambda: not window.jobs and window.runner.runner.pending() == 0, timeout=timeout)
 
 
 def run_ok(qtbot, w, scale=1.0):
     tool = w.host.tool("faulty.ok")
     w.submit_tool(tool, {"scale": scale})
     wait_idle(qtbot, w)
-    assert w._predictions[w.current.id]["faulty.ok"].params["scale"] == scale
+    assert w.session.prediction(w.current.id, "faulty.ok").params["scale"] == scale
 
 
 def test_opening_the_hostile_folder_shows_each_image_or_a_message(qtbot, faulty_window, hostile_dir):
@@ -137,7 +137,7 @@ def test_gpu_out_of_memory_in_the_window_suggests_a_remedy_and_the_next_run_work
     state["oom"] = False
     w.submit_tool(tool, {"resolution": 28}, model=model)
     wait_idle(qtbot, w, timeout=30000)
-    assert tool.id in w._predictions[w.current.id]
+    assert w.session.has_run(tool.id, w.current.id)
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")

@@ -150,3 +150,24 @@ def test_env_switch(monkeypatch):
     assert env_enabled() is True
     monkeypatch.delenv("VFMSTUDIO_PREFETCH")
     assert env_enabled(default=False) is False
+
+
+def test_a_hung_prefetch_is_abandoned_at_the_time_limit_and_the_users_run_goes_on(prep_module, runner):
+    prep_module.gate.clear()  # prepare never returns until released
+    limits = iter([0.2])
+    pf = Prefetcher(runner, _image, services=_services(), ahead=1, timeout=lambda: next(limits))
+    [job] = pf.schedule(PATHS, PATHS[0], PrefetchRequest(_tool()))
+    assert job.timeout == 0.2
+    result = job.result(timeout=10)
+    assert result.status == "error" and result.error.kind == "TimeoutError"
+    assert runner.run_sync(lambda ctx: "user run", timeout=10).value == "user run"  # the thread is free again
+    prep_module.gate.set()
+
+
+def test_prefetch_jobs_take_the_run_time_limit_by_default(prep_module, runner, monkeypatch):
+    monkeypatch.setenv("VFMSTUDIO_TOOL_TIMEOUT_S", "42")
+    assert Prefetcher(runner, _image).timeout_s() == 42
+    assert Prefetcher(runner, _image, timeout=0).timeout_s() is None  # 0: no limit, as for runs
+    monkeypatch.setenv("VFMSTUDIO_TOOL_TIMEOUT_S", "0")
+    assert Prefetcher(runner, _image).timeout_s() is None
+    assert Prefetcher(runner, _image, timeout=lambda: None).timeout_s() is None  # the window's "no limit"

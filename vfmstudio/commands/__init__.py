@@ -17,4 +17,5 @@ COMMANDS = (
     "vfmstudio.commands.formats",
     "vfmstudio.commands.export",
     "vfmstudio.commands.import_",
+    "vfmstudio.commands.index",
 )

@@ -134,8 +134,10 @@ def _run(args) -> int:
                 raise UsageError(str(exc)) from None
         else:
             from vfmstudio.engines.local import run_local
+            from vfmstudio.isolation import stdout_to_stderr
 
-            progress = run_local(plan, workers=args.workers, on_update=bar)
+            with stdout_to_stderr():  # what a tool prints must not end up in --json output
+                progress = run_local(plan, workers=args.workers, on_update=bar)
     except BatchError as exc:
         bar.close()
         if exc.user_error:
@@ -148,13 +150,29 @@ def _run(args) -> int:
         raise
     bar.close()
     summary = progress.summary(plan, args.engine)
+    missing = _count_what_was_written(summary, plan)
     plan.output.write_summary(summary)
     if args.json:
         json.dump(summary, sys.stdout)
         sys.stdout.write("\n")
     else:
         print(describe(summary, plan.output.root))
+    if missing:
+        print(f"error: {missing} images counted as done have no prediction file in {plan.output.predictions} "
+              "(continue with --resume)", file=sys.stderr)
+        return 1
     return 0
+
+
+def _count_what_was_written(summary: dict, plan) -> int:
+    """Set ``summary["done"]`` from the prediction files on disk, not from what the run counted
+    (a tool may have ended or fooled the worker that counted); returns how many are missing."""
+    written = sum(1 for item in plan.todo if plan.output.is_done(item))
+    missing = max(0, summary["done"] - written)
+    summary["done"] = written
+    if missing:
+        summary["missing"] = missing
+    return missing
 
 
 def describe(summary: dict, out: Path) -> str:

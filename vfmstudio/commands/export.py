@@ -23,6 +23,8 @@ def register(subparsers) -> None:
                    help="batch folders: accept only predictions scoring at least this")
     p.add_argument("--masks-as-polygons", action="store_true",
                    help="batch folders: turn predicted masks into polygons when accepting them")
+    p.add_argument("--strict", action="store_true",
+                   help="stop with exit status 2 on any warning (a value clipped, a shape converted or dropped)")
     p.add_argument("--json", action="store_true", help="print the files written and warnings as JSON")
     p.set_defaults(func=run)
 
@@ -65,7 +67,7 @@ def run(args) -> int:
     progress = _Progress()
     try:
         ctx = export_project(spec, project, args.out, parse_params(args.param), from_text=True,
-                             on_progress=progress)
+                             on_progress=progress, strict=args.strict)
     except (FormatError, ParamError) as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:  # a full disk, a read-only folder: the project itself is never written here
@@ -77,8 +79,9 @@ def run(args) -> int:
     if args.json:
         print(json.dumps({"format": spec.id, "out": str(args.out), "images": len(project.images),
                           "annotations": len(project.labels), "files": [str(f) for f in ctx.files],
-                          "warnings": ctx.warnings}, indent=1))
+                          "warnings": ctx.warnings, "report": ctx.report.to_json()}, indent=1))
     else:
+        print(f"written: {ctx.report.summary()}")
         print(f"exported {len(project.images)} images, {len(project.labels)} annotations as {spec.id} "
               f"to {args.out} ({len(ctx.files)} files)")
     return 0

@@ -19,18 +19,43 @@ def register(subparsers) -> None:
     p.add_argument("--into", required=True, type=Path, metavar="PROJECT",
                    help="project file (created when missing)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="format parameter (repeatable)")
+    p.add_argument("--strict", action="store_true",
+                   help="stop with exit status 2 on any warning (a value clipped, a shape converted or dropped)")
     p.add_argument("--json", action="store_true", help="print what was added as JSON")
     p.set_defaults(func=run)
 
 
+#: Seconds an import waits for another import's lock before it refuses.
+LOCK_WAIT_S = 5.0
+
+
 def run(args) -> int:
+    from vfmstudio.core.project import DEFAULT_NAME
+    from vfmstudio.core.project_lock import ProjectLock, ProjectLockedError
+
+    spec = format_spec(args.format_id, export=False)
+    into = args.into
+    # A project open for writing elsewhere (the window, another import) is refused, never raced;
+    # a writer that ignores the lock is caught by the save's check (ProjectChangedOnDisk).
+    lock = ProjectLock(into / DEFAULT_NAME if into.is_dir() else into, "vfmstudio import")
+    try:
+        lock.acquire(wait_s=LOCK_WAIT_S)
+    except ProjectLockedError as exc:
+        raise UsageError(f"{exc} (nothing was imported)") from None
+    except OSError as exc:
+        raise UsageError(f"{into}: cannot lock the project ({exc.strerror or exc})") from None
+    try:
+        return _import(args, spec, into)
+    finally:
+        lock.release()
+
+
+def _import(args, spec, into) -> int:
     from vfmstudio.core.exchange import FormatError, import_dataset
     from vfmstudio.core.image import ImageLoadError
     from vfmstudio.core.project import ProjectError, open_project
     from vfmstudio.core.tools import ParamError
 
-    spec = format_spec(args.format_id, export=False)
-    into = args.into
     try:
         project = open_project(into, create=True)
     except ProjectError as exc:
@@ -38,7 +63,7 @@ def run(args) -> int:
     progress = _Progress()
     try:
         dataset, ctx = import_dataset(spec, args.source, parse_params(args.param), from_text=True,
-                                      on_progress=progress)
+                                      on_progress=progress, strict=args.strict)
         counts = project.merge(dataset, on_progress=lambda f, m: progress(f, f"adding {m}"))
         project.save()
     except (FormatError, ParamError, ProjectError, ImageLoadError) as exc:
@@ -52,9 +77,10 @@ def run(args) -> int:
         print(f"warning: {issue}", file=sys.stderr)
     if args.json:
         print(json.dumps({"project": str(project.path), **counts, "issues": [str(i) for i in issues],
-                          "warnings": ctx.warnings}, indent=1))
+                          "warnings": ctx.warnings, "report": ctx.report.to_json()}, indent=1))
     else:
-        skipped = f" ({counts['duplicates']} already there, skipped)" if counts["duplicates"] else ""
+        print(f"read: {ctx.report.summary()}")
+        skipped = f" ({counts['duplicates']} already in the project, skipped)" if counts["duplicates"] else ""
         print(f"imported {counts['images']} images, {counts['annotations']} annotations{skipped}, "
               f"{counts['classes']} new classes into {project.path}")
     return 0

@@ -15,7 +15,8 @@ DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 def register(subparsers) -> None:
     p = subparsers.add_parser("run", help="run one tool on images, without the window")
     p.add_argument("tool", help="tool id, e.g. dino.pca (see 'vfmstudio tools')")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders (their images, sorted)")
+    p.add_argument("images", nargs="*", metavar="IMAGE",
+                   help="image files or folders (their images, sorted); none for a text tool")
     p.add_argument("--model", help="hub id (org/name[@revision]) or a local folder")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="tool parameter (repeatable)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] | mps (default auto)")
@@ -104,9 +105,12 @@ def load_images(paths, reader=None):
 def run(args) -> int:
     from vfmstudio._plugin_host import get_host
     from vfmstudio.execution import ToolError, run_tool
+    from vfmstudio.isolation import stdout_to_stderr
 
     if not DEVICE.match(args.device):
         raise UsageError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {args.device!r}")
+    if args.out:  # before any plugin code runs: a tool's chdir must not move the outputs
+        args.out = args.out.absolute()
     host = get_host()
     try:
         tool = host.tool(args.tool)
@@ -114,12 +118,17 @@ def run(args) -> int:
         raise UsageError(exc.args[0]) from None
     params = parse_params(args.param)
     timeout = timeout_from_args(args)
+    if tool.inputs.value == "text" and args.images:
+        raise UsageError(f"{tool.id} takes no image: it works from its parameters")
+    if tool.inputs.value != "text" and not args.images:
+        raise UsageError(f"{tool.id} needs at least one IMAGE")
     images = load_images(args.images, reader=host.read_image)
     progress = _Progress()
     try:
-        prediction = run_tool(tool, images, params, model=args.model, device=args.device,
-                              precision=args.precision, on_progress=progress, params_from_text=True,
-                              timeout=timeout)
+        with stdout_to_stderr():  # what a tool prints must not end up in --json output
+            prediction = run_tool(tool, images, params, model=args.model, device=args.device,
+                                  precision=args.precision, on_progress=progress, params_from_text=True,
+                                  timeout=timeout)
     except ToolError as exc:
         if exc.user_error:
             raise UsageError(str(exc)) from None
@@ -137,6 +146,7 @@ def run(args) -> int:
 
 
 def write_outputs(prediction, images, out: Path) -> list[Path]:
+    from vfmstudio.core.atomic import atomic_write_json
     from vfmstudio.core.overlay import render_prediction, save_png
 
     try:
@@ -144,18 +154,15 @@ def write_outputs(prediction, images, out: Path) -> list[Path]:
     except OSError as exc:
         raise UsageError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
     written = [out / "prediction.json"]
-    tmp = out / "prediction.json.tmp"
     try:
         payload = prediction.to_json(sidecar_dir=out / "arrays")
-        tmp.write_text(json.dumps(payload, indent=1))
-        tmp.replace(out / "prediction.json")
+        atomic_write_json(out / "prediction.json", payload, indent=1)
         pixels = {im.id: im.pixels for im in images}
         for name, rgb in render_prediction(prediction, pixels):
             path = out / f"overlay-{name}.png"
             save_png(path, rgb)
             written.append(path)
     except OSError as exc:  # a full disk, a read-only folder
-        tmp.unlink(missing_ok=True)
         raise UsageError(f"{exc.filename or out}: cannot write the outputs ({exc.strerror or exc})") from None
     return written
 

@@ -6,7 +6,12 @@ corners and polygon vertices lie on pixel edges, so a box (0, 0, 2, 2) covers fo
 - :class:`Box` (x0, y0, x1, y1)
 - :class:`Polygon`: one or more parts, each an exterior ring with optional holes
 - :class:`Mask`: a full-image binary mask, held as COCO run lengths (exact, compact, comparable)
-- :class:`Points`: one or more points (keypoints, clicks)
+- :class:`Points`: one or more points (clicks, loose landmarks)
+- :class:`RotatedBox` (cx, cy, w, h, angle in degrees)
+- :class:`Ellipse` (centre, radii, angle; a circle when the radii are equal)
+- :class:`Polyline`: an open line
+- :class:`Keypoints`: named landmarks with COCO visibility; the edges joining them are the class's
+  :class:`Skeleton` (``LabelSet.skeletons``)
 
 An :class:`Annotation` is a shape with a class label, an id, the image it belongs to, free
 attributes and its :class:`Provenance` (manual, imported, or tool + model + parameters + score).
@@ -302,12 +307,270 @@ class Points:
     def translated(self, dx: float, dy: float) -> Points:
         return Points(tuple((x + dx, y + dy) for x, y in self.points))
 
+    def with_point(self, index: int, xy: Point) -> Points:
+        return Points(_moved(self.points, index, xy))
+
     def to_json(self) -> dict:
         return {"kind": self.kind, "points": [list(p) for p in self.points]}
 
 
-Shape = Box | Polygon | Mask | Points
-SHAPE_KINDS = ("box", "polygon", "mask", "points")
+def _moved(points: tuple[Point, ...], index: int, xy: Point) -> tuple[Point, ...]:
+    out = list(points)
+    out[index] = (float(xy[0]), float(xy[1]))
+    return tuple(out)
+
+
+def _angle(degrees: float) -> float:
+    """An angle in degrees normalised to [-180, 180)."""
+    return float((float(degrees) + 180.0) % 360.0 - 180.0)
+
+
+@dataclass(frozen=True)
+class RotatedBox:
+    """A box of size ``w`` x ``h`` centred on (``cx``, ``cy``), turned by ``angle`` degrees.
+
+    Positive angles turn the x axis toward the y axis (clockwise on screen, as in CVAT and Qt).
+    """
+
+    cx: float
+    cy: float
+    w: float
+    h: float
+    angle: float = 0.0
+    kind: ClassVar[str] = "rotated_box"
+
+    def __post_init__(self) -> None:
+        cx, cy, w, h, a = _finite("rotated box", (self.cx, self.cy, self.w, self.h, self.angle))
+        if w < 0 or h < 0:
+            raise AnnotationError(f"rotated box: needs w >= 0 and h >= 0, got {(w, h)}")
+        for name, v in zip(("cx", "cy", "w", "h", "angle"), (cx, cy, w, h, _angle(a))):
+            object.__setattr__(self, name, v)
+
+    @classmethod
+    def from_corners(cls, points: Any) -> RotatedBox:
+        """The rotated box through 4 corners given in order around the box (either direction)."""
+        p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        if p.shape[0] != 4 or not np.isfinite(p).all():
+            raise AnnotationError(f"rotated box: needs 4 finite corner points, got {p.shape[0]}")
+        c = p.mean(axis=0)
+        w = float(np.hypot(*(p[1] - p[0])))
+        h = float(np.hypot(*(p[2] - p[1])))
+        angle = float(np.degrees(np.arctan2(p[1][1] - p[0][1], p[1][0] - p[0][0])))
+        return cls(float(c[0]), float(c[1]), w, h, angle)
+
+    def corners(self) -> RingT:
+        """Corners in the box's own order: top-left, top-right, bottom-right, bottom-left before turning."""
+        t = np.radians(self.angle)
+        cos, sin = np.cos(t), np.sin(t)
+        local = ((-self.w / 2, -self.h / 2), (self.w / 2, -self.h / 2), (self.w / 2, self.h / 2),
+                 (-self.w / 2, self.h / 2))
+        return tuple((float(self.cx + x * cos - y * sin), float(self.cy + x * sin + y * cos)) for x, y in local)
+
+    @property
+    def is_axis_aligned(self) -> bool:
+        return abs(self.angle) < 1e-9 or abs(abs(self.angle) - 180.0) < 1e-9
+
+    def bbox(self) -> tuple[float, float, float, float]:
+        a = np.asarray(self.corners())
+        return (float(a[:, 0].min()), float(a[:, 1].min()), float(a[:, 0].max()), float(a[:, 1].max()))
+
+    def translated(self, dx: float, dy: float) -> RotatedBox:
+        return replace(self, cx=self.cx + dx, cy=self.cy + dy)
+
+    def to_mask(self, height: int, width: int) -> np.ndarray:
+        return geometry.rasterize_rings([self.corners()], height, width)
+
+    def area(self) -> float:
+        return self.w * self.h
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "cxcywha": [self.cx, self.cy, self.w, self.h, self.angle]}
+
+
+@dataclass(frozen=True)
+class Ellipse:
+    """An ellipse with radii ``rx``, ``ry`` about (``cx``, ``cy``), turned by ``angle`` degrees; a
+    circle when ``rx == ry``."""
+
+    cx: float
+    cy: float
+    rx: float
+    ry: float
+    angle: float = 0.0
+    kind: ClassVar[str] = "ellipse"
+    RING_POINTS: ClassVar[int] = 64
+
+    def __post_init__(self) -> None:
+        cx, cy, rx, ry, a = _finite("ellipse", (self.cx, self.cy, self.rx, self.ry, self.angle))
+        if rx < 0 or ry < 0:
+            raise AnnotationError(f"ellipse: needs radii >= 0, got {(rx, ry)}")
+        for name, v in zip(("cx", "cy", "rx", "ry", "angle"), (cx, cy, rx, ry, _angle(a))):
+            object.__setattr__(self, name, v)
+
+    @classmethod
+    def circle(cls, cx: float, cy: float, r: float) -> Ellipse:
+        return cls(cx, cy, r, r)
+
+    @property
+    def is_circle(self) -> bool:
+        return self.rx == self.ry
+
+    def ring(self, n: int = RING_POINTS) -> RingT:
+        """The outline as an ``n``-gon (what formats without ellipses receive)."""
+        t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+        a = np.radians(self.angle)
+        x, y = self.rx * np.cos(t), self.ry * np.sin(t)
+        return tuple(zip((self.cx + x * np.cos(a) - y * np.sin(a)).tolist(),
+                         (self.cy + x * np.sin(a) + y * np.cos(a)).tolist()))
+
+    def bbox(self) -> tuple[float, float, float, float]:
+        a = np.radians(self.angle)
+        hx = float(np.hypot(self.rx * np.cos(a), self.ry * np.sin(a)))
+        hy = float(np.hypot(self.rx * np.sin(a), self.ry * np.cos(a)))
+        return (self.cx - hx, self.cy - hy, self.cx + hx, self.cy + hy)
+
+    def contains(self, x: float, y: float) -> bool:
+        a = np.radians(self.angle)
+        dx, dy = x - self.cx, y - self.cy
+        u, v = dx * np.cos(a) + dy * np.sin(a), -dx * np.sin(a) + dy * np.cos(a)
+        return bool(self.rx > 0 and self.ry > 0 and (u / self.rx) ** 2 + (v / self.ry) ** 2 <= 1.0)
+
+    def translated(self, dx: float, dy: float) -> Ellipse:
+        return replace(self, cx=self.cx + dx, cy=self.cy + dy)
+
+    def to_mask(self, height: int, width: int) -> np.ndarray:
+        return geometry.rasterize_rings([self.ring()], height, width)
+
+    def area(self) -> float:
+        return float(np.pi * self.rx * self.ry)
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "center": [self.cx, self.cy], "radii": [self.rx, self.ry], "angle": self.angle}
+
+
+@dataclass(frozen=True)
+class Polyline:
+    """An open line through two or more points (a lane, an edge); it covers no area."""
+
+    points: tuple[Point, ...]
+    kind: ClassVar[str] = "polyline"
+
+    def __post_init__(self) -> None:
+        arr = np.asarray(self.points, dtype=np.float64).reshape(-1, 2)
+        if arr.shape[0] < 2:
+            raise AnnotationError(f"polyline: needs at least 2 points, got {arr.shape[0]}")
+        if not np.isfinite(arr).all():
+            raise AnnotationError("polyline: coordinates must be finite numbers")
+        object.__setattr__(self, "points", tuple((float(x), float(y)) for x, y in arr))
+
+    def bbox(self) -> tuple[float, float, float, float]:
+        a = np.asarray(self.points)
+        return (float(a[:, 0].min()), float(a[:, 1].min()), float(a[:, 0].max()), float(a[:, 1].max()))
+
+    def translated(self, dx: float, dy: float) -> Polyline:
+        return Polyline(tuple((x + dx, y + dy) for x, y in self.points))
+
+    def with_point(self, index: int, xy: Point) -> Polyline:
+        return Polyline(_moved(self.points, index, xy))
+
+    def distance(self, x: float, y: float) -> float:
+        """Shortest distance from (x, y) to the line."""
+        a = np.asarray(self.points)
+        p0, d = a[:-1], a[1:] - a[:-1]
+        length2 = np.maximum((d ** 2).sum(axis=1), 1e-12)
+        t = np.clip(((np.array([x, y]) - p0) * d).sum(axis=1) / length2, 0.0, 1.0)
+        nearest = p0 + t[:, None] * d
+        return float(np.hypot(nearest[:, 0] - x, nearest[:, 1] - y).min())
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "points": [list(p) for p in self.points]}
+
+
+VISIBILITY = (0, 1, 2)  # COCO: 0 not labelled, 1 labelled but hidden, 2 visible
+
+
+@dataclass(frozen=True)
+class Keypoints:
+    """The named landmarks of one object (a pose): points with COCO visibility.
+
+    ``names`` (optional, one per point) say which landmark each point is; the edges joining them
+    are the class's :class:`Skeleton`. Points with visibility 0 are placeholders (not labelled).
+    """
+
+    points: tuple[Point, ...]
+    visibility: tuple[int, ...] = ()
+    names: tuple[str, ...] = ()
+    kind: ClassVar[str] = "keypoints"
+
+    def __post_init__(self) -> None:
+        arr = np.asarray(self.points, dtype=np.float64).reshape(-1, 2)
+        n = arr.shape[0]
+        if n == 0:
+            raise AnnotationError("keypoints: needs at least one point")
+        if not np.isfinite(arr).all():
+            raise AnnotationError("keypoints: coordinates must be finite numbers")
+        vis = tuple(int(v) for v in self.visibility) or (2,) * n
+        if len(vis) != n or any(v not in VISIBILITY for v in vis):
+            raise AnnotationError(f"keypoints: needs one visibility (0, 1 or 2) per point ({n}), got {list(vis)}")
+        names = tuple(str(v) for v in self.names)
+        if names and len(names) != n:
+            raise AnnotationError(f"keypoints: {len(names)} names for {n} points")
+        object.__setattr__(self, "points", tuple((float(x), float(y)) for x, y in arr))
+        object.__setattr__(self, "visibility", vis)
+        object.__setattr__(self, "names", names)
+
+    @property
+    def labelled(self) -> int:
+        return sum(1 for v in self.visibility if v > 0)
+
+    def bbox(self) -> tuple[float, float, float, float]:
+        a = np.asarray([p for p, v in zip(self.points, self.visibility) if v > 0] or self.points)
+        return (float(a[:, 0].min()), float(a[:, 1].min()), float(a[:, 0].max()), float(a[:, 1].max()))
+
+    def translated(self, dx: float, dy: float) -> Keypoints:
+        return replace(self, points=tuple((x + dx, y + dy) for x, y in self.points))
+
+    def with_point(self, index: int, xy: Point) -> Keypoints:
+        """A copy with one keypoint moved (a keypoint placed by hand is labelled)."""
+        vis = list(self.visibility)
+        vis[index] = vis[index] or 2
+        return replace(self, points=_moved(self.points, index, xy), visibility=tuple(vis))
+
+    def to_json(self) -> dict:
+        out: dict[str, Any] = {"kind": self.kind, "points": [list(p) for p in self.points],
+                               "visibility": list(self.visibility)}
+        if self.names:
+            out["names"] = list(self.names)
+        return out
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """A class's keypoint names and the edges joining them (0-based index pairs)."""
+
+    names: tuple[str, ...]
+    edges: tuple[tuple[int, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        names = tuple(str(n) for n in self.names)
+        edges = tuple((int(a), int(b)) for a, b in self.edges)
+        if any(not (0 <= a < len(names) and 0 <= b < len(names)) for a, b in edges):
+            raise AnnotationError(f"skeleton: an edge joins a keypoint outside 0..{len(names) - 1}")
+        object.__setattr__(self, "names", names)
+        object.__setattr__(self, "edges", edges)
+
+    def to_json(self) -> dict:
+        return {"names": list(self.names), "edges": [list(e) for e in self.edges]}
+
+    @classmethod
+    def from_json(cls, obj: Mapping) -> Skeleton:
+        return cls(tuple(obj.get("names") or ()), tuple(tuple(e) for e in obj.get("edges") or ()))
+
+
+Shape = Box | Polygon | Mask | Points | RotatedBox | Ellipse | Polyline | Keypoints
+SHAPE_TYPES = (Box, Polygon, Mask, Points, RotatedBox, Ellipse, Polyline, Keypoints)
+SHAPE_KINDS = tuple(t.kind for t in SHAPE_TYPES)
+AREA_SHAPES = (Box, Polygon, Mask, RotatedBox, Ellipse)  # shapes that cover pixels
 
 
 def shape_from_json(obj: Mapping) -> Shape:
@@ -321,6 +584,15 @@ def shape_from_json(obj: Mapping) -> Shape:
             return Mask.from_rle(obj["rle"])
         if kind == "points":
             return Points(tuple(tuple(p) for p in obj["points"]))
+        if kind == "rotated_box":
+            return RotatedBox(*obj["cxcywha"])
+        if kind == "ellipse":
+            return Ellipse(*obj["center"], *obj["radii"], obj.get("angle", 0.0))
+        if kind == "polyline":
+            return Polyline(tuple(tuple(p) for p in obj["points"]))
+        if kind == "keypoints":
+            return Keypoints(tuple(tuple(p) for p in obj["points"]), tuple(obj.get("visibility") or ()),
+                             tuple(obj.get("names") or ()))
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, AnnotationError):
             raise
@@ -370,7 +642,7 @@ class Annotation:
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.shape, Box | Polygon | Mask | Points):
+        if not isinstance(self.shape, SHAPE_TYPES):
             raise AnnotationError(f"annotation {self.id}: unknown shape {type(self.shape).__name__}")
         if not self.label:
             raise AnnotationError(f"annotation {self.id}: needs a class label")
@@ -453,6 +725,7 @@ class LabelSet:
         self.tags: dict[str, tuple[str, ...]] = {}
         self.captions: dict[str, str] = {}
         self.extras: dict[str, dict[str, Any]] = {}  # per image, format data kept for round trips
+        self.skeletons: dict[str, Skeleton] = {}  # per class name, for its keypoints
 
     # ---------------------------------------------------------------- reading
     @property
@@ -590,6 +863,8 @@ class LabelSet:
                                "images": images}
         if extras:
             out["extras"] = extras
+        if self.skeletons:
+            out["skeletons"] = {k: v.to_json() for k, v in self.skeletons.items()}
         return out
 
     @classmethod
@@ -607,6 +882,7 @@ class LabelSet:
             if entry.get("caption"):
                 out._set_caption(key, str(entry["caption"]))
         out.extras = {str(k): dict(v) for k, v in (obj.get("extras") or {}).items()}
+        out.skeletons = {str(k): Skeleton.from_json(v) for k, v in (obj.get("skeletons") or {}).items()}
         for a in out.annotations():
             out.ensure_class(a.label)
         return out
@@ -718,7 +994,7 @@ def shape_area(shape: Shape, height: int, width: int) -> int:
     """Pixels covered by a shape on an image of the given size (boxes and polygons rasterised)."""
     if isinstance(shape, Mask):
         return shape.area
-    if isinstance(shape, Points):
+    if not isinstance(shape, AREA_SHAPES):
         return 0
     return int(shape.to_mask(height, width).sum())
 
@@ -727,7 +1003,8 @@ def shape_area(shape: Shape, height: int, width: int) -> int:
 def annotations_at(labels: LabelSet, image: str, x: float, y: float, *, tolerance: float = 3.0) -> list[str]:
     """Ids of the annotations under image point (x, y), topmost (last drawn) first.
 
-    Boxes, polygons (holes excluded) and masks are hit inside; points within ``tolerance`` pixels.
+    Boxes, polygons (holes excluded), masks, rotated boxes and ellipses are hit inside; points and
+    polylines within ``tolerance`` pixels; keypoints near a labelled point or inside their box.
     """
     hits = []
     for ann in reversed(labels.annotations(image)):
@@ -740,6 +1017,17 @@ def annotations_at(labels: LabelSet, image: str, x: float, y: float, *, toleranc
         elif isinstance(s, Mask):
             r, c = int(np.floor(y)), int(np.floor(x))
             hit = 0 <= r < s.height and 0 <= c < s.width and bool(s.to_array()[r, c])
+        elif isinstance(s, RotatedBox):
+            hit = geometry.point_in_ring(x, y, np.asarray(s.corners()))
+        elif isinstance(s, Ellipse):
+            hit = s.contains(x, y)
+        elif isinstance(s, Polyline):
+            hit = s.distance(x, y) <= tolerance
+        elif isinstance(s, Keypoints):  # a point, or inside the pose's box (to move it whole)
+            x0, y0, x1, y1 = s.bbox()
+            hit = (x0 <= x <= x1 and y0 <= y <= y1) or min(
+                np.hypot(px - x, py - y) for (px, py), v in zip(s.points, s.visibility) if v > 0 or not s.labelled
+            ) <= tolerance
         else:
             hit = min(np.hypot(px - x, py - y) for px, py in s.points) <= tolerance
         if hit:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -30,12 +31,60 @@ class FormatError(ValueError):
     """A file could not be read or written in a format; the message names the file and the reason."""
 
 
+# Nouns of the things a report counts (singular, plural); other kinds are written as given.
+_NOUNS = {"box": ("box", "boxes"), "polygon": ("polygon", "polygons"), "mask": ("mask", "masks"),
+          "points": ("point set", "point sets"), "rotated_box": ("rotated box", "rotated boxes"),
+          "ellipse": ("ellipse", "ellipses"), "circle": ("circle", "circles"),
+          "polyline": ("polyline", "polylines"), "keypoints": ("keypoint set", "keypoint sets"),
+          "hole": ("hole", "holes"), "tag": ("tag", "tags"), "caption": ("caption", "captions"),
+          "attribute": ("attribute", "attributes"), "file": ("file", "files"), "line": ("line", "lines"),
+          "image": ("image", "images"), "value": ("value", "values"), "track": ("track", "tracks")}
+
+
+def noun(kind: str, n: int) -> str:
+    """``3 rotated boxes``, ``1 keypoint set``."""
+    one, many = _NOUNS.get(kind, (kind.replace("_", " "), kind.replace("_", " ") + "s"))
+    return f"{n} {one if n == 1 else many}"
+
+
+@dataclass
+class LossReport:
+    """What an import or export kept, converted and dropped, counted per kind of thing.
+
+    Codecs count conversions and drops as they happen; what is kept is counted once at the end
+    from the annotations (see :func:`export_project` and :func:`import_dataset`), so nothing
+    can be lost without being counted.
+    """
+
+    kept: Counter = field(default_factory=Counter)       # kind -> n
+    converted: Counter = field(default_factory=Counter)  # (kind, to kind) -> n
+    dropped: Counter = field(default_factory=Counter)    # (kind, reason) -> n
+
+    def summary(self) -> str:
+        parts = []
+        if self.kept:
+            parts.append("kept " + ", ".join(noun(k, n) for k, n in sorted(self.kept.items()) if n > 0))
+        if self.converted:
+            parts.append("converted " + ", ".join(f"{noun(k, n)} to {_NOUNS.get(to, (to, to))[1]}"
+                                                  for (k, to), n in sorted(self.converted.items())))
+        if self.dropped:
+            parts.append("dropped " + ", ".join(f"{noun(k, n)} ({why})" for (k, why), n in sorted(self.dropped.items())))
+        return "; ".join(parts) if parts else "nothing to keep"
+
+    def to_json(self) -> dict:
+        return {"kept": dict(self.kept),
+                "converted": [{"kind": k, "to": to, "count": n} for (k, to), n in sorted(self.converted.items())],
+                "dropped": [{"kind": k, "reason": why, "count": n} for (k, why), n in sorted(self.dropped.items())]}
+
+
 @dataclass
 class ExchangeContext:
     cancel: CancelToken = field(default_factory=CancelToken)
     on_progress: Callable[[float | None, str], None] | None = None
     warnings: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    report: LossReport = field(default_factory=LossReport)
+    file: Path | None = None  # the file being read, named by errors that escape a codec
 
     def progress(self, fraction: float | None, message: str = "") -> None:
         """Report progress in [0, 1] and raise :class:`~vfmstudio.core.cancel.Cancelled` if cancelled."""
@@ -43,9 +92,24 @@ class ExchangeContext:
         if self.on_progress is not None:
             self.on_progress(None if fraction is None else max(0.0, min(1.0, float(fraction))), message)
 
-    def warn(self, message: str) -> None:
-        if message not in self.warnings:
-            self.warnings.append(message)
+    def warn(self, message: str, *, file: str | os.PathLike[str] | None = None, line: int | None = None) -> None:
+        """A warning, prefixed with the file (and line) at fault when given; each text is kept once."""
+        where = "" if file is None else f"{file}: " + ("" if line is None else f"line {line}: ")
+        text = where + message
+        if text not in self.warnings:
+            self.warnings.append(text)
+
+    def converted(self, kind: str, to: str, why: str = "", n: int = 1) -> None:
+        """``n`` things of ``kind`` were written as ``to`` (the nearest shape the format holds)."""
+        self.report.converted[(kind, to)] += n
+        self.warn(f"{_NOUNS.get(kind, (kind, kind + 's'))[1]} written as {_NOUNS.get(to, (to, to + 's'))[1]}"
+                  + (f" ({why})" if why else ""))
+
+    def dropped(self, kind: str, why: str, n: int = 1, *, file: str | os.PathLike[str] | None = None,
+                line: int | None = None, detail: str = "") -> None:
+        """``n`` things of ``kind`` were left out because ``why``; ``detail`` goes to the warning only."""
+        self.report.dropped[(kind, why)] += n
+        self.warn(f"{_NOUNS.get(kind, (kind, kind + 's'))[0]} skipped: {detail or why}", file=file, line=line)
 
     def wrote(self, path: Path) -> Path:
         self.files.append(path)
@@ -88,11 +152,52 @@ def _resolve(spec: FormatSpec, params: Mapping[str, Any] | None, from_text: bool
     return out
 
 
+def shape_kind(shape: Any) -> str:
+    """The kind a report counts a shape as (circles apart from other ellipses)."""
+    kind = getattr(shape, "kind", type(shape).__name__.lower())
+    return "circle" if kind == "ellipse" and getattr(shape, "is_circle", False) else kind
+
+
+def _count_labels(labels: Any) -> Counter:
+    counts: Counter = Counter(shape_kind(a.shape) for a in labels.annotations())
+    counts["tag"] = sum(len(t) for t in labels.tags.values())
+    counts["caption"] = sum(1 for c in labels.captions.values() if c)
+    return counts
+
+
+def _finish(ctx: ExchangeContext, strict: bool, what: str) -> None:
+    if strict and ctx.warnings:
+        more = f" (and {len(ctx.warnings) - 1} more)" if len(ctx.warnings) > 1 else ""
+        raise FormatError(f"{what} stopped by --strict: {ctx.warnings[0]}{more}")
+
+
+def _plain_reason(exc: BaseException) -> str:
+    """Why a file could not be read, in words (no Python exception names or internals)."""
+    if isinstance(exc, KeyError):
+        return f"missing field {exc.args[0]!r}" if exc.args else "a field is missing"
+    if isinstance(exc, IndexError):
+        return "a list is shorter than expected"
+    if isinstance(exc, TypeError | AttributeError):
+        return "a value has the wrong type"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    if isinstance(exc, ArithmeticError):
+        return "a number is out of range"
+    if isinstance(exc, OSError):
+        return exc.strerror or "cannot be read"
+    text = " ".join(str(exc).split())
+    if "int()" in text or "float" in text or "convert" in text:
+        return "a value is not a number"
+    return text or "unexpected content"
+
+
 def export_project(spec: FormatSpec, project: Any, out_dir: str | os.PathLike[str],
                    params: Mapping[str, Any] | None = None, *, from_text: bool = False,
                    cancel: CancelToken | None = None,
-                   on_progress: Callable[[float | None, str], None] | None = None) -> ExchangeContext:
-    """Export ``project`` with ``spec``'s exporter; returns the context (files written, warnings)."""
+                   on_progress: Callable[[float | None, str], None] | None = None,
+                   strict: bool = False) -> ExchangeContext:
+    """Export ``project`` with ``spec``'s exporter; returns the context (files written, warnings
+    and the loss report). ``strict``: any warning raises :class:`FormatError` once written."""
     if not spec.exporter:
         raise FormatError(f"format {spec.id} can only be imported")
     resolved = _resolve(spec, params, from_text)
@@ -100,14 +205,23 @@ def export_project(spec: FormatSpec, project: Any, out_dir: str | os.PathLike[st
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _load(spec.exporter)(project, out, resolved, ctx)
+    lost = Counter()
+    for (kind, _), n in (*ctx.report.converted.items(), *ctx.report.dropped.items()):
+        lost[kind] += n
+    for kind, n in _count_labels(project.labels).items():
+        if n - lost[kind] > 0:
+            ctx.report.kept[kind] = n - lost[kind]
     ctx.progress(1.0, "done")
+    _finish(ctx, strict, f"export to {out}")
     return ctx
 
 
 def import_dataset(spec: FormatSpec, source: str | os.PathLike[str], params: Mapping[str, Any] | None = None, *,
                    from_text: bool = False, cancel: CancelToken | None = None,
-                   on_progress: Callable[[float | None, str], None] | None = None) -> tuple[Any, ExchangeContext]:
-    """Read ``source`` with ``spec``'s importer into an in-memory project."""
+                   on_progress: Callable[[float | None, str], None] | None = None,
+                   strict: bool = False) -> tuple[Any, ExchangeContext]:
+    """Read ``source`` with ``spec``'s importer into an in-memory project. Lenient: codecs skip
+    or clip what they cannot use, with a counted warning; ``strict`` makes any warning an error."""
     if not spec.importer:
         raise FormatError(f"format {spec.id} can only be exported")
     resolved = _resolve(spec, params, from_text)
@@ -122,7 +236,13 @@ def import_dataset(spec: FormatSpec, source: str | os.PathLike[str], params: Map
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, ArithmeticError, OSError,
             RecursionError) as exc:  # RecursionError: JSON nested thousands deep
         # hostile or damaged files: one line naming the file, not a traceback
-        detail = " ".join(str(exc).split()) or type(exc).__name__
-        raise FormatError(f"{src}: not readable as {spec.id} ({type(exc).__name__}: {detail})") from None
+        raise FormatError(f"{ctx.file or src}: not readable as {spec.id} ({_plain_reason(exc)})") from None
+    made: Counter = Counter()
+    for (_, to), n in ctx.report.converted.items():
+        made[to] += n
+    for kind, n in _count_labels(project.labels).items():
+        if n - made[kind] > 0:
+            ctx.report.kept[kind] = n - made[kind]
     ctx.progress(1.0, "done")
+    _finish(ctx, strict, f"import of {src}")
     return project, ctx

@@ -400,7 +400,8 @@ class JobRunner:
                                    time.perf_counter() - (job._started_at or 0.0)),
                 source=job.source,
             )
-            logger.warning("job %d (%s) timed out after %s s; abandoned", job.job_id, what, job.timeout)
+            # The result carries the error; its receiver reports it (the CLI in one line).
+            logger.info("job %d (%s) timed out after %s s; abandoned", job.job_id, what, job.timeout)
             self._current = None
             self._thread = None  # the stuck thread notices it was replaced and exits when it returns
             job._finished.set()
@@ -511,6 +512,7 @@ class JobRunner:
         del fn
         if timer is not None:
             timer.cancel()
+            timer.join()  # ends at once once cancelled; leaves no thread behind a finished job
 
         with self._cond:
             if job._state == "final":

@@ -2,11 +2,16 @@
 
 Safety of data is this module's job:
 
-- every write is atomic (:func:`atomic_write_bytes`: temp file in the same folder, flush, fsync,
-  ``os.replace``, fsync of the folder), so the project file always holds a whole old or a whole
-  new state, whatever moment a crash hits;
+- every write is atomic (:func:`vfmstudio.core.atomic.atomic_write_bytes`: temp file in the same
+  folder, flush, fsync, ``os.replace``, fsync of the folder), so the project file always holds a
+  whole old or a whole new state, whatever moment a crash hits; temp files a killed save left
+  behind are removed by the next save;
 - before each save the current file is kept as ``<name>.bak1`` (older ones rotate to ``.bak2``,
   ``.bak3``), each rotation step itself atomic;
+- a second writer is never overwritten silently: a save first compares the file on disk with what
+  this copy last read or wrote and raises :class:`ProjectChangedOnDisk` when another program
+  changed it (:func:`vfmstudio.core.project_merge.merge_from_disk` brings its changes in); the
+  check and the replace run inside :func:`vfmstudio.core.project_lock.save_section` (ADR 0105);
 - a corrupt file, or one written by a newer vfmstudio, is refused with a one-line message and is
   never overwritten; :func:`find_recovery` offers the newest readable backup when the project is
   unreadable or a backup holds a newer revision;
@@ -16,25 +21,29 @@ Safety of data is this module's job:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import errno
 import json
 import os
 import stat
-import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from vfmstudio.core.annotations import Annotation, AnnotationError, LabelSet, new_id
+from vfmstudio.core.atomic import atomic_write_bytes, remove_stale_temps
 from vfmstudio.core.cancel import CancelToken
 from vfmstudio.core.image import ImageLoadError, image_id_for_file
+from vfmstudio.core.project_lock import save_section
 
 DEFAULT_NAME = "vfmstudio.json"
 FORMAT_NAME = "vfmstudio-project"
 VERSION = 1
 BACKUPS = 3
+STALE_TEMP_S = 60.0  # open_project removes temp files of killed saves older than this
 
 
 class ProjectError(Exception):
@@ -54,39 +63,17 @@ class ProjectTooNewError(ProjectError):
     """The file was written by a newer vfmstudio (its format version is above ours)."""
 
 
-# ------------------------------------------------------------------------------ atomic writes
+class ProjectChangedOnDisk(ProjectError):
+    """Another program saved the project since this copy was loaded or saved; nothing was written.
 
+    Merge its changes with :func:`vfmstudio.core.project_merge.merge_from_disk` and save again, or
+    save under another name."""
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return  # not supported on this platform/file system
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new content, never a mix."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fp:
-            fp.write(data)
-            fp.flush()
-            os.fsync(fp.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
+    def __init__(self, path: Path, loaded: int, on_disk: int | None):
+        self.path, self.loaded, self.on_disk = path, loaded, on_disk
+        disk = f"revision {on_disk}" if on_disk is not None else "a new file"
+        super().__init__(f"{path.name}: changed on disk by another program since it was loaded (revision {loaded} "
+                         f"here, {disk} on disk); not saved: reload and merge, or save under another name")
 
 
 # ------------------------------------------------------------------------------ images
@@ -187,7 +174,9 @@ class Project:
         self.revision = 0
         self.saved = ""
         self.extra: dict[str, Any] = {}  # unknown top-level keys, written back unchanged
-        self._disk_stat: tuple[int, int] | None = None  # (size, mtime_ns) of the file we last read/wrote
+        # The file's bytes as this copy last read, wrote or merged them (None: no file): a save
+        # replaces only that content, and they are the base of a three-way merge.
+        self._base: bytes | None = None
         self._replace_unreadable = False
 
     @property
@@ -292,6 +281,8 @@ class Project:
             if self.labels.get_class(c.name) is None:
                 self.labels.classes.append(c)
                 counts["classes"] += 1
+        for name, skeleton in other.labels.skeletons.items():
+            self.labels.skeletons.setdefault(name, skeleton)
         n = len(other.images)
         for i, rec in enumerate(other.images.values()):
             if cancel is not None:
@@ -307,12 +298,14 @@ class Project:
                     key = _rel(src, self.root)
                     self.images[key] = ImageRecord(key, key, rec.id, rec.width, rec.height)
                 counts["images"] += 1
-            present = {(a.label, a.shape) for a in self.labels.annotations(key)}
+            # one incoming annotation is matched to at most one already there: importing the same
+            # files twice adds nothing, yet two identical objects in one file are both kept
+            present = Counter((a.label, a.shape) for a in self.labels.annotations(key))
             for ann in other.labels.annotations(rec.key):
-                if (ann.label, ann.shape) in present:
+                if present[(ann.label, ann.shape)] > 0:
+                    present[(ann.label, ann.shape)] -= 1
                     counts["duplicates"] += 1
                     continue
-                present.add((ann.label, ann.shape))
                 new = ann if ann.id not in self.labels else _with_new_id(ann)
                 self.labels._insert(_with_image(new, key), None)
                 counts["annotations"] += 1
@@ -366,44 +359,64 @@ class Project:
         return (json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
 
     def save(self) -> None:
-        """Write the project atomically, keeping the previous file as ``.bak1`` (rotating)."""
-        path = self.path
-        current: bytes | None = None
-        if path.exists():
-            st = path.stat()
-            current = path.read_bytes()
-            if (st.st_size, st.st_mtime_ns) != self._disk_stat:
-                self._check_overwritable(current)
-        old_revision, old_saved = self.revision, self.saved
-        self.revision += 1
-        self.saved = _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds")
-        try:
-            data = self.to_bytes()
-            if current is not None and not self._replace_unreadable:
-                for i in range(BACKUPS - 1, 0, -1):
-                    older = backup_path(path, i)
-                    if older.exists():
-                        os.replace(older, backup_path(path, i + 1))
-                atomic_write_bytes(backup_path(path, 1), current)
-            elif current is not None:  # the unreadable file we recovered from: keep it aside, never lose it
-                stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S")
-                os.replace(path, path.with_name(f"{path.name}.unreadable-{stamp}"))
-            atomic_write_bytes(path, data)
-        except BaseException:
-            self.revision, self.saved = old_revision, old_saved  # nothing new reached the project file
-            raise
-        st = path.stat()
-        self._disk_stat = (st.st_size, st.st_mtime_ns)
-        self._replace_unreadable = False
+        """Write the project atomically, keeping the previous file as ``.bak1`` (rotating).
 
-    def _check_overwritable(self, current: bytes) -> None:
-        """Refuse to replace a file that changed under us and is not a project we can read."""
-        if self._replace_unreadable:
-            return
-        try:
-            _parse(self.path, current)
-        except ProjectError as exc:
-            raise ProjectError(f"not saving over {self.path.name}: {exc}") from None
+        Raises :class:`ProjectChangedOnDisk` (writing nothing) when another program saved the file
+        since this copy last read or wrote it, and :class:`ProjectError` when the file there is not
+        a project we can read."""
+        path = self.path
+        with save_section(path.parent):
+            remove_stale_temps(path)  # a killed save's leftovers; live writers wait for the section
+            try:
+                current: bytes | None = path.read_bytes()
+            except FileNotFoundError:
+                current = None
+            if current is not None and current != self._base and not self._replace_unreadable:
+                try:
+                    on_disk = _parse(path, current)
+                except ProjectError as exc:
+                    raise ProjectError(f"not saving over {path.name}: {exc}") from None
+                raise ProjectChangedOnDisk(path, self.revision, on_disk.revision if self._base is not None else None)
+            old_revision, old_saved = self.revision, self.saved
+            self.revision += 1
+            self.saved = _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds")
+            try:
+                data = self.to_bytes()
+                if current is not None and not self._replace_unreadable:
+                    _rotate_backups(path)
+                    atomic_write_bytes(backup_path(path, 1), current)
+                elif current is not None:  # the unreadable file we recovered from: keep it aside, never lose it
+                    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S")
+                    os.replace(path, path.with_name(f"{path.name}.unreadable-{stamp}"))
+                atomic_write_bytes(path, data)
+            except BaseException:
+                self.revision, self.saved = old_revision, old_saved  # nothing new reached the project file
+                raise
+            self._mark_disk(data)
+            self._replace_unreadable = False
+
+    def _mark_disk(self, data: bytes | None) -> None:
+        """Record ``data`` as the file's content this copy knows (read, written or merged)."""
+        self._base = data
+
+
+def _rotate_backups(path: Path) -> None:
+    """.bak2 -> .bak3, .bak1 -> .bak2; a step whose source vanished (a writer that ignores the save
+    section, or a user tidying up) is skipped rather than failing the save."""
+    for i in range(BACKUPS - 1, 0, -1):
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(backup_path(path, i), backup_path(path, i + 1))
+
+
+def _read_base_and_disk(project: Project) -> tuple[Project | None, bytes | None]:
+    """(the state ``project`` last knew as a parsed project or None, the file's bytes now or None)."""
+    base = _parse(project.path, project._base) if project._base is not None else None
+    try:
+        return base, project.path.read_bytes()
+    except FileNotFoundError:
+        return base, None
+    except OSError as exc:
+        raise ProjectError(f"{project.path}: cannot read ({exc.strerror or exc})") from None
 
 
 def backup_path(path: Path, n: int) -> Path:
@@ -431,8 +444,7 @@ def _read(path: Path) -> Project:
     except OSError as exc:
         raise ProjectError(f"{path}: cannot read ({exc.strerror or exc})") from None
     project = _parse(path, data)
-    st = path.stat()
-    project._disk_stat = (st.st_size, st.st_mtime_ns)
+    project._mark_disk(data)
     return project
 
 
@@ -482,6 +494,8 @@ def open_project(path: str | os.PathLike[str], *, create: bool = False) -> Proje
         if not path.parent.is_dir():
             raise ProjectError(f"{path}: the folder {path.parent} does not exist")
         return Project(path)
+    # Temp files of a save killed mid-write; a live save is done within the minute.
+    remove_stale_temps(path, older_than_s=STALE_TEMP_S)
     try:
         return _read(path)
     except ProjectCorruptError as exc:
@@ -496,13 +510,15 @@ def open_backup(path: str | os.PathLike[str], backup: BackupInfo | str | os.Path
     b = backup.path if isinstance(backup, BackupInfo) else Path(backup)
     project = _read(b)
     project.path = path
-    project._disk_stat = None
+    project._mark_disk(None)
     try:
-        _read(path)
+        current = _read(path)
     except ProjectTooNewError:
         raise
     except ProjectError:
         project._replace_unreadable = path.exists()
+    else:  # the user chose the backup over this readable file: the next save replaces it knowingly
+        project._base = current._base
     return project
 
 

@@ -148,8 +148,10 @@ class Result:
     def _from_body(cls, body: Mapping, codec: _ArrayCodec) -> Result:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def to_json(self, sidecar_dir: Path | None = None, prefix: str = "") -> dict:
-        codec = _ArrayCodec(Path(sidecar_dir) if sidecar_dir else None, prefix or f"{self.kind}-")
+    def to_json(self, sidecar_dir: Path | None = None, prefix: str = "", *, inline_limit: int = 4096) -> dict:
+        """``inline_limit``: arrays with more elements go to ``sidecar_dir`` (0: every non-empty
+        one, exactly, NaN included: what the plugin worker sends back)."""
+        codec = _ArrayCodec(Path(sidecar_dir) if sidecar_dir else None, prefix or f"{self.kind}-", inline_limit)
         return {"type": self.kind, **self._body(codec)}
 
     def equals(self, other: object) -> bool:
@@ -575,10 +577,38 @@ class Text(Result):
         return cls(text=str(body["text"]), prompt=str(body.get("prompt", "")), image_id=body.get("image_id"))
 
 
+@dataclass(frozen=True, eq=False)
+class Embedding(Result):
+    """One global vector for an image (or a text, ``image_id`` None): what the folder index stores.
+
+    ``space`` names what the vector is (e.g. "clip image", "clip text", "dino cls"): vectors are only
+    compared within one model and space. Not drawn on the canvas.
+    """
+
+    vector: np.ndarray
+    space: str = ""
+    image_id: str | None = None
+    kind: ClassVar[str] = "embedding"
+
+    def __post_init__(self) -> None:
+        vector = _array("vector", self.vector, ndim=1, dtype=np.float32, finite=True)
+        if vector.shape[0] == 0:
+            raise ResultError("vector: expected at least one dimension, got 0")
+        _set(self, "vector", vector)
+
+    def _body(self, codec):
+        return {"vector": codec.dump(self.vector), "space": self.space, "image_id": self.image_id}
+
+    @classmethod
+    def _from_body(cls, body, codec):
+        return cls(vector=codec.load(body["vector"]), space=str(body.get("space", "")),
+                   image_id=body.get("image_id"))
+
+
 RESULT_TYPES: dict[str, type[Result]] = {
     cls.kind: cls
     for cls in (Classification, Detections, Masks, Heatmap, Histogram, FeatureImage, Correspondences, LayerMaps,
-                Table, Ranking, Text)
+                Table, Ranking, Text, Embedding)
 }
 
 
@@ -627,7 +657,7 @@ class Prediction:
     def of_type(self, cls: type[Result]) -> list[Result]:
         return [r for r in self.results if isinstance(r, cls)]
 
-    def to_json(self, sidecar_dir: Path | None = None) -> dict:
+    def to_json(self, sidecar_dir: Path | None = None, *, inline_limit: int = 4096) -> dict:
         return {
             "schema": SCHEMA_VERSION,
             "tool": self.tool,
@@ -639,7 +669,8 @@ class Prediction:
             "precision": self.precision,
             "timings": {k: round(float(v), 6) for k, v in self.timings.items()},
             "created": self.created,
-            "results": [r.to_json(sidecar_dir, prefix=f"r{i}-") for i, r in enumerate(self.results)],
+            "results": [r.to_json(sidecar_dir, prefix=f"r{i}-", inline_limit=inline_limit)
+                        for i, r in enumerate(self.results)],
         }
 
     @classmethod

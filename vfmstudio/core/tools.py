@@ -27,6 +27,7 @@ class InputKind(enum.StrEnum):
     IMAGE = "image"  # exactly one image
     PAIR = "pair"  # a source and a target image
     SET = "set"  # one or more images, processed together
+    TEXT = "text"  # no image: the tool works from its parameters alone (e.g. encodes a text query)
 
     def check_count(self, n: int) -> None:
         if self is InputKind.IMAGE and n != 1:
@@ -35,6 +36,8 @@ class InputKind(enum.StrEnum):
             raise ParamError(f"this tool takes a pair of images (source, target), got {n}")
         if self is InputKind.SET and n < 1:
             raise ParamError("this tool takes at least one image")
+        if self is InputKind.TEXT and n != 0:
+            raise ParamError(f"this tool takes no image (it works from its parameters), got {n}")
 
 
 class ParamType(enum.StrEnum):
@@ -309,6 +312,12 @@ class ToolSpec:
     @property
     def family(self) -> str:
         return self.id.split(".", 1)[0]
+
+    @property
+    def for_window(self) -> bool:
+        """False for tools that only feed the folder index (text tools, tools returning only embeddings):
+        the window lists the others."""
+        return self.inputs is not InputKind.TEXT and set(self.returns) != {"embedding"}
 
     def param(self, name: str) -> Param:
         for p in self.params:

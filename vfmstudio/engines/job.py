@@ -50,6 +50,8 @@ def plan_run(spec: RunSpec, src: str, *, resume: bool = False, limit: int | None
         raise BatchError(f"--limit must be at least 1, got {limit}")
     if spec.tool.inputs.value == "pair":
         raise BatchError(f"{spec.tool.id} compares a pair of images; batch runs tools that take one image")
+    if spec.tool.inputs.value == "text":
+        raise BatchError(f"{spec.tool.id} takes no image; batch runs tools that take one image")
     try:
         source = resolve_source(src, limit=limit)
     except SourceError as exc:

@@ -38,11 +38,12 @@ def overlaps(worker: BatchWorker, prefetch: str) -> bool:
 
 def run_local(plan: Plan, *, workers: int | None = None, cancel: CancelToken | None = None,
               on_update: Callable[[Progress], None] | None = None, services=None,
-              prefetch: str = "auto") -> Progress:
+              prefetch: str = "auto", sink: Callable[..., object] | None = None) -> Progress:
     """Process ``plan.todo`` in batches of ``plan.batch_size``; returns the final counts.
 
     ``prefetch``: "auto" (overlap decoding with inference unless the model runs on the CPU),
-    "overlap" or "lockstep" (benchmarks compare them).
+    "overlap" or "lockstep" (benchmarks compare them). ``sink(item, prediction, stat)`` replaces writing
+    prediction files (the folder index stores vectors).
 
     Raises :class:`~vfmstudio.engines.job.BatchError` when the stop rule fires and
     :class:`~vfmstudio.core.cancel.Cancelled` when ``cancel`` fires; everything finished until
@@ -50,7 +51,7 @@ def run_local(plan: Plan, *, workers: int | None = None, cancel: CancelToken | N
     """
     workers = workers or default_workers()
     progress = Progress(total=len(plan.source.items), skipped=plan.skipped, on_update=on_update)
-    worker = BatchWorker(plan.spec, services=services, cancel=cancel)
+    worker = BatchWorker(plan.spec, services=services, cancel=cancel, sink=sink)
     reader = worker.reader()
     stop = StopRule()
     depth = 2 * plan.batch_size + workers  # overlap: one batch being run, one being decoded, slack

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vfmstudio.core.atomic import atomic_write_bytes, atomic_write_json
 from vfmstudio.core.results import Prediction, ResultError
 from vfmstudio.engines.sources import Item
 
@@ -64,14 +65,8 @@ def _plain(value: Any) -> Any:
 
 
 def write_json_atomic(path: Path, obj: Any, *, indent: int | None = None, fsync: bool = True) -> None:
-    """Write ``obj`` to a temporary file next to ``path`` and move it into place in one step."""
-    tmp = path.with_name(f"{_TMP}{os.getpid()}-{threading.get_ident()}-{path.name}")
-    with open(tmp, "w", encoding="utf-8") as fp:
-        json.dump(obj, fp, indent=indent, ensure_ascii=False, allow_nan=False)
-        fp.flush()
-        if fsync:
-            os.fsync(fp.fileno())
-    os.replace(tmp, path)
+    """Write ``obj`` as JSON in one step (the code base's one atomic writer, :mod:`vfmstudio.core.atomic`)."""
+    atomic_write_json(path, obj, indent=indent, fsync=fsync)
 
 
 class BatchOutput:
@@ -130,8 +125,9 @@ class BatchOutput:
     def _remove_leftovers(self) -> None:
         """Temporary files of a killed run; nothing refers to them."""
         for folder in (self.root, self.predictions):
-            for tmp in folder.glob(f"{_TMP}*"):
-                tmp.unlink(missing_ok=True)
+            for pattern in (f"{_TMP}*", ".*.tmp"):  # older versions' naming, then core.atomic's
+                for tmp in folder.glob(pattern):
+                    tmp.unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ per image
     def is_done(self, item: Item) -> bool:
@@ -160,11 +156,8 @@ class BatchOutput:
     def reset_failures(self, retried: set[str]) -> None:
         """Drop earlier failures of the images this run retries; keep the others."""
         kept = [f for f in read_failures(self.root) if f.get("key") not in retried]
-        tmp = self.root / f"{_TMP}{FAILURES}"
-        with open(tmp, "w", encoding="utf-8") as fp:
-            for f in kept:
-                fp.write(json.dumps(f, ensure_ascii=False) + "\n")
-        os.replace(tmp, self.failures_path)
+        text = "".join(json.dumps(f, ensure_ascii=False) + "\n" for f in kept)
+        atomic_write_bytes(self.failures_path, text.encode("utf-8"))
 
     def add_failure(self, item: Item, stage: str, reason: str) -> None:
         line = json.dumps({"key": item.key, "path": item.path, "rel": item.rel, "stage": stage,

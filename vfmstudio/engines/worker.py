@@ -143,9 +143,12 @@ def load_item(item: Item, reader: Callable[..., Any] | None = None) -> Loaded:
 class BatchWorker:
     """Runs one tool over batches of decoded images and writes each prediction."""
 
-    def __init__(self, spec: RunSpec, *, services=None, cancel: CancelToken | None = None):
+    def __init__(self, spec: RunSpec, *, services=None, cancel: CancelToken | None = None,
+                 sink: Callable[[Item, Any, SourceStat | None], Any] | None = None):
         self.spec = spec
         self.output = BatchOutput(spec.out)
+        # Where each prediction goes: a prediction file by default; the folder index keeps vectors instead.
+        self.sink = sink or self.output.write_prediction
         self.services = services or batch_services()
         self.cancel = cancel or CancelToken()
         self.counters = _Counters()
@@ -196,7 +199,7 @@ class BatchWorker:
             self.device, self.ran = prediction.device, True
             self.counters.extra["run_s"] = self.counters.extra.get("run_s", 0.0) + time.perf_counter() - t0
             try:
-                self.output.write_prediction(item, prediction, ld.stat)
+                self.sink(item, prediction, ld.stat)
             except (OSError, ValueError) as exc:
                 outcomes.append(Outcome(item, False, "write", f"cannot write the prediction: {exc}"))
                 continue

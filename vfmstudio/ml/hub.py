@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from vfmstudio.core.atomic import atomic_write_bytes
 from vfmstudio.ml.errors import (
     GatedModelError,
     ModelError,
@@ -331,9 +332,7 @@ def _write_ref(storage: Path, revision: str, commit: str) -> None:
         if ref_file.is_file() and ref_file.read_text().strip() == commit:
             return
         ref_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = ref_file.with_name(ref_file.name + f".tmp{os.getpid()}")
-        tmp.write_text(commit)
-        os.replace(tmp, ref_file)
+        atomic_write_bytes(ref_file, commit.encode("ascii"))
     except OSError as exc:
         raise ModelError(f"cannot write to the model cache {storage}: {exc}") from exc
 

@@ -1,6 +1,6 @@
 """Annotations of the image on view, as canvas items in image pixel coordinates.
 
-Boxes and polygons are Qt items with cosmetic pens (same width at every zoom), one per
+Boxes, polygons, rotated boxes, ellipses, polylines and points are Qt items with cosmetic pens (same width at every zoom), one per
 annotation, replaced only when it changes; masks are one RGBA pixmap. The selected annotations
 show their handles; an edit in progress is drawn as a preview.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPainterPath, QPen, QPixmap
+from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPainterPath, QPen, QPixmap, QTransform
 from PySide6.QtWidgets import (
     QGraphicsItem,
     QGraphicsPathItem,
@@ -19,7 +19,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from vfmstudio.core.annotations import Annotation, Box, LabelSet, Mask, Points, Polygon, Shape
+from vfmstudio.core.annotations import (
+    Annotation,
+    Box,
+    Ellipse,
+    Keypoints,
+    LabelSet,
+    Mask,
+    Points,
+    Polygon,
+    Polyline,
+    RotatedBox,
+    Shape,
+)
 from vfmstudio.qt.imaging import qimage_from_array
 
 HANDLE_PX = 7  # handle size on screen, whatever the zoom
@@ -27,23 +39,32 @@ THIN_OUTLINES_ABOVE = 300  # annotations on one image beyond which outlines are 
 
 
 def shape_path(shape: Shape) -> QPainterPath:
-    """Outline of a box or polygon (holes cut out by the odd-even rule)."""
+    """Outline of a box, rotated box, ellipse or polygon (holes cut out by the odd-even rule), or
+    the open line of a polyline."""
     path = QPainterPath()
     path.setFillRule(Qt.FillRule.OddEvenFill)
     if isinstance(shape, Box):
         path.addRect(QRectF(shape.x0, shape.y0, shape.x1 - shape.x0, shape.y1 - shape.y0))
-    elif isinstance(shape, Polygon):
-        for ring in shape.rings():
+    elif isinstance(shape, Polygon | RotatedBox):
+        for ring in shape.rings() if isinstance(shape, Polygon) else [shape.corners()]:
             path.moveTo(*ring[0])
             for x, y in ring[1:]:
                 path.lineTo(x, y)
             path.closeSubpath()
+    elif isinstance(shape, Ellipse):
+        path.addEllipse(QPointF(0, 0), shape.rx, shape.ry)
+        path = QTransform().translate(shape.cx, shape.cy).rotate(shape.angle).map(path)
+    elif isinstance(shape, Polyline):
+        path.moveTo(*shape.points[0])
+        for x, y in shape.points[1:]:
+            path.lineTo(x, y)
     return path
 
 
 def handles_of(shape: Shape) -> list[tuple[str, tuple, QPointF]]:
     """Draggable handles: ``("box", (corner_x, corner_y), point)`` with 0/0.5/1 positions for the
-    eight box handles, ``("vertex", (part, ring, index), point)`` for polygon vertices."""
+    eight box handles, ``("vertex", (part, ring, index), point)`` for polygon vertices,
+    ``("point", (index,), point)`` for the points of lines and (labelled) keypoints."""
     out: list[tuple[str, tuple, QPointF]] = []
     if isinstance(shape, Box):
         for fx in (0.0, 0.5, 1.0):
@@ -56,15 +77,27 @@ def handles_of(shape: Shape) -> list[tuple[str, tuple, QPointF]]:
             for r, ring in enumerate((part.exterior, *part.holes)):
                 for i, (x, y) in enumerate(ring):
                     out.append(("vertex", (p, r, i), QPointF(x, y)))
+    elif isinstance(shape, Polyline | Keypoints):  # (a point set moves as a whole, as before)
+        hidden = shape.visibility if isinstance(shape, Keypoints) else ()
+        for i, (x, y) in enumerate(shape.points):
+            if not hidden or hidden[i] > 0:
+                out.append(("point", (i,), QPointF(x, y)))
     return out
 
 
-def _outline(shape: Shape) -> QPainterPath:
-    """A polygon's parts with holes (odd-even) or a points cloud, as one path."""
-    if isinstance(shape, Points):
+def outline_path(shape: Shape, edges: tuple[tuple[int, int], ...] = ()) -> QPainterPath:
+    """A shape as one path: outlines, a points cloud, or keypoints (labelled ones only) joined by
+    the class's skeleton ``edges``."""
+    if isinstance(shape, Points | Keypoints):
         path = QPainterPath()
-        for x, y in shape.points:
-            path.addEllipse(QPointF(x, y), 2.5, 2.5)
+        shown = [v > 0 for v in shape.visibility] if isinstance(shape, Keypoints) else [True] * len(shape.points)
+        for (x, y), on in zip(shape.points, shown):
+            if on:
+                path.addEllipse(QPointF(x, y), 2.5, 2.5)
+        for a, b in edges:
+            if a < len(shown) and b < len(shown) and shown[a] and shown[b]:
+                path.moveTo(*shape.points[a])
+                path.lineTo(*shape.points[b])
         return path
     return shape_path(shape)
 
@@ -169,7 +202,9 @@ class AnnotationItem(QGraphicsItem):
                 continue
             live.add(ann.id)
             chosen = ann.id in selected
-            key = (ann.shape, color, chosen, width)
+            skeleton = labels.skeletons.get(ann.label) if isinstance(ann.shape, Keypoints) else None
+            edges = skeleton.edges if skeleton is not None else ()
+            key = (ann.shape, color, chosen, width, edges)
             cached = self._items.get(ann.id)
             if cached is not None and cached[0] == key:
                 if cached[1].zValue() != z:  # only when the order changed (a delete, an undo)
@@ -177,7 +212,7 @@ class AnnotationItem(QGraphicsItem):
                 continue
             if cached is not None and scene is not None:
                 scene.removeItem(cached[1])
-            self._items[ann.id] = (key, self._make(ann.shape, color, chosen, width, z))
+            self._items[ann.id] = (key, self._make(ann.shape, color, chosen, width, z, edges))
         for gone in [i for i in self._items if i not in live]:
             _, item = self._items.pop(gone)
             if scene is not None:
@@ -195,7 +230,8 @@ class AnnotationItem(QGraphicsItem):
                 self._masks_item.setZValue(-1)
         self._overlay.update()
 
-    def _make(self, shape: Shape, color: str, chosen: bool, width: int, z: int) -> QGraphicsItem:
+    def _make(self, shape: Shape, color: str, chosen: bool, width: int, z: int,
+              edges: tuple[tuple[int, int], ...] = ()) -> QGraphicsItem:
         qc = QColor(color)
         pen = QPen(qc, 3 if chosen else width)
         pen.setCosmetic(True)
@@ -205,7 +241,9 @@ class AnnotationItem(QGraphicsItem):
             item: QGraphicsItem = QGraphicsRectItem(QRectF(shape.x0, shape.y0, shape.x1 - shape.x0,
                                                            shape.y1 - shape.y0), self)
         else:
-            item = QGraphicsPathItem(_outline(shape), self)
+            item = QGraphicsPathItem(outline_path(shape, edges), self)
+        if isinstance(shape, Polyline | Keypoints) and not isinstance(shape, Points):
+            fill.setAlpha(0)  # open lines enclose nothing; a brush would fill the closing chord
         item.setPen(pen)
         item.setBrush(QBrush(fill))
         item.setZValue(z)

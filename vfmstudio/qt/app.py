@@ -48,6 +48,10 @@ def run_gui(paths: Sequence[str | Path] = (), *, safe_mode: bool = False, argv: 
 
     window = MainWindow(safe_mode=safe_mode, deferred=True)
     window.show()
+    from vfmstudio.qt.work_guard import install_fatal_signal_saver
+
+    # SIGTERM/SIGHUP: save the edits and let go of the project's lock before the process ends.
+    install_fatal_signal_saver(app, lambda: window.labelling.close() if hasattr(window, "labelling") else None)
     app.processEvents()  # map and paint the bare frame now, before the heavy imports
     trace("shown")
 

@@ -6,7 +6,15 @@ from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
-from PySide6.QtWidgets import QAbstractItemView, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QStyle,
+    QVBoxLayout,
+    QWidget,
+)
 
 from vfmstudio.qt.thumbnails import THUMB_SIZE, ThumbnailLoader
 
@@ -35,7 +43,14 @@ class ImageBrowser(QWidget):
         layout.addWidget(self.list)
         self.thumbnails = ThumbnailLoader(self)
         self.thumbnails.ready.connect(self._on_thumbnail)
+        self.thumbnails.failed.connect(self._on_no_thumbnail)
         self._items: dict[str, QListWidgetItem] = {}
+        self._with_thumbnail: set[str] = set()
+        # Every row starts with an icon of the final size: with uniform item sizes, a row without
+        # one (an unreadable file, a thumbnail not made yet) would set a collapsed height for all.
+        blank = QPixmap(self.list.iconSize())
+        blank.fill(Qt.GlobalColor.transparent)
+        self._blank = QIcon(blank)
 
     # ---------------------------------------------------------------- content
     def set_paths(self, paths: list[Path]) -> None:
@@ -43,8 +58,9 @@ class ImageBrowser(QWidget):
         self.list.blockSignals(True)
         self.list.clear()
         self._items.clear()
+        self._with_thumbnail.clear()
         for p in paths:
-            item = QListWidgetItem(p.name)
+            item = QListWidgetItem(self._blank, p.name)
             item.setData(PATH_ROLE, str(p))
             item.setToolTip(str(p))
             self.list.addItem(item)
@@ -71,11 +87,32 @@ class ImageBrowser(QWidget):
 
     def has_thumbnail(self, path: Path) -> bool:
         item = self._items.get(str(path))
-        return item is not None and not item.icon().isNull()
+        return item is not None and str(path) in self._with_thumbnail
 
     def thumbnail(self, path: Path) -> QIcon | None:
         item = self._items.get(str(path))
-        return item.icon() if item is not None else None
+        return item.icon() if item is not None and str(path) in self._with_thumbnail else None
+
+    def select_paths(self, paths: list[Path]) -> int:
+        """Select exactly these images (e.g. a lasso on the Explore map); returns how many were found."""
+        items = [self._items.get(str(p)) for p in paths]
+        items = [it for it in items if it is not None]
+        self.list.clearSelection()
+        for it in items:
+            it.setHidden(False)
+            it.setSelected(True)
+        if items:
+            self.list.scrollToItem(items[0])
+        return len(items)
+
+    def select_path(self, path: Path) -> bool:
+        """Make ``path`` the current image (shown even if the filter hid it)."""
+        item = self._items.get(str(path))
+        if item is None:
+            return False
+        item.setHidden(False)
+        self.list.setCurrentItem(item)
+        return True
 
     # ---------------------------------------------------------------- navigation
     def step(self, delta: int) -> None:
@@ -101,4 +138,11 @@ class ImageBrowser(QWidget):
     def _on_thumbnail(self, path: str, image: QImage) -> None:
         item = self._items.get(path)
         if item is not None:
+            self._with_thumbnail.add(path)
             item.setIcon(QIcon(QPixmap.fromImage(image)))
+
+    def _on_no_thumbnail(self, path: str) -> None:
+        item = self._items.get(path)
+        if item is not None:
+            item.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning))
+            item.setToolTip(f"{path}\ncannot be read as an image")

@@ -150,6 +150,7 @@ class Canvas(QGraphicsView):
         super().resizeEvent(event)
         if self._fit_on_resize and self._image_item is not None:
             self.fitInView(self._image_item.boundingRect(), Qt.AspectRatioMode.KeepAspectRatio)
+            self.zoom_changed.emit(self.scale_factor)  # the status bar's zoom follows the refit
 
     # ---------------------------------------------------------------- mouse
     def mousePressEvent(self, event) -> None:

@@ -16,11 +16,20 @@ from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainterPath
 
 from vfmstudio.core import commands as cmd
-from vfmstudio.core.annotations import Annotation, AnnotationError, Box, Mask, Polygon, annotations_at
-from vfmstudio.qt.annotation_item import HANDLE_PX, AnnotationItem, handles_of, shape_path
+from vfmstudio.core.annotations import (
+    Annotation,
+    AnnotationError,
+    Box,
+    Ellipse,
+    Mask,
+    Polygon,
+    Polyline,
+    annotations_at,
+)
+from vfmstudio.qt.annotation_item import HANDLE_PX, AnnotationItem, handles_of, outline_path
 from vfmstudio.qt.project_session import ProjectSession
 
-MODES = ("view", "select", "box", "polygon", "brush", "erase")
+MODES = ("view", "select", "box", "polygon", "brush", "erase", "polyline", "ellipse")
 MIN_BOX_PX = 1.0
 
 
@@ -189,7 +198,7 @@ class EditController(QObject):
         if self._pan_drag(event, t):
             return True
         if t == QEvent.Type.MouseButtonDblClick and event.button() == Qt.MouseButton.LeftButton:
-            if self.mode == "polygon":
+            if self.mode in ("polygon", "polyline"):
                 self._close_polygon()
                 return True
             return False
@@ -256,8 +265,12 @@ class EditController(QObject):
         if key is None:
             return
         x, y = self._clamp(p)
-        if self.mode == "box":
-            self._drag = {"kind": "draw-box", "start": (x, y)}
+        if self.mode in ("box", "ellipse"):
+            self._drag = {"kind": f"draw-{self.mode}", "start": (x, y)}
+        elif self.mode == "polyline":  # click the points; Enter or a double-click ends the line
+            if not self._polygon or self._polygon[-1] != (x, y):
+                self._polygon.append((x, y))
+            self._update_polygon_preview(QPointF(x, y))
         elif self.mode == "polygon":
             if len(self._polygon) >= 3:
                 fx, fy = self._polygon[0]
@@ -301,11 +314,12 @@ class EditController(QObject):
         if drag is None or self.item is None:
             return
         kind = drag["kind"]
-        if kind == "draw-box":
+        if kind in ("draw-box", "draw-ellipse"):
             x0, y0 = drag["start"]
             x1, y1 = self._clamp(p)
             path = QPainterPath()
-            path.addRect(QRectF(QPointF(min(x0, x1), min(y0, y1)), QPointF(max(x0, x1), max(y0, y1))))
+            rect = QRectF(QPointF(min(x0, x1), min(y0, y1)), QPointF(max(x0, x1), max(y0, y1)))
+            path.addRect(rect) if kind == "draw-box" else path.addEllipse(rect)
             self._preview(path)
         elif kind in ("brush", "erase"):
             drag["points"].append((p.x(), p.y()))
@@ -314,7 +328,7 @@ class EditController(QObject):
             drag["moved"] = True
             shape = self._dragged_shape(drag, p)
             if shape is not None:
-                self._preview(shape_path(shape) if not isinstance(shape, Mask) else _bbox_path(shape))
+                self._preview(outline_path(shape) if not isinstance(shape, Mask) else _bbox_path(shape))
 
     def _dragged_shape(self, drag: dict, p: QPointF):
         sx, sy = drag["start"]
@@ -324,6 +338,8 @@ class EditController(QObject):
             if drag["kind"] == "vertex":
                 part, ring, index = drag["where"]
                 return drag["ann"].shape.with_vertex(part, ring, index, self._clamp(p))
+            if drag["kind"] == "point":
+                return drag["ann"].shape.with_point(drag["where"][0], self._clamp(p))
             if drag["kind"] == "move" and len(self.selected) == 1:
                 ann = self.session.labels.get(self.selected[0])
                 return ann.shape.translated(p.x() - sx, p.y() - sy)
@@ -342,6 +358,10 @@ class EditController(QObject):
             (x0, y0), (x1, y1) = drag["start"], self._clamp(p)
             if abs(x1 - x0) >= MIN_BOX_PX and abs(y1 - y0) >= MIN_BOX_PX:
                 self.add_shape(Box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
+        elif kind == "draw-ellipse":  # the ellipse inscribed in the dragged box
+            (x0, y0), (x1, y1) = drag["start"], self._clamp(p)
+            if abs(x1 - x0) >= MIN_BOX_PX and abs(y1 - y0) >= MIN_BOX_PX:
+                self.add_shape(Ellipse((x0 + x1) / 2, (y0 + y1) / 2, abs(x1 - x0) / 2, abs(y1 - y0) / 2))
         elif kind in ("brush", "erase"):
             self._finish_stroke(kind, drag["points"])
         elif kind == "move":
@@ -352,7 +372,7 @@ class EditController(QObject):
         elif drag["moved"]:
             shape = self._dragged_shape(drag, p)
             if shape is not None and shape != drag["ann"].shape:
-                text = "Resize box" if kind == "box" else "Move vertex"
+                text = {"box": "Resize box", "point": "Move point"}.get(kind, "Move vertex")
                 self.session.push(cmd.set_shape(labels, drag["ann"].id, shape, text))
 
     def _finish_stroke(self, kind: str, points: list[tuple[float, float]]) -> None:
@@ -372,6 +392,12 @@ class EditController(QObject):
     def _close_polygon(self) -> None:
         points, self._polygon = self._polygon, []
         self._preview(None)
+        if self.mode == "polyline":
+            if len(points) >= 2:
+                self.add_shape(Polyline(tuple(points)))
+            elif points:
+                self.session.message.emit("warning", "a line needs at least 2 points")
+            return
         if len(points) < 3:
             if points:
                 self.session.message.emit("warning", "a polygon needs at least 3 points")

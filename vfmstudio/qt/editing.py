@@ -4,7 +4,7 @@ History docks, the Edit menu and File > project/export actions into :class:`Main
 The window calls four hooks: :meth:`Labelling.paths_opened` (a folder opens its project),
 :meth:`Labelling.image_shown` (annotations follow the image on view), :meth:`Labelling.close`
 (flush unsaved edits) and nothing else; everything here reaches the window through its public
-attributes (canvas, runner, messages, menus).
+attributes (canvas, runner, messages, menus), typed by :class:`vfmstudio.qt.window_api.StudioWindow`.
 """
 
 from __future__ import annotations
@@ -14,33 +14,33 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QMenu, QMessageBox, QScrollArea, QUndoView
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QMessageBox, QPushButton, QScrollArea, QUndoView
 
 from vfmstudio.qt.edit_tools import EditController
 from vfmstudio.qt.labels_dock import LabelsPanel
 from vfmstudio.qt.project_session import ProjectSession
 
 if TYPE_CHECKING:
-    from vfmstudio.qt.main_window import MainWindow
+    from vfmstudio.qt.window_api import StudioWindow
 
 # Single keys that do not clash with D/A (images), F, 1 (zoom) and Esc (cancel).
 TOOL_KEYS = {"view": ("Pan / point tools", "H"), "select": ("Select / edit", "V"), "box": ("Draw box", "B"),
-             "polygon": ("Draw polygon", "P"), "brush": ("Brush mask", "M"), "erase": ("Erase mask", "E")}
+             "polygon": ("Draw polygon", "P"), "brush": ("Brush mask", "M"), "erase": ("Erase mask", "E"),
+             "polyline": ("Draw line", "L"), "ellipse": ("Draw ellipse", "O")}
 
 
 class Labelling(QObject):
-    def __init__(self, window: MainWindow, *, autosave_ms: int | None = None):
+    def __init__(self, window: StudioWindow, *, autosave_ms: int | None = None):
         super().__init__(window)
         self.window = window
         kwargs = {} if autosave_ms is None else {"autosave_ms": autosave_ms}
-        self.session = ProjectSession(self, ask_recovery=self._ask_recovery_dialog, **kwargs)
+        self.session = ProjectSession(self, ask_recovery=self._ask_recovery_dialog,
+                                      ask_conflict=self._ask_conflict_dialog, **kwargs)
         self.controller = EditController(window.canvas, self.session, self)
         self.session.message.connect(lambda level, text: window.messages.post(level, text))
         self.session.dirty_changed.connect(window.setWindowModified)
         self.session.project_changed.connect(self._on_project_changed)
         self.session.saved.connect(lambda path: window.statusBar().showMessage(f"saved {Path(path).name}", 2000))
-        self._check_job: int | None = None
-        window.runner.finished.connect(self._on_job_finished)
 
         self.tool_actions: dict[str, QAction] = {}
         group = QActionGroup(self)
@@ -49,7 +49,9 @@ class Labelling(QObject):
             action.setIconText(text.split(" / ")[0].replace("Draw ", "").replace(" mask", "").capitalize())
             action.setToolTip(f"{text} ({key})")
             action.setCheckable(True)
-            action.setShortcut(QKeySequence(key))
+            # "B" as typed with Shift too: a list with focus would otherwise take Shift+B for its
+            # type-ahead search, and the key would seem dead. Text fields still type the letter.
+            action.setShortcuts([QKeySequence(key), QKeySequence(f"Shift+{key}")])
             action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
             action.triggered.connect(lambda _=False, m=mode: self.set_mode(m))
             group.addAction(action)
@@ -94,29 +96,23 @@ class Labelling(QObject):
 
     def _build_menus(self) -> None:
         w = self.window
-        bar = w.menuBar()
-        menus = {a.text(): a.menu() for a in bar.actions() if a.menu() is not None}
-        file_menu: QMenu = menus["&File"]
-        quit_action = next((a for a in file_menu.actions() if a.text() == "&Quit"), None)
-        entries = [self._action("Open &Project…", self.open_project_dialog, "Ctrl+Shift+P"),
-                   self._action("&Save Project", self.save, QKeySequence.StandardKey.Save),
-                   self._action("Save Project &As…", self.save_as_dialog, "Ctrl+Shift+S"),
-                   None,
-                   self._action("&Import…", self.import_dialog, "Ctrl+I"),
-                   self._action("&Export…", self.export_dialog, "Ctrl+E")]
-        for action in entries:
+        menus = w.menus
+        file_menu, quit_action = menus.file, menus.quit
+        self.project_actions = {
+            "open_project": self._action("Open &Project…", self.open_project_dialog, "Ctrl+Shift+P"),
+            "save": self._action("&Save Project", self.save, QKeySequence.StandardKey.Save),
+            "save_as": self._action("Save Project &As…", self.save_as_dialog, "Ctrl+Shift+S"),
+            "import": self._action("&Import…", self.import_dialog, "Ctrl+I"),
+            "export": self._action("&Export…", self.export_dialog, "Ctrl+E"),
+        }
+        a = self.project_actions
+        for action in (a["open_project"], a["save"], a["save_as"], None, a["import"], a["export"], None):
             if action is None:
-                file_menu.insertSeparator(quit_action) if quit_action else file_menu.addSeparator()
-            elif quit_action is not None:
-                file_menu.insertAction(quit_action, action)
+                file_menu.insertSeparator(quit_action)
             else:
-                file_menu.addAction(action)
-        if quit_action is not None:
-            file_menu.insertSeparator(quit_action)
+                file_menu.insertAction(quit_action, action)
 
-        edit = QMenu("&Edit", w)
-        view_menu = menus.get("&View")
-        bar.insertMenu(view_menu.menuAction(), edit) if view_menu is not None else bar.addMenu(edit)
+        edit = menus.edit
         stack = self.session.stack
         self.undo_action = stack.createUndoAction(w, "&Undo")
         self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
@@ -135,8 +131,17 @@ class Labelling(QObject):
         edit.addAction(self._action("&Accept Predictions…", self.accept_dialog, "Ctrl+Return"))
         edit.addAction(self._action("Accept Selected &Layer", self._accept_selected_layer, "Ctrl+Shift+Return"))
         edit.addSeparator()
-        edit.addAction(self.dock.toggleViewAction())
-        edit.addAction(self.dock_history.toggleViewAction())
+        self.propagate_action = self._action("&Propagate Labels to Selected Images", self.propagate)
+        self.propagate_action.setToolTip("The annotations of the image on view (or the selected masks layer) "
+                                         "are the reference; the other selected images get mask suggestions")
+        edit.addAction(self.propagate_action)
+        self.propagate_button = QPushButton("Propagate to selected images", self.panel)
+        self.propagate_button.setToolTip(self.propagate_action.toolTip())
+        self.propagate_button.clicked.connect(self.propagate)
+        self.panel.layout().addWidget(self.propagate_button)
+        # The labelling docks are docks like the others: their toggles sit in View with theirs.
+        menus.view.addAction(self.dock.toggleViewAction())
+        menus.view.addAction(self.dock_history.toggleViewAction())
 
     # ---------------------------------------------------------------- modes
     def set_mode(self, mode: str) -> None:
@@ -169,7 +174,7 @@ class Labelling(QObject):
         self.panel.refresh()
 
     def close(self) -> None:
-        self.session.flush()
+        self.session.close()
 
     # ---------------------------------------------------------------- project
     def open_project_dialog(self) -> None:
@@ -196,6 +201,11 @@ class Labelling(QObject):
         answer = QMessageBox.question(self.window, "Recover project", question,
                                       QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
         return answer == QMessageBox.StandardButton.Yes
+
+    def _ask_conflict_dialog(self, message: str):
+        from vfmstudio.qt.conflict_dialog import ask_conflict
+
+        return ask_conflict(self.window, message, self.session.path)
 
     def _on_project_changed(self) -> None:
         self._update_title()
@@ -226,12 +236,9 @@ class Labelling(QObject):
         def job(ctx) -> list:
             return project.check_images(cancel=ctx.cancel, on_progress=lambda f, m: ctx.progress(f, m))
 
-        self._check_job = self.window.runner.submit(job, key="project-check", source="project").job_id
+        self.window.runner.submit(job, key="project-check", source="project", on_done=self._on_images_checked)
 
-    def _on_job_finished(self, result) -> None:
-        if result.job_id != self._check_job:
-            return
-        self._check_job = None
+    def _on_images_checked(self, result) -> None:
         if result.status == "done":
             for issue in result.value:
                 self.window.messages.post("warning", f"{self.session.path.name}: {issue}")
@@ -242,7 +249,7 @@ class Labelling(QObject):
 
     # ---------------------------------------------------------------- accepting predictions
     def accept_items(self, items, *, masks_as_polygons: bool = False, tolerance: float = 1.0) -> bool:
-        from vfmstudio.qt.accept_dialog import accept_command
+        from vfmstudio.session.accepting import accept_command
 
         key = self.controller.ensure_key()
         if key is None or not items:
@@ -253,13 +260,11 @@ class Labelling(QObject):
 
     def predictions_on_view(self) -> list:
         w = self.window
-        if w.current is None:
-            return []
-        return list(w._predictions.get(w.current.id, {}).values())
+        return w.session.predictions_on(w.current.id) if w.current is not None else []
 
     def accept_all(self, tool: str | None = None, **options) -> bool:
         """Accept every default item of the predictions on view (of ``tool`` only, if given)."""
-        from vfmstudio.qt.accept_dialog import acceptable_items
+        from vfmstudio.session.accepting import acceptable_items
 
         w = self.window
         if w.current is None:
@@ -270,7 +275,7 @@ class Labelling(QObject):
 
     def accept_layer(self, layer_id: int, **options) -> bool:
         """Accept every item a prediction layer draws (masks or boxes) in one undo step."""
-        from vfmstudio.qt.accept_dialog import acceptable_items, layer_items
+        from vfmstudio.session.accepting import acceptable_items, layer_items
 
         layer = self.window.layer_store.find(layer_id)
         if layer is None:
@@ -285,7 +290,8 @@ class Labelling(QObject):
         return True
 
     def accept_dialog(self) -> bool:
-        from vfmstudio.qt.accept_dialog import AcceptDialog, acceptable_items, layer_items
+        from vfmstudio.qt.accept_dialog import AcceptDialog
+        from vfmstudio.session.accepting import acceptable_items, layer_items
 
         w = self.window
         if w.current is None:
@@ -303,6 +309,32 @@ class Labelling(QObject):
             return False
         return self.accept_items(dialog.chosen(), masks_as_polygons=dialog.polygons.isChecked(),
                                  tolerance=dialog.tolerance.value())
+
+    # ---------------------------------------------------------------- propagate
+    def propagate(self) -> int | None:
+        """dinov2.propagate with the image on view as the reference: the masks layer selected in the
+        Layers dock, else the image's annotations (class names kept); the other selected images are
+        the targets."""
+        from vfmstudio.core.results import Masks
+        from vfmstudio.session.propagate import PROPAGATE_TOOL, masks_of_annotations, propagate_request
+
+        w = self.window
+        tool = w.session.tools.get(PROPAGATE_TOOL)
+        layer = w.layers.selected_layer()
+        reference = None
+        if layer is not None and isinstance(layer.result, Masks) and w.current is not None \
+                and layer.image_id == w.current.id:
+            reference = layer.result
+        elif w.current is not None and self.controller.image_key is not None:
+            reference = masks_of_annotations(self.session.labels.annotations(self.controller.image_key),
+                                             w.current.width, w.current.height, w.current.id)
+        params: dict = {}
+        model = None
+        if tool is not None:
+            choice = w.tool_memory.store.choice(tool)
+            params = {k: v for k, v in tool.resolve_params({"masks": "{}", **choice.params}).items() if k != "masks"}
+            model = choice.model
+        return w.controller.handle(propagate_request(w.session, tool, reference, params, model))
 
     # ---------------------------------------------------------------- export
     def export_dialog(self):
@@ -332,13 +364,16 @@ class Labelling(QObject):
 
     def apply_import(self, before, merged, warnings) -> bool:
         """Add what an import brought (computed off the GUI thread) as one undo step."""
-        from vfmstudio.qt.import_dialog import merge_command
+        from vfmstudio.session.importing import merge_command
 
         command, images, counts = merge_command(before, merged)
         for key, rec in images.items():
             self.session.project.images.setdefault(key, rec)
         for text in warnings:
             self.window.messages.post("warning", f"import: {text}")
+        report = getattr(getattr(self, "import_", None), "report", "")
+        if report:  # what the files held: kept, converted, dropped
+            self.window.messages.post("info", f"import read: {report}")
         if command is None:
             self.window.messages.post("info", "import: nothing new to add")
             return False
@@ -353,6 +388,8 @@ class Labelling(QObject):
         if status == "done":
             for text in self.export.warnings:  # what the format cannot hold (holes, points, ...)
                 self.window.messages.post("warning", f"export: {text}")
+            if self.export.report:
+                self.window.messages.post("info", f"export written: {self.export.report}")
             self.window.messages.post("info", f"exported {len(value)} files")
         elif status == "cancelled":
             self.window.messages.post("info", "export cancelled")

@@ -24,6 +24,7 @@ class ExportDialog(FormatJobDialog):
         super().__init__(formats, project, runner, parent,
                          title="Export annotations", verb="Export", kind="exporter")
         self.warnings: list[str] = []
+        self.report = ""  # what the last export kept, converted and dropped
         self.export_button = self.run_button  # the name callers and tests know
         self.export_button.setDefault(True)
         self.progress.setValue(0)
@@ -60,12 +61,12 @@ class ExportDialog(FormatJobDialog):
         project = snapshot(self.project)
         out_dir = Path(out)
 
-        def job(ctx) -> tuple[list[str], list[str]]:
+        def job(ctx) -> tuple[list[str], list[str], str]:
             from vfmstudio.core.exchange import export_project
 
             result = export_project(spec, project, out_dir, params, cancel=ctx.cancel,
                                     on_progress=lambda f, m: ctx.progress(f, m))
-            return [str(p) for p in result.files], list(result.warnings)
+            return [str(p) for p in result.files], list(result.warnings), result.report.summary()
 
         job_id = self._submit(job, key=f"export:{out_dir}", source=f"export · {spec.id}")
         self.progress.setFormat(f"{spec.id}: starting…")
@@ -80,7 +81,7 @@ class ExportDialog(FormatJobDialog):
     def _job_done(self, result) -> None:
         if result.status == "done":
             self.progress.setValue(1000)
-            files, self.warnings = result.value
+            files, self.warnings, self.report = result.value
             self.progress.setFormat(f"done: {len(files)} files")
             self.finished_export.emit("done", files)
         elif result.status == "cancelled":

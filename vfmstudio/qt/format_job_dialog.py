@@ -95,8 +95,6 @@ class FormatJobDialog(QDialog):
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
         layout.addLayout(buttons)
-        runner.progressed.connect(self._on_progress)
-        runner.finished.connect(self._on_finished)
         self._on_format()
 
     def _add_target_row(self, top: QFormLayout) -> None:
@@ -145,7 +143,8 @@ class FormatJobDialog(QDialog):
             return None
 
     def _submit(self, job, key: str, source: str) -> int:
-        self.job = self.runner.submit(job, key=key, source=source)
+        self.job = self.runner.submit(job, key=key, source=source, on_done=self._on_finished,
+                                      on_progress=self._on_progress)
         self.run_button.setEnabled(False)
         self.cancel_button.setText("Cancel")
         self.progress.setValue(0)
@@ -184,9 +183,4 @@ class FormatJobDialog(QDialog):
     def done(self, r: int) -> None:  # closing the dialog cancels a running job
         if self.job is not None:
             self.job.cancel()
-        try:
-            self.runner.progressed.disconnect(self._on_progress)
-            self.runner.finished.disconnect(self._on_finished)
-        except (RuntimeError, TypeError):
-            pass
         super().done(r)

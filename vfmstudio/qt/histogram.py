@@ -107,7 +107,9 @@ class HistogramView(QWidget):
             self._move_to(event.position().x(), final=True)
 
     def _move_to(self, x: float, final: bool = False) -> None:
-        value = float(np.float32(self.value_at(x)))
+        # Four significant digits: a pixel of drag is coarser than that, and the Threshold field,
+        # the run and the mask then agree on one short number (not 0.2482517510652542).
+        value = float(f"{float(np.float32(self.value_at(x))):.4g}")
         changed = value != self.threshold
         self.threshold = value
         self.update()

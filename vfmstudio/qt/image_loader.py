@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtCore import QObject, Signal
 
 from vfmstudio.core.cache import ByteLRUCache, nbytes_of
 from vfmstudio.core.image import ImageLoadError, LoadedImage, load_image
+from vfmstudio.core.jobs import JobResult, JobRunner
+from vfmstudio.qt.runner import QtJobRunner
 
 IMAGE_CACHE_BYTES = 1 << 30
 
@@ -39,27 +41,9 @@ class ImageStore:
         return self.load(path) if path is not None else None
 
 
-class _Signals(QObject):
-    loaded = Signal(int, object, object)  # generation, path, LoadedImage or ImageLoadError
-
-
-class _LoadJob(QRunnable):
-    def __init__(self, store: ImageStore, signals: _Signals, generation: int, path: Path):
-        super().__init__()
-        self.store, self.signals, self.generation, self.path = store, signals, generation, path
-
-    def run(self) -> None:
-        try:
-            value: object = self.store.load(self.path)
-        except ImageLoadError as exc:
-            value = exc
-        except Exception as exc:  # noqa: BLE001 - reported in the messages dock, never fatal
-            value = ImageLoadError(self.path, f"{type(exc).__name__}: {exc}")
-        self.signals.loaded.emit(self.generation, self.path, value)
-
-
 class ImageLoader(QObject):
-    """Loads the image the user asked for last; an answer for an older request is dropped."""
+    """Loads the image the user asked for last, off the GUI thread; an older request still queued is
+    superseded and an answer for one already running is dropped."""
 
     loaded = Signal(object, object)  # path, LoadedImage
     failed = Signal(object, object)  # path, ImageLoadError
@@ -67,10 +51,7 @@ class ImageLoader(QObject):
     def __init__(self, store: ImageStore, parent: QObject | None = None):
         super().__init__(parent)
         self.store = store
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)
-        self._signals = _Signals()
-        self._signals.loaded.connect(self._on_loaded, Qt.ConnectionType.QueuedConnection)
+        self.jobs = QtJobRunner(JobRunner(thread_name="vfmstudio-decode"), self)
         self._generation = 0
 
     def request(self, path: Path) -> None:
@@ -80,13 +61,30 @@ class ImageLoader(QObject):
             self.store.load(path)
             self.loaded.emit(path, cached)
             return
-        self._pool.clear()
-        self._pool.start(_LoadJob(self.store, self._signals, self._generation, path))
+        generation = self._generation
+        self.jobs.submit(lambda ctx: _decode(self.store, path), key="decode", source="images",
+                         on_done=lambda result: self._on_done(generation, path, result))
 
-    def _on_loaded(self, generation: int, path: Path, value: object) -> None:
-        if generation != self._generation:
+    def shutdown(self) -> None:
+        self.jobs.cancel_where(lambda job: True)
+        self.jobs.shutdown(timeout=1.0)
+
+    def _on_done(self, generation: int, path: Path, result: JobResult) -> None:
+        if generation != self._generation or result.status in ("cancelled", "superseded"):
             return
+        value = result.value
+        if result.status != "done":
+            value = ImageLoadError(path, result.error.message if result.error else result.status)
         if isinstance(value, LoadedImage):
             self.loaded.emit(path, value)
         else:
             self.failed.emit(path, value)
+
+
+def _decode(store: ImageStore, path: Path) -> LoadedImage | ImageLoadError:
+    try:
+        return store.load(path)
+    except ImageLoadError as exc:
+        return exc
+    except Exception as exc:  # noqa: BLE001 - reported in the messages dock, never fatal
+        return ImageLoadError(path, f"{type(exc).__name__}: {exc}")

@@ -15,34 +15,9 @@ from pathlib import Path
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFileDialog, QFormLayout, QHBoxLayout, QLineEdit, QPushButton, QWidget
 
-from vfmstudio.core import commands as cmd
 from vfmstudio.core.project import Project
 from vfmstudio.core.tools import FormatSpec
 from vfmstudio.qt.format_job_dialog import FormatJobDialog, snapshot
-
-
-def merge_command(before: Project, merged: Project) -> tuple[cmd.Command | None, dict, dict]:
-    """The edit that turns ``before``'s labels into ``merged``'s, plus the image records that are new
-    and the counts. ``merged`` is ``before`` after :meth:`Project.merge`."""
-    old, new = before.labels, merged.labels
-    commands: list[cmd.Command] = []
-    for c in new.classes:
-        if old.get_class(c.name) is None:
-            commands.append(cmd.AddClass(c.name, c.color))
-    added = [a for a in new.annotations() if a.id not in old]
-    if added:
-        commands.append(cmd.AddAnnotations(added))
-    for key in new.images():
-        if new.tags.get(key, ()) != old.tags.get(key, ()):
-            commands.append(cmd.SetTags(key, new.tags.get(key, ())))
-        if new.captions.get(key, "") != old.captions.get(key, ""):
-            commands.append(cmd.SetCaption(key, new.captions.get(key, "")))
-    images = {k: r for k, r in merged.images.items() if k not in before.images}
-    counts = {"annotations": len(added), "images": len(images),
-              "classes": sum(isinstance(c, cmd.AddClass) for c in commands)}
-    if not commands:
-        return None, images, counts
-    return cmd.Macro(commands, f"Import {counts['annotations']} annotations"), images, counts
 
 
 class ImportDialog(FormatJobDialog):
@@ -52,6 +27,7 @@ class ImportDialog(FormatJobDialog):
         super().__init__(formats, project, runner, parent,
                          title="Import annotations", verb="Import", kind="importer")
         self.import_button = self.run_button  # the name callers and tests know
+        self.report = ""  # what the last import read: kept, converted, dropped
         self.resize(520, 380)
 
     def _add_target_row(self, top: QFormLayout) -> None:
@@ -91,7 +67,7 @@ class ImportDialog(FormatJobDialog):
             imported, ectx = import_dataset(spec, Path(source), params, cancel=ctx.cancel,
                                             on_progress=lambda f, m: ctx.progress(None if f is None else f / 2, m))
             scratch.merge(imported, cancel=ctx.cancel, on_progress=lambda f, m: ctx.progress(0.5 + f / 2, m))
-            return before, scratch, list(ectx.warnings)
+            return before, scratch, list(ectx.warnings), ectx.report.summary()
 
         return self._submit(job, key=f"import:{source}", source=f"import · {spec.id}")
 
@@ -103,6 +79,7 @@ class ImportDialog(FormatJobDialog):
         if result.status == "done":
             self.progress.setValue(1000)
             self.progress.setFormat("done")
-            self.imported.emit(*result.value)
+            *value, self.report = result.value
+            self.imported.emit(*value)
         else:
             self._show_error(result.error.message if result.error is not None else result.status)

@@ -79,7 +79,11 @@ class LabelsPanel(QWidget):
         self.brush_size.setPrefix("r ")
         self.brush_size.setToolTip("brush radius in image pixels ([ and ] change it)")
         self.brush_size.valueChanged.connect(lambda v: setattr(controller, "brush_radius", float(v)))
-        tools.addWidget(self.brush_size, 1, 2, 1, 2)
+        n = len(tool_actions)
+        if n % 4 and n % 4 <= 2:  # room at the end of the last row of tools
+            tools.addWidget(self.brush_size, n // 4, 2, 1, 2)
+        else:
+            tools.addWidget(self.brush_size, (n + 3) // 4, 0, 1, 2)
         tools.setColumnStretch(4, 1)
         layout.addLayout(tools)
 

@@ -23,6 +23,7 @@ from vfmstudio.core.results import (
     Prediction,
     Result,
 )
+from vfmstudio.session.model import result_image_id  # noqa: F401 - re-exported for the painters
 
 # Result kinds drawn on the canvas; the others (text, scores, tables, rankings) go to panels.
 CANVAS_KINDS = (Masks, Detections, Heatmap, FeatureImage, LayerMaps, Correspondences)
@@ -60,14 +61,6 @@ class Layer:
         return self.prediction.tool
 
 
-def result_image_id(result: Result, prediction: Prediction) -> str | None:
-    """The image a result belongs to: its own id, else the prediction's first image."""
-    rid = getattr(result, "image_id", None)
-    if rid is not None:
-        return rid
-    return prediction.image_ids[0] if prediction.image_ids else None
-
-
 def layer_name(prediction: Prediction, result: Result) -> str:
     label = getattr(result, "label", "") or ""
     detail = f" · {label}" if label else ""
@@ -80,6 +73,8 @@ class LayerStore(QObject):
     """Layers per image id; z-order is list order (last drawn on top)."""
 
     changed = Signal(str)  # image id
+    removed = Signal(str, object)  # image id, the layers the user removed (take)
+    restored = Signal(str, object)  # image id, the layers put back (undo)
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -154,6 +149,25 @@ class LayerStore(QObject):
         for name, value in changes.items():
             setattr(layer, name, value)
         self.changed.emit(layer.image_id)
+
+    def take(self, image_id: str, layer_ids: list[int] | None = None) -> list[tuple[int, Layer]]:
+        """Remove layers of ``image_id`` (all when ``layer_ids`` is None); returns them with their
+        positions, for :meth:`put_back` (undo)."""
+        layers = self._by_image.get(image_id, [])
+        taken = [(i, layer) for i, layer in enumerate(layers) if layer_ids is None or layer.id in layer_ids]
+        if not taken:
+            return []
+        self._by_image[image_id] = [layer for layer in layers if all(layer is not t for _, t in taken)]
+        self.removed.emit(image_id, [layer for _, layer in taken])
+        self.changed.emit(image_id)
+        return taken
+
+    def put_back(self, image_id: str, taken: list[tuple[int, Layer]]) -> None:
+        layers = self._by_image.setdefault(image_id, [])
+        for position, layer in taken:
+            layers.insert(min(position, len(layers)), layer)
+        self.restored.emit(image_id, [layer for _, layer in taken])
+        self.changed.emit(image_id)
 
     def clear_image(self, image_id: str) -> None:
         if self._by_image.pop(image_id, None):

@@ -4,6 +4,7 @@ delete and PNG export, a layer slider for layer maps, and the live threshold his
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
@@ -26,6 +27,21 @@ from vfmstudio.qt.histogram import HistogramView
 from vfmstudio.qt.layers import Layer, LayerStore
 
 LAYER_ROLE = Qt.ItemDataRole.UserRole
+
+
+class RemoveLayers(QUndoCommand):
+    """Deleting or clearing layers, undoable (the predictions they drew come back with them)."""
+
+    def __init__(self, store: LayerStore, image_id: str, layer_ids: list[int] | None, text: str):
+        super().__init__(text)
+        self.store, self.image_id, self.layer_ids = store, image_id, layer_ids
+        self.taken: list = []
+
+    def redo(self) -> None:
+        self.taken = self.store.take(self.image_id, self.layer_ids)
+
+    def undo(self) -> None:
+        self.store.put_back(self.image_id, self.taken)
 
 
 class LayersPanel(QWidget):
@@ -57,8 +73,15 @@ class LayersPanel(QWidget):
                                     self._export)
         self.clear_button = button(QStyle.StandardPixmap.SP_DialogResetButton, "Remove every layer of this image",
                                    self._clear)
+        # Layer removals have their own history (they are not label edits of the project).
+        self.undo_stack = QUndoStack(self)
+        self.undo_action = self.undo_stack.createUndoAction(self, "Undo")
+        self.undo_button = QToolButton(self)
+        self.undo_button.setDefaultAction(self.undo_action)
+        self.undo_action.setIcon(style.standardIcon(QStyle.StandardPixmap.SP_ArrowBack))
         buttons = QHBoxLayout()
-        for b in (self.up_button, self.down_button, self.delete_button, self.export_button, self.clear_button):
+        for b in (self.up_button, self.down_button, self.delete_button, self.export_button, self.clear_button,
+                  self.undo_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
 
@@ -183,11 +206,11 @@ class LayersPanel(QWidget):
     def _delete(self) -> None:
         layer = self.selected_layer()
         if layer is not None:
-            self.store.remove(layer.id)
+            self.undo_stack.push(RemoveLayers(self.store, layer.image_id, [layer.id], f"Delete layer {layer.name}"))
 
     def _clear(self) -> None:
-        if self.image_id is not None:
-            self.store.clear_image(self.image_id)
+        if self.image_id is not None and self.store.layers(self.image_id):
+            self.undo_stack.push(RemoveLayers(self.store, self.image_id, None, "Clear layers"))
 
     def _export(self) -> None:
         layer = self.selected_layer()

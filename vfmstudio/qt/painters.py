@@ -72,6 +72,35 @@ def layer_raster(layer: Layer) -> np.ndarray | None:
     return raster
 
 
+LABEL_ANCHOR = 0  # QGraphicsItem data key: the corner a canvas label belongs at
+
+
+def canvas_labels(items: list[QGraphicsItem]) -> list[QGraphicsSimpleTextItem]:
+    out, todo = [], list(items)
+    while todo:
+        item = todo.pop()
+        if isinstance(item, QGraphicsSimpleTextItem) and item.data(LABEL_ANCHOR) is not None:
+            out.append(item)
+        todo.extend(item.childItems())
+    return out
+
+
+def place_labels(items: list[QGraphicsItem], scale: float) -> None:
+    """Move the labels of ``items`` so that none covers another at view ``scale`` (labels keep
+    their screen size, so their size in image pixels is their pixel size / scale)."""
+    from vfmstudio.session.label_layout import place_labels as layout
+
+    labels = canvas_labels(items)
+    scale = scale if scale > 0 else 1.0
+    wanted = []
+    for label in labels:
+        x, y = label.data(LABEL_ANCHOR)
+        box = label.boundingRect().adjusted(-2, -1, 2, 1)
+        wanted.append((float(x), float(y), box.width() / scale, box.height() / scale))
+    for label, (x, y) in zip(labels, layout(wanted)):
+        label.setPos(x, y)
+
+
 def _label_item(text: str, colour: tuple[int, int, int], parent: QGraphicsItem, x: float, y: float) -> None:
     label = QGraphicsSimpleTextItem(text, parent)
     font = QFont()
@@ -82,6 +111,7 @@ def _label_item(text: str, colour: tuple[int, int, int], parent: QGraphicsItem, 
     # Labels keep their screen size at any zoom.
     label.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
     label.setPos(x, y)
+    label.setData(LABEL_ANCHOR, (x, y))  # where it wants to be; place_labels may move it down
     bg = QGraphicsRectItem(label.boundingRect().adjusted(-2, -1, 2, 1), label)
     bg.setBrush(QBrush(QColor(*colour, 200)))
     bg.setPen(QPen(Qt.PenStyle.NoPen))

@@ -30,6 +30,8 @@ def _format(value: Any, param: Param) -> str:
         return "; ".join(f"{x:g},{y:g}" for x, y in value)
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.4g}"  # a dragged threshold is 0.4172, not 0.41723456789012345
     return str(value)
 
 

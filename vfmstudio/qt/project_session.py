@@ -8,6 +8,13 @@ created by the first autosave, not by opening.
 A corrupt file or one from a newer vfmstudio is refused and never written: the window keeps
 working in an unsaved project (``read_only``: autosave and Save are off, Save As names a new
 file). See ADR 0070.
+
+Another program saving the same project (``vfmstudio import``, a second window, a sync tool) is
+never overwritten: a save that finds the file changed merges the other side's changes in
+(:mod:`vfmstudio.core.project_merge`) when no edit conflicts, and otherwise asks
+(``ask_conflict``: merge keeping ours, save under another name, or cancel). While a project file is
+open the session holds its lock file (:class:`~vfmstudio.core.project_lock.ProjectLock`), so an
+import refuses to run underneath it. See ADR 0105.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from vfmstudio.core.image import ImageLoadError
 from vfmstudio.core.project import (
     DEFAULT_NAME,
     Project,
+    ProjectChangedOnDisk,
     ProjectCorruptError,
     ProjectError,
     ProjectTooNewError,
@@ -32,8 +40,15 @@ from vfmstudio.core.project import (
     open_backup,
     open_project,
 )
+from vfmstudio.core.project_lock import ProjectLock, ProjectLockedError
+from vfmstudio.core.project_merge import merge_from_disk
 
 AUTOSAVE_MS = 3000
+SAVE_ATTEMPTS = 3  # merge-and-save rounds before giving up on a file that keeps changing
+
+#: What ``ask_conflict`` answers: "merge" (keep ours where both sides edited), "cancel", or the
+#: path to save under instead.
+ConflictAnswer = str | Path
 
 
 class CoreCommand(QUndoCommand):
@@ -68,7 +83,8 @@ class ProjectSession(QObject):
     saved = Signal(str)  # path
 
     def __init__(self, parent: QObject | None = None, *, autosave_ms: int = AUTOSAVE_MS,
-                 ask_recovery: Callable[[str], bool] | None = None):
+                 ask_recovery: Callable[[str], bool] | None = None,
+                 ask_conflict: Callable[[str], ConflictAnswer] | None = None):
         super().__init__(parent)
         self.project: Project = Project(Path.cwd() / DEFAULT_NAME)
         self.read_only = True  # nothing is written until a folder or project is opened
@@ -83,6 +99,9 @@ class ProjectSession(QObject):
         # Asked when a backup is newer than the project (or the project is unreadable); tests
         # inject an answer instead of a modal dialog.
         self.ask_recovery = ask_recovery or (lambda message: False)
+        # Asked when the file changed on disk and both sides edited the same thing.
+        self.ask_conflict = ask_conflict or (lambda message: "cancel")
+        self._lock: ProjectLock | None = None
         self._images_dirty = False  # image records added since the last save (not undoable)
 
     # ---------------------------------------------------------------- opening
@@ -134,6 +153,9 @@ class ProjectSession(QObject):
         self.autosave.stop()
         self.project = project
         self.read_only = read_only
+        self._release_lock()
+        if not read_only and project.path.exists():
+            self._take_lock(warn=True)  # a new project's file (and lock) appear with its first save
         if not read_only:
             self.refused_reason = ""
         self._images_dirty = False
@@ -184,22 +206,78 @@ class ProjectSession(QObject):
 
     # ---------------------------------------------------------------- saving
     def save(self) -> bool:
-        """Write the project atomically (core keeps the rotating backups)."""
+        """Write the project atomically (core keeps the rotating backups); changes another program
+        saved meanwhile are merged in first (see the module docstring)."""
         self.autosave.stop()
         if self.read_only:
             if self.dirty:
                 self.message.emit("warning", f"not saved: {self.refused_reason or 'no project file'}; "
                                              f"use File > Save Project As")
             return False
-        try:
-            self.project.save()
-        except (OSError, ProjectError) as exc:
-            self.message.emit("error", f"could not save {self.project.path.name}: {exc}")
+        for _attempt in range(SAVE_ATTEMPTS):
+            try:
+                self.project.save()
+                break
+            except ProjectChangedOnDisk as exc:
+                merged = self._merge_from_disk(exc)
+                if merged is not None:
+                    return merged  # refused, cancelled, or saved under another name
+            except (OSError, ProjectError) as exc:
+                self.message.emit("error", f"could not save {self.project.path.name}: {exc}")
+                return False
+        else:
+            self.message.emit("error", f"could not save {self.project.path.name}: another program keeps "
+                                       f"changing it; use File > Save Project As")
             return False
         self._images_dirty = False
         self.stack.setClean()
+        if self._lock is None:
+            self._take_lock(warn=False)
         self.saved.emit(str(self.project.path))
         return True
+
+    def _merge_from_disk(self, exc: ProjectChangedOnDisk) -> bool | None:
+        """Bring in what another program saved; None: merged, save again. Asks first when both
+        sides edited the same annotation, caption or tags."""
+        name = self.project.path.name
+        try:
+            preview = merge_from_disk(self.project, dry_run=True)
+        except ProjectError as err:
+            self.message.emit("error", f"could not save {name}: {exc}; the file there cannot be merged ({err})")
+            return False
+        if preview.conflicts:
+            answer = self.ask_conflict(f"{exc}.\n\n{preview.summary()}.\n\nMerge (keeping your version where "
+                                       f"both changed the same thing), save under another name, or cancel?")
+            if answer == "cancel" or not answer:
+                self.message.emit("warning", f"not saved: {exc}")
+                return False
+            if answer != "merge":
+                return self.save_as(answer)
+        report = merge_from_disk(self.project)
+        if report.conflicts:  # undo steps may name annotations the merge brought back or replaced
+            self.stack.clear()
+        self.message.emit("warning" if report.conflicts else "info", f"{name}: {report.summary()}")
+        self.labels_changed.emit()
+        return None
+
+    # ---------------------------------------------------------------- the lock file
+    def _take_lock(self, *, warn: bool) -> None:
+        lock = ProjectLock(self.project.path, "vfmstudio window")
+        try:
+            lock.acquire()
+        except ProjectLockedError as exc:
+            if warn:
+                self.message.emit("warning", f"{exc.path.name}: also open for writing by {exc.owner.describe()}; "
+                                             f"saves here merge in what it saves")
+            return
+        except OSError:  # a read-only folder: saving will say so
+            return
+        self._lock = lock
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def save_as(self, path: str | Path) -> bool:
         """Write to a new file and keep working there (also the way out of a refused project)."""
@@ -219,6 +297,7 @@ class ProjectSession(QObject):
             except (OSError, ImageLoadError, ProjectError):
                 new.images[rec.key] = rec
         new.extra = dict(self.project.extra)
+        self._release_lock()  # the new file's lock is taken by its first save
         self.project, self.read_only, self.refused_reason = new, False, ""
         ok = self.save()
         if ok:
@@ -226,6 +305,12 @@ class ProjectSession(QObject):
         return ok
 
     def flush(self) -> None:
-        """Save now if anything is unsaved (window closing, another project opening)."""
+        """Save now if anything is unsaved (window closing, another project opening, a plugin
+        tool about to run, a fatal signal)."""
         if not self.read_only and (self.dirty or self.autosave.isActive()):
             self.save()
+
+    def close(self) -> None:
+        """Save what is unsaved and let go of the project's lock (the window is closing)."""
+        self.flush()
+        self._release_lock()

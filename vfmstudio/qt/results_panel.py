@@ -31,13 +31,22 @@ class ScoreBars(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.result: Classification | None = None
+        self.caption = ""  # the image and tool the scores belong to
         self.setMinimumHeight(60)
 
-    def set_result(self, result: Classification | None) -> None:
+    def set_result(self, result: Classification | None, caption: str = "") -> None:
         self.result = result
+        self.caption = caption if result is not None else ""
         n = 0 if result is None else min(MAX_BARS, len(result.labels))
-        self.setMinimumHeight(max(60, 22 * n + 8))
+        self.setMinimumHeight(max(60, 22 * n + 30))
         self.update()
+
+    def fraction(self, score: float) -> float:
+        """How much of a full bar ``score`` fills. Probabilities (softmax) and SigLIP's independent
+        sigmoid scores are both on a 0-1 scale: a full bar is 1.0, so a low best score looks low
+        (never stretched to the top score)."""
+        top = max(1.0, float(self.result.scores.max())) if self.result is not None and len(self.result.labels) else 1.0
+        return max(0.0, score) / top
 
     def paintEvent(self, event) -> None:
         p = QPainter(self)
@@ -47,11 +56,13 @@ class ScoreBars(QWidget):
             p.setPen(self.palette().mid().color())
             p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "no scores yet")
             return
-        top = max(float(r.scores.max()), 1e-9) if r.multi_label else max(1.0, float(r.scores.max()))
         label_w = min(180, self.width() // 3)
+        p.setPen(self.palette().text().color())
+        p.drawText(QRectF(4, 2, self.width() - 8, 20), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+                   self.caption)
         for i, (label, score) in enumerate(zip(r.labels[:MAX_BARS], r.scores[:MAX_BARS])):
-            y = 4 + i * 22
-            bar_w = (self.width() - label_w - 70) * max(0.0, float(score)) / top
+            y = 26 + i * 22
+            bar_w = (self.width() - label_w - 70) * self.fraction(float(score))
             p.setPen(self.palette().text().color())
             p.drawText(QRectF(4, y, label_w - 8, 20), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
                        label)
@@ -89,6 +100,16 @@ class TextHistory(QTextBrowser):
         if image_id == self.image_id:
             self._render()
 
+    def keep_stream(self, image_id: str, note: str) -> None:
+        """A generation stopped early (cancelled): what was streamed so far stays, marked."""
+        entry = self.streaming.pop(image_id, None)
+        if entry is None:
+            return
+        tool, prompt, text = entry
+        self.entries.setdefault(image_id, []).append((tool, prompt, f"{text} {note}".strip()))
+        if image_id == self.image_id:
+            self._render()
+
     def drop_stream(self, image_id: str) -> None:
         if self.streaming.pop(image_id, None) is not None and image_id == self.image_id:
             self._render()
@@ -111,10 +132,13 @@ class TextHistory(QTextBrowser):
 
 class ResultsPanel(QTabWidget):
     asked = Signal(str)  # a question typed under the text history
+    open_image = Signal(str)  # image id of a ranking row double-clicked
 
-    def __init__(self, thumbnail_for: Callable[[str], QIcon | None], parent: QWidget | None = None):
+    def __init__(self, thumbnail_for: Callable[[str], QIcon | None], parent: QWidget | None = None, *,
+                 name_for: Callable[[str], str | None] | None = None):
         super().__init__(parent)
         self.thumbnail_for = thumbnail_for
+        self.name_for = name_for or (lambda _id: None)
         self.scores = ScoreBars(self)
         self.text = TextHistory(self)
         self.ask_edit = QLineEdit(self)
@@ -128,6 +152,8 @@ class ResultsPanel(QTabWidget):
         self.table = QTableWidget(self)
         self.ranking = QListWidget(self)
         self.ranking.setIconSize(QSize(48, 48))
+        self.ranking.setToolTip("Double-click a row to open its image")
+        self.ranking.itemDoubleClicked.connect(self._on_ranking_row)
         self.addTab(self.scores, "Scores")
         self.addTab(text_page, "Text")
         self.text_page = text_page
@@ -136,7 +162,8 @@ class ResultsPanel(QTabWidget):
         self._by_image: dict[str, dict[str, object]] = {}  # image id -> kind -> latest result
         self.image_id: str | None = None
 
-    def add_prediction(self, prediction: Prediction) -> None:
+    def add_prediction(self, prediction: Prediction) -> bool:
+        """Show what ``prediction`` holds for this dock; True when a tab here came forward."""
         switch_to = None
         for r in prediction.results:
             image_id = getattr(r, "image_id", None) or (prediction.image_ids[0] if prediction.image_ids else "")
@@ -145,6 +172,7 @@ class ResultsPanel(QTabWidget):
                 switch_to = self.text_page
             elif isinstance(r, Classification | Table):
                 self._by_image.setdefault(image_id, {})[r.kind] = r
+                self._by_image[image_id][f"{r.kind}-tool"] = prediction.tool
                 switch_to = self.scores if isinstance(r, Classification) else self.table
             elif isinstance(r, Ranking):
                 self._show_ranking(r)
@@ -152,6 +180,7 @@ class ResultsPanel(QTabWidget):
         self._refresh()
         if switch_to is not None:
             self.setCurrentWidget(switch_to)
+        return switch_to is not None
 
     def show_image(self, image_id: str | None) -> None:
         self.image_id = image_id
@@ -166,7 +195,9 @@ class ResultsPanel(QTabWidget):
 
     def _refresh(self) -> None:
         latest = self._by_image.get(self.image_id or "", {})
-        self.scores.set_result(latest.get("classification"))  # type: ignore[arg-type]
+        name = self.name_for(self.image_id) if self.image_id else None
+        caption = f"{name or 'this image'} · {latest.get('classification-tool', '')}".rstrip(" ·")
+        self.scores.set_result(latest.get("classification"), caption)  # type: ignore[arg-type]
         table = latest.get("table")
         self.table.clear()
         if isinstance(table, Table):
@@ -180,6 +211,11 @@ class ResultsPanel(QTabWidget):
         else:
             self.table.setRowCount(0)
             self.table.setColumnCount(0)
+
+    def _on_ranking_row(self, item: QListWidgetItem) -> None:
+        image_id = item.data(Qt.ItemDataRole.UserRole)
+        if image_id:
+            self.open_image.emit(str(image_id))
 
     def _show_ranking(self, r: Ranking) -> None:
         self.ranking.clear()

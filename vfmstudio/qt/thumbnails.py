@@ -1,4 +1,4 @@
-"""Thumbnails made on a thread pool, never on the GUI thread; results arrive as a queued signal."""
+"""Thumbnails made off the GUI thread (a :class:`QtJobRunner` of their own), delivered to a callback."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import stat
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
+from vfmstudio.core.jobs import JobResult, JobRunner
 from vfmstudio.qt.imaging import qimage_from_array
+from vfmstudio.qt.runner import QtJobRunner
 
 log = logging.getLogger(__name__)
 THUMB_SIZE = 96
@@ -21,7 +23,7 @@ def make_thumbnail(path: Path, size: int = THUMB_SIZE) -> QImage:
     """A small upright RGB thumbnail; JPEGs decode at reduced size (draft mode), so it is quick."""
     from PIL import Image, ImageOps
 
-    # A FIFO or device would block open() (and the pool thread, and the app's exit) forever.
+    # A FIFO or device would block open() (and the thread, and the app's exit) forever.
     if not stat.S_ISREG(os.stat(path).st_mode):
         raise ValueError(f"{path}: not a regular file")
     with Image.open(path) as im:
@@ -32,49 +34,41 @@ def make_thumbnail(path: Path, size: int = THUMB_SIZE) -> QImage:
     return qimage_from_array(rgb)
 
 
-class _Signals(QObject):
-    ready = Signal(int, str, QImage)  # generation, path, thumbnail (null image on failure)
-
-
-class _ThumbJob(QRunnable):
-    def __init__(self, signals: _Signals, generation: int, path: Path, size: int):
-        super().__init__()
-        self.signals, self.generation, self.path, self.size = signals, generation, path, size
-
-    def run(self) -> None:
-        try:
-            image = make_thumbnail(self.path, self.size)
-        except Exception as exc:  # noqa: BLE001 - a bad file gets no thumbnail; loading it reports why
-            log.debug("no thumbnail for %s: %s", self.path, exc)
-            image = QImage()
-        self.signals.ready.emit(self.generation, str(self.path), image)
-
-
 class ThumbnailLoader(QObject):
-    """Queues thumbnail jobs; ``ready(path, image)`` is emitted on the GUI thread.
+    """Queues thumbnail jobs; ``ready(path, image)`` and ``failed(path)`` are emitted on the GUI thread.
 
-    ``reset()`` starts a new generation so thumbnails of a folder closed meanwhile are dropped.
+    ``reset()`` cancels what is queued and starts a new generation, so thumbnails of a folder closed
+    meanwhile are dropped.
     """
 
     ready = Signal(str, QImage)
+    failed = Signal(str)
 
-    def __init__(self, parent: QObject | None = None, *, size: int = THUMB_SIZE, threads: int = 2):
+    def __init__(self, parent: QObject | None = None, *, size: int = THUMB_SIZE):
         super().__init__(parent)
         self.size = size
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(threads)
-        self._signals = _Signals()
-        self._signals.ready.connect(self._on_ready, Qt.ConnectionType.QueuedConnection)
+        self.jobs = QtJobRunner(JobRunner(thread_name="vfmstudio-thumbnails"), self)
         self._generation = 0
 
     def reset(self) -> None:
         self._generation += 1
-        self._pool.clear()
+        self.jobs.cancel_where(lambda job: True)
+
+    def shutdown(self) -> None:
+        self.reset()
+        self.jobs.shutdown(timeout=1.0)
 
     def request(self, paths: list[Path]) -> None:
+        generation, size = self._generation, self.size
         for p in paths:
-            self._pool.start(_ThumbJob(self._signals, self._generation, p, self.size))
+            self.jobs.submit(lambda ctx, p=p: make_thumbnail(p, size), source="thumbnails",
+                             on_done=lambda r, p=p: self._on_done(generation, p, r))
 
-    def _on_ready(self, generation: int, path: str, image: QImage) -> None:
-        if generation == self._generation and not image.isNull():
-            self.ready.emit(path, image)
+    def _on_done(self, generation: int, path: Path, result: JobResult) -> None:
+        if generation != self._generation or result.status in ("cancelled", "superseded"):
+            return
+        if result.status == "done" and not result.value.isNull():
+            self.ready.emit(str(path), result.value)
+        else:  # a bad file gets no thumbnail; loading it reports why
+            log.debug("no thumbnail for %s: %s", path, result.error.message if result.error else "empty")
+            self.failed.emit(str(path))

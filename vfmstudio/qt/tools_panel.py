@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from vfmstudio.core.tools import InputKind, ModelChoice, ToolSpec
+from vfmstudio.qt.layout import vertical_scroller
 from vfmstudio.qt.param_form import ParamForm
 
 TOOL_ROLE = Qt.ItemDataRole.UserRole
@@ -60,13 +61,14 @@ class ToolsPanel(QWidget):
         self.tree = QTreeWidget(self)
         self.tree.setHeaderHidden(True)
         self.tree.setRootIsDecorated(True)
-        self.tree.setMinimumHeight(110)
+        self.tree.setMinimumHeight(80)
         self.tree.currentItemChanged.connect(self._on_tool)
         self.description = QLabel(self)
         self.description.setWordWrap(True)
         self.description.setStyleSheet("color: palette(mid);")
-        # At most three lines here; the whole text is in the tooltip.
-        self.description.setMaximumHeight(self.description.fontMetrics().lineSpacing() * 3)
+        # Exactly three lines here (word-wrapped; the whole text is in the tooltip): a fixed height
+        # the layout can count on, so the text is never drawn over the tool tree.
+        self.description.setFixedHeight(self.description.fontMetrics().lineSpacing() * 3 + 2)
         self.description.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.model_combo = QComboBox(self)
         self.model_combo.setEditable(True)  # a local folder or any hub id also works
@@ -78,7 +80,7 @@ class ToolsPanel(QWidget):
         self.form_area = QScrollArea(self)
         self.form_area.setWidgetResizable(True)
         self.form_area.setFrameShape(QScrollArea.Shape.NoFrame)
-        self.form_area.setMinimumHeight(80)
+        self.form_area.setMinimumHeight(60)
         self.form: ParamForm | None = None
         self.run_button = QPushButton(style.standardIcon(QStyle.StandardPixmap.SP_MediaPlay), "Run", self)
         self.run_button.setToolTip("Run the tool (Ctrl+R)")
@@ -116,13 +118,19 @@ class ToolsPanel(QWidget):
         device_row.addWidget(self.device_label, 1)
         device_row.addWidget(self.devices_button)
 
+        # The choices scroll on a short screen; Run, the progress and the device stay in sight below.
+        upper = QWidget(self)
+        upper_layout = QVBoxLayout(upper)
+        upper_layout.setContentsMargins(0, 0, 0, 0)
+        upper_layout.addWidget(self.tree, 3)
+        upper_layout.addWidget(self.description)
+        upper_layout.addLayout(settings)
+        upper_layout.addWidget(self.form_area, 3)
+        upper_layout.addWidget(self.live_check)
+        self.choices_area = vertical_scroller(upper, self)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.tree, 3)
-        layout.addWidget(self.description)
-        layout.addLayout(settings)
-        layout.addWidget(self.form_area, 3)
-        layout.addWidget(self.live_check)
+        layout.addWidget(self.choices_area, 1)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addLayout(device_row)
@@ -131,6 +139,7 @@ class ToolsPanel(QWidget):
     # ---------------------------------------------------------------- tools
     def set_tools(self, tools: list[ToolSpec]) -> None:
         self.tree.clear()
+        tools = [t for t in tools if t.for_window]
         self._tools = {t.id: t for t in tools}
         families: dict[str, QTreeWidgetItem] = {}
         for tool in sorted(tools, key=lambda t: (t.family, t.title)):
@@ -176,11 +185,15 @@ class ToolsPanel(QWidget):
             self.model_combo.setCurrentIndex(i)
         else:
             self.model_combo.setEditText(ref)
+        self.model_combo.lineEdit().setCursorPosition(0)  # a long label shows its start, not its end
 
     def _on_tool(self, current, _previous) -> None:
         tool = self.tool
+        # Filling the combo is not the user choosing a model (settings listen to its changes).
+        self.model_combo.blockSignals(True)
         self.model_combo.clear()
         if tool is None:
+            self.model_combo.blockSignals(False)
             self.description.setText("Pick a tool.")
             self.form_area.takeWidget()
             self.form = None
@@ -196,6 +209,7 @@ class ToolsPanel(QWidget):
         if tool.default_model:
             self.set_model_ref(tool.default_model)
         self.model_combo.setEnabled(bool(tool.models) or tool.default_model is not None)
+        self.model_combo.blockSignals(False)
         self.form = ParamForm(tool)
         self.form.edited.connect(self.params_edited)
         self.form_area.setWidget(self.form)

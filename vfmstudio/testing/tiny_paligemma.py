@@ -169,20 +169,39 @@ def vae_state_shapes(embed_dim: int = VAE_EMBED_DIM) -> dict[str, tuple[int, ...
     return shapes
 
 
-def write_random_vae(path: Path, *, seed: int = 0, embed_dim: int = 64) -> Path:
-    """A random ``vae-oid.npz`` with the documented keys and shapes (a small embedding dim keeps it fast).
+def vae_encoder_shapes(embed_dim: int = VAE_EMBED_DIM) -> dict[str, tuple[int, ...]]:
+    """The encoder keys the published file holds beside the decoder (big_vision's
+    ``pp/proj/paligemma/segmentation.py`` reads them to encode training masks): four stride-2 convolutions
+    ``encoder.0/2/4/6``, residual blocks ``encoder.8.net`` and ``encoder.9.net``, and ``encoder.10``."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for index, (cin, cout) in zip((0, 2, 4, 6), ((1, 16), (16, 32), (32, 64), (64, 128))):
+        shapes[f"encoder.{index}.weight"], shapes[f"encoder.{index}.bias"] = (cout, cin, 3, 3), (cout,)
+    for block in (8, 9):
+        for layer, k in ((0, 3), (2, 3), (4, 1)):
+            shapes[f"encoder.{block}.net.{layer}.weight"] = (128, 128, k, k)
+            shapes[f"encoder.{block}.net.{layer}.bias"] = (128,)
+    shapes["encoder.10.weight"], shapes["encoder.10.bias"] = (embed_dim, 128, 1, 1), (embed_dim,)
+    return shapes
+
+
+def write_random_vae(path: Path, *, seed: int = 0, embed_dim: int = 64, with_encoder: bool = False) -> Path:
+    """A random ``vae-oid.npz`` with the documented keys and shapes (a small embedding dim keeps it fast);
+    ``with_encoder``: laid out like the published file, which also holds the encoder.
 
     Weights are scaled by fan-in so activations stay in a sane range through the decoder.
     """
     rng = np.random.default_rng(seed)
     arrays = {}
-    for name, shape in vae_state_shapes(embed_dim).items():
+    shapes = vae_state_shapes(embed_dim)
+    if with_encoder:
+        shapes.update(vae_encoder_shapes(embed_dim))
+    for name, shape in shapes.items():
         if name.endswith(".bias"):
             arrays[name] = (rng.standard_normal(shape) * 0.01).astype(np.float32)
         elif name == "_vq_vae._embedding":
             arrays[name] = rng.standard_normal(shape).astype(np.float32)
         else:
-            transposed = name.split(".")[1] in {"4", "6", "8", "10"}
+            transposed = name.startswith("decoder.") and name.split(".")[1] in {"4", "6", "8", "10"}
             # A stride-2 transposed conv with a 4x4 kernel sums in_channels * 4 inputs per output pixel.
             fan_in = shape[0] * 4 if transposed else shape[1] * shape[2] * shape[3]
             arrays[name] = (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32)

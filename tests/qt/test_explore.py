@@ -1,0 +1,127 @@
+"""The Explore map: the lasso selects exactly the points inside it; the window indexes a folder in the
+background and shows its map, duplicates and outliers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+
+from vfmstudio.index.layout import pca_2d, points_in_polygon
+from vfmstudio.qt.explore_view import ExploreView
+from vfmstudio.qt.explore_window import ExploreWindow, runner_submit
+from vfmstudio.qt.runner import QtJobRunner
+
+
+def test_points_in_polygon_follows_the_even_odd_rule():
+    pts = np.array([[0.5, 0.5], [1.5, 0.5], [0.1, 0.9], [2.0, 2.0], [0.5, 1.5]])
+    square = np.array([[0, 0], [1, 0], [1, 1], [0, 1]])
+    assert points_in_polygon(pts, square).tolist() == [True, False, True, False, False]
+    l_shape = np.array([[0, 0], [2, 0], [2, 1], [1, 1], [1, 2], [0, 2]])
+    assert points_in_polygon(pts, l_shape).tolist() == [True, True, True, False, True]
+
+
+def test_pca_2d_separates_two_clusters_along_the_first_axis():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((50, 32)) * 0.1 + 3
+    b = rng.standard_normal((50, 32)) * 0.1 - 3
+    xy = pca_2d(np.vstack([a, b]).astype(np.float32))
+    assert xy.shape == (100, 2)
+    assert (np.sign(xy[:50, 0]) != np.sign(xy[50:, 0])).all()
+    np.testing.assert_array_equal(xy, pca_2d(np.vstack([a, b]).astype(np.float32)))  # deterministic
+
+
+def test_a_lasso_drawn_with_the_mouse_selects_the_images_inside_it(qtbot):
+    view = ExploreView()
+    qtbot.addWidget(view)
+    view.resize(800, 600)
+    view.show()
+    qtbot.waitExposed(view)
+    grid = np.array([[x, y] for x in range(10) for y in range(10)], np.float32)
+    rels = [f"img_{x}_{y}.png" for x, y in grid.astype(int)]
+    view.set_map(Path("/tmp"), rels, grid)
+    view.plot.getViewBox().setRange(xRange=(-1, 10), yRange=(-1, 10), padding=0)
+    QTest.qWait(50)
+    corners = [(1.5, 1.5), (4.5, 1.5), (4.5, 3.5), (1.5, 3.5)]
+    viewport = view.plot.viewport()
+    points = [view.data_to_widget(x, y) for x, y in corners]
+    with qtbot.waitSignal(view.selected) as blocker:
+        QTest.mousePress(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ControlModifier, points[0])
+        for p in points[1:] + points[:1]:
+            QTest.mouseMove(viewport, p)
+        QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ControlModifier, points[0])
+    want = sorted(f"img_{x}_{y}.png" for x in (2, 3, 4) for y in (2, 3))
+    assert sorted(blocker.args[0]) == want
+    assert "6 selected" in view.status.text()
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "photos"
+    root.mkdir()
+    for i in range(6):
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(root / f"{i}.png")
+    (root / "copy.png").write_bytes((root / "3.png").read_bytes())
+    return root
+
+
+def test_the_window_indexes_in_the_background_and_shows_the_map(qtbot, folder, tiny_model):
+    runner = QtJobRunner()
+    window = ExploreWindow(folder, runner_submit(runner), models=(str(tiny_model("dinov2")),))
+    qtbot.addWidget(window)
+    window.update_index()
+    assert not window.run_button.isEnabled() and window.cancel_button.isEnabled()
+    qtbot.waitUntil(lambda: window.data is not None, timeout=120_000)
+    assert window.run_button.isEnabled() and not window.cancel_button.isEnabled()
+    assert sorted(window.view.rels) == sorted([*(f"{i}.png" for i in range(6)), "copy.png"])
+    assert "7 images: 6 embedded" in window.message.text()
+    assert window.view.duplicates.item(0).text() == "exact: 3.png, copy.png"
+    assert window.view.outliers.count() == 7
+    window.colour.setCurrentText("outlier score")
+    assert window.view.values is not None and len(window.view.values) == 7
+    assert not window.search_button.isEnabled()  # DINOv2 has no text tower
+    opened = []
+    window.open_requested.connect(opened.append)
+    item = window.view.outliers.item(0)
+    window.view.outliers.itemDoubleClicked.emit(item)
+    assert opened == [str(folder / item.data(Qt.ItemDataRole.UserRole))]
+    runner.shutdown()
+
+
+def test_text_search_colours_the_map_by_score(qtbot, folder, tiny_model):
+    runner = QtJobRunner()
+    window = ExploreWindow(folder, runner_submit(runner), models=(str(tiny_model("clip")),))
+    qtbot.addWidget(window)
+    window.update_index()
+    qtbot.waitUntil(lambda: window.data is not None, timeout=120_000)
+    assert window.search_button.isEnabled()
+    window.query.setText("a cat")
+    window.search_text()
+    qtbot.waitUntil(lambda: window.view.results.count() == 7, timeout=120_000)
+    assert window.colour.currentText() == "text query score"
+    scores = [float(window.view.results.item(i).text().split()[0]) for i in range(7)]
+    assert scores == sorted(scores, reverse=True)
+    runner.shutdown()
+
+
+def test_view_explore_opens_on_the_folder_and_a_lasso_selects_images_in_the_list(qtbot, window, image_folder):
+    from vfmstudio.qt.explore_window import open_explore
+
+    assert open_explore(window) is None  # no folder yet: a message instead
+    assert any("open a folder first" in t for t in window.messages.texts("warning"))
+    window.open_paths([image_folder])
+    qtbot.waitUntil(lambda: len(window.browser.paths()) == 3, timeout=5000)
+    window.menus.actions["explore"].trigger()
+    explore = window.explore_window
+    assert explore.isVisible() and explore.folder == image_folder
+    # A lasso result (as ExploreView emits it) selects exactly those images in the image list.
+    explore.view.rels = ["img0.png", "img2.png"]
+    explore.view.selected.emit(["img0.png", "img2.png"])
+    assert [p.name for p in window.browser.selected_paths()] == ["img0.png", "img2.png"]
+    explore.open_requested.emit(str(image_folder / "img1.png"))
+    qtbot.waitUntil(lambda: window.current_path == image_folder / "img1.png", timeout=5000)
+    explore.close()

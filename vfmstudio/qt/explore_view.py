@@ -1,0 +1,169 @@
+"""The Explore map: every image of a folder index as a point (pyqtgraph, fast for 100k points).
+
+Hover shows the image; Ctrl+drag draws a lasso that selects the images inside it; points are coloured
+by any per-image value (outlier score, similarity to an image or a text); side lists show the
+duplicate groups, the oddest images and search results. The widget only draws and reports what the
+user picked (``selected``, ``open_requested``): the controller (``explore_window``) computes.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, QObject, QPointF, Qt, Signal
+from PySide6.QtWidgets import (
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from vfmstudio.index.layout import points_in_polygon
+
+COLOUR_BINS = 64  # values are quantised to this many shared brushes (100k distinct brushes are slow)
+POINT_SIZE = 6
+PATH_ROLE = Qt.ItemDataRole.UserRole
+
+
+class ExploreView(QWidget):
+    selected = Signal(list)  # relative paths inside the lasso
+    open_requested = Signal(str)  # a relative path double-clicked in a list
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.folder: Path | None = None
+        self.rels: list[str] = []
+        self.xy = np.zeros((0, 2), np.float32)
+        self.selection = np.zeros(0, bool)
+        self.values: np.ndarray | None = None
+        self._lasso: list[QPointF] = []
+
+        self.plot = pg.PlotWidget(background="#202124")
+        self.plot.setAspectLocked(False)
+        self.plot.hideAxis("left")
+        self.plot.hideAxis("bottom")
+        self.scatter = pg.ScatterPlotItem(size=POINT_SIZE, pxMode=True, pen=None, hoverable=True,
+                                          tip=self._tip, brush=pg.mkBrush(120, 170, 255, 200))
+        self.highlight = pg.ScatterPlotItem(size=POINT_SIZE + 4, pxMode=True, brush=None,
+                                            pen=pg.mkPen("#ffd54f", width=1.5))
+        self.lasso_curve = pg.PlotCurveItem(pen=pg.mkPen("#ffd54f", width=1, style=Qt.PenStyle.DashLine))
+        for item in (self.scatter, self.highlight, self.lasso_curve):
+            self.plot.addItem(item)
+        self.plot.viewport().installEventFilter(self)
+
+        self.status = QLabel("no index yet")
+        self.status.setWordWrap(True)
+        self.lists = QTabWidget()
+        self.results = self._list("Results")
+        self.duplicates = self._list("Duplicates")
+        self.outliers = self._list("Outliers")
+
+        splitter = QSplitter()
+        splitter.addWidget(self.plot)
+        splitter.addWidget(self.lists)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(splitter, 1)
+        layout.addWidget(self.status)
+
+    def _list(self, title: str) -> QListWidget:
+        widget = QListWidget()
+        widget.itemDoubleClicked.connect(lambda item: self.open_requested.emit(item.data(PATH_ROLE)))
+        self.lists.addTab(widget, title)
+        return widget
+
+    # ------------------------------------------------------------------ data
+    def set_map(self, folder: Path, rels: list[str], xy: np.ndarray) -> None:
+        self.folder = Path(folder)
+        self.rels = list(rels)
+        self.xy = np.asarray(xy, dtype=np.float32).reshape(-1, 2)
+        self.selection = np.zeros(len(self.rels), bool)
+        self.values = None
+        self.scatter.setData(pos=self.xy, data=np.array(self.rels, dtype=object),
+                             brush=pg.mkBrush(120, 170, 255, 200))
+        self.highlight.setData(pos=np.zeros((0, 2)))
+        self.plot.autoRange()
+        self._update_status()
+
+    def colour_by(self, values: np.ndarray | None) -> None:
+        """Colour each point by its value (low: dark blue, high: yellow); None: one colour."""
+        if values is None or len(values) != len(self.rels):
+            self.values = None
+            self.scatter.setBrush(pg.mkBrush(120, 170, 255, 200))
+            return
+        self.values = np.asarray(values, dtype=np.float32)
+        lo, hi = float(np.nanmin(self.values)), float(np.nanmax(self.values))
+        bins = np.zeros(len(self.values), int) if hi <= lo else \
+            np.clip(((self.values - lo) / (hi - lo) * (COLOUR_BINS - 1)).round().astype(int), 0, COLOUR_BINS - 1)
+        cmap = pg.colormap.get("viridis")
+        brushes = [pg.mkBrush(cmap.map(i / (COLOUR_BINS - 1), mode="qcolor")) for i in range(COLOUR_BINS)]
+        self.scatter.setBrush([brushes[b] for b in bins])
+
+    def set_list(self, widget: QListWidget, rows: list[tuple[str, str]]) -> None:
+        """Fill a side list with (text, relative path) rows."""
+        widget.clear()
+        for text, rel in rows:
+            item = QListWidgetItem(text)
+            item.setData(PATH_ROLE, rel)
+            widget.addItem(item)
+
+    # ------------------------------------------------------------------ selection
+    def select_polygon(self, polygon: np.ndarray) -> list[str]:
+        """Select the points inside ``polygon`` (data coordinates); emits and returns their paths."""
+        self.selection = points_in_polygon(self.xy, polygon)
+        self.highlight.setData(pos=self.xy[self.selection])
+        chosen = [self.rels[i] for i in np.flatnonzero(self.selection)]
+        self._update_status()
+        self.selected.emit(chosen)
+        return chosen
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        kind = event.type()
+        if kind == QEvent.Type.MouseButtonPress and event.modifiers() & Qt.KeyboardModifier.ControlModifier \
+                and event.button() == Qt.MouseButton.LeftButton:
+            self._lasso = [self._to_data(event.position())]
+            return True
+        if kind == QEvent.Type.MouseMove and self._lasso:
+            self._lasso.append(self._to_data(event.position()))
+            pts = np.array([[p.x(), p.y()] for p in self._lasso + self._lasso[:1]])
+            self.lasso_curve.setData(pts[:, 0], pts[:, 1])
+            return True
+        if kind == QEvent.Type.MouseButtonRelease and self._lasso:
+            self._lasso.append(self._to_data(event.position()))
+            polygon = np.array([[p.x(), p.y()] for p in self._lasso])
+            self._lasso = []
+            self.lasso_curve.setData([], [])
+            self.select_polygon(polygon)
+            return True
+        return super().eventFilter(obj, event)
+
+    def _to_data(self, pos) -> QPointF:
+        scene = self.plot.mapToScene(pos.toPoint())
+        return self.plot.getViewBox().mapSceneToView(scene)
+
+    def data_to_widget(self, x: float, y: float):
+        """Viewport pixel position of a data point (for tests and for placing things on the map)."""
+        scene = self.plot.getViewBox().mapViewToScene(QPointF(x, y))
+        return self.plot.mapFromScene(scene)
+
+    # ------------------------------------------------------------------ display
+    def _tip(self, x: float, y: float, data: object) -> str:
+        rel = str(data)
+        if self.folder is None:
+            return html.escape(rel)
+        src = html.escape((self.folder / rel).as_uri())
+        return f'<img src="{src}" width="160"><br>{html.escape(rel)}'
+
+    def _update_status(self) -> None:
+        n, k = len(self.rels), int(self.selection.sum())
+        hint = "Ctrl+drag to select with a lasso; hover a point to see its image"
+        self.status.setText(f"{n} images{f', {k} selected' if k else ''}. {hint}")
+

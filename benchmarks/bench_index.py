@@ -31,12 +31,17 @@ from vfmstudio.index.search import Searcher, exact_search  # noqa: E402
 from vfmstudio.index.store import EmbeddingStore  # noqa: E402
 
 
-def unit_rows(n: int, d: int, seed: int) -> np.ndarray:
+def unit_rows(n: int, d: int, seed: int, clusters: int = 1000) -> np.ndarray:
+    """Unit vectors around ``clusters`` centres, as image embeddings are (photos of the same kinds of
+    things); i.i.d. Gaussian vectors in 768-d have no neighbour structure at all (every pair is nearly
+    orthogonal), which no approximate index is built for."""
     out = np.empty((n, d), np.float32)
     rng = np.random.default_rng(seed)
+    centres = np.random.default_rng(12345).standard_normal((clusters, d)).astype(np.float32)
     for start in range(0, n, 10_000):
-        block = rng.standard_normal((min(10_000, n - start), d)).astype(np.float32)
-        out[start:start + len(block)] = block / np.linalg.norm(block, axis=1, keepdims=True)
+        m = min(10_000, n - start)
+        block = centres[rng.integers(0, clusters, m)] + 0.7 * rng.standard_normal((m, d)).astype(np.float32)
+        out[start:start + m] = block / np.linalg.norm(block, axis=1, keepdims=True)
     return out
 
 

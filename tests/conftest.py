@@ -37,3 +37,17 @@ def isolated_hub(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return cache
+
+
+@pytest.fixture
+def fake_hub(tmp_path, monkeypatch):
+    """A stand-in hub on 127.0.0.1 (vfmstudio.testing.fake_hub), with HF_ENDPOINT pointed at it and an
+    empty cache and token home in tmp_path; the network is allowed for this test only."""
+    from vfmstudio.testing.fake_hub import FakeHub
+
+    with FakeHub() as fake:
+        for name, value in fake.environment(tmp_path / "hf-home").items():
+            monkeypatch.setenv(name, value)
+        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH"):
+            monkeypatch.delenv(name, raising=False)
+        yield fake

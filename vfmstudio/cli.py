@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from vfmstudio import __version__
 from vfmstudio.commands import COMMANDS
-from vfmstudio.commands.errors import UsageError
+from vfmstudio.commands.errors import UsageError, input_error_message
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 
@@ -89,6 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the one place that turns any failure into exit 1
         if args.debug:
             traceback.print_exc()
+        if (reason := input_error_message(exc)) is not None:  # a full disk, a memory bomb: exit 2
+            print(f"error: {reason}", file=sys.stderr)
+            return EXIT_USAGE
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"error: internal error: {type(exc).__name__}: {message} (run with --debug for details)",
               file=sys.stderr)

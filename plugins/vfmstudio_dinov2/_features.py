@@ -61,6 +61,7 @@ class Geometry:
     resized: tuple[int, int]
     crop: tuple[int, int, int, int]
     patch: int
+    note: str = ""  # why the geometry differs from the resolution asked for ("" when it does not)
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -91,18 +92,41 @@ class Geometry:
         return row * cols + col
 
 
+def _sides(height: int, width: int, short: int, patch: int) -> tuple[int, int]:
+    scale = short / min(height, width)
+    return max(patch, round(height * scale)), max(patch, round(width * scale))
+
+
+def _tokens(rh: int, rw: int, patch: int) -> int:
+    return (rh // patch) * (rw // patch)
+
+
 def plan_geometry(height: int, width: int, resolution: int, patch: int) -> Geometry:
-    """Resize so the short side is ``resolution``, then centre-crop both sides to multiples of ``patch``."""
+    """Resize so the short side is ``resolution``, then centre-crop both sides to multiples of ``patch``.
+
+    An extreme aspect ratio (a 4000x3 strip at 112) would need more than :data:`MAX_TOKENS`
+    patches: the short side is then lowered to the largest size that fits, and ``note`` says so.
+    """
     if resolution < patch:
         raise ParamError(f"parameter 'resolution': {resolution} is smaller than one patch ({patch} px)")
-    scale = resolution / min(height, width)
-    rh, rw = max(patch, round(height * scale)), max(patch, round(width * scale))
+    short, note = resolution, ""
+    rh, rw = _sides(height, width, short, patch)
+    if _tokens(rh, rw, patch) > MAX_TOKENS:
+        asked = _tokens(rh, rw, patch)
+        lo, hi = patch, resolution  # tokens grow with the short side: the largest one that fits
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if _tokens(*_sides(height, width, mid, patch), patch) <= MAX_TOKENS else (lo, mid - 1)
+        short = lo
+        rh, rw = _sides(height, width, short, patch)
+        if _tokens(rh, rw, patch) > MAX_TOKENS:  # longer than MAX_TOKENS patches even one patch high
+            raise ParamError(f"this {width}x{height} image is {_tokens(rh, rw, patch)} patches long even one patch "
+                             f"high (the limit is {MAX_TOKENS}); crop it first")
+        note = (f"resolution {resolution} would need {asked} patches (the limit is {MAX_TOKENS}); "
+                f"the short side was scaled to {short} px instead")
     ch, cw = rh - rh % patch, rw - rw % patch
-    if (ch // patch) * (cw // patch) > MAX_TOKENS:
-        raise ParamError(f"parameter 'resolution': {resolution} turns this {width}x{height} image into "
-                         f"{(ch // patch) * (cw // patch)} patches (the limit is {MAX_TOKENS}); use a lower one")
     return Geometry(size=(height, width), resized=(rh, rw), crop=((rh - ch) // 2, (rw - cw) // 2, ch, cw),
-                    patch=patch)
+                    patch=patch, note=note)
 
 
 def _resize_float(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -297,6 +321,8 @@ def feature_key(extractor: Extractor, resolution: int, image: LoadedImage) -> Ha
 def features_for(ctx: RunContext, extractor: Extractor, image: LoadedImage, resolution: int) -> PatchFeatures:
     """The image's features from the feature cache; one forward pass on a miss."""
     geometry = plan_geometry(image.height, image.width, resolution, extractor.patch)
+    if geometry.note:
+        ctx.progress(None, f"{image.name}: {geometry.note}")
     key = feature_key(extractor, resolution, image)
     return ctx.cached(key, lambda: extract(extractor, [(image.pixels, geometry, key)])[0])
 

@@ -95,10 +95,10 @@ def _masks_from_json(data: object, where: str, folder: Path | None = None) -> Cl
 def _read_label_image(path: Path) -> ClassMasks:
     from PIL import Image, UnidentifiedImageError
 
-    from vfmstudio.core.image import DEFAULT_MAX_PIXELS
+    from vfmstudio.core.image import DEFAULT_MAX_PIXELS, open_image
 
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             if DEFAULT_MAX_PIXELS and im.width * im.height > DEFAULT_MAX_PIXELS:
                 raise ParamError(f"parameter 'masks': '{path}' has {im.width}x{im.height} pixels, over the limit of "
                                  f"{DEFAULT_MAX_PIXELS} (set VFMSTUDIO_MAX_PIXELS)")

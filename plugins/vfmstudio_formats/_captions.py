@@ -13,7 +13,7 @@ from ._common import drop_annotations, iter_images, read_text
 
 
 def export_jsonl(project: Project, out: Path, params: dict, ctx: ExchangeContext) -> None:
-    path = out / params["filename"]
+    path = safe_join(out, params["filename"], what="parameter 'filename'")
     with path.open("w", encoding="utf-8") as fp:
         for _, rec in iter_images(project, ctx, "captions"):
             caption = project.labels.captions.get(rec.key, "")
@@ -25,7 +25,7 @@ def export_jsonl(project: Project, out: Path, params: dict, ctx: ExchangeContext
 
 
 def export_csv(project: Project, out: Path, params: dict, ctx: ExchangeContext) -> None:
-    path = out / params["filename"].replace(".jsonl", ".csv")
+    path = safe_join(out, params["filename"].replace(".jsonl", ".csv"), what="parameter 'filename'")
     with path.open("w", encoding="utf-8", newline="") as fp:
         writer = csv.writer(fp)
         writer.writerow(["image", "caption", "tags"])

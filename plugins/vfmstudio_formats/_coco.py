@@ -17,7 +17,7 @@ import numpy as np
 
 from vfmstudio.core import rle
 from vfmstudio.core.annotations import Annotation, Box, Keypoints, Mask, Polygon, PolygonPart, Skeleton
-from vfmstudio.core.exchange import ExchangeContext, FormatError
+from vfmstudio.core.exchange import ExchangeContext, FormatError, safe_join
 from vfmstudio.core.image import DEFAULT_MAX_PIXELS
 from vfmstudio.core.project import Project, in_memory
 
@@ -74,7 +74,7 @@ def export(project: Project, out: Path, params: dict, ctx: ExchangeContext) -> N
     drop_image_texts(project, ctx, "COCO")
     doc = {"info": {"description": "exported by vfmstudio", "version": "1.0"}, "licenses": [],
            "images": images, "annotations": annotations, "categories": categories}
-    write_json(out / params["filename"], doc, ctx)
+    write_json(safe_join(out, params["filename"], what="parameter 'filename'"), doc, ctx)
 
 
 def _objects(anns) -> list[list[Annotation]]:

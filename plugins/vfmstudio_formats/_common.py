@@ -206,9 +206,9 @@ def mask_crop_png(mask: np.ndarray) -> bytes:
 def png_to_mask(data: bytes) -> np.ndarray:
     import io
 
-    from PIL import Image
+    from vfmstudio.core.image import open_image
 
-    with Image.open(io.BytesIO(data)) as im:
+    with open_image(io.BytesIO(data)) as im:
         return np.asarray(im.convert("L")) > 0
 
 

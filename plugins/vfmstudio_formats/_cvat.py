@@ -36,7 +36,7 @@ from vfmstudio.core.annotations import (
     Provenance,
     RotatedBox,
 )
-from vfmstudio.core.exchange import ExchangeContext, FormatError
+from vfmstudio.core.exchange import ExchangeContext, FormatError, safe_join
 from vfmstudio.core.project import ImageRecord, Project, in_memory
 
 from ._common import (
@@ -170,7 +170,7 @@ def export(project: Project, out: Path, params: dict, ctx: ExchangeContext) -> N
             ET.SubElement(im, "tag", label=tag, source="manual")
     drop_image_texts(project, ctx, "CVAT", tags=False)
     ET.indent(root)
-    path = out / params["filename"]
+    path = safe_join(out, params["filename"], what="parameter 'filename'")
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
     ctx.wrote(path)
 

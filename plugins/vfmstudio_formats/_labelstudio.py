@@ -15,7 +15,7 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 
 from vfmstudio.core.annotations import Box, Ellipse, Mask, Points, Polygon, RotatedBox
-from vfmstudio.core.exchange import ExchangeContext
+from vfmstudio.core.exchange import ExchangeContext, safe_join
 from vfmstudio.core.project import Project
 
 from ._common import image_dims, iter_images, nearest_shape, shape_parts, write_json
@@ -90,7 +90,7 @@ def export(project: Project, out: Path, params: dict, ctx: ExchangeContext) -> N
             if scores:
                 block["score"] = float(np.mean(scores))
         tasks.append({"data": {"image": image}, mode: [block]})
-    write_json(out / params["filename"], tasks, ctx)
+    write_json(safe_join(out, params["filename"], what="parameter 'filename'"), tasks, ctx)
     config = out / "label_config.xml"
     config.write_text(_config(labels.class_names, sorted({t for ts in labels.tags.values() for t in ts})),
                       encoding="utf-8")

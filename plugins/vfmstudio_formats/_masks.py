@@ -19,7 +19,7 @@ from PIL import Image
 
 from vfmstudio.core.annotations import AREA_SHAPES, Annotation, Box, Mask
 from vfmstudio.core.exchange import ExchangeContext, FormatError, shape_kind
-from vfmstudio.core.image import DEFAULT_MAX_PIXELS
+from vfmstudio.core.image import DEFAULT_MAX_PIXELS, open_image
 from vfmstudio.core.project import Project, in_memory
 
 from ._common import (
@@ -134,7 +134,7 @@ def _read_png(path: Path, colour: bool) -> np.ndarray:
     decoded, and only within the pixel limit."""
     check_regular_file(path)
     try:
-        with Image.open(path, formats=["PNG"]) as im:
+        with open_image(path, only=("PNG",)) as im:  # the one allow-listed opener (ADR 0100)
             if im.width * im.height > DEFAULT_MAX_PIXELS:
                 raise FormatError(f"{path}: {im.width}x{im.height} pixels is above the limit ({DEFAULT_MAX_PIXELS})")
             if colour:

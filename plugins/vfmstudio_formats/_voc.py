@@ -133,7 +133,7 @@ def _read_labelmap(path: Path) -> list[tuple[str, str]]:
 def parse_xml(path: Path) -> ET.Element:
     check_regular_file(path)
     try:
-        return SafeET.parse(path).getroot()
+        return SafeET.parse(path, forbid_dtd=True).getroot()  # no dataset needs a DTD; external ones are never read
     except DefusedXmlException as exc:
         raise FormatError(f"{path}: refused unsafe XML ({type(exc).__name__})") from None
     except (ET.ParseError, OSError) as exc:

@@ -28,6 +28,7 @@ from vfmstudio.core.annotations import Annotation, Box, Keypoints, Polygon, Poly
 from vfmstudio.core.exchange import ExchangeContext, FormatError, safe_join, shape_kind
 from vfmstudio.core.image import IMAGE_EXTENSIONS
 from vfmstudio.core.project import Project, in_memory
+from vfmstudio.core.yaml_safe import YAMLRefused, load_yaml
 
 from ._common import (
     copy_image,
@@ -227,8 +228,8 @@ def import_obb(source: Path, params: dict, ctx: ExchangeContext) -> Project:
 
 def _load_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(read_text(path)) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        data = load_yaml(read_text(path)) or {}  # aliases bounded: no alias bomb
+    except (OSError, UnicodeDecodeError, YAMLRefused) as exc:
         raise FormatError(f"{path}: cannot read ({' '.join(str(exc).split())})") from None
     if not isinstance(data, dict):
         raise FormatError(f"{path}: not a YOLO data file (expected keys such as names, train, val)")

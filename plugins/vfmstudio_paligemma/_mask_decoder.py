@@ -126,20 +126,26 @@ def resolve_vae_path(configured: str | None = None) -> Path:
 
 
 def _download_vae() -> Path:
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import try_to_load_from_cache
 
-    from vfmstudio.ml.hub import DEFAULT_TIMEOUT, hub_cache_dir, is_offline
+    from vfmstudio.ml.download import download_file
+    from vfmstudio.ml.hub import hub_cache_dir, is_offline
 
     cache = hub_cache_dir()
     offline = is_offline()
     first_error: Exception | None = None
     for space in VAE_SPACES:
-        try:
-            return Path(hf_hub_download(space, VAE_FILE, repo_type="space", cache_dir=str(cache),
-                                        local_files_only=offline, etag_timeout=DEFAULT_TIMEOUT))
+        cached = try_to_load_from_cache(space, VAE_FILE, cache_dir=str(cache), repo_type="space")
+        if isinstance(cached, str):
+            return Path(cached)
+    for space in () if offline else VAE_SPACES:
+        try:  # the model download engine: deadlines on every read, resumable (ADR 0130)
+            return download_file(space, VAE_FILE, repo_type="space", cache_dir=cache)
         except Exception as exc:  # noqa: BLE001 - every hub failure becomes the same actionable line
             first_error = first_error or exc
-    why = "offline: HF_HUB_OFFLINE=1" if offline else type(first_error).__name__
+    why = "offline: HF_HUB_OFFLINE=1" if offline else (
+        str(first_error) if isinstance(first_error, ModelError) else type(first_error).__name__
+    )
     raise ModelError(
         f"the PaliGemma mask decoder weights ({VAE_FILE}) are not in the cache ({cache}) and cannot be "
         f"downloaded ({why}); download {VAE_FILE} from https://huggingface.co/spaces/{VAE_SPACE} and pass "

@@ -246,3 +246,23 @@ def test_small_boxes_paste_where_the_evaluator_puts_them_not_where_they_are_draw
     box = md.evaluator_box(locs, 640, 480)
     assert box == (62, 46, 66, 50)
     np.testing.assert_array_equal(md.paste_mask(logits[0], box, 640, 480), want)
+
+
+def test_the_space_file_downloads_through_the_engine_with_deadlines(fake_hub, monkeypatch):
+    """The mask decoder weights come from a Space: fetched (and bounded) like models, then reused offline."""
+    monkeypatch.delenv(md.VAE_ENV, raising=False)
+    data = b"not really an npz, but bytes to fetch " * 100
+    fake_hub.add_repo(md.VAE_SPACE, {md.VAE_FILE: data, "app.py": b"print()"}, repo_type="space")
+    fake_hub.fault, fake_hub.fault_target = "trickle", "files"
+    monkeypatch.setenv("VFMSTUDIO_HUB_DEADLINE_S", "1")
+    monkeypatch.setenv("VFMSTUDIO_HUB_MIN_RATE", "1000000")
+    with pytest.raises(ModelError, match="download cut while fetching vae-oid.npz") as info:
+        md.resolve_vae_path(None)
+    assert "\n" not in str(info.value) and md.VAE_ENV in str(info.value)
+
+    fake_hub.fault = None
+    path = md.resolve_vae_path(None)
+    assert path.read_bytes() == data and "spaces--big-vision--paligemma-hf" in str(path)
+    assert not any("app.py" in r["path"] for r in fake_hub.requests)  # only the one file
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert md.resolve_vae_path(None) == path

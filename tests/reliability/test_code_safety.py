@@ -25,6 +25,7 @@ FORBIDDEN = {
     r"\bweights_only\s*=\s*False": "weights_only=False unpickles arbitrary objects",
     r"\btorch\.hub\.load\s*\(": "torch.hub.load runs code from the repository",
     r"\byaml\.(load|unsafe_load|full_load|load_all)\s*\(": "use yaml.safe_load: yaml.load builds arbitrary objects",
+    r"\byaml\.safe_load(_all)?\s*\(": "read YAML with vfmstudio.core.yaml_safe.load_yaml (aliases bounded)",
     r"\bshell\s*=\s*True": "no shell: paths with spaces or quotes become commands",
     r"\.extractall\s*\(": "archive members may name '../' paths; extract member by member after checking",
     r"\bmarshal\.loads?\s*\(|\bshelve\b|\bjoblib\.load\s*\(|\bjsonpickle\b": "these unpickle or run code",
@@ -72,9 +73,9 @@ def test_models_load_only_through_the_checked_loader():
 def test_the_scanner_catches_what_it_is_for():
     samples = ["torch.load(f)", "import pickle", "m = AutoModel.from_pretrained(r, trust_remote_code=True)",
                "ET.fromstring(data)", "yaml.load(fp)", "subprocess.run(cmd, shell=True)", "tar.extractall(dest)",
-               "torch.load(f, weights_only=False)", "eval(text)"]
+               "torch.load(f, weights_only=False)", "eval(text)", "yaml.safe_load(fp)"]
     for sample in samples:
         assert any(re.search(p, sample, flags=re.MULTILINE) for p in FORBIDDEN), sample
-    for fine in ["yaml.safe_load(fp)", "model.eval()", "defusedxml.ElementTree.fromstring(data)",
+    for fine in ["load_yaml(text)", "yaml.safe_dump(data)", "model.eval()", "defusedxml.ElementTree.fromstring(data)",
                  "np.load(path, allow_pickle=False)"]:
         assert not any(re.search(p, fine, flags=re.MULTILINE) for p in FORBIDDEN), fine

@@ -213,10 +213,23 @@ def test_hostile_xml_is_refused(tmp_path, formats, attack, fmt):
     project = _import_or_refuse(formats, fmt, tmp_path)
     if project is not None:  # only acceptable if nothing external was read
         assert "TOP-SECRET" not in json.dumps(project.to_json())
-    if attack is LAUGHS:  # refused: the whole import (one file), or that file (lenient folder import)
-        assert project is None or (fmt == "voc" and not project.images)
-        with pytest.raises(FormatError, match="unsafe XML"):
-            import_dataset(formats.format(fmt), tmp_path, {}, strict=True)
+    # Every DOCTYPE is refused, an external DTD included (docs/reliability.md): the whole import
+    # (one file), or that file (lenient folder import).
+    assert project is None or (fmt == "voc" and not project.images)
+    with pytest.raises(FormatError, match="unsafe XML"):
+        import_dataset(formats.format(fmt), tmp_path, {}, strict=True)
+
+
+def test_an_external_dtd_is_refused_in_one_line(tmp_path, capsys):
+    from vfmstudio.cli import main
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET")
+    (tmp_path / "annotations.xml").write_text(XXE_DTD.replace("{root}", "annotations").replace("{secret}", str(secret)))
+    code = main(["import", str(tmp_path), "--format", "cvat", "--into", str(tmp_path / "proj.json")])
+    _, err = capsys.readouterr()
+    assert code == 2 and err.count("\n") == 1 and "unsafe XML (DTDForbidden)" in err
+    assert not (tmp_path / "proj.json").exists()
 
 
 def test_xml_through_the_cli_import_is_one_line(tmp_path, capsys):

@@ -19,6 +19,8 @@ def _scan(folder: Path) -> Iterator[tuple[object, Path]]:
     from vfmstudio.core.results import Prediction, ResultError
 
     for path in sorted(folder.rglob("*.json")):
+        if not path.is_file():  # a FIFO named .json would block read_text forever
+            continue
         try:
             obj = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):

@@ -35,6 +35,9 @@ def run(args) -> int:
 
     spec = format_spec(args.format_id, export=False)
     into = args.into
+    if into.is_dir() and not (into / DEFAULT_NAME).is_file():  # a folder stands for its project file only
+        raise UsageError(f"{into}: is a folder, not a project file; give the project file, e.g. "
+                         f"{into / DEFAULT_NAME}")
     # A project open for writing elsewhere (the window, another import) is refused, never raced;
     # a writer that ignores the lock is caught by the save's check (ProjectChangedOnDisk).
     lock = ProjectLock(into / DEFAULT_NAME if into.is_dir() else into, "vfmstudio import")

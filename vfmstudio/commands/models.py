@@ -1,5 +1,5 @@
 """``vfmstudio models``: known models, whether they are cached, the device that would be used;
-``vfmstudio models pull ID`` downloads one with a progress bar."""
+``vfmstudio models pull ID`` downloads one (progress on stderr, resumable, bounded by deadlines)."""
 
 from __future__ import annotations
 
@@ -41,9 +41,38 @@ def run_pull(args) -> int:
     from vfmstudio.ml.errors import ModelError
     from vfmstudio.ml.hub import pull
 
+    bar = _StderrProgress(args.ref)
     try:
-        path = pull(args.ref)
+        path = pull(args.ref, progress=bar)
     except ModelError as exc:
         raise UsageError(str(exc)) from None
+    finally:
+        bar.close()
     print(path)
     return 0
+
+
+class _StderrProgress:
+    """Progress on stderr: a line redrawn in place on a terminal; nothing when stderr is a file or a pipe,
+    so that a failure stays the one line a script can read."""
+
+    def __init__(self, ref: str) -> None:
+        import sys
+
+        self._out = sys.stderr
+        self._live = self._out.isatty()
+        self._ref = ref
+        self._drawn = False
+
+    def __call__(self, p) -> None:
+        if not self._live:
+            return
+        files = f"file {min(p.files_done + 1, p.files_total)}/{p.files_total} {p.file}" if p.files_total else ""
+        self._out.write(f"\r\033[K{self._ref}: {p.describe()}  {files}")
+        self._out.flush()
+        self._drawn = True
+
+    def close(self) -> None:
+        if self._drawn:
+            self._out.write("\r\033[K")
+            self._out.flush()

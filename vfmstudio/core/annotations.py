@@ -33,6 +33,7 @@ import numpy as np
 
 from vfmstudio.core import geometry, rle
 from vfmstudio.core.results import Classification, Detections, Masks, Prediction, Result, Text
+from vfmstudio.core.text import clean_label
 
 Point = tuple[float, float]
 RingT = tuple[Point, ...]
@@ -173,6 +174,18 @@ class Polygon:
                            "holes": [[list(pt) for pt in h] for h in p.holes]} for p in self.parts]}
 
 
+def _check_mask_size(height: int, width: int) -> None:
+    """A mask claims its size; a file can claim 100000x100000 in a few bytes of run lengths and
+    every use (export, drawing) would allocate it. The image pixel limit bounds masks too."""
+    from vfmstudio.core.image import DEFAULT_MAX_PIXELS
+
+    if height < 0 or width < 0:
+        raise AnnotationError(f"mask: negative size {height}x{width}")
+    if height * width > DEFAULT_MAX_PIXELS:
+        raise AnnotationError(f"mask of {width}x{height} pixels exceeds the limit of {DEFAULT_MAX_PIXELS} pixels "
+                              f"(set VFMSTUDIO_MAX_PIXELS)")
+
+
 @dataclass(frozen=True)
 class Mask:
     """A binary mask of a whole image as COCO run lengths (column-major, starting with zeros)."""
@@ -183,6 +196,7 @@ class Mask:
     kind: ClassVar[str] = "mask"
 
     def __post_init__(self) -> None:
+        _check_mask_size(self.height, self.width)
         counts = tuple(map(int, self.counts))  # builtins only: projects hold thousands of masks
         if (counts and min(counts) < 0) or sum(counts) != self.height * self.width:
             raise AnnotationError(f"mask: run lengths do not cover {self.height}x{self.width} pixels")
@@ -232,6 +246,9 @@ class Mask:
                 mask = cls(int(obj["size"][0]), int(obj["size"][1]), tuple(runs))
                 object.__setattr__(mask, "_rle_string", counts)
                 return mask
+        size = obj.get("size") if isinstance(obj, Mapping) else None
+        if isinstance(size, list | tuple) and len(size) == 2:
+            _check_mask_size(int(size[0]), int(size[1]))  # before rle.decode allocates it
         return cls.from_array(rle.decode(dict(obj)))
 
     def translated(self, dx: float, dy: float) -> Mask:
@@ -644,8 +661,11 @@ class Annotation:
     def __post_init__(self) -> None:
         if not isinstance(self.shape, SHAPE_TYPES):
             raise AnnotationError(f"annotation {self.id}: unknown shape {type(self.shape).__name__}")
-        if not self.label:
+        label = clean_label(self.label)  # the same cleaning as class names, so they still match
+        if not label:
             raise AnnotationError(f"annotation {self.id}: needs a class label")
+        if label != self.label:
+            object.__setattr__(self, "label", label)
 
     @property
     def score(self) -> float | None:
@@ -693,7 +713,7 @@ class LabelClass:
     color: str = ""
 
     def __post_init__(self) -> None:
-        name = str(self.name).strip()
+        name = clean_label(self.name)  # one line, no terminal escapes, whatever a file said
         if not name:
             raise AnnotationError("a class needs a non-empty name")
         object.__setattr__(self, "name", name)
@@ -710,6 +730,78 @@ class LabelClass:
 # ----------------------------------------------------------------------------------- label set
 
 
+#: Most classes a label set holds: far above any dataset (ImageNet-21k has 21841), far below what
+#: a hostile file can claim (a YOLO row with class 999999999 and no data.yaml).
+MAX_CLASSES = 100_000
+
+
+class _ClassList(list):
+    """The class list with a name -> position index, so lookups are O(1), not a scan.
+
+    ``append`` (what building and undo use) keeps the index; any other change drops it and the
+    next lookup rebuilds it once. The first of two classes with the same name wins, as before.
+    """
+
+    _index: dict[str, int] | None = None
+
+    @staticmethod
+    def find(classes: list[LabelClass], name: str) -> int | None:
+        if not isinstance(classes, _ClassList):  # someone assigned a plain list
+            return next((i for i, c in enumerate(classes) if c.name == name), None)
+        if classes._index is None:
+            index: dict[str, int] = {}
+            for i, c in enumerate(classes):
+                index.setdefault(c.name, i)
+            classes._index = index
+        return classes._index.get(name)
+
+    def append(self, cls: LabelClass) -> None:
+        super().append(cls)
+        if self._index is not None:
+            self._index.setdefault(cls.name, len(self) - 1)
+
+    # Every other change may move names: drop the index (rebuilt on the next lookup).
+    def insert(self, i, cls):  # type: ignore[no-untyped-def]
+        self._index = None
+        super().insert(i, cls)
+
+    def pop(self, i=-1):  # type: ignore[no-untyped-def]
+        self._index = None
+        return super().pop(i)
+
+    def remove(self, cls):  # type: ignore[no-untyped-def]
+        self._index = None
+        super().remove(cls)
+
+    def clear(self) -> None:
+        self._index = None
+        super().clear()
+
+    def extend(self, items):  # type: ignore[no-untyped-def]
+        self._index = None
+        super().extend(items)
+
+    def sort(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self._index = None
+        super().sort(*args, **kwargs)
+
+    def reverse(self) -> None:
+        self._index = None
+        super().reverse()
+
+    def __setitem__(self, i, value):  # type: ignore[no-untyped-def]
+        self._index = None
+        super().__setitem__(i, value)
+
+    def __delitem__(self, i):  # type: ignore[no-untyped-def]
+        self._index = None
+        super().__delitem__(i)
+
+    def __iadd__(self, items):  # type: ignore[no-untyped-def]
+        self._index = None
+        return super().__iadd__(items)
+
+
 class LabelSet:
     """Classes, annotations per image (ordered: later is drawn on top), tags and captions.
 
@@ -719,7 +811,7 @@ class LabelSet:
     """
 
     def __init__(self) -> None:
-        self.classes: list[LabelClass] = []
+        self.classes: list[LabelClass] = _ClassList()
         self._by_image: dict[str, list[Annotation]] = {}
         self._where: dict[str, str] = {}
         self.tags: dict[str, tuple[str, ...]] = {}
@@ -733,16 +825,14 @@ class LabelSet:
         return [c.name for c in self.classes]
 
     def class_index(self, name: str) -> int:
-        for i, c in enumerate(self.classes):
-            if c.name == name:
-                return i
-        raise AnnotationError(f"unknown class {name!r}")
+        i = _ClassList.find(self.classes, name)
+        if i is None:
+            raise AnnotationError(f"unknown class {name!r}")
+        return i
 
     def get_class(self, name: str) -> LabelClass | None:
-        for c in self.classes:
-            if c.name == name:
-                return c
-        return None
+        i = _ClassList.find(self.classes, name)
+        return None if i is None else self.classes[i]
 
     def images(self) -> list[str]:
         keys = set(self._by_image) | set(self.tags) | set(self.captions)
@@ -782,6 +872,11 @@ class LabelSet:
         if existing is not None:
             return existing
         cls = LabelClass(name, color)
+        existing = self.get_class(cls.name)  # the name as cleaned may be known already
+        if existing is not None:
+            return existing
+        if len(self.classes) >= MAX_CLASSES:
+            raise AnnotationError(f"more than {MAX_CLASSES} classes; refusing to add {cls.name!r}")
         self.classes.append(cls)
         return cls
 

@@ -152,6 +152,21 @@ def _resolve(spec: FormatSpec, params: Mapping[str, Any] | None, from_text: bool
     return out
 
 
+#: Present in an export folder while an export runs, and after one that did not finish.
+INCOMPLETE_MARKER = "EXPORT-INCOMPLETE.txt"
+
+
+def _check_output_names(out: Path, params: Mapping[str, Any]) -> None:
+    """A ``filename`` parameter names a file inside the export folder: no ``..``, no absolute path."""
+    for name, value in params.items():
+        if (name == "filename" or name.endswith("_filename")) and isinstance(value, str):
+            try:
+                safe_join(out, value, what=f"parameter '{name}'")
+            except FormatError:
+                raise FormatError(f"parameter '{name}' {value!r} must be a file name inside the export folder "
+                                  f"{out} (no '..', no absolute path)") from None
+
+
 def shape_kind(shape: Any) -> str:
     """The kind a report counts a shape as (circles apart from other ellipses)."""
     kind = getattr(shape, "kind", type(shape).__name__.lower())
@@ -183,8 +198,8 @@ def _plain_reason(exc: BaseException) -> str:
         return "nested too deeply"
     if isinstance(exc, ArithmeticError):
         return "a number is out of range"
-    if isinstance(exc, OSError):
-        return exc.strerror or "cannot be read"
+    if isinstance(exc, OSError):  # an image refused by the loader says why (PostScript, ...)
+        return exc.strerror or " ".join(str(exc).split()) or "cannot be read"
     text = " ".join(str(exc).split())
     if "int()" in text or "float" in text or "convert" in text:
         return "a value is not a number"
@@ -203,8 +218,15 @@ def export_project(spec: FormatSpec, project: Any, out_dir: str | os.PathLike[st
     resolved = _resolve(spec, params, from_text)
     ctx = ExchangeContext(cancel or CancelToken(), on_progress)
     out = Path(out_dir)
+    _check_output_names(out, resolved)  # before anything is created, for every exporter
     out.mkdir(parents=True, exist_ok=True)
+    # A killed or failed export leaves images without labels and nothing saying so: this marker is
+    # there until the exporter has finished (an interrupted one leaves it for the user to see).
+    marker = out / INCOMPLETE_MARKER
+    marker.write_text(f"A {spec.id} export into this folder did not finish; its files are incomplete. "
+                      f"Export again to replace them.\n", encoding="utf-8")
     _load(spec.exporter)(project, out, resolved, ctx)
+    marker.unlink(missing_ok=True)
     lost = Counter()
     for (kind, _), n in (*ctx.report.converted.items(), *ctx.report.dropped.items()):
         lost[kind] += n
@@ -237,6 +259,10 @@ def import_dataset(spec: FormatSpec, source: str | os.PathLike[str], params: Map
             RecursionError) as exc:  # RecursionError: JSON nested thousands deep
         # hostile or damaged files: one line naming the file, not a traceback
         raise FormatError(f"{ctx.file or src}: not readable as {spec.id} ({_plain_reason(exc)})") from None
+    except Exception as exc:
+        if type(exc).__name__ != "DecompressionBombError":  # Pillow's, from an embedded image (a mask)
+            raise
+        raise FormatError(f"{ctx.file or src}: {' '.join(str(exc).split())}") from None
     made: Counter = Counter()
     for (_, to), n in ctx.report.converted.items():
         made[to] += n

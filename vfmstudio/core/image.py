@@ -41,14 +41,20 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = [
+    "DEFAULT_MAX_DECODE_BYTES",
     "DEFAULT_MAX_PIXELS",
     "IMAGE_EXTENSIONS",
+    "OPTIONAL_FORMATS",
+    "SAFE_FORMATS",
     "ImageLoadError",
     "LoadedImage",
+    "allowed_formats",
+    "decode_bytes_estimate",
     "image_id_for_bytes",
     "image_id_for_file",
     "list_images",
     "load_image",
+    "open_image",
 ]
 
 log = logging.getLogger(__name__)
@@ -75,6 +81,36 @@ def _max_pixels_from_env(environ: dict[str, str] | os._Environ[str] | None = Non
 #: Largest width*height that :func:`load_image` decodes by default (read once, at import).
 DEFAULT_MAX_PIXELS: int = _max_pixels_from_env()
 
+_BUILTIN_MAX_DECODE_MB = 2048
+_MAX_DECODE_ENV = "VFMSTUDIO_MAX_IMAGE_MB"
+
+
+def _max_decode_bytes_from_env(environ: dict[str, str] | os._Environ[str] | None = None) -> int:
+    """The decode memory budget from ``VFMSTUDIO_MAX_IMAGE_MB`` (MiB); a bad value falls back."""
+    raw = (os.environ if environ is None else environ).get(_MAX_DECODE_ENV, "").strip()
+    try:
+        value = int(raw) if raw else _BUILTIN_MAX_DECODE_MB
+    except ValueError:
+        value = 0
+    if value <= 0:
+        log.warning("%s=%r is not a positive integer; using %d", _MAX_DECODE_ENV, raw, _BUILTIN_MAX_DECODE_MB)
+        value = _BUILTIN_MAX_DECODE_MB
+    return value << 20
+
+
+#: Most bytes :func:`load_image` may need to decode one image, estimated from its header before
+#: decoding (see :func:`decode_bytes_estimate`): 2 GiB by default, a 200 MP RGB photo or a 90 MP
+#: RGBA one. The pixel limit alone let a 24 KB PNG claim 200 MP of RGBA (4.6 GB to decode).
+DEFAULT_MAX_DECODE_BYTES: int = _max_decode_bytes_from_env()
+
+# Peak bytes per pixel of load_image by Pillow mode: Pillow's buffer + numpy copy + conversion
+# temporaries + the (H, W, 3) result. Measured peaks per pixel: RGB 10.2, RGBA 23.2, L 6.2,
+# I;16 12.3, F 24.7, CMYK 13.6. Unlisted modes (P with transparency, LA, YCbCr...) take the
+# RGBA-like worst case.
+_DECODE_BYTES_PER_PIXEL = {"RGB": 10, "RGBA": 23, "L": 6, "1": 7, "I;16": 13, "I;16B": 13, "I;16L": 13,
+                           "I;16N": 13, "I": 25, "F": 25, "CMYK": 14}
+_DECODE_BYTES_DEFAULT = 24
+
 #: Suffixes :func:`list_images` collects from folders (formats Pillow reads without plugins).
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {
@@ -89,6 +125,15 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 )  # fmt: skip
 
 _HASH_CHUNK = 1 << 20
+
+#: The only Pillow formats any vfmstudio code decodes (ADR 0100). Pillow identifies a file by its
+#: content, not its name, and some of its plugins hand the file to an external program (EPS and PS
+#: to Ghostscript), so "every plugin Pillow has" would let a PostScript file named .png run code.
+#: These decoders are library code only. PPM covers the .pbm/.pgm/.ppm/.pnm of IMAGE_EXTENSIONS.
+SAFE_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF", "PPM")
+#: Decoded only where a Pillow plugin has registered them (Pillow's AVIF module when built with
+#: libavif, pillow-heif's opener); neither runs an external program.
+OPTIONAL_FORMATS: tuple[str, ...] = ("AVIF", "HEIF")
 
 
 class ImageLoadError(ValueError):
@@ -173,13 +218,78 @@ def image_id_for_file(path: str | os.PathLike[str]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# The one way to open an image file
+
+
+# Pillow's decompression-bomb limit is a module global. We swap it only around the header read,
+# under this lock, so concurrent load_image calls never restore each other's value.
+_PIL_LIMIT_LOCK = threading.RLock()  # re-entered: _open_header holds it around open_image
+
+
+def allowed_formats() -> tuple[str, ...]:
+    """:data:`SAFE_FORMATS` plus the :data:`OPTIONAL_FORMATS` a plugin has registered with Pillow.
+
+    Computed per call (cheap) because a format plugin may register its opener after import.
+    """
+    Image.init()  # registers Pillow's own plugins once; without it optional ones look missing
+    return SAFE_FORMATS + tuple(f for f in OPTIONAL_FORMATS if f in Image.OPEN)
+
+
+def open_image(
+    source: str | os.PathLike[str] | BinaryIO,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    only: tuple[str, ...] | None = None,
+) -> Image.Image:
+    """``Image.open`` restricted to :func:`allowed_formats`; every caller in vfmstudio uses this.
+
+    A file in any other format (PostScript, PDF, ...) raises ``UnidentifiedImageError`` (an
+    ``OSError``) whose message says what the file looks like, so callers keep their handlers.
+    The pixel limit is ours (``max_pixels``), not Pillow's lower one, so every reader of a header
+    agrees with :func:`load_image`; above it ``Image.DecompressionBombError`` is raised.
+    ``only`` narrows the allow-list further (a mask reader that takes PNG only).
+    """
+    with _PIL_LIMIT_LOCK:  # Pillow's limit is a module global: off for this open only
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            im = _open_allowed(source, only)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+    if max_pixels is not None and im.width * im.height > max_pixels:
+        im.close()
+        raise Image.DecompressionBombError(
+            f"image of {im.width}x{im.height} pixels exceeds the limit of {max_pixels} pixels (set {_MAX_PIXELS_ENV})"
+        )
+    return im
+
+
+def _open_allowed(source: str | os.PathLike[str] | BinaryIO, only: tuple[str, ...] | None) -> Image.Image:
+    formats = allowed_formats()
+    if only is not None:
+        formats = tuple(f for f in formats if f in only)
+    try:
+        return Image.open(source, formats=formats)
+    except UnidentifiedImageError:
+        head = b""
+        try:
+            if isinstance(source, str | os.PathLike):
+                with open(source, "rb") as fp:
+                    head = fp.read(512)
+            else:
+                source.seek(0)
+                head = source.read(512)
+                source.seek(0)
+        except (OSError, ValueError):
+            pass
+        raise UnidentifiedImageError(_unidentified_reason(head)) from None
+
+
+# ---------------------------------------------------------------------------------------------
 # Loading
 
 Reader = Callable[[Path], "np.ndarray | None"]
 
-# Pillow's decompression-bomb limit is a module global. We swap it only around the header read,
-# under this lock, so concurrent load_image calls never restore each other's value.
-_PIL_LIMIT_LOCK = threading.Lock()
 
 _MAGIC: tuple[tuple[bytes, int, str], ...] = (
     (b"\xff\xd8\xff", 0, "JPEG"),
@@ -199,11 +309,12 @@ def load_image(
     *,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     reader: Reader | None = None,
+    max_bytes: int | None = DEFAULT_MAX_DECODE_BYTES,
 ) -> LoadedImage:
     """Decode ``path`` into an upright RGB uint8 :class:`LoadedImage`.
 
-    ``max_pixels`` bounds width*height (checked from the header, before decoding); ``None``
-    disables the bound. ``reader(path)`` is consulted only when Pillow cannot identify the file
+    ``max_pixels`` bounds width*height and ``max_bytes`` the memory decoding needs (both checked
+    from the header, before decoding); ``None`` disables a bound. ``reader(path)`` is consulted only when Pillow cannot identify the file
     (plugins supply exotic formats through it); it returns an (H, W[, C]) array or ``None``.
 
     Every failure raises :class:`ImageLoadError` with a one-line reason.
@@ -219,9 +330,9 @@ def load_image(
     except OSError as exc:
         raise ImageLoadError(p, _os_error_reason(exc)) from exc
     with fp:
+        # The header is judged before the file is hashed: hashing reads every byte, and an
+        # 8 GiB sparse "image" must be refused from its first bytes, not after reading 8 GiB.
         try:
-            image_id = _id_for_stream(fp)
-            fp.seek(0)
             head = fp.read(512)
             fp.seek(0)
         except OSError as exc:
@@ -240,10 +351,25 @@ def load_image(
             raise ImageLoadError(p, _corrupt_reason(_sniff_format(head), exc)) from exc
 
         if im is None:
-            return _load_with_reader(p, head, image_id, meta, max_pixels, reader)
+            return _load_with_reader(p, head, lambda: _hash_file(p, fp), meta, max_pixels, reader)
         meta["n_frames"] = n_frames
         with im:
+            _check_limit(p, im.width, im.height, max_pixels)
+            _check_budget(p, im.mode, im.width, im.height, max_bytes)
+            image_id = _hash_file(p, fp)
             return _decode_pillow(p, im, image_id, meta, max_pixels)
+
+
+def _hash_file(p: Path, fp: BinaryIO) -> str:
+    """The content id, read from the start; the caller's position in ``fp`` is restored."""
+    try:
+        pos = fp.tell()
+        fp.seek(0)
+        image_id = _id_for_stream(fp)
+        fp.seek(pos)
+    except OSError as exc:
+        raise ImageLoadError(p, _os_error_reason(exc)) from exc
+    return image_id
 
 
 def _check_regular_file(p: Path) -> int:
@@ -282,7 +408,7 @@ def _open_header(fp: BinaryIO) -> tuple[Image.Image, int | None]:
         saved = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = None
         try:
-            im = Image.open(fp)
+            im = open_image(fp, max_pixels=None)  # load_image words its own limit error
             try:
                 n_frames: int | None = int(getattr(im, "n_frames", 1) or 1)
             except Exception:  # a count that fails is only metadata; load() judges the file
@@ -290,6 +416,24 @@ def _open_header(fp: BinaryIO) -> tuple[Image.Image, int | None]:
             return im, n_frames
         finally:
             Image.MAX_IMAGE_PIXELS = saved
+
+
+def decode_bytes_estimate(mode: str, width: int, height: int) -> int:
+    """Peak bytes :func:`load_image` needs for an image of this header: Pillow's buffer (RGB takes
+    32 bits a pixel), the numpy copy of it, the working arrays of the conversion to 8-bit RGB
+    (16-bit, float and alpha images go through wider types) and the RGB result. Calibrated on
+    12 MP images of each mode in a fresh process (``benchmarks/bench_decode_memory.py``)."""
+    return width * height * _DECODE_BYTES_PER_PIXEL.get(mode, _DECODE_BYTES_DEFAULT)
+
+
+def _check_budget(p: Path, mode: str, width: int, height: int, max_bytes: int | None) -> None:
+    need = decode_bytes_estimate(mode, width, height)
+    if max_bytes is not None and need > max_bytes:
+        raise ImageLoadError(
+            p,
+            f"decoding this {width}x{height} {mode} image needs about {need >> 20} MiB, over the budget "
+            f"of {max_bytes >> 20} MiB (set {_MAX_DECODE_ENV})",
+        )
 
 
 def _check_limit(p: Path, width: int, height: int, max_pixels: int | None) -> None:
@@ -488,7 +632,12 @@ def _stretch(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 
 def _load_with_reader(
-    p: Path, head: bytes, image_id: str, meta: dict[str, Any], max_pixels: int | None, reader: Reader | None
+    p: Path,
+    head: bytes,
+    image_id: Callable[[], str],
+    meta: dict[str, Any],
+    max_pixels: int | None,
+    reader: Reader | None,
 ) -> LoadedImage:
     if reader is not None:
         try:
@@ -519,7 +668,7 @@ def _load_with_reader(
             except ValueError as exc:
                 raise ImageLoadError(p, f"plugin reader returned unusable pixels ({exc})") from exc
             fmt = p.suffix.lstrip(".").upper() or "UNKNOWN"
-            return _finish(p, pixels, image_id, fmt, meta)
+            return _finish(p, pixels, image_id(), fmt, meta)  # hashed only once it is an image
     raise ImageLoadError(p, _unidentified_reason(head))
 
 
@@ -533,6 +682,11 @@ def _sniff_format(head: bytes) -> str | None:
 
 
 def _unidentified_reason(head: bytes) -> str:
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if text.startswith((b"%!PS", b"%!", b"\xc5\xd0\xd3\xc6")):  # PostScript / EPS (DOS binary EPS)
+        return "PostScript/EPS, which is not read: decoding it would run an external interpreter"
+    if text.startswith(b"%PDF"):
+        return "PDF document, not a raster image (not supported)"
     fmt = _sniff_format(head)
     if fmt == "HEIF/AVIF":
         return "HEIF/HEIC/AVIF image that this installation cannot read (a format plugin is needed)"

@@ -36,7 +36,7 @@ from typing import Any
 from vfmstudio.core.annotations import Annotation, AnnotationError, LabelSet, new_id
 from vfmstudio.core.atomic import atomic_write_bytes, remove_stale_temps
 from vfmstudio.core.cancel import CancelToken
-from vfmstudio.core.image import ImageLoadError, image_id_for_file
+from vfmstudio.core.image import DEFAULT_MAX_PIXELS, ImageLoadError, image_id_for_file, open_image
 from vfmstudio.core.project_lock import save_section
 
 DEFAULT_NAME = "vfmstudio.json"
@@ -103,8 +103,12 @@ class ImageRecord:
         if not path or "\x00" in path or PurePosixPath(path).is_absolute() or PureWindowsPath(path).drive \
                 or PureWindowsPath(path).is_absolute():
             raise ValueError(f"image path {path[:200]!r} is not relative to the project folder")
+        width, height = int(obj.get("width", 0)), int(obj.get("height", 0))
+        if width < 0 or height < 0 or width * height > DEFAULT_MAX_PIXELS:  # exports allocate this much
+            raise ValueError(f"image {path[:200]!r} claims {width}x{height} pixels (the limit is "
+                             f"{DEFAULT_MAX_PIXELS}, set VFMSTUDIO_MAX_PIXELS)")
         return cls(key=str(obj["key"]), path=path, id=str(obj.get("id", "")),
-                   width=int(obj.get("width", 0)), height=int(obj.get("height", 0)), size=int(obj.get("size", 0)),
+                   width=width, height=height, size=int(obj.get("size", 0)),
                    mtime_ns=int(obj.get("mtime_ns", 0)))
 
 
@@ -135,7 +139,7 @@ def image_size(path: Path) -> tuple[int, int]:
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO named like an image would block open()
             raise ImageLoadError(path, "not a regular file")
-        with Image.open(path) as im:
+        with open_image(path) as im:
             w, h = im.size
             try:
                 orientation = im.getexif().get(_EXIF_ORIENTATION, 1)

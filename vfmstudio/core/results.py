@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import math
+import os
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from vfmstudio.core import rle
+from vfmstudio.core.text import clean_label
 
 SCHEMA_VERSION = 1
 
@@ -56,7 +59,8 @@ def _array(name: str, value: Any, *, ndim: int | None = None, dtype: Any = None,
 
 
 def _labels(name: str, labels: Any, n: int) -> tuple[str, ...]:
-    out = tuple(str(x) for x in labels)
+    # Labels are shown in terminals and status bars: one line, no escapes (image ids stay as given).
+    out = tuple(str(x) if name == "image_ids" else clean_label(x) for x in labels)
     if len(out) != n:
         raise ResultError(f"{name}: expected {n} labels, got {len(out)}")
     return out
@@ -120,7 +124,7 @@ class _ArrayCodec:
             path = (self.folder / name).resolve()
             if path.parent != self.folder.resolve() or not name.endswith(".npy"):
                 raise ResultError(f"array: sidecar name {name!r} escapes its folder")
-            arr = np.load(path, allow_pickle=False)
+            arr = _load_npy(path, name)
         else:
             arr = np.asarray(obj.get("data"), dtype=dtype)
         shape = tuple(int(s) for s in obj.get("shape", arr.shape))
@@ -130,6 +134,30 @@ class _ArrayCodec:
             else:
                 raise ResultError(f"array: data of shape {arr.shape} does not match declared {shape}")
         return arr.astype(dtype, copy=False)
+
+
+def _load_npy(path: Path, name: str) -> np.ndarray:
+    """``np.load`` of a sidecar after checks: a regular file (a FIFO would block the reader
+    forever) whose header claims no more data than the file holds (before anything is allocated)."""
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise ResultError(f"array: sidecar {name!r} is not a regular file")
+        with open(path, "rb") as fp:
+            version = np.lib.format.read_magic(fp)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(fp)
+            need = math.prod(shape) * dtype.itemsize
+            if need > st.st_size - fp.tell():
+                raise ResultError(f"array: sidecar {name!r} claims {need} bytes of data but holds "
+                                  f"{st.st_size - fp.tell()}")
+            fp.seek(0)
+            return np.load(fp, allow_pickle=False)
+    except ResultError:
+        raise
+    except (OSError, ValueError) as exc:  # missing, unreadable, not a .npy, object dtype
+        raise ResultError(f"array: sidecar {name!r} is unreadable ({' '.join(str(exc).split())})") from None
 
 
 # ---------------------------------------------------------------- result types
@@ -322,6 +350,7 @@ class Heatmap(Result):
     kind: ClassVar[str] = "heatmap"
 
     def __post_init__(self) -> None:
+        _set(self, "label", clean_label(self.label))  # shown in legends and terminals: one line
         values = _array("values", self.values, ndim=2, dtype=np.float32, finite=True)
         _set(self, "values", values)
         if self.value_range is None:
@@ -358,6 +387,7 @@ class Histogram(Result):
     kind: ClassVar[str] = "histogram"
 
     def __post_init__(self) -> None:
+        _set(self, "label", clean_label(self.label))  # shown in legends and terminals: one line
         counts = _array("counts", self.counts, ndim=1, dtype=np.float64, finite=True)
         edges = _array("edges", self.edges, ndim=1, dtype=np.float64, shape=(counts.shape[0] + 1,), finite=True)
         if edges.size > 1 and (np.diff(edges) <= 0).any():
@@ -389,6 +419,7 @@ class FeatureImage(Result):
     kind: ClassVar[str] = "feature_image"
 
     def __post_init__(self) -> None:
+        _set(self, "label", clean_label(self.label))  # shown in legends and terminals: one line
         rgb = np.asarray(self.rgb)
         if rgb.dtype != np.uint8:
             raise ResultError(f"rgb: expected uint8, got {rgb.dtype}")
@@ -461,6 +492,7 @@ class LayerMaps(Result):
     kind: ClassVar[str] = "layer_maps"
 
     def __post_init__(self) -> None:
+        _set(self, "label", clean_label(self.label))  # shown in legends and terminals: one line
         values = _array("values", self.values, ndim=3, dtype=np.float32, finite=True)
         _set(self, "values", values)
         _set(self, "names", _labels("names", self.names, values.shape[0]))
@@ -705,3 +737,32 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+# ---------------------------------------------------------------- results against their inputs
+
+
+def check_against_inputs(index: int, result: Result, sizes: Mapping[str, tuple[int, int]]) -> str | None:
+    """Why the ``index``-th result of a tool does not fit its input images, or ``None`` if it does.
+
+    ``sizes`` maps each input image id to its (height, width). Masks are checked against the image
+    they name or, without an ``image_id``, the image they would be shown on: the only input (as
+    the overlay and the window place them), or, with several inputs, one of the right size. A
+    result naming an image that was not an input is refused (correspondences and rankings name
+    their images in their own fields).
+    """
+    image_id = getattr(result, "image_id", None)
+    if not isinstance(result, Correspondences | Ranking) and image_id is not None and image_id not in sizes:
+        return f"result {index} names image {image_id}, which was not an input"
+    if not isinstance(result, Masks) or not sizes:
+        return None
+    if image_id is None and len(sizes) == 1:
+        image_id = next(iter(sizes))
+    if image_id is not None:
+        if result.size != tuple(sizes[image_id]):
+            return f"masks of size {result.size} do not match image {image_id} of size {tuple(sizes[image_id])}"
+        return None
+    if result.size not in {tuple(s) for s in sizes.values()}:
+        return (f"result {index}: masks of size {result.size} name no image and match none of the "
+                f"{len(sizes)} input images")
+    return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import importlib
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -163,6 +164,8 @@ class Param:
                 pts = tuple((float(x), float(y)) for x, y in value)
             except (TypeError, ValueError):
                 raise ParamError(f"{where}: expected points as 'x,y; x,y'") from None
+            if not all(math.isfinite(v) for p in pts for v in p):  # a NaN point reached the tool mid-batch
+                raise ParamError(f"{where}: point coordinates must be finite numbers")
             return pts
         if not isinstance(value, str):
             raise ParamError(f"{where}: expected text, got {type(value).__name__}")

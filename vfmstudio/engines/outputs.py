@@ -15,6 +15,7 @@ skips exactly the images whose prediction file exists and still matches the sour
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 from vfmstudio.core.atomic import atomic_write_bytes, atomic_write_json
@@ -98,6 +100,8 @@ class BatchOutput:
                                   "or choose another --out folder")
             self._check_same_run(read_manifest(self.root), manifest)
         else:
+            if self.root.exists():  # a run that died before its manifest was written left only these
+                self._remove_leftovers(self.root)
             if self.root.exists() and any(self.root.iterdir()):
                 raise OutputError(f"{self.root}: the output folder is not empty and holds no batch run; "
                                   "choose an empty or new folder")
@@ -122,9 +126,9 @@ class BatchOutput:
             raise OutputError(f"{self.root}: cannot resume a run made with other settings ({detail}); "
                               "use the same settings or another --out folder")
 
-    def _remove_leftovers(self) -> None:
+    def _remove_leftovers(self, *folders: Path) -> None:
         """Temporary files of a killed run; nothing refers to them."""
-        for folder in (self.root, self.predictions):
+        for folder in folders or (self.root, self.predictions):
             for pattern in (f"{_TMP}*", ".*.tmp"):  # older versions' naming, then core.atomic's
                 for tmp in folder.glob(pattern):
                     tmp.unlink(missing_ok=True)
@@ -172,10 +176,18 @@ class BatchOutput:
 # ---------------------------------------------------------------------- readers (export, tests)
 
 
+def _read_text(path: Path) -> str:
+    """The file's text; a FIFO or device (an archive can hold one) is refused, not opened: opening
+    it would block the reader forever."""
+    if not S_ISREG(os.stat(path).st_mode):
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    return path.read_text(encoding="utf-8")
+
+
 def read_manifest(root: str | os.PathLike[str]) -> dict:
     path = Path(root) / MANIFEST
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(_read_text(path))
     except FileNotFoundError:
         raise OutputError(f"{root}: not a batch output folder (no {MANIFEST})") from None
     except (OSError, ValueError) as exc:
@@ -212,7 +224,7 @@ def iter_predictions(root: str | os.PathLike[str]) -> Iterator[tuple[dict, Predi
         if path.name.startswith(_TMP):
             continue
         try:
-            payload = json.loads(path.read_text(encoding="utf-8"))
+            payload = json.loads(_read_text(path))
             record = payload.get("batch") or {}
             key = record.get("key") or path.stem
             yield record, Prediction.from_json(payload, sidecar_dir=output.arrays_dir(key))

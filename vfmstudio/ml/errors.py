@@ -35,11 +35,47 @@ class ModelNotAvailableError(ModelError):
 class GatedModelError(ModelError):
     """The repository is gated (e.g. PaliGemma): the licence must be accepted and a token configured."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, *, has_token: bool = False) -> None:
         self.model = model
+        self.has_token = has_token
+        step = (
+            "then check that your access token belongs to that account"
+            if has_token
+            else "then add an access token (Run › Models… › Token in the window, HF_TOKEN, or `hf auth login`)"
+        )
         super().__init__(
-            f"model '{model}' is gated: accept its licence on https://huggingface.co/{model} and configure "
-            f"a token (set HF_TOKEN or run `hf auth login`), then run: {PULL_COMMAND} {model}"
+            f"model '{model}' is gated: accept its licence on https://huggingface.co/{model}, {step}; "
+            f"then run: {PULL_COMMAND} {model}"
+        )
+
+
+class HubTimeoutError(ModelError):
+    """A hub request was cut by a deadline: too slow, silent, or longer than its total time limit.
+
+    Partial files are kept, so the message says how to resume.
+    """
+
+    def __init__(self, what: str, why: str) -> None:
+        self.what = what
+        self.why = why
+        super().__init__(
+            f"download cut while fetching {what}: {why}; partial files are kept, try again to resume"
+        )
+
+    @classmethod
+    def deadline(cls, what: str, elapsed_s: float) -> HubTimeoutError:
+        return cls(what, f"the hub did not finish within its deadline ({elapsed_s:.0f} s)")
+
+    @classmethod
+    def idle(cls, what: str, idle_s: float) -> HubTimeoutError:
+        return cls(what, f"the hub sent nothing for {idle_s:g} s")
+
+    @classmethod
+    def slow(cls, what: str, got: int, window_s: float, min_rate: float) -> HubTimeoutError:
+        return cls(
+            what,
+            f"the hub sent only {format_bytes(got)} in {window_s:g} s "
+            f"(the minimum is {format_bytes(min_rate)}/s)",
         )
 
 

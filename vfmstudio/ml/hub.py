@@ -3,10 +3,8 @@
 No torch/transformers here; huggingface_hub is imported inside functions so that importing this module
 is free. Every failure is turned into a one-line ModelError subclass (see errors.py).
 
-Why not plain ``snapshot_download`` for downloads: its repo listing calls (repo_info, list_repo_tree) run
-with no timeout, so a stalled connection could hang the app. ``pull`` asks ``repo_info`` with a timeout,
-then fetches the files one by one with ``hf_hub_download`` (bounded by etag/download timeouts).
-Offline resolution does use ``snapshot_download(local_files_only=True)``: it makes no network call.
+Downloads go through ``vfmstudio.ml.download`` (deadlines on every read, prompt cancel, resume; see
+ADR 0130). Offline resolution uses ``snapshot_download(local_files_only=True)``: it makes no network call.
 """
 
 from __future__ import annotations
@@ -14,27 +12,28 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
-import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vfmstudio.core.atomic import atomic_write_bytes
 from vfmstudio.ml.errors import (
     GatedModelError,
+    HubTimeoutError,
     ModelError,
     ModelNotAvailableError,
     UnsafeModelError,
 )
 from vfmstudio.ml.refs import ModelRef, parse_model_ref
 
+if TYPE_CHECKING:
+    from vfmstudio.core.cancel import CancelToken
+    from vfmstudio.ml.download import Deadlines, DownloadProgress
+
 # Everything a transformers model/processor/tokenizer needs, never code (*.py) nor pickle weights.
 ALLOW_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "*.tiktoken", "*.npz"]
 PICKLE_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
 DEFAULT_TIMEOUT = 10.0
-
-ProgressCallback = Callable[[int, int | None], None]
-
 
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().upper() in {"1", "ON", "YES", "TRUE"}
@@ -229,13 +228,13 @@ def _resolve_offline(ref: ModelRef, cache_dir: Path, reason: str) -> Path:
 
 
 def resolve_local_path(
-    ref: str | ModelRef, *, allow_download: bool = True, timeout: float = DEFAULT_TIMEOUT
+    ref: str | ModelRef, *, allow_download: bool = True, cancel: CancelToken | None = None
 ) -> Path:
     """A local directory holding config.json and safetensors weights for ``ref``.
 
     Local directories are returned as they are (after checks). Hub ids are served from the cache when a
     complete copy is there (no network call); otherwise they are downloaded when ``allow_download`` is
-    true and HF_HUB_OFFLINE is not set, with every network call bounded by ``timeout`` seconds.
+    true and HF_HUB_OFFLINE is not set, with every network call bounded by the download deadlines.
     """
     ref = parse_model_ref(ref)
     if ref.local_dir is not None:
@@ -254,73 +253,7 @@ def resolve_local_path(
             return snapshot  # prefer the cache: no start-up network round trip; `pull` refreshes
         if problem == "pickle-only":
             raise UnsafeModelError(ref.display, snapshot)
-    return pull(ref, timeout=timeout, progress=None, quiet=True)
-
-
-class _ProgressSink:
-    """Duck-typed tqdm stand-in handed to hf_hub_download: forwards byte counts to one callback.
-
-    It defines ``update_transfer`` so that Xet downloads route their transfer counter here too (we ignore
-    it and count reconstructed bytes, i.e. bytes of the file written, like plain HTTP downloads).
-    """
-
-    def __init__(self, state: _PullProgress, **kwargs: Any) -> None:
-        self._state = state
-        self.total = kwargs.get("total")
-        self.n = 0
-        self.disable = False
-        initial = int(kwargs.get("initial") or 0)
-        if initial:
-            self.update(initial)
-
-    def update(self, n: int | float | None = 1) -> None:
-        inc = int(n or 0)
-        self.n += inc
-        self._state.add(inc)
-
-    def update_transfer(self, n: int | float | None = 1) -> None:
-        pass
-
-    def __enter__(self) -> _ProgressSink:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        # set_description, set_postfix_str, refresh, close, ...: nothing to draw.
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return lambda *args, **kwargs: None
-
-
-class _PullProgress:
-    def __init__(self, callback: ProgressCallback, total: int | None) -> None:
-        self._callback = callback
-        self._lock = threading.Lock()
-        self.done = 0
-        self.total = total
-        self.aborted: BaseException | None = None
-
-    def add(self, n: int) -> None:
-        with self._lock:
-            self.done = max(0, self.done + n)
-            done = self.done
-        # Outside the lock: a callback may raise (e.g. Cancelled) to abort; pull re-raises it unchanged.
-        try:
-            self._callback(done, self.total)
-        except BaseException as exc:
-            self.aborted = exc
-            raise
-
-    def sink_class(self) -> type:
-        state = self
-
-        class Sink(_ProgressSink):
-            def __init__(self, *args: Any, **kwargs: Any) -> None:
-                super().__init__(state, **kwargs)
-
-        return Sink
+    return pull(ref, cancel=cancel)
 
 
 def _write_ref(storage: Path, revision: str, commit: str) -> None:
@@ -339,18 +272,18 @@ def _write_ref(storage: Path, revision: str, commit: str) -> None:
 
 def pull(
     ref: str | ModelRef,
-    progress: ProgressCallback | None = None,
+    progress: Callable[[DownloadProgress], None] | None = None,
     *,
-    timeout: float = DEFAULT_TIMEOUT,
-    quiet: bool = False,
+    cancel: CancelToken | None = None,
+    deadlines: Deadlines | None = None,
 ) -> Path:
     """Download ``ref`` (config, processor/tokenizer files and safetensors weights) into the hub cache.
 
-    ``progress(done_bytes, total_bytes)`` is called from the downloading thread; it may raise to abort.
-    Without a callback, huggingface_hub's tqdm bars are shown (unless ``quiet``). Refuses repos that only
-    ship pickle weights. Returns the snapshot directory.
+    Uses the download engine (``vfmstudio.ml.download``): every request has deadlines, ``cancel`` stops it
+    promptly, partial files are resumed next time. ``progress`` is called from the downloading thread.
+    When the hub cannot be reached (or is too slow) a complete cached copy is returned instead.
     """
-    from huggingface_hub import HfApi, hf_hub_download
+    from vfmstudio.ml.download import download_snapshot
 
     ref = parse_model_ref(ref)
     if ref.local_dir is not None:
@@ -359,60 +292,10 @@ def pull(
     if is_offline():
         # Nothing to fetch if a complete copy is already here; otherwise explain.
         return _resolve_offline(ref, cache_dir, "offline: HF_HUB_OFFLINE=1")
-    reason = "no network"
-    state: _PullProgress | None = None
     try:
-        info = HfApi().model_info(ref.repo_id, revision=ref.revision, files_metadata=True, timeout=timeout)
-        commit = info.sha
-        siblings = list(info.siblings or [])
-        if not commit:
-            raise ModelError(f"the hub returned no commit for '{ref.display}'")
-        # transformers loads from the repo root only: sub-folders (onnx/, fp16 copies, ...) are skipped.
-        root_files = [s for s in siblings if "/" not in s.rfilename]
-        names = [s.rfilename for s in root_files]
-        if not any(n.endswith(".safetensors") for n in names):
-            if any(_matches(n, PICKLE_PATTERNS) for n in names):
-                raise UnsafeModelError(ref.display)
-            raise ModelError(f"model '{ref.display}' has no weights on the hub (expected *.safetensors)")
-        wanted = [s for s in root_files if _matches(s.rfilename, ALLOW_PATTERNS)]
-        total = sum(int(s.size or 0) for s in wanted) or None
-        state = _PullProgress(progress, total) if progress is not None else None
-        tqdm_class: Any = state.sink_class() if state is not None else None
-        if quiet and tqdm_class is None:
-            from huggingface_hub.utils import silent_tqdm
-
-            tqdm_class = silent_tqdm
-        for sibling in wanted:
-            before = state.done if state is not None else 0
-            hf_hub_download(
-                ref.repo_id,
-                sibling.rfilename,
-                revision=commit,
-                cache_dir=str(cache_dir),
-                etag_timeout=timeout,
-                tqdm_class=tqdm_class,
-            )
-            if state is not None and sibling.size and state.done - before < int(sibling.size):
-                # Already cached files produce no progress updates: account for them.
-                state.add(int(sibling.size) - (state.done - before))
-        storage = _repo_storage(ref.repo_id, cache_dir)
-        _write_ref(storage, ref.revision or "main", commit)
-        snapshot = storage / "snapshots" / commit
-    except ModelError:
+        return download_snapshot(ref, progress=progress, cancel=cancel, deadlines=deadlines, cache_dir=cache_dir)
+    except (ModelNotAvailableError, HubTimeoutError):
+        cached = _cached_snapshot(ref, cache_dir)
+        if cached is not None and _snapshot_problem(cached) is None:
+            return cached
         raise
-    except Exception as exc:
-        from huggingface_hub import errors as hf
-
-        if state is not None and state.aborted is not None:
-            raise state.aborted from None
-
-        if isinstance(exc, hf.HTTPError | ConnectionError | TimeoutError) and not isinstance(
-            exc, hf.HfHubHTTPError
-        ):
-            # Network down: a complete cached copy is still good enough.
-            reason = f"network error: {type(exc).__name__}"
-            cached = _cached_snapshot(ref, cache_dir)
-            if cached is not None and _snapshot_problem(cached) is None:
-                return cached
-        raise _translate(exc, ref, cache_dir, offline_reason=reason) from exc
-    return check_snapshot(snapshot, ref.display, cache_dir=cache_dir)

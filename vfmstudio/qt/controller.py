@@ -86,8 +86,14 @@ class RunController(QObject):
         return self.submit(outcome) if outcome is not None else None
 
     def run_current_tool(self, live: bool = False) -> int | None:
+        from vfmstudio.qt.download_dialog import offer_download
+
         rule = self.session.edit_request if live else self.session.run_request
-        return self.handle(self.form_request(rule))
+        outcome = self.form_request(rule)
+        if isinstance(outcome, RunRequest) and not live and offer_download(
+                self.w, outcome.model, lambda: self.handle(outcome)):
+            return None  # runs once the model is downloaded
+        return self.handle(outcome)
 
     def rerun_after_edit(self) -> None:
         self.handle(self.form_request(self.session.edit_request))

@@ -119,6 +119,9 @@ class MainWindow(QMainWindow):
         self.menus = build_menus(self)
         self.state.refresh_recent_menu()
         self.controller = RunController(self, self.session, self.runner, self._services)
+        from vfmstudio.qt.download_dialog import offer_after_failure
+
+        self.controller.on_model_missing = lambda request, message: offer_after_failure(self, request, message)
         self.tool_memory = ToolMemory(self.tools, self.settings, self)
         from vfmstudio.qt.editing import Labelling
 

@@ -23,11 +23,23 @@ def make_thumbnail(path: Path, size: int = THUMB_SIZE) -> QImage:
     """A small upright RGB thumbnail; JPEGs decode at reduced size (draft mode), so it is quick."""
     from PIL import Image, ImageOps
 
+    from vfmstudio.core.image import (
+        DEFAULT_MAX_DECODE_BYTES,
+        DEFAULT_MAX_PIXELS,
+        decode_bytes_estimate,
+        open_image,
+    )
+
     # A FIFO or device would block open() (and the thread, and the app's exit) forever.
     if not stat.S_ISREG(os.stat(path).st_mode):
         raise ValueError(f"{path}: not a regular file")
-    with Image.open(path) as im:
+    with open_image(path) as im:  # allow-listed formats only (ADR 0100)
         im.draft("RGB", (size * 2, size * 2))
+        # The loader's budgets, from the header (after draft, which shrinks JPEGs): a pool thread
+        # must not decode a memory bomb that opening the image would refuse anyway.
+        if im.width * im.height > DEFAULT_MAX_PIXELS or \
+                decode_bytes_estimate(im.mode, im.width, im.height) > DEFAULT_MAX_DECODE_BYTES:
+            raise ValueError(f"{path}: {im.width}x{im.height} {im.mode} is over the decode budget")
         im = ImageOps.exif_transpose(im)
         im.thumbnail((size, size), Image.Resampling.BILINEAR)
         rgb = np.asarray(im.convert("RGB"))

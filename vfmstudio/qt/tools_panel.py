@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from vfmstudio.core.tools import InputKind, ModelChoice, ToolSpec
 from vfmstudio.qt.layout import vertical_scroller
+from vfmstudio.qt.model_picker import add_browse_item
 from vfmstudio.qt.param_form import ParamForm
 
 TOOL_ROLE = Qt.ItemDataRole.UserRole
@@ -206,6 +207,7 @@ class ToolsPanel(QWidget):
         self.description.setToolTip(full)
         for m in tool.models:
             self.model_combo.addItem(_model_label(m, _is_cached(m.ref)), m.ref)
+        add_browse_item(self.model_combo)
         if tool.default_model:
             self.set_model_ref(tool.default_model)
         self.model_combo.setEnabled(bool(tool.models) or tool.default_model is not None)

@@ -78,6 +78,9 @@ def build_menus(w: Any) -> Menus:
     run.addSeparator()
     acts["devices"] = add_action(w, "&Devices…", w.show_devices, None, sp.SP_ComputerIcon, run)
     acts["time_limit"] = add_action(w, "&Time Limit…", w.run_settings.ask_tool_timeout, None, None, run)
+    from vfmstudio.qt.model_manager import open_model_manager
+
+    acts["models"] = add_action(w, "&Models…", lambda: open_model_manager(w), None, sp.SP_DriveNetIcon, run)
     help_menu = bar.addMenu("&Help")
     acts["plugins"] = add_action(w, "&Plugins…", w.plugins.show, None, None, help_menu)
     acts["about"] = add_action(w, "&About vfmstudio", w.plugins.about, None, None, help_menu)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-__all__ = ["CASES", "Case", "Fails", "Loads", "build_corpus", "pattern", "QUADRANTS"]
+__all__ = ["CASES", "EPS", "EPS_DOS", "PDF", "Case", "Fails", "Loads", "build_corpus", "pattern", "QUADRANTS"]
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 #: Colour of each quadrant of :func:`pattern`, by (column, row) of the quadrant.
@@ -248,6 +248,25 @@ def _wide(path: Path) -> None:
     Image.fromarray(px).save(path, compress_level=1)
 
 
+#: A three-line EPS: Pillow identifies it by content whatever its name and, with every plugin
+#: enabled, hands it to Ghostscript (``/usr/bin/gs``), which runs the PostScript program.
+EPS = (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\n"
+       b"(/tmp/vfmstudio-hostile-eps-ran) (w) file closefile showpage\n")
+#: The same as a DOS-binary EPS (a 30-byte header pointing at the PostScript section).
+EPS_DOS = (b"\xc5\xd0\xd3\xc6" + struct.pack("<IIIIII", 30, len(EPS), 0, 0, 0, 0) + b"\xff\xff" + EPS)
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+
+
+def _sparse(size: int) -> Callable[[Path], None]:
+    """A file of ``size`` bytes, all holes (no disk used): the header of zeros must refuse it."""
+
+    def make(path: Path) -> None:
+        with path.open("wb") as fp:
+            fp.truncate(size)
+
+    return make
+
+
 _PATTERN = Image.fromarray(pattern())
 _Q = _quadrant_points()
 
@@ -272,6 +291,14 @@ CASES: tuple[Case, ...] = (
     *([Case("fifo-named-jpg", "pipe.jpg", _fifo, Fails("not a regular file"), in_folder_listing=False)]
       if hasattr(os, "mkfifo") else []),  # POSIX only
     Case("text-chunk-bomb-png", "ztxt-bomb.png", _text_chunk_bomb, Fails("truncated or corrupt PNG")),
+    Case("eps-named-png", "vector-eps.png", _bytes(EPS), Fails("PostScript/EPS")),
+    Case("eps-named-jpg", "photo-eps.jpg", _bytes(EPS), Fails("PostScript/EPS")),
+    Case("dos-eps-named-tif", "scan-eps.tif", _bytes(EPS_DOS), Fails("PostScript/EPS")),
+    Case("pdf-named-png", "document.png", _bytes(PDF), Fails("PDF document")),
+    Case("sparse-8gib-png", "sparse.png", _sparse(8 << 30), Fails("not an image")),
+    # 144 MP is under the pixel limit, but RGBA needs ~3.3 GB to decode: refused from the header.
+    Case("rgba-memory-bomb-header", "rgba-bomb.png", _bytes(_png_raw(12_000, 12_000, 8, 6, None)),
+         Fails("over the budget of")),
     # --- loads, with size and colours checked
     Case("png-rgb", "plain.png", _save(_PATTERN), Loads(W, H, _Q)),
     Case("cmyk-jpeg", "cmyk.jpg", _cmyk_jpeg, Loads(W, H, _Q, tol=40)),

@@ -34,8 +34,10 @@ def panel(qtbot, tmp_path, monkeypatch):
 def test_a_dino_tool_lists_declared_dinov2_dinov3_and_third_party_models(panel):
     assert panel.select_tool("dinov2.pca")  # the former id selects the tool
     assert panel.tool.id == "dino.pca"
+    from vfmstudio.qt.model_picker import BROWSE
+
     combo = panel.model_combo
-    refs = [combo.itemData(i) for i in range(combo.count())]
+    refs = [combo.itemData(i) for i in range(combo.count()) if combo.itemData(i) != BROWSE]
     labels = {combo.itemData(i): combo.itemText(i) for i in range(combo.count())}
     assert refs[0] == "facebook/dinov2-small" and refs[-1] == "acme/dinov3-vitb16-retail"
     assert "facebook/dinov3-vits16-pretrain-lvd1689m" in refs

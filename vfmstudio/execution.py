@@ -18,7 +18,7 @@ from typing import Any
 from vfmstudio.core.cancel import Cancelled, CancelToken
 from vfmstudio.core.context import RunContext
 from vfmstudio.core.image import LoadedImage
-from vfmstudio.core.results import Correspondences, Masks, Prediction, Ranking, Result, ResultError
+from vfmstudio.core.results import Prediction, Result, ResultError, check_against_inputs
 from vfmstudio.core.tools import ParamError, ToolSpec
 
 
@@ -212,6 +212,8 @@ def _call_with_timeout(tool: ToolSpec, fn: Callable[..., Any], ctx: RunContext, 
         ctx.cancel = job_ctx.cancel  # the job's token: fired by a timeout, never the caller's own
         try:
             box["value"] = fn(ctx, images, params)
+        except KeyboardInterrupt:  # on this worker thread it can only come from the tool, not the user
+            box["error"] = ToolError(tool, "raised KeyboardInterrupt (the tool's own, not a Ctrl-C from the user)")
         except BaseException as exc:  # noqa: BLE001 - re-raised on the calling thread
             box["error"] = exc
 
@@ -256,11 +258,9 @@ def _validate(tool: ToolSpec, value: Any, images: Sequence[LoadedImage]) -> tupl
             raise ToolError(tool, f"result {i} is a {type(r).__name__}, not a result type")
         if tool.returns and r.kind not in tool.returns:
             raise ToolError(tool, f"result {i} is '{r.kind}', but the tool declares {list(tool.returns)}")
-        if isinstance(r, Masks) and r.image_id in sizes and r.size != sizes[r.image_id]:
-            raise ToolError(tool, f"masks of size {r.size} do not match image {r.image_id} of size "
-                                  f"{sizes[r.image_id]}")
-        if not isinstance(r, Correspondences | Ranking) and r.image_id is not None and r.image_id not in sizes:
-            raise ToolError(tool, f"result {i} names image {r.image_id}, which was not an input")
+        problem = check_against_inputs(i, r, sizes)  # masks without an image id are checked too
+        if problem:
+            raise ToolError(tool, problem)
         out.append(r)
     return tuple(out)
 

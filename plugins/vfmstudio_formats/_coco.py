@@ -218,8 +218,7 @@ def import_(source: Path, params: dict, ctx: ExchangeContext) -> Project:
             continue
         try:
             made = _annotations(a, rec, cats[a["category_id"]], source.name)
-            made = [m if isinstance(m.shape, Keypoints | Mask) else
-                    m.with_shape(clipped(m.shape, rec.width, rec.height, ctx, source)) for m in made]
+            made = [m if isinstance(m.shape, Keypoints | Mask) else _clip(m, rec, ctx, source) for m in made]
         except FormatError as exc:
             ctx.dropped("annotation", "invalid", file=source, detail=str(exc).removeprefix(f"{source.name}: "))
             continue
@@ -227,6 +226,11 @@ def import_(source: Path, params: dict, ctx: ExchangeContext) -> Project:
             labels.add(ann)
     ctx.file = None
     return project
+
+
+def _clip(ann: Annotation, rec, ctx, source) -> Annotation:
+    shape = clipped(ann.shape, rec.width, rec.height, ctx, source)
+    return ann if shape is ann.shape else ann.with_shape(shape)  # most shapes are inside: no copy
 
 
 def _annotations(a: dict, rec, label: str, name: str) -> list[Annotation]:

@@ -109,3 +109,22 @@ def test_cancel_propagates(fake_module):
     fake_module.slow = slow
     with pytest.raises(Cancelled):
         run_tool(_spec("slow"), [_image()], cancel=token, services=Services(_CountingCache(), _CountingCache()))
+
+
+def test_masks_without_an_image_id_are_checked_against_the_input_size(fake_module):
+    """A Masks result naming no image used to skip the size check and break export later."""
+    fake_module.wrong = lambda ctx, images, params: [Masks(masks=np.zeros((1, 60, 80), bool), labels=("a",))]
+    fake_module.right = lambda ctx, images, params: [Masks(masks=np.zeros((1, 6, 8), bool), labels=("a",))]
+    with pytest.raises(ToolError, match=r"masks of size \(60, 80\) do not match image img1 of size \(6, 8\)"):
+        run_tool(_spec("wrong", returns=("masks",)), [_image()], {})
+    assert run_tool(_spec("right", returns=("masks",)), [_image()], {}).results[0].size == (6, 8)
+
+
+def test_a_tools_keyboard_interrupt_is_its_error_not_the_users_ctrl_c(fake_module):
+    def interrupts(ctx, images, params):
+        raise KeyboardInterrupt
+
+    fake_module.interrupts = interrupts
+    with pytest.raises(ToolError, match="raised KeyboardInterrupt") as info:
+        run_tool(_spec("interrupts"), [_image()], {}, timeout=30)
+    assert not info.value.user_error

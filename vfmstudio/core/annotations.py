@@ -66,7 +66,7 @@ def _ring(name: str, points: Any) -> RingT:
         raise AnnotationError(f"{name}: a ring needs at least 3 points, got {arr.shape[0]}")
     if not np.isfinite(arr).all():
         raise AnnotationError(f"{name}: coordinates must be finite numbers")
-    return tuple((float(x), float(y)) for x, y in arr)
+    return tuple(map(tuple, arr.tolist()))  # plain floats; tolist() is far faster than a loop over rows
 
 
 # ---------------------------------------------------------------------------------------- shapes

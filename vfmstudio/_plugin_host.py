@@ -24,7 +24,7 @@ from typing import Any
 import pluggy
 
 from vfmstudio import hookspecs
-from vfmstudio.core.tools import FormatSpec, ToolSpec
+from vfmstudio.core.tools import FormatSpec, ModelSpec, ToolRegistry, ToolSpec
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,12 @@ class PluginStatus:
     module: str = ""
     tools: list[str] = field(default_factory=list)
     formats: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "source": self.source, "version": self.version, "status": self.status,
                 "error": self.error, "module": self.module, "tools": list(self.tools),
-                "formats": list(self.formats)}
+                "formats": list(self.formats), "models": list(self.models)}
 
 
 class PluginError(Exception):
@@ -80,8 +81,9 @@ class PluginHost:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.statuses: dict[str, PluginStatus] = {}
-        self.tools: dict[str, ToolSpec] = {}
+        self.tools = ToolRegistry()  # a retired tool id (alias) finds the tool that replaced it
         self.formats: dict[str, FormatSpec] = {}
+        self.models: dict[str, ModelSpec] = {}  # the model catalogue, by hub id, in declaration order
         self._loaded = False
         self._lock = threading.Lock()
 
@@ -107,6 +109,7 @@ class PluginHost:
                                                               module=ep.value)
                         continue
                     self._load_one(ep.name, "entry point", ep.load, version=version, module_name=ep.value)
+            self._offer_models()
             return self
 
     def _load_one(self, name: str, source: str, importer, *, version: str, module_name: str) -> None:
@@ -124,6 +127,7 @@ class PluginHost:
             self._check_hook_names(plugin)
             tools = self._collect_tools(name, plugin)
             formats = self._collect_formats(name, plugin)
+            models = self._collect_models(name, plugin)
             self.pm.register(plugin, name=name)
         except BaseException as exc:  # noqa: BLE001 - a plugin may raise anything, even SystemExit
             if isinstance(exc, KeyboardInterrupt):
@@ -134,11 +138,14 @@ class PluginHost:
             log.info("plugin %s failed to load: %s", name, status.error)  # shown by `vfmstudio plugins`
             return
         for spec in tools:
-            self.tools[spec.id] = spec
+            self.tools.add(spec)
         for spec in formats:
             self.formats[spec.id] = spec
         status.tools = [t.id for t in tools]
         status.formats = [f.id for f in formats]
+        for model in models:
+            self.models[model.ref] = model
+        status.models = [m.ref for m in models]
         status.status = "loaded"
 
     @staticmethod
@@ -166,11 +173,12 @@ class PluginHost:
         for spec in value:
             if not isinstance(spec, ToolSpec):
                 raise PluginError(f"vfm_register_tools returned a {type(spec).__name__}, expected ToolSpec")
-            if spec.family not in families:
-                raise PluginError(f"tool id {spec.id!r} must start with '{name}.' (the plugin's name)")
-            if spec.id in self.tools or any(t.id == spec.id for t in out):
-                owner = self.tools[spec.id].plugin if spec.id in self.tools else name
-                raise PluginError(f"duplicate tool id {spec.id!r} (already registered by {owner})")
+            for tool_id in (spec.id, *spec.aliases):
+                if tool_id.split(".", 1)[0] not in families:
+                    raise PluginError(f"tool id {tool_id!r} must start with '{name}.' (the plugin's name)")
+                if tool_id in self.tools or any(tool_id in (t.id, *t.aliases) for t in out):
+                    owner = self.tools[tool_id].plugin if tool_id in self.tools else name
+                    raise PluginError(f"duplicate tool id {tool_id!r} (already registered by {owner})")
             out.append(dataclasses.replace(spec, plugin=name))
         return out
 
@@ -189,6 +197,34 @@ class PluginHost:
                 raise PluginError(f"duplicate format id {spec.id!r} (already registered by {owner})")
             out.append(dataclasses.replace(spec, plugin=name))
         return out
+
+    def _collect_models(self, name: str, plugin: Any) -> list[ModelSpec]:
+        value = self._call_own_hook(plugin, "vfm_register_models")
+        if value is None:
+            return []
+        if not isinstance(value, list | tuple):
+            raise PluginError(f"vfm_register_models must return a list of ModelSpec, got {type(value).__name__}")
+        out: list[ModelSpec] = []
+        for spec in value:
+            if not isinstance(spec, ModelSpec):
+                raise PluginError(f"vfm_register_models returned a {type(spec).__name__}, expected ModelSpec")
+            if spec.ref in self.models or any(m.ref == spec.ref for m in out):
+                owner = self.models[spec.ref].plugin if spec.ref in self.models else name
+                raise PluginError(f"duplicate model {spec.ref!r} (already declared by {owner})")
+            out.append(dataclasses.replace(spec, plugin=name))
+        return out
+
+    def _offer_models(self) -> None:
+        """Append the catalogue's models of each tool's ``model_families`` to its model list."""
+        for spec in list(self.tools.values()):
+            if not spec.model_families:
+                continue
+            declared = [m for family in spec.model_families for m in self.models.values() if m.family == family]
+            listed = {m.ref for m in spec.models}
+            models = spec.models + tuple(m.choice() for m in declared if m.ref not in listed)
+            default = spec.default_model or next((m.ref for m in declared if m.default), None)
+            self.tools.add(dataclasses.replace(spec, models=models, default_model=default or
+                                               (models[0].ref if models else None)))
 
     # ------------------------------------------------------------------ queries
     def tool(self, tool_id: str) -> ToolSpec:

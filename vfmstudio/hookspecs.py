@@ -15,13 +15,13 @@ import pluggy
 if TYPE_CHECKING:  # only for annotations: keep this module free of numpy at import time
     import numpy as np
 
-    from vfmstudio.core.tools import FormatSpec, ToolSpec
+    from vfmstudio.core.tools import FormatSpec, ModelSpec, ToolSpec
 
 PROJECT = "vfmstudio"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
-HOOK_NAMES = ("vfm_register_tools", "vfm_register_formats", "vfm_read_image")
+HOOK_NAMES = ("vfm_register_tools", "vfm_register_formats", "vfm_read_image", "vfm_register_models")
 
 
 @hookspec
@@ -53,4 +53,15 @@ def vfm_read_image(path: Path) -> np.ndarray | None:
 
     Return an (H, W, 3) uint8 RGB array, or None when the file is not yours. The first plugin
     that returns an array wins.
+    """
+
+
+@hookspec
+def vfm_register_models() -> list[ModelSpec]:
+    """Return the models this plugin offers (the model catalogue is built from these; docs/adr/0145).
+
+    Each :class:`~vfmstudio.core.tools.ModelSpec` names a hub id, its family, title, approximate
+    size, licence, whether the hub gates it and whether it is its family's default. Tools that list
+    the family in ``ToolSpec.model_families`` offer the model, whichever plugin declared it. Pure
+    data: never import torch or touch the network here.
     """

@@ -32,13 +32,23 @@ from vfmstudio.core.results import (
     Table,
     Text,
 )
-from vfmstudio.core.tools import FormatSpec, InputKind, ModelChoice, Param, ParamError, ParamType, ToolSpec
+from vfmstudio.core.tools import (
+    FormatSpec,
+    InputKind,
+    ModelChoice,
+    ModelSpec,
+    Param,
+    ParamError,
+    ParamType,
+    ToolSpec,
+)
 from vfmstudio.hookspecs import hookimpl
 
 __all__ = [
     "CancelToken", "Cancelled", "Classification", "Correspondences", "Detections", "Embedding", "FeatureImage",
     "FormatSpec",
     "Heatmap", "Histogram", "ImageLoadError", "InputKind", "LayerMaps", "LoadedImage", "Masks", "ModelChoice",
+    "ModelSpec",
     "Param", "ParamError", "ParamType", "Ranking", "Result", "ResultError", "RunContext", "Table", "Text",
     "ToolSpec", "hookimpl",
 ]

@@ -122,7 +122,7 @@ EMBED = ToolSpec(
     prepare="vfmstudio_clip._embed:prepare",
     inputs=InputKind.SET,
     params=(Param("batch_size", ParamType.INT, 16, minimum=1, maximum=512, help="images per forward pass"),),
-    models=MODELS,
+    model_families=MODEL_FAMILIES,
     returns=("embedding",),
     description="The L2-normalised global embedding of each image, as clip.search compares them; the "
                 "folder index (vfmstudio index) stores these.",
@@ -134,7 +134,7 @@ EMBED_TEXT = ToolSpec(
     run="vfmstudio_clip._embed:embed_text",
     inputs=InputKind.TEXT,
     params=(Param("text", ParamType.TEXT, required=True, help="the text to encode, e.g. 'a red car'"),),
-    models=MODELS,
+    model_families=MODEL_FAMILIES,
     returns=("embedding",),
     description="The L2-normalised embedding of a text query, to search a folder index with.",
 )

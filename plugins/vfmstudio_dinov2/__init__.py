@@ -105,12 +105,13 @@ TOOLS = (
           ("masks",),
           "Transfers the labels of annotated reference images to the other images by nearest-neighbour "
           "voting on patch features, as mask suggestions to accept."),
-    ToolSpec(id="dinov2.embed", title="Image embeddings", run="vfmstudio_dinov2._embed:embed", inputs=InputKind.SET,
+    ToolSpec(id="dino.embed", title="Image embeddings", run="vfmstudio_dinov2._embed:embed", inputs=InputKind.SET,
+             aliases=("dinov2.embed",),
              params=(Param("pool", ParamType.CHOICE, "cls", choices=("cls", "mean"),
                            help="cls: the CLS token; mean: the mean patch token (both after the final norm)"),
                      Param("resolution", ParamType.INT, 224, minimum=28, maximum=1792,
-                           help="short side of the model input in pixels (cropped to multiples of 14)")),
-             models=MODELS, default_model=DEFAULT_MODEL, returns=("embedding",),
+                           help="short side of the model input in pixels (cropped to whole patches)")),
+             model_families=MODEL_FAMILIES, default_model=DEFAULT_MODEL, returns=("embedding",),
              description="One L2-normalised vector per image (CLS or mean patch token) for the folder index "
                          "(vfmstudio index, similar, duplicates).",
              prepare="vfmstudio_dinov2._features:prepare"),

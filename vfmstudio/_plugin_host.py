@@ -26,7 +26,7 @@ from typing import Any
 import pluggy
 
 from vfmstudio import hookspecs, settings
-from vfmstudio.core.tools import FormatSpec, ToolSpec
+from vfmstudio.core.tools import FormatSpec, ModelSpec, ToolRegistry, ToolSpec
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +47,13 @@ class PluginStatus:
     module: str = ""
     tools: list[str] = field(default_factory=list)
     formats: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
     provides: dict[str, list[str]] = field(default_factory=dict)  # ids by registration kind
 
     def describe(self) -> dict[str, Any]:
         out = {"name": self.name, "source": self.source, "version": self.version, "status": self.status,
-               "error": self.error, "module": self.module, "tools": list(self.tools), "formats": list(self.formats)}
+               "error": self.error, "module": self.module, "tools": list(self.tools), "formats": list(self.formats),
+               "models": list(self.models)}
         for kind, ids in self.provides.items():
             out.setdefault(kind, list(ids))
         return out
@@ -91,8 +93,10 @@ class PluginHost:
         #: What the registration hooks returned, by kind (``vfm_register_<kind>``) and id.
         self.registered: dict[str, dict[str, Any]] = {hook.removeprefix(hookspecs.REGISTRATION_PREFIX): {}
                                                       for hook in registration_hooks()}
-        self.tools: dict[str, ToolSpec] = self.registered["tools"]
+        self.tools = ToolRegistry()  # a retired tool id (alias) finds the tool that replaced it
+        self.registered["tools"] = self.tools
         self.formats: dict[str, FormatSpec] = self.registered["formats"]
+        self.models: dict[str, ModelSpec] = self.registered["models"]  # the catalogue, by hub id, in order
         #: Which plugin owns each tool family (its name, or one it declared in VFM_TOOL_FAMILIES).
         self.family_owner: dict[str, str] = {}
         self._reserved: set[str] = set()
@@ -131,6 +135,7 @@ class PluginHost:
                         log.info("plugin %s skipped: %s", ep.name, verdict.error)
                         continue
                     self._load_one(ep.name, "entry point", ep.load, version=version, module_name=ep.value)
+            self._offer_models()
             return self
 
     def _probe(self, eps: list[md.EntryPoint]) -> dict[str, Any]:
@@ -178,12 +183,16 @@ class PluginHost:
             kind = hook.removeprefix(hookspecs.REGISTRATION_PREFIX)
             table = self.registered.setdefault(kind, {})
             for spec in specs:
-                table[spec.id] = spec
-            status.provides[kind] = [spec.id for spec in specs]
+                if isinstance(table, ToolRegistry):
+                    table.add(spec)  # its aliases too
+                else:
+                    table[str(_spec_key(spec))] = spec  # validated in _collect
+            status.provides[kind] = [str(_spec_key(spec)) for spec in specs]
         for family in families:
             self.family_owner[family] = name
         status.tools = status.provides.get("tools", [])
         status.formats = status.provides.get("formats", [])
+        status.models = status.provides.get("models", [])
         status.status = "loaded"
 
     @staticmethod
@@ -233,14 +242,18 @@ class PluginHost:
         taken = self.registered.get(kind, {})
         out: list[Any] = []
         for spec in value:
-            if (item_type is not None and not isinstance(spec, item_type)) or not isinstance(getattr(spec, "id", None), str):
+            key = _spec_key(spec)
+            if (item_type is not None and not isinstance(spec, item_type)) or key is None:
                 raise PluginError(f"{hook} returned a {type(spec).__name__}, expected {expected}")
-            if kind == "tools" and spec.family not in families:
-                raise PluginError(f"tool id {spec.id!r} must start with '{name}.' (the plugin's name) "
-                                  "or a family the plugin declares in VFM_TOOL_FAMILIES")
-            if spec.id in taken or any(s.id == spec.id for s in out):
-                owner = getattr(taken[spec.id], "plugin", "") if spec.id in taken else name
-                raise PluginError(f"duplicate {kind.rstrip('s')} id {spec.id!r} (already registered by {owner})")
+            for spec_id in (key, *getattr(spec, "aliases", ())):  # a tool's former ids stay its aliases
+                if kind == "tools" and spec_id.split(".", 1)[0] not in families:
+                    raise PluginError(f"tool id {spec_id!r} must start with '{name}.' (the plugin's name) "
+                                      "or a family the plugin declares in VFM_TOOL_FAMILIES")
+                if spec_id in taken or any(spec_id in (_spec_key(s), *getattr(s, "aliases", ())) for s in out):
+                    owner = getattr(taken[spec_id], "plugin", "") if spec_id in taken else name
+                    what = "model" if kind == "models" else f"{kind.rstrip('s')} id"
+                    verb = "declared" if kind == "models" else "registered"
+                    raise PluginError(f"duplicate {what} {spec_id!r} (already {verb} by {owner})")
             if dataclasses.is_dataclass(spec) and not isinstance(spec, type) and any(f.name == "plugin" for f in dataclasses.fields(spec)):
                 spec = dataclasses.replace(spec, plugin=name)
             out.append(spec)
@@ -257,6 +270,18 @@ class PluginHost:
                 log.warning("plugin %s failed in %s: %s", impl.plugin_name, hook, _one_line(exc))
                 continue
             yield impl.plugin_name, value
+
+    def _offer_models(self) -> None:
+        """Append the catalogue's models of each tool's ``model_families`` to its model list."""
+        for spec in list(self.tools.values()):
+            if not spec.model_families:
+                continue
+            declared = [m for family in spec.model_families for m in self.models.values() if m.family == family]
+            listed = {m.ref for m in spec.models}
+            models = spec.models + tuple(m.choice() for m in declared if m.ref not in listed)
+            default = spec.default_model or next((m.ref for m in declared if m.default), None)
+            self.tools.add(dataclasses.replace(spec, models=models, default_model=default or
+                                               (models[0].ref if models else None)))
 
     # ------------------------------------------------------------------ queries
     def tool(self, tool_id: str) -> ToolSpec:
@@ -291,6 +316,15 @@ class PluginHost:
                 return value
             log.warning("plugin %s returned an invalid image from vfm_read_image", plugin_name)
         return None
+
+
+def _spec_key(spec: Any) -> str | None:
+    """A declaration's key: ``id`` (tools, formats) or ``ref`` (models, by hub id)."""
+    for attr in ("id", "ref"):
+        value = getattr(spec, attr, None)
+        if isinstance(value, str):
+            return value
+    return None
 
 
 def registration_hooks() -> tuple[str, ...]:

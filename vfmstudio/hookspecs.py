@@ -14,7 +14,7 @@ import pluggy
 
 # Imported for real, not only for type checking: the host reads each registration hook's item type
 # (``list[ToolSpec]``) from its annotation to validate what a plugin returns.
-from vfmstudio.core.tools import FormatSpec, ToolSpec
+from vfmstudio.core.tools import FormatSpec, ModelSpec, ToolSpec
 
 if TYPE_CHECKING:
     import numpy as np
@@ -59,6 +59,17 @@ def vfm_read_image(path: Path) -> np.ndarray | None:
 
     Return an (H, W, 3) uint8 RGB array, or None when the file is not yours. The first plugin
     that returns an array wins.
+    """
+
+
+@hookspec
+def vfm_register_models() -> list[ModelSpec]:
+    """Return the models this plugin offers (the model catalogue is built from these; docs/adr/0145).
+
+    Each :class:`~vfmstudio.core.tools.ModelSpec` names a hub id, its family, title, approximate
+    size, licence, whether the hub gates it and whether it is its family's default. Tools that list
+    the family in ``ToolSpec.model_families`` offer the model, whichever plugin declared it. Pure
+    data: never import torch or touch the network here.
     """
 
 

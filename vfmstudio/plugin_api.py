@@ -86,7 +86,16 @@ from vfmstudio.core.results import (
 )
 from vfmstudio.core.rle import decode as rle_decode
 from vfmstudio.core.rle import encode as rle_encode
-from vfmstudio.core.tools import FormatSpec, InputKind, ModelChoice, Param, ParamError, ParamType, ToolSpec
+from vfmstudio.core.tools import (
+    FormatSpec,
+    InputKind,
+    ModelChoice,
+    ModelSpec,
+    Param,
+    ParamError,
+    ParamType,
+    ToolSpec,
+)
 from vfmstudio.core.yaml_safe import YAMLRefused, load_yaml
 from vfmstudio.hookspecs import hookimpl
 from vfmstudio.ml.catalog import KnownModel, get_known, models_for
@@ -186,7 +195,7 @@ __all__ = [
     "Annotation", "AnnotationError", "Box", "Ellipse", "Keypoints", "Polyline", "RotatedBox", "Skeleton", "shape_kind", "CancelToken", "Cancelled", "Classification", "Correspondences", "Detections", "Embedding",
     "ExchangeContext", "ExporterFunction", "FeatureImage", "FormatError", "FormatSpec", "Heatmap", "Histogram",
     "ImageLoadError", "ImageRecord", "ImporterFunction", "InputKind", "KnownModel", "LabelSet", "LayerMaps",
-    "LoadedImage", "LoadedModelInfo", "Mask", "Masks", "ModelChoice", "ModelError", "ModelNotAvailableError",
+    "LoadedImage", "LoadedModelInfo", "Mask", "Masks", "ModelChoice", "ModelSpec", "ModelError", "ModelNotAvailableError",
     "ModelRef", "ModelTooLargeError", "Param", "ParamError", "ParamType", "Points", "Polygon", "PolygonPart",
     "Prediction", "PrepareFunction", "Project", "Provenance", "Ranking", "Result", "ResultError", "RunContext",
     "Shape", "Table", "Text", "ToolFunction", "ToolSpec",

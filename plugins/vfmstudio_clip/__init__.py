@@ -5,19 +5,30 @@ Registering is light: tool code lives in the underscore modules, imported only w
 
 from __future__ import annotations
 
-from vfmstudio.plugin_api import InputKind, ModelChoice, Param, ParamType, ToolSpec, hookimpl
+from vfmstudio.plugin_api import InputKind, ModelSpec, Param, ParamType, ToolSpec, hookimpl
 
 __version__ = "0.1.0"
 
-MODELS = (
-    ModelChoice("openai/clip-vit-base-patch32", "CLIP ViT-B/32", 151),
-    ModelChoice("openai/clip-vit-base-patch16", "CLIP ViT-B/16", 150),
-    ModelChoice("openai/clip-vit-large-patch14", "CLIP ViT-L/14", 428),
-    ModelChoice("google/siglip-base-patch16-224", "SigLIP B/16 224", 203),
-    ModelChoice("google/siglip-so400m-patch14-384", "SigLIP so400m/14 384", 878),
+_APACHE = "Apache-2.0"
+DECLARED_MODELS = (
+    ModelSpec("openai/clip-vit-base-patch32", "clip", "CLIP ViT-B/32", 151, "MIT", default=True),
+    ModelSpec("openai/clip-vit-base-patch16", "clip", "CLIP ViT-B/16", 150, "MIT"),
+    ModelSpec("openai/clip-vit-large-patch14", "clip", "CLIP ViT-L/14", 428, "MIT"),
+    ModelSpec("google/siglip-base-patch16-224", "siglip", "SigLIP B/16 224", 203, _APACHE, default=True),
+    ModelSpec("google/siglip-so400m-patch14-384", "siglip", "SigLIP so400m/14 384", 878, _APACHE),
+    # SigLIP 2: fixed-resolution checkpoints keep the SigLIP layout; NaFlex ones keep the aspect ratio.
+    ModelSpec("google/siglip2-base-patch16-224", "siglip2", "SigLIP 2 B/16 224", 375, _APACHE, default=True),
+    ModelSpec("google/siglip2-base-patch16-384", "siglip2", "SigLIP 2 B/16 384", 376, _APACHE),
+    ModelSpec("google/siglip2-base-patch16-naflex", "siglip2", "SigLIP 2 B/16 NaFlex", 375, _APACHE),
+    ModelSpec("google/siglip2-large-patch16-256", "siglip2", "SigLIP 2 L/16 256", 882, _APACHE),
+    ModelSpec("google/siglip2-so400m-patch14-384", "siglip2", "SigLIP 2 so400m/14 384", 1136, _APACHE),
+    ModelSpec("google/siglip2-so400m-patch16-naflex", "siglip2", "SigLIP 2 so400m/16 NaFlex", 1136, _APACHE),
+    ModelSpec("google/siglip2-giant-opt-patch16-256", "siglip2", "SigLIP 2 g-opt/16 256", 1871, _APACHE),
 )
+MODELS = tuple(m.choice() for m in DECLARED_MODELS)  # this plugin's own models, as tool choices
+MODEL_FAMILIES = ("clip", "siglip", "siglip2")
 # Dense maps need small patches; B/16 is the model MaskCLIP and SCLIP report on.
-SEGMENT_MODELS = (MODELS[1], MODELS[0], MODELS[2], MODELS[3], MODELS[4])
+SEGMENT_DEFAULT = "openai/clip-vit-base-patch16"
 
 _TEMPLATES_HELP = ("single ('a photo of a {}.'), ensemble7, ensemble80 (OpenAI's ImageNet prompts), "
                    "or your own template(s) with {} for the label, separated by |")
@@ -45,7 +56,8 @@ CLASSIFY = ToolSpec(
               help="independent sigmoid score per label (SigLIP); auto: sigmoid for SigLIP, softmax for CLIP"),
         Param("batch_size", ParamType.INT, 16, minimum=1, maximum=512, help="images per forward pass"),
     ),
-    models=MODELS,
+    model_families=MODEL_FAMILIES,
+    default_model="openai/clip-vit-base-patch32",
     returns=("classification",),
     description="Scores for your class names. Text is encoded once per label set and model; images go "
                 "through the model in batches and their embeddings are cached by content.",
@@ -73,7 +85,8 @@ SEGMENT = ToolSpec(
         Param("stride", ParamType.INT, "auto", special=("auto",), minimum=8, maximum=4096,
               help="sliding-window step in pixels (auto: half the model's input size)"),
     ),
-    models=SEGMENT_MODELS,
+    model_families=MODEL_FAMILIES,
+    default_model=SEGMENT_DEFAULT,
     returns=("heatmap", "masks"),
     description="Per-class heat maps and an argmax mask per class (plus background) from CLIP patch "
                 "tokens. Dense features are cached per image: a threshold edit is instant and a new label "
@@ -95,7 +108,8 @@ SEARCH = ToolSpec(
         Param("top_k", ParamType.INT, 0, minimum=0, help="keep the best k images (0: all)"),
         Param("batch_size", ParamType.INT, 16, minimum=1, maximum=512, help="images per forward pass"),
     ),
-    models=MODELS,
+    model_families=MODEL_FAMILIES,
+    default_model="openai/clip-vit-base-patch32",
     returns=("ranking",),
     description="Ranks images by similarity to a text query and/or an example image. Image embeddings are "
                 "cached by content hash, so another query over the same images costs one text encoding.",
@@ -108,7 +122,7 @@ EMBED = ToolSpec(
     prepare="vfmstudio_clip._embed:prepare",
     inputs=InputKind.SET,
     params=(Param("batch_size", ParamType.INT, 16, minimum=1, maximum=512, help="images per forward pass"),),
-    models=MODELS,
+    model_families=MODEL_FAMILIES,
     returns=("embedding",),
     description="The L2-normalised global embedding of each image, as clip.search compares them; the "
                 "folder index (vfmstudio index) stores these.",
@@ -120,7 +134,7 @@ EMBED_TEXT = ToolSpec(
     run="vfmstudio_clip._embed:embed_text",
     inputs=InputKind.TEXT,
     params=(Param("text", ParamType.TEXT, required=True, help="the text to encode, e.g. 'a red car'"),),
-    models=MODELS,
+    model_families=MODEL_FAMILIES,
     returns=("embedding",),
     description="The L2-normalised embedding of a text query, to search a folder index with.",
 )
@@ -131,3 +145,8 @@ TOOLS = (CLASSIFY, SEGMENT, SEARCH, EMBED, EMBED_TEXT)
 @hookimpl
 def vfm_register_tools() -> list[ToolSpec]:
     return list(TOOLS)
+
+
+@hookimpl
+def vfm_register_models() -> list[ModelSpec]:
+    return list(DECLARED_MODELS)

@@ -19,8 +19,10 @@ import torch
 
 from vfmstudio.plugin_api import ModelError, RunContext, pixel_values_on_device
 
-FAMILIES = {"clip": "clip", "siglip": "siglip"}
-SIGLIP_TEXT_LENGTH = 64  # SigLIP was trained on texts padded to 64 tokens; shorter padding changes results
+# model_type -> scoring family. SigLIP 2 scores like SigLIP (sigmoid, attention-pool head); its NaFlex
+# checkpoints are model_type "siglip2", its fixed-resolution ones keep the SigLIP layout ("siglip").
+FAMILIES = {"clip": "clip", "siglip": "siglip", "siglip2": "siglip"}
+SIGLIP_TEXT_LENGTH = 64  # SigLIP and SigLIP 2 were trained on texts padded to 64 tokens; shorter changes results
 
 
 @dataclass
@@ -33,6 +35,11 @@ class ClipBundle:
     ref: str
     device: str
     precision: str
+    # SigLIP 2 (Gemma tokenizer) was trained on lower-cased text; its fixed-resolution checkpoints load
+    # a GemmaTokenizer that keeps case, so prompts are lower-cased here.
+    lowercase: bool = False
+    # NaFlex: the processor patchifies at the image's own aspect ratio (pixel_attention_mask, spatial_shapes).
+    naflex: bool = False
 
     @property
     def dtype(self) -> torch.dtype:
@@ -76,8 +83,10 @@ def load_bundle(ref: str, device: str, precision: str) -> ClipBundle:
         raise ModelError(f"the tokenizer of '{ref}' needs a package that is not installed "
                          f"({str(exc).split(' but ')[0].strip()}): pip install sentencepiece protobuf") from exc
     model, info = load_pretrained(AutoModel, ref, device=device, precision=precision)
+    gemma = "gemma" in type(processor.tokenizer).__name__.lower()
     return ClipBundle(model=model, processor=processor, family=family, ref=ref, device=info.device,
-                      precision=info.precision)
+                      precision=info.precision, lowercase=model_type == "siglip2" or gemma,
+                      naflex=model_type == "siglip2")
 
 
 def get_bundle(ctx: RunContext) -> ClipBundle:
@@ -109,6 +118,8 @@ def encode_texts(bundle: ClipBundle, texts: Sequence[str], batch_size: int = 256
     ``progress(fraction)`` is called before each batch (it may raise to cancel).
     """
     tokenizer = bundle.processor.tokenizer
+    if bundle.lowercase:
+        texts = [t.lower() for t in texts]
     if bundle.family == "siglip":
         kwargs: dict[str, Any] = {"padding": "max_length", "max_length": SIGLIP_TEXT_LENGTH, "truncation": True}
     else:
@@ -175,6 +186,20 @@ def cached_class_embeddings(ctx: RunContext, bundle: ClipBundle, labels: tuple[s
 # ---------------------------------------------------------------- images
 
 
+def image_inputs(bundle: ClipBundle, pixels: Sequence[np.ndarray]) -> dict[str, torch.Tensor]:
+    """The image tower's keyword inputs: ``pixel_values``, plus the patch mask and grid shapes for NaFlex.
+
+    NaFlex runs its own processor (PIL, aspect-preserving resize to at most ``max_num_patches``) on
+    every device: its patches are padded to one length, so images of any shape share a batch.
+    """
+    if not bundle.naflex:
+        return {"pixel_values": pixel_values(bundle, pixels)}
+    batch = bundle.processor.image_processor(images=list(pixels), return_tensors="pt")
+    return {"pixel_values": batch["pixel_values"].to(bundle.device, bundle.dtype),
+            "pixel_attention_mask": batch["pixel_attention_mask"].to(bundle.device),
+            "spatial_shapes": batch["spatial_shapes"].to(bundle.device)}
+
+
 def pixel_values(bundle: ClipBundle, pixels: Sequence[np.ndarray]) -> torch.Tensor:
     """The model's own preprocessing (resize, centre crop, normalise), as the HF pipeline does it.
 
@@ -194,7 +219,7 @@ def pixel_values(bundle: ClipBundle, pixels: Sequence[np.ndarray]) -> torch.Tens
 @torch.inference_mode()
 def encode_images(bundle: ClipBundle, pixels: Sequence[np.ndarray]) -> np.ndarray:
     """L2-normalised global image embeddings (N, D) float32 for one batch."""
-    emb = bundle.model.get_image_features(pixel_values=pixel_values(bundle, pixels)).pooler_output
+    emb = bundle.model.get_image_features(**image_inputs(bundle, pixels)).pooler_output
     return _l2(emb.float()).cpu().numpy().astype(np.float32, copy=False)
 
 

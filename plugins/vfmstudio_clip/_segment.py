@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vfmstudio.plugin_api import Heatmap, LoadedImage, Masks, ParamError, Result, RunContext
+from vfmstudio.plugin_api import Heatmap, LoadedImage, Masks, ModelError, ParamError, Result, RunContext
 from vfmstudio_clip._dense import (
     dense_embeddings,
     patch_logits,
@@ -38,6 +38,10 @@ def segment(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Re
     templates = resolve_templates(params["templates"])
     ctx.progress(0.0, "loading model")
     bundle = get_bundle(ctx)
+    if bundle.naflex:
+        # Dense maps slide fixed square windows over the image; NaFlex inputs have no fixed size.
+        raise ModelError(f"'{bundle.ref}' is a NaFlex SigLIP 2 checkpoint; clip.segment needs a fixed-resolution "
+                         "one, e.g. google/siglip2-base-patch16-224 (classify and search take both)")
     resolution = (auto_resolution(params["mode"], bundle.image_size, bundle.patch_size)
                   if params["resolution"] == "auto" else params["resolution"])
     stride = None if params["stride"] == "auto" else params["stride"]

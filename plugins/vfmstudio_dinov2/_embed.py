@@ -1,4 +1,4 @@
-"""dinov2.embed: one global vector per image for the folder index (CLS token or mean patch token).
+"""dino.embed: one global vector per image for the folder index (CLS token or mean patch token).
 
 The features come from the same cached forward pass as every other DINOv2 tool, so an image already
 seen at this resolution costs nothing, and batch engines fill the cache in batches through ``prepare``.

@@ -1,11 +1,13 @@
 """Dense features, extracted once per (descriptor, precision, resolution, image) and cached.
 
-Every dinov2 tool starts here: :func:`features_for` returns the :class:`PatchFeatures` of an image
+Every dino tool starts here: :func:`features_for` returns the :class:`PatchFeatures` of an image
 from the feature cache, running the descriptor's forward pass only on a miss. Interactive changes
 (threshold, clicked point, layer, image set) are then pure math on these arrays.
 
-Descriptors are chosen by the model reference. A Hugging Face DINOv2 checkpoint (hub id or folder)
-is the normal case; :data:`EXTRACTORS` maps special references such as ``builtin:raw-patches`` to
+Descriptors are chosen by the model reference. A Hugging Face DINOv2 or DINOv3 checkpoint (hub id or
+folder) is the normal case: its config gives the patch size and the number of register tokens, and
+the model handles positions itself (DINOv2 interpolates its learned table, DINOv3 uses RoPE), so any
+grid of whole patches goes in as it is; :data:`EXTRACTORS` maps special references such as ``builtin:raw-patches`` to
 other descriptors that go through the same preprocessing, geometry and cache (the geometry tests
 use a non-learned descriptor this way).
 
@@ -42,7 +44,8 @@ from vfmstudio.plugin_api import (
 DEFAULT_MODEL = "facebook/dinov2-small"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-DINOV2_TYPES = ("dinov2", "dinov2_with_registers")
+DINO_TYPES = ("dinov2", "dinov2_with_registers", "dinov3_vit")
+DINOV2_TYPES = DINO_TYPES  # former name
 MAX_TOKENS = 16384  # attention cost grows with the square of this: refuse panoramas at huge resolutions
 
 
@@ -167,7 +170,8 @@ class PatchFeatures:
 
     ``tokens``: (rows*cols, C) last-layer patch tokens after the final LayerNorm (registers dropped);
     ``cls``: (C,) the normed CLS token; ``layer_norms``: (L+1, rows, cols) L2 norms of the patch
-    tokens of every hidden state (embeddings first, before the final LayerNorm).
+    tokens of every hidden state (embeddings first, before the final LayerNorm); ``special_norms``:
+    (L+1, 1 + registers) the same for the CLS and register tokens, or None for a descriptor without them.
     """
 
     tokens: np.ndarray
@@ -175,7 +179,8 @@ class PatchFeatures:
     layer_norms: np.ndarray
     layer_names: tuple[str, ...]
     geometry: Geometry
-    key: Hashable = None  # the feature-cache key, for values derived from these features
+    key: Hashable = None
+    special_norms: np.ndarray | None = None  # the feature-cache key, for values derived from these features
 
     def derived(self, ctx: RunContext, name: str, compute: Callable[[], Any]) -> Any:
         """A value computed from these features alone, cached next to them."""
@@ -198,6 +203,7 @@ class Encoded:
     cls: torch.Tensor  # (B, C)
     layer_norms: torch.Tensor  # (B, L, N)
     layer_names: tuple[str, ...]
+    special_norms: torch.Tensor | None = None  # (B, L, 1 + registers): CLS then register tokens
 
 
 class Extractor:
@@ -216,8 +222,9 @@ class Extractor:
         raise NotImplementedError
 
 
-class Dinov2Extractor(Extractor):
-    """A transformers ``Dinov2Model`` / ``Dinov2WithRegistersModel``, loaded lazily through the model cache."""
+class DinoExtractor(Extractor):
+    """A transformers ``Dinov2Model`` / ``Dinov2WithRegistersModel`` / ``DINOv3ViTModel``, loaded lazily
+    through the model cache."""
 
     def __init__(self, ctx: RunContext, ref: str):
         self._ctx = ctx
@@ -225,14 +232,22 @@ class Dinov2Extractor(Extractor):
         self.device = resolve_device(ctx.device)
         self.precision = resolve_precision(ctx.precision, self.device)
         self._model: Any = None
-        self.patch = self._config_value("patch_size", 14)
+        self.patch = self._patch_size()
         # Features depend on the weights and the precision, not on which device computed them.
         self.cache_key = ("hf", *self._ref.key, self.precision)
 
-    def _config_value(self, name: str, default: int) -> int:
+    def _patch_size(self) -> int:
         """Read from config.json without loading the weights, so a feature-cache hit loads no model."""
         config = self._ctx.model(("dinov2.config", *self._ref.key), self._read_config)
-        return int(config.get(name, default))
+        patch = config.get("patch_size", 14)
+        if isinstance(patch, list | tuple):  # (height, width): the geometry needs square patches
+            if len(patch) != 2 or patch[0] != patch[1]:
+                raise ModelError(f"model '{self._ref.display}' has patches of {patch} pixels; only square "
+                                 "patches are supported")
+            patch = patch[0]
+        if isinstance(patch, bool) or not isinstance(patch, int) or not 1 <= patch <= 256:
+            raise ModelError(f"model '{self._ref.display}' has an invalid patch_size {patch!r} in config.json")
+        return patch
 
     def _read_config(self) -> dict:
         path = resolve_local_path(self._ref) / "config.json"
@@ -241,9 +256,9 @@ class Dinov2Extractor(Extractor):
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot read '{path}': {exc}") from exc
         model_type = config.get("model_type")
-        if model_type not in DINOV2_TYPES:
-            raise ModelError(f"model '{self._ref.display}' is a '{model_type}' model, not DINOv2 "
-                             f"(expected model_type {' or '.join(DINOV2_TYPES)})")
+        if model_type not in DINO_TYPES:
+            raise ModelError(f"model '{self._ref.display}' is a '{model_type}' model, not DINOv2 or DINOv3 "
+                             f"(expected model_type {', '.join(DINO_TYPES)})")
         return config
 
     @property
@@ -266,9 +281,10 @@ class Dinov2Extractor(Extractor):
         skip = 1 + int(getattr(model.config, "num_register_tokens", 0) or 0)  # [CLS, registers..., patches...]
         out = model(pixel_values=pixel_values, output_hidden_states=True)
         last = out.last_hidden_state
-        norms = torch.stack([torch.linalg.vector_norm(h[:, skip:].float(), dim=-1) for h in out.hidden_states], dim=1)
-        names = ("embeddings", *(f"block {i}" for i in range(1, norms.shape[1])))
-        return Encoded(tokens=last[:, skip:], cls=last[:, 0], layer_norms=norms, layer_names=names)
+        every = torch.stack([torch.linalg.vector_norm(h.float(), dim=-1) for h in out.hidden_states], dim=1)
+        names = ("embeddings", *(f"block {i}" for i in range(1, every.shape[1])))
+        return Encoded(tokens=last[:, skip:], cls=last[:, 0], layer_norms=every[:, :, skip:], layer_names=names,
+                       special_norms=every[:, :, :skip])
 
 
 class RawPatchExtractor(Extractor):
@@ -297,7 +313,7 @@ EXTRACTORS: dict[str, ExtractorFactory] = {"builtin:raw-patches": RawPatchExtrac
 def extractor_for(ctx: RunContext) -> Extractor:
     ref = ctx.model_ref or DEFAULT_MODEL
     factory = EXTRACTORS.get(ref)
-    extractor = factory(ctx, ref) if factory is not None else Dinov2Extractor(ctx, ref)
+    extractor = factory(ctx, ref) if factory is not None else DinoExtractor(ctx, ref)
     ctx.used_device, ctx.used_precision = extractor.device, extractor.precision
     return extractor
 
@@ -325,8 +341,10 @@ def extract(extractor: Extractor, items: list[tuple[np.ndarray, Geometry, Hashab
             raise ModelError(f"the model returned {tuple(enc.tokens.shape[:2])} (images, patch tokens) for "
                              f"{len(items)} images of {rows}x{cols} patches")
         tokens, cls, norms = _numpy(enc.tokens), _numpy(enc.cls), _numpy(enc.layer_norms)
+        special = _numpy(enc.special_norms) if enc.special_norms is not None else None
         return [PatchFeatures(tokens=tokens[i], cls=cls[i], layer_norms=norms[i].reshape(-1, rows, cols),
-                              layer_names=enc.layer_names, geometry=geometry, key=key)
+                              layer_names=enc.layer_names, geometry=geometry, key=key,
+                              special_norms=special[i] if special is not None else None)
                 for i, (_, geometry, key) in enumerate(items)]
 
 
@@ -374,3 +392,6 @@ def prepare(ctx: RunContext, images: list[LoadedImage], params: dict) -> None:
                 ctx.cached(feats.key, lambda f=feats: f)
             done += len(group[start:start + step])
     ctx.progress(1.0, "features ready")
+
+
+Dinov2Extractor = DinoExtractor  # former name

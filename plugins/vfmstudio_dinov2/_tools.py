@@ -273,7 +273,7 @@ def norms(ctx: RunContext, images: list[LoadedImage], params: dict, features: li
     mask = _math.to_pixels(torch.from_numpy(outliers)[None], feats.extent, (image.height, image.width),
                            "nearest")[0].numpy() > 0.5
     name = feats.layer_names[layer]
-    return [
+    out: list[Result] = [
         LayerMaps(values=values, names=feats.layer_names, label="patch-token norms", extent=feats.extent,
                   image_id=image.id),
         Table(columns=("layer", "median", "max", "outlier share", "cutoff"), rows=tuple(rows),
@@ -281,6 +281,19 @@ def norms(ctx: RunContext, images: list[LoadedImage], params: dict, features: li
         Heatmap(values=values[layer], label=f"token norms, {name}", extent=feats.extent, image_id=image.id),
         Masks(masks=mask[None], labels=(f"high-norm tokens ({name})",), image_id=image.id),
     ]
+    if feats.special_norms is not None:
+        out.append(_special_token_table(feats, image))
+    return out
+
+
+def _special_token_table(feats: PatchFeatures, image: LoadedImage) -> Table:
+    """Norms of the CLS and register tokens per layer: registers absorb the high-norm role that
+    artifact patches take in models without them, so they are shown apart from the patch maps."""
+    special = feats.special_norms
+    columns = ("layer", "CLS", *(f"register {i}" for i in range(1, special.shape[1])))
+    rows = tuple((name, *(round(float(v), 4) for v in row)) for name, row in zip(feats.layer_names, special))
+    title = "CLS and register token norms" if special.shape[1] > 1 else "CLS token norms"
+    return Table(columns=columns, rows=rows, title=title, image_id=image.id)
 
 
 # ---------------------------------------------------------------------------------------------- propagate

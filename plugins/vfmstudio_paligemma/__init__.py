@@ -6,14 +6,16 @@ See docs/tools/paligemma.md.
 
 from __future__ import annotations
 
-from vfmstudio.plugin_api import InputKind, ModelChoice, Param, ParamType, ToolSpec, hookimpl
+from vfmstudio.plugin_api import InputKind, ModelSpec, Param, ParamType, ToolSpec, hookimpl
 
 __version__ = "0.1.0"
 
-MODELS = (
-    ModelChoice("google/paligemma2-3b-mix-224", "PaliGemma 2 3B mix 224", params_millions=3030, gated=True),
-    ModelChoice("google/paligemma2-3b-mix-448", "PaliGemma 2 3B mix 448", params_millions=3030, gated=True),
+DECLARED_MODELS = (
+    ModelSpec("google/paligemma2-3b-mix-224", "paligemma", "PaliGemma 2 3B mix 224", 3030, "Gemma", gated=True,
+              default=True),
+    ModelSpec("google/paligemma2-3b-mix-448", "paligemma", "PaliGemma 2 3B mix 448", 3030, "Gemma", gated=True),
 )
+MODELS = tuple(m.choice() for m in DECLARED_MODELS)  # this plugin's own models, as tool choices
 
 
 def _max_tokens(default: int) -> Param:
@@ -30,7 +32,7 @@ def _tool(name: str, title: str, params: tuple[Param, ...], returns: str, descri
     # Detect and segment add a text result when they find nothing: the model's answer, as the reason.
     kinds = (returns,) if returns == "text" else (returns, "text")
     return ToolSpec(id=f"paligemma.{name}", title=title, run=f"vfmstudio_paligemma._tools:{name}",
-                    inputs=InputKind.IMAGE, params=params, models=MODELS, returns=kinds,
+                    inputs=InputKind.IMAGE, params=params, model_families=("paligemma",), returns=kinds,
                     description=description, prepare="vfmstudio_paligemma._tools:prepare")
 
 
@@ -64,3 +66,8 @@ TOOLS = (
 @hookimpl
 def vfm_register_tools() -> list[ToolSpec]:
     return list(TOOLS)
+
+
+@hookimpl
+def vfm_register_models() -> list[ModelSpec]:
+    return list(DECLARED_MODELS)

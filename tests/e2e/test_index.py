@@ -67,7 +67,7 @@ def _update(folder, model, tool_id, **params):
     return update_index(folder, model=model, tool=get_host().tool(tool_id), params=params, services=_services())
 
 
-@pytest.mark.parametrize("family, tool_id", [("clip", "clip.embed"), ("dinov2", "dinov2.embed")])
+@pytest.mark.parametrize("family, tool_id", [("clip", "clip.embed"), ("dinov2", "dino.embed")])
 def test_updates_embed_only_new_or_changed_images_and_drop_removed_ones(tiny_model, folder, embedded_images,
                                                                       family, tool_id):
     model = str(tiny_model(family))
@@ -91,9 +91,9 @@ def test_updates_embed_only_new_or_changed_images_and_drop_removed_ones(tiny_mod
 
 def test_stored_vectors_equal_the_tool_run_directly(tiny_model, folder):
     model = str(tiny_model("dinov2"))
-    index = _update(folder, model, "dinov2.embed", pool="mean")
+    index = _update(folder, model, "dino.embed", pool="mean")
     image = load_image(folder / "img3.png")
-    direct = run_tool(get_host().tool("dinov2.embed"), [image], {"pool": "mean"}, model=model,
+    direct = run_tool(get_host().tool("dino.embed"), [image], {"pool": "mean"}, model=model,
                       services=_services())
     np.testing.assert_allclose(index.store.vector(image.id), direct.results[0].vector, atol=1e-6)
 

@@ -25,7 +25,7 @@ def test_registering_the_tools_imports_neither_torch_nor_transformers():
             "print([m for m in ('torch', 'transformers', 'PIL') if m in sys.modules])\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     tools, heavy = out.stdout.strip().splitlines()
-    assert tools == "['clip.classify', 'clip.search', 'clip.segment']"
+    assert tools == "['clip.classify', 'clip.embed', 'clip.embed-text', 'clip.search', 'clip.segment']"
     assert "torch" not in heavy and "transformers" not in heavy
 
 

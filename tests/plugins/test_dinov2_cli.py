@@ -39,7 +39,8 @@ def test_pca_from_the_cli_prints_json_and_writes_overlays(tiny_model, photos, tm
         capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
     prediction = Prediction.from_json(json.loads(proc.stdout))
-    assert prediction.tool == "dinov2.pca" and prediction.device == "cpu" and prediction.precision == "fp32"
+    # The former id runs the tool; the prediction records its current id.
+    assert prediction.tool == "dino.pca" and prediction.device == "cpu" and prediction.precision == "fp32"
     assert [r.kind for r in prediction.results] == ["feature_image", "masks", "heatmap", "histogram"]
     assert prediction.params["threshold"] == 0.4 and prediction.results[3].threshold == 0.4
     overlays = sorted(p.name for p in out.glob("overlay-*.png"))

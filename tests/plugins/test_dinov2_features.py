@@ -199,6 +199,6 @@ def test_registering_the_tools_does_not_import_torch():
             "h = PluginHost(builtins=('vfmstudio_dinov2',), entry_points=False).load(); "
             "print(sorted(h.tools)); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
-    assert out[0] == str(sorted(f"dinov2.{n}" for n in
+    assert out[0] == str(sorted(f"dino.{n}" for n in
                                 ("pca", "joint-pca", "similarity", "matches", "norms", "propagate", "embed")))
     assert out[1] == "False"

@@ -102,6 +102,6 @@ def test_dinov2_norms_layer_scrub_reruns_without_a_forward_pass(qtbot, dinov2_wi
     panel.layer_slider.setValue(1)
     qtbot.waitUntil(lambda: not window.jobs, timeout=30000)
     assert not window.messages.texts("error"), window.messages.texts("error")
-    assert window.session.prediction(image.id, "dinov2.norms").params["layer"] == 1
+    assert window.session.prediction(image.id, "dino.norms").params["layer"] == 1
     assert panel.layer_name.text() == stack.names[1]
     assert calls["n"] == 1

@@ -312,7 +312,7 @@ def test_propagate_takes_the_annotations_on_view_from_the_labels_dock(qtbot, mon
         select_rows(w, [0, 1, 2])
         lab.propagate_button.click()
         (request,) = submitted
-        assert request.tool.id == "dinov2.propagate" and [p.name for p in request.paths] == [
+        assert request.tool.id == "dino.propagate" and [p.name for p in request.paths] == [
             "img0.png", "img1.png", "img2.png"]
         reference = result_from_json(json.loads(request.params["masks"]))
         assert reference.labels == ("cat",) and reference.masks[0].sum() == 18 * 18

@@ -49,7 +49,7 @@ def test_run_gives_a_prediction_or_one_error_line(case, hostile_dir, dinov2, cap
     elif isinstance(case.expect, Loads):
         assert code == 0, err
         prediction = json.loads(out)
-        assert prediction["tool"] == "dinov2.pca"
+        assert prediction["tool"] == "dino.pca"  # run through its former id
     else:
         assert code == 2
         assert err.count("\n") == 1 and err.startswith("error: ")

@@ -622,7 +622,7 @@ def test_run_on_a_4000x3_strip_gives_a_result_and_says_it_was_scaled(tmp_path, c
                          "--device", "cpu", "--json")
     assert code == 0, err
     prediction = json.loads(out)
-    assert prediction["tool"] == "dinov2.pca" and prediction["results"]
+    assert prediction["tool"] == "dino.pca" and prediction["results"]
     assert any("strip.png: resolution 112 would need" in m and "the limit is 2048" in m for m in messages)
 
 

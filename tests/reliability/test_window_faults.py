@@ -137,7 +137,7 @@ def test_gpu_out_of_memory_in_the_window_suggests_a_remedy_and_the_next_run_work
     state["oom"] = False
     w.submit_tool(tool, {"resolution": 28}, model=model)
     wait_idle(qtbot, w, timeout=30000)
-    assert w.session.has_run("dinov2.pca", w.current.id)
+    assert w.session.has_run(tool.id, w.current.id)
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
@@ -204,7 +204,7 @@ def test_a_broken_third_party_plugin_in_the_window_and_safe_mode(qtbot, tmp_path
     try:
         qtbot.waitUntil(lambda: w.tools.tree.topLevelItemCount() > 0, timeout=10000)
         tool_ids = set(w.host.tools)
-        assert {"dinov2.pca", "clip.classify"} <= tool_ids
+        assert {"dino.pca", "clip.classify"} <= tool_ids
         errors = [t for t in w.messages.texts("error") if "thirdparty" in t]
         if safe_mode:
             assert imported == [] and errors == []

@@ -122,23 +122,31 @@ def test_error_messages_are_single_line_and_actionable(tmp_path):
     assert all(issubclass(c, ModelError) for c in (GatedModelError, UnsafeModelError, ModelTooLargeError))
 
 
-def test_catalog(tmp_path, monkeypatch):
+def test_catalog_is_what_the_builtin_plugins_declare(tmp_path, monkeypatch):
+    from vfmstudio._plugin_host import PluginHost
+
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
-    models = catalog.list_models()
+    host = PluginHost(entry_points=False)
+    models = catalog.list_models(host=host)
     refs = [m["ref"] for m in models]
-    assert len(refs) == len(set(refs)) == 15
+    assert len(refs) == len(set(refs)) == len(host.models) > 0
     for ref in refs:
         parse_model_ref(ref)  # every catalogue id is well formed
-    assert {m["family"] for m in models} == {"dinov2", "clip", "siglip", "paligemma"}
+    assert {m["family"] for m in models} == {"dinov2", "dinov3", "clip", "siglip", "siglip2", "paligemma"}
+    assert {m["plugin"] for m in models} == {"dinov2", "clip", "paligemma"}
+    assert all(m["licence"] for m in models)
     assert not any(m["cached"] for m in models)
-    assert {m["ref"] for m in models if m["gated"]} == {
-        "google/paligemma2-3b-mix-224",
-        "google/paligemma2-3b-mix-448",
-    }
-    small = catalog.get_known("facebook/dinov2-small@main")
+    gated = {m["ref"] for m in models if m["gated"]}
+    assert {"google/paligemma2-3b-mix-224", "facebook/dinov3-vitb16-pretrain-lvd1689m"} <= gated
+    assert not any(r.startswith(("facebook/dinov2", "openai/", "google/siglip")) for r in gated)
+    for family in ("dinov2", "dinov3", "clip", "siglip", "siglip2", "paligemma"):  # one default per family
+        assert sum(m["default"] for m in models if m["family"] == family) == 1
+    small = catalog.get_known("facebook/dinov2-small@main", host=host)
     assert small is not None and small.size == "22M"
-    assert catalog.get_known("facebook/dinov2-giant").size == "1.1B"
-    assert len(catalog.models_for("dinov2")) == 8
+    assert catalog.get_known("facebook/dinov2-giant", host=host).size == "1.1B"
+    assert len(catalog.models_for("dinov2", host=host)) == 8
+    assert catalog.get_known("nobody/nothing", host=host) is None
+    assert {m.ref for m in catalog.KNOWN_MODELS} >= set(refs)  # the former name reads the process's catalogue
     json.dumps(models)  # ready for `vfmstudio models --json`
 
 

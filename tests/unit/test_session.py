@@ -164,3 +164,11 @@ def test_propagate_takes_the_annotations_on_view_as_its_reference_with_class_nam
     back = result_from_json(json.loads(req.params["masks"]))
     assert back.labels == ("cat", "dog") and (back.masks == ref.masks).all()
     assert isinstance(propagate_request(session, tool, masks_of_annotations(anns[3:], 10, 10), {}, None), Refusal)
+
+
+def test_a_former_tool_id_finds_the_renamed_tool():
+    renamed = ToolSpec(id="new.pca", title="PCA", run="m:f", aliases=("old.pca",))
+    s = Session(path_of=IDS.get)
+    s.set_tools([renamed])
+    assert s.tools.get("old.pca") is renamed and "old.pca" in s.tools
+    assert list(s.tools) == ["new.pca"]

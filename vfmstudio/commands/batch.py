@@ -44,7 +44,7 @@ def register(subparsers) -> None:
                                           "to DIR/predictions/<key>.json as soon as it exists.")
     p.add_argument("src", metavar="SRC", help="a folder (searched recursively), a list file (one path per line) "
                                               "or a quoted glob such as 'photos/**/*.jpg'")
-    p.add_argument("--tool", required=True, help="tool id, e.g. dinov2.pca (see 'vfmstudio tools')")
+    p.add_argument("--tool", required=True, help="tool id, e.g. dino.pca (see 'vfmstudio tools')")
     p.add_argument("--model", help="hub id (org/name[@revision]) or a local folder")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="tool parameter (repeatable)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")

@@ -18,7 +18,7 @@ from vfmstudio.commands.errors import UsageError
 def _common(p) -> None:
     p.add_argument("folder", metavar="FOLDER", help="the folder of images (searched recursively)")
     p.add_argument("--model", required=True, help="hub id or local folder of a DINOv2 or CLIP/SigLIP model")
-    p.add_argument("--tool", help="embedding tool (default: dinov2.embed or clip.embed, from the model)")
+    p.add_argument("--tool", help="embedding tool (default: dino.embed or clip.embed, from the model)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="parameter of the embedding tool, e.g. pool=mean (repeatable)")
     p.add_argument("--batch-size", type=int, default=16, metavar="N", help="images per forward pass (default 16)")
@@ -73,7 +73,7 @@ def _build(args):
     except KeyError as exc:
         raise UsageError(exc.args[0]) from None
     if "embedding" not in tool.returns:
-        raise UsageError(f"{tool.id} returns no embedding; use dinov2.embed or clip.embed")
+        raise UsageError(f"{tool.id} returns no embedding; use dino.embed or clip.embed")
     bar = ProgressBar()
     try:
         params = tool.resolve_params(parse_params(args.param), from_text=True)

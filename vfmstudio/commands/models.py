@@ -31,7 +31,9 @@ def run_list(args) -> int:
     print(f"device (auto): {device.get('device')}   cache: {hub_cache_dir()}")
     for m in models:
         mark = "cached" if m.get("cached") else "-"
-        print(f"  {m['ref']:<42} {m.get('family', ''):<10} {mark}")
+        gated = "gated" if m.get("gated") else ""
+        print(f"  {m['ref']:<46} {m.get('family', ''):<10} {m.get('size', ''):>6} {mark:<7} {gated:<6} "
+              f"{m.get('licence', '')}  ({m.get('plugin', '')})")
     return 0
 
 

@@ -12,7 +12,7 @@ from vfmstudio.commands.errors import UsageError
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("run", help="run one tool on images, without the window")
-    p.add_argument("tool", help="tool id, e.g. dinov2.pca (see 'vfmstudio tools')")
+    p.add_argument("tool", help="tool id, e.g. dino.pca (see 'vfmstudio tools')")
     p.add_argument("images", nargs="*", metavar="IMAGE",
                    help="image files or folders (their images, sorted); none for a text tool")
     p.add_argument("--model", help="hub id (org/name[@revision]) or a local folder")

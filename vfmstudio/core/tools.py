@@ -223,6 +223,49 @@ class ModelChoice:
     gated: bool = False
 
 
+MODEL_FAMILY = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model a plugin offers, declared through ``vfm_register_models`` (see docs/adr/0145).
+
+    ``family`` groups checkpoints one code path runs (``dinov3``, ``siglip2``); tools list the
+    families they take in ``ToolSpec.model_families``. ``default`` marks the family's default.
+    """
+
+    ref: str
+    family: str
+    title: str
+    params_millions: float  # approximate, for size hints before anything is downloaded
+    licence: str = ""
+    gated: bool = False
+    default: bool = False
+    plugin: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.ref or self.ref != self.ref.strip() or "@" in self.ref:
+            raise ValueError(f"model ref {self.ref!r} must be a hub id or folder, without spaces or @revision")
+        if not MODEL_FAMILY.match(self.family):
+            raise ValueError(f"model {self.ref}: family {self.family!r} must be lower case letters, digits, '-' or '_'")
+        if isinstance(self.params_millions, bool) or not isinstance(self.params_millions, int | float) \
+                or not self.params_millions > 0:
+            raise ValueError(f"model {self.ref}: params_millions must be a positive number")
+
+    @property
+    def size(self) -> str:
+        m = self.params_millions
+        return f"{m / 1000:.1f}B" if m >= 1000 else f"{m:.0f}M"
+
+    def choice(self) -> ModelChoice:
+        return ModelChoice(self.ref, self.title, self.params_millions, self.gated)
+
+    def describe(self) -> dict[str, Any]:
+        return {"ref": self.ref, "family": self.family, "title": self.title, "size": self.size,
+                "params_millions": self.params_millions, "licence": self.licence, "gated": self.gated,
+                "default": self.default, "plugin": self.plugin}
+
+
 @dataclass(frozen=True)
 class ToolSpec:
     """A tool, declared as data. ``run`` is ``"module:function"``, imported only when it runs.
@@ -238,16 +281,22 @@ class ToolSpec:
     params: tuple[Param, ...] = ()
     models: tuple[ModelChoice, ...] = ()
     default_model: str | None = None
+    # Model families (ModelSpec.family) whose declared models, from any plugin, are appended to
+    # ``models`` when the plugins are loaded; without a default_model, the first family's default.
+    model_families: tuple[str, ...] = ()
     returns: tuple[str, ...] = ()
     description: str = ""
     # Optional "module:function" called as ``function(ctx, images, params)`` before per-image runs
     # to fill the caches for many images in one batched forward pass (batch engines use it).
     prepare: str | None = None
+    # Former ids that still find this tool (scripts, batch files and saved projects name tools by id).
+    aliases: tuple[str, ...] = ()
     plugin: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
-        if not TOOL_ID.match(self.id):
-            raise ValueError(f"tool id {self.id!r} must look like 'family.name' (lower case)")
+        for tool_id in (self.id, *self.aliases):
+            if not TOOL_ID.match(tool_id):
+                raise ValueError(f"tool id {tool_id!r} must look like 'family.name' (lower case)")
         if ":" not in self.run:
             raise ValueError(f"tool {self.id}: run must be 'module:function', got {self.run!r}")
         object.__setattr__(self, "inputs", InputKind(self.inputs))
@@ -317,7 +366,32 @@ class ToolSpec:
             "returns": list(self.returns),
             "description": self.description,
             "batched": bool(self.prepare),
+            "aliases": list(self.aliases),
         }
+
+
+class ToolRegistry(dict[str, ToolSpec]):
+    """Tools by id. Looking up an alias finds the tool it names; iterating lists each tool once, by its id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.aliases: dict[str, str] = {}
+
+    def add(self, spec: ToolSpec) -> None:
+        self[spec.id] = spec
+        self.aliases.update(dict.fromkeys(spec.aliases, spec.id))
+
+    def canonical(self, tool_id: str) -> str:
+        return tool_id if dict.__contains__(self, tool_id) else self.aliases.get(tool_id, tool_id)
+
+    def __getitem__(self, tool_id: str) -> ToolSpec:
+        return super().__getitem__(self.canonical(tool_id))
+
+    def __contains__(self, tool_id: object) -> bool:
+        return isinstance(tool_id, str) and super().__contains__(self.canonical(tool_id))
+
+    def get(self, tool_id: str, default: Any = None) -> Any:
+        return super().get(self.canonical(tool_id), default)
 
 
 def _import_callable(path: str, owner: str) -> Callable[..., Any]:

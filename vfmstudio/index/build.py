@@ -1,7 +1,7 @@
 """Bring a folder's embedding index up to date, and answer queries on it.
 
 The vectors are computed by the batch engine (decode threads, batched ``prepare``, the same worker
-as ``vfmstudio batch``) running an embedding tool (``dinov2.embed``, ``clip.embed``); only images whose
+as ``vfmstudio batch``) running an embedding tool (``dino.embed``, ``clip.embed``); only images whose
 content is not in the store yet go through the model; images removed from the folder drop out.
 """
 
@@ -27,10 +27,10 @@ from vfmstudio.index.store import EmbeddingStore, FileEntry, IndexStoreError, st
 FLUSH_EVERY = 64  # vectors buffered before they are appended to the store (a kill loses at most these)
 
 # Which embedding tool a model family uses, by the model_type of its config.json.
-_TOOL_FOR_MODEL_TYPE = {"dinov2": "dinov2.embed", "dinov2_with_registers": "dinov2.embed",
-                        "dinov3_vit": "dinov2.embed", "clip": "clip.embed", "siglip": "clip.embed",
+_TOOL_FOR_MODEL_TYPE = {"dinov2": "dino.embed", "dinov2_with_registers": "dino.embed",
+                        "dinov3_vit": "dino.embed", "clip": "clip.embed", "siglip": "clip.embed",
                         "siglip2": "clip.embed"}
-_TOOL_FOR_FAMILY = {"dinov2": "dinov2.embed", "dinov3": "dinov2.embed", "dino": "dinov2.embed",
+_TOOL_FOR_FAMILY = {"dinov2": "dino.embed", "dinov3": "dino.embed", "dino": "dino.embed",
                     "clip": "clip.embed", "siglip": "clip.embed", "siglip2": "clip.embed"}
 
 
@@ -52,7 +52,7 @@ def embedding_tool_for(model: str) -> str:
         raise IndexStoreError(f"{model}: a {model_type!r} model has no embedding tool; use a DINOv2 or "
                               f"CLIP/SigLIP model, or name one with --tool")
     raise IndexStoreError(f"{model}: not a known model and not a local model folder; pass --tool "
-                          f"(dinov2.embed or clip.embed) to say how to embed with it")
+                          f"(dino.embed or clip.embed) to say how to embed with it")
 
 
 @dataclass

@@ -312,7 +312,7 @@ class Labelling(QObject):
 
     # ---------------------------------------------------------------- propagate
     def propagate(self) -> int | None:
-        """dinov2.propagate with the image on view as the reference: the masks layer selected in the
+        """dino.propagate with the image on view as the reference: the masks layer selected in the
         Layers dock, else the image's annotations (class names kept); the other selected images are
         the targets."""
         from vfmstudio.core.results import Masks

@@ -156,6 +156,8 @@ class ToolsPanel(QWidget):
         self._on_tool(None, None)
 
     def select_tool(self, tool_id: str) -> bool:
+        """Select a tool by its id or a former id (alias); False when no listed tool answers to it."""
+        tool_id = next((t.id for t in self._tools.values() if tool_id in t.aliases), tool_id)
         it = self.tree.invisibleRootItem()
         for i in range(it.childCount()):
             fam = it.child(i)

@@ -22,7 +22,7 @@ from vfmstudio.core.results import (
     Masks,
     Prediction,
 )
-from vfmstudio.core.tools import InputKind, ParamType, ToolSpec
+from vfmstudio.core.tools import InputKind, ParamType, ToolRegistry, ToolSpec
 from vfmstudio.session.requests import Outcome, Refusal, RunRequest, View
 
 # Result kinds drawn on an image (the rest go to the Results dock).
@@ -87,7 +87,7 @@ class Session:
         self.current_path: Path | None = None
         self.current_id: str | None = None
         self.selection: list[Path] = []
-        self.tools: dict[str, ToolSpec] = {}
+        self.tools = ToolRegistry()  # a former tool id (saved predictions) finds its tool
         self.device = "auto"
         self.precision = "auto"
         self._predictions: dict[str, dict[str, Prediction]] = {}  # image id -> tool id -> latest
@@ -115,7 +115,9 @@ class Session:
         self.selection = list(paths)
 
     def set_tools(self, tools: Iterable[ToolSpec]) -> None:
-        self.tools = {t.id: t for t in tools}
+        self.tools = ToolRegistry()
+        for tool in tools:
+            self.tools.add(tool)
 
     def path_of(self, image_id: str) -> Path | None:
         return self._path_of(image_id)

@@ -1,5 +1,5 @@
 """Propagate labels: the reference is what the user sees on the image on view (its annotations, or
-a masks layer), passed to ``dinov2.propagate`` as inline Masks JSON with the class names kept."""
+a masks layer), passed to ``dino.propagate`` as inline Masks JSON with the class names kept."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from vfmstudio.core.tools import ToolSpec
 from vfmstudio.session.model import Session
 from vfmstudio.session.requests import Outcome, Refusal
 
-PROPAGATE_TOOL = "dinov2.propagate"
+PROPAGATE_TOOL = "dino.propagate"
 
 
 def masks_of_annotations(annotations: Iterable[Annotation], width: int, height: int,

@@ -24,6 +24,7 @@ import transformers
 
 from vfmstudio.testing.tiny_clip import build_tiny_clip, build_tiny_siglip
 from vfmstudio.testing.tiny_paligemma import build_tiny_paligemma
+from vfmstudio.testing.tiny_siglip2 import build_tiny_siglip2, build_tiny_siglip2_naflex
 
 # DINOv2's hub preprocessor (facebook/dinov2-*): resize short side 256 bicubic, centre-crop 224, ImageNet stats.
 DINOV2_PREPROCESSOR = {
@@ -52,6 +53,32 @@ TINY_DINOV2 = {
 }
 TINY_NUM_REGISTERS = 4
 
+# The hub's DINOv3 preprocessor (facebook/dinov3-*-pretrain-lvd1689m): resize to 224x224 bilinear,
+# ImageNet stats. The tools do their own preprocessing (the processor needs torchvision).
+DINOV3_PREPROCESSOR = {
+    "do_convert_rgb": None,
+    "do_normalize": True,
+    "do_rescale": True,
+    "do_resize": True,
+    "image_mean": [0.485, 0.456, 0.406],
+    "image_processor_type": "DINOv3ViTImageProcessorFast",
+    "image_std": [0.229, 0.224, 0.225],
+    "resample": 2,
+    "rescale_factor": 0.00392156862745098,
+    "size": {"height": 224, "width": 224},
+}
+
+# Shape of the tiny DINOv3: real patch size (16), RoPE and 4 registers; everything else shrunk.
+TINY_DINOV3 = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 3,
+    "num_attention_heads": 2,
+    "patch_size": 16,
+    "num_register_tokens": TINY_NUM_REGISTERS,
+    "layerscale_value": 0.1,
+}
+
 
 def _save(model: torch.nn.Module, dest: Path, preprocessor: dict | None) -> Path:
     dest = Path(dest)
@@ -79,13 +106,24 @@ def build_tiny_dinov2_registers(dest: Path, *, seed: int = 0) -> Path:
     return build_tiny_dinov2(dest, registers=True, seed=seed)
 
 
+def build_tiny_dinov3(dest: Path, *, seed: int = 0) -> Path:
+    """A tiny random ``DINOv3ViTModel`` (patch 16, RoPE, 4 registers) saved in ``dest``."""
+    torch.manual_seed(seed)
+    model = transformers.DINOv3ViTModel(transformers.DINOv3ViTConfig(**TINY_DINOV3))
+    model.eval()
+    return _save(model, dest, DINOV3_PREPROCESSOR)
+
+
 # name -> builder(dest, *, seed) ; other families (clip, siglip, paligemma) register here.
 TINY_BUILDERS: dict[str, Callable[..., Path]] = {
     "dinov2": build_tiny_dinov2,
     "dinov2-registers": build_tiny_dinov2_registers,
+    "dinov3": build_tiny_dinov3,
     "paligemma": build_tiny_paligemma,
     "clip": build_tiny_clip,
     "siglip": build_tiny_siglip,
+    "siglip2": build_tiny_siglip2,
+    "siglip2-naflex": build_tiny_siglip2_naflex,
 }
 
 

@@ -69,6 +69,8 @@ class ExploreView(QWidget):
         splitter.addWidget(self.lists)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
+        splitter.setSizes([700, 300])
+        self.lists.setMinimumWidth(220)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter, 1)
@@ -76,6 +78,8 @@ class ExploreView(QWidget):
 
     def _list(self, title: str) -> QListWidget:
         widget = QListWidget()
+        widget.setWordWrap(True)  # duplicate groups name several files
+        widget.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         widget.itemDoubleClicked.connect(lambda item: self.open_requested.emit(item.data(PATH_ROLE)))
         self.lists.addTab(widget, title)
         return widget

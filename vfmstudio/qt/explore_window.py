@@ -190,6 +190,7 @@ class ExploreWindow(QDialog):
         self.view.set_list(self.view.outliers, [(f"{s:.3f}  {rel}", rel) for rel, s in ranked])
         self._text_scores = None
         self.search_button.setEnabled(self.data.text_search)
+        self.similar_button.setEnabled(True)
         self._recolour()
 
     def search_text(self) -> None:

@@ -83,12 +83,28 @@ def test_the_window_indexes_in_the_background_and_shows_the_map(qtbot, folder, t
     assert window.view.outliers.count() == 7
     window.colour.setCurrentText("outlier score")
     assert window.view.values is not None and len(window.view.values) == 7
+    window.colour.setCurrentText("cluster")
+    np.testing.assert_array_equal(window.view.values, window.data.cluster)
     assert not window.search_button.isEnabled()  # DINOv2 has no text tower
     opened = []
     window.open_requested.connect(opened.append)
     item = window.view.outliers.item(0)
     window.view.outliers.itemDoubleClicked.emit(item)
     assert opened == [str(folder / item.data(Qt.ItemDataRole.UserRole))]
+    runner.shutdown()
+
+
+def test_similar_to_the_current_image_ranks_it_first(qtbot, folder, tiny_model):
+    runner = QtJobRunner()
+    window = ExploreWindow(folder, runner_submit(runner), models=(str(tiny_model("dinov2")),),
+                           current_image=lambda: folder / "2.png")
+    qtbot.addWidget(window)
+    window.update_index()
+    qtbot.waitUntil(lambda: window.data is not None, timeout=120_000)
+    window.similar_to_current()
+    qtbot.waitUntil(lambda: window.view.results.count() == 7, timeout=120_000)
+    assert window.view.results.item(0).text().startswith("1.000  2.png")
+    assert window.colour.currentText() == "similarity to the current image"
     runner.shutdown()
 
 

@@ -105,3 +105,15 @@ def test_the_odd_one_out_ranks_first_as_an_outlier():
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     scores = outlier_scores(Searcher(vecs, [str(i) for i in range(len(vecs))], exact=True), len(vecs), k=5)
     assert int(np.argmax(scores)) == 40
+
+
+def test_kmeans_finds_well_separated_clusters():
+    from vfmstudio.index.groups import kmeans_labels
+
+    rng = np.random.default_rng(0)
+    centres = unit_rows(4, 16, seed=3) * 10
+    truth = rng.integers(0, 4, 400)
+    vecs = (centres[truth] + rng.standard_normal((400, 16))).astype(np.float32)
+    got = kmeans_labels(vecs, k=4)
+    # The same partition, whatever the cluster numbers: each true cluster maps to one label.
+    assert all(len(set(got[truth == t])) == 1 for t in range(4)) and len(set(got)) == 4

@@ -112,14 +112,19 @@ def test_a_user_job_overtakes_queued_prefetches(prep_module, runner):
 
 
 def test_moving_on_keeps_what_is_still_ahead_and_cancels_the_rest(prep_module, runner):
-    prep_module.gate.clear()
+    # Keep the runner busy so every prefetch is still queued when the user moves on (otherwise
+    # image 1's prefetch may already be running, whatever the machine's speed).
+    running, hold = threading.Event(), threading.Event()
+    blocker = runner.submit(lambda ctx: (running.set(), hold.wait(10)), key="blocker")
+    assert running.wait(10)
     pf = Prefetcher(runner, _image, services=_services(), ahead=2)
     request = PrefetchRequest(_tool())
     first = pf.schedule(PATHS, PATHS[0], request)  # 1, 2
     second = pf.schedule(PATHS, PATHS[1], request)  # 2, 3: 2 is kept, 1 cancelled
     assert second[0] is first[1]
     assert first[0].result(timeout=10).status == "cancelled"
-    prep_module.gate.set()
+    hold.set()
+    assert blocker.result(timeout=10).ok
     assert [j.result(timeout=10).status for j in second] == ["done", "done"]
     assert [s[0] for s in prep_module.seen] == ["2", "3"]
 

@@ -69,6 +69,8 @@ class ExploreView(QWidget):
         splitter.addWidget(self.lists)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
+        splitter.setSizes([700, 300])
+        self.lists.setMinimumWidth(220)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter, 1)
@@ -76,6 +78,8 @@ class ExploreView(QWidget):
 
     def _list(self, title: str) -> QListWidget:
         widget = QListWidget()
+        widget.setWordWrap(True)  # duplicate groups name several files
+        widget.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         widget.itemDoubleClicked.connect(lambda item: self.open_requested.emit(item.data(PATH_ROLE)))
         self.lists.addTab(widget, title)
         return widget
@@ -106,6 +110,16 @@ class ExploreView(QWidget):
         cmap = pg.colormap.get("viridis")
         brushes = [pg.mkBrush(cmap.map(i / (COLOUR_BINS - 1), mode="qcolor")) for i in range(COLOUR_BINS)]
         self.scatter.setBrush([brushes[b] for b in bins])
+
+    def colour_by_category(self, categories: np.ndarray) -> None:
+        """Colour each point by a small integer category (e.g. its cluster), one distinct hue each."""
+        categories = np.asarray(categories, dtype=int)
+        if len(categories) != len(self.rels):
+            return
+        self.values = categories.astype(np.float32)
+        hues = max(1, int(categories.max(initial=0)) + 1)
+        brushes = [pg.mkBrush(pg.intColor(i, hues=max(hues, 2), alpha=220)) for i in range(hues)]
+        self.scatter.setBrush([brushes[c] for c in categories])
 
     def set_list(self, widget: QListWidget, rows: list[tuple[str, str]]) -> None:
         """Fill a side list with (text, relative path) rows."""

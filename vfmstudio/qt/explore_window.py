@@ -40,6 +40,7 @@ class ExploreData:
     duplicates: list[dict] = field(default_factory=list)
     report: dict = field(default_factory=dict)
     text_search: bool = False
+    cluster: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
 
 
 def build_explore_data(folder: Path, model: str, *, cancel=None, progress: Callable | None = None,
@@ -48,6 +49,7 @@ def build_explore_data(folder: Path, model: str, *, cancel=None, progress: Calla
     inference thread). Returns the data and the index (for later queries)."""
     from vfmstudio._plugin_host import get_host
     from vfmstudio.index.build import embedding_tool_for, update_index
+    from vfmstudio.index.groups import kmeans_labels
     from vfmstudio.index.layout import pca_2d
 
     host = get_host()
@@ -63,17 +65,20 @@ def build_explore_data(folder: Path, model: str, *, cancel=None, progress: Calla
         progress(None, "laying out the map")
     files = index.files_of()
     xy_rows = pca_2d(index.store.vectors())
+    cluster_rows = kmeans_labels(index.store.vectors(), k=min(10, max(1, len(index.store) // 5)))
     outlier_rows = dict(index.outliers()) if len(index.store) > 1 else {}
-    rels, xy, outlier = [], [], []
+    rels, xy, outlier, cluster = [], [], [], []
     for row, image_id in enumerate(index.store.ids):
         for rel in files.get(image_id, ()):
             rels.append(rel)
             xy.append(xy_rows[row])
             outlier.append(outlier_rows.get(rel, 0.0))
+            cluster.append(cluster_rows[row])
     text = any(t.inputs.value == "text" and t.family == tool.family and "embedding" in t.returns
                for t in host.tools.values())
     data = ExploreData(rels, np.asarray(xy, np.float32).reshape(-1, 2), np.asarray(outlier, np.float32),
-                       index.duplicates(0.95), index.report.as_dict(), text_search=text)
+                       index.duplicates(0.95), index.report.as_dict(), text_search=text,
+                       cluster=np.asarray(cluster, np.int32))
     return data, index
 
 
@@ -85,12 +90,13 @@ class ExploreWindow(QDialog):
     selected = Signal(list)  # absolute paths
 
     def __init__(self, folder: Path, submit: Callable, parent: QWidget | None = None,
-                 models: tuple[str, ...] = DEFAULT_MODELS):
+                 models: tuple[str, ...] = DEFAULT_MODELS, current_image: Callable[[], Path | None] = lambda: None):
         super().__init__(parent)
         self.setWindowTitle(f"Explore — {folder}")
         self.folder = Path(folder)
         self._submit = submit
         self._cancel: Callable[[], None] | None = None
+        self._current_image = current_image
         self.index = None
         self.data: ExploreData | None = None
 
@@ -105,10 +111,13 @@ class ExploreWindow(QDialog):
         self.progress.setRange(0, 1000)
         self.progress.setFormat("")
         self.colour = QComboBox()
-        self.colour.addItems(["one colour", "outlier score", "text query score"])
+        self.colour.addItems(["one colour", "cluster", "outlier score", "text query score",
+                              "similarity to the current image"])
         self.query = QLineEdit()
         self.query.setPlaceholderText("text query (CLIP/SigLIP models)")
         self.search_button = QPushButton("Search")
+        self.similar_button = QPushButton("Similar to current image")
+        self.similar_button.setToolTip("rank the folder by similarity to the image on view in the main window")
         self.message = QLabel("")
         self.message.setWordWrap(True)
         self.view = ExploreView()
@@ -117,7 +126,7 @@ class ExploreWindow(QDialog):
         for w in (QLabel("Model"), self.model, self.run_button, self.cancel_button, self.progress):
             top.addWidget(w)
         second = QHBoxLayout()
-        for w in (QLabel("Colour by"), self.colour, self.query, self.search_button):
+        for w in (QLabel("Colour by"), self.colour, self.query, self.search_button, self.similar_button):
             second.addWidget(w)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
@@ -129,11 +138,13 @@ class ExploreWindow(QDialog):
         self.run_button.clicked.connect(self.update_index)
         self.cancel_button.clicked.connect(self.cancel)
         self.search_button.clicked.connect(self.search_text)
+        self.similar_button.clicked.connect(self.similar_to_current)
         self.query.returnPressed.connect(self.search_text)
         self.colour.currentIndexChanged.connect(self._recolour)
         self.view.open_requested.connect(lambda rel: self.open_requested.emit(str(self.folder / rel)))
         self.view.selected.connect(lambda rels: self.selected.emit([str(self.folder / r) for r in rels]))
         self._text_scores: np.ndarray | None = None
+        self._similar_scores: np.ndarray | None = None
 
     # ------------------------------------------------------------------ jobs
     def update_index(self) -> None:
@@ -179,6 +190,7 @@ class ExploreWindow(QDialog):
         self.view.set_list(self.view.outliers, [(f"{s:.3f}  {rel}", rel) for rel, s in ranked])
         self._text_scores = None
         self.search_button.setEnabled(self.data.text_search)
+        self.similar_button.setEnabled(True)
         self._recolour()
 
     def search_text(self) -> None:
@@ -200,18 +212,49 @@ class ExploreWindow(QDialog):
             return index.similar(vector, len(index.store.files), exact=True)
 
         self._busy(True, f"Searching for “{text}”…")
-        self._cancel = self._submit(job, self._on_search, self._on_progress)
+        self._cancel = self._submit(job, lambda ok, v: self._on_ranking(ok, v, "text query score"),
+                                    self._on_progress)
 
-    def _on_search(self, ok: bool, value) -> None:
+    def similar_to_current(self) -> None:
+        """Rank the folder by similarity to the image on view (embedded now if it is not in the index)."""
+        path = self._current_image()
+        if self.index is None or path is None:
+            self.message.setText("Update the index and show an image in the main window first.")
+            return
+        index = self.index
+
+        def job(ctx):
+            from vfmstudio._plugin_host import get_host
+            from vfmstudio.core.image import image_id_for_file, load_image
+            from vfmstudio.core.results import Embedding
+            from vfmstudio.execution import run_tool
+
+            image_id = image_id_for_file(path)
+            if image_id in index.store:
+                vector = index.store.vector(image_id)
+            else:
+                image = load_image(path, reader=get_host().read_image)
+                vector = run_tool(index.tool, [image], index.params, model=index.model).of_type(Embedding)[0].vector
+            return index.similar(vector, len(index.store.files), exact=True)
+
+        self._busy(True, f"Ranking the folder by similarity to {Path(path).name}…")
+        self._cancel = self._submit(job, lambda ok, v: self._on_ranking(ok, v, "similarity to the current image"),
+                                    self._on_progress)
+
+    def _on_ranking(self, ok: bool, value, colour: str) -> None:
         self._busy(False, "")
         if not ok:
             self.message.setText(f"Search failed: {value}")
             return
         scores = dict(value)
-        self._text_scores = np.array([scores.get(rel, np.nan) for rel in self.data.rels], np.float32)
+        ranked = np.array([scores.get(rel, np.nan) for rel in self.data.rels], np.float32)
+        if colour == "text query score":
+            self._text_scores = ranked
+        else:
+            self._similar_scores = ranked
         self.view.set_list(self.view.results, [(f"{s:.3f}  {rel}", rel) for rel, s in value[:200]])
         self.view.lists.setCurrentWidget(self.view.results)
-        self.colour.setCurrentText("text query score")
+        self.colour.setCurrentText(colour)
         self._recolour()
 
     # ------------------------------------------------------------------ display
@@ -219,16 +262,21 @@ class ExploreWindow(QDialog):
         if self.data is None:
             return
         choice = self.colour.currentText()
+        ranked = {"text query score": self._text_scores,
+                  "similarity to the current image": self._similar_scores}.get(choice)
         if choice == "outlier score":
             self.view.colour_by(self.data.outlier)
-        elif choice == "text query score" and self._text_scores is not None:
-            self.view.colour_by(np.nan_to_num(self._text_scores, nan=float(np.nanmin(self._text_scores))))
+        elif choice == "cluster" and len(self.data.cluster) == len(self.data.rels):
+            self.view.colour_by_category(self.data.cluster)
+        elif ranked is not None:
+            self.view.colour_by(np.nan_to_num(ranked, nan=float(np.nanmin(ranked))))
         else:
             self.view.colour_by(None)
 
     def _busy(self, busy: bool, message: str) -> None:
         self.run_button.setEnabled(not busy)
         self.search_button.setEnabled(not busy and bool(self.data and self.data.text_search))
+        self.similar_button.setEnabled(not busy and self.data is not None)
         self.cancel_button.setEnabled(busy)
         if not busy:
             self.progress.setRange(0, 1000)
@@ -264,7 +312,7 @@ def open_explore(w) -> ExploreWindow | None:
         return None
     window = getattr(w, "explore_window", None)
     if window is None or window.folder != folder:
-        window = ExploreWindow(folder, runner_submit(w.runner), parent=w)
+        window = ExploreWindow(folder, runner_submit(w.runner), parent=w, current_image=lambda: w.current_path)
         window.open_requested.connect(lambda p: w.browser.select_path(Path(p)))
         window.selected.connect(lambda paths: w.browser.select_paths([Path(p) for p in paths]))
         w.explore_window = window

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from vfmstudio.ml import hub
 
-Family = Literal["dinov2", "clip", "siglip", "paligemma"]
+Family = Literal["dinov2", "clip", "siglip", "paligemma", "sam"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,14 @@ KNOWN_MODELS: tuple[KnownModel, ...] = (
     KnownModel("google/siglip-so400m-patch14-384", "siglip", "SigLIP So400m/14 384", 878),
     KnownModel("google/paligemma2-3b-mix-224", "paligemma", "PaliGemma 2 3B mix 224", 3030, gated=True),
     KnownModel("google/paligemma2-3b-mix-448", "paligemma", "PaliGemma 2 3B mix 448", 3030, gated=True),
+    KnownModel("facebook/sam-vit-base", "sam", "SAM ViT-B", 94),
+    KnownModel("facebook/sam-vit-large", "sam", "SAM ViT-L", 312),
+    KnownModel("facebook/sam-vit-huge", "sam", "SAM ViT-H", 641),
+    KnownModel("facebook/sam2.1-hiera-tiny", "sam", "SAM 2.1 Hiera-T", 39),
+    KnownModel("facebook/sam2.1-hiera-small", "sam", "SAM 2.1 Hiera-S", 46),
+    KnownModel("facebook/sam2.1-hiera-base-plus", "sam", "SAM 2.1 Hiera-B+", 81),
+    KnownModel("facebook/sam2.1-hiera-large", "sam", "SAM 2.1 Hiera-L", 224),
+    KnownModel("facebook/sam3", "sam", "SAM 3", 848, gated=True),
 )
 
 

@@ -24,6 +24,7 @@ import transformers
 
 from vfmstudio.testing.tiny_clip import build_tiny_clip, build_tiny_siglip
 from vfmstudio.testing.tiny_paligemma import build_tiny_paligemma
+from vfmstudio.testing.tiny_sam import build_tiny_sam, build_tiny_sam2
 
 # DINOv2's hub preprocessor (facebook/dinov2-*): resize short side 256 bicubic, centre-crop 224, ImageNet stats.
 DINOV2_PREPROCESSOR = {
@@ -86,6 +87,8 @@ TINY_BUILDERS: dict[str, Callable[..., Path]] = {
     "paligemma": build_tiny_paligemma,
     "clip": build_tiny_clip,
     "siglip": build_tiny_siglip,
+    "sam": build_tiny_sam,
+    "sam2": build_tiny_sam2,
 }
 
 

@@ -143,3 +143,39 @@ def test_choosing_another_edit_tool_turns_the_smart_tool_off(qtbot, sam_window, 
     click(qtbot, window, 10, 10)  # the box tool has the mouse again: a click adds no SAM prompt
     assert smart.points == [] and len(window.labelling.session.labels) == n
     np.testing.assert_equal(smart.mask, None)
+
+
+def test_refine_with_sam_in_the_accept_dialog_turns_boxes_into_masks(qtbot, sam_window, tiny_model, image_folder,
+                                                                     monkeypatch):
+    from vfmstudio.core.results import Detections, Prediction, Text
+    from vfmstudio.execution import run_tool
+    from vfmstudio.qt.accept_dialog import AcceptDialog
+
+    window = sam_window
+    image = open_and_wait(qtbot, window, image_folder, 1)  # 80 x 60
+    boxes = np.array([[5, 5, 40, 30], [20, 10, 78, 58]], np.float32)
+    detect = Prediction(tool="paligemma.detect", model="x", image_ids=(image.id,),
+                        results=(Detections(boxes_xyxy=boxes, labels=("cat", "dog"), image_id=image.id),))
+    caption = Prediction(tool="paligemma.caption", model="x", image_ids=(image.id,),
+                         results=(Text(text="two animals", image_id=image.id),))
+    window._predictions[image.id] = {"paligemma.detect": detect, "paligemma.caption": caption}
+    shown = {}
+
+    def accept_with_refine(dialog):
+        shown["visible"] = not dialog.refine.isHidden()
+        dialog.refine.setChecked(True)
+        return AcceptDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(AcceptDialog, "exec", accept_with_refine)
+    with qtbot.waitSignal(window.smart_tool.refined, timeout=30000):
+        window.labelling.accept_dialog()
+    assert shown["visible"]
+    labels = window.labelling.session.labels
+    key = window.labelling.controller.image_key
+    masks = [a for a in labels.annotations(key) if isinstance(a.shape, Mask)]
+    assert [a.label for a in masks] == ["cat", "dog"]  # the boxes became masks with their classes
+    assert not any(type(a.shape).__name__ == "Box" for a in labels.annotations(key))
+    expected = run_tool(window.host.tools["sam.refine"], [image], {"boxes": "5,5,40,30; 20,10,78,58"},
+                        model=str(tiny_model("sam")), device="cpu", services=window._services).results[0]
+    for ann, mask in zip(masks, expected.masks):
+        assert (ann.shape.to_array() == mask).all()

@@ -13,6 +13,7 @@ The tool joins the edit tools' exclusive action group; while it is on, the edit 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,7 @@ class SmartTool(QObject):
     """Point and box prompts -> live SAM mask preview -> one annotation on Enter."""
 
     preview_changed = Signal()  # a new mask (or none) is on screen
+    refined = Signal()  # Refine with SAM added its masks
 
     def __init__(self, window: MainWindow):
         super().__init__(window)
@@ -57,6 +59,7 @@ class SmartTool(QObject):
         self._job: int | None = None
         self._path: Path | None = None
         self._preview_items: list = [None, None, None]
+        self._refines: dict[int, tuple[Path, bool, float]] = {}  # refine job -> (image, as polygons, tolerance)
 
         self.action = QAction(f"Smart select ({KEY})", window)
         self.action.setIconText("Smart")
@@ -167,6 +170,9 @@ class SmartTool(QObject):
         return handle.job_id
 
     def _on_finished(self, result) -> None:
+        if result.job_id in self._refines:
+            self._on_refined(result)
+            return
         if result.job_id != self._job:
             return  # an older prompt's run, another tool's, or a warm-up
         self._job = None
@@ -183,7 +189,8 @@ class SmartTool(QObject):
         self.preview_changed.emit()
 
     def _on_image_loaded(self, *args) -> None:
-        if self.active:
+        # Queued, so it may arrive after the tool was switched on for this very image: keep its prompts.
+        if self.active and self.window.current_path != self._path:
             self.clear()
             self._warm()
 
@@ -204,6 +211,62 @@ class SmartTool(QObject):
         if ann_id is not None:
             self.clear()
         return ann_id
+
+    # ---------------------------------------------------------------- refine with SAM (Accept dialog)
+    def refine_boxes(self, items: list, *, masks_as_polygons: bool = False, tolerance: float = 1.0) -> int | None:
+        """Turn the box items of the Accept dialog into masks with ``sam.refine`` (one decoder call),
+        keeping their classes; the masks are accepted as one undo step when the run ends."""
+        from vfmstudio.core.results import Detections
+
+        tool, path, image = self._refine_tool(), self.window.current_path, self.window.current
+        if tool is None or path is None or image is None:
+            self.window.messages.post("warning", "Refine with SAM needs the sam plugin and an image on view")
+            return None
+        boxes, labels = [], []
+        for it in items:
+            result = it.prediction.results[it.result]
+            if isinstance(result, Detections):
+                boxes.append(result.boxes_xyxy[it.index].tolist())
+                labels.append(result.labels[it.index])
+        if not boxes:
+            return None
+        detections = Detections(boxes_xyxy=np.asarray(boxes, np.float32), labels=tuple(labels), image_id=image.id)
+        params = {"detections": json.dumps(detections.to_json())}
+        model, (device, precision) = self._model(), self._device()
+        store, services = self.window.images, self.window._services
+
+        def job(ctx):
+            from vfmstudio.execution import run_tool
+
+            return run_tool(tool, [store.load(path)], params, model=model, device=device, precision=precision,
+                            cancel=ctx.cancel, on_progress=ctx.progress, services=services)
+
+        handle = self.window.runner.submit(job, key=f"smart-refine:{path}", source="sam · sam.refine")
+        self._refines[handle.job_id] = (path, masks_as_polygons, tolerance)
+        return handle.job_id
+
+    def can_refine(self) -> bool:
+        return self._refine_tool() is not None
+
+    def _refine_tool(self):
+        host = self.window.host
+        return (getattr(host, "tools", {}) if host is not None else {}).get("sam.refine")
+
+    def _on_refined(self, result) -> None:
+        path, masks_as_polygons, tolerance = self._refines.pop(result.job_id)
+        if not result.ok:
+            if result.error is not None:
+                self.window.messages.post("error", f"sam.refine: {result.error.message}")
+            return
+        if path != self.window.current_path:
+            self.window.messages.post("warning", "Refine with SAM finished after the image changed; not added")
+            return
+        from vfmstudio.qt.accept_dialog import acceptable_items
+
+        prediction = result.value
+        items = acceptable_items([prediction], self.window.current.id)
+        self.labelling.accept_items(items, masks_as_polygons=masks_as_polygons, tolerance=tolerance)
+        self.refined.emit()
 
     # ---------------------------------------------------------------- events
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:

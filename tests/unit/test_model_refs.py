@@ -126,14 +126,15 @@ def test_catalog(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     models = catalog.list_models()
     refs = [m["ref"] for m in models]
-    assert len(refs) == len(set(refs)) == 15
+    assert len(refs) == len(set(refs)) == 23
     for ref in refs:
         parse_model_ref(ref)  # every catalogue id is well formed
-    assert {m["family"] for m in models} == {"dinov2", "clip", "siglip", "paligemma"}
+    assert {m["family"] for m in models} == {"dinov2", "clip", "siglip", "paligemma", "sam"}
     assert not any(m["cached"] for m in models)
     assert {m["ref"] for m in models if m["gated"]} == {
         "google/paligemma2-3b-mix-224",
         "google/paligemma2-3b-mix-448",
+        "facebook/sam3",
     }
     small = catalog.get_known("facebook/dinov2-small@main")
     assert small is not None and small.size == "22M"

@@ -28,8 +28,9 @@ def _tool(name: str, title: str, params: tuple[Param, ...], description: str,
 
 TOOLS = (
     _tool("segment", "Segment by clicks", (
-        Param("points", ParamType.POINTS, help="points on the object, 'x,y; x,y' in pixels"),
-        Param("negative", ParamType.POINTS, help="points off the object, 'x,y; x,y' in pixels"),
+        # Empty tuples, not None: a resolved None would not survive a second resolve_params (the window's).
+        Param("points", ParamType.POINTS, (), help="points on the object, 'x,y; x,y' in pixels"),
+        Param("negative", ParamType.POINTS, (), help="points off the object, 'x,y; x,y' in pixels"),
         BOXES, LABEL),
           "A mask for the object under the points (and inside at most one box), or one mask per box. One "
           "point gives the best of SAM's three proposals by predicted IoU."),

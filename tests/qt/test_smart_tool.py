@@ -179,3 +179,26 @@ def test_refine_with_sam_in_the_accept_dialog_turns_boxes_into_masks(qtbot, sam_
                         model=str(tiny_model("sam")), device="cpu", services=window._services).results[0]
     for ann, mask in zip(masks, expected.masks):
         assert (ann.shape.to_array() == mask).all()
+
+
+def test_sam_segment_from_the_tools_panel_reruns_on_each_canvas_click(qtbot, sam_window, tiny_model, image_folder,
+                                                                      encoder_calls):
+    from vfmstudio.core.results import Masks
+
+    window = sam_window
+    image = open_and_wait(qtbot, window, image_folder, 2)  # 40 x 40
+    assert window.tools.select_tool("sam.segment")
+    window.tools.set_model_ref(str(tiny_model("sam")))
+    window.tools.form.set_value("points", ((10.0, 12.0),))
+    window.run_current_tool()
+    qtbot.waitUntil(lambda: not window._jobs, timeout=60000)
+    assert not window.messages.texts("error"), window.messages.texts("error")
+    assert window._predictions[image.id]["sam.segment"].params["points"] == ((10.0, 12.0),)
+    click(qtbot, window, 30, 25)  # H mode: a click feeds the tool's points and reruns it live
+    qtbot.waitUntil(lambda: window._predictions[image.id]["sam.segment"].params["points"] != ((10.0, 12.0),),
+                    timeout=60000)
+    qtbot.waitUntil(lambda: not window._jobs, timeout=60000)
+    (x, y), = window._predictions[image.id]["sam.segment"].params["points"]
+    assert abs(x - 30) < 1 and abs(y - 25) < 1
+    assert any(isinstance(layer.result, Masks) for layer in window.layer_store.layers(image.id))
+    assert encoder_calls["n"] == 1

@@ -60,12 +60,20 @@ def build_sam2_small(dest: Path) -> Path:
 
 
 def median_ms(fn, n: int) -> float:
-    times = []
+    return paired_ms(fn, None, n)[0]
+
+
+def paired_ms(fn, other, n: int) -> tuple[float, float]:
+    """Median ms of ``fn`` and ``other``, called alternately so that a busy machine's load drifts hit
+    both alike (the CPU here is shared)."""
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1000
+        for f, out in ((fn, times[0]), (other, times[1])):
+            if f is not None:
+                t0 = time.perf_counter()
+                f()
+                out.append(time.perf_counter() - t0)
+    return tuple(statistics.median(t) * 1000 if t else float("nan") for t in times)  # type: ignore[return-value]
 
 
 def bench(name: str, folder: Path, image, args) -> dict:
@@ -96,15 +104,14 @@ def bench(name: str, folder: Path, image, args) -> dict:
         with torch.inference_mode():
             sam.model.get_image_embeddings(x)
 
-    emb_ours = median_ms(ours_embedding, args.repeat)
-    emb_bare = median_ms(bare_embedding, args.repeat)
+    emb_ours, emb_bare = paired_ms(ours_embedding, bare_embedding, args.repeat)
     print(f"{name}: embedding {emb_ours:.0f} ms vs bare encoder {emb_bare:.0f} ms ({emb_ours / emb_bare:.3f}x)",
           flush=True)
 
     # click: sam.segment with one point on the cached embedding vs the bare decoder call
     rng = np.random.default_rng(0)
     clicks = [(float(rng.uniform(0, WIDTH)), float(rng.uniform(0, HEIGHT))) for _ in range(args.clicks)]
-    it = iter(clicks * 2)
+    it = iter(clicks * 3)
 
     def ours_click():
         run_tool(tools["sam.segment"], [image], {"points": (next(it),)}, services=services, **run)
@@ -120,10 +127,8 @@ def bench(name: str, folder: Path, image, args) -> dict:
                       input_labels=torch.tensor([[[1]]]), multimask_output=True)
 
     ours_click()
-    click_ours = median_ms(ours_click, args.clicks)
-    it = iter(clicks * 2)
     bare_click()
-    click_bare = median_ms(bare_click, args.clicks)
+    click_ours, click_bare = paired_ms(ours_click, bare_click, args.clicks)
     print(f"{name}: click -> mask {click_ours:.1f} ms median vs bare decoder {click_bare:.1f} ms "
           f"({click_ours / click_bare:.2f}x)", flush=True)
 

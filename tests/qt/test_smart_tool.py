@@ -74,6 +74,10 @@ def test_smart_tool_previews_clicks_on_one_embedding_and_accepts_with_enter(
     window.canvas.setFocus()
     qtbot.keyClick(window.canvas, Qt.Key.Key_S)
     assert smart.active and smart.action.isChecked()
+    from PySide6.QtWidgets import QToolButton
+
+    buttons = [b.defaultAction() for b in window.labelling.panel.findChildren(QToolButton)]
+    assert smart.action in buttons  # next to the edit tools in the Labels dock
     qtbot.waitUntil(lambda: encoder_calls["n"] == 1, timeout=30000)  # switching on warms the embedding
 
     with qtbot.waitSignal(smart.preview_changed, timeout=30000):

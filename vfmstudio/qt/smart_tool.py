@@ -21,7 +21,7 @@ import numpy as np
 import shiboken6
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QAction, QBrush, QColor, QImage, QKeySequence, QPainterPath, QPen, QPixmap
-from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsPixmapItem, QGraphicsView
+from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsPixmapItem, QGraphicsView, QToolButton
 
 from vfmstudio.core.annotations import AnnotationError, Mask
 
@@ -74,6 +74,13 @@ class SmartTool(QObject):
             group.addAction(self.action)
             group.triggered.connect(lambda action: action is not self.action and self.deactivate())
         window.addAction(self.action)
+        grid = getattr(self.labelling.panel, "tool_grid", None)
+        if grid is not None:  # a button next to the edit tools in the Labels dock
+            button = QToolButton(self.labelling.panel)
+            button.setDefaultAction(self.action)
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+            n = grid.count()
+            grid.addWidget(button, n // 4, n % 4)
         window.canvas.viewport().installEventFilter(self)
         window.canvas.installEventFilter(self)
         window.runner.finished.connect(self._on_finished)

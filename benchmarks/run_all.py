@@ -35,6 +35,7 @@ SUITE_ARGS = {
     "bench_gui_stall": ["--runs", "1", "--model", "small"],
     "bench_labelling": ["--repeat", "3"],
     "bench_tool_timeout": ["--runs", "500", "--repeat", "3"],
+    "bench_sam": ["--only", "sam2", "--repeat", "1", "--clicks", "5"],  # SAM ViT-B's encoder alone takes minutes
 }
 
 

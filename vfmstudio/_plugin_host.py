@@ -31,7 +31,7 @@ from vfmstudio.core.tools import FormatSpec, ModelSpec, ToolRegistry, ToolSpec
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "vfmstudio"
-BUILTIN_PLUGINS = ("vfmstudio_dinov2", "vfmstudio_clip", "vfmstudio_paligemma", "vfmstudio_formats")
+BUILTIN_PLUGINS = ("vfmstudio_dinov2", "vfmstudio_clip", "vfmstudio_paligemma", "vfmstudio_formats", "vfmstudio_sam")
 AUTOLOAD_ENV = "VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD"
 DISABLED_ENV = "VFMSTUDIO_DISABLED_PLUGINS"
 

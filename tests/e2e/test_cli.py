@@ -87,7 +87,7 @@ def test_third_party_plugin_runs_and_broken_one_is_reported(example_site, image,
     assert plugins["broken"]["status"] == "failed"
     assert "broken on purpose" in plugins["broken"]["error"]
     builtin = [p for p in plugins.values() if p["source"] == "builtin"]
-    assert {p["name"] for p in builtin} == {"dinov2", "clip", "paligemma", "formats"}
+    assert {p["name"] for p in builtin} == {"dinov2", "clip", "paligemma", "formats", "sam"}
 
     proc = vfm("tools", "--json", env_extra=env)
     tools = {t["id"]: t for t in json.loads(proc.stdout)}

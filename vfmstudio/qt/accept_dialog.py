@@ -26,7 +26,7 @@ class AcceptDialog(QDialog):
     """Check the items to accept; masks may become polygons simplified by a tolerance."""
 
     def __init__(self, items: list[Item], parent: QWidget | None = None, *,
-                 preselect: Callable[[Item], bool] | None = None):
+                 preselect: Callable[[Item], bool] | None = None, can_refine: bool = False):
         super().__init__(parent)
         self.setWindowTitle("Accept predictions")
         self.items = items
@@ -49,6 +49,11 @@ class AcceptDialog(QDialog):
         options.addWidget(self.tolerance)
         options.addStretch(1)
         layout.addLayout(options)
+        # Refine with SAM: the checked boxes become masks (sam.refine), keeping their classes.
+        self.refine = QCheckBox("Refine boxes to masks with SAM", self)
+        self.refine.setVisible(can_refine and any(
+            isinstance(it.prediction.results[it.result], Detections) for it in items))
+        layout.addWidget(self.refine)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)

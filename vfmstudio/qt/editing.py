@@ -304,11 +304,20 @@ class Labelling(QObject):
         # With a Masks or Detections layer selected in the Layers dock, only its items start ticked.
         layer = w.layers.selected_layer()
         chosen = {id(it) for it in layer_items(items, layer)} if layer is not None else set()
-        dialog = AcceptDialog(items, w, preselect=(lambda it: id(it) in chosen) if chosen else None)
+        smart = getattr(w, "smart_tool", None)
+        dialog = AcceptDialog(items, w, preselect=(lambda it: id(it) in chosen) if chosen else None,
+                              can_refine=smart is not None and smart.can_refine())
         if dialog.exec() != AcceptDialog.DialogCode.Accepted:
             return False
-        return self.accept_items(dialog.chosen(), masks_as_polygons=dialog.polygons.isChecked(),
-                                 tolerance=dialog.tolerance.value())
+        options = {"masks_as_polygons": dialog.polygons.isChecked(), "tolerance": dialog.tolerance.value()}
+        picked = dialog.chosen()
+        if smart is not None and dialog.refine.isChecked():  # boxes go to SAM; their masks arrive later
+            from vfmstudio.core.results import Detections
+
+            boxes = [it for it in picked if isinstance(it.prediction.results[it.result], Detections)]
+            picked = [it for it in picked if not isinstance(it.prediction.results[it.result], Detections)]
+            smart.refine_boxes(boxes, **options)
+        return self.accept_items(picked, **options)
 
     # ---------------------------------------------------------------- propagate
     def propagate(self) -> int | None:

@@ -72,6 +72,7 @@ class LabelsPanel(QWidget):
             b.setDefaultAction(action)
             b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
             tools.addWidget(b, i // 4, i % 4)
+        self.tool_grid = tools  # other tools (the Smart tool) add their buttons here
         self.brush_size = QDoubleSpinBox(self)
         self.brush_size.setRange(1.0, 500.0)
         self.brush_size.setDecimals(1)

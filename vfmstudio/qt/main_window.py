@@ -126,6 +126,9 @@ class MainWindow(QMainWindow):
         from vfmstudio.qt.editing import Labelling
 
         self.labelling = Labelling(self)  # Labels/History docks, Edit menu, project and export actions
+        from vfmstudio.qt.smart_tool import SmartTool
+
+        self.smart_tool = SmartTool(self)  # click-to-mask with SAM (key S)
         self.setAcceptDrops(True)
         self._wire()
         self._log_handler = LogHandler(self.messages)

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from vfmstudio.core.results import Detections
 from vfmstudio.session.accepting import Item
 
 

@@ -62,7 +62,7 @@ def reference_mask(window, tiny_model, image, **params):
     from vfmstudio.execution import run_tool
 
     prediction = run_tool(window.host.tools["sam.segment"], [image], params, model=str(tiny_model("sam")),
-                          device="cpu", services=window._services)
+                          device="cpu", services=window.controller.services)
     return prediction.results[0].masks[0]
 
 
@@ -162,7 +162,8 @@ def test_refine_with_sam_in_the_accept_dialog_turns_boxes_into_masks(qtbot, sam_
                         results=(Detections(boxes_xyxy=boxes, labels=("cat", "dog"), image_id=image.id),))
     caption = Prediction(tool="paligemma.caption", model="x", image_ids=(image.id,),
                          results=(Text(text="two animals", image_id=image.id),))
-    window._predictions[image.id] = {"paligemma.detect": detect, "paligemma.caption": caption}
+    window.session.record(detect)
+    window.session.record(caption)
     shown = {}
 
     def accept_with_refine(dialog):
@@ -180,7 +181,7 @@ def test_refine_with_sam_in_the_accept_dialog_turns_boxes_into_masks(qtbot, sam_
     assert [a.label for a in masks] == ["cat", "dog"]  # the boxes became masks with their classes
     assert not any(type(a.shape).__name__ == "Box" for a in labels.annotations(key))
     expected = run_tool(window.host.tools["sam.refine"], [image], {"boxes": "5,5,40,30; 20,10,78,58"},
-                        model=str(tiny_model("sam")), device="cpu", services=window._services).results[0]
+                        model=str(tiny_model("sam")), device="cpu", services=window.controller.services).results[0]
     for ann, mask in zip(masks, expected.masks):
         assert (ann.shape.to_array() == mask).all()
 
@@ -195,14 +196,14 @@ def test_sam_segment_from_the_tools_panel_reruns_on_each_canvas_click(qtbot, sam
     window.tools.set_model_ref(str(tiny_model("sam")))
     window.tools.form.set_value("points", ((10.0, 12.0),))
     window.run_current_tool()
-    qtbot.waitUntil(lambda: not window._jobs, timeout=60000)
+    qtbot.waitUntil(lambda: not window.jobs, timeout=60000)
     assert not window.messages.texts("error"), window.messages.texts("error")
-    assert window._predictions[image.id]["sam.segment"].params["points"] == ((10.0, 12.0),)
+    assert window.session.prediction(image.id, "sam.segment").params["points"] == ((10.0, 12.0),)
     click(qtbot, window, 30, 25)  # H mode: a click feeds the tool's points and reruns it live
-    qtbot.waitUntil(lambda: window._predictions[image.id]["sam.segment"].params["points"] != ((10.0, 12.0),),
+    qtbot.waitUntil(lambda: window.session.prediction(image.id, "sam.segment").params["points"] != ((10.0, 12.0),),
                     timeout=60000)
-    qtbot.waitUntil(lambda: not window._jobs, timeout=60000)
-    (x, y), = window._predictions[image.id]["sam.segment"].params["points"]
+    qtbot.waitUntil(lambda: not window.jobs, timeout=60000)
+    (x, y), = window.session.prediction(image.id, "sam.segment").params["points"]
     assert abs(x - 30) < 1 and abs(y - 25) < 1
     assert any(isinstance(layer.result, Masks) for layer in window.layer_store.layers(image.id))
     assert encoder_calls["n"] == 1

@@ -67,12 +67,13 @@ class LabelsPanel(QWidget):
 
         tools = QGridLayout()  # two short rows: the dock must stay narrow next to the canvas
         tools.setSpacing(2)
-        for i, action in enumerate(tool_actions.values()):
+        self.tool_grid = tools
+        self._tool_buttons: list[QToolButton] = []
+        for action in tool_actions.values():
             b = QToolButton(self)
             b.setDefaultAction(action)
             b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-            tools.addWidget(b, i // 4, i % 4)
-        self.tool_grid = tools  # other tools (the Smart tool) add their buttons here
+            self._tool_buttons.append(b)
         self.brush_size = QDoubleSpinBox(self)
         self.brush_size.setRange(1.0, 500.0)
         self.brush_size.setDecimals(1)
@@ -80,11 +81,7 @@ class LabelsPanel(QWidget):
         self.brush_size.setPrefix("r ")
         self.brush_size.setToolTip("brush radius in image pixels ([ and ] change it)")
         self.brush_size.valueChanged.connect(lambda v: setattr(controller, "brush_radius", float(v)))
-        n = len(tool_actions)
-        if n % 4 and n % 4 <= 2:  # room at the end of the last row of tools
-            tools.addWidget(self.brush_size, n // 4, 2, 1, 2)
-        else:
-            tools.addWidget(self.brush_size, (n + 3) // 4, 0, 1, 2)
+        self._place_tools()
         tools.setColumnStretch(4, 1)
         layout.addLayout(tools)
 
@@ -155,6 +152,24 @@ class LabelsPanel(QWidget):
     def current_class(self) -> str:
         item = self.class_list.currentItem()
         return item.text() if item is not None else self.controller.current_class
+
+    def add_tool_button(self, button: QToolButton) -> None:
+        """Another canvas tool (e.g. the Smart tool) joins the grid of tool buttons."""
+        self._tool_buttons.append(button)
+        self._place_tools()
+
+    def _place_tools(self) -> None:
+        """Four buttons a row, then the brush radius in the first two free cells."""
+        grid = self.tool_grid
+        for w in (*self._tool_buttons, self.brush_size):
+            grid.removeWidget(w)
+        for i, b in enumerate(self._tool_buttons):
+            grid.addWidget(b, i // 4, i % 4)
+        n = len(self._tool_buttons)
+        if n % 4 and n % 4 <= 2:  # room at the end of the last row of tools
+            grid.addWidget(self.brush_size, n // 4, 2, 1, 2)
+        else:
+            grid.addWidget(self.brush_size, (n + 3) // 4, 0, 1, 2)
 
     def _on_class_selected(self, name: str) -> None:
         if name:

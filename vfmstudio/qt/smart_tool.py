@@ -74,13 +74,12 @@ class SmartTool(QObject):
             group.addAction(self.action)
             group.triggered.connect(lambda action: action is not self.action and self.deactivate())
         window.addAction(self.action)
-        grid = getattr(self.labelling.panel, "tool_grid", None)
-        if grid is not None:  # a button next to the edit tools in the Labels dock
-            button = QToolButton(self.labelling.panel)
+        panel = self.labelling.panel
+        if hasattr(panel, "add_tool_button"):  # a button next to the edit tools in the Labels dock
+            button = QToolButton(panel)
             button.setDefaultAction(self.action)
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-            n = grid.count()
-            grid.addWidget(button, n // 4, n % 4)
+            panel.add_tool_button(button)
         window.canvas.viewport().installEventFilter(self)
         window.canvas.installEventFilter(self)
         window.runner.finished.connect(self._on_finished)
@@ -268,7 +267,7 @@ class SmartTool(QObject):
         if path != self.window.current_path:
             self.window.messages.post("warning", "Refine with SAM finished after the image changed; not added")
             return
-        from vfmstudio.qt.accept_dialog import acceptable_items
+        from vfmstudio.session.accepting import acceptable_items
 
         prediction = result.value
         items = acceptable_items([prediction], self.window.current.id)

@@ -20,8 +20,7 @@ run: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
-	# enabled by the lead after the final format
-	# $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports
 	$(PY) -m vfmstudio.settings --check README.md

@@ -56,8 +56,15 @@ def dinov2_s(dest: Path) -> Path:
     from vfmstudio.testing.tiny_models import DINOV2_PREPROCESSOR
 
     torch.manual_seed(0)
-    config = transformers.Dinov2Config(hidden_size=384, num_hidden_layers=12, num_attention_heads=6,
-                                       intermediate_size=1536, patch_size=14, image_size=518, layer_norm_eps=1e-6)
+    config = transformers.Dinov2Config(
+        hidden_size=384,
+        num_hidden_layers=12,
+        num_attention_heads=6,
+        intermediate_size=1536,
+        patch_size=14,
+        image_size=518,
+        layer_norm_eps=1e-6,
+    )
     transformers.Dinov2Model(config).eval().save_pretrained(dest, safe_serialization=True)
     import json
 
@@ -72,17 +79,32 @@ def clip_b32(dest: Path) -> Path:
     build_tiny_clip(dest)
     tokenizer = transformers.CLIPTokenizer.from_pretrained(dest)
     config = transformers.CLIPConfig(
-        text_config={"vocab_size": len(tokenizer), "hidden_size": 512, "intermediate_size": 2048,
-                     "num_hidden_layers": 12, "num_attention_heads": 8, "max_position_embeddings": 77,
-                     "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
-                     "pad_token_id": tokenizer.eos_token_id},
-        vision_config={"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
-                       "num_attention_heads": 12, "image_size": 224, "patch_size": 32},
-        projection_dim=512)
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 512,
+            "intermediate_size": 2048,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 8,
+            "max_position_embeddings": 77,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.eos_token_id,
+        },
+        vision_config={
+            "hidden_size": 768,
+            "intermediate_size": 3072,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 12,
+            "image_size": 224,
+            "patch_size": 32,
+        },
+        projection_dim=512,
+    )
     torch.manual_seed(0)
     transformers.CLIPModel(config).eval().save_pretrained(dest, safe_serialization=True)
-    processor = transformers.CLIPImageProcessorPil(size={"shortest_edge": 224},
-                                                   crop_size={"height": 224, "width": 224})
+    processor = transformers.CLIPImageProcessorPil(
+        size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}
+    )
     transformers.CLIPProcessor(image_processor=processor, tokenizer=tokenizer).save_pretrained(dest)
     return dest
 
@@ -104,8 +126,13 @@ def preprocess(pixels: np.ndarray, size: int) -> torch.Tensor:
 # ----------------------------------------------------------------------------- the bench tool
 
 BENCH_TOOL = ToolSpec(
-    id="bench.norms", title="Token norms", run="bench_batch:run_norms", prepare="bench_batch:prepare_norms",
-    params=(Param("model", ParamType.STR, ""), Param("size", ParamType.INT, 224)), returns=("heatmap",))
+    id="bench.norms",
+    title="Token norms",
+    run="bench_batch:run_norms",
+    prepare="bench_batch:prepare_norms",
+    params=(Param("model", ParamType.STR, ""), Param("size", ParamType.INT, 224)),
+    returns=("heatmap",),
+)
 
 
 def _model(ctx, params):
@@ -134,8 +161,10 @@ def prepare_norms(ctx, images, params):
 def run_norms(ctx, images, params):
     im = images[0]
     ctx.used_device = "cpu"
-    grid = ctx.cached(("bench", params["model"], params["size"], im.id),
-                      lambda: _norms(_model(ctx, params), preprocess(im.pixels, params["size"])[None])[0])
+    grid = ctx.cached(
+        ("bench", params["model"], params["size"], im.id),
+        lambda: _norms(_model(ctx, params), preprocess(im.pixels, params["size"])[None])[0],
+    )
     return [Heatmap(values=grid, label="token norm", image_id=im.id)]
 
 
@@ -174,12 +203,28 @@ def plain_loop(model, size: int, paths: list[Path]) -> float:
     return len(paths) / (time.perf_counter() - t0)
 
 
-def engine(tool: ToolSpec, params: dict, model: str | None, src: Path, out: Path, batch_size: int,
-           services, on_update=None, clear: bool = True, prefetch: str = "auto") -> float:
+def engine(
+    tool: ToolSpec,
+    params: dict,
+    model: str | None,
+    src: Path,
+    out: Path,
+    batch_size: int,
+    services,
+    on_update=None,
+    clear: bool = True,
+    prefetch: str = "auto",
+) -> float:
     if clear:
         services.features.clear()  # every measured run computes its features
-    spec = RunSpec(tool=tool, params=tool.resolve_params(params), model=model, out=str(out), device="cpu",
-                   plugin_readers=False)
+    spec = RunSpec(
+        tool=tool,
+        params=tool.resolve_params(params),
+        model=model,
+        out=str(out),
+        device="cpu",
+        plugin_readers=False,
+    )
     plan = plan_run(spec, str(src), batch_size=batch_size)
     t0 = time.perf_counter()
     progress = run_local(plan, services=services, on_update=on_update, prefetch=prefetch)
@@ -197,11 +242,15 @@ def fresh(tmp: Path) -> Path:
 
 def rss_mb() -> tuple[float, float]:
     """(current, peak) resident memory of this process in MiB."""
-    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    fields = dict(
+        line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line
+    )
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
-def compare(title: str, ref: str, size: int, tool: ToolSpec, tool_params: dict, args, tmp: Path, src: Path) -> None:
+def compare(
+    title: str, ref: str, size: int, tool: ToolSpec, tool_params: dict, args, tmp: Path, src: Path
+) -> None:
     model = load_vision(ref)
     paths = sorted(src.iterdir())
     warm = tmp / "warm"
@@ -212,12 +261,15 @@ def compare(title: str, ref: str, size: int, tool: ToolSpec, tool_params: dict, 
     measures = {
         "raw forward": lambda: raw_forward(model, size, args.images, args.batch_size),
         "plain loop (1 image/forward)": lambda: plain_loop(model, size, paths),
-        "batch engine, batched prepare": lambda: engine(BENCH_TOOL, bench, None, src, fresh(tmp), args.batch_size,
-                                                        services),
+        "batch engine, batched prepare": lambda: engine(
+            BENCH_TOOL, bench, None, src, fresh(tmp), args.batch_size, services
+        ),
         "  same, decoding forced to overlap the forward": lambda: engine(
-            BENCH_TOOL, bench, None, src, fresh(tmp), args.batch_size, services, prefetch="overlap"),
+            BENCH_TOOL, bench, None, src, fresh(tmp), args.batch_size, services, prefetch="overlap"
+        ),
         f"batch engine, {tool.id} ({'its prepare' if tool.prepare else 'no prepare'})": lambda: engine(
-            tool, tool_params, ref, src, fresh(tmp), args.batch_size, services),
+            tool, tool_params, ref, src, fresh(tmp), args.batch_size, services
+        ),
     }
     # Best of --repeat rounds, each round measuring every variant in turn: on a shared machine
     # the slowest round says more about the neighbours than about the code.
@@ -254,14 +306,20 @@ def rss_run(args, tmp: Path, tool: ToolSpec) -> None:
         if p.processed and p.processed % 100 == 0 and len(samples) <= p.processed // 100:
             samples.append((p.processed, *rss_mb(), services.features.total_bytes))
 
-    rate = engine(tool, params, ref, small, fresh(tmp), args.batch_size, services, on_update=sample, clear=False)
-    print(f"\nRSS over {n} images ({tool.id}, 96x96 JPEG, DINOv2-S/14 @112, batch {args.batch_size}): "
-          f"{rate:.1f} images/s")
+    rate = engine(
+        tool, params, ref, small, fresh(tmp), args.batch_size, services, on_update=sample, clear=False
+    )
+    print(
+        f"\nRSS over {n} images ({tool.id}, 96x96 JPEG, DINOv2-S/14 @112, batch {args.batch_size}): "
+        f"{rate:.1f} images/s"
+    )
     print("  images  rss MiB  peak MiB since image 0  feature cache KiB")
     for done, cur, peak, feats in samples:
         print(f"  {done:6d}  {cur:7.0f}  {peak:8.0f}  {feats / 1024:10.0f}")
     if len(samples) >= 3:
-        print(f"  growth from image {samples[1][0]} to {samples[-1][0]}: {samples[-1][1] - samples[1][1]:+.0f} MiB")
+        print(
+            f"  growth from image {samples[1][0]} to {samples[-1][0]}: {samples[-1][1] - samples[1][1]:+.0f} MiB"
+        )
 
 
 def main() -> int:
@@ -277,17 +335,26 @@ def main() -> int:
     from vfmstudio._plugin_host import get_host
 
     host = get_host()
-    print(f"machine: {platform.machine()} {platform.processor() or ''}, {torch.get_num_threads()} torch threads, "
-          f"torch {torch.__version__}, cpu; load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''}, {torch.get_num_threads()} torch threads, "
+        f"torch {torch.__version__}, cpu; load average {os.getloadavg()[0]:.1f}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         dinov2_s(tmp / "dinov2-s")
         make_images(tmp / "warm", 2)
         if args.images:  # --images 0: the memory run only
             src = make_images(tmp / "photos", args.images)
-            cases = [("DINOv2-S/14 @448", tmp / "dinov2-s", 448, "dinov2.pca", {"resolution": 448}),
-                     ("CLIP-B/32 @224", clip_b32(tmp / "clip-b32"), 224, "clip.classify",
-                      {"labels": ("a cat", "a dog", "a rocket"), "batch_size": args.batch_size})]
+            cases = [
+                ("DINOv2-S/14 @448", tmp / "dinov2-s", 448, "dinov2.pca", {"resolution": 448}),
+                (
+                    "CLIP-B/32 @224",
+                    clip_b32(tmp / "clip-b32"),
+                    224,
+                    "clip.classify",
+                    {"labels": ("a cat", "a dog", "a rocket"), "batch_size": args.batch_size},
+                ),
+            ]
             for title, ref, size, plugin_tool, plugin_params in cases:
                 compare(title, str(ref), size, host.tool(plugin_tool), plugin_params, args, tmp, src)
 

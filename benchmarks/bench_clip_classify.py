@@ -21,8 +21,30 @@ import numpy as np
 import torch
 from PIL import Image
 
-LABELS = ("cat", "dog", "car", "bird", "tree", "sky", "road", "person", "house", "flower", "grass", "water",
-          "building", "boat", "bicycle", "horse", "chair", "table", "bottle", "airplane", "train", "sheep")
+LABELS = (
+    "cat",
+    "dog",
+    "car",
+    "bird",
+    "tree",
+    "sky",
+    "road",
+    "person",
+    "house",
+    "flower",
+    "grass",
+    "water",
+    "building",
+    "boat",
+    "bicycle",
+    "horse",
+    "chair",
+    "table",
+    "bottle",
+    "airplane",
+    "train",
+    "sheep",
+)
 
 
 def build_clip_base(dest: Path, patch: int = 32, seed: int = 0) -> Path:
@@ -33,18 +55,33 @@ def build_clip_base(dest: Path, patch: int = 32, seed: int = 0) -> Path:
 
     vocab, merges = _clip_bpe()
     config = CLIPConfig(
-        text_config={"vocab_size": 49408, "hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 12,
-                     "num_attention_heads": 8, "max_position_embeddings": 77,
-                     "bos_token_id": vocab["<|startoftext|>"], "eos_token_id": vocab["<|endoftext|>"],
-                     "pad_token_id": vocab["<|endoftext|>"]},
-        vision_config={"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
-                       "num_attention_heads": 12, "image_size": 224, "patch_size": patch},
+        text_config={
+            "vocab_size": 49408,
+            "hidden_size": 512,
+            "intermediate_size": 2048,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 8,
+            "max_position_embeddings": 77,
+            "bos_token_id": vocab["<|startoftext|>"],
+            "eos_token_id": vocab["<|endoftext|>"],
+            "pad_token_id": vocab["<|endoftext|>"],
+        },
+        vision_config={
+            "hidden_size": 768,
+            "intermediate_size": 3072,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 12,
+            "image_size": 224,
+            "patch_size": patch,
+        },
         projection_dim=512,
         logit_scale_init_value=4.6052,  # the trained value (scale 100)
     )
     torch.manual_seed(seed)
     CLIPModel(config).save_pretrained(dest, safe_serialization=True)
-    processor = CLIPProcessor(image_processor=CLIPImageProcessorPil(), tokenizer=CLIPTokenizer(vocab=vocab, merges=merges))
+    processor = CLIPProcessor(
+        image_processor=CLIPImageProcessorPil(), tokenizer=CLIPTokenizer(vocab=vocab, merges=merges)
+    )
     processor.save_pretrained(dest)
     return dest
 
@@ -66,9 +103,11 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--labels", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--repeat", type=int, default=2, help="alternating runs of each; the best time counts")
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="alternating runs of each; the best time counts"
+    )
     args = parser.parse_args()
-    labels = LABELS[:args.labels]
+    labels = LABELS[: args.labels]
     template = "a photo of a {}."
 
     from transformers import pipeline
@@ -88,8 +127,13 @@ def main() -> None:
         # Models loaded before timing on both sides; our feature cache starts empty.
         pipe = pipeline("zero-shot-image-classification", model=str(model_dir), device="cpu")
         models = ByteLRUCache(8 << 30, name="models")
-        run_tool(CLASSIFY, images[:1], {"labels": ("warm-up",)}, model=str(model_dir),
-                 services=Services(models=models, features=ByteLRUCache(1 << 20)))
+        run_tool(
+            CLASSIFY,
+            images[:1],
+            {"labels": ("warm-up",)},
+            model=str(model_dir),
+            services=Services(models=models, features=ByteLRUCache(1 << 20)),
+        )
 
         # Alternate the two and keep each one's best time: other load on the machine comes and goes.
         t_hf = t_ours = float("inf")
@@ -97,20 +141,31 @@ def main() -> None:
             t0 = time.perf_counter()
             hf = pipe(pil, candidate_labels=list(labels), hypothesis_template=template)
             t_hf = min(t_hf, time.perf_counter() - t0)
-            services = Services(models=models, features=ByteLRUCache(1 << 30, name="features"))  # cold features
+            services = Services(
+                models=models, features=ByteLRUCache(1 << 30, name="features")
+            )  # cold features
             t0 = time.perf_counter()
-            ours = run_tool(CLASSIFY, images, {"labels": labels, "templates": "single",
-                                               "batch_size": args.batch_size}, model=str(model_dir), services=services)
+            ours = run_tool(
+                CLASSIFY,
+                images,
+                {"labels": labels, "templates": "single", "batch_size": args.batch_size},
+                model=str(model_dir),
+                services=services,
+            )
             t_ours = min(t_ours, time.perf_counter() - t0)
 
     diff = 0.0
     for ref, res in zip(hf, ours.results):
         got = dict(zip(res.labels, res.scores.tolist()))
         diff = max(diff, max(abs(d["score"] - got[d["label"]]) for d in ref))
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
-          f"device {ours.device}, load average {os.getloadavg()[0]:.1f}")
-    print(f"clip.classify, CLIP ViT-B/32 (random weights), {args.images} images x {len(labels)} labels, "
-          f"batch {args.batch_size}, best of {args.repeat}")
+    print(
+        f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+        f"device {ours.device}, load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"clip.classify, CLIP ViT-B/32 (random weights), {args.images} images x {len(labels)} labels, "
+        f"batch {args.batch_size}, best of {args.repeat}"
+    )
     print(f"  HF pipeline     {t_hf:7.2f} s  ({1000 * t_hf / args.images:6.1f} ms/image)")
     print(f"  clip.classify   {t_ours:7.2f} s  ({1000 * t_ours / args.images:6.1f} ms/image)")
     print(f"  speed-up        {t_hf / t_ours:7.2f} x")

@@ -41,12 +41,22 @@ def main() -> None:
         model = str(build_clip_base(root / "clip-b16", patch=16))
         rng = np.random.default_rng(0)
         Image.fromarray((rng.random((12, 16, 3)) * 255).astype(np.uint8)).resize(
-            (640, 480), Image.Resampling.BICUBIC).save(root / "photo.png")
+            (640, 480), Image.Resampling.BICUBIC
+        ).save(root / "photo.png")
         image = load_image(root / "photo.png")
         models = ByteLRUCache(8 << 30, name="models")
-        base = {"labels": ("car", "person", "tree", "road", "sky"), "mode": "sclip", "resolution": args.resolution}
-        run_tool(SEGMENT, [image], {**base, "labels": ("warm-up",)}, model=model,
-                 services=Services(models=models, features=ByteLRUCache(64 << 20)))  # load the model
+        base = {
+            "labels": ("car", "person", "tree", "road", "sky"),
+            "mode": "sclip",
+            "resolution": args.resolution,
+        }
+        run_tool(
+            SEGMENT,
+            [image],
+            {**base, "labels": ("warm-up",)},
+            model=model,
+            services=Services(models=models, features=ByteLRUCache(64 << 20)),
+        )  # load the model
 
         def timed(params, services):
             t0 = time.perf_counter()
@@ -65,12 +75,20 @@ def main() -> None:
 
     plan = plan_windows(480, 640, image_size=224, patch=16, resolution=args.resolution)
     ref = statistics.median(cold)
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
-          f"load average {os.getloadavg()[0]:.1f}")
-    print(f"clip.segment, CLIP ViT-B/16 (random weights), 480x640 image at {plan.height}x{plan.width}, "
-          f"{len(plan.windows)} windows of 224 px, 5 labels x 7 templates, median of {args.repeat}")
-    for name, times in (("cold run (reference)", cold), ("label edit", label_edit),
-                        ("threshold edit", threshold_edit), ("mode switch", mode_switch)):
+    print(
+        f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"clip.segment, CLIP ViT-B/16 (random weights), 480x640 image at {plan.height}x{plan.width}, "
+        f"{len(plan.windows)} windows of 224 px, 5 labels x 7 templates, median of {args.repeat}"
+    )
+    for name, times in (
+        ("cold run (reference)", cold),
+        ("label edit", label_edit),
+        ("threshold edit", threshold_edit),
+        ("mode switch", mode_switch),
+    ):
         t = statistics.median(times)
         print(f"  {name:22s} {1000 * t:9.1f} ms   {t / ref:7.4f} of the cold run")
 

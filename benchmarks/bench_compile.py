@@ -58,9 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     images = photos(args.repeat + 2)
     geometry = _features.plan_geometry(480, 640, args.resolution, arch.patch)
     tokens = geometry.grid[0] * geometry.grid[1]
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
-          f"torch {torch.__version__}, device {device}, {args.precision}; {args.model} at {args.resolution} "
-          f"({tokens} tokens); load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
+        f"torch {torch.__version__}, device {device}, {args.precision}; {args.model} at {args.resolution} "
+        f"({tokens} tokens); load average {os.getloadavg()[0]:.1f}"
+    )
 
     def run(ex, pixels):
         sync(device)
@@ -82,10 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     warmup = t_first_compiled - mc
     saved = me - mc
     payback = f"{warmup / saved:.0f} calls" if saved > 0 else "never (compiled is not faster)"
-    print(f"first call: eager {t_first_eager * 1e3:.0f} ms, compiled {t_first_compiled:.1f} s "
-          f"(compile warm-up {warmup:.1f} s)")
-    print(f"steady state (median of {len(eager_t)}): eager {me * 1e3:.1f} ms, compiled {mc * 1e3:.1f} ms, "
-          f"ratio compiled/eager {mc / me:.3f}; warm-up paid back after {payback}")
+    print(
+        f"first call: eager {t_first_eager * 1e3:.0f} ms, compiled {t_first_compiled:.1f} s "
+        f"(compile warm-up {warmup:.1f} s)"
+    )
+    print(
+        f"steady state (median of {len(eager_t)}): eager {me * 1e3:.1f} ms, compiled {mc * 1e3:.1f} ms, "
+        f"ratio compiled/eager {mc / me:.3f}; warm-up paid back after {payback}"
+    )
     print(f"largest token difference compiled vs eager: {diff:.2e}")
     return 0
 

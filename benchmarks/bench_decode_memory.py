@@ -71,11 +71,20 @@ def bomb(folder: Path) -> Path:
     data = b"".join(comp.compress(row) for _ in range(h)) + comp.flush()
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
 
     path = folder / "bomb.png"
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0))
-                     + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0))
+        + chunk(b"IDAT", data)
+        + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -83,8 +92,9 @@ DEFAULT_BUDGET = 2048 << 20
 
 
 def measure(path: Path, budget: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", CHILD, str(path), budget], capture_output=True, text=True,
-                          check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(path), budget], capture_output=True, text=True, check=True
+    )
     return json.loads(done.stdout)
 
 
@@ -100,16 +110,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         # Written by a child: Linux children start with their parent's peak RSS, so the parent stays small.
-        subprocess.run([sys.executable, __file__, "--megapixels", str(args.megapixels), "--write-to", tmp], check=True)
+        subprocess.run(
+            [sys.executable, __file__, "--megapixels", str(args.megapixels), "--write-to", tmp], check=True
+        )
         print(f"{'file':12} {'mode':6} {'peak MiB':>9} {'estimate MiB':>13} {'estimate/peak':>14}")
         for path in sorted(folder.iterdir()):
             r = measure(path, "none")
-            print(f"{path.name:12} {r['mode']:6} {r['peak'] / 2**20:9.0f} {r['estimate'] / 2**20:13.0f} "
-                  f"{r['estimate'] / max(r['peak'], 1):14.2f}")
+            print(
+                f"{path.name:12} {r['mode']:6} {r['peak'] / 2**20:9.0f} {r['estimate'] / 2**20:13.0f} "
+                f"{r['estimate'] / max(r['peak'], 1):14.2f}"
+            )
         path = bomb(folder)
         print(f"\nbomb: {path.stat().st_size / 1024:.0f} KB file, 14000x14000 RGBA")
         r = measure(path, str(DEFAULT_BUDGET))
-        print(f"  with the default {DEFAULT_BUDGET >> 20} MiB budget: peak {r['peak'] / 2**20:.0f} MiB, {r['outcome']}")
+        print(
+            f"  with the default {DEFAULT_BUDGET >> 20} MiB budget: peak {r['peak'] / 2**20:.0f} MiB, {r['outcome']}"
+        )
         if args.bomb:
             r = measure(path, "none")
             print(f"  without a budget (before): peak {r['peak'] / 2**20:.0f} MiB, {r['outcome']}")

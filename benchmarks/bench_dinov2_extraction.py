@@ -38,9 +38,16 @@ SIZES = {  # name -> (hidden, heads, layers)
 
 def random_dinov2(hidden: int, heads: int, layers: int) -> transformers.Dinov2Model:
     torch.manual_seed(0)
-    config = transformers.Dinov2Config(hidden_size=hidden, num_attention_heads=heads, num_hidden_layers=layers,
-                                       intermediate_size=4 * hidden, patch_size=14, image_size=518,
-                                       layer_norm_eps=1e-6, attn_implementation="sdpa")
+    config = transformers.Dinov2Config(
+        hidden_size=hidden,
+        num_attention_heads=heads,
+        num_hidden_layers=layers,
+        intermediate_size=4 * hidden,
+        patch_size=14,
+        image_size=518,
+        layer_norm_eps=1e-6,
+        attn_implementation="sdpa",
+    )
     return transformers.Dinov2Model(config).eval()
 
 
@@ -76,11 +83,15 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     pixels = photo()
     geometry = _features.plan_geometry(640, 640, 448, 14)
-    print(f"machine: {platform.machine()} {platform.processor() or ''}, {torch.get_num_threads()} torch threads, "
-          f"torch {torch.__version__}, device {device}, {args.precision}; input 640x640 -> 448x448, 1024 tokens")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''}, {torch.get_num_threads()} torch threads, "
+        f"torch {torch.__version__}, device {device}, {args.precision}; input 640x640 -> 448x448, 1024 tokens"
+    )
     print(f"load average before: {os.getloadavg()[0]:.1f}")
-    print(f"{'model':10s} {'ours ms':>9s} {'direct ms':>10s} {'ratio':>7s} {'ours cpu':>9s} {'direct cpu':>11s} "
-          f"{'cpu ratio':>10s} {'best ratio':>11s}")
+    print(
+        f"{'model':10s} {'ours ms':>9s} {'direct ms':>10s} {'ratio':>7s} {'ours cpu':>9s} {'direct cpu':>11s} "
+        f"{'cpu ratio':>10s} {'best ratio':>11s}"
+    )
     worst = 0.0
     for key in args.models.split(","):
         name, hidden, heads, layers = SIZES[key.strip()]
@@ -109,9 +120,11 @@ def main(argv: list[str] | None = None) -> int:
         ratio = statistics.median(ours) / statistics.median(direct)
         cpu_ratio = statistics.median(ours_cpu) / statistics.median(direct_cpu)
         worst = max(worst, ratio)
-        print(f"{name:10s} {statistics.median(ours):9.1f} {statistics.median(direct):10.1f} {ratio:7.3f} "
-              f"{statistics.median(ours_cpu):9.1f} {statistics.median(direct_cpu):11.1f} {cpu_ratio:10.3f} "
-              f"{min(ours) / min(direct):11.3f}")
+        print(
+            f"{name:10s} {statistics.median(ours):9.1f} {statistics.median(direct):10.1f} {ratio:7.3f} "
+            f"{statistics.median(ours_cpu):9.1f} {statistics.median(direct_cpu):11.1f} {cpu_ratio:10.3f} "
+            f"{min(ours) / min(direct):11.3f}"
+        )
     return 0 if worst <= 1.05 else 1
 
 

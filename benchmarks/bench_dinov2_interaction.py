@@ -46,8 +46,15 @@ OPERATIONS = {
 
 def vit_s14(dest: Path) -> Path:
     torch.manual_seed(0)
-    config = transformers.Dinov2Config(hidden_size=384, num_hidden_layers=12, num_attention_heads=6,
-                                       intermediate_size=1536, patch_size=14, image_size=518, layer_norm_eps=1e-6)
+    config = transformers.Dinov2Config(
+        hidden_size=384,
+        num_hidden_layers=12,
+        num_attention_heads=6,
+        intermediate_size=1536,
+        patch_size=14,
+        image_size=518,
+        layer_norm_eps=1e-6,
+    )
     transformers.Dinov2Model(config).eval().save_pretrained(dest, safe_serialization=True)
     return dest
 
@@ -59,8 +66,9 @@ def square_images(n: int) -> list[LoadedImage]:
     for i in range(n):
         im = Image.open(photos[i % len(photos)]).convert("RGB")
         side = min(im.size)
-        im = im.crop(((im.width - side) // 2, (im.height - side) // 2, (im.width + side) // 2,
-                      (im.height + side) // 2)).resize((SIZE, SIZE), Image.BICUBIC)
+        im = im.crop(
+            ((im.width - side) // 2, (im.height - side) // 2, (im.width + side) // 2, (im.height + side) // 2)
+        ).resize((SIZE, SIZE), Image.BICUBIC)
         pixels = np.asarray(im)
         pixels = np.rot90(pixels, k=i // len(photos)).copy()
         digest = hashlib.sha256(pixels.tobytes()).hexdigest()[:16]
@@ -79,27 +87,39 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         model = str(vit_s14(Path(tmp) / "vit-s14"))
         t0 = time.perf_counter()
-        run_tool(host.tool("dinov2.joint-pca"), images, {}, model=model, device=args.device, services=services)
+        run_tool(
+            host.tool("dinov2.joint-pca"), images, {}, model=model, device=args.device, services=services
+        )
         print(f"feature extraction for 8 images (not part of the figures): {time.perf_counter() - t0:.2f} s")
-        print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
-              f"device {args.device}")
+        print(
+            f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+            f"device {args.device}"
+        )
         print(f"load average before: {os.getloadavg()[0]:.1f}")
-        print(f"{'operation':36s} {'median ms':>10s} {'worst ms':>10s} {'cpu ms':>8s} {'budget':>8s} "
-              f"{'median/budget':>14s}")
+        print(
+            f"{'operation':36s} {'median ms':>10s} {'worst ms':>10s} {'cpu ms':>8s} {'budget':>8s} "
+            f"{'median/budget':>14s}"
+        )
         failed = False
         for name, (budget, tool_id, n_images, params) in OPERATIONS.items():
             tool = host.tool(tool_id)
             times, cpu = [], []
             for i in range(args.repeat):
-                run_params = {"threshold": 0.2 + 0.6 * i / max(1, args.repeat - 1)} if params is None else params
+                run_params = (
+                    {"threshold": 0.2 + 0.6 * i / max(1, args.repeat - 1)} if params is None else params
+                )
                 t, c = time.perf_counter(), time.process_time()
-                run_tool(tool, images[:n_images], run_params, model=model, device=args.device, services=services)
+                run_tool(
+                    tool, images[:n_images], run_params, model=model, device=args.device, services=services
+                )
                 times.append((time.perf_counter() - t) * 1000)
                 cpu.append((time.process_time() - c) * 1000)
             median, worst = statistics.median(times), max(times)
             failed |= median > budget
-            print(f"{name:36s} {median:10.2f} {worst:10.2f} {statistics.median(cpu):8.2f} {budget:8.0f} "
-                  f"{median / budget:14.2f}")
+            print(
+                f"{name:36s} {median:10.2f} {worst:10.2f} {statistics.median(cpu):8.2f} {budget:8.0f} "
+                f"{median / budget:14.2f}"
+            )
     return 1 if failed else 0
 
 

@@ -34,9 +34,16 @@ SIZES = {  # key -> (name, hidden, heads, layers), as in the hub configs
 
 def random_dinov3(hidden: int, heads: int, layers: int) -> transformers.DINOv3ViTModel:
     torch.manual_seed(0)
-    config = transformers.DINOv3ViTConfig(hidden_size=hidden, num_attention_heads=heads, num_hidden_layers=layers,
-                                          intermediate_size=4 * hidden, patch_size=16, num_register_tokens=4,
-                                          layerscale_value=1e-5, attn_implementation="sdpa")
+    config = transformers.DINOv3ViTConfig(
+        hidden_size=hidden,
+        num_attention_heads=heads,
+        num_hidden_layers=layers,
+        intermediate_size=4 * hidden,
+        patch_size=16,
+        num_register_tokens=4,
+        layerscale_value=1e-5,
+        attn_implementation="sdpa",
+    )
     return transformers.DINOv3ViTModel(config).eval()
 
 
@@ -64,11 +71,15 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     pixels = photo()
-    print(f"machine: {platform.machine()} {platform.processor() or ''}, {torch.get_num_threads()} torch threads, "
-          f"torch {torch.__version__}, device {device}, {args.precision}; input 640x640")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''}, {torch.get_num_threads()} torch threads, "
+        f"torch {torch.__version__}, device {device}, {args.precision}; input 640x640"
+    )
     print(f"load average before: {os.getloadavg()[0]:.1f}")
-    print(f"{'model':9s} {'res':>4s} {'ours ms':>9s} {'direct ms':>10s} {'ratio':>7s} {'ours cpu':>9s} "
-          f"{'direct cpu':>11s} {'cpu ratio':>10s} {'best ratio':>11s}")
+    print(
+        f"{'model':9s} {'res':>4s} {'ours ms':>9s} {'direct ms':>10s} {'ratio':>7s} {'ours cpu':>9s} "
+        f"{'direct cpu':>11s} {'cpu ratio':>10s} {'best ratio':>11s}"
+    )
     worst = 0.0
     for key in args.models.split(","):
         name, hidden, heads, layers = SIZES[key.strip()]
@@ -99,10 +110,12 @@ def main(argv: list[str] | None = None) -> int:
             assert feats.tokens.shape == (n, hidden) and out.last_hidden_state.shape == (1, 5 + n, hidden)
             ratio = statistics.median(ours) / statistics.median(direct)
             worst = max(worst, ratio)
-            print(f"{name:9s} {resolution:4d} {statistics.median(ours):9.1f} {statistics.median(direct):10.1f} "
-                  f"{ratio:7.3f} {statistics.median(ours_cpu):9.1f} {statistics.median(direct_cpu):11.1f} "
-                  f"{statistics.median(ours_cpu) / statistics.median(direct_cpu):10.3f} "
-                  f"{min(ours) / min(direct):11.3f}")
+            print(
+                f"{name:9s} {resolution:4d} {statistics.median(ours):9.1f} {statistics.median(direct):10.1f} "
+                f"{ratio:7.3f} {statistics.median(ours_cpu):9.1f} {statistics.median(direct_cpu):11.1f} "
+                f"{statistics.median(ours_cpu) / statistics.median(direct_cpu):10.3f} "
+                f"{min(ours) / min(direct):11.3f}"
+            )
     print(f"load average after: {os.getloadavg()[0]:.1f}")
     return 0 if worst <= 1.05 else 1
 

@@ -31,11 +31,15 @@ def main() -> None:
     from vfmstudio.index.layout import pca_2d
     from vfmstudio.qt.explore_view import ExploreView
 
-    print(f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, "
-          f"Qt platform {os.environ['QT_QPA_PLATFORM']}")
+    print(
+        f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, "
+        f"Qt platform {os.environ['QT_QPA_PLATFORM']}"
+    )
     rng = np.random.default_rng(0)
     centres = rng.standard_normal((20, args.dim)).astype(np.float32) * 3
-    vectors = centres[rng.integers(0, 20, args.points)] + rng.standard_normal((args.points, args.dim)).astype(np.float32)
+    vectors = centres[rng.integers(0, 20, args.points)] + rng.standard_normal((args.points, args.dim)).astype(
+        np.float32
+    )
     t0 = time.perf_counter()
     xy = pca_2d(vectors)
     layout_s = time.perf_counter() - t0
@@ -69,14 +73,20 @@ def main() -> None:
         view.plot.viewport().repaint()
         frames.append(time.perf_counter() - t1)
     median = float(np.median(frames))
-    polygon = np.array([[x0 + (x1 - x0) * a, y0 + (y1 - y0) * b] for a, b in
-                        ((0.2, 0.2), (0.6, 0.25), (0.7, 0.7), (0.3, 0.8))])
+    polygon = np.array(
+        [
+            [x0 + (x1 - x0) * a, y0 + (y1 - y0) * b]
+            for a, b in ((0.2, 0.2), (0.6, 0.25), (0.7, 0.7), (0.3, 0.8))
+        ]
+    )
     t0 = time.perf_counter()
     chosen = view.select_polygon(polygon)
     lasso_ms = (time.perf_counter() - t0) * 1000
-    print(f"{args.points} points: PCA layout {layout_s:.2f} s; first draw {first_s:.2f} s; pan+zoom frame "
-          f"median {median * 1000:.1f} ms ({1 / median:.0f} fps, worst {max(frames) * 1000:.0f} ms); "
-          f"lasso over {len(chosen)} points {lasso_ms:.0f} ms")
+    print(
+        f"{args.points} points: PCA layout {layout_s:.2f} s; first draw {first_s:.2f} s; pan+zoom frame "
+        f"median {median * 1000:.1f} ms ({1 / median:.0f} fps, worst {max(frames) * 1000:.0f} ms); "
+        f"lasso over {len(chosen)} points {lasso_ms:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -55,7 +55,9 @@ def _median(fn, repeat: int) -> float:
 
 def _row(name: str, ours: float, ref: float, unit: str = "ms") -> None:
     scale = 1000 if unit == "ms" else 1
-    print(f"{name:<34} ours {ours * scale:9.2f} {unit}   reference {ref * scale:9.2f} {unit}   ratio {ours / ref:6.2f}")
+    print(
+        f"{name:<34} ours {ours * scale:9.2f} {unit}   reference {ref * scale:9.2f} {unit}   ratio {ours / ref:6.2f}"
+    )
 
 
 def _cv2_polygons(m: np.ndarray, tol: float):
@@ -69,8 +71,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
     masks = _masks(args.masks)
-    print(f"machine: {platform.machine()} {platform.processor() or ''} python {platform.python_version()}; "
-          f"{args.masks} masks of 480x640, median of {args.repeat}")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''} python {platform.python_version()}; "
+        f"{args.masks} masks of 480x640, median of {args.repeat}"
+    )
 
     fortran = [np.asfortranarray(m.astype(np.uint8)) for m in masks]
     ours = _median(lambda: [rle.encode(m) for m in masks], args.repeat)
@@ -107,7 +111,9 @@ def main() -> None:
         masks_objs = [Mask.from_array(m) for m in masks]
         for i in range(200):  # 200 images x 10 masks
             for j in range(10):
-                project.labels._insert(Annotation(f"im{i}.png", "blob", masks_objs[(i + j) % len(masks_objs)]), None)
+                project.labels._insert(
+                    Annotation(f"im{i}.png", "blob", masks_objs[(i + j) % len(masks_objs)]), None
+                )
         project.save()  # first save computes every RLE string once
         ours = _median(project.save, args.repeat)
 

@@ -30,9 +30,15 @@ def _coco_file(folder: Path, n: int) -> Path:
     anns = []
     for k in range(n):
         x, y = 10 + (k * 7) % 500, 10 + (k * 13) % 380
-        a = {"id": k + 1, "image_id": k % n_images + 1, "category_id": k % 80 + 1, "iscrowd": 0,
-             "bbox": [x, y, 40, 30], "area": 1200}
-        a["segmentation"] = ([[x, y, x + 40, y, x + 40, y + 30, x + 20, y + 40, x, y + 30]] if k % 2 else [])
+        a = {
+            "id": k + 1,
+            "image_id": k % n_images + 1,
+            "category_id": k % 80 + 1,
+            "iscrowd": 0,
+            "bbox": [x, y, 40, 30],
+            "area": 1200,
+        }
+        a["segmentation"] = [[x, y, x + 40, y, x + 40, y + 30, x + 20, y + 40, x, y + 30]] if k % 2 else []
         anns.append(a)
     cats = [{"id": i + 1, "name": f"class{i}", "supercategory": ""} for i in range(80)]
     path = folder / "annotations.json"
@@ -53,8 +59,10 @@ def bench_coco(host, n: int) -> None:
         path = _coco_file(Path(tmp), n)
         ours = _timed(lambda: import_dataset(host.format("coco"), path, {"image_root": tmp}))
         ref = _timed(lambda: COCO(str(path)))
-    print(f"COCO import of {n} annotations: ours {ours:.2f} s, pycocotools COCO() {ref:.2f} s, "
-          f"ratio {ours / ref:.1f} (target: ours < 10 s)")
+    print(
+        f"COCO import of {n} annotations: ours {ours:.2f} s, pycocotools COCO() {ref:.2f} s, "
+        f"ratio {ours / ref:.1f} (target: ours < 10 s)"
+    )
 
 
 def bench_classes(host, n: int) -> None:
@@ -69,7 +77,9 @@ def bench_classes(host, n: int) -> None:
             ref = _timed(lambda: {name: i for i, name in enumerate(names)})  # noqa: B023
             times.append(ours)
             print(f"labels.txt of {size} lines: ours {ours:.3f} s, dict of the names {ref * 1000:.1f} ms")
-    print(f"growth per doubling: {times[1] / times[0]:.1f}, {times[2] / times[1]:.1f} (linear ~2, quadratic ~4)")
+    print(
+        f"growth per doubling: {times[1] / times[0]:.1f}, {times[2] / times[1]:.1f} (linear ~2, quadratic ~4)"
+    )
 
 
 def main() -> None:
@@ -77,7 +87,9 @@ def main() -> None:
     p.add_argument("--annotations", type=int, default=100_000)
     p.add_argument("--classes", type=int, default=12_500)
     args = p.parse_args()
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}"
+    )
     host = PluginHost(builtins=("vfmstudio_formats",), entry_points=False).load()
     bench_coco(host, args.annotations)
     bench_classes(host, args.classes)

@@ -41,7 +41,7 @@ def unit_rows(n: int, d: int, seed: int, clusters: int = 1000) -> np.ndarray:
     for start in range(0, n, 10_000):
         m = min(10_000, n - start)
         block = centres[rng.integers(0, clusters, m)] + 0.7 * rng.standard_normal((m, d)).astype(np.float32)
-        out[start:start + m] = block / np.linalg.norm(block, axis=1, keepdims=True)
+        out[start : start + m] = block / np.linalg.norm(block, axis=1, keepdims=True)
     return out
 
 
@@ -72,9 +72,11 @@ def bench_search(n: int, dim: int, work: Path) -> None:
     t0 = time.perf_counter()
     Searcher(mapped, store.ids, work / "hnsw.usearch", exact=False)
     reopen_s = time.perf_counter() - t0
-    print(f"search over {n} x {dim}: exact scan {exact_ms:.1f} ms, HNSW {approx_ms:.2f} ms "
-          f"(exact/HNSW {exact_ms / approx_ms:.0f}x), recall@10 {recall:.3f}; HNSW build {build_s:.1f} s, "
-          f"reopen {reopen_s * 1000:.0f} ms")
+    print(
+        f"search over {n} x {dim}: exact scan {exact_ms:.1f} ms, HNSW {approx_ms:.2f} ms "
+        f"(exact/HNSW {exact_ms / approx_ms:.0f}x), recall@10 {recall:.3f}; HNSW build {build_s:.1f} s, "
+        f"reopen {reopen_s * 1000:.0f} ms"
+    )
 
 
 def bench_throughput(n_images: int, batch_size: int, work: Path) -> None:
@@ -91,8 +93,10 @@ def bench_throughput(n_images: int, batch_size: int, work: Path) -> None:
     folder.mkdir()
     paths = make_images(folder, n_images)
     bundle = load_bundle(str(model_dir), "cpu", "fp32")
-    tensors = [pixel_values(bundle, [load_image(p).pixels for p in paths[i:i + batch_size]])
-               for i in range(0, len(paths), batch_size)]
+    tensors = [
+        pixel_values(bundle, [load_image(p).pixels for p in paths[i : i + batch_size]])
+        for i in range(0, len(paths), batch_size)
+    ]
     with torch.inference_mode():
         bundle.model.get_image_features(pixel_values=tensors[0])  # warm-up
         t0 = time.perf_counter()
@@ -101,19 +105,33 @@ def bench_throughput(n_images: int, batch_size: int, work: Path) -> None:
         raw_s = time.perf_counter() - t0
     tool = get_host().tool("clip.embed")
     t0 = time.perf_counter()
-    index = update_index(folder, model=str(model_dir), tool=tool, params={"batch_size": batch_size},
-                         batch_size=batch_size, services=batch_services())
+    index = update_index(
+        folder,
+        model=str(model_dir),
+        tool=tool,
+        params={"batch_size": batch_size},
+        batch_size=batch_size,
+        services=batch_services(),
+    )
     index_s = time.perf_counter() - t0
     assert index.report.embedded == n_images, index.report
     t0 = time.perf_counter()
-    again = update_index(folder, model=str(model_dir), tool=tool, params={"batch_size": batch_size},
-                         batch_size=batch_size, services=batch_services())
+    again = update_index(
+        folder,
+        model=str(model_dir),
+        tool=tool,
+        params={"batch_size": batch_size},
+        batch_size=batch_size,
+        services=batch_services(),
+    )
     unchanged_s = time.perf_counter() - t0
     assert again.report.embedded == 0
-    print(f"index {n_images} images, CLIP-B/32 at 224, batch {batch_size}: raw batched forward "
-          f"{n_images / raw_s:.1f} images/s, vfmstudio index {n_images / index_s:.1f} images/s "
-          f"(efficiency {raw_s / index_s:.2f}; includes model load, hashing, decoding, preprocessing); "
-          f"update of the unchanged folder {unchanged_s * 1000:.0f} ms")
+    print(
+        f"index {n_images} images, CLIP-B/32 at 224, batch {batch_size}: raw batched forward "
+        f"{n_images / raw_s:.1f} images/s, vfmstudio index {n_images / index_s:.1f} images/s "
+        f"(efficiency {raw_s / index_s:.2f}; includes model load, hashing, decoding, preprocessing); "
+        f"update of the unchanged folder {unchanged_s * 1000:.0f} ms"
+    )
 
 
 def main() -> None:
@@ -123,7 +141,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=48)
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args()
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         bench_search(args.vectors, args.dim, work)

@@ -27,7 +27,7 @@ from vfmstudio.core.tools import ToolSpec
 from vfmstudio.execution import Services, run_tool
 from vfmstudio.isolation import shutdown_workers
 
-TOOL = textwrap.dedent('''
+TOOL = textwrap.dedent("""
     import numpy as np
     from vfmstudio.core.results import Heatmap
 
@@ -35,18 +35,27 @@ TOOL = textwrap.dedent('''
         image = images[0]
         feats = ctx.cached(("grey", image.id), lambda: image.pixels.mean(axis=2).astype(np.float32))
         return [Heatmap(feats[::8, ::8] * 1.0, image_id=image.id)]
-''')
+""")
 
 
 def _setup(folder: Path, size: int):
     (folder / "bench_isolated_tools.py").write_text(TOOL)
     sys.path.insert(0, str(folder))
-    spec = ToolSpec(id="bench.grey", title="Grey", run="bench_isolated_tools:grey", returns=("heatmap",),
-                    plugin="bench")
+    spec = ToolSpec(
+        id="bench.grey", title="Grey", run="bench_isolated_tools:grey", returns=("heatmap",), plugin="bench"
+    )
     rng = np.random.default_rng(0)
-    image = LoadedImage(path=None, pixels=rng.integers(0, 255, (size, size, 3), np.uint8), id="img", width=size,
-                        height=size, format="PNG")
-    services = Services(models=ByteLRUCache(1 << 20, name="models"), features=ByteLRUCache(1 << 26, name="features"))
+    image = LoadedImage(
+        path=None,
+        pixels=rng.integers(0, 255, (size, size, 3), np.uint8),
+        id="img",
+        width=size,
+        height=size,
+        format="PNG",
+    )
+    services = Services(
+        models=ByteLRUCache(1 << 20, name="models"), features=ByteLRUCache(1 << 26, name="features")
+    )
     return spec, image, services
 
 
@@ -75,11 +84,15 @@ def main() -> None:
             isolated.append(per_call(spec, image, services, args.runs, True))
         shutdown_workers()
     a, b = statistics.median(inproc), statistics.median(isolated)
-    print(f"python {platform.python_version()}, {platform.machine()}, image {args.size}x{args.size}, "
-          f"{args.runs} calls x {args.repeat}")
+    print(
+        f"python {platform.python_version()}, {platform.machine()}, image {args.size}x{args.size}, "
+        f"{args.runs} calls x {args.repeat}"
+    )
     print(f"worker start + first call: {start * 1000:.0f} ms (once per plugin and process)")
-    print(f"in-process: {a * 1000:.3f} ms/call   isolated: {b * 1000:.3f} ms/call   "
-          f"ratio {b / a:.1f}x   cost {(b - a) * 1000:.3f} ms/call")
+    print(
+        f"in-process: {a * 1000:.3f} ms/call   isolated: {b * 1000:.3f} ms/call   "
+        f"ratio {b / a:.1f}x   cost {(b - a) * 1000:.3f} ms/call"
+    )
 
 
 if __name__ == "__main__":

@@ -58,8 +58,10 @@ def main() -> int:
     ours = timed(lambda: local_brush_stroke(h, w, points, 12.0), args.repeat)
     ref = timed(lambda: cmd.brush_stroke(h, w, points, 12.0), max(1, args.repeat // 2))
     same = np.array_equal(local_brush_stroke(h, w, points, 12.0), cmd.brush_stroke(h, w, points, 12.0))
-    print(f"brush stroke 12 MP, 30 points r=12: ours {ours * 1000:.1f} ms, full-image {ref * 1000:.0f} ms, "
-          f"ratio {ref / ours:.0f}x faster, identical={same}")
+    print(
+        f"brush stroke 12 MP, 30 points r=12: ours {ours * 1000:.1f} ms, full-image {ref * 1000:.0f} ms, "
+        f"ratio {ref / ours:.0f}x faster, identical={same}"
+    )
 
     tmp = Path(tempfile.mkdtemp(prefix="vfm-bench-labelling-"))
     project = Project(tmp / "vfmstudio.json")
@@ -69,7 +71,9 @@ def main() -> int:
     mask_ann = labels.add(Annotation("big.jpg", "blob", Mask.from_array(base)))
     for i in range(args.annotations):
         x, y = rng.uniform(0, w - 50), rng.uniform(0, h - 50)
-        shape = Box(x, y, x + 40, y + 30) if i % 2 else Polygon.simple([(x, y), (x + 40, y), (x + 20, y + 35)])
+        shape = (
+            Box(x, y, x + 40, y + 30) if i % 2 else Polygon.simple([(x, y), (x + 40, y), (x + 20, y + 35)])
+        )
         labels.add(Annotation("big.jpg", "thing", shape))
     stack = cmd.UndoStack(labels)
 
@@ -81,14 +85,18 @@ def main() -> int:
     t_save = timed(project.save, args.repeat)
     size = (tmp / "vfmstudio.json").stat().st_size
     print(f"brush release on a 12 MP mask (stroke + paint_mask command): {t_release * 1000:.0f} ms")
-    print(f"autosave of {args.annotations + 1} annotations ({size / 1e6:.1f} MB, atomic, backup rotated): "
-          f"{t_save * 1000:.0f} ms")
+    print(
+        f"autosave of {args.annotations + 1} annotations ({size / 1e6:.1f} MB, atomic, backup rotated): "
+        f"{t_save * 1000:.0f} ms"
+    )
 
     # Repaint: one item for all annotations against one scene item per annotation.
     small = Project(tmp / "small.json").labels
     for i in range(args.annotations):
         x, y = rng.uniform(0, 1950), rng.uniform(0, 1450)
-        shape = Box(x, y, x + 40, y + 30) if i % 2 else Polygon.simple([(x, y), (x + 40, y), (x + 20, y + 35)])
+        shape = (
+            Box(x, y, x + 40, y + 30) if i % 2 else Polygon.simple([(x, y), (x + 40, y), (x + 20, y + 35)])
+        )
         small.add(Annotation("img", "thing", shape))
     target = QImage(1000, 750, QImage.Format.Format_ARGB32_Premultiplied)
 
@@ -120,8 +128,10 @@ def main() -> int:
     render(ref_scene)
     t_ours = timed(lambda: render(ours_scene), args.repeat)
     t_ref = timed(lambda: render(ref_scene), args.repeat)
-    print(f"repaint {args.annotations} boxes/polygons: ours {t_ours * 1000:.1f} ms, one item per shape "
-          f"{t_ref * 1000:.1f} ms, ratio {t_ref / t_ours:.2f}")
+    print(
+        f"repaint {args.annotations} boxes/polygons: ours {t_ours * 1000:.1f} ms, one item per shape "
+        f"{t_ref * 1000:.1f} ms, ratio {t_ref / t_ours:.2f}"
+    )
     del app
     return 0
 

@@ -45,12 +45,27 @@ def small_paligemma(dest: Path) -> Path:
     processor.image_processor.image_seq_length = processor.image_seq_length = 256
     tok = processor.tokenizer
     config = tp.tiny_config(
-        len(tok), tok.convert_tokens_to_ids(tp.IMAGE_TOKEN),
-        vision={"hidden_size": 384, "intermediate_size": 1536, "num_hidden_layers": 6, "num_attention_heads": 6,
-                "image_size": 224, "patch_size": 14},
-        text={"hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 4, "num_attention_heads": 8,
-              "num_key_value_heads": 2, "head_dim": 64, "query_pre_attn_scalar": 64, "sliding_window": 512,
-              "initializer_range": 0.5},
+        len(tok),
+        tok.convert_tokens_to_ids(tp.IMAGE_TOKEN),
+        vision={
+            "hidden_size": 384,
+            "intermediate_size": 1536,
+            "num_hidden_layers": 6,
+            "num_attention_heads": 6,
+            "image_size": 224,
+            "patch_size": 14,
+        },
+        text={
+            "hidden_size": 512,
+            "intermediate_size": 2048,
+            "num_hidden_layers": 4,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 2,
+            "head_dim": 64,
+            "query_pre_attn_scalar": 64,
+            "sliding_window": 512,
+            "initializer_range": 0.5,
+        },
     )
     config.tie_word_embeddings = config.text_config.tie_word_embeddings = False
     torch.manual_seed(0)
@@ -105,9 +120,13 @@ def main() -> None:
         inputs = processor(images=image.pixels, text="<image>" + prompt, return_tensors="pt")
         inputs.pop("labels")
         with torch.inference_mode():
-            out = model.generate(**inputs, max_new_tokens=args.tokens, do_sample=False,
-                                 logits_processor=transformers.LogitsProcessorList([BanEos()]))
-        return processor.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+            out = model.generate(
+                **inputs,
+                max_new_tokens=args.tokens,
+                do_sample=False,
+                logits_processor=transformers.LogitsProcessorList([BanEos()]),
+            )
+        return processor.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
 
     _generation.logits_processor_hooks[:] = [lambda n: BanEos()]
     models = ByteLRUCache(1 << 32, name="models")
@@ -116,8 +135,15 @@ def main() -> None:
     def ours(tool: str, fresh: bool, **params) -> None:
         features = ByteLRUCache(1 << 30, name="features") if fresh else ours.features
         ours.features = features
-        run_tool(TOOL[tool], [image], {"max_new_tokens": args.tokens, **params}, model=str(model_dir),
-                 device="cpu", services=Services(models=models, features=features), on_partial=streamed.append)
+        run_tool(
+            TOOL[tool],
+            [image],
+            {"max_new_tokens": args.tokens, **params},
+            model=str(model_dir),
+            device="cpu",
+            services=Services(models=models, features=features),
+            on_partial=streamed.append,
+        )
 
     ours.features = ByteLRUCache(1 << 30, name="features")
     ours("paligemma.caption", True)  # load the model once (not timed), as the window keeps it loaded
@@ -128,8 +154,11 @@ def main() -> None:
     rows.append(("caption, cold (vision + generation)", cold, ref))
     ours("paligemma.ask", False, question="what is this")
     questions = iter(f"what is in the image {i}" for i in range(10_000))
-    ask, ask_ref = paired(lambda: ours("paligemma.ask", False, question=next(questions)),
-                          lambda: reference("answer en what is in the image"), args.repeat)
+    ask, ask_ref = paired(
+        lambda: ours("paligemma.ask", False, question=next(questions)),
+        lambda: reference("answer en what is in the image"),
+        args.repeat,
+    )
     rows.append(("ask, new question on a seen image", ask, ask_ref))
     # Reruns with the same inputs only hit the generation cache when no logits hook is installed.
     _generation.logits_processor_hooks[:] = []
@@ -139,20 +168,26 @@ def main() -> None:
 
     decoder = _mask_decoder.load_decoder(tp.write_random_vae(work / "vae-oid.npz", embed_dim=512))
     codes = np.random.default_rng(0).integers(0, 128, (16, 16))
-    batched, one_by_one = paired(lambda: _mask_decoder.decode_logits(decoder, codes),
-                                 lambda: [_mask_decoder.decode_logits(decoder, codes[i : i + 1]) for i in range(16)],
-                                 args.repeat)
+    batched, one_by_one = paired(
+        lambda: _mask_decoder.decode_logits(decoder, codes),
+        lambda: [_mask_decoder.decode_logits(decoder, codes[i : i + 1]) for i in range(16)],
+        args.repeat,
+    )
     logits = _mask_decoder.decode_logits(decoder, codes)
     boxes = np.array([[40 * i, 30 * i, 40 * i + 300, 30 * i + 250] for i in range(16)], dtype=np.float32)
     paste, _ = paired(lambda: _mask_decoder.paste_masks(logits, boxes, 1024, 768), lambda: None, args.repeat)
 
-    print(f"machine: {platform.machine()} {platform.processor() or ''}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} thread(s), cpu; {args.tokens} new tokens, median of {args.repeat}")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} thread(s), cpu; {args.tokens} new tokens, median of {args.repeat}"
+    )
     print(f"{'case':42s} {'ours ms (cpu)':>16s} {'reference ms (cpu)':>19s} {'ratio (cpu)':>12s}")
     rows.append(("mask decoder, 16 objects in one batch", batched, one_by_one))
     for name, (ow, oc), (rw, rc) in rows:
-        print(f"{name:42s} {ow * 1e3:8.1f} ({oc * 1e3:6.1f}) {rw * 1e3:10.1f} ({rc * 1e3:7.1f}) "
-              f"{ow / rw:5.3f} ({oc / rc:5.3f})")
+        print(
+            f"{name:42s} {ow * 1e3:8.1f} ({oc * 1e3:6.1f}) {rw * 1e3:10.1f} ({rc * 1e3:7.1f}) "
+            f"{ow / rw:5.3f} ({oc / rc:5.3f})"
+        )
     print("  (mask decoder reference: the same decoder, one object at a time)")
     print(f"{'paste 16 masks into 1024x768':42s} {paste[0] * 1e3:8.1f} ({paste[1] * 1e3:6.1f})")
 

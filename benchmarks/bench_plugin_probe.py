@@ -44,7 +44,9 @@ def load(names: list[str], *, probe: bool, cache: Path) -> float:
     t0 = time.perf_counter()
     host = PluginHost(builtins=(), probe_first=probe, probe_cache=cache).load()
     elapsed = time.perf_counter() - t0
-    assert all(host.statuses[n].status == "loaded" for n in names), [s.describe() for s in host.statuses.values()]
+    assert all(host.statuses[n].status == "loaded" for n in names), [
+        s.describe() for s in host.statuses.values()
+    ]
     return elapsed
 
 

@@ -47,14 +47,27 @@ def build_sam2_small(dest: Path) -> Path:
     from vfmstudio.testing.tiny_sam import SAM2_PREPROCESSOR
 
     torch.manual_seed(0)
-    config = transformers.Sam2Config(vision_config={
-        "backbone_config": {"model_type": "sam2_hiera_det_model", "hidden_size": 96, "blocks_per_stage": [1, 2, 11, 2],
-                            "embed_dim_per_stage": [96, 192, 384, 768], "num_attention_heads_per_stage": [1, 2, 4, 8],
-                            "window_size_per_stage": [8, 4, 14, 7], "global_attention_blocks": [7, 10, 13]},
-        "backbone_channel_list": [768, 384, 192, 96]})
+    config = transformers.Sam2Config(
+        vision_config={
+            "backbone_config": {
+                "model_type": "sam2_hiera_det_model",
+                "hidden_size": 96,
+                "blocks_per_stage": [1, 2, 11, 2],
+                "embed_dim_per_stage": [96, 192, 384, 768],
+                "num_attention_heads_per_stage": [1, 2, 4, 8],
+                "window_size_per_stage": [8, 4, 14, 7],
+                "global_attention_blocks": [7, 10, 13],
+            },
+            "backbone_channel_list": [768, 384, 192, 96],
+        }
+    )
     model = transformers.Sam2Model(config).eval()
     model.save_pretrained(dest)
-    pre = {**SAM2_PREPROCESSOR, "size": {"height": 1024, "width": 1024}, "mask_size": {"height": 256, "width": 256}}
+    pre = {
+        **SAM2_PREPROCESSOR,
+        "size": {"height": 1024, "width": 1024},
+        "mask_size": {"height": 256, "width": 256},
+    }
     (dest / "preprocessor_config.json").write_text(json.dumps(pre))
     return dest
 
@@ -88,25 +101,40 @@ def bench(name: str, folder: Path, image, args) -> dict:
     models = ByteLRUCache(8 << 30, name="models")
     services = Services(models=models, features=ByteLRUCache(2 << 30, name="features"))
     run = {"model": str(folder), "device": "cpu", "precision": "fp32"}
-    run_tool(tools["sam.segment"], [image], {"points": ((10.0, 10.0),)}, services=services, **run)  # load, encode
-    ctx = RunContext(tool_id="bench", model_ref=str(folder), device="cpu", precision="fp32", models=models,
-                     features=services.features)
+    run_tool(
+        tools["sam.segment"], [image], {"points": ((10.0, 10.0),)}, services=services, **run
+    )  # load, encode
+    ctx = RunContext(
+        tool_id="bench",
+        model_ref=str(folder),
+        device="cpu",
+        precision="fp32",
+        models=models,
+        features=services.features,
+    )
     sam = _model.get(ctx)
     emb = embedding_for(ctx, sam, image)
     x, _ = pixel_values(sam, image)
 
     # embedding: ours (cold cache: preprocess + encode + cache) vs the bare encoder on a ready tensor
     def ours_embedding():
-        prepare_tool(tools["sam.segment"], [image], {}, services=Services(models=models, features=ByteLRUCache(1 << 30)),
-                     **run)
+        prepare_tool(
+            tools["sam.segment"],
+            [image],
+            {},
+            services=Services(models=models, features=ByteLRUCache(1 << 30)),
+            **run,
+        )
 
     def bare_embedding():
         with torch.inference_mode():
             sam.model.get_image_embeddings(x)
 
     emb_ours, emb_bare = paired_ms(ours_embedding, bare_embedding, args.repeat)
-    print(f"{name}: embedding {emb_ours:.0f} ms vs bare encoder {emb_bare:.0f} ms ({emb_ours / emb_bare:.3f}x)",
-          flush=True)
+    print(
+        f"{name}: embedding {emb_ours:.0f} ms vs bare encoder {emb_bare:.0f} ms ({emb_ours / emb_bare:.3f}x)",
+        flush=True,
+    )
 
     # click: sam.segment with one point on the cached embedding vs the bare decoder call
     rng = np.random.default_rng(0)
@@ -123,30 +151,46 @@ def bench(name: str, folder: Path, image, args) -> dict:
         cx, cy = next(it)
         sx, sy = (scale, scale) if scale else (1024 / WIDTH, 1024 / HEIGHT)
         with torch.inference_mode():
-            sam.model(image_embeddings=tensors, input_points=torch.tensor([[[[cx * sx, cy * sy]]]]),
-                      input_labels=torch.tensor([[[1]]]), multimask_output=True)
+            sam.model(
+                image_embeddings=tensors,
+                input_points=torch.tensor([[[[cx * sx, cy * sy]]]]),
+                input_labels=torch.tensor([[[1]]]),
+                multimask_output=True,
+            )
 
     ours_click()
     bare_click()
     click_ours, click_bare = paired_ms(ours_click, bare_click, args.clicks)
-    print(f"{name}: click -> mask {click_ours:.1f} ms median vs bare decoder {click_bare:.1f} ms "
-          f"({click_ours / click_bare:.2f}x)", flush=True)
+    print(
+        f"{name}: click -> mask {click_ours:.1f} ms median vs bare decoder {click_bare:.1f} ms "
+        f"({click_ours / click_bare:.2f}x)",
+        flush=True,
+    )
 
     # refine: 50 boxes in one call vs 50 calls
     boxes = []
     for _ in range(50):
         x0, y0 = rng.uniform(0, WIDTH - 200), rng.uniform(0, HEIGHT - 200)
         boxes.append(f"{x0:.1f},{y0:.1f},{x0 + rng.uniform(40, 200):.1f},{y0 + rng.uniform(40, 200):.1f}")
-    one_call = median_ms(lambda: run_tool(tools["sam.refine"], [image], {"boxes": "; ".join(boxes)},
-                                          services=services, **run), args.repeat)
+    one_call = median_ms(
+        lambda: run_tool(tools["sam.refine"], [image], {"boxes": "; ".join(boxes)}, services=services, **run),
+        args.repeat,
+    )
 
     def fifty_calls():
         for b in boxes:
             run_tool(tools["sam.refine"], [image], {"boxes": b}, services=services, **run)
 
     fifty = median_ms(fifty_calls, max(1, args.repeat - 1))
-    return {"model": name, "embedding_ms": emb_ours, "encoder_ms": emb_bare, "click_ms": click_ours,
-            "decoder_ms": click_bare, "refine50_one_call_ms": one_call, "refine50_fifty_calls_ms": fifty}
+    return {
+        "model": name,
+        "embedding_ms": emb_ours,
+        "encoder_ms": emb_bare,
+        "click_ms": click_ours,
+        "decoder_ms": click_bare,
+        "refine50_one_call_ms": one_call,
+        "refine50_fifty_calls_ms": fifty,
+    }
 
 
 def cpu_load() -> str:
@@ -164,13 +208,17 @@ def main() -> None:
     args = parser.parse_args()
     from vfmstudio.core.image import load_image
 
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), transformers {transformers.__version__}, {cpu_load()}", flush=True)
+    print(
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), transformers {transformers.__version__}, {cpu_load()}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         rng = np.random.default_rng(0)
         Image.fromarray((rng.random((12, 16, 3)) * 255).astype(np.uint8)).resize(
-            (WIDTH, HEIGHT), Image.Resampling.BICUBIC).save(root / "photo.png")
+            (WIDTH, HEIGHT), Image.Resampling.BICUBIC
+        ).save(root / "photo.png")
         image = load_image(root / "photo.png")
         builders = {"sam": ("SAM ViT-B", build_sam_vit_b), "sam2": ("SAM 2.1 Hiera-S", build_sam2_small)}
         for name, (title, build) in builders.items():
@@ -178,13 +226,19 @@ def main() -> None:
                 continue
             r = bench(name, build(root / name), image, args)
             print(f"== {title} ({cpu_load()})")
-            print(f"{title}: click -> mask {r['click_ms']:.1f} ms median vs bare decoder {r['decoder_ms']:.1f} ms "
-                  f"({r['click_ms'] / r['decoder_ms']:.2f}x)")
-            print(f"{title}: embedding {r['embedding_ms']:.0f} ms vs bare encoder {r['encoder_ms']:.0f} ms "
-                  f"({r['embedding_ms'] / r['encoder_ms']:.3f}x)")
-            print(f"{title}: refine 50 boxes: one call {r['refine50_one_call_ms']:.0f} ms vs 50 calls "
-                  f"{r['refine50_fifty_calls_ms']:.0f} ms ({r['refine50_fifty_calls_ms'] / r['refine50_one_call_ms']:.1f}x)",
-                  flush=True)
+            print(
+                f"{title}: click -> mask {r['click_ms']:.1f} ms median vs bare decoder {r['decoder_ms']:.1f} ms "
+                f"({r['click_ms'] / r['decoder_ms']:.2f}x)"
+            )
+            print(
+                f"{title}: embedding {r['embedding_ms']:.0f} ms vs bare encoder {r['encoder_ms']:.0f} ms "
+                f"({r['embedding_ms'] / r['encoder_ms']:.3f}x)"
+            )
+            print(
+                f"{title}: refine 50 boxes: one call {r['refine50_one_call_ms']:.0f} ms vs 50 calls "
+                f"{r['refine50_fifty_calls_ms']:.0f} ms ({r['refine50_fifty_calls_ms'] / r['refine50_one_call_ms']:.1f}x)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -25,10 +25,21 @@ from PIL import Image
 
 from vfmstudio.testing import tiny_siglip2
 
-VISION = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
-          "patch_size": 16}
-TEXT = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
-        "max_position_embeddings": 64, "projection_size": 768}
+VISION = {
+    "hidden_size": 768,
+    "intermediate_size": 3072,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "patch_size": 16,
+}
+TEXT = {
+    "hidden_size": 768,
+    "intermediate_size": 3072,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "max_position_embeddings": 64,
+    "projection_size": 768,
+}
 
 
 def build_siglip2_base(dest: Path, kind: str, seed: int = 0) -> Path:
@@ -59,9 +70,11 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--labels", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--repeat", type=int, default=1, help="alternating runs of each; the best time counts")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="alternating runs of each; the best time counts"
+    )
     args = parser.parse_args()
-    labels = LABELS[:args.labels]
+    labels = LABELS[: args.labels]
     template = "a photo of a {}."
 
     from transformers import pipeline
@@ -81,28 +94,44 @@ def main() -> None:
         # Models loaded before timing on both sides; our feature cache starts empty.
         pipe = pipeline("zero-shot-image-classification", model=str(model_dir), device="cpu")
         models = ByteLRUCache(8 << 30, name="models")
-        run_tool(CLASSIFY, images[:1], {"labels": ("warm-up",)}, model=str(model_dir),
-                 services=Services(models=models, features=ByteLRUCache(1 << 20)))
+        run_tool(
+            CLASSIFY,
+            images[:1],
+            {"labels": ("warm-up",)},
+            model=str(model_dir),
+            services=Services(models=models, features=ByteLRUCache(1 << 20)),
+        )
         load_before = os.getloadavg()[0]
         t_hf = t_ours = float("inf")
         for _ in range(args.repeat):
             t0 = time.perf_counter()
             hf = pipe(pil, candidate_labels=list(labels), hypothesis_template=template)
             t_hf = min(t_hf, time.perf_counter() - t0)
-            services = Services(models=models, features=ByteLRUCache(1 << 30, name="features"))  # cold features
+            services = Services(
+                models=models, features=ByteLRUCache(1 << 30, name="features")
+            )  # cold features
             t0 = time.perf_counter()
-            ours = run_tool(CLASSIFY, images, {"labels": labels, "templates": "single",
-                                               "batch_size": args.batch_size}, model=str(model_dir), services=services)
+            ours = run_tool(
+                CLASSIFY,
+                images,
+                {"labels": labels, "templates": "single", "batch_size": args.batch_size},
+                model=str(model_dir),
+                services=services,
+            )
             t_ours = min(t_ours, time.perf_counter() - t0)
 
     diff = 0.0
     for ref, res in zip(hf, ours.results):
         got = dict(zip(res.labels, res.scores.tolist()))
         diff = max(diff, max(abs(d["score"] - got[d["label"]]) for d in ref))
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
-          f"device {ours.device}, load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
-    print(f"clip.classify, SigLIP 2 B/16 {args.kind} (random weights), {args.images} images x {len(labels)} labels, "
-          f"batch {args.batch_size}, best of {args.repeat}")
+    print(
+        f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+        f"device {ours.device}, load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
+    )
+    print(
+        f"clip.classify, SigLIP 2 B/16 {args.kind} (random weights), {args.images} images x {len(labels)} labels, "
+        f"batch {args.batch_size}, best of {args.repeat}"
+    )
     print(f"  HF pipeline     {t_hf:7.2f} s  ({1000 * t_hf / args.images:6.1f} ms/image)")
     print(f"  clip.classify   {t_ours:7.2f} s  ({1000 * t_ours / args.images:6.1f} ms/image)")
     print(f"  speed-up        {t_hf / t_ours:7.2f} x")

@@ -38,12 +38,21 @@ PEERS = {
 def start_xvfb() -> tuple[subprocess.Popen, str]:
     for n in range(90, 120):
         if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():
-            proc = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                ["Xvfb", f":{n}", "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             display = f":{n}"
             for _ in range(200):
-                if subprocess.run(["xdotool", "getdisplaygeometry"], env={**os.environ, "DISPLAY": display},
-                                  capture_output=True).returncode == 0:
+                if (
+                    subprocess.run(
+                        ["xdotool", "getdisplaygeometry"],
+                        env={**os.environ, "DISPLAY": display},
+                        capture_output=True,
+                    ).returncode
+                    == 0
+                ):
                     return proc, display
                 time.sleep(0.02)
             proc.kill()
@@ -62,8 +71,9 @@ def _stages(trace: Path, spawned: float, timeout: float = 20.0) -> dict[str, flo
     return {}
 
 
-def time_to_window(cmd: list[str], title: str, env: dict[str, str], timeout: float = 60.0,
-                   trace: Path | None = None) -> tuple[float | None, dict[str, float]]:
+def time_to_window(
+    cmd: list[str], title: str, env: dict[str, str], timeout: float = 60.0, trace: Path | None = None
+) -> tuple[float | None, dict[str, float]]:
     if trace is not None:
         trace.unlink(missing_ok=True)
         env = {**env, "VFMSTUDIO_STARTUP_TRACE": str(trace)}
@@ -73,8 +83,12 @@ def time_to_window(cmd: list[str], title: str, env: dict[str, str], timeout: flo
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
     try:
         while time.perf_counter() - t0 < timeout:
-            found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", title], env=env,
-                                   capture_output=True, text=True)
+            found = subprocess.run(
+                ["xdotool", "search", "--onlyvisible", "--name", title],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             if found.stdout.strip():
                 visible = time.perf_counter() - t0
                 return visible, (_stages(trace, spawned) if trace is not None else {})
@@ -98,8 +112,9 @@ def time_to_window(cmd: list[str], title: str, env: dict[str, str], timeout: flo
             proc.wait()
 
 
-def measure(name: str, cmd: list[str], title: str, env: dict[str, str], repeat: int,
-            trace: Path | None = None) -> dict | None:
+def measure(
+    name: str, cmd: list[str], title: str, env: dict[str, str], repeat: int, trace: Path | None = None
+) -> dict | None:
     runs: list[tuple[float | None, dict[str, float]]] = []
     failures = 0
     # A launch that cannot reach the display at all (seen with Xvfb on a loaded machine) is retried.
@@ -115,7 +130,9 @@ def measure(name: str, cmd: list[str], title: str, env: dict[str, str], repeat: 
         return None
     cold, warm = times[0], times[1:]
     med = statistics.median(warm)
-    print(f"{name:28s} cold {cold:6.3f} s   warm median {med:6.3f} s   (min {min(warm):.3f}, max {max(warm):.3f})")
+    print(
+        f"{name:28s} cold {cold:6.3f} s   warm median {med:6.3f} s   (min {min(warm):.3f}, max {max(warm):.3f})"
+    )
     out = {"name": name, "cold": cold, "warm_median": med}
     stage_runs = [st for _, st in runs[1:] if st]
     if stage_runs:
@@ -138,11 +155,18 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     xvfb, display = start_xvfb()
     home = Path(tempfile.mkdtemp(prefix="vfm-startup-"))
-    env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb", "HOME": str(home),
-           "XDG_CONFIG_HOME": str(home / ".config")}
+    env = {
+        **os.environ,
+        "DISPLAY": display,
+        "QT_QPA_PLATFORM": "xcb",
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+    }
     env.pop("WAYLAND_DISPLAY", None)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}; "
-          f"Xvfb {display}; {args.repeat} warm launches each\n")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}; "
+        f"Xvfb {display}; {args.repeat} warm launches each\n"
+    )
     try:
         ours_cmd = [str(Path(sys.executable).with_name("vfmstudio")), "gui", str(SAMPLES)]
         ours = measure("vfmstudio", ours_cmd, "vfmstudio", env, args.repeat, trace=home / "trace.txt")
@@ -159,8 +183,10 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(home, ignore_errors=True)
     if ours is None:
         return 1
-    print(f"\nvfmstudio warm median {ours['warm_median']:.3f} s; target {TARGET_S} s: "
-          f"{'met' if ours['warm_median'] <= TARGET_S else 'MISSED'}")
+    print(
+        f"\nvfmstudio warm median {ours['warm_median']:.3f} s; target {TARGET_S} s: "
+        f"{'met' if ours['warm_median'] <= TARGET_S else 'MISSED'}"
+    )
     for p in peers:
         if p is not None:
             print(f"  ratio {p['name']} / vfmstudio = {p['warm_median'] / ours['warm_median']:.2f}x")

@@ -36,9 +36,12 @@ def _setup():
     mod.tool = tool
     sys.modules[mod.__name__] = mod
     spec = ToolSpec(id="bench.grey", title="Grey", run=f"{mod.__name__}:tool", returns=("heatmap",))
-    image = LoadedImage(path=None, pixels=np.zeros((64, 64, 3), np.uint8), id="img", width=64, height=64,
-                        format="PNG")
-    services = Services(models=ByteLRUCache(1 << 20, name="models"), features=ByteLRUCache(1 << 24, name="features"))
+    image = LoadedImage(
+        path=None, pixels=np.zeros((64, 64, 3), np.uint8), id="img", width=64, height=64, format="PNG"
+    )
+    services = Services(
+        models=ByteLRUCache(1 << 20, name="models"), features=ByteLRUCache(1 << 24, name="features")
+    )
     return spec, image, services
 
 
@@ -68,13 +71,17 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=2000)
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
-    print(f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, "
-          f"{args.runs} runs, median of {args.repeat}")
+    print(
+        f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, "
+        f"{args.runs} runs, median of {args.repeat}"
+    )
     for name, fn in (("run_tool", time_run_tool), ("JobRunner job", time_jobs)):
         plain = statistics.median(fn(args.runs, None) for _ in range(args.repeat))
         limited = statistics.median(fn(args.runs, 900.0) for _ in range(args.repeat))
-        print(f"{name:<14} no limit {plain * 1e6:8.1f} us   900 s limit {limited * 1e6:8.1f} us   "
-              f"ratio {limited / plain:5.2f}   (+{(limited - plain) * 1e6:.0f} us per run)")
+        print(
+            f"{name:<14} no limit {plain * 1e6:8.1f} us   900 s limit {limited * 1e6:8.1f} us   "
+            f"ratio {limited / plain:5.2f}   (+{(limited - plain) * 1e6:.0f} us per run)"
+        )
 
 
 if __name__ == "__main__":

@@ -66,8 +66,15 @@ QUICK = {
 }
 COMPILE_RESERVE_S = 90.0  # a compile row starts only with this much budget left (its warm-up is long)
 # bf16 dense tensor peak, TFLOP/s, by a substring of torch.cuda.get_device_name (first match wins).
-PEAKS = (("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.0), ("H200", 989.0), ("GH200", 989.0),
-         ("A100", 312.0), ("L40S", 362.0))
+PEAKS = (
+    ("H100 PCIe", 756.0),
+    ("H100 NVL", 835.0),
+    ("H100", 989.0),
+    ("H200", 989.0),
+    ("GH200", 989.0),
+    ("A100", 312.0),
+    ("L40S", 362.0),
+)
 
 
 def flops_per_image(arch: Arch) -> float:
@@ -82,7 +89,9 @@ def flops_per_image(arch: Arch) -> float:
 
 def card_peak(device: str, override: float | None) -> tuple[str, float | None]:
     if override:
-        return (torch.cuda.get_device_name(device) if device.startswith("cuda") else platform.processor()), override
+        return (
+            torch.cuda.get_device_name(device) if device.startswith("cuda") else platform.processor()
+        ), override
     if not device.startswith("cuda"):
         return f"CPU {platform.machine()} ({os.cpu_count()} cores)", None
     name = torch.cuda.get_device_name(device)
@@ -115,10 +124,16 @@ def timed(fn, device: str, min_s: float, min_iters: int, max_iters: int) -> tupl
 def build_dinov2(arch: Arch, device: str, dtype: torch.dtype):
     import transformers
 
-    config = transformers.Dinov2Config(hidden_size=arch.hidden, num_attention_heads=arch.heads,
-                                       num_hidden_layers=arch.layers, intermediate_size=4 * arch.hidden,
-                                       patch_size=arch.patch, image_size=518, layer_norm_eps=1e-6,
-                                       attn_implementation="sdpa")
+    config = transformers.Dinov2Config(
+        hidden_size=arch.hidden,
+        num_attention_heads=arch.heads,
+        num_hidden_layers=arch.layers,
+        intermediate_size=4 * arch.hidden,
+        patch_size=arch.patch,
+        image_size=518,
+        layer_norm_eps=1e-6,
+        attn_implementation="sdpa",
+    )
     with torch.device(device):
         model = transformers.Dinov2Model(config)
     return model.to(dtype).eval()
@@ -127,18 +142,34 @@ def build_dinov2(arch: Arch, device: str, dtype: torch.dtype):
 def build_clip(arch: Arch, device: str, dtype: torch.dtype):
     import transformers
 
-    text = {"hidden_size": 512 if arch.hidden < 1024 else 768, "num_hidden_layers": 12,
-            "num_attention_heads": 8 if arch.hidden < 1024 else 12, "vocab_size": 49408}
+    text = {
+        "hidden_size": 512 if arch.hidden < 1024 else 768,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 8 if arch.hidden < 1024 else 12,
+        "vocab_size": 49408,
+    }
     text["intermediate_size"] = 4 * text["hidden_size"]
     if arch.hidden < 256:  # --quick
-        text = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64,
-                "vocab_size": 100}
+        text = {
+            "hidden_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "vocab_size": 100,
+        }
     config = transformers.CLIPConfig(
         text_config=text,
-        vision_config={"hidden_size": arch.hidden, "intermediate_size": 4 * arch.hidden,
-                       "num_hidden_layers": arch.layers, "num_attention_heads": arch.heads,
-                       "image_size": arch.resolution, "patch_size": arch.patch},
-        projection_dim=512 if arch.hidden < 1024 else 768, attn_implementation="sdpa")
+        vision_config={
+            "hidden_size": arch.hidden,
+            "intermediate_size": 4 * arch.hidden,
+            "num_hidden_layers": arch.layers,
+            "num_attention_heads": arch.heads,
+            "image_size": arch.resolution,
+            "patch_size": arch.patch,
+        },
+        projection_dim=512 if arch.hidden < 1024 else 768,
+        attn_implementation="sdpa",
+    )
     with torch.device(device):
         model = transformers.CLIPModel(config)
     return model.to(dtype).eval()
@@ -193,8 +224,9 @@ def paths_for(name: str, arch: Arch, device: str, precision: str, batch: int, co
 
         model = build_clip(arch, device, dtype)
         processor = types.SimpleNamespace(image_processor=clip_image_processor(arch.resolution))
-        bundle = _model.ClipBundle(model=model, processor=processor, family="clip", ref=name, device=device,
-                                   precision=precision)
+        bundle = _model.ClipBundle(
+            model=model, processor=processor, family="clip", ref=name, device=device, precision=precision
+        )
         prepared = _model.pixel_values(bundle, images)
 
         def ours():
@@ -203,6 +235,7 @@ def paths_for(name: str, arch: Arch, device: str, precision: str, batch: int, co
         def raw():
             with torch.inference_mode():
                 return model.get_image_features(pixel_values=prepared).pooler_output
+
     if compile_:
         from vfmstudio.ml.compiling import compile_encoders
 
@@ -225,8 +258,16 @@ class Row:
     note: str = ""
 
 
-def measure(name: str, arch: Arch, device: str, precision: str, batch: int, peak: float | None,
-            args: argparse.Namespace, compile_: bool = False) -> list[Row]:
+def measure(
+    name: str,
+    arch: Arch,
+    device: str,
+    precision: str,
+    batch: int,
+    peak: float | None,
+    args: argparse.Namespace,
+    compile_: bool = False,
+) -> list[Row]:
     flops = flops_per_image(arch)
     t0 = time.perf_counter()
     ours, raw, model = paths_for(name, arch, device, precision, batch, compile_)
@@ -243,8 +284,20 @@ def measure(name: str, arch: Arch, device: str, precision: str, batch: int, peak
         ips = batch / seconds
         tflops = flops * ips / 1e12
         results[label] = seconds
-        rows.append(Row(name, precision, batch, label + ("+compile" if compile_ else ""), seconds * 1e3, ips, tflops,
-                        (tflops / peak) if peak else None, iters=iters, note=note if label == "ours" else ""))
+        rows.append(
+            Row(
+                name,
+                precision,
+                batch,
+                label + ("+compile" if compile_ else ""),
+                seconds * 1e3,
+                ips,
+                tflops,
+                (tflops / peak) if peak else None,
+                iters=iters,
+                note=note if label == "ours" else "",
+            )
+        )
     rows[1].ratio_to_raw = results["ours"] / results["raw"]
     del ours, raw, model
     if device.startswith("cuda"):
@@ -256,21 +309,34 @@ def measure(name: str, arch: Arch, device: str, precision: str, batch: int, peak
 def print_row(row: Row) -> None:
     mfu = f"{100 * row.mfu:6.1f}%" if row.mfu is not None else "     - "
     ratio = f"{row.ratio_to_raw:6.3f}" if row.ratio_to_raw is not None else "      "
-    print(f"{row.model:9s} {row.precision:5s} {row.batch:5d} {row.path:13s} {row.ms_per_batch:10.1f} "
-          f"{row.images_per_s:9.1f} {row.tflops:8.2f} {mfu} {ratio}  {row.note}", flush=True)
+    print(
+        f"{row.model:9s} {row.precision:5s} {row.batch:5d} {row.path:13s} {row.ms_per_batch:10.1f} "
+        f"{row.images_per_s:9.1f} {row.tflops:8.2f} {mfu} {ratio}  {row.note}",
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto", help="auto (cuda when present), cuda, cuda:N or cpu")
-    ap.add_argument("--quick", action="store_true", help="toy shapes and batch 1/4: a fast check of the script")
+    ap.add_argument(
+        "--quick", action="store_true", help="toy shapes and batch 1/4: a fast check of the script"
+    )
     ap.add_argument("--models", default="", help=f"comma-separated subset of {', '.join(MODELS)}")
     ap.add_argument("--precisions", default="fp32,bf16")
     ap.add_argument("--batches", default="", help="comma-separated batch sizes (default 1,32; --quick 1,4)")
-    ap.add_argument("--compile", default="", help="models to also time under torch.compile ('all' or names; "
-                                                 "default dinov2-b,clip-b32 on a GPU, none on a CPU)")
-    ap.add_argument("--tf32", action="store_true", help="allow TF32 matmuls in the fp32 rows (default: strict fp32)")
-    ap.add_argument("--peak-tflops", type=float, default=None, help="the card's bf16 dense peak, if not detected")
+    ap.add_argument(
+        "--compile",
+        default="",
+        help="models to also time under torch.compile ('all' or names; "
+        "default dinov2-b,clip-b32 on a GPU, none on a CPU)",
+    )
+    ap.add_argument(
+        "--tf32", action="store_true", help="allow TF32 matmuls in the fp32 rows (default: strict fp32)"
+    )
+    ap.add_argument(
+        "--peak-tflops", type=float, default=None, help="the card's bf16 dense peak, if not detected"
+    )
     ap.add_argument("--min-seconds", type=float, default=1.0, help="time each path at least this long")
     ap.add_argument("--min-iters", type=int, default=3)
     ap.add_argument("--max-iters", type=int, default=50)
@@ -299,22 +365,42 @@ def main(argv: list[str] | None = None) -> int:
     import transformers
 
     print(f"card: {card}; bf16 dense peak: {f'{peak:.0f} TFLOP/s' if peak else 'unknown (no MFU)'}")
-    print(f"torch {torch.__version__}, transformers {transformers.__version__}, python {platform.python_version()}, "
-          f"device {device}, TF32 {'on' if args.tf32 else 'off'}, attention sdpa, "
-          f"{'quick shapes' if args.quick else 'real shapes'}; load average {os.getloadavg()[0]:.1f}")
-    print(f"{'model':9s} {'prec':5s} {'batch':>5s} {'path':13s} {'ms/batch':>10s} {'images/s':>9s} {'TFLOP/s':>8s} "
-          f"{'MFU':>7s} {'ours/raw':>6s}")
+    print(
+        f"torch {torch.__version__}, transformers {transformers.__version__}, python {platform.python_version()}, "
+        f"device {device}, TF32 {'on' if args.tf32 else 'off'}, attention sdpa, "
+        f"{'quick shapes' if args.quick else 'real shapes'}; load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"{'model':9s} {'prec':5s} {'batch':>5s} {'path':13s} {'ms/batch':>10s} {'images/s':>9s} {'TFLOP/s':>8s} "
+        f"{'MFU':>7s} {'ours/raw':>6s}"
+    )
     rows: list[Row] = []
     skipped: list[str] = []
     plan = [(n, p, b, False) for n in names for p in precisions for b in batches]
-    plan += [(n, "bf16" if "bf16" in precisions else precisions[0], max(batches), True)
-             for n in names if n in compile_set]
+    plan += [
+        (n, "bf16" if "bf16" in precisions else precisions[0], max(batches), True)
+        for n in names
+        if n in compile_set
+    ]
+
     def save() -> None:  # after every configuration, so a run cut short still leaves its rows
         if args.out:
-            Path(args.out).write_text(json.dumps({
-                "card": card, "peak_tflops": peak, "device": device, "torch": torch.__version__,
-                "transformers": transformers.__version__, "rows": [asdict(r) for r in rows], "skipped": skipped,
-                "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}, indent=1), encoding="utf-8")
+            Path(args.out).write_text(
+                json.dumps(
+                    {
+                        "card": card,
+                        "peak_tflops": peak,
+                        "device": device,
+                        "torch": torch.__version__,
+                        "transformers": transformers.__version__,
+                        "rows": [asdict(r) for r in rows],
+                        "skipped": skipped,
+                        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                    },
+                    indent=1,
+                ),
+                encoding="utf-8",
+            )
 
     for name, precision, batch, compile_ in plan:
         label = f"{name} {precision} batch {batch}{' compiled' if compile_ else ''}"
@@ -337,11 +423,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped {line}")
     ours = [r for r in rows if r.path == "ours" and r.ratio_to_raw is not None]
     if ours:
-        print(f"ours/raw time ratio: median {statistics.median(r.ratio_to_raw for r in ours):.3f}, "
-              f"worst {max(r.ratio_to_raw for r in ours):.3f} ({len(ours)} configurations)")
+        print(
+            f"ours/raw time ratio: median {statistics.median(r.ratio_to_raw for r in ours):.3f}, "
+            f"worst {max(r.ratio_to_raw for r in ours):.3f} ({len(ours)} configurations)"
+        )
     best = max((r for r in rows if r.mfu is not None), key=lambda r: r.mfu, default=None)
     if best is not None:
-        print(f"best MFU: {100 * best.mfu:.1f}% ({best.model} {best.precision} batch {best.batch} {best.path})")
+        print(
+            f"best MFU: {100 * best.mfu:.1f}% ({best.model} {best.precision} batch {best.batch} {best.path})"
+        )
     print(f"total {time.perf_counter() - started:.0f} s")
     save()
     return 0 if rows and not any("Error" in s for s in skipped) else 1

@@ -18,8 +18,19 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 # Order: quick core figures first, then models, then the window (which needs a display or offscreen).
-ORDER = ["bench_formats", "bench_plugin_probe", "bench_dinov2_interaction", "bench_dinov2_extraction", "bench_clip_classify",
-         "bench_clip_segment", "bench_paligemma", "bench_batch", "bench_compile", "bench_startup", "bench_gui_stall"]
+ORDER = [
+    "bench_formats",
+    "bench_plugin_probe",
+    "bench_dinov2_interaction",
+    "bench_dinov2_extraction",
+    "bench_clip_classify",
+    "bench_clip_segment",
+    "bench_paligemma",
+    "bench_batch",
+    "bench_compile",
+    "bench_startup",
+    "bench_gui_stall",
+]
 # Sizes for `make bench` (same measurements, fewer images and repeats); --full drops them.
 SUITE_ARGS = {
     "bench_formats": ["--masks", "20", "--repeat", "3"],
@@ -35,7 +46,14 @@ SUITE_ARGS = {
     "bench_gui_stall": ["--runs", "1", "--model", "small"],
     "bench_labelling": ["--repeat", "3"],
     "bench_tool_timeout": ["--runs", "500", "--repeat", "3"],
-    "bench_sam": ["--only", "sam2", "--repeat", "1", "--clicks", "5"],  # SAM ViT-B's encoder alone takes minutes
+    "bench_sam": [
+        "--only",
+        "sam2",
+        "--repeat",
+        "1",
+        "--clicks",
+        "5",
+    ],  # SAM ViT-B's encoder alone takes minutes
 }
 
 
@@ -53,8 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=150.0, help="seconds per script")
     ap.add_argument("--full", action="store_true", help="the scripts' own (larger) defaults, not SUITE_ARGS")
     args = ap.parse_args(argv)
-    env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen"),
-           "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen"),
+        "PYTHONUNBUFFERED": "1",
+        "HF_HUB_OFFLINE": "1",
+    }
     summary = []
     for script in scripts(args.only):
         print(f"\n=== {script.name} ===", flush=True)
@@ -63,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
             extra = [] if args.full else SUITE_ARGS.get(script.stem, [])
             if extra:
                 print(f"(suite sizes: {' '.join(extra)})", flush=True)
-            proc = subprocess.run([sys.executable, str(script), *extra], env=env, timeout=args.timeout,
-                                  cwd=HERE.parent)
+            proc = subprocess.run(
+                [sys.executable, str(script), *extra], env=env, timeout=args.timeout, cwd=HERE.parent
+            )
             status = "ok" if proc.returncode == 0 else f"exit {proc.returncode}"
         except subprocess.TimeoutExpired:
             status = f"timed out after {args.timeout:.0f} s"
@@ -72,8 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     print("\n=== summary ===")
     for name, status, seconds in summary:
         print(f"{name:<32} {status:<24} {seconds:7.1f} s")
-    print(f"{'total':<32} {'':<24} {sum(s for _, _, s in summary):7.1f} s; load average now "
-          f"{os.getloadavg()[0]:.1f}")
+    print(
+        f"{'total':<32} {'':<24} {sum(s for _, _, s in summary):7.1f} s; load average now "
+        f"{os.getloadavg()[0]:.1f}"
+    )
     return 0 if all(s == "ok" for _, s, _ in summary) else 1
 
 

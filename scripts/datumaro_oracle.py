@@ -34,7 +34,9 @@ def export(out: Path) -> None:
     project = _every_shape_project(out / "src")
     expected = {}
     for fmt in FORMATS:
-        ctx = export_project(host.format(fmt), project, out / fmt, {"copy_images": True, **PARAMS.get(fmt, {})})
+        ctx = export_project(
+            host.format(fmt), project, out / fmt, {"copy_images": True, **PARAMS.get(fmt, {})}
+        )
         written = sum(ctx.report.kept.values()) + sum(ctx.report.converted.values()) - ctx.report.kept["tag"]
         if fmt == "cvat":  # datumaro 1.13 does not read CVAT's <ellipse> (CVAT itself does)
             written -= ctx.report.kept["circle"] + ctx.report.kept["ellipse"]
@@ -53,8 +55,10 @@ def read(out: Path) -> int:
             ds = dm.Dataset.import_from(str(out / fmt), dm_name)
             kinds = Counter(ann.type.name for item in ds for ann in item.annotations)
             n = sum(kinds.values())
-            print(f"{fmt} -> datumaro {dm_name}: {len(ds)} items, {n} annotations {dict(kinds)} "
-                  f"(we wrote {expected[fmt]})")
+            print(
+                f"{fmt} -> datumaro {dm_name}: {len(ds)} items, {n} annotations {dict(kinds)} "
+                f"(we wrote {expected[fmt]})"
+            )
             bad += n < expected[fmt]
         except Exception as exc:  # noqa: BLE001 - an oracle reports every failure and goes on
             print(f"{fmt} -> datumaro {dm_name}: FAILED {type(exc).__name__}: {exc}")

@@ -29,8 +29,11 @@ def main() -> int:
     ap.add_argument("--paligemma", help="PaliGemma model ref (default: a tiny random checkpoint)")
     ap.add_argument("--size", default="1280x820")
     ap.add_argument("--full-colour", action="store_true", help="keep 24-bit PNGs")
-    ap.add_argument("--layout-only", action="store_true",
-                    help="only the window at 1600x1000, 1280x720 and 1024x640 (window-WxH.png)")
+    ap.add_argument(
+        "--layout-only",
+        action="store_true",
+        help="only the window at 1600x1000, 1280x720 and 1024x640 (window-WxH.png)",
+    )
     args = ap.parse_args()
 
     import numpy as np
@@ -73,7 +76,9 @@ def main() -> int:
         path = args.out / f"{name}.png"
         win.grab().save(str(path))
         if not args.full_colour:  # a 256-colour palette keeps the docs light (about 4x smaller)
-            Image.open(path).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+            Image.open(path).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT).save(
+                path, optimize=True
+            )
         print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
 
     def select(image_name: str) -> None:
@@ -95,7 +100,7 @@ def main() -> int:
         if win.run_current_tool() is None:
             print(f"{tool_id}: not run (see the messages dock)")
         wait_jobs()
-        for text in win.messages.texts("error")[seen_errors[0]:]:
+        for text in win.messages.texts("error")[seen_errors[0] :]:
             print(f"  message: {text}")
         seen_errors[0] = len(win.messages.texts("error"))
 
@@ -218,13 +223,25 @@ def labelling_shots(win, args, tmp: Path, image_name: str, pump, shot) -> None:
         lab.panel.add_class(name, colour)
     w, h = win.current.width, win.current.height
     lab.panel.select_class("saucer")
-    lab.controller.add_shape(Polygon.simple([(w * 0.12, h * 0.55), (w * 0.5, h * 0.42), (w * 0.88, h * 0.55),
-                                             (w * 0.8, h * 0.8), (w * 0.5, h * 0.88), (w * 0.2, h * 0.8)]))
+    lab.controller.add_shape(
+        Polygon.simple(
+            [
+                (w * 0.12, h * 0.55),
+                (w * 0.5, h * 0.42),
+                (w * 0.88, h * 0.55),
+                (w * 0.8, h * 0.8),
+                (w * 0.5, h * 0.88),
+                (w * 0.2, h * 0.8),
+            ]
+        )
+    )
     lab.panel.select_class("cup")
     cup = lab.controller.add_shape(Box(w * 0.3, h * 0.15, w * 0.7, h * 0.6))
     lab.panel.select_class("spoon")
     yy, xx = np.mgrid[0:h, 0:w]
-    lab.controller.add_shape(Mask.from_array(((xx - w * 0.62) / (w * 0.08)) ** 2 + ((yy - h * 0.66) / (h * 0.1)) ** 2 < 1))
+    lab.controller.add_shape(
+        Mask.from_array(((xx - w * 0.62) / (w * 0.08)) ** 2 + ((yy - h * 0.66) / (h * 0.1)) ** 2 < 1)
+    )
     lab.panel.tags_edit.setText("coffee, table")
     lab.panel.apply_tags()
     lab.panel.caption_edit.setPlainText("an espresso cup on a saucer, a spoon beside it")
@@ -241,7 +258,9 @@ def labelling_shots(win, args, tmp: Path, image_name: str, pump, shot) -> None:
     path = args.out / "export-dialog.png"
     dialog.grab().save(str(path))
     if not args.full_colour:
-        Image.open(path).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+        Image.open(path).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT).save(
+            path, optimize=True
+        )
     print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
     dialog.close()
     lab.set_mode("view")

@@ -48,7 +48,13 @@ def fake_hub(tmp_path, monkeypatch):
     with FakeHub() as fake:
         for name, value in fake.environment(tmp_path / "hf-home").items():
             monkeypatch.setenv(name, value)
-        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH"):
+        for name in (
+            "HF_HUB_OFFLINE",
+            "TRANSFORMERS_OFFLINE",
+            "HF_TOKEN",
+            "HUGGING_FACE_HUB_TOKEN",
+            "HF_TOKEN_PATH",
+        ):
             monkeypatch.delenv(name, raising=False)
         yield fake
 
@@ -57,27 +63,46 @@ def fake_hub(tmp_path, monkeypatch):
 # models or start subprocesses per test, and single tests that take seconds. `make test-fast` leaves
 # them out (`-m "not slow"`); `make test` and CI run everything.
 SLOW_MODULES = {
-    "tests/e2e/test_batch.py", "tests/e2e/test_batch_parts.py", "tests/e2e/test_cli.py",
-    "tests/plugins/test_formats_fuzz.py", "tests/plugins/test_paligemma_parsing.py", "tests/qt/test_startup.py",
-    "tests/plugins/test_clip_classify.py", "tests/plugins/test_clip_plugin.py", "tests/plugins/test_clip_search.py",
-    "tests/plugins/test_clip_segment.py", "tests/plugins/test_compile_setting.py",
-    "tests/plugins/test_device_preprocess.py", "tests/plugins/test_dinov2_cli.py",
-    "tests/plugins/test_dinov2_features.py", "tests/plugins/test_dinov2_refmasks.py",
-    "tests/plugins/test_dinov2_tools.py", "tests/plugins/test_paligemma_tools.py",
-    "tests/plugins/test_paligemma_mask_decoder.py", "tests/plugins/test_prefetch_dinov2.py",
+    "tests/e2e/test_batch.py",
+    "tests/e2e/test_batch_parts.py",
+    "tests/e2e/test_cli.py",
+    "tests/plugins/test_formats_fuzz.py",
+    "tests/plugins/test_paligemma_parsing.py",
+    "tests/qt/test_startup.py",
+    "tests/plugins/test_clip_classify.py",
+    "tests/plugins/test_clip_plugin.py",
+    "tests/plugins/test_clip_search.py",
+    "tests/plugins/test_clip_segment.py",
+    "tests/plugins/test_compile_setting.py",
+    "tests/plugins/test_device_preprocess.py",
+    "tests/plugins/test_dinov2_cli.py",
+    "tests/plugins/test_dinov2_features.py",
+    "tests/plugins/test_dinov2_refmasks.py",
+    "tests/plugins/test_dinov2_tools.py",
+    "tests/plugins/test_paligemma_tools.py",
+    "tests/plugins/test_paligemma_mask_decoder.py",
+    "tests/plugins/test_prefetch_dinov2.py",
     "tests/plugins/test_tiny_dinov2.py",
-    "tests/qt/test_real_dinov2.py", "tests/qt/test_prefetch_window.py",
-    "tests/reliability/test_memory.py", "tests/reliability/test_real_process.py",
-    "tests/reliability/test_hostile_cli.py", "tests/reliability/test_runtime_faults.py",
+    "tests/qt/test_real_dinov2.py",
+    "tests/qt/test_prefetch_window.py",
+    "tests/reliability/test_memory.py",
+    "tests/reliability/test_real_process.py",
+    "tests/reliability/test_hostile_cli.py",
+    "tests/reliability/test_runtime_faults.py",
     "tests/unit/test_project_crash.py",
 }
 SLOW_TESTS = {
-    "test_random_edit_sequences_undo_and_redo_exactly", "test_mask_to_polygons_rasterises_back_exactly",
-    "test_encode_equals_pycocotools", "test_project_masks_decode_like_the_reference_decoder",
-    "test_third_party_plugin_runs_and_broken_one_is_reported", "test_unknown_tool_and_bad_param_exit_2",
+    "test_random_edit_sequences_undo_and_redo_exactly",
+    "test_mask_to_polygons_rasterises_back_exactly",
+    "test_encode_equals_pycocotools",
+    "test_project_masks_decode_like_the_reference_decoder",
+    "test_third_party_plugin_runs_and_broken_one_is_reported",
+    "test_unknown_tool_and_bad_param_exit_2",
     "test_window_stays_responsive_while_exporting_and_the_export_can_be_cancelled",
-    "test_random_json_as_a_project_is_refused_in_one_line", "test_random_json_as_annotation_files",
-    "test_never_raises_and_only_returns_valid_objects", "test_a_broken_third_party_plugin_in_the_window_and_safe_mode",
+    "test_random_json_as_a_project_is_refused_in_one_line",
+    "test_random_json_as_annotation_files",
+    "test_never_raises_and_only_returns_valid_objects",
+    "test_a_broken_third_party_plugin_in_the_window_and_safe_mode",
 }
 
 

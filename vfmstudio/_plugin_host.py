@@ -31,7 +31,13 @@ from vfmstudio.core.tools import FormatSpec, ModelSpec, ToolRegistry, ToolSpec
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "vfmstudio"
-BUILTIN_PLUGINS = ("vfmstudio_dinov2", "vfmstudio_clip", "vfmstudio_paligemma", "vfmstudio_formats", "vfmstudio_sam")
+BUILTIN_PLUGINS = (
+    "vfmstudio_dinov2",
+    "vfmstudio_clip",
+    "vfmstudio_paligemma",
+    "vfmstudio_formats",
+    "vfmstudio_sam",
+)
 AUTOLOAD_ENV = "VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD"
 DISABLED_ENV = "VFMSTUDIO_DISABLED_PLUGINS"
 
@@ -51,9 +57,17 @@ class PluginStatus:
     provides: dict[str, list[str]] = field(default_factory=dict)  # ids by registration kind
 
     def describe(self) -> dict[str, Any]:
-        out = {"name": self.name, "source": self.source, "version": self.version, "status": self.status,
-               "error": self.error, "module": self.module, "tools": list(self.tools), "formats": list(self.formats),
-               "models": list(self.models)}
+        out = {
+            "name": self.name,
+            "source": self.source,
+            "version": self.version,
+            "status": self.status,
+            "error": self.error,
+            "module": self.module,
+            "tools": list(self.tools),
+            "formats": list(self.formats),
+            "models": list(self.models),
+        }
         for kind, ids in self.provides.items():
             out.setdefault(kind, list(ids))
         return out
@@ -75,9 +89,16 @@ def _short_name(module_name: str) -> str:
 class PluginHost:
     """Loads plugins and holds what they registered: ``tools``, ``formats``, ``statuses``."""
 
-    def __init__(self, *, safe_mode: bool | None = None, disabled: Iterable[str] = (),
-                 builtins: Iterable[str] = BUILTIN_PLUGINS, entry_points: bool = True,
-                 probe_first: bool = True, probe_cache: Path | None = None):
+    def __init__(
+        self,
+        *,
+        safe_mode: bool | None = None,
+        disabled: Iterable[str] = (),
+        builtins: Iterable[str] = BUILTIN_PLUGINS,
+        entry_points: bool = True,
+        probe_first: bool = True,
+        probe_cache: Path | None = None,
+    ):
         if safe_mode is None:
             safe_mode = bool(settings.get(AUTOLOAD_ENV, strict=False))
         env_disabled = set(settings.get(DISABLED_ENV))
@@ -91,8 +112,9 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
         self.statuses: dict[str, PluginStatus] = {}
         #: What the registration hooks returned, by kind (``vfm_register_<kind>``) and id.
-        self.registered: dict[str, dict[str, Any]] = {hook.removeprefix(hookspecs.REGISTRATION_PREFIX): {}
-                                                      for hook in registration_hooks()}
+        self.registered: dict[str, dict[str, Any]] = {
+            hook.removeprefix(hookspecs.REGISTRATION_PREFIX): {} for hook in registration_hooks()
+        }
         self.tools = ToolRegistry()  # a retired tool id (alias) finds the tool that replaced it
         self.registered["tools"] = self.tools
         self.formats: dict[str, FormatSpec] = self.registered["formats"]
@@ -116,22 +138,38 @@ class PluginHost:
             # Every plugin's name is its own tool family from the start, whatever the loading order.
             self._reserved = {_short_name(m) for m in self._builtins} | {ep.name for ep in eps}
             for module_name in self._builtins:
-                self._load_one(_short_name(module_name), "builtin", lambda m=module_name: importlib.import_module(m),
-                               version=_dist_version("vfmstudio"), module_name=module_name)
+                self._load_one(
+                    _short_name(module_name),
+                    "builtin",
+                    lambda m=module_name: importlib.import_module(m),
+                    version=_dist_version("vfmstudio"),
+                    module_name=module_name,
+                )
             if self._use_entry_points:
                 verdicts = self._probe(eps)
                 for ep in eps:
                     dist = getattr(ep, "dist", None)
                     version = getattr(dist, "version", "") or ""
                     if self.safe_mode:
-                        self.statuses[ep.name] = PluginStatus(ep.name, "entry point", version, "skipped",
-                                                              "safe mode: third-party plugins are not loaded",
-                                                              module=ep.value)
+                        self.statuses[ep.name] = PluginStatus(
+                            ep.name,
+                            "entry point",
+                            version,
+                            "skipped",
+                            "safe mode: third-party plugins are not loaded",
+                            module=ep.value,
+                        )
                         continue
                     verdict = verdicts.get(ep.name)
                     if verdict is not None and not verdict.ok and ep.name not in self.disabled:
-                        self.statuses[ep.name] = PluginStatus(ep.name, "entry point", version, "failed",
-                                                              verdict.error or "failed to load", module=ep.value)
+                        self.statuses[ep.name] = PluginStatus(
+                            ep.name,
+                            "entry point",
+                            version,
+                            "failed",
+                            verdict.error or "failed to load",
+                            module=ep.value,
+                        )
                         log.info("plugin %s skipped: %s", ep.name, verdict.error)
                         continue
                     self._load_one(ep.name, "entry point", ep.load, version=version, module_name=ep.value)
@@ -207,8 +245,10 @@ class PluginHost:
                 hint = f" (did you mean {guess[0]}?)" if guess else ""
                 raise PluginError(f"unknown hook {attr}{hint}")
             if not hasattr(getattr(plugin, attr), marker):
-                raise PluginError(f"{attr} is not marked with @hookimpl "
-                                  "(from vfmstudio.plugin_api import hookimpl; put @hookimpl above it)")
+                raise PluginError(
+                    f"{attr} is not marked with @hookimpl "
+                    "(from vfmstudio.plugin_api import hookimpl; put @hookimpl above it)"
+                )
 
     def _families(self, name: str, plugin: Any) -> set[str]:
         """The tool families plugin ``name`` may use: its name and those it declares itself in
@@ -219,8 +259,10 @@ class PluginHost:
             raise PluginError("VFM_TOOL_FAMILIES must be a tuple of family names")
         for family in declared:
             if family != name and family in self._reserved:
-                raise PluginError(f"tool family {family!r} is the name of another plugin; "
-                                  "a plugin declares only families of its own")
+                raise PluginError(
+                    f"tool family {family!r} is the name of another plugin; "
+                    "a plugin declares only families of its own"
+                )
             owner = self.family_owner.get(family)
             if owner not in (None, name):
                 raise PluginError(f"tool family {family!r} belongs to plugin {owner}")
@@ -247,14 +289,22 @@ class PluginHost:
                 raise PluginError(f"{hook} returned a {type(spec).__name__}, expected {expected}")
             for spec_id in (key, *getattr(spec, "aliases", ())):  # a tool's former ids stay its aliases
                 if kind == "tools" and spec_id.split(".", 1)[0] not in families:
-                    raise PluginError(f"tool id {spec_id!r} must start with '{name}.' (the plugin's name) "
-                                      "or a family the plugin declares in VFM_TOOL_FAMILIES")
-                if spec_id in taken or any(spec_id in (_spec_key(s), *getattr(s, "aliases", ())) for s in out):
+                    raise PluginError(
+                        f"tool id {spec_id!r} must start with '{name}.' (the plugin's name) "
+                        "or a family the plugin declares in VFM_TOOL_FAMILIES"
+                    )
+                if spec_id in taken or any(
+                    spec_id in (_spec_key(s), *getattr(s, "aliases", ())) for s in out
+                ):
                     owner = getattr(taken[spec_id], "plugin", "") if spec_id in taken else name
                     what = "model" if kind == "models" else f"{kind.rstrip('s')} id"
                     verb = "declared" if kind == "models" else "registered"
                     raise PluginError(f"duplicate {what} {spec_id!r} (already {verb} by {owner})")
-            if dataclasses.is_dataclass(spec) and not isinstance(spec, type) and any(f.name == "plugin" for f in dataclasses.fields(spec)):
+            if (
+                dataclasses.is_dataclass(spec)
+                and not isinstance(spec, type)
+                and any(f.name == "plugin" for f in dataclasses.fields(spec))
+            ):
                 spec = dataclasses.replace(spec, plugin=name)
             out.append(spec)
         return out
@@ -276,12 +326,17 @@ class PluginHost:
         for spec in list(self.tools.values()):
             if not spec.model_families:
                 continue
-            declared = [m for family in spec.model_families for m in self.models.values() if m.family == family]
+            declared = [
+                m for family in spec.model_families for m in self.models.values() if m.family == family
+            ]
             listed = {m.ref for m in spec.models}
             models = spec.models + tuple(m.choice() for m in declared if m.ref not in listed)
             default = spec.default_model or next((m.ref for m in declared if m.default), None)
-            self.tools.add(dataclasses.replace(spec, models=models, default_model=default or
-                                               (models[0].ref if models else None)))
+            self.tools.add(
+                dataclasses.replace(
+                    spec, models=models, default_model=default or (models[0].ref if models else None)
+                )
+            )
 
     # ------------------------------------------------------------------ queries
     def tool(self, tool_id: str) -> ToolSpec:
@@ -312,7 +367,12 @@ class PluginHost:
         for plugin_name, value in self.call_each("vfm_read_image", path=path):
             if value is None:
                 continue
-            if isinstance(value, np.ndarray) and value.ndim == 3 and value.shape[2] == 3 and value.dtype == np.uint8:
+            if (
+                isinstance(value, np.ndarray)
+                and value.ndim == 3
+                and value.shape[2] == 3
+                and value.dtype == np.uint8
+            ):
                 return value
             log.warning("plugin %s returned an invalid image from vfm_read_image", plugin_name)
         return None
@@ -383,4 +443,3 @@ def reset_host() -> None:
     global _HOST
     with _HOST_LOCK:
         _HOST = None
-

@@ -95,7 +95,11 @@ def _read_cache(path: Path) -> dict[str, dict]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    if not isinstance(data, dict) or data.get("version") != CACHE_VERSION or not isinstance(data.get("verdicts"), dict):
+    if (
+        not isinstance(data, dict)
+        or data.get("version") != CACHE_VERSION
+        or not isinstance(data.get("verdicts"), dict)
+    ):
         return {}
     return data["verdicts"]
 
@@ -112,8 +116,9 @@ def _write_cache(path: Path, verdicts: dict[str, dict]) -> None:
         log.info("could not write the plugin probe cache %s: %s", path, exc)
 
 
-def probe(entry_points: Sequence[md.EntryPoint], *, timeout_s: float | None = None,
-          cache: Path | None = None) -> dict[str, Verdict]:
+def probe(
+    entry_points: Sequence[md.EntryPoint], *, timeout_s: float | None = None, cache: Path | None = None
+) -> dict[str, Verdict]:
     """A verdict per entry-point name: cached ones at once, the others from child processes run in
     parallel, each bounded by ``timeout_s`` (default: the setting). An entry point a child cannot
     see (one made up in-process) gets no verdict."""
@@ -151,11 +156,22 @@ def probe(entry_points: Sequence[md.EntryPoint], *, timeout_s: float | None = No
 
 
 def _start(ep: md.EntryPoint, out: Path) -> tuple[subprocess.Popen, Path]:
-    args = json.dumps({"sys_path": [p for p in sys.path if isinstance(p, str)], "group": ep.group,
-                       "name": ep.name, "value": ep.value, "out": str(out)})
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD, args], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)  # its own process group: a timeout kills its children too
+    args = json.dumps(
+        {
+            "sys_path": [p for p in sys.path if isinstance(p, str)],
+            "group": ep.group,
+            "name": ep.name,
+            "value": ep.value,
+            "out": str(out),
+        }
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # its own process group: a timeout kills its children too
     return proc, out
 
 
@@ -164,8 +180,12 @@ def _finish(proc: subprocess.Popen, out: Path, wait_s: float, timeout: float) ->
         code = proc.wait(timeout=wait_s)
     except subprocess.TimeoutExpired:
         _kill_group(proc)
-        return Verdict(False, f"did not finish loading within {timeout:g} s (probed in a subprocess; "
-                              f"raise {TIMEOUT_ENV} if it is only slow)", timed_out=True)
+        return Verdict(
+            False,
+            f"did not finish loading within {timeout:g} s (probed in a subprocess; "
+            f"raise {TIMEOUT_ENV} if it is only slow)",
+            timed_out=True,
+        )
     _kill_group(proc)  # anything the plugin forked and left behind
     try:
         data = json.loads(out.read_text(encoding="utf-8"))

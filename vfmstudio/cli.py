@@ -32,11 +32,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="vfmstudio", description="A studio for vision foundation models.")
     parser.add_argument("--version", action="version", version=f"vfmstudio {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
-    parser.add_argument("--safe-mode", action="store_true",
-                        help="load built-in plugins only (same as VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD=1)")
-    parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the model encoders: a long warm-up that pays off only over many "
-                             "images, e.g. a GPU batch run (same as VFMSTUDIO_TORCH_COMPILE=1)")
+    parser.add_argument(
+        "--safe-mode",
+        action="store_true",
+        help="load built-in plugins only (same as VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD=1)",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the model encoders: a long warm-up that pays off only over many "
+        "images, e.g. a GPU batch run (same as VFMSTUDIO_TORCH_COMPILE=1)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module_name in COMMANDS:
         importlib.import_module(module_name).register(subparsers)
@@ -65,8 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(_default_to_gui(argv, parser))
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     if args.safe_mode:
         os.environ["VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     if args.compile:  # the environment, so batch workers (Ray actors, processes) compile too
@@ -93,8 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {reason}", file=sys.stderr)
             return EXIT_USAGE
         message = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"error: internal error: {type(exc).__name__}: {message} (run with --debug for details)",
-              file=sys.stderr)
+        print(
+            f"error: internal error: {type(exc).__name__}: {message} (run with --debug for details)",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL
 
 

@@ -52,7 +52,9 @@ def tool_timeout_s(value: float | str | None = None) -> float | None:
     try:
         seconds = settings.SETTINGS[TOOL_TIMEOUT_ENV].parse(value, source=source)
     except settings.SettingError:
-        raise ValueError(f"{source} must be a number of seconds >= 0 (0 for no limit), got {value!r}") from None
+        raise ValueError(
+            f"{source} must be a number of seconds >= 0 (0 for no limit), got {value!r}"
+        ) from None
     return seconds or None
 
 
@@ -67,8 +69,10 @@ class Services:
     def create(cls) -> Services:
         from vfmstudio.core.cache import ByteLRUCache, feature_cache_budget, model_cache_budget
 
-        return cls(models=ByteLRUCache(model_cache_budget(), name="models"),
-                   features=ByteLRUCache(feature_cache_budget(), name="features"))
+        return cls(
+            models=ByteLRUCache(model_cache_budget(), name="models"),
+            features=ByteLRUCache(feature_cache_budget(), name="features"),
+        )
 
 
 _SERVICES: Services | None = None
@@ -95,14 +99,31 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     return tuple(types)
 
 
-def _context(tool: ToolSpec, model: str | None, device: str, precision: str, cancel: CancelToken,
-             timeout: float | None, services: Services | None, on_progress=None, on_partial=None) -> RunContext:
+def _context(
+    tool: ToolSpec,
+    model: str | None,
+    device: str,
+    precision: str,
+    cancel: CancelToken,
+    timeout: float | None,
+    services: Services | None,
+    on_progress=None,
+    on_partial=None,
+) -> RunContext:
     services = services or default_services()
     # With a time limit the tool gets its own token: firing it on a timeout must not cancel the
     # caller's (a batch shares one token across all its images).
-    return RunContext(tool_id=tool.id, model_ref=model or tool.default_model, device=device, precision=precision,
-                      cancel=CancelToken() if timeout else cancel, models=services.models,
-                      features=services.features, on_progress=on_progress, on_partial=on_partial)
+    return RunContext(
+        tool_id=tool.id,
+        model_ref=model or tool.default_model,
+        device=device,
+        precision=precision,
+        cancel=CancelToken() if timeout else cancel,
+        models=services.models,
+        features=services.features,
+        on_progress=on_progress,
+        on_partial=on_partial,
+    )
 
 
 def run_tool(
@@ -145,8 +166,18 @@ def run_tool(
     if isolate:
         from vfmstudio.isolation import run_isolated
 
-        prediction = run_isolated(tool, images, resolved, model=model, device=device, precision=precision,
-                                  cancel=cancel, timeout=timeout, on_progress=on_progress, on_partial=on_partial)
+        prediction = run_isolated(
+            tool,
+            images,
+            resolved,
+            model=model,
+            device=device,
+            precision=precision,
+            cancel=cancel,
+            timeout=timeout,
+            on_progress=on_progress,
+            on_partial=on_partial,
+        )
         _validate(tool, list(prediction.results), images)  # the worker's checks ran in the plugin's process
         return dataclasses.replace(prediction, params=resolved)  # ours, not their JSON round trip
     ctx = _context(tool, model, device, precision, cancel, timeout, services, on_progress, on_partial)
@@ -157,7 +188,9 @@ def run_tool(
         raise ToolError(tool, f"cannot load {tool.run}: {type(exc).__name__}: {exc}") from exc
     t_load = time.perf_counter()
 
-    def run_and_validate(ctx: RunContext, images_: list[LoadedImage], params_: dict[str, Any]) -> tuple[Result, ...]:
+    def run_and_validate(
+        ctx: RunContext, images_: list[LoadedImage], params_: dict[str, Any]
+    ) -> tuple[Result, ...]:
         # Validation runs inside the time limit: an endless iterable must not outlive it.
         return _validate(tool, fn(ctx, images_, params_), images)
 
@@ -177,24 +210,43 @@ def run_tool(
     except _user_error_types() as exc:
         raise ToolError(tool, str(exc), user_error=True) from exc
     except MemoryError as exc:
-        raise ToolError(tool, "out of memory: try a smaller resolution, a lower precision or fewer images",
-                        user_error=True) from exc
+        raise ToolError(
+            tool,
+            "out of memory: try a smaller resolution, a lower precision or fewer images",
+            user_error=True,
+        ) from exc
     except Exception as exc:  # noqa: BLE001 - fault boundary around plugin code
         if _is_out_of_memory(exc):
-            raise ToolError(tool, "the device ran out of memory: try a smaller resolution, a lower precision "
-                                  "(--precision fp16/bf16) or the CPU", user_error=True) from exc
+            raise ToolError(
+                tool,
+                "the device ran out of memory: try a smaller resolution, a lower precision "
+                "(--precision fp16/bf16) or the CPU",
+                user_error=True,
+            ) from exc
         raise ToolError(tool, f"{type(exc).__name__}: {exc}") from exc
     t_run = time.perf_counter()
     return Prediction(
-        tool=tool.id, model=ctx.model_ref, image_ids=tuple(im.id for im in images), results=results,
-        params=resolved, image_paths=tuple(str(im.path) if im.path else im.id for im in images),
-        device=ctx.used_device or (None if ctx.model_ref is None else device), precision=ctx.used_precision,
+        tool=tool.id,
+        model=ctx.model_ref,
+        image_ids=tuple(im.id for im in images),
+        results=results,
+        params=resolved,
+        image_paths=tuple(str(im.path) if im.path else im.id for im in images),
+        device=ctx.used_device or (None if ctx.model_ref is None else device),
+        precision=ctx.used_precision,
         timings={"import_s": t_load - t0, "run_s": t_run - t_load},
     )
 
 
-def _call_with_timeout(tool: ToolSpec, fn: Callable[..., Any], ctx: RunContext, images: list[LoadedImage],
-                       params: dict[str, Any], timeout: float, cancel: CancelToken) -> Any:
+def _call_with_timeout(
+    tool: ToolSpec,
+    fn: Callable[..., Any],
+    ctx: RunContext,
+    images: list[LoadedImage],
+    params: dict[str, Any],
+    timeout: float,
+    cancel: CancelToken,
+) -> Any:
     """``fn(ctx, images, params)`` as a job with a time limit, waited for at most ``timeout`` seconds.
 
     The one time-limit mechanism of the code base is :class:`vfmstudio.core.jobs.JobRunner`'s (the
@@ -212,7 +264,9 @@ def _call_with_timeout(tool: ToolSpec, fn: Callable[..., Any], ctx: RunContext, 
         try:
             box["value"] = fn(ctx, images, params)
         except KeyboardInterrupt:  # on this worker thread it can only come from the tool, not the user
-            box["error"] = ToolError(tool, "raised KeyboardInterrupt (the tool's own, not a Ctrl-C from the user)")
+            box["error"] = ToolError(
+                tool, "raised KeyboardInterrupt (the tool's own, not a Ctrl-C from the user)"
+            )
         except BaseException as exc:  # noqa: BLE001 - re-raised on the calling thread
             box["error"] = exc
 
@@ -231,8 +285,11 @@ def _call_with_timeout(tool: ToolSpec, fn: Callable[..., Any], ctx: RunContext, 
     # The runner's own thread is idle now (after a time-out, a fresh one took over): end it.
     runner.shutdown(wait=True, timeout=1.0)
     if result.status == "error" and result.error is not None and result.error.kind == "TimeoutError":
-        raise ToolError(tool, f"did not finish within {timeout:g} s and was abandoned (raise the limit with "
-                              f"--timeout or {TOOL_TIMEOUT_ENV}; 0 means none)")
+        raise ToolError(
+            tool,
+            f"did not finish within {timeout:g} s and was abandoned (raise the limit with "
+            f"--timeout or {TOOL_TIMEOUT_ENV}; 0 means none)",
+        )
     if "error" in box:
         raise box["error"]
     return box.get("value")
@@ -300,8 +357,19 @@ def prepare_tool(
             resolved = tool.resolve_params(params, from_text=params_from_text)
         except ParamError as exc:
             raise ToolError(tool, str(exc), user_error=True) from None
-        return bool(run_isolated(tool, images, resolved, model=model, device=device, precision=precision,
-                                 cancel=cancel or CancelToken(), timeout=timeout, prepare=True))
+        return bool(
+            run_isolated(
+                tool,
+                images,
+                resolved,
+                model=model,
+                device=device,
+                precision=precision,
+                cancel=cancel or CancelToken(),
+                timeout=timeout,
+                prepare=True,
+            )
+        )
     try:
         resolved = tool.resolve_params(params, from_text=params_from_text)
         fn = tool.load_prepare()

@@ -151,7 +151,11 @@ class _Worker:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "vfmstudio.isolation", str(child_sock.fileno()), str(self.folder)],
-            pass_fds=(child_sock.fileno(),), stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+            pass_fds=(child_sock.fileno(),),
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+        )
         child_sock.close()
         self.conn = Connection(parent_sock.detach())
         self.lock = threading.Lock()
@@ -182,8 +186,9 @@ class _Worker:
             raise EOFError("unreadable message")
         return message
 
-    def call(self, request: tuple, *, deadline: float | None, cancel: Any,
-             on_message: Callable[[dict], None]) -> dict:
+    def call(
+        self, request: tuple, *, deadline: float | None, cancel: Any, on_message: Callable[[dict], None]
+    ) -> dict:
         """Send ``request`` and wait for its ``ok``/``error`` reply, passing other messages on.
 
         Returns the reply; raises _PastDeadline, the cancel token's Cancelled, or
@@ -243,16 +248,31 @@ def _module_files(tool: Any) -> dict[str, str]:
             continue
         module = sys.modules.get(target.split(":", 1)[0])
         spec = getattr(module, "__spec__", None)
-        if module is not None and getattr(module, "__file__", None) and spec is not None \
-                and getattr(spec, "loader", None) is not None and type(spec.loader).__name__ == "SourceFileLoader":
+        if (
+            module is not None
+            and getattr(module, "__file__", None)
+            and spec is not None
+            and getattr(spec, "loader", None) is not None
+            and type(spec.loader).__name__ == "SourceFileLoader"
+        ):
             out[module.__name__] = str(module.__file__)
     return out
 
 
-def run_isolated(tool: Any, images: Sequence[Any], params: Mapping[str, Any], *, model: str | None, device: str,
-                 precision: str, cancel: Any, timeout: float | None,
-                 on_progress: Callable[[float | None, str], None] | None = None,
-                 on_partial: Callable[[Any], None] | None = None, prepare: bool = False) -> Any:
+def run_isolated(
+    tool: Any,
+    images: Sequence[Any],
+    params: Mapping[str, Any],
+    *,
+    model: str | None,
+    device: str,
+    precision: str,
+    cancel: Any,
+    timeout: float | None,
+    on_progress: Callable[[float | None, str], None] | None = None,
+    on_partial: Callable[[Any], None] | None = None,
+    prepare: bool = False,
+) -> Any:
     """Run ``tool`` in its plugin's worker; returns the worker's Prediction (not yet re-validated),
     or with ``prepare`` runs its batched preparation there (filling the worker's caches).
 
@@ -261,16 +281,26 @@ def run_isolated(tool: Any, images: Sequence[Any], params: Mapping[str, Any], *,
     from vfmstudio.execution import TOOL_TIMEOUT_ENV, ToolError
 
     worker = _worker_for(tool.plugin or tool.run.split(":", 1)[0])
-    request = ("prepare" if prepare else "run", tool, list(images), dict(params), model, device, precision,
-               _module_files(tool))
+    request = (
+        "prepare" if prepare else "run",
+        tool,
+        list(images),
+        dict(params),
+        model,
+        device,
+        precision,
+        _module_files(tool),
+    )
 
     def on_message(message: dict) -> None:
         from vfmstudio.core.results import ResultError, result_from_json
 
         if message["type"] == "progress" and on_progress is not None:
             fraction = message.get("fraction")
-            on_progress(None if not isinstance(fraction, int | float) else float(fraction),
-                        str(message.get("message", ""))[:500])
+            on_progress(
+                None if not isinstance(fraction, int | float) else float(fraction),
+                str(message.get("message", ""))[:500],
+            )
         elif message["type"] == "partial" and on_partial is not None:
             with contextlib.suppress(ResultError, TypeError, ValueError, KeyError):
                 on_partial(result_from_json(message["result"]))  # a preview: a bad one is skipped
@@ -280,10 +310,15 @@ def run_isolated(tool: Any, images: Sequence[Any], params: Mapping[str, Any], *,
         try:
             reply = worker.call(request, deadline=deadline, cancel=cancel, on_message=on_message)
         except _PastDeadline:
-            raise ToolError(tool, f"did not finish within {timeout:g} s and was stopped (raise the limit with "
-                                  f"--timeout or {TOOL_TIMEOUT_ENV}; 0 means none)") from None
+            raise ToolError(
+                tool,
+                f"did not finish within {timeout:g} s and was stopped (raise the limit with "
+                f"--timeout or {TOOL_TIMEOUT_ENV}; 0 means none)",
+            ) from None
         except WorkerDied as exc:
-            raise ToolError(tool, f"the tool ended its worker process ({exc}); nothing was returned") from None
+            raise ToolError(
+                tool, f"the tool ended its worker process ({exc}); nothing was returned"
+            ) from None
         if reply["type"] == "ok":
             return _read_reply(tool, worker, reply, prepare)
     kind, message = reply.get("kind"), " ".join(str(reply.get("message", "")).split())[:2000]
@@ -302,7 +337,9 @@ def _read_reply(tool: Any, worker: _Worker, reply: dict, prepare: bool) -> Any:
     if prepare:
         return reply.get("value") is True
     name = str(reply.get("folder", ""))
-    if not (name.isascii() and name.isdigit()):  # the worker names its reply folders 0, 1, 2, ...; nothing else is touched
+    if not (
+        name.isascii() and name.isdigit()
+    ):  # the worker names its reply folders 0, 1, 2, ...; nothing else is touched
         raise ToolError(tool, f"the worker sent back an unreadable result (folder {name[:50]!r})")
     folder = worker.folder / name
     try:
@@ -374,15 +411,31 @@ def _serve(fd: int, folder: str) -> None:
 
         try:
             if kind == "prepare":
-                reply: dict = {"type": "ok", "value": prepare_tool(
-                    tool, images, params, model=model, device=device, precision=precision, isolate=False)}
+                reply: dict = {
+                    "type": "ok",
+                    "value": prepare_tool(
+                        tool, images, params, model=model, device=device, precision=precision, isolate=False
+                    ),
+                }
             else:
-                prediction = run_tool(tool, images, params, model=model, device=device, precision=precision,
-                                      on_progress=progress, on_partial=partial, isolate=False)
+                prediction = run_tool(
+                    tool,
+                    images,
+                    params,
+                    model=model,
+                    device=device,
+                    precision=precision,
+                    on_progress=progress,
+                    on_partial=partial,
+                    isolate=False,
+                )
                 name = str(next(replies))
                 # Every array as a file, exactly (NaN included): the caller checks the values again.
-                reply = {"type": "ok", "folder": name,
-                         "prediction": prediction.to_json(Path(folder) / name, inline_limit=0)}
+                reply = {
+                    "type": "ok",
+                    "folder": name,
+                    "prediction": prediction.to_json(Path(folder) / name, inline_limit=0),
+                }
         except ToolError as exc:
             reply = {"type": "error", "kind": "tool", "message": exc.args[0], "user_error": exc.user_error}
         except Cancelled as exc:
@@ -394,8 +447,13 @@ def _serve(fd: int, folder: str) -> None:
         try:
             send(reply)
         except (TypeError, ValueError) as exc:
-            send({"type": "error", "kind": "tool",
-                  "message": f"returned something that cannot be sent back ({type(exc).__name__}: {exc})"})
+            send(
+                {
+                    "type": "error",
+                    "kind": "tool",
+                    "message": f"returned something that cannot be sent back ({type(exc).__name__}: {exc})",
+                }
+            )
 
 
 if __name__ == "__main__":

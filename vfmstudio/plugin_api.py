@@ -121,7 +121,9 @@ if TYPE_CHECKING:
 class ToolFunction(Protocol):
     """``ToolSpec.run``: compute results for ``images`` (one, a pair or a set, per ``ToolSpec.inputs``)."""
 
-    def __call__(self, ctx: RunContext, images: list[LoadedImage], params: dict[str, Any], /) -> Sequence[Result]: ...
+    def __call__(
+        self, ctx: RunContext, images: list[LoadedImage], params: dict[str, Any], /
+    ) -> Sequence[Result]: ...
 
 
 class PrepareFunction(Protocol):
@@ -134,7 +136,9 @@ class PrepareFunction(Protocol):
 class ExporterFunction(Protocol):
     """``FormatSpec.exporter``: write ``project`` into the folder ``out`` (paths through :func:`safe_join`)."""
 
-    def __call__(self, project: Project, out: Path, params: dict[str, Any], ctx: ExchangeContext, /) -> None: ...
+    def __call__(
+        self, project: Project, out: Path, params: dict[str, Any], ctx: ExchangeContext, /
+    ) -> None: ...
 
 
 class ImporterFunction(Protocol):
@@ -146,20 +150,37 @@ class ImporterFunction(Protocol):
 # ------------------------------------------------------------------ model loading (torch when called)
 
 
-def load_pretrained(model_cls: Any, ref: str | ModelRef, *, device: str = "auto", precision: str = "auto",
-                    allow_download: bool = True, attn_implementation: str | None = "sdpa",
-                    compile: bool | None = None, **kwargs: Any) -> tuple[Any, LoadedModelInfo]:
+def load_pretrained(
+    model_cls: Any,
+    ref: str | ModelRef,
+    *,
+    device: str = "auto",
+    precision: str = "auto",
+    allow_download: bool = True,
+    attn_implementation: str | None = "sdpa",
+    compile: bool | None = None,
+    **kwargs: Any,
+) -> tuple[Any, LoadedModelInfo]:
     """Load ``model_cls`` (a transformers class) for ``ref`` in eval mode on ``device``: safetensors
     only, never remote code (through the checked loader in ``vfmstudio.ml._loading``), refused with
     :class:`ModelTooLargeError` when it cannot fit. Returns ``(model, info)``."""
     from vfmstudio.ml import _loading
 
-    return _loading.load_pretrained(model_cls, ref, device=device, precision=precision,
-                                    allow_download=allow_download, attn_implementation=attn_implementation,
-                                    compile=compile, **kwargs)
+    return _loading.load_pretrained(
+        model_cls,
+        ref,
+        device=device,
+        precision=precision,
+        allow_download=allow_download,
+        attn_implementation=attn_implementation,
+        compile=compile,
+        **kwargs,
+    )
 
 
-def load_processor(processor_cls: Any, ref: str | ModelRef, *, allow_download: bool = True, **kwargs: Any) -> Any:
+def load_processor(
+    processor_cls: Any, ref: str | ModelRef, *, allow_download: bool = True, **kwargs: Any
+) -> Any:
     """Load ``processor_cls`` for ``ref`` from the local snapshot (never remote code)."""
     from vfmstudio.ml import _loading
 
@@ -173,8 +194,9 @@ def check_fits(nbytes: int, device: str, *, model: str = "model") -> int | None:
     return _loading.check_fits(nbytes, device, model=model)
 
 
-def pixel_values_on_device(image_processor: Any, pixels: Sequence[np.ndarray], device: str,
-                           dtype: torch.dtype) -> torch.Tensor | None:
+def pixel_values_on_device(
+    image_processor: Any, pixels: Sequence[np.ndarray], device: str, dtype: torch.dtype
+) -> torch.Tensor | None:
     """The processor's (B, 3, h, w) input made on ``device`` (a GPU), or None where the processor must run."""
     from vfmstudio.ml import _preprocess
 
@@ -191,17 +213,97 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "AREA_SHAPES", "BYTES_PER_ELEMENT", "DEFAULT_MAX_PIXELS", "HUB_TIMEOUT_S", "IMAGE_EXTENSIONS",
-    "Annotation", "AnnotationError", "Box", "Ellipse", "Keypoints", "Polyline", "RotatedBox", "Skeleton", "shape_kind", "CancelToken", "Cancelled", "Classification", "Correspondences", "Detections", "Embedding",
-    "ExchangeContext", "ExporterFunction", "FeatureImage", "FormatError", "FormatSpec", "Heatmap", "Histogram",
-    "ImageLoadError", "ImageRecord", "ImporterFunction", "InputKind", "KnownModel", "LabelSet", "LayerMaps",
-    "LoadedImage", "LoadedModelInfo", "Mask", "Masks", "ModelChoice", "ModelSpec", "ModelError", "ModelNotAvailableError",
-    "ModelRef", "ModelTooLargeError", "Param", "ParamError", "ParamType", "Points", "Polygon", "PolygonPart",
-    "Prediction", "PrepareFunction", "Project", "Provenance", "Ranking", "Result", "ResultError", "RunContext",
-    "Shape", "Table", "Text", "ToolFunction", "ToolSpec",
-    "check_fits", "get_known", "hookimpl", "hub_cache_dir", "image_id_for_file", "image_size", "in_memory",
-    "is_cached", "is_offline", "list_images", "load_image", "load_pretrained", "load_processor", "mask_bbox",
-    "mask_to_parts", "models_for", "parse_model_ref", "pixel_values_on_device", "resolve_device",
-    "resolve_local_path", "resolve_precision", "result_from_json", "rle_decode", "rle_encode", "safe_join",
-    "torch_dtype", "open_image", "load_yaml", "YAMLRefused", "download_file",
+    "AREA_SHAPES",
+    "BYTES_PER_ELEMENT",
+    "DEFAULT_MAX_PIXELS",
+    "HUB_TIMEOUT_S",
+    "IMAGE_EXTENSIONS",
+    "Annotation",
+    "AnnotationError",
+    "Box",
+    "Ellipse",
+    "Keypoints",
+    "Polyline",
+    "RotatedBox",
+    "Skeleton",
+    "shape_kind",
+    "CancelToken",
+    "Cancelled",
+    "Classification",
+    "Correspondences",
+    "Detections",
+    "Embedding",
+    "ExchangeContext",
+    "ExporterFunction",
+    "FeatureImage",
+    "FormatError",
+    "FormatSpec",
+    "Heatmap",
+    "Histogram",
+    "ImageLoadError",
+    "ImageRecord",
+    "ImporterFunction",
+    "InputKind",
+    "KnownModel",
+    "LabelSet",
+    "LayerMaps",
+    "LoadedImage",
+    "LoadedModelInfo",
+    "Mask",
+    "Masks",
+    "ModelChoice",
+    "ModelSpec",
+    "ModelError",
+    "ModelNotAvailableError",
+    "ModelRef",
+    "ModelTooLargeError",
+    "Param",
+    "ParamError",
+    "ParamType",
+    "Points",
+    "Polygon",
+    "PolygonPart",
+    "Prediction",
+    "PrepareFunction",
+    "Project",
+    "Provenance",
+    "Ranking",
+    "Result",
+    "ResultError",
+    "RunContext",
+    "Shape",
+    "Table",
+    "Text",
+    "ToolFunction",
+    "ToolSpec",
+    "check_fits",
+    "get_known",
+    "hookimpl",
+    "hub_cache_dir",
+    "image_id_for_file",
+    "image_size",
+    "in_memory",
+    "is_cached",
+    "is_offline",
+    "list_images",
+    "load_image",
+    "load_pretrained",
+    "load_processor",
+    "mask_bbox",
+    "mask_to_parts",
+    "models_for",
+    "parse_model_ref",
+    "pixel_values_on_device",
+    "resolve_device",
+    "resolve_local_path",
+    "resolve_precision",
+    "result_from_json",
+    "rle_decode",
+    "rle_encode",
+    "safe_join",
+    "torch_dtype",
+    "open_image",
+    "load_yaml",
+    "YAMLRefused",
+    "download_file",
 ]

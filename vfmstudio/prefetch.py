@@ -70,7 +70,7 @@ def paths_ahead(paths: Sequence[Path], current: Path | None, ahead: int) -> list
         index = list(paths).index(current)
     except ValueError:
         return []
-    return list(paths[index + 1:index + 1 + ahead])
+    return list(paths[index + 1 : index + 1 + ahead])
 
 
 class Prefetcher:
@@ -81,9 +81,16 @@ class Prefetcher:
     read (``vfmstudio.execution.Services``).
     """
 
-    def __init__(self, runner: JobRunner, load: Callable[[Path], LoadedImage], *, services: Any = None,
-                 ahead: int = DEFAULT_AHEAD, enabled: bool = True,
-                 timeout: Callable[[], float | None] | float | None = None):
+    def __init__(
+        self,
+        runner: JobRunner,
+        load: Callable[[Path], LoadedImage],
+        *,
+        services: Any = None,
+        ahead: int = DEFAULT_AHEAD,
+        enabled: bool = True,
+        timeout: Callable[[], float | None] | float | None = None,
+    ):
         self._runner = runner
         self._timeout = timeout
         self._load = load
@@ -93,8 +100,9 @@ class Prefetcher:
         self._jobs: dict[Path, tuple[Job, PrefetchRequest]] = {}
         self.completed: list[Path] = []  # paths whose prefetch finished (newest last), for tests and stats
 
-    def schedule(self, paths: Sequence[Path], current: Path | None,
-                 request: PrefetchRequest | None) -> list[Job]:
+    def schedule(
+        self, paths: Sequence[Path], current: Path | None, request: PrefetchRequest | None
+    ) -> list[Job]:
         """Prefetch for the images after ``current``; returns the jobs now wanted (kept or new)."""
         wanted = []
         if self.enabled and request is not None and request.tool.prepare:
@@ -109,8 +117,12 @@ class Prefetcher:
                 assert request is not None
                 job = self._runner.submit(
                     functools.partial(self._prefetch_one, path=path, request=request),
-                    key=f"{KEY_PREFIX}{path}", source=f"prefetch · {request.tool.id}", priority=PRIORITY,
-                    on_done=functools.partial(self._on_done, path), timeout=self.timeout_s())
+                    key=f"{KEY_PREFIX}{path}",
+                    source=f"prefetch · {request.tool.id}",
+                    priority=PRIORITY,
+                    on_done=functools.partial(self._on_done, path),
+                    timeout=self.timeout_s(),
+                )
                 self._jobs[path] = (job, request)
             jobs.append(self._jobs[path][0])
         return jobs
@@ -144,8 +156,16 @@ class Prefetcher:
 
         image = self._load(path)
         ctx.cancel.raise_if_cancelled()
-        prepare_tool(request.tool, [image], request.params, model=request.model, device=request.device,
-                     precision=request.precision, cancel=ctx.cancel, services=self._services)
+        prepare_tool(
+            request.tool,
+            [image],
+            request.params,
+            model=request.model,
+            device=request.device,
+            precision=request.precision,
+            cancel=ctx.cancel,
+            services=self._services,
+        )
         return path
 
     def _on_done(self, path: Path, result: JobResult) -> None:

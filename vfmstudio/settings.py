@@ -95,7 +95,11 @@ class Setting:
     def _range_text(self) -> str:
         if self.minimum is None and self.maximum is None:
             return ""
-        low = "" if self.minimum is None else (f"> {_num(self.minimum)}" if self.positive else f">= {_num(self.minimum)}")
+        low = (
+            ""
+            if self.minimum is None
+            else (f"> {_num(self.minimum)}" if self.positive else f">= {_num(self.minimum)}")
+        )
         high = "" if self.maximum is None else f"<= {_num(self.maximum)}"
         return " (" + ", ".join(p for p in (low, high) if p) + ")"
 
@@ -110,47 +114,132 @@ def _num(x: float) -> str:
 
 
 _DECLARED: tuple[Setting, ...] = (
-    Setting("VFMSTUDIO_MODEL_CACHE_MB", "float", 16384.0, "Memory budget for loaded models, in MiB.", minimum=0),
-    Setting("VFMSTUDIO_FEATURE_CACHE_MB", "float", 2048.0,
-            "Memory budget for per-image features in the window, in MiB.", minimum=0),
-    Setting("VFMSTUDIO_BATCH_FEATURE_CACHE_MB", "float", 512.0,
-            "Memory budget for per-image features during `vfmstudio batch`, in MiB.", minimum=0),
-    Setting("VFMSTUDIO_MAX_PIXELS", "int", 200_000_000,
-            "Largest image (width x height) that is decoded; larger files are refused.", minimum=1),
-    Setting("VFMSTUDIO_MAX_IMAGE_MB", "int", 2048,
-            "Most memory (MiB) decoding one image may take, estimated from its header; larger ones are refused.",
-            minimum=1),
-    Setting("VFMSTUDIO_TOOL_TIMEOUT_S", "float", 900.0,
-            "Seconds a tool run may take before it is abandoned; 0 means no limit.", minimum=0),
-    Setting("VFMSTUDIO_PREFETCH", "bool", True,
-            "Prepare the next images in the background with the last tool (the window)."),
-    Setting("VFMSTUDIO_TORCH_COMPILE", "bool", False,
-            "Compile model encoders with torch.compile (pays off on long GPU batch runs)."),
-    Setting("VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD", "bool", False,
-            "Load built-in plugins only (the same as `--safe-mode`)."),
+    Setting(
+        "VFMSTUDIO_MODEL_CACHE_MB", "float", 16384.0, "Memory budget for loaded models, in MiB.", minimum=0
+    ),
+    Setting(
+        "VFMSTUDIO_FEATURE_CACHE_MB",
+        "float",
+        2048.0,
+        "Memory budget for per-image features in the window, in MiB.",
+        minimum=0,
+    ),
+    Setting(
+        "VFMSTUDIO_BATCH_FEATURE_CACHE_MB",
+        "float",
+        512.0,
+        "Memory budget for per-image features during `vfmstudio batch`, in MiB.",
+        minimum=0,
+    ),
+    Setting(
+        "VFMSTUDIO_MAX_PIXELS",
+        "int",
+        200_000_000,
+        "Largest image (width x height) that is decoded; larger files are refused.",
+        minimum=1,
+    ),
+    Setting(
+        "VFMSTUDIO_MAX_IMAGE_MB",
+        "int",
+        2048,
+        "Most memory (MiB) decoding one image may take, estimated from its header; larger ones are refused.",
+        minimum=1,
+    ),
+    Setting(
+        "VFMSTUDIO_TOOL_TIMEOUT_S",
+        "float",
+        900.0,
+        "Seconds a tool run may take before it is abandoned; 0 means no limit.",
+        minimum=0,
+    ),
+    Setting(
+        "VFMSTUDIO_PREFETCH",
+        "bool",
+        True,
+        "Prepare the next images in the background with the last tool (the window).",
+    ),
+    Setting(
+        "VFMSTUDIO_TORCH_COMPILE",
+        "bool",
+        False,
+        "Compile model encoders with torch.compile (pays off on long GPU batch runs).",
+    ),
+    Setting(
+        "VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD",
+        "bool",
+        False,
+        "Load built-in plugins only (the same as `--safe-mode`).",
+    ),
     Setting("VFMSTUDIO_DISABLED_PLUGINS", "list", (), "Comma-separated plugin names not to load."),
-    Setting("VFMSTUDIO_PLUGIN_ISOLATION", "choice", "auto",
-            "Where plugin tools run: `auto` puts third-party tools in a worker process (a crash cannot "
-            "end the program), `always` every tool, `never` none (docs/reliability.md).",
-            choices=("auto", "always", "never")),
-    Setting("VFMSTUDIO_PLUGIN_DISCOVERY_TIMEOUT_S", "float", 30.0,
-            "Seconds a third-party plugin may take to import while it is first probed; a plugin that "
-            "exits, crashes or takes longer is skipped.", minimum=0, positive=True),
-    Setting("VFMSTUDIO_HUB_CONNECT_S", "float", 10.0, "Seconds to connect to the model hub.",
-            minimum=0, positive=True),
-    Setting("VFMSTUDIO_HUB_IDLE_S", "float", 30.0, "Seconds without a byte from the hub before a download is cut.",
-            minimum=0, positive=True),
-    Setting("VFMSTUDIO_HUB_DEADLINE_S", "float", 60.0,
-            "Seconds a hub request may take, plus its size at `VFMSTUDIO_HUB_MIN_RATE`.", minimum=0, positive=True),
-    Setting("VFMSTUDIO_HUB_MIN_RATE", "float", 1024.0,
-            "Slowest download accepted (bytes/s, averaged over `VFMSTUDIO_HUB_RATE_WINDOW_S`).",
-            minimum=0, positive=True),
-    Setting("VFMSTUDIO_HUB_RATE_WINDOW_S", "float", 30.0, "Seconds over which the download rate is averaged.",
-            minimum=0, positive=True),
-    Setting("VFMSTUDIO_PALIGEMMA_VAE", "path", None,
-            "The PaliGemma mask decoder weights (`vae-oid.npz`); unset: downloaded to the hub cache."),
-    Setting("VFMSTUDIO_STARTUP_TRACE", "path", None,
-            "A file the window appends start-up events to (benchmarks/bench_startup.py)."),
+    Setting(
+        "VFMSTUDIO_PLUGIN_ISOLATION",
+        "choice",
+        "auto",
+        "Where plugin tools run: `auto` puts third-party tools in a worker process (a crash cannot "
+        "end the program), `always` every tool, `never` none (docs/reliability.md).",
+        choices=("auto", "always", "never"),
+    ),
+    Setting(
+        "VFMSTUDIO_PLUGIN_DISCOVERY_TIMEOUT_S",
+        "float",
+        30.0,
+        "Seconds a third-party plugin may take to import while it is first probed; a plugin that "
+        "exits, crashes or takes longer is skipped.",
+        minimum=0,
+        positive=True,
+    ),
+    Setting(
+        "VFMSTUDIO_HUB_CONNECT_S",
+        "float",
+        10.0,
+        "Seconds to connect to the model hub.",
+        minimum=0,
+        positive=True,
+    ),
+    Setting(
+        "VFMSTUDIO_HUB_IDLE_S",
+        "float",
+        30.0,
+        "Seconds without a byte from the hub before a download is cut.",
+        minimum=0,
+        positive=True,
+    ),
+    Setting(
+        "VFMSTUDIO_HUB_DEADLINE_S",
+        "float",
+        60.0,
+        "Seconds a hub request may take, plus its size at `VFMSTUDIO_HUB_MIN_RATE`.",
+        minimum=0,
+        positive=True,
+    ),
+    Setting(
+        "VFMSTUDIO_HUB_MIN_RATE",
+        "float",
+        1024.0,
+        "Slowest download accepted (bytes/s, averaged over `VFMSTUDIO_HUB_RATE_WINDOW_S`).",
+        minimum=0,
+        positive=True,
+    ),
+    Setting(
+        "VFMSTUDIO_HUB_RATE_WINDOW_S",
+        "float",
+        30.0,
+        "Seconds over which the download rate is averaged.",
+        minimum=0,
+        positive=True,
+    ),
+    Setting(
+        "VFMSTUDIO_PALIGEMMA_VAE",
+        "path",
+        None,
+        "The PaliGemma mask decoder weights (`vae-oid.npz`); unset: downloaded to the hub cache.",
+    ),
+    Setting(
+        "VFMSTUDIO_STARTUP_TRACE",
+        "path",
+        None,
+        "A file the window appends start-up events to (benchmarks/bench_startup.py).",
+    ),
 )
 
 #: Every setting by name.
@@ -211,13 +300,17 @@ def main(argv: list[str] | None = None) -> int:
         wanted = readme_with_table(text)
         if args[0] == "--check":
             if wanted != text:
-                sys.stderr.write(f"{path}: the settings table is out of date; run: "
-                                 f"python -m vfmstudio.settings --update {path}\n")
+                sys.stderr.write(
+                    f"{path}: the settings table is out of date; run: "
+                    f"python -m vfmstudio.settings --update {path}\n"
+                )
                 return 1
             return 0
         path.write_text(wanted, encoding="utf-8")
         return 0
-    sys.stderr.write("usage: python -m vfmstudio.settings --markdown | --update README.md | --check README.md\n")
+    sys.stderr.write(
+        "usage: python -m vfmstudio.settings --markdown | --update README.md | --check README.md\n"
+    )
     return 2
 
 

@@ -30,8 +30,10 @@ MODEL_FAMILIES = ("clip", "siglip", "siglip2")
 # Dense maps need small patches; B/16 is the model MaskCLIP and SCLIP report on.
 SEGMENT_DEFAULT = "openai/clip-vit-base-patch16"
 
-_TEMPLATES_HELP = ("single ('a photo of a {}.'), ensemble7, ensemble80 (OpenAI's ImageNet prompts), "
-                   "or your own template(s) with {} for the label, separated by |")
+_TEMPLATES_HELP = (
+    "single ('a photo of a {}.'), ensemble7, ensemble80 (OpenAI's ImageNet prompts), "
+    "or your own template(s) with {} for the label, separated by |"
+)
 _LABELS_HELP = "class names separated by commas (or ;), or the path of a text file with one label per line"
 
 
@@ -52,15 +54,20 @@ CLASSIFY = ToolSpec(
     params=(
         _labels(),
         _templates("single"),
-        Param("multi_label", ParamType.BOOL, "auto", special=("auto",),
-              help="independent sigmoid score per label (SigLIP); auto: sigmoid for SigLIP, softmax for CLIP"),
+        Param(
+            "multi_label",
+            ParamType.BOOL,
+            "auto",
+            special=("auto",),
+            help="independent sigmoid score per label (SigLIP); auto: sigmoid for SigLIP, softmax for CLIP",
+        ),
         Param("batch_size", ParamType.INT, 16, minimum=1, maximum=512, help="images per forward pass"),
     ),
     model_families=MODEL_FAMILIES,
     default_model="openai/clip-vit-base-patch32",
     returns=("classification",),
     description="Scores for your class names. Text is encoded once per label set and model; images go "
-                "through the model in batches and their embeddings are cached by content.",
+    "through the model in batches and their embeddings are cached by content.",
 )
 
 SEGMENT = ToolSpec(
@@ -70,27 +77,58 @@ SEGMENT = ToolSpec(
     inputs=InputKind.IMAGE,
     params=(
         _labels(),
-        Param("mode", ParamType.CHOICE, "sclip", choices=("patch", "maskclip", "sclip"),
-              help="last vision block: patch (unchanged), maskclip (identity attention), "
-                   "sclip (q-q plus k-k attention)"),
+        Param(
+            "mode",
+            ParamType.CHOICE,
+            "sclip",
+            choices=("patch", "maskclip", "sclip"),
+            help="last vision block: patch (unchanged), maskclip (identity attention), "
+            "sclip (q-q plus k-k attention)",
+        ),
         _templates("ensemble7"),
-        Param("background", ParamType.FLOAT, 0.5, minimum=0.0, maximum=1.0,
-              help="patches whose best class probability is below this become background"),
-        Param("logit_scale", ParamType.FLOAT, 40.0, minimum=1.0, maximum=200.0,
-              help="sharpness of the per-patch softmax over classes"),
-        Param("resolution", ParamType.INT, "auto", special=("auto",), minimum=32, maximum=4096,
-              help="short side in pixels the image is resized to; larger than the model's input "
-                   "uses sliding windows (auto: 1.5x the model's input for sclip, 336 px for B/16 "
-                   "as SCLIP evaluates; the model's input size for patch and maskclip)"),
-        Param("stride", ParamType.INT, "auto", special=("auto",), minimum=8, maximum=4096,
-              help="sliding-window step in pixels (auto: half the model's input size)"),
+        Param(
+            "background",
+            ParamType.FLOAT,
+            0.5,
+            minimum=0.0,
+            maximum=1.0,
+            help="patches whose best class probability is below this become background",
+        ),
+        Param(
+            "logit_scale",
+            ParamType.FLOAT,
+            40.0,
+            minimum=1.0,
+            maximum=200.0,
+            help="sharpness of the per-patch softmax over classes",
+        ),
+        Param(
+            "resolution",
+            ParamType.INT,
+            "auto",
+            special=("auto",),
+            minimum=32,
+            maximum=4096,
+            help="short side in pixels the image is resized to; larger than the model's input "
+            "uses sliding windows (auto: 1.5x the model's input for sclip, 336 px for B/16 "
+            "as SCLIP evaluates; the model's input size for patch and maskclip)",
+        ),
+        Param(
+            "stride",
+            ParamType.INT,
+            "auto",
+            special=("auto",),
+            minimum=8,
+            maximum=4096,
+            help="sliding-window step in pixels (auto: half the model's input size)",
+        ),
     ),
     model_families=MODEL_FAMILIES,
     default_model=SEGMENT_DEFAULT,
     returns=("heatmap", "masks"),
     description="Per-class heat maps and an argmax mask per class (plus background) from CLIP patch "
-                "tokens. Dense features are cached per image: a threshold edit is instant and a new label "
-                "costs one text encoding.",
+    "tokens. Dense features are cached per image: a threshold edit is instant and a new label "
+    "costs one text encoding.",
 )
 
 SEARCH = ToolSpec(
@@ -101,8 +139,14 @@ SEARCH = ToolSpec(
     params=(
         Param("query", ParamType.TEXT, "", help="what to look for, e.g. 'a red car at night'"),
         Param("example", ParamType.STR, "", help="path of an example image to search by (optional)"),
-        Param("example_weight", ParamType.FLOAT, 0.5, minimum=0.0, maximum=1.0,
-              help="weight of the example image against the text when both are given"),
+        Param(
+            "example_weight",
+            ParamType.FLOAT,
+            0.5,
+            minimum=0.0,
+            maximum=1.0,
+            help="weight of the example image against the text when both are given",
+        ),
         Param("folder", ParamType.STR, "", help="also rank every image in this folder (optional)"),
         Param("recursive", ParamType.BOOL, False, help="include sub-folders of 'folder'"),
         Param("top_k", ParamType.INT, 0, minimum=0, help="keep the best k images (0: all)"),
@@ -112,7 +156,7 @@ SEARCH = ToolSpec(
     default_model="openai/clip-vit-base-patch32",
     returns=("ranking",),
     description="Ranks images by similarity to a text query and/or an example image. Image embeddings are "
-                "cached by content hash, so another query over the same images costs one text encoding.",
+    "cached by content hash, so another query over the same images costs one text encoding.",
 )
 
 EMBED = ToolSpec(
@@ -125,7 +169,7 @@ EMBED = ToolSpec(
     model_families=MODEL_FAMILIES,
     returns=("embedding",),
     description="The L2-normalised global embedding of each image, as clip.search compares them; the "
-                "folder index (vfmstudio index) stores these.",
+    "folder index (vfmstudio index) stores these.",
 )
 
 EMBED_TEXT = ToolSpec(

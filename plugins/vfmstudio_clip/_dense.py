@@ -60,8 +60,15 @@ def _starts(size: int, window: int, stride: int) -> tuple[int, ...]:
     return tuple(starts)
 
 
-def plan_windows(height: int, width: int, *, image_size: int, patch: int, resolution: int | None = None,
-                 stride: int | None = None) -> WindowPlan:
+def plan_windows(
+    height: int,
+    width: int,
+    *,
+    image_size: int,
+    patch: int,
+    resolution: int | None = None,
+    stride: int | None = None,
+) -> WindowPlan:
     """Resize so the short side is ``resolution`` (model input size by default), snapped to whole patches."""
     window = (image_size // patch) * patch  # e.g. 378 for so400m (384 px, patch 14)
     resolution = window if resolution is None else int(resolution)
@@ -73,11 +80,20 @@ def plan_windows(height: int, width: int, *, image_size: int, patch: int, resolu
     elif stride % patch:
         raise ParamError(f"parameter 'stride': {stride} is not a multiple of the model's patch size {patch}")
     elif stride > window:
-        raise ParamError(f"parameter 'stride': {stride} is larger than the {window} px window, which would "
-                         f"leave parts of the image unseen")
+        raise ParamError(
+            f"parameter 'stride': {stride} is larger than the {window} px window, which would "
+            f"leave parts of the image unseen"
+        )
     wh, ww = min(window, h), min(window, w)
-    return WindowPlan(height=h, width=w, window_h=wh, window_w=ww, tops=_starts(h, wh, stride),
-                      lefts=_starts(w, ww, stride), patch=patch)
+    return WindowPlan(
+        height=h,
+        width=w,
+        window_h=wh,
+        window_w=ww,
+        tops=_starts(h, wh, stride),
+        lefts=_starts(w, ww, stride),
+        patch=patch,
+    )
 
 
 def _normalized_resized(bundle: ClipBundle, pixels: np.ndarray, plan: WindowPlan) -> torch.Tensor:
@@ -125,8 +141,9 @@ def last_block(layer, x: torch.Tensor, mode: str) -> torch.Tensor:
         mixed = attn.out_proj(attn.v_proj(h))
     elif mode == "sclip":
         q, k, v = _heads(attn, attn.q_proj(h)), _heads(attn, attn.k_proj(h)), _heads(attn, attn.v_proj(h))
-        weights = (torch.softmax(q @ q.transpose(-1, -2) * attn.scale, dim=-1)
-                   + torch.softmax(k @ k.transpose(-1, -2) * attn.scale, dim=-1))
+        weights = torch.softmax(q @ q.transpose(-1, -2) * attn.scale, dim=-1) + torch.softmax(
+            k @ k.transpose(-1, -2) * attn.scale, dim=-1
+        )
         out = (weights @ v).transpose(1, 2).reshape(x.shape)
         mixed = attn.out_proj(out)
     else:
@@ -145,7 +162,7 @@ def project_patches(bundle: ClipBundle, y: torch.Tensor) -> torch.Tensor:
         t = vm.post_layernorm(y)
         mha = head.attention
         d = mha.embed_dim
-        v = torch.nn.functional.linear(t, mha.in_proj_weight[2 * d:], mha.in_proj_bias[2 * d:])
+        v = torch.nn.functional.linear(t, mha.in_proj_weight[2 * d :], mha.in_proj_bias[2 * d :])
         r = mha.out_proj(v)  # identity attention in the pooling head: each token pools only itself
         z = r + head.mlp(head.layernorm(r))
     return z / z.norm(dim=-1, keepdim=True)
@@ -157,11 +174,11 @@ def project_patches(bundle: ClipBundle, y: torch.Tensor) -> torch.Tensor:
 def _window_input_batches(ctx: RunContext, bundle: ClipBundle, pixels: np.ndarray, plan: WindowPlan):
     """Last-block inputs (b, T, D) float32, a batch of windows at a time: the expensive part of a run."""
     full = _normalized_resized(bundle, pixels, plan)
-    crops = [full[:, t:t + plan.window_h, left:left + plan.window_w] for t, left in plan.windows]
+    crops = [full[:, t : t + plan.window_h, left : left + plan.window_w] for t, left in plan.windows]
     with torch.inference_mode():
         for start in range(0, len(crops), WINDOW_BATCH):
             ctx.progress(0.1 + 0.7 * start / len(crops), f"encoding window {start + 1} of {len(crops)}")
-            batch = torch.stack(crops[start:start + WINDOW_BATCH]).to(bundle.device, bundle.dtype)
+            batch = torch.stack(crops[start : start + WINDOW_BATCH]).to(bundle.device, bundle.dtype)
             yield last_block_input(bundle, batch).float().cpu().numpy()
 
 
@@ -183,8 +200,9 @@ def dense_embeddings(ctx: RunContext, bundle: ClipBundle, image, mode: str, plan
         if window_inputs_nbytes(bundle, plan) > MAX_CACHED_INPUTS:
             yield from _window_input_batches(ctx, bundle, image.pixels, plan)
             return
-        yield ctx.cached(inputs_key, lambda: np.concatenate(list(
-            _window_input_batches(ctx, bundle, image.pixels, plan))))
+        yield ctx.cached(
+            inputs_key, lambda: np.concatenate(list(_window_input_batches(ctx, bundle, image.pixels, plan)))
+        )
 
     def compute() -> np.ndarray:
         gh, gw = plan.grid
@@ -197,14 +215,14 @@ def dense_embeddings(ctx: RunContext, bundle: ClipBundle, image, mode: str, plan
             for start in range(0, len(x_all), WINDOW_BATCH):  # bounds the attention maps of sclip
                 ctx.check_cancelled()
                 with torch.inference_mode():
-                    xt = torch.from_numpy(x_all[start:start + WINDOW_BATCH]).to(bundle.device, bundle.dtype)
+                    xt = torch.from_numpy(x_all[start : start + WINDOW_BATCH]).to(bundle.device, bundle.dtype)
                     z = project_patches(bundle, last_block(layer, xt, mode)).float().cpu().numpy()
                 if acc is None:
                     acc = np.zeros((gh, gw, z.shape[-1]), np.float32)
                 for zi, (top, left) in zip(z, windows):
                     ti, li = top // plan.patch, left // plan.patch
-                    acc[ti:ti + wgh, li:li + wgw] += zi.reshape(wgh, wgw, -1)
-                    count[ti:ti + wgh, li:li + wgw] += 1.0
+                    acc[ti : ti + wgh, li : li + wgw] += zi.reshape(wgh, wgw, -1)
+                    count[ti : ti + wgh, li : li + wgw] += 1.0
         assert acc is not None
         out = acc / count
         out.flags.writeable = False
@@ -230,8 +248,9 @@ def patch_probabilities(dense: np.ndarray, class_emb: np.ndarray, logit_scale: f
     return softmax_classes(patch_logits(dense, class_emb), logit_scale)
 
 
-def upsample_argmax(logits: np.ndarray, height: int, width: int, logit_scale: float,
-                    max_elements: int = 1 << 25) -> tuple[np.ndarray, np.ndarray]:
+def upsample_argmax(
+    logits: np.ndarray, height: int, width: int, logit_scale: float, max_elements: int = 1 << 25
+) -> tuple[np.ndarray, np.ndarray]:
     """Per pixel, the best class and its probability, as SCLIP's post-processing does it: the patch logits
     (gh, gw, K) are upsampled bilinearly to the image, then scaled, soft-maxed over the classes and
     arg-maxed (upsampling probabilities instead changes labels near class borders).

@@ -16,13 +16,16 @@ TEXT_SPACE = "clip text"
 def prepare(ctx: RunContext, images: list[LoadedImage], params: dict) -> None:
     """Batch engines call this first: the images go through the model ``batch_size`` at a time."""
     bundle = get_bundle(ctx)
-    cached_image_embeddings(ctx, bundle, [im.id for im in images], lambda i: images[i].pixels, params["batch_size"])
+    cached_image_embeddings(
+        ctx, bundle, [im.id for im in images], lambda i: images[i].pixels, params["batch_size"]
+    )
 
 
 def embed(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Result]:
     bundle = get_bundle(ctx)
-    vectors = cached_image_embeddings(ctx, bundle, [im.id for im in images], lambda i: images[i].pixels,
-                                      params["batch_size"])
+    vectors = cached_image_embeddings(
+        ctx, bundle, [im.id for im in images], lambda i: images[i].pixels, params["batch_size"]
+    )
     return [Embedding(vector=v, space=IMAGE_SPACE, image_id=im.id) for im, v in zip(images, vectors)]
 
 

@@ -22,7 +22,9 @@ from vfmstudio.plugin_api import ModelError, RunContext, pixel_values_on_device
 # model_type -> scoring family. SigLIP 2 scores like SigLIP (sigmoid, attention-pool head); its NaFlex
 # checkpoints are model_type "siglip2", its fixed-resolution ones keep the SigLIP layout ("siglip").
 FAMILIES = {"clip": "clip", "siglip": "siglip", "siglip2": "siglip"}
-SIGLIP_TEXT_LENGTH = 64  # SigLIP and SigLIP 2 were trained on texts padded to 64 tokens; shorter changes results
+SIGLIP_TEXT_LENGTH = (
+    64  # SigLIP and SigLIP 2 were trained on texts padded to 64 tokens; shorter changes results
+)
 
 
 @dataclass
@@ -80,13 +82,22 @@ def load_bundle(ref: str, device: str, precision: str) -> ClipBundle:
         processor = load_processor(AutoProcessor, ref)
     except ImportError as exc:
         # The hub SigLIP checkpoints ship only a sentencepiece model (spiece.model) for their tokenizer.
-        raise ModelError(f"the tokenizer of '{ref}' needs a package that is not installed "
-                         f"({str(exc).split(' but ')[0].strip()}): pip install sentencepiece protobuf") from exc
+        raise ModelError(
+            f"the tokenizer of '{ref}' needs a package that is not installed "
+            f"({str(exc).split(' but ')[0].strip()}): pip install sentencepiece protobuf"
+        ) from exc
     model, info = load_pretrained(AutoModel, ref, device=device, precision=precision)
     gemma = "gemma" in type(processor.tokenizer).__name__.lower()
-    return ClipBundle(model=model, processor=processor, family=family, ref=ref, device=info.device,
-                      precision=info.precision, lowercase=model_type == "siglip2" or gemma,
-                      naflex=model_type == "siglip2")
+    return ClipBundle(
+        model=model,
+        processor=processor,
+        family=family,
+        ref=ref,
+        device=info.device,
+        precision=info.precision,
+        lowercase=model_type == "siglip2" or gemma,
+        naflex=model_type == "siglip2",
+    )
 
 
 def get_bundle(ctx: RunContext) -> ClipBundle:
@@ -111,8 +122,12 @@ def _l2(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def encode_texts(bundle: ClipBundle, texts: Sequence[str], batch_size: int = 256,
-                 progress: Callable[[float], None] | None = None) -> np.ndarray:
+def encode_texts(
+    bundle: ClipBundle,
+    texts: Sequence[str],
+    batch_size: int = 256,
+    progress: Callable[[float], None] | None = None,
+) -> np.ndarray:
     """L2-normalised text embeddings (N, D) float32, tokenized the way each family was trained.
 
     ``progress(fraction)`` is called before each batch (it may raise to cancel).
@@ -121,21 +136,29 @@ def encode_texts(bundle: ClipBundle, texts: Sequence[str], batch_size: int = 256
     if bundle.lowercase:
         texts = [t.lower() for t in texts]
     if bundle.family == "siglip":
-        kwargs: dict[str, Any] = {"padding": "max_length", "max_length": SIGLIP_TEXT_LENGTH, "truncation": True}
+        kwargs: dict[str, Any] = {
+            "padding": "max_length",
+            "max_length": SIGLIP_TEXT_LENGTH,
+            "truncation": True,
+        }
     else:
         kwargs = {"padding": True, "truncation": True}
     out = []
     for i in range(0, len(texts), batch_size):
         if progress is not None:
             progress(i / len(texts))
-        enc = tokenizer(list(texts[i:i + batch_size]), return_tensors="pt", **kwargs).to(bundle.device)
+        enc = tokenizer(list(texts[i : i + batch_size]), return_tensors="pt", **kwargs).to(bundle.device)
         emb = bundle.model.get_text_features(**enc).pooler_output
         out.append(_l2(emb.float()).cpu().numpy())
     return np.concatenate(out).astype(np.float32, copy=False)
 
 
-def class_embeddings(bundle: ClipBundle, labels: tuple[str, ...], templates: tuple[str, ...],
-                     progress: Callable[[float], None] | None = None) -> np.ndarray:
+def class_embeddings(
+    bundle: ClipBundle,
+    labels: tuple[str, ...],
+    templates: tuple[str, ...],
+    progress: Callable[[float], None] | None = None,
+) -> np.ndarray:
     """One embedding per label: the normalised mean of its normalised template embeddings."""
     from vfmstudio_clip.templates import prompts_for
 
@@ -162,8 +185,13 @@ def _store(ctx: RunContext, key: Hashable, value: np.ndarray) -> np.ndarray:
     return ctx.cached(key, lambda: value)
 
 
-def cached_class_embeddings(ctx: RunContext, bundle: ClipBundle, labels: tuple[str, ...],
-                            templates: tuple[str, ...], progress: tuple[float, float] = (0.0, 0.1)) -> np.ndarray:
+def cached_class_embeddings(
+    ctx: RunContext,
+    bundle: ClipBundle,
+    labels: tuple[str, ...],
+    templates: tuple[str, ...],
+    progress: tuple[float, float] = (0.0, 0.1),
+) -> np.ndarray:
     """Class embeddings (K, D), cached per (model, templates, label): adding a label to a list encodes
     only that label, and the labels that are missing are encoded together in one pass."""
     keys = [feature_key(bundle, "class", templates, label) for label in labels]
@@ -174,8 +202,10 @@ def cached_class_embeddings(ctx: RunContext, bundle: ClipBundle, labels: tuple[s
         n = len(missing) * len(templates)
 
         def report(fraction: float) -> None:
-            ctx.progress(lo + (hi - lo) * fraction,
-                         f"encoding {len(missing)} labels x {len(templates)} templates ({n} texts)")
+            ctx.progress(
+                lo + (hi - lo) * fraction,
+                f"encoding {len(missing)} labels x {len(templates)} templates ({n} texts)",
+            )
 
         emb = class_embeddings(bundle, tuple(labels[i] for i in missing), templates, progress=report)
         for i, row in zip(missing, emb):
@@ -195,9 +225,11 @@ def image_inputs(bundle: ClipBundle, pixels: Sequence[np.ndarray]) -> dict[str, 
     if not bundle.naflex:
         return {"pixel_values": pixel_values(bundle, pixels)}
     batch = bundle.processor.image_processor(images=list(pixels), return_tensors="pt")
-    return {"pixel_values": batch["pixel_values"].to(bundle.device, bundle.dtype),
-            "pixel_attention_mask": batch["pixel_attention_mask"].to(bundle.device),
-            "spatial_shapes": batch["spatial_shapes"].to(bundle.device)}
+    return {
+        "pixel_values": batch["pixel_values"].to(bundle.device, bundle.dtype),
+        "pixel_attention_mask": batch["pixel_attention_mask"].to(bundle.device),
+        "spatial_shapes": batch["spatial_shapes"].to(bundle.device),
+    }
 
 
 def pixel_values(bundle: ClipBundle, pixels: Sequence[np.ndarray]) -> torch.Tensor:
@@ -214,8 +246,6 @@ def pixel_values(bundle: ClipBundle, pixels: Sequence[np.ndarray]) -> torch.Tens
     return batch.to(bundle.device, bundle.dtype)
 
 
-
-
 @torch.inference_mode()
 def encode_images(bundle: ClipBundle, pixels: Sequence[np.ndarray]) -> np.ndarray:
     """L2-normalised global image embeddings (N, D) float32 for one batch."""
@@ -223,9 +253,14 @@ def encode_images(bundle: ClipBundle, pixels: Sequence[np.ndarray]) -> np.ndarra
     return _l2(emb.float()).cpu().numpy().astype(np.float32, copy=False)
 
 
-def cached_image_embeddings(ctx: RunContext, bundle: ClipBundle, ids: Sequence[str],
-                            load: Callable[[int], np.ndarray], batch_size: int,
-                            progress: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+def cached_image_embeddings(
+    ctx: RunContext,
+    bundle: ClipBundle,
+    ids: Sequence[str],
+    load: Callable[[int], np.ndarray],
+    batch_size: int,
+    progress: tuple[float, float] = (0.0, 1.0),
+) -> np.ndarray:
     """Embeddings (N, D) for images ``ids``; ``load(i)`` gives pixels of image i only when it is missing.
 
     Cached embeddings are reused; the rest go through the model ``batch_size`` at a time, with
@@ -236,9 +271,11 @@ def cached_image_embeddings(ctx: RunContext, bundle: ClipBundle, ids: Sequence[s
     missing = [i for i in range(len(ids)) if i not in found]
     lo, hi = progress
     for start in range(0, len(missing), batch_size):
-        chunk = missing[start:start + batch_size]
-        ctx.progress(lo + (hi - lo) * start / max(1, len(missing)),
-                     f"encoding images {start + 1}-{start + len(chunk)} of {len(missing)}")
+        chunk = missing[start : start + batch_size]
+        ctx.progress(
+            lo + (hi - lo) * start / max(1, len(missing)),
+            f"encoding images {start + 1}-{start + len(chunk)} of {len(missing)}",
+        )
         ctx.check_cancelled()  # a cancel requested from the progress callback stops before this batch
         emb = encode_images(bundle, [load(i) for i in chunk])
         for i, e in zip(chunk, emb):

@@ -74,11 +74,19 @@ def search(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Ran
             raise ParamError(f"parameter 'example': {exc}") from None
         ex_emb = cached_image_embeddings(ctx, bundle, [ex.id], lambda _i: ex.pixels, 1)[0]
         scores += weight * (image_emb @ ex_emb)
-    ranking = Ranking(image_ids=tuple(ids), scores=scores.astype(np.float32), names=tuple(names),
-                      query=query or f"like {Path(example).name}")
+    ranking = Ranking(
+        image_ids=tuple(ids),
+        scores=scores.astype(np.float32),
+        names=tuple(names),
+        query=query or f"like {Path(example).name}",
+    )
     if params["top_k"] and params["top_k"] < len(ids):
         k = params["top_k"]
-        ranking = Ranking(image_ids=ranking.image_ids[:k], scores=ranking.scores[:k], names=ranking.names[:k],
-                          query=ranking.query)
+        ranking = Ranking(
+            image_ids=ranking.image_ids[:k],
+            scores=ranking.scores[:k],
+            names=ranking.names[:k],
+            query=ranking.query,
+        )
     ctx.progress(1.0, "done")
     return [ranking]

@@ -33,20 +33,33 @@ def segment(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Re
     image = images[0]
     labels = read_labels(params["labels"])
     if BACKGROUND in labels:
-        raise ParamError(f"parameter 'labels': '{BACKGROUND}' is added by the tool; set the 'background' "
-                         f"threshold instead of naming it as a class")
+        raise ParamError(
+            f"parameter 'labels': '{BACKGROUND}' is added by the tool; set the 'background' "
+            f"threshold instead of naming it as a class"
+        )
     templates = resolve_templates(params["templates"])
     ctx.progress(0.0, "loading model")
     bundle = get_bundle(ctx)
     if bundle.naflex:
         # Dense maps slide fixed square windows over the image; NaFlex inputs have no fixed size.
-        raise ModelError(f"'{bundle.ref}' is a NaFlex SigLIP 2 checkpoint; clip.segment needs a fixed-resolution "
-                         "one, e.g. google/siglip2-base-patch16-224 (classify and search take both)")
-    resolution = (auto_resolution(params["mode"], bundle.image_size, bundle.patch_size)
-                  if params["resolution"] == "auto" else params["resolution"])
+        raise ModelError(
+            f"'{bundle.ref}' is a NaFlex SigLIP 2 checkpoint; clip.segment needs a fixed-resolution "
+            "one, e.g. google/siglip2-base-patch16-224 (classify and search take both)"
+        )
+    resolution = (
+        auto_resolution(params["mode"], bundle.image_size, bundle.patch_size)
+        if params["resolution"] == "auto"
+        else params["resolution"]
+    )
     stride = None if params["stride"] == "auto" else params["stride"]
-    plan = plan_windows(image.height, image.width, image_size=bundle.image_size, patch=bundle.patch_size,
-                        resolution=resolution, stride=stride)
+    plan = plan_windows(
+        image.height,
+        image.width,
+        image_size=bundle.image_size,
+        patch=bundle.patch_size,
+        resolution=resolution,
+        stride=stride,
+    )
     ctx.progress(0.05, "encoding labels")
     class_emb = cached_class_embeddings(ctx, bundle, labels, templates)
     dense = dense_embeddings(ctx, bundle, image, params["mode"], plan)
@@ -54,15 +67,18 @@ def segment(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Re
     logits = patch_logits(dense, class_emb)
     probs = softmax_classes(logits, params["logit_scale"])
     extent = (0.0, 0.0, float(image.width), float(image.height))
-    results: list[Result] = [Heatmap(values=probs[..., k], label=label, value_range=(0.0, 1.0), extent=extent,
-                                     image_id=image.id) for k, label in enumerate(labels)]
+    results: list[Result] = [
+        Heatmap(values=probs[..., k], label=label, value_range=(0.0, 1.0), extent=extent, image_id=image.id)
+        for k, label in enumerate(labels)
+    ]
     results.append(_argmax_masks(logits, labels, params["background"], params["logit_scale"], image))
     ctx.progress(1.0, "done")
     return results
 
 
-def _argmax_masks(logits: np.ndarray, labels: tuple[str, ...], background: float, logit_scale: float,
-                  image: LoadedImage) -> Masks:
+def _argmax_masks(
+    logits: np.ndarray, labels: tuple[str, ...], background: float, logit_scale: float, image: LoadedImage
+) -> Masks:
     """One mask per class that wins somewhere, plus ``background`` where no class reaches the threshold
     (SCLIP's ``prob_thd``): logits upsampled to the image, then softmax and argmax per pixel."""
     index, best = upsample_argmax(logits, image.height, image.width, logit_scale)

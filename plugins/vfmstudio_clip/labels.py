@@ -22,7 +22,9 @@ def read_labels(value: tuple[str, ...] | list[str], name: str = "labels") -> tup
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ParamError(f"parameter '{name}': cannot read label file {path}: {exc}") from None
-        items = tuple(line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
+        items = tuple(
+            line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
+        )
         if not items:
             raise ParamError(f"parameter '{name}': label file {path} holds no labels")
     if not items:

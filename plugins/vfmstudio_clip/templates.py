@@ -57,8 +57,10 @@ def resolve_templates(value: str) -> tuple[str, ...]:
         raise ParamError("parameter 'templates': give single, ensemble7, ensemble80 or a template with {}")
     for t in custom:
         if t.count("{}") != 1:
-            raise ParamError(f"parameter 'templates': custom template {t!r} needs exactly one {{}} for the label "
-                             f"(or use single, ensemble7, ensemble80)")
+            raise ParamError(
+                f"parameter 'templates': custom template {t!r} needs exactly one {{}} for the label "
+                f"(or use single, ensemble7, ensemble80)"
+            )
     return custom
 
 

@@ -26,6 +26,11 @@ def embed(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Resu
     out: list[Result] = []
     for image in images:
         feats = features_for(ctx, extractor, image, params["resolution"])
-        out.append(Embedding(vector=pooled(feats.cls, feats.tokens, params["pool"]), space=f"dino {params['pool']}",
-                             image_id=image.id))
+        out.append(
+            Embedding(
+                vector=pooled(feats.cls, feats.tokens, params["pool"]),
+                space=f"dino {params['pool']}",
+                image_id=image.id,
+            )
+        )
     return out

@@ -120,29 +120,48 @@ def plan_geometry(height: int, width: int, resolution: int, patch: int) -> Geome
         lo, hi = patch, resolution  # tokens grow with the short side: the largest one that fits
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            lo, hi = (mid, hi) if _tokens(*_sides(height, width, mid, patch), patch) <= MAX_TOKENS else (lo, mid - 1)
+            lo, hi = (
+                (mid, hi)
+                if _tokens(*_sides(height, width, mid, patch), patch) <= MAX_TOKENS
+                else (lo, mid - 1)
+            )
         short = lo
         rh, rw = _sides(height, width, short, patch)
         if _tokens(rh, rw, patch) > MAX_TOKENS:  # longer than MAX_TOKENS patches even one patch high
-            raise ParamError(f"this {width}x{height} image is {_tokens(rh, rw, patch)} patches long even one patch "
-                             f"high (the limit is {MAX_TOKENS}); crop it first")
-        note = (f"resolution {resolution} would need {asked} patches (the limit is {MAX_TOKENS}); "
-                f"the short side was scaled to {short} px instead")
+            raise ParamError(
+                f"this {width}x{height} image is {_tokens(rh, rw, patch)} patches long even one patch "
+                f"high (the limit is {MAX_TOKENS}); crop it first"
+            )
+        note = (
+            f"resolution {resolution} would need {asked} patches (the limit is {MAX_TOKENS}); "
+            f"the short side was scaled to {short} px instead"
+        )
     ch, cw = rh - rh % patch, rw - rw % patch
-    return Geometry(size=(height, width), resized=(rh, rw), crop=((rh - ch) // 2, (rw - cw) // 2, ch, cw),
-                    patch=patch, note=note)
+    return Geometry(
+        size=(height, width),
+        resized=(rh, rw),
+        crop=((rh - ch) // 2, (rw - cw) // 2, ch, cw),
+        patch=patch,
+        note=note,
+    )
 
 
 def _resize_float(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     try:
         x = F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False)
     except NotImplementedError:  # a backend without the antialiased kernel (older MPS): resize on the CPU
-        x = F.interpolate(x.cpu(), size=size, mode="bicubic", antialias=True, align_corners=False).to(x.device)
+        x = F.interpolate(x.cpu(), size=size, mode="bicubic", antialias=True, align_corners=False).to(
+            x.device
+        )
     return x.clamp_(0.0, 255.0)  # bicubic overshoots; a uint8 resize would clip the same way
 
 
-def preprocess(pixels: np.ndarray, geometry: Geometry, device: str | torch.device = "cpu",
-               dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def preprocess(
+    pixels: np.ndarray,
+    geometry: Geometry,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     """(H, W, 3) uint8 -> (1, 3, h, w) normalised model input: one resize, one crop, one normalisation."""
     # torch.tensor copies the uint8 pixels (cheap): LoadedImage pixels are read-only, from_numpy would warn.
     # The (1, 3, H, W) view of the HWC array is channels-last, the layout the uint8 resize kernel wants.
@@ -155,7 +174,7 @@ def preprocess(pixels: np.ndarray, geometry: Geometry, device: str | torch.devic
         else:
             x = _resize_float(x.float(), geometry.resized)
     top, left, ch, cw = geometry.crop
-    x = x[:, :, top:top + ch, left:left + cw].float()
+    x = x[:, :, top : top + ch, left : left + cw].float()
     mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1) * 255.0
     std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1) * 255.0
     return ((x - mean) / std).to(dtype).contiguous()
@@ -242,11 +261,15 @@ class DinoExtractor(Extractor):
         patch = config.get("patch_size", 14)
         if isinstance(patch, list | tuple):  # (height, width): the geometry needs square patches
             if len(patch) != 2 or patch[0] != patch[1]:
-                raise ModelError(f"model '{self._ref.display}' has patches of {patch} pixels; only square "
-                                 "patches are supported")
+                raise ModelError(
+                    f"model '{self._ref.display}' has patches of {patch} pixels; only square "
+                    "patches are supported"
+                )
             patch = patch[0]
         if isinstance(patch, bool) or not isinstance(patch, int) or not 1 <= patch <= 256:
-            raise ModelError(f"model '{self._ref.display}' has an invalid patch_size {patch!r} in config.json")
+            raise ModelError(
+                f"model '{self._ref.display}' has an invalid patch_size {patch!r} in config.json"
+            )
         return patch
 
     def _read_config(self) -> dict:
@@ -257,8 +280,10 @@ class DinoExtractor(Extractor):
             raise ModelError(f"cannot read '{path}': {exc}") from exc
         model_type = config.get("model_type")
         if model_type not in DINO_TYPES:
-            raise ModelError(f"model '{self._ref.display}' is a '{model_type}' model, not DINOv2 or DINOv3 "
-                             f"(expected model_type {', '.join(DINO_TYPES)})")
+            raise ModelError(
+                f"model '{self._ref.display}' is a '{model_type}' model, not DINOv2 or DINOv3 "
+                f"(expected model_type {', '.join(DINO_TYPES)})"
+            )
         return config
 
     @property
@@ -272,19 +297,27 @@ class DinoExtractor(Extractor):
 
         from vfmstudio.plugin_api import load_pretrained
 
-        model, _info = load_pretrained(transformers.AutoModel, self._ref, device=self.device,
-                                       precision=self.precision)
+        model, _info = load_pretrained(
+            transformers.AutoModel, self._ref, device=self.device, precision=self.precision
+        )
         return model
 
     def encode(self, pixel_values: torch.Tensor) -> Encoded:
         model = self.model
-        skip = 1 + int(getattr(model.config, "num_register_tokens", 0) or 0)  # [CLS, registers..., patches...]
+        skip = 1 + int(
+            getattr(model.config, "num_register_tokens", 0) or 0
+        )  # [CLS, registers..., patches...]
         out = model(pixel_values=pixel_values, output_hidden_states=True)
         last = out.last_hidden_state
         every = torch.stack([torch.linalg.vector_norm(h.float(), dim=-1) for h in out.hidden_states], dim=1)
         names = ("embeddings", *(f"block {i}" for i in range(1, every.shape[1])))
-        return Encoded(tokens=last[:, skip:], cls=last[:, 0], layer_norms=every[:, :, skip:], layer_names=names,
-                       special_norms=every[:, :, :skip])
+        return Encoded(
+            tokens=last[:, skip:],
+            cls=last[:, 0],
+            layer_norms=every[:, :, skip:],
+            layer_names=names,
+            special_norms=every[:, :, :skip],
+        )
 
 
 class RawPatchExtractor(Extractor):
@@ -334,18 +367,30 @@ def features_for(ctx: RunContext, extractor: Extractor, image: LoadedImage, reso
 def extract(extractor: Extractor, items: list[tuple[np.ndarray, Geometry, Hashable]]) -> list[PatchFeatures]:
     """One forward pass over images ``(pixels, geometry, cache key)`` whose inputs have the same size."""
     with torch.inference_mode():
-        x = torch.cat([preprocess(pixels, geometry, extractor.device, extractor.dtype) for pixels, geometry, _ in items])
+        x = torch.cat(
+            [preprocess(pixels, geometry, extractor.device, extractor.dtype) for pixels, geometry, _ in items]
+        )
         enc = extractor.encode(x)
         rows, cols = items[0][1].grid
         if enc.tokens.shape[:2] != (len(items), rows * cols):
-            raise ModelError(f"the model returned {tuple(enc.tokens.shape[:2])} (images, patch tokens) for "
-                             f"{len(items)} images of {rows}x{cols} patches")
+            raise ModelError(
+                f"the model returned {tuple(enc.tokens.shape[:2])} (images, patch tokens) for "
+                f"{len(items)} images of {rows}x{cols} patches"
+            )
         tokens, cls, norms = _numpy(enc.tokens), _numpy(enc.cls), _numpy(enc.layer_norms)
         special = _numpy(enc.special_norms) if enc.special_norms is not None else None
-        return [PatchFeatures(tokens=tokens[i], cls=cls[i], layer_norms=norms[i].reshape(-1, rows, cols),
-                              layer_names=enc.layer_names, geometry=geometry, key=key,
-                              special_norms=special[i] if special is not None else None)
-                for i, (_, geometry, key) in enumerate(items)]
+        return [
+            PatchFeatures(
+                tokens=tokens[i],
+                cls=cls[i],
+                layer_norms=norms[i].reshape(-1, rows, cols),
+                layer_names=enc.layer_names,
+                geometry=geometry,
+                key=key,
+                special_norms=special[i] if special is not None else None,
+            )
+            for i, (_, geometry, key) in enumerate(items)
+        ]
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -387,10 +432,12 @@ def prepare(ctx: RunContext, images: list[LoadedImage], params: dict) -> None:
     for (rows, cols), group in groups.items():
         step = max(1, budget // (rows * cols))
         for start in range(0, len(group), step):
-            ctx.progress(done / max(1, total), f"features {done + 1}-{done + len(group[start:start + step])}/{total}")
-            for feats in extract(extractor, group[start:start + step]):
+            ctx.progress(
+                done / max(1, total), f"features {done + 1}-{done + len(group[start : start + step])}/{total}"
+            )
+            for feats in extract(extractor, group[start : start + step]):
                 ctx.cached(feats.key, lambda f=feats: f)
-            done += len(group[start:start + step])
+            done += len(group[start : start + step])
     ctx.progress(1.0, "features ready")
 
 

@@ -39,8 +39,9 @@ def as_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------- PCA
 
 
-def top_components(x: np.ndarray | torch.Tensor, k: int, *, iters: int = 4, seed: int = 0
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+def top_components(
+    x: np.ndarray | torch.Tensor, k: int, *, iters: int = 4, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` leading principal directions (k, D) of the rows of ``x`` and their mean (D,).
 
     Randomised subspace iteration with a fixed seed: a few (N x D) @ (D x q) products instead of a
@@ -171,8 +172,12 @@ def _interp_matrix(n_out: int, n_in: int, lo: float, hi: float, mode: str) -> np
     return m
 
 
-def to_pixels(maps: torch.Tensor, extent: tuple[float, float, float, float], size: tuple[int, int],
-              mode: str = "bilinear") -> torch.Tensor:
+def to_pixels(
+    maps: torch.Tensor,
+    extent: tuple[float, float, float, float],
+    size: tuple[int, int],
+    mode: str = "bilinear",
+) -> torch.Tensor:
     """Resample patch-level maps (C, rows, cols) onto the full image (C, H, W) through their extent.
 
     Separable: a small product per channel, then one (C*H, cols) x (cols, W) product, exact for
@@ -249,4 +254,3 @@ def robust_cutoff(values: np.ndarray, k: float) -> float:
     med = float(np.median(values))
     mad = float(np.median(np.abs(values - med))) * MAD_TO_SIGMA
     return med + k * mad if mad > 0 else med + max(abs(med), 1.0) * 1e-6
-

@@ -43,14 +43,18 @@ def read_reference_masks(spec: str, images: list[LoadedImage]) -> list[ClassMask
     if not per_ref:
         raise ParamError("parameter 'masks': give a mask file per reference image (PNG or JSON)")
     if len(per_ref) >= len(images):
-        raise ParamError(f"parameter 'masks': {len(per_ref)} reference mask(s) for {len(images)} image(s); "
-                         "give the reference images first, then at least one image to label")
+        raise ParamError(
+            f"parameter 'masks': {len(per_ref)} reference mask(s) for {len(images)} image(s); "
+            "give the reference images first, then at least one image to label"
+        )
     out = []
     for classes, image in zip(per_ref, images):
         for label, mask in classes.items():
             if mask.shape != (image.height, image.width):
-                raise ParamError(f"parameter 'masks': the mask '{label}' is {mask.shape[1]}x{mask.shape[0]} "
-                                 f"but its reference image {image.name} is {image.width}x{image.height}")
+                raise ParamError(
+                    f"parameter 'masks': the mask '{label}' is {mask.shape[1]}x{mask.shape[0]} "
+                    f"but its reference image {image.name} is {image.width}x{image.height}"
+                )
         if not classes:
             raise ParamError(f"parameter 'masks': the masks for {image.name} are empty")
         out.append(classes)
@@ -98,28 +102,38 @@ def _read_label_image(path: Path) -> ClassMasks:
     try:
         with open_image(path) as im:
             if DEFAULT_MAX_PIXELS and im.width * im.height > DEFAULT_MAX_PIXELS:
-                raise ParamError(f"parameter 'masks': '{path}' has {im.width}x{im.height} pixels, over the limit of "
-                                 f"{DEFAULT_MAX_PIXELS} (set VFMSTUDIO_MAX_PIXELS)")
+                raise ParamError(
+                    f"parameter 'masks': '{path}' has {im.width}x{im.height} pixels, over the limit of "
+                    f"{DEFAULT_MAX_PIXELS} (set VFMSTUDIO_MAX_PIXELS)"
+                )
             im.load()
             values = np.asarray(im.convert("RGB") if im.mode in ("RGBA", "LA", "CMYK", "YCbCr") else im)
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
         raise ParamError(f"parameter 'masks': cannot read '{path}' as a label image ({exc})") from None
     if values.ndim == 3:  # colours: pack RGB into one integer per pixel
-        values = (values[..., 0].astype(np.int64) << 16) | (values[..., 1].astype(np.int64) << 8) | values[..., 2]
+        values = (
+            (values[..., 0].astype(np.int64) << 16) | (values[..., 1].astype(np.int64) << 8) | values[..., 2]
+        )
         name = "#{:06x}".format
     else:
         name = "class {}".format
     classes = [int(v) for v in np.unique(values) if v != 0]
     if len(classes) > MAX_CLASSES:
-        raise ParamError(f"parameter 'masks': '{path}' has {len(classes)} distinct values; a label image has "
-                         f"0 for background and at most {MAX_CLASSES} class values")
+        raise ParamError(
+            f"parameter 'masks': '{path}' has {len(classes)} distinct values; a label image has "
+            f"0 for background and at most {MAX_CLASSES} class values"
+        )
     if len(classes) == 1:
         return {"foreground": values == classes[0]}
     return {name(v): values == v for v in classes}
 
 
-def patch_labels(classes: ClassMasks, extent: tuple[float, float, float, float], grid: tuple[int, int],
-                 min_share: float = 0.5) -> tuple[list[str], np.ndarray]:
+def patch_labels(
+    classes: ClassMasks,
+    extent: tuple[float, float, float, float],
+    grid: tuple[int, int],
+    min_share: float = 0.5,
+) -> tuple[list[str], np.ndarray]:
     """Class per patch of a reference: ``(names, labels)`` with labels (rows*cols,) in -1..len(names)-1.
 
     Index 0 is background. A patch takes the class covering most of its pixels, or -1 (ignored)
@@ -134,7 +148,9 @@ def patch_labels(classes: ClassMasks, extent: tuple[float, float, float, float],
     return names, labels
 
 
-def _cell_cover(mask: np.ndarray, extent: tuple[float, float, float, float], grid: tuple[int, int]) -> np.ndarray:
+def _cell_cover(
+    mask: np.ndarray, extent: tuple[float, float, float, float], grid: tuple[int, int]
+) -> np.ndarray:
     """Share of each patch cell (rows, cols) covered by ``mask``, via an integral image."""
     h, w = mask.shape
     rows, cols = grid
@@ -143,7 +159,11 @@ def _cell_cover(mask: np.ndarray, extent: tuple[float, float, float, float], gri
     xs = np.clip(np.round(x0 + np.arange(cols + 1) * (x1 - x0) / cols), 0, w).astype(int)
     ii = np.zeros((h + 1, w + 1), dtype=np.int64)
     ii[1:, 1:] = mask.astype(np.int64).cumsum(0).cumsum(1)
-    sums = ii[np.ix_(ys[1:], xs[1:])] - ii[np.ix_(ys[:-1], xs[1:])] - ii[np.ix_(ys[1:], xs[:-1])] \
+    sums = (
+        ii[np.ix_(ys[1:], xs[1:])]
+        - ii[np.ix_(ys[:-1], xs[1:])]
+        - ii[np.ix_(ys[1:], xs[:-1])]
         + ii[np.ix_(ys[:-1], xs[:-1])]
+    )
     area = np.outer(np.diff(ys), np.diff(xs))
     return sums / np.maximum(area, 1)

@@ -47,7 +47,9 @@ def on_features(check: Check | None = None):
             extra = check(images, params) if check is not None else None
             feats = features_of_all(ctx, images, params["resolution"])
             with _math.one_thread():
-                return fn(ctx, images, params, feats) if extra is None else fn(ctx, images, params, feats, extra)
+                return (
+                    fn(ctx, images, params, feats) if extra is None else fn(ctx, images, params, feats, extra)
+                )
 
         return tool
 
@@ -82,8 +84,13 @@ def first_component(feats: PatchFeatures) -> tuple[np.ndarray, float]:
     return pc1.astype(np.float32), auto
 
 
-def split_foreground(ctx: RunContext, feats: PatchFeatures, threshold: float | str = "auto", sign: str = "auto",
-                     cleanup: bool = True) -> Split:
+def split_foreground(
+    ctx: RunContext,
+    feats: PatchFeatures,
+    threshold: float | str = "auto",
+    sign: str = "auto",
+    cleanup: bool = True,
+) -> Split:
     pc1, auto = feats.derived(ctx, "dinov2.pc1", lambda: first_component(feats))
     if sign == "flip":
         pc1, auto = 1.0 - pc1, 1.0 - auto
@@ -111,14 +118,15 @@ def _colour_foreground(tokens: list[np.ndarray], splits: list[Split]) -> list[np
     scale = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
     start = 0
     for rows, split, rgb in zip(fg_rows, splits, out):
-        part = ((proj[start:start + len(rows)] - lo) / scale).numpy()
+        part = ((proj[start : start + len(rows)] - lo) / scale).numpy()
         rgb[split.foreground] = part
         start += len(rows)
     return out
 
 
-def _render(rgb: np.ndarray, fg: np.ndarray, feats: PatchFeatures, image: LoadedImage, mode: str
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _render(
+    rgb: np.ndarray, fg: np.ndarray, feats: PatchFeatures, image: LoadedImage, mode: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Patch-level RGB and foreground -> (uint8 picture, its foreground, full-size bool mask).
 
     The mask has the image's size (``Masks`` needs it). The picture, a view of patch features that
@@ -150,32 +158,58 @@ def _whole(image: LoadedImage) -> tuple[float, float, float, float]:
 
 
 @on_features()
-def pca(ctx: RunContext, images: list[LoadedImage], params: dict, features: list[PatchFeatures]) -> list[Result]:
+def pca(
+    ctx: RunContext, images: list[LoadedImage], params: dict, features: list[PatchFeatures]
+) -> list[Result]:
     (feats,), (image,) = features, images
     split = split_foreground(ctx, feats, params["threshold"], params["sign"], params["cleanup"])
     (rgb,) = _colour_foreground([feats.tokens], [split])
     picture, shown_fg, mask = _render(rgb, split.foreground, feats, image, params["upsample"])
     counts, edges = np.histogram(split.pc1, bins=HISTOGRAM_BINS, range=(0.0, 1.0))
     return [
-        FeatureImage(rgb=picture, foreground=shown_fg, label="PCA of foreground tokens", extent=_whole(image),
-                     image_id=image.id),
+        FeatureImage(
+            rgb=picture,
+            foreground=shown_fg,
+            label="PCA of foreground tokens",
+            extent=_whole(image),
+            image_id=image.id,
+        ),
         Masks(masks=mask[None], labels=("foreground",), image_id=image.id),
-        Heatmap(values=split.pc1.reshape(feats.grid), label="first PCA component (foreground high)",
-                value_range=(0.0, 1.0), extent=feats.extent, image_id=image.id),
-        Histogram(counts=counts, edges=edges, threshold=split.threshold, label="first PCA component",
-                  image_id=image.id),
+        Heatmap(
+            values=split.pc1.reshape(feats.grid),
+            label="first PCA component (foreground high)",
+            value_range=(0.0, 1.0),
+            extent=feats.extent,
+            image_id=image.id,
+        ),
+        Histogram(
+            counts=counts,
+            edges=edges,
+            threshold=split.threshold,
+            label="first PCA component",
+            image_id=image.id,
+        ),
     ]
 
 
 @on_features()
-def joint_pca(ctx: RunContext, images: list[LoadedImage], params: dict, feats: list[PatchFeatures]) -> list[Result]:
+def joint_pca(
+    ctx: RunContext, images: list[LoadedImage], params: dict, feats: list[PatchFeatures]
+) -> list[Result]:
     splits = [split_foreground(ctx, f, params["threshold"], params["sign"], params["cleanup"]) for f in feats]
     colours = _colour_foreground([f.tokens for f in feats], splits)
     out: list[Result] = []
     for image, f, split, rgb in zip(images, feats, splits, colours):
         picture, shown_fg, mask = _render(rgb, split.foreground, f, image, params["upsample"])
-        out.append(FeatureImage(rgb=picture, foreground=shown_fg, label="joint PCA of foreground tokens",
-                                extent=_whole(image), image_id=image.id))
+        out.append(
+            FeatureImage(
+                rgb=picture,
+                foreground=shown_fg,
+                label="joint PCA of foreground tokens",
+                extent=_whole(image),
+                image_id=image.id,
+            )
+        )
         out.append(Masks(masks=mask[None], labels=("foreground",), image_id=image.id))
     return out
 
@@ -187,12 +221,15 @@ def _check_points(images: list[LoadedImage], params: dict) -> None:
     image = images[0]
     for x, y in params["points"]:
         if not (0 <= x < image.width and 0 <= y < image.height):
-            raise ParamError(f"parameter 'points': ({x:g}, {y:g}) lies outside {image.name} "
-                             f"({image.width}x{image.height})")
+            raise ParamError(
+                f"parameter 'points': ({x:g}, {y:g}) lies outside {image.name} ({image.width}x{image.height})"
+            )
 
 
 @on_features(check=_check_points)
-def similarity(ctx: RunContext, images: list[LoadedImage], params: dict, feats: list[PatchFeatures]) -> list[Result]:
+def similarity(
+    ctx: RunContext, images: list[LoadedImage], params: dict, feats: list[PatchFeatures]
+) -> list[Result]:
     """Cosine similarity of the patch under each point of the first image to every patch of every image."""
     points = params["points"]
     source, src = images[0], feats[0]
@@ -204,14 +241,27 @@ def similarity(ctx: RunContext, images: list[LoadedImage], params: dict, feats: 
         hi = max(float(s[:, p].max()) for s in sims)
         value_range = (lo, hi) if hi > lo else None
         for image, f, s in zip(images, feats, sims):
-            out.append(Heatmap(values=s[:, p].reshape(f.grid), label=f"similarity to ({x:.0f}, {y:.0f})",
-                               value_range=value_range, extent=f.extent, image_id=image.id))
+            out.append(
+                Heatmap(
+                    values=s[:, p].reshape(f.grid),
+                    label=f"similarity to ({x:.0f}, {y:.0f})",
+                    value_range=value_range,
+                    extent=f.extent,
+                    image_id=image.id,
+                )
+            )
     src_xy = np.asarray(points, dtype=np.float32)
     for image, f, s in zip(images[1:], feats[1:], sims[1:]):
         best = s.argmax(axis=0)
-        out.append(Correspondences(source_xy=src_xy, target_xy=f.geometry.patch_centres()[best],
-                                   scores=s[best, np.arange(len(points))], source_image=source.id,
-                                   target_image=image.id))
+        out.append(
+            Correspondences(
+                source_xy=src_xy,
+                target_xy=f.geometry.patch_centres()[best],
+                scores=s[best, np.arange(len(points))],
+                source_image=source.id,
+                target_image=image.id,
+            )
+        )
     return out
 
 
@@ -219,7 +269,9 @@ def similarity(ctx: RunContext, images: list[LoadedImage], params: dict, feats: 
 
 
 @on_features()
-def matches(ctx: RunContext, images: list[LoadedImage], params: dict, feats: list[PatchFeatures]) -> list[Result]:
+def matches(
+    ctx: RunContext, images: list[LoadedImage], params: dict, feats: list[PatchFeatures]
+) -> list[Result]:
     """Best buddies between two images, then a diverse top-k by k-means over the pair descriptors."""
     fa, fb = feats
     ia_all = np.arange(fa.tokens.shape[0])
@@ -244,40 +296,70 @@ def matches(ctx: RunContext, images: list[LoadedImage], params: dict, feats: lis
         ia, ib, score = ia[keep], ib[keep], score[keep]
     order = torch.argsort(score, descending=True, stable=True)
     ia, ib, score = ia[order].numpy(), ib[order].numpy(), score[order].numpy()
-    return [Correspondences(source_xy=fa.geometry.patch_centres()[ia_all[ia]],
-                            target_xy=fb.geometry.patch_centres()[ib_all[ib]], scores=score,
-                            source_image=images[0].id, target_image=images[1].id)]
+    return [
+        Correspondences(
+            source_xy=fa.geometry.patch_centres()[ia_all[ia]],
+            target_xy=fb.geometry.patch_centres()[ib_all[ib]],
+            scores=score,
+            source_image=images[0].id,
+            target_image=images[1].id,
+        )
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- norms
 
 
 @on_features()
-def norms(ctx: RunContext, images: list[LoadedImage], params: dict, features: list[PatchFeatures]) -> list[Result]:
+def norms(
+    ctx: RunContext, images: list[LoadedImage], params: dict, features: list[PatchFeatures]
+) -> list[Result]:
     """Patch-token norms of every layer, a per-layer summary and the outlier tokens of one layer."""
     (feats,), (image,) = features, images
     values = feats.layer_norms
     n_layers = values.shape[0]
     layer = params["layer"]
     if not -n_layers <= layer < n_layers:
-        raise ParamError(f"parameter 'layer': {layer} is out of range; this model has layers 0..{n_layers - 1} "
-                         "(0 = embeddings; negative values count from the end)")
+        raise ParamError(
+            f"parameter 'layer': {layer} is out of range; this model has layers 0..{n_layers - 1} "
+            "(0 = embeddings; negative values count from the end)"
+        )
     layer %= n_layers
     k = params["k"]
     rows = []
     for name, v in zip(feats.layer_names, values):
         cut = _math.robust_cutoff(v, k)
-        rows.append((name, round(float(np.median(v)), 4), round(float(v.max()), 4),
-                     round(float((v > cut).mean()), 4), round(cut, 4)))
+        rows.append(
+            (
+                name,
+                round(float(np.median(v)), 4),
+                round(float(v.max()), 4),
+                round(float((v > cut).mean()), 4),
+                round(cut, 4),
+            )
+        )
     outliers = values[layer] > _math.robust_cutoff(values[layer], k)
-    mask = _math.to_pixels(torch.from_numpy(outliers)[None], feats.extent, (image.height, image.width),
-                           "nearest")[0].numpy() > 0.5
+    mask = (
+        _math.to_pixels(
+            torch.from_numpy(outliers)[None], feats.extent, (image.height, image.width), "nearest"
+        )[0].numpy()
+        > 0.5
+    )
     name = feats.layer_names[layer]
     out: list[Result] = [
-        LayerMaps(values=values, names=feats.layer_names, label="patch-token norms", extent=feats.extent,
-                  image_id=image.id),
-        Table(columns=("layer", "median", "max", "outlier share", "cutoff"), rows=tuple(rows),
-              title=f"patch-token norms (outlier: robust z-score above {k:g})", image_id=image.id),
+        LayerMaps(
+            values=values,
+            names=feats.layer_names,
+            label="patch-token norms",
+            extent=feats.extent,
+            image_id=image.id,
+        ),
+        Table(
+            columns=("layer", "median", "max", "outlier share", "cutoff"),
+            rows=tuple(rows),
+            title=f"patch-token norms (outlier: robust z-score above {k:g})",
+            image_id=image.id,
+        ),
         Heatmap(values=values[layer], label=f"token norms, {name}", extent=feats.extent, image_id=image.id),
         Masks(masks=mask[None], labels=(f"high-norm tokens ({name})",), image_id=image.id),
     ]
@@ -304,8 +386,9 @@ def _read_masks(images: list[LoadedImage], params: dict) -> list:
 
 
 @on_features(check=_read_masks)
-def propagate(ctx: RunContext, images: list[LoadedImage], params: dict, feats: list[PatchFeatures],
-              references: list) -> list[Result]:
+def propagate(
+    ctx: RunContext, images: list[LoadedImage], params: dict, feats: list[PatchFeatures], references: list
+) -> list[Result]:
     """Labels of the reference images (the first ones) carried to the others by k-NN voting on features."""
     names: list[str] = []
     for classes in references:
@@ -320,11 +403,13 @@ def propagate(ctx: RunContext, images: list[LoadedImage], params: dict, feats: l
     bank_t = _math.normalize_rows(np.concatenate(bank))
     bank_y = torch.from_numpy(np.concatenate(bank_labels))
     if bank_t.shape[0] == 0:
-        raise ParamError("parameter 'masks': no patch of the reference images is clearly inside or outside a mask")
+        raise ParamError(
+            "parameter 'masks': no patch of the reference images is clearly inside or outside a mask"
+        )
     n_classes = len(names) + 1
     k = min(params["k"], bank_t.shape[0])
     out: list[Result] = []
-    for image, f in zip(images[len(references):], feats[len(references):]):
+    for image, f in zip(images[len(references) :], feats[len(references) :]):
         ctx.check_cancelled()
         sims = _math.normalize_rows(f.tokens) @ bank_t.T
         top, idx = sims.topk(k, dim=1)
@@ -334,14 +419,26 @@ def propagate(ctx: RunContext, images: list[LoadedImage], params: dict, feats: l
         votes = torch.zeros(sims.shape[0], n_classes).scatter_add_(1, bank_y[idx], weight)
         total = votes.sum(dim=1, keepdim=True)
         probs = torch.where(total > 0, votes / total.clamp(min=1e-12), torch.eye(n_classes)[0])  # no vote: bg
-        full = _math.to_pixels(probs.T.reshape(n_classes, *f.grid), f.extent, (image.height, image.width),
-                               params["upsample"])
+        full = _math.to_pixels(
+            probs.T.reshape(n_classes, *f.grid), f.extent, (image.height, image.width), params["upsample"]
+        )
         winner = full.argmax(dim=0).numpy()
         probs, patch_winner = probs.numpy(), probs.argmax(dim=1).numpy()
         found = [c for c in range(1, n_classes) if (winner == c).any()]
-        scores = [float(probs[patch_winner == c, c].mean()) if (patch_winner == c).any() else 0.0
-                  for c in found]
-        masks = np.stack([winner == c for c in found]) if found else np.zeros((0, image.height, image.width), bool)
-        out.append(Masks(masks=masks, labels=tuple(names[c - 1] for c in found), scores=np.asarray(scores),
-                         image_id=image.id))
+        scores = [
+            float(probs[patch_winner == c, c].mean()) if (patch_winner == c).any() else 0.0 for c in found
+        ]
+        masks = (
+            np.stack([winner == c for c in found])
+            if found
+            else np.zeros((0, image.height, image.width), bool)
+        )
+        out.append(
+            Masks(
+                masks=masks,
+                labels=tuple(names[c - 1] for c in found),
+                scores=np.asarray(scores),
+                image_id=image.id,
+            )
+        )
     return out

@@ -18,7 +18,10 @@ def export_jsonl(project: Project, out: Path, params: dict, ctx: ExchangeContext
             caption = project.labels.captions.get(rec.key, "")
             tags = list(project.labels.tags.get(rec.key, ()))
             if caption or tags or params["include_empty"]:
-                fp.write(json.dumps({"image": rec.path, "caption": caption, "tags": tags}, ensure_ascii=False) + "\n")
+                fp.write(
+                    json.dumps({"image": rec.path, "caption": caption, "tags": tags}, ensure_ascii=False)
+                    + "\n"
+                )
     ctx.wrote(path)
     drop_annotations(project, ctx, "a captions file")
 
@@ -48,7 +51,11 @@ def import_jsonl(source: Path, params: dict, ctx: ExchangeContext) -> Project:
             rel = str(row["image"])
         except (json.JSONDecodeError, KeyError, TypeError):
             raise FormatError(f"{source}: line {n}: expected a JSON object with 'image'") from None
-        key = safe_join(root, rel, what=f"{source.name}: line {n}: image").relative_to(root.resolve()).as_posix()
+        key = (
+            safe_join(root, rel, what=f"{source.name}: line {n}: image")
+            .relative_to(root.resolve())
+            .as_posix()
+        )
         project.images.setdefault(key, ImageRecord(key, key))
         if row.get("caption"):
             project.labels.set_caption(key, str(row["caption"]))

@@ -84,8 +84,13 @@ def export(project: Project, out: Path, params: dict, ctx: ExchangeContext) -> N
             entry.update(id=len(annotations) + 1, image_id=image_id, category_id=cat_id[anns[0].label])
             annotations.append(entry)
     drop_image_texts(project, ctx, "COCO")
-    doc = {"info": {"description": "exported by vfmstudio", "version": "1.0"}, "licenses": [],
-           "images": images, "annotations": annotations, "categories": categories}
+    doc = {
+        "info": {"description": "exported by vfmstudio", "version": "1.0"},
+        "licenses": [],
+        "images": images,
+        "annotations": annotations,
+        "categories": categories,
+    }
     write_json(safe_join(out, params["filename"], what="parameter 'filename'"), doc, ctx)
 
 
@@ -96,8 +101,11 @@ def _objects(anns) -> list[list[Annotation]]:
     for a in anns:
         obj = a.attributes.get("object")
         group = slots.get((obj, a.label)) if obj is not None else None
-        if group is not None and len(group) == 1 and isinstance(group[0].shape, Keypoints) != isinstance(
-                a.shape, Keypoints):
+        if (
+            group is not None
+            and len(group) == 1
+            and isinstance(group[0].shape, Keypoints) != isinstance(a.shape, Keypoints)
+        ):
             group.append(a)
             continue
         out.append([a])
@@ -106,8 +114,9 @@ def _objects(anns) -> list[list[Annotation]]:
     return out
 
 
-def _entry(anns: list[Annotation], h: int, w: int, use_rle: bool, tolerance: float,
-           ctx: ExchangeContext) -> dict | None:
+def _entry(
+    anns: list[Annotation], h: int, w: int, use_rle: bool, tolerance: float, ctx: ExchangeContext
+) -> dict | None:
     kpts = next((a for a in anns if isinstance(a.shape, Keypoints)), None)
     outline = next((a for a in anns if not isinstance(a.shape, Keypoints)), None)
     entry = _annotation(outline, h, w, use_rle, tolerance, ctx) if outline is not None else None
@@ -120,9 +129,15 @@ def _entry(anns: list[Annotation], h: int, w: int, use_rle: bool, tolerance: flo
             flat += [0, 0, 0] if v == 0 else [float(x), float(y), v]
         if entry is None:
             box = kpts.attributes.get("bbox")
-            x0, y0, x1, y1 = (float(v) for v in box) if isinstance(box, list | tuple) and len(box) == 4 else s.bbox()
-            entry = {"bbox": [x0, y0, x1 - x0, y1 - y0], "area": float((x1 - x0) * (y1 - y0)), "iscrowd": 0,
-                     "segmentation": []}
+            x0, y0, x1, y1 = (
+                (float(v) for v in box) if isinstance(box, list | tuple) and len(box) == 4 else s.bbox()
+            )
+            entry = {
+                "bbox": [x0, y0, x1 - x0, y1 - y0],
+                "area": float((x1 - x0) * (y1 - y0)),
+                "iscrowd": 0,
+                "segmentation": [],
+            }
             if kpts.score is not None:
                 entry["score"] = kpts.score
         entry.update(keypoints=flat, num_keypoints=s.labelled)
@@ -136,7 +151,9 @@ def _entry(anns: list[Annotation], h: int, w: int, use_rle: bool, tolerance: flo
     return entry
 
 
-def _annotation(ann: Annotation, h: int, w: int, use_rle: bool, tolerance: float, ctx: ExchangeContext) -> dict | None:
+def _annotation(
+    ann: Annotation, h: int, w: int, use_rle: bool, tolerance: float, ctx: ExchangeContext
+) -> dict | None:
     shape = nearest_shape(ann, (Box, Polygon, Mask), ctx, "COCO")
     if shape is None:
         return None
@@ -163,8 +180,12 @@ def _annotation(ann: Annotation, h: int, w: int, use_rle: bool, tolerance: float
                 return None
     x0, y0, x1, y1 = shape_box(shape)
     x0, y0, x1, y1 = max(x0, 0.0), max(y0, 0.0), min(x1, float(w)), min(y1, float(h))  # inside the image
-    entry = {"bbox": [x0, y0, max(x1 - x0, 0.0), max(y1 - y0, 0.0)], "area": float(area), "iscrowd": int(crowd),
-             "segmentation": segmentation}
+    entry = {
+        "bbox": [x0, y0, max(x1 - x0, 0.0), max(y1 - y0, 0.0)],
+        "area": float(area),
+        "iscrowd": int(crowd),
+        "segmentation": segmentation,
+    }
     if ann.score is not None:
         entry["score"] = ann.score
     return entry
@@ -174,8 +195,10 @@ def import_(source: Path, params: dict, ctx: ExchangeContext) -> Project:
     if source.is_dir():
         found = sorted(source.glob("*.json")) or sorted(source.glob("annotations/*.json"))
         if len(found) != 1:
-            raise FormatError(f"{source}: expected one COCO .json file in the folder (or in annotations/), "
-                              f"found {len(found)}")
+            raise FormatError(
+                f"{source}: expected one COCO .json file in the folder (or in annotations/), "
+                f"found {len(found)}"
+            )
         source = found[0]
     ctx.file = source
     doc = read_json(source)
@@ -189,8 +212,10 @@ def import_(source: Path, params: dict, ctx: ExchangeContext) -> Project:
         if not isinstance(c, dict) or "id" not in c or "name" not in c:
             raise FormatError(f"{source}: category {n} needs 'id' and 'name'")
         if c["id"] in cats:
-            raise FormatError(f"{source}: category id {c['id']} is used twice ({cats[c['id']]!r} and {c['name']!r}); "
-                              "its annotations would be relabelled")
+            raise FormatError(
+                f"{source}: category id {c['id']} is used twice ({cats[c['id']]!r} and {c['name']!r}); "
+                "its annotations would be relabelled"
+            )
         cats[c["id"]] = str(c["name"])
     try:
         ordered = sorted(doc.get("categories", []), key=lambda c: c["id"])
@@ -206,10 +231,17 @@ def import_(source: Path, params: dict, ctx: ExchangeContext) -> Project:
         if not isinstance(im, dict) or "id" not in im or "file_name" not in im:
             raise FormatError(f"{source}: image {n} needs 'id' and 'file_name'")
         if im["id"] in keys:
-            raise FormatError(f"{source}: image id {im['id']} is used twice ({keys[im['id']].path!r} and "
-                              f"{im['file_name']!r}); its annotations would move to the other image")
-        rec = image_record(root, str(im["file_name"]), width=int(im.get("width", 0)), height=int(im.get("height", 0)),
-                           what=f"{source.name}: file_name")
+            raise FormatError(
+                f"{source}: image id {im['id']} is used twice ({keys[im['id']].path!r} and "
+                f"{im['file_name']!r}); its annotations would move to the other image"
+            )
+        rec = image_record(
+            root,
+            str(im["file_name"]),
+            width=int(im.get("width", 0)),
+            height=int(im.get("height", 0)),
+            what=f"{source.name}: file_name",
+        )
         project.images.setdefault(rec.key, rec)
         keys[im["id"]] = rec
     anns = doc.get("annotations", [])
@@ -221,18 +253,28 @@ def import_(source: Path, params: dict, ctx: ExchangeContext) -> Project:
             continue
         rec = keys.get(a.get("image_id"))
         if rec is None:
-            ctx.dropped("annotation", "unknown image", file=source,
-                        detail=f"annotation {a.get('id')} refers to unknown image {a.get('image_id')}")
+            ctx.dropped(
+                "annotation",
+                "unknown image",
+                file=source,
+                detail=f"annotation {a.get('id')} refers to unknown image {a.get('image_id')}",
+            )
             continue
         if a.get("category_id") not in cats:
-            ctx.dropped("annotation", "unknown category", file=source,
-                        detail=f"annotation {a.get('id')} has unknown category {a.get('category_id')}")
+            ctx.dropped(
+                "annotation",
+                "unknown category",
+                file=source,
+                detail=f"annotation {a.get('id')} has unknown category {a.get('category_id')}",
+            )
             continue
         try:
             made = _annotations(a, rec, cats[a["category_id"]], source.name)
             made = [m if isinstance(m.shape, Keypoints | Mask) else _clip(m, rec, ctx, source) for m in made]
         except FormatError as exc:
-            ctx.dropped("annotation", "invalid", file=source, detail=str(exc).removeprefix(f"{source.name}: "))
+            ctx.dropped(
+                "annotation", "invalid", file=source, detail=str(exc).removeprefix(f"{source.name}: ")
+            )
             continue
         for ann in made:
             labels.add(ann)
@@ -256,7 +298,11 @@ def _annotations(a: dict, rec, label: str, name: str) -> list[Annotation]:
     kp = a.get("keypoints")
     labelled = isinstance(kp, list) and len(kp) >= 3 and any(kp[i] for i in range(2, len(kp), 3))
     if not labelled:
-        return [Annotation(rec.key, label, _shape(a, rec.height, rec.width, name), provenance=prov, attributes=attrs)]
+        return [
+            Annotation(
+                rec.key, label, _shape(a, rec.height, rec.width, name), provenance=prov, attributes=attrs
+            )
+        ]
     where = f"{name}: annotation {a.get('id')}"
     if len(kp) % 3:
         raise FormatError(f"{where}: keypoints must be [x, y, v] triples")
@@ -266,8 +312,15 @@ def _annotations(a: dict, rec, label: str, name: str) -> list[Annotation]:
     out = []
     seg = a.get("segmentation")
     if seg:  # an outline as well: two annotations, written back as one object
-        out.append(Annotation(rec.key, label, _shape(a, rec.height, rec.width, name), provenance=prov,
-                              attributes=shape_attrs))
+        out.append(
+            Annotation(
+                rec.key,
+                label,
+                _shape(a, rec.height, rec.width, name),
+                provenance=prov,
+                attributes=shape_attrs,
+            )
+        )
     kp_attrs = dict(shape_attrs)
     try:
         x, y, bw, bh = (float(v) for v in a["bbox"])

@@ -40,7 +40,9 @@ from vfmstudio.plugin_api import (
 Part = tuple[np.ndarray, list[np.ndarray]]
 
 
-def export_names(project: Project, *, flat: bool = False, drop_dirs: frozenset[str] = frozenset()) -> dict[str, str]:
+def export_names(
+    project: Project, *, flat: bool = False, drop_dirs: frozenset[str] = frozenset()
+) -> dict[str, str]:
     """A unique relative output name per image key, never escaping the output folder.
 
     Names mirror the project-relative paths ('..' segments and folders named in ``drop_dirs``
@@ -177,11 +179,15 @@ def write_json(path: Path, obj: Any, ctx: ExchangeContext) -> None:
 def check_size(width: int, height: int, where: str) -> None:
     """Refuse image sizes a file claims but no image has (they would allocate huge masks)."""
     if width < 0 or height < 0 or width * height > DEFAULT_MAX_PIXELS:
-        raise FormatError(f"{where}: image size {width}x{height} is negative or above the pixel limit "
-                          f"({DEFAULT_MAX_PIXELS})")
+        raise FormatError(
+            f"{where}: image size {width}x{height} is negative or above the pixel limit "
+            f"({DEFAULT_MAX_PIXELS})"
+        )
 
 
-def image_record(root: Path, rel: str, *, width: int = 0, height: int = 0, what: str = "image path") -> ImageRecord:
+def image_record(
+    root: Path, rel: str, *, width: int = 0, height: int = 0, what: str = "image path"
+) -> ImageRecord:
     """A record for an image named in a dataset file, resolved safely inside ``root``."""
     check_size(int(width), int(height), what)
     path = safe_join(root, rel, what=what)
@@ -220,14 +226,29 @@ def png_to_mask(data: bytes) -> np.ndarray:
 
 
 # Annotation attributes that are bookkeeping of one format, not attributes a user gave an object.
-_PRIVATE_ATTRIBUTES = {"labelme", "labelme_shape_type", "cvat_shape", "iscrowd", "occluded", "z_order",
-                       "description", "flags", "track_id", "keyframe", "outside", "object"}
+_PRIVATE_ATTRIBUTES = {
+    "labelme",
+    "labelme_shape_type",
+    "cvat_shape",
+    "iscrowd",
+    "occluded",
+    "z_order",
+    "description",
+    "flags",
+    "track_id",
+    "keyframe",
+    "outside",
+    "object",
+}
 
 
 def named_attributes(ann: Annotation) -> dict[str, Any]:
     """The object's own attributes (``difficult``, ``color`` ...): scalar values only."""
-    return {k: v for k, v in ann.attributes.items()
-            if k not in _PRIVATE_ATTRIBUTES and isinstance(v, str | int | float | bool)}
+    return {
+        k: v
+        for k, v in ann.attributes.items()
+        if k not in _PRIVATE_ATTRIBUTES and isinstance(v, str | int | float | bool)
+    }
 
 
 def nearest_shape(ann: Annotation, holds: tuple[type, ...], ctx: ExchangeContext, fmt: str) -> Shape | None:
@@ -265,8 +286,9 @@ def nearest_shape(ann: Annotation, holds: tuple[type, ...], ctx: ExchangeContext
     return out
 
 
-def drop_image_texts(project: Project, ctx: ExchangeContext, fmt: str, *, tags: bool = True,
-                     captions: bool = True) -> None:
+def drop_image_texts(
+    project: Project, ctx: ExchangeContext, fmt: str, *, tags: bool = True, captions: bool = True
+) -> None:
     """Count the image tags and captions a format does not write."""
     labels = project.labels
     n_tags = sum(len(t) for t in labels.tags.values())
@@ -295,11 +317,22 @@ def clipped(shape: Shape, width: int, height: int, ctx: ExchangeContext, file: A
         return shape
     out: Shape = shape
     if isinstance(shape, Box):
-        out = Box(min(max(x0, 0.0), width), min(max(y0, 0.0), height), min(max(x1, 0.0), width),
-                  min(max(y1, 0.0), height))
+        out = Box(
+            min(max(x0, 0.0), width),
+            min(max(y0, 0.0), height),
+            min(max(x1, 0.0), width),
+            min(max(y1, 0.0), height),
+        )
     elif isinstance(shape, Polygon):
-        out = Polygon(tuple((clip_points(np.asarray(p.exterior), width, height),
-                             tuple(clip_points(np.asarray(h), width, height) for h in p.holes)) for p in shape.parts))
+        out = Polygon(
+            tuple(
+                (
+                    clip_points(np.asarray(p.exterior), width, height),
+                    tuple(clip_points(np.asarray(h), width, height) for h in p.holes),
+                )
+                for p in shape.parts
+            )
+        )
     elif isinstance(shape, Polyline | Points):
         out = type(shape)(clip_points(np.asarray(shape.points), width, height))
     if out is not shape:

@@ -118,7 +118,7 @@ def export(project: Project, out: Path, params: dict, ctx: ExchangeContext) -> N
         subset = str(labels.extras.get(rec.key, {}).get("cvat", {}).get("subset") or "")
         name = names[rec.key]
         if subset and name.startswith(f"{subset}/"):  # CVAT keeps the subset folder out of the name
-            name = name[len(subset) + 1:]
+            name = name[len(subset) + 1 :]
         folder = f"images/{subset}" if subset else "images"
         if params["copy_images"]:
             copy_image(project, rec, out / folder / name, ctx)
@@ -126,9 +126,12 @@ def export(project: Project, out: Path, params: dict, ctx: ExchangeContext) -> N
         if subset:
             im.set("subset", subset)
         for ann in labels.annotations(rec.key):
-            common = {"label": ann.label, "source": "manual" if ann.provenance.source == "manual" else "auto",
-                      "occluded": str(int(bool(ann.attributes.get("occluded", False)))),
-                      "z_order": str(int(ann.attributes.get("z_order", 0) or 0))}
+            common = {
+                "label": ann.label,
+                "source": "manual" if ann.provenance.source == "manual" else "auto",
+                "occluded": str(int(bool(ann.attributes.get("occluded", False)))),
+                "z_order": str(int(ann.attributes.get("z_order", 0) or 0)),
+            }
             if ann.score is not None:
                 common["score"] = f"{ann.score:.6g}"
             s = nearest_shape(ann, _HOLDS, ctx, "CVAT")
@@ -136,15 +139,43 @@ def export(project: Project, out: Path, params: dict, ctx: ExchangeContext) -> N
             if s is None:
                 continue
             if isinstance(s, Box):
-                made.append(ET.SubElement(im, "box", **common, xtl=f"{s.x0:.2f}", ytl=f"{s.y0:.2f}",
-                                          xbr=f"{s.x1:.2f}", ybr=f"{s.y1:.2f}"))
+                made.append(
+                    ET.SubElement(
+                        im,
+                        "box",
+                        **common,
+                        xtl=f"{s.x0:.2f}",
+                        ytl=f"{s.y0:.2f}",
+                        xbr=f"{s.x1:.2f}",
+                        ybr=f"{s.y1:.2f}",
+                    )
+                )
             elif isinstance(s, RotatedBox):
-                made.append(ET.SubElement(im, "box", **common, xtl=f"{s.cx - s.w / 2:.2f}", ytl=f"{s.cy - s.h / 2:.2f}",
-                                          xbr=f"{s.cx + s.w / 2:.2f}", ybr=f"{s.cy + s.h / 2:.2f}",
-                                          rotation=f"{s.angle % 360:.2f}"))
+                made.append(
+                    ET.SubElement(
+                        im,
+                        "box",
+                        **common,
+                        xtl=f"{s.cx - s.w / 2:.2f}",
+                        ytl=f"{s.cy - s.h / 2:.2f}",
+                        xbr=f"{s.cx + s.w / 2:.2f}",
+                        ybr=f"{s.cy + s.h / 2:.2f}",
+                        rotation=f"{s.angle % 360:.2f}",
+                    )
+                )
             elif isinstance(s, Ellipse):
-                made.append(ET.SubElement(im, "ellipse", **common, cx=f"{s.cx:.2f}", cy=f"{s.cy:.2f}",
-                                          rx=f"{s.rx:.2f}", ry=f"{s.ry:.2f}", rotation=f"{s.angle % 360:.2f}"))
+                made.append(
+                    ET.SubElement(
+                        im,
+                        "ellipse",
+                        **common,
+                        cx=f"{s.cx:.2f}",
+                        cy=f"{s.cy:.2f}",
+                        rx=f"{s.rx:.2f}",
+                        ry=f"{s.ry:.2f}",
+                        rotation=f"{s.angle % 360:.2f}",
+                    )
+                )
             elif isinstance(s, Polyline):
                 made.append(ET.SubElement(im, "polyline", **common, points=_pts(s.points)))
             elif isinstance(s, Points):
@@ -165,8 +196,18 @@ def export(project: Project, out: Path, params: dict, ctx: ExchangeContext) -> N
                     continue
                 x0, y0, x1, y1 = box
                 counts = mask_to_cvat_rle(mask[y0:y1, x0:x1])
-                made.append(ET.SubElement(im, "mask", **common, rle=", ".join(map(str, counts)), left=str(x0),
-                                          top=str(y0), width=str(x1 - x0), height=str(y1 - y0)))
+                made.append(
+                    ET.SubElement(
+                        im,
+                        "mask",
+                        **common,
+                        rle=", ".join(map(str, counts)),
+                        left=str(x0),
+                        top=str(y0),
+                        width=str(x1 - x0),
+                        height=str(y1 - y0),
+                    )
+                )
             for el in made:
                 for name, value in named_attributes(ann).items():
                     ET.SubElement(el, "attribute", name=name).text = str(value)
@@ -188,8 +229,9 @@ def _floats(el: ET.Element, *names: str, where: str) -> list[float]:
 
 def _points(text: str, where: str) -> np.ndarray:
     try:
-        return np.asarray([[float(v) for v in p.split(",")] for p in text.split(";") if p.strip()],
-                          dtype=np.float64).reshape(-1, 2)
+        return np.asarray(
+            [[float(v) for v in p.split(",")] for p in text.split(";") if p.strip()], dtype=np.float64
+        ).reshape(-1, 2)
     except ValueError:
         raise FormatError(f"{where}: invalid points {text[:40]!r}") from None
 
@@ -199,8 +241,11 @@ def import_(source: Path, params: dict, ctx: ExchangeContext) -> Project:
     if not xml_path.exists():
         raise FormatError(f"{source}: no annotations.xml")
     base = xml_path.parent
-    root = Path(params["image_root"]) if params.get("image_root") else (
-        base / "images" if (base / "images").is_dir() else base)
+    root = (
+        Path(params["image_root"])
+        if params.get("image_root")
+        else (base / "images" if (base / "images").is_dir() else base)
+    )
     ctx.file = xml_path
     doc = parse_xml(xml_path)
     if doc.tag != "annotations":
@@ -215,7 +260,9 @@ def import_(source: Path, params: dict, ctx: ExchangeContext) -> Project:
         if (lab.findtext("type") or "") == "tag":
             tag_labels.add(name)
         else:
-            labels.ensure_class(name, (lab.findtext("color") or "").strip() if _is_color(lab.findtext("color")) else "")
+            labels.ensure_class(
+                name, (lab.findtext("color") or "").strip() if _is_color(lab.findtext("color")) else ""
+            )
     images = doc.findall("image")
     tracks = _tracks_by_frame(doc, {im.get("id") for im in images}, xml_path, ctx)
     for n, im in enumerate(images):
@@ -235,15 +282,20 @@ def import_(source: Path, params: dict, ctx: ExchangeContext) -> Project:
         for k, el in enumerate([*im, *tracks.get(im.get("id"), [])]):
             label = el.get("label")
             if not label:
-                ctx.dropped(el.tag, "no label", file=xml_path, detail=f"image {name!r}: <{el.tag}> without a label")
+                ctx.dropped(
+                    el.tag, "no label", file=xml_path, detail=f"image {name!r}: <{el.tag}> without a label"
+                )
                 continue
             prov = _provenance(el)
             attrs = _attributes(el)
             if el.tag == "box":
                 x0, y0, x1, y1 = _floats(el, "xtl", "ytl", "xbr", "ybr", where=where)
                 turn = float(el.get("rotation") or 0.0)
-                shape = Box(x0, y0, x1, y1) if turn % 360 == 0 else \
-                    RotatedBox((x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0, turn)
+                shape = (
+                    Box(x0, y0, x1, y1)
+                    if turn % 360 == 0
+                    else RotatedBox((x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0, turn)
+                )
                 items[(k,)] = (label, shape, prov, attrs)
             elif el.tag == "ellipse":
                 cx, cy, rx, ry = _floats(el, "cx", "cy", "rx", "ry", where=where)
@@ -251,8 +303,12 @@ def import_(source: Path, params: dict, ctx: ExchangeContext) -> Project:
             elif el.tag == "polygon":
                 pts = _points(el.get("points", ""), where)
                 if len(pts) < 3:
-                    ctx.dropped("polygon", "fewer than 3 points", file=xml_path, detail=f"image {name!r}: "
-                                "a polygon needs at least 3 points")
+                    ctx.dropped(
+                        "polygon",
+                        "fewer than 3 points",
+                        file=xml_path,
+                        detail=f"image {name!r}: a polygon needs at least 3 points",
+                    )
                     continue
                 gid = el.get("group_id")
                 slot = ("group", gid, label) if gid and gid != "0" else (k,)
@@ -276,30 +332,43 @@ def import_(source: Path, params: dict, ctx: ExchangeContext) -> Project:
                     pts.append(xy[0])
                     vis.append(0 if kp.get("outside") == "1" else 1 if kp.get("occluded") == "1" else 2)
                 if not pts:
-                    ctx.dropped("keypoints", "empty skeleton", file=xml_path, detail=f"image {name!r}: a "
-                                "<skeleton> without points")
+                    ctx.dropped(
+                        "keypoints",
+                        "empty skeleton",
+                        file=xml_path,
+                        detail=f"image {name!r}: a <skeleton> without points",
+                    )
                     continue
                 items[(k,)] = (label, Keypoints(np.asarray(pts), tuple(vis), tuple(names)), prov, attrs)
             elif el.tag == "tag":
                 labels.set_tags(rec.key, (*labels.tags.get(rec.key, ()), label))
             elif el.tag == "mask":
-                left, top, mw, mh = (int(v) for v in _floats(el, "left", "top", "width", "height", where=where))
+                left, top, mw, mh = (
+                    int(v) for v in _floats(el, "left", "top", "width", "height", where=where)
+                )
                 if left < 0 or top < 0 or mw < 0 or mh < 0 or left + mw > w or top + mh > h:
                     raise FormatError(f"{where}: mask box {left},{top} {mw}x{mh} lies outside the image")
                 try:
-                    crop = cvat_rle_to_mask([int(c) for c in el.get("rle", "").split(",") if c.strip()], mw, mh)
+                    crop = cvat_rle_to_mask(
+                        [int(c) for c in el.get("rle", "").split(",") if c.strip()], mw, mh
+                    )
                 except ValueError as exc:
                     raise FormatError(f"{where}: invalid mask rle ({exc})") from None
                 full = np.zeros((h, w), dtype=bool)
-                full[top:top + mh, left:left + mw] = crop[:max(0, h - top), :max(0, w - left)]
+                full[top : top + mh, left : left + mw] = crop[: max(0, h - top), : max(0, w - left)]
                 items[(k,)] = (label, Mask.from_array(full), prov, attrs)
             else:
-                ctx.dropped(el.tag, "not imported", file=xml_path, detail=f"<{el.tag}> elements are not imported")
+                ctx.dropped(
+                    el.tag, "not imported", file=xml_path, detail=f"<{el.tag}> elements are not imported"
+                )
         for slot, (label, shape, prov, attrs) in items.items():
             if shape is None:  # polygons sharing a group_id are one multi-part polygon
                 shape = Polygon(tuple(PolygonPart(r) for r in grouped[slot]))
-            labels.add(Annotation(rec.key, label, clipped(shape, w, h, ctx, xml_path), provenance=prov,
-                                  attributes=attrs))
+            labels.add(
+                Annotation(
+                    rec.key, label, clipped(shape, w, h, ctx, xml_path), provenance=prov, attributes=attrs
+                )
+            )
     return project
 
 
@@ -325,9 +394,13 @@ def _tracks_by_frame(doc: ET.Element, frames: set, xml_path: Path, ctx: Exchange
                 continue
             frame = el.get("frame")
             if frame not in frames:
-                ctx.dropped(el.tag, "track frame not in the file", file=xml_path,
-                            detail=f"track {track.get('id')}: shapes on frames without <image> (video tasks: "
-                                   "export the task as 'CVAT for images' to get the frames)")
+                ctx.dropped(
+                    el.tag,
+                    "track frame not in the file",
+                    file=xml_path,
+                    detail=f"track {track.get('id')}: shapes on frames without <image> (video tasks: "
+                    "export the task as 'CVAT for images' to get the frames)",
+                )
                 continue
             el.set("label", track.get("label") or "")
             if track.get("source") and not el.get("source"):

@@ -73,15 +73,25 @@ def import_(source: Path, params: dict, ctx: ExchangeContext) -> Project:
             if not parts or ":" in parts[0]:  # blank, or 'imagesource:GoogleEarth' / 'gsd:0.1'
                 continue
             if len(parts) < 9:
-                ctx.dropped("line", "too few values", file=txt, line=lineno, detail=f"{len(parts)} values, need 9 or 10")
+                ctx.dropped(
+                    "line",
+                    "too few values",
+                    file=txt,
+                    line=lineno,
+                    detail=f"{len(parts)} values, need 9 or 10",
+                )
                 continue
             try:
                 corners = np.asarray([float(v) for v in parts[:8]], dtype=np.float64).reshape(4, 2)
                 shape = RotatedBox.from_corners(corners)
             except ValueError:
-                ctx.dropped("line", "not numbers", file=txt, line=lineno, detail="corner values are not numbers")
+                ctx.dropped(
+                    "line", "not numbers", file=txt, line=lineno, detail="corner values are not numbers"
+                )
                 continue
             attrs = {"difficult": 1} if len(parts) > 9 and parts[9] == "1" else {}
-            labels.add(Annotation(rec.key, parts[8], shape, provenance=imported(None, "dota"), attributes=attrs))
+            labels.add(
+                Annotation(rec.key, parts[8], shape, provenance=imported(None, "dota"), attributes=attrs)
+            )
     ctx.file = None
     return project

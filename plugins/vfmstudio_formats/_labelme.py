@@ -65,7 +65,17 @@ from ._common import (
 
 VERSION = "5.5.0"
 _TOP_KEYS = {"version", "flags", "shapes", "imagePath", "imageData", "imageHeight", "imageWidth"}
-_SHAPE_KEYS = {"label", "points", "group_id", "shape_type", "flags", "description", "mask", "score", "direction"}
+_SHAPE_KEYS = {
+    "label",
+    "points",
+    "group_id",
+    "shape_type",
+    "flags",
+    "description",
+    "mask",
+    "score",
+    "direction",
+}
 _HOLDS = (Box, Polygon, Mask, Points, RotatedBox, Ellipse, Polyline, Keypoints)
 _EMBEDDED = {b"\x89PNG\r\n\x1a\n": ".png", b"\xff\xd8\xff": ".jpg"}  # imageData labelme writes
 
@@ -100,15 +110,31 @@ def export(project: Project, out: Path, params: dict, ctx: ExchangeContext) -> N
                     s["score"] = ann.score
                 shapes.append(s)
         extras = dict(labels.extras.get(rec.key, {}).get("labelme", {}))
-        doc = {"version": VERSION, "flags": {t: True for t in labels.tags.get(rec.key, ())}, "shapes": shapes,
-               "imagePath": image_path, "imageData": None, "imageHeight": h, "imageWidth": w, **extras}
+        doc = {
+            "version": VERSION,
+            "flags": {t: True for t in labels.tags.get(rec.key, ())},
+            "shapes": shapes,
+            "imagePath": image_path,
+            "imageData": None,
+            "imageHeight": h,
+            "imageWidth": w,
+            **extras,
+        }
         write_json(json_path, doc, ctx)
     drop_image_texts(project, ctx, "labelme", tags=False)
 
 
 def _shape(label: str, points, shape_type: str, **more) -> dict:
-    return {"label": label, "points": [[float(x), float(y)] for x, y in points], "group_id": None,
-            "description": "", "shape_type": shape_type, "flags": {}, "mask": None, **more}
+    return {
+        "label": label,
+        "points": [[float(x), float(y)] for x, y in points],
+        "group_id": None,
+        "description": "",
+        "shape_type": shape_type,
+        "flags": {},
+        "mask": None,
+        **more,
+    }
 
 
 def _shapes(ann: Annotation, h: int, w: int, ctx: ExchangeContext) -> list[dict]:
@@ -131,8 +157,10 @@ def _shapes(ann: Annotation, h: int, w: int, ctx: ExchangeContext) -> list[dict]
         return [_shape(ann.label, s.points, "line" if kind == "line" and len(s.points) == 2 else "linestrip")]
     if isinstance(s, Keypoints):
         names = s.names or tuple(str(i) for i in range(len(s.points)))
-        return [_shape(ann.label, [p], "point", kpt_name=n, visibility=v)
-                for p, v, n in zip(s.points, s.visibility, names)]
+        return [
+            _shape(ann.label, [p], "point", kpt_name=n, visibility=v)
+            for p, v, n in zip(s.points, s.visibility, names)
+        ]
     if isinstance(s, Points):
         if kind in ("line", "linestrip") and len(s.points) >= 2:  # projects from before polylines
             return [_shape(ann.label, s.points, kind)]
@@ -187,19 +215,24 @@ def _read_one(project: Project, path: Path, doc: dict, root: Path, ctx: Exchange
             raise
         full = None  # a path elsewhere ('../data/x.jpg'): the embedded image is used
     if (full is None or not full.exists()) and doc.get("imageData"):
-        full = _write_embedded(path, str(doc["imageData"]), PurePosixPath(image_path.replace("\\", "/")).name, root,
-                               ctx)
+        full = _write_embedded(
+            path, str(doc["imageData"]), PurePosixPath(image_path.replace("\\", "/")).name, root, ctx
+        )
     assert full is not None  # None only with imageData, which _write_embedded turned into a file
     key = full.relative_to(root).as_posix()
     try:
         w, h = int(doc["imageWidth"]), int(doc["imageHeight"])
     except (KeyError, TypeError, ValueError):
         if not full.exists():
-            raise FormatError(f"{path}: missing imageWidth/imageHeight and no image to read them from") from None
+            raise FormatError(
+                f"{path}: missing imageWidth/imageHeight and no image to read them from"
+            ) from None
         try:
             w, h = image_size(full)
         except ImageLoadError as exc:
-            raise FormatError(f"{path}: missing imageWidth/imageHeight and the image cannot be read ({exc})") from None
+            raise FormatError(
+                f"{path}: missing imageWidth/imageHeight and the image cannot be read ({exc})"
+            ) from None
         ctx.warn("imageWidth/imageHeight missing, read from the image", file=path)
     check_size(w, h, str(path))
     project.images.setdefault(key, ImageRecord(key, key, "", w, h))
@@ -212,7 +245,9 @@ def _read_one(project: Project, path: Path, doc: dict, root: Path, ctx: Exchange
     groups: dict[tuple, list[dict]] = {}  # in order of first appearance
     for n, s in enumerate(doc["shapes"]):
         if not isinstance(s, dict) or "label" not in s or "points" not in s:
-            ctx.dropped("shape", "no label or points", file=path, detail=f"shape {n} needs 'label' and 'points'")
+            ctx.dropped(
+                "shape", "no label or points", file=path, detail=f"shape {n} needs 'label' and 'points'"
+            )
             continue
         kind = s.get("shape_type") or "polygon"
         if s.get("group_id") is not None and kind in ("polygon", "point"):
@@ -224,8 +259,11 @@ def _read_one(project: Project, path: Path, doc: dict, root: Path, ctx: Exchange
             ann = _annotation(group, key, w, h, path)
         except (FormatError, ValueError, OSError) as exc:  # AnnotationError is a ValueError
             kind = str(group[0].get("shape_type") or "polygon")
-            reason = str(exc).removeprefix(f"{path.name}: ") if isinstance(exc, FormatError | AnnotationError) \
+            reason = (
+                str(exc).removeprefix(f"{path.name}: ")
+                if isinstance(exc, FormatError | AnnotationError)
                 else "invalid data"
+            )
             ctx.dropped(kind, "invalid", file=path, detail=reason)
             continue
         if ann is not None:
@@ -243,9 +281,13 @@ def _write_embedded(path: Path, data: str, name: str, root: Path, ctx: ExchangeC
     if ext is None:
         raise FormatError(f"{path}: imageData is not a PNG or JPEG image and the image file is missing")
     if not path.parent.resolve().is_relative_to(root):
-        raise FormatError(f"{path}: the image is only in imageData and the file lies outside the image folder")
-    for target in (path.parent / f"{PurePosixPath(name).stem or path.stem}{ext}",
-                   path.parent / f"{path.stem}.imagedata{ext}"):
+        raise FormatError(
+            f"{path}: the image is only in imageData and the file lies outside the image folder"
+        )
+    for target in (
+        path.parent / f"{PurePosixPath(name).stem or path.stem}{ext}",
+        path.parent / f"{path.stem}.imagedata{ext}",
+    ):
         if target.is_symlink() or (target.exists() and not target.is_file()):
             continue
         if target.exists():
@@ -294,7 +336,9 @@ def _annotation(group: list[dict], key: str, w: int, h: int, path: Path) -> Anno
         attrs["flags"] = dict(first["flags"])
     if isinstance(first.get("attributes"), dict):  # X-AnyLabeling's per-object attributes
         extra.pop("attributes", None)
-        attrs.update({str(k): v for k, v in first["attributes"].items() if isinstance(v, str | int | float | bool)})
+        attrs.update(
+            {str(k): v for k, v in first["attributes"].items() if isinstance(v, str | int | float | bool)}
+        )
     if kind == "polygon":
         if any(len(p) < 3 for p in pts):
             raise FormatError(f"{where}: a polygon needs at least 3 points")
@@ -339,7 +383,7 @@ def _annotation(group: list[dict], key: str, w: int, h: int, path: Path) -> Anno
         x0, y0 = int(round(pts[0][0][0])), int(round(pts[0][0][1]))
         full = np.zeros((h, w), dtype=bool)
         ch, cw = min(crop.shape[0], h - y0), min(crop.shape[1], w - x0)
-        full[y0:y0 + ch, x0:x0 + cw] = crop[:ch, :cw]
+        full[y0 : y0 + ch, x0 : x0 + cw] = crop[:ch, :cw]
         shape = Mask.from_array(full)
     else:
         raise FormatError(f"{where}: unknown shape_type {kind!r}")

@@ -32,8 +32,16 @@ _HOLDS = (Box, Polygon, Mask, Points, RotatedBox, Ellipse)
 
 
 def _result(kind: str, from_name: str, value: dict, w: int, h: int, rid: str, score: float | None) -> dict:
-    out = {"id": rid, "type": kind, "from_name": from_name, "to_name": "image", "original_width": w,
-           "original_height": h, "image_rotation": 0, "value": value}
+    out = {
+        "id": rid,
+        "type": kind,
+        "from_name": from_name,
+        "to_name": "image",
+        "original_width": w,
+        "original_height": h,
+        "image_rotation": 0,
+        "value": value,
+    }
     if score is not None:
         out["score"] = score
     return out
@@ -56,23 +64,75 @@ def export(project: Project, out: Path, params: dict, ctx: ExchangeContext) -> N
                 scores.append(score)
             if isinstance(s, RotatedBox):  # Label Studio turns a rectangle about its top-left corner
                 (x0, y0) = s.corners()[0]
-                results.append(_result("rectanglelabels", "label", {
-                    "x": 100 * x0 / w, "y": 100 * y0 / h, "width": 100 * s.w / w, "height": 100 * s.h / h,
-                    "rotation": s.angle % 360, "rectanglelabels": [ann.label]}, w, h, ann.id, score))
+                results.append(
+                    _result(
+                        "rectanglelabels",
+                        "label",
+                        {
+                            "x": 100 * x0 / w,
+                            "y": 100 * y0 / h,
+                            "width": 100 * s.w / w,
+                            "height": 100 * s.h / h,
+                            "rotation": s.angle % 360,
+                            "rectanglelabels": [ann.label],
+                        },
+                        w,
+                        h,
+                        ann.id,
+                        score,
+                    )
+                )
             elif isinstance(s, Ellipse):
-                results.append(_result("ellipselabels", "ellipse", {
-                    "x": 100 * s.cx / w, "y": 100 * s.cy / h, "radiusX": 100 * s.rx / w, "radiusY": 100 * s.ry / h,
-                    "rotation": s.angle % 360, "ellipselabels": [ann.label]}, w, h, ann.id, score))
+                results.append(
+                    _result(
+                        "ellipselabels",
+                        "ellipse",
+                        {
+                            "x": 100 * s.cx / w,
+                            "y": 100 * s.cy / h,
+                            "radiusX": 100 * s.rx / w,
+                            "radiusY": 100 * s.ry / h,
+                            "rotation": s.angle % 360,
+                            "ellipselabels": [ann.label],
+                        },
+                        w,
+                        h,
+                        ann.id,
+                        score,
+                    )
+                )
             elif isinstance(s, Box):
-                results.append(_result("rectanglelabels", "label", {
-                    "x": 100 * s.x0 / w, "y": 100 * s.y0 / h, "width": 100 * (s.x1 - s.x0) / w,
-                    "height": 100 * (s.y1 - s.y0) / h, "rotation": 0, "rectanglelabels": [ann.label]},
-                    w, h, ann.id, score))
+                results.append(
+                    _result(
+                        "rectanglelabels",
+                        "label",
+                        {
+                            "x": 100 * s.x0 / w,
+                            "y": 100 * s.y0 / h,
+                            "width": 100 * (s.x1 - s.x0) / w,
+                            "height": 100 * (s.y1 - s.y0) / h,
+                            "rotation": 0,
+                            "rectanglelabels": [ann.label],
+                        },
+                        w,
+                        h,
+                        ann.id,
+                        score,
+                    )
+                )
             elif isinstance(s, Points):
                 for j, (x, y) in enumerate(s.points):
-                    results.append(_result("keypointlabels", "keypoint", {
-                        "x": 100 * x / w, "y": 100 * y / h, "width": 0.5, "keypointlabels": [ann.label]},
-                        w, h, f"{ann.id}-{j}", score))
+                    results.append(
+                        _result(
+                            "keypointlabels",
+                            "keypoint",
+                            {"x": 100 * x / w, "y": 100 * y / h, "width": 0.5, "keypointlabels": [ann.label]},
+                            w,
+                            h,
+                            f"{ann.id}-{j}",
+                            score,
+                        )
+                    )
             else:
                 if isinstance(s, Mask):
                     ctx.converted("mask", "polygon", "Label Studio results here are outlines")
@@ -82,16 +142,44 @@ def export(project: Project, out: Path, params: dict, ctx: ExchangeContext) -> N
                     ctx.dropped("hole", "Label Studio polygons are outlines", holes)
                 for j, (ext, _) in enumerate(parts):
                     pts = (np.asarray(ext, dtype=np.float64) * (100.0 / w, 100.0 / h)).tolist()
-                    results.append(_result("polygonlabels", "polygon", {
-                        "points": pts, "closed": True, "polygonlabels": [ann.label]},
-                        w, h, ann.id if j == 0 else f"{ann.id}-{j}", score))
+                    results.append(
+                        _result(
+                            "polygonlabels",
+                            "polygon",
+                            {"points": pts, "closed": True, "polygonlabels": [ann.label]},
+                            w,
+                            h,
+                            ann.id if j == 0 else f"{ann.id}-{j}",
+                            score,
+                        )
+                    )
         if labels.tags.get(rec.key):
-            results.append(_result("choices", "tags", {"choices": list(labels.tags[rec.key])}, w, h,
-                                   f"tags-{len(tasks)}", None))
+            results.append(
+                _result(
+                    "choices",
+                    "tags",
+                    {"choices": list(labels.tags[rec.key])},
+                    w,
+                    h,
+                    f"tags-{len(tasks)}",
+                    None,
+                )
+            )
         if labels.captions.get(rec.key):
-            results.append(_result("textarea", "caption", {"text": [labels.captions[rec.key]]}, w, h,
-                                   f"caption-{len(tasks)}", None))
-        image = prefix + rec.path if prefix else Path(os.path.relpath(project.root / rec.path, out)).as_posix()
+            results.append(
+                _result(
+                    "textarea",
+                    "caption",
+                    {"text": [labels.captions[rec.key]]},
+                    w,
+                    h,
+                    f"caption-{len(tasks)}",
+                    None,
+                )
+            )
+        image = (
+            prefix + rec.path if prefix else Path(os.path.relpath(project.root / rec.path, out)).as_posix()
+        )
         block = {"result": results}
         if mode == "predictions":
             block["model_version"] = "vfmstudio"
@@ -100,8 +188,9 @@ def export(project: Project, out: Path, params: dict, ctx: ExchangeContext) -> N
         tasks.append({"data": {"image": image}, mode: [block]})
     write_json(safe_join(out, params["filename"], what="parameter 'filename'"), tasks, ctx)
     config = out / "label_config.xml"
-    config.write_text(_config(labels.class_names, sorted({t for ts in labels.tags.values() for t in ts})),
-                      encoding="utf-8")
+    config.write_text(
+        _config(labels.class_names, sorted({t for ts in labels.tags.values() for t in ts})), encoding="utf-8"
+    )
     ctx.wrote(config)
 
 
@@ -109,10 +198,12 @@ def _config(classes: list[str], tags: list[str]) -> str:
     def options(tag: str, names: list[str]) -> str:
         return "".join(f"    <{tag} value={quoteattr(n)}/>\n" for n in names)
 
-    return ("<View>\n  <Image name=\"image\" value=\"$image\"/>\n"
-            f"  <RectangleLabels name=\"label\" toName=\"image\">\n{options('Label', classes)}  </RectangleLabels>\n"
-            f"  <PolygonLabels name=\"polygon\" toName=\"image\">\n{options('Label', classes)}  </PolygonLabels>\n"
-            f"  <KeyPointLabels name=\"keypoint\" toName=\"image\">\n{options('Label', classes)}  </KeyPointLabels>\n"
-            f"  <EllipseLabels name=\"ellipse\" toName=\"image\">\n{options('Label', classes)}  </EllipseLabels>\n"
-            f"  <Choices name=\"tags\" toName=\"image\" choice=\"multiple\">\n{options('Choice', tags)}  </Choices>\n"
-            "  <TextArea name=\"caption\" toName=\"image\"/>\n</View>\n")
+    return (
+        '<View>\n  <Image name="image" value="$image"/>\n'
+        f'  <RectangleLabels name="label" toName="image">\n{options("Label", classes)}  </RectangleLabels>\n'
+        f'  <PolygonLabels name="polygon" toName="image">\n{options("Label", classes)}  </PolygonLabels>\n'
+        f'  <KeyPointLabels name="keypoint" toName="image">\n{options("Label", classes)}  </KeyPointLabels>\n'
+        f'  <EllipseLabels name="ellipse" toName="image">\n{options("Label", classes)}  </EllipseLabels>\n'
+        f'  <Choices name="tags" toName="image" choice="multiple">\n{options("Choice", tags)}  </Choices>\n'
+        '  <TextArea name="caption" toName="image"/>\n</View>\n'
+    )

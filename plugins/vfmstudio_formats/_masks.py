@@ -92,7 +92,9 @@ def import_(source: Path, params: dict, ctx: ExchangeContext) -> Project:
     root = Path(params["image_root"]).resolve() if params.get("image_root") else source.resolve()
     index_names, colours = _class_lists(source)
     if index_names is None and colours is None:
-        raise FormatError(f"{source}: no classes.txt (index maps) or labelmap.txt (colour maps) naming the classes")
+        raise FormatError(
+            f"{source}: no classes.txt (index maps) or labelmap.txt (colour maps) naming the classes"
+        )
     masks = sorted(folder.glob("*.png"))
     images: dict[str, Path] = {}
     for img in find_images(root):
@@ -111,19 +113,27 @@ def import_(source: Path, params: dict, ctx: ExchangeContext) -> Project:
         rec = image_record(root, img.resolve().relative_to(root).as_posix())
         values = _read_png(path, colours is not None and index_names is None)
         if (rec.height, rec.width) != values.shape[:2]:
-            ctx.dropped("file", "size differs from the image", file=path,
-                        detail=f"mask {values.shape[1]}x{values.shape[0]}, image {rec.width}x{rec.height}")
+            ctx.dropped(
+                "file",
+                "size differs from the image",
+                file=path,
+                detail=f"mask {values.shape[1]}x{values.shape[0]}, image {rec.width}x{rec.height}",
+            )
             continue
         project.images[rec.key] = rec
         for label, mask in _regions(values, index_names, colours, path, ctx):
-            project.labels.add(Annotation(rec.key, label, Mask.from_array(mask), provenance=imported(None, "masks")))
+            project.labels.add(
+                Annotation(rec.key, label, Mask.from_array(mask), provenance=imported(None, "masks"))
+            )
     ctx.file = None
     return project
 
 
 def _class_lists(source: Path) -> tuple[list[str] | None, dict | None]:
     classes = next((p for p in (source / "classes.txt", source.parent / "classes.txt") if p.is_file()), None)
-    labelmap = next((p for p in (source / "labelmap.txt", source.parent / "labelmap.txt") if p.is_file()), None)
+    labelmap = next(
+        (p for p in (source / "labelmap.txt", source.parent / "labelmap.txt") if p.is_file()), None
+    )
     names = [line.strip() for line in read_text(classes).splitlines() if line.strip()] if classes else None
     colours = None
     if labelmap is not None:
@@ -145,12 +155,16 @@ def _read_png(path: Path, colour: bool) -> np.ndarray:
     try:
         with open_image(path, only=("PNG",)) as im:  # the one allow-listed opener (ADR 0100)
             if im.width * im.height > DEFAULT_MAX_PIXELS:
-                raise FormatError(f"{path}: {im.width}x{im.height} pixels is above the limit ({DEFAULT_MAX_PIXELS})")
+                raise FormatError(
+                    f"{path}: {im.width}x{im.height} pixels is above the limit ({DEFAULT_MAX_PIXELS})"
+                )
             if colour:
                 return np.asarray(im.convert("RGB"))
             if im.mode in ("P", "L", "I;16", "I"):
                 return np.asarray(im).astype(np.int64)  # palette images: the index, not the colour
-            raise FormatError(f"{path}: a {im.mode} image is not an index map (give labelmap.txt for colour maps)")
+            raise FormatError(
+                f"{path}: a {im.mode} image is not an index map (give labelmap.txt for colour maps)"
+            )
     except (OSError, Image.DecompressionBombError) as exc:
         raise FormatError(f"{path}: not a readable PNG ({exc})") from None
 

@@ -141,7 +141,9 @@ def _read_labelmap(path: Path) -> list[tuple[str, str]]:
 def parse_xml(path: Path) -> ET.Element:
     check_regular_file(path)
     try:
-        return SafeET.parse(path, forbid_dtd=True).getroot()  # no dataset needs a DTD; external ones are never read
+        return SafeET.parse(
+            path, forbid_dtd=True
+        ).getroot()  # no dataset needs a DTD; external ones are never read
     except DefusedXmlException as exc:
         raise FormatError(f"{path}: refused unsafe XML ({type(exc).__name__})") from None
     except (ET.ParseError, OSError) as exc:
@@ -194,7 +196,9 @@ def _read_one(project: Project, xml_path: Path, root: Path, ctx: ExchangeContext
     if not filename:
         raise FormatError(f"{where}: missing <filename>")
     candidates = [f"JPEGImages/{filename}", filename]
-    rel = next((c for c in candidates if safe_join(root, c, what=f"{where}: filename").exists()), candidates[0])
+    rel = next(
+        (c for c in candidates if safe_join(root, c, what=f"{where}: filename").exists()), candidates[0]
+    )
     path = safe_join(root, rel, what=f"{where}: filename")
     size = doc.find("size")
     if size is None and path.exists():  # some tools leave <size> out: the image knows
@@ -226,8 +230,15 @@ def _read_one(project: Project, xml_path: Path, root: Path, ctx: ExchangeContext
             score_value = float(score) if score else None
         except ValueError:
             score_value = None
-        labels.add(Annotation(key, name, clipped(Box(xmin - 1, ymin - 1, xmax, ymax), w, h, ctx, xml_path),
-                              provenance=imported(score_value, "voc"), attributes=_object_attributes(obj, where)))
+        labels.add(
+            Annotation(
+                key,
+                name,
+                clipped(Box(xmin - 1, ymin - 1, xmax, ymax), w, h, ctx, xml_path),
+                provenance=imported(score_value, "voc"),
+                attributes=_object_attributes(obj, where),
+            )
+        )
 
 
 def _object_attributes(obj: ET.Element, where: str) -> dict:

@@ -111,11 +111,18 @@ def _clipped_box(shape, w: int, h: int) -> tuple[float, float, float, float]:
 
 def _box_row(c: int, box: tuple[float, float, float, float], w: int, h: int) -> list[str]:
     x0, y0, x1, y1 = box
-    return [str(c), _fmt((x0 + x1) / 2 / w), _fmt((y0 + y1) / 2 / h), _fmt((x1 - x0) / w), _fmt((y1 - y0) / h)]
+    return [
+        str(c),
+        _fmt((x0 + x1) / 2 / w),
+        _fmt((y0 + y1) / 2 / h),
+        _fmt((x1 - x0) / w),
+        _fmt((y1 - y0) / h),
+    ]
 
 
-def _rows(ann: Annotation, c: int, w: int, h: int, task: str, params: dict, kpt: int,
-          ctx: ExchangeContext) -> list[str]:
+def _rows(
+    ann: Annotation, c: int, w: int, h: int, task: str, params: dict, kpt: int, ctx: ExchangeContext
+) -> list[str]:
     scale = np.array([w, h], dtype=np.float64)
     if task == "detect":
         shape = nearest_shape(ann, (Box,), ctx, "YOLO detect")
@@ -131,8 +138,11 @@ def _rows(ann: Annotation, c: int, w: int, h: int, task: str, params: dict, kpt:
         return [" ".join([str(c), *(_fmt(v) for v in xy.ravel())])]
     if task == "pose":
         if not isinstance(ann.shape, Keypoints) or len(ann.shape.points) != kpt:
-            why = "YOLO pose rows hold keypoints" if not isinstance(ann.shape, Keypoints) else \
-                f"YOLO pose needs {kpt} keypoints per object (kpt_shape)"
+            why = (
+                "YOLO pose rows hold keypoints"
+                if not isinstance(ann.shape, Keypoints)
+                else f"YOLO pose needs {kpt} keypoints per object (kpt_shape)"
+            )
             ctx.dropped(shape_kind(ann.shape), why)
             return []
         s = ann.shape
@@ -190,9 +200,12 @@ def _export(project: Project, out: Path, params: dict, ctx: ExchangeContext, tas
     if not params["copy_images"]:
         ctx.warn("images not copied: data.yaml names images/<split> folders that hold no images")
     drop_image_texts(project, ctx, "YOLO")
-    data: dict = {"path": str(out.resolve()), "train": "images/train",
-                  "val": "images/val" if "val" in splits_used else "images/train",
-                  "names": {i: c.name for i, c in enumerate(labels.classes)}}
+    data: dict = {
+        "path": str(out.resolve()),
+        "train": "images/train",
+        "val": "images/val" if "val" in splits_used else "images/train",
+        "names": {i: c.name for i, c in enumerate(labels.classes)},
+    }
     if task == "pose":
         data["kpt_shape"] = [kpt, 3]
         skeleton = next(iter(labels.skeletons.values()), None)
@@ -256,8 +269,12 @@ def _darknet_data(path: Path) -> dict:
         key, sep, value = line.partition("=")
         if sep and key.strip():
             data[key.strip()] = value.strip()
-    return {"train": data.get("train"), "val": data.get("valid"), "test": data.get("test"),
-            "names_file": data.get("names")}
+    return {
+        "train": data.get("train"),
+        "val": data.get("valid"),
+        "test": data.get("test"),
+        "names_file": data.get("names"),
+    }
 
 
 def _names_list(raw, where: Path) -> list[str]:
@@ -315,7 +332,9 @@ def _images_of(entry: Path, root: Path, ctx: ExchangeContext) -> list[Path]:
             continue
         p = _within(root, line.strip(), f"{entry.name}: line {n}")
         if p is None or p.suffix.lower() not in IMAGE_EXTENSIONS:
-            ctx.dropped("image", "listed but missing", file=entry, line=n, detail=f"{line.strip()!r} not found")
+            ctx.dropped(
+                "image", "listed but missing", file=entry, line=n, detail=f"{line.strip()!r} not found"
+            )
             continue
         images.append(p)
     return images
@@ -373,8 +392,10 @@ def _import(source: Path, params: dict, ctx: ExchangeContext, *, obb: bool) -> P
                 if p.resolve() == root or root in p.resolve().parents:
                     root = p.resolve()
                 else:  # written on another machine, or pointing elsewhere: the folder of the file
-                    ctx.warn(f"path {base!r} lies outside the dataset folder; reading relative to {root}",
-                             file=config_path)
+                    ctx.warn(
+                        f"path {base!r} lies outside the dataset folder; reading relative to {root}",
+                        file=config_path,
+                    )
     if params.get("image_root"):
         root = Path(params["image_root"]).resolve()
     names: list[str] = []
@@ -385,7 +406,11 @@ def _import(source: Path, params: dict, ctx: ExchangeContext, *, obb: bool) -> P
         if class_file is not None:
             names = [line.strip() for line in read_text(class_file).splitlines() if line.strip()]
     kpt_shape = config.get("kpt_shape")
-    kpt = (int(kpt_shape[0]), int(kpt_shape[1])) if isinstance(kpt_shape, list) and len(kpt_shape) == 2 else None
+    kpt = (
+        (int(kpt_shape[0]), int(kpt_shape[1]))
+        if isinstance(kpt_shape, list) and len(kpt_shape) == 2
+        else None
+    )
     if kpt is not None and (kpt[0] <= 0 or kpt[1] not in (2, 3)):
         raise FormatError(f"{config_path}: kpt_shape must be [K, 2] or [K, 3], got {kpt_shape}")
     project = in_memory(root)
@@ -434,15 +459,28 @@ def _kpt_names(config: dict, kpt: tuple[int, int] | None) -> tuple[str, ...]:
 
 
 def _label_file(root: Path, rel: str) -> Path | None:
-    for candidate in (label_path_for(rel), str(PurePosixPath(rel).with_suffix(".txt"))):  # Ultralytics, Darknet
+    for candidate in (
+        label_path_for(rel),
+        str(PurePosixPath(rel).with_suffix(".txt")),
+    ):  # Ultralytics, Darknet
         p = safe_join(root, candidate, what="label file")
         if p.is_file():
             return p
     return None
 
 
-def _row(line: str, rec, labels, names: list[str], kpt, kpt_names, obb: bool, ctx: ExchangeContext, txt: Path,
-         lineno: int) -> Annotation | None:
+def _row(
+    line: str,
+    rec,
+    labels,
+    names: list[str],
+    kpt,
+    kpt_names,
+    obb: bool,
+    ctx: ExchangeContext,
+    txt: Path,
+    lineno: int,
+) -> Annotation | None:
     """One label row as an annotation, or None (counted) when it cannot be used."""
     parts = line.split()
     try:
@@ -455,10 +493,17 @@ def _row(line: str, rec, labels, names: list[str], kpt, kpt_names, obb: bool, ct
         ctx.dropped("line", "not numbers", file=txt, line=lineno, detail="a value is not a finite number")
         return None
     if c < 0 or (names and c >= len(names)):
-        ctx.dropped("line", "unknown class", file=txt, line=lineno,
-                    detail=f"class {c} outside 0..{len(names) - 1}" if names else f"class {c} is negative")
+        ctx.dropped(
+            "line",
+            "unknown class",
+            file=txt,
+            line=lineno,
+            detail=f"class {c} outside 0..{len(names) - 1}" if names else f"class {c} is negative",
+        )
         return None
-    if names == [] and c >= 10_000:  # unnamed classes are created up to c: a hostile row must not ask for 10**9
+    if (
+        names == [] and c >= 10_000
+    ):  # unnamed classes are created up to c: a hostile row must not ask for 10**9
         ctx.dropped("line", "unknown class", file=txt, line=lineno, detail=f"class {c} without a class list")
         return None
     while len(labels.classes) <= c:  # unnamed classes are named by their number
@@ -466,8 +511,11 @@ def _row(line: str, rec, labels, names: list[str], kpt, kpt_names, obb: bool, ct
     label = labels.classes[c].name
     coords = v
     if kpt is not None:
-        coords = np.concatenate([v[:4], v[4:].reshape(-1, kpt[1])[:, :2].ravel()]) if v.size == 4 + kpt[0] * kpt[1] \
+        coords = (
+            np.concatenate([v[:4], v[4:].reshape(-1, kpt[1])[:, :2].ravel()])
+            if v.size == 4 + kpt[0] * kpt[1]
             else v
+        )
     if (coords < 0).any() or (coords > 1).any():
         worst = coords[np.argmax(np.abs(coords - 0.5))]
         ctx.warn(f"coordinate {worst:g} outside [0, 1], clipped", file=txt, line=lineno)
@@ -477,18 +525,29 @@ def _row(line: str, rec, labels, names: list[str], kpt, kpt_names, obb: bool, ct
         cx, cy, bw, bh = np.clip(v[:4], 0, 1) * np.tile(wh, 2)
         k = v[4:].reshape(kpt[0], kpt[1])
         pts = np.clip(k[:, :2], 0, 1) * wh
-        vis = tuple(int(round(x)) if kpt[1] == 3 and x in (0, 1, 2) else 2 for x in (k[:, 2] if kpt[1] == 3 else
-                                                                                    np.full(kpt[0], 2.0)))
+        vis = tuple(
+            int(round(x)) if kpt[1] == 3 and x in (0, 1, 2) else 2
+            for x in (k[:, 2] if kpt[1] == 3 else np.full(kpt[0], 2.0))
+        )
         box = [float(cx - bw / 2), float(cy - bh / 2), float(cx + bw / 2), float(cy + bh / 2)]
-        return Annotation(rec.key, label, Keypoints(pts, vis, kpt_names), provenance=prov, attributes={"bbox": box})
+        return Annotation(
+            rec.key, label, Keypoints(pts, vis, kpt_names), provenance=prov, attributes={"bbox": box}
+        )
     v = np.clip(v, 0.0, 1.0)
     if v.size == 4:
         cx, cy, bw, bh = v * np.tile(wh, 2)
-        return Annotation(rec.key, label, Box(cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2), provenance=prov)
+        return Annotation(
+            rec.key, label, Box(cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2), provenance=prov
+        )
     if obb and v.size == 8:
         return Annotation(rec.key, label, RotatedBox.from_corners(v.reshape(4, 2) * wh), provenance=prov)
     if v.size % 2 or v.size < 6:
-        ctx.dropped("line", "wrong number of values", file=txt, line=lineno,
-                    detail=f"{v.size} values after the class (a box has 4, an outline >= 6 in x,y pairs)")
+        ctx.dropped(
+            "line",
+            "wrong number of values",
+            file=txt,
+            line=lineno,
+            detail=f"{v.size} values after the class (a box has 4, an outline >= 6 in x,y pairs)",
+        )
         return None
     return Annotation(rec.key, label, Polygon((PolygonPart(v.reshape(-1, 2) * wh),)), provenance=prov)

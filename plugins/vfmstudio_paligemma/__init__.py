@@ -11,29 +11,56 @@ from vfmstudio.plugin_api import InputKind, ModelSpec, Param, ParamType, ToolSpe
 __version__ = "0.1.0"
 
 DECLARED_MODELS = (
-    ModelSpec("google/paligemma2-3b-mix-224", "paligemma", "PaliGemma 2 3B mix 224", 3030, "Gemma", gated=True,
-              default=True),
-    ModelSpec("google/paligemma2-3b-mix-448", "paligemma", "PaliGemma 2 3B mix 448", 3030, "Gemma", gated=True),
+    ModelSpec(
+        "google/paligemma2-3b-mix-224",
+        "paligemma",
+        "PaliGemma 2 3B mix 224",
+        3030,
+        "Gemma",
+        gated=True,
+        default=True,
+    ),
+    ModelSpec(
+        "google/paligemma2-3b-mix-448", "paligemma", "PaliGemma 2 3B mix 448", 3030, "Gemma", gated=True
+    ),
 )
 MODELS = tuple(m.choice() for m in DECLARED_MODELS)  # this plugin's own models, as tool choices
 
 
 def _max_tokens(default: int) -> Param:
-    return Param("max_new_tokens", ParamType.INT, default, minimum=1, maximum=2048,
-                 help="stop after this many generated tokens")
+    return Param(
+        "max_new_tokens",
+        ParamType.INT,
+        default,
+        minimum=1,
+        maximum=2048,
+        help="stop after this many generated tokens",
+    )
 
 
 _LANG = Param("lang", ParamType.STR, "en", help="language code of the answer, e.g. en, de, fr")
-_CLASSES = Param("classes", ParamType.STRLIST, required=True,
-                 help="object names separated by ';' (or commas), e.g. \"cat ; dog\"")
+_CLASSES = Param(
+    "classes",
+    ParamType.STRLIST,
+    required=True,
+    help="object names separated by ';' (or commas), e.g. \"cat ; dog\"",
+)
 
 
 def _tool(name: str, title: str, params: tuple[Param, ...], returns: str, description: str) -> ToolSpec:
     # Detect and segment add a text result when they find nothing: the model's answer, as the reason.
     kinds = (returns,) if returns == "text" else (returns, "text")
-    return ToolSpec(id=f"paligemma.{name}", title=title, run=f"vfmstudio_paligemma._tools:{name}",
-                    inputs=InputKind.IMAGE, params=params, model_families=("paligemma",), returns=kinds,
-                    description=description, prepare="vfmstudio_paligemma._tools:prepare")
+    return ToolSpec(
+        id=f"paligemma.{name}",
+        title=title,
+        run=f"vfmstudio_paligemma._tools:{name}",
+        inputs=InputKind.IMAGE,
+        params=params,
+        model_families=("paligemma",),
+        returns=kinds,
+        description=description,
+        prepare="vfmstudio_paligemma._tools:prepare",
+    )
 
 
 TOOLS = (

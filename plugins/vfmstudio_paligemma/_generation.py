@@ -91,15 +91,25 @@ class _StopOnCancel(StoppingCriteria):
     def __init__(self, ctx: RunContext):
         self.ctx = ctx
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
-        return torch.full((input_ids.shape[0],), self.ctx.cancel.cancelled, dtype=torch.bool, device=input_ids.device)
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any
+    ) -> torch.BoolTensor:
+        return torch.full(
+            (input_ids.shape[0],), self.ctx.cancel.cancelled, dtype=torch.bool, device=input_ids.device
+        )
 
 
 class _TextStream(BaseStreamer):
     """Streams the decoded text so far; the first ``put`` is the prompt and is skipped."""
 
-    def __init__(self, ctx: RunContext, decode: Callable[[list[int]], str], prompt: str, image_id: str,
-                 max_new_tokens: int):
+    def __init__(
+        self,
+        ctx: RunContext,
+        decode: Callable[[list[int]], str],
+        prompt: str,
+        image_id: str,
+        max_new_tokens: int,
+    ):
         self.ctx, self.decode, self.prompt, self.image_id = ctx, decode, prompt, image_id
         self.max_new_tokens = max_new_tokens
         self.ids: list[int] = []
@@ -113,7 +123,9 @@ class _TextStream(BaseStreamer):
         if self.ctx.cancel.cancelled:
             return  # the stopping criterion ends generation after this step
         self.ctx.partial(Text(text=self.decode(self.ids), prompt=self.prompt, image_id=self.image_id))
-        self.ctx.progress(min(len(self.ids) / self.max_new_tokens, 1.0), f"generating ({len(self.ids)} tokens)")
+        self.ctx.progress(
+            min(len(self.ids) / self.max_new_tokens, 1.0), f"generating ({len(self.ids)} tokens)"
+        )
 
     def end(self) -> None:
         pass
@@ -133,14 +145,18 @@ def prepare_inputs(pg: PaliGemma, image: LoadedImage, prompt: str) -> dict[str, 
         inputs = processor(images=image.pixels, text=text, return_tensors="pt")
     inputs.pop("labels", None)
     dtype = next(pg.model.parameters()).dtype
-    return {k: (v.to(pg.device, dtype) if v.is_floating_point() else v.to(pg.device)) for k, v in inputs.items()}
+    return {
+        k: (v.to(pg.device, dtype) if v.is_floating_point() else v.to(pg.device)) for k, v in inputs.items()
+    }
 
 
 def _features_key(pg: PaliGemma, image: LoadedImage) -> tuple:
     return (*_model_key(pg), "image-features", image.id)
 
 
-def image_features(ctx: RunContext, pg: PaliGemma, image: LoadedImage, pixel_values: torch.Tensor) -> torch.Tensor:
+def image_features(
+    ctx: RunContext, pg: PaliGemma, image: LoadedImage, pixel_values: torch.Tensor
+) -> torch.Tensor:
     """The projected vision-tower output for ``image`` (1, image_seq_length, hidden), cached per image."""
 
     def compute() -> torch.Tensor:
@@ -155,11 +171,15 @@ def encode_images(ctx: RunContext, pg: PaliGemma, images: list[LoadedImage], bat
     """Fill the feature cache for ``images`` with batched vision-tower passes (batch engines call this
     before per-image runs); images already cached are skipped. Returns how many were encoded."""
     lookup = getattr(ctx.features, "get", None)
-    missing = list({im.id: im for im in images if lookup is None or lookup(_features_key(pg, im)) is None}.values())
+    missing = list(
+        {im.id: im for im in images if lookup is None or lookup(_features_key(pg, im)) is None}.values()
+    )
     dtype = next(pg.model.parameters()).dtype
     for start in range(0, len(missing), batch_size):
         chunk = missing[start : start + batch_size]
-        ctx.progress(start / len(missing), f"encoding images {start + 1}-{start + len(chunk)} of {len(missing)}")
+        ctx.progress(
+            start / len(missing), f"encoding images {start + 1}-{start + len(chunk)} of {len(missing)}"
+        )
         arrays = [im.pixels for im in chunk]
         # On a GPU the processor's steps run on the device (ADR 0092); on a CPU the processor itself.
         pixel_values = pixel_values_on_device(pg.processor.image_processor, arrays, pg.device, dtype)
@@ -172,7 +192,9 @@ def encode_images(ctx: RunContext, pg: PaliGemma, images: list[LoadedImage], bat
     return len(missing)
 
 
-def generate(ctx: RunContext, pg: PaliGemma, image: LoadedImage, prompt: str, max_new_tokens: int) -> Generation:
+def generate(
+    ctx: RunContext, pg: PaliGemma, image: LoadedImage, prompt: str, max_new_tokens: int
+) -> Generation:
     """Greedy generation for ``prompt`` on ``image``; raises Cancelled when ``ctx.cancel`` fires."""
     key = (*_model_key(pg), "generation", image.id, prompt, int(max_new_tokens))
     if logits_processor_hooks:
@@ -182,7 +204,9 @@ def generate(ctx: RunContext, pg: PaliGemma, image: LoadedImage, prompt: str, ma
     return result
 
 
-def _generate(ctx: RunContext, pg: PaliGemma, image: LoadedImage, prompt: str, max_new_tokens: int) -> Generation:
+def _generate(
+    ctx: RunContext, pg: PaliGemma, image: LoadedImage, prompt: str, max_new_tokens: int
+) -> Generation:
     inputs = prepare_inputs(pg, image, prompt)
     features = image_features(ctx, pg, image, inputs.pop("pixel_values"))
     tokenizer = pg.processor.tokenizer
@@ -217,8 +241,14 @@ def _generate(ctx: RunContext, pg: PaliGemma, image: LoadedImage, prompt: str, m
         while ids and ids[-1] == tokenizer.pad_token_id:
             ids.pop()
     text, ends = token_text_ends(decode, ids)
-    return Generation(prompt=prompt, token_ids=tuple(ids), text=text, finished=finished,
-                      token_logprobs=tuple(chosen.values[:len(ids)]), token_ends=ends)
+    return Generation(
+        prompt=prompt,
+        token_ids=tuple(ids),
+        text=text,
+        finished=finished,
+        token_logprobs=tuple(chosen.values[: len(ids)]),
+        token_ends=ends,
+    )
 
 
 def _eos_ids(pg: PaliGemma) -> set[int]:

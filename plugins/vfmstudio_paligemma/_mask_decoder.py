@@ -98,18 +98,25 @@ def load_decoder(path: str | os.PathLike[str], device: str = "cpu") -> MaskDecod
     codebook = state.pop(CODEBOOK_KEY)
     ignored = sorted(k for k in state if not k.startswith(DECODER_PREFIX))
     if ignored:
-        log.debug("mask decoder weights '%s': ignored %d keys that the decoder does not use: %s",
-                  path, len(ignored), ", ".join(ignored))
+        log.debug(
+            "mask decoder weights '%s': ignored %d keys that the decoder does not use: %s",
+            path,
+            len(ignored),
+            ", ".join(ignored),
+        )
     decoder = MaskDecoder(embed_dim=int(codebook.shape[1]), codebook_size=int(codebook.shape[0]))
     tensors = {"codebook.weight": torch.from_numpy(codebook.astype(np.float32))}
-    tensors.update({k: torch.from_numpy(v.astype(np.float32)) for k, v in state.items()
-                    if k.startswith(DECODER_PREFIX)})
+    tensors.update(
+        {k: torch.from_numpy(v.astype(np.float32)) for k, v in state.items() if k.startswith(DECODER_PREFIX)}
+    )
     try:
         decoder.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
         detail = " ".join(" ".join(first[:3]).split())
-        raise ModelError(f"'{path}' does not match the PaliGemma mask decoder layout: {detail[:300]}") from None
+        raise ModelError(
+            f"'{path}' does not match the PaliGemma mask decoder layout: {detail[:300]}"
+        ) from None
     return decoder.to(device).eval()
 
 
@@ -142,8 +149,10 @@ def _download_vae() -> Path:
             return download_file(space, VAE_FILE, repo_type="space", cache_dir=cache)
         except Exception as exc:  # noqa: BLE001 - every hub failure becomes the same actionable line
             first_error = first_error or exc
-    why = "offline: HF_HUB_OFFLINE=1" if offline else (
-        str(first_error) if isinstance(first_error, ModelError) else type(first_error).__name__
+    why = (
+        "offline: HF_HUB_OFFLINE=1"
+        if offline
+        else (str(first_error) if isinstance(first_error, ModelError) else type(first_error).__name__)
     )
     raise ModelError(
         f"the PaliGemma mask decoder weights ({VAE_FILE}) are not in the cache ({cache}) and cannot be "
@@ -181,8 +190,10 @@ def evaluator_box(locs, width: int, height: int) -> tuple[int, int, int, int] | 
     y_min, x_min, y_max, x_max = (int(v) for v in locs)
     if not (y_max > y_min and x_max > x_min):
         return None
-    y0, x0, y1, x1 = (int(v / EVALUATOR_LOC_SCALE * size)
-                      for v, size in ((y_min, height), (x_min, width), (y_max, height), (x_max, width)))
+    y0, x0, y1, x1 = (
+        int(v / EVALUATOR_LOC_SCALE * size)
+        for v, size in ((y_min, height), (x_min, width), (y_max, height), (x_max, width))
+    )
     if x1 <= x0 or y1 <= y0:
         return None
     return x0, y0, x1, y1
@@ -196,8 +207,9 @@ def _resize_logits(logits: np.ndarray, box_w: int, box_h: int) -> np.ndarray:
     return np.asarray(src.resize((box_w, box_h), resample=Image.Resampling.BILINEAR))
 
 
-def paste_mask(logits: np.ndarray, box: tuple[int, int, int, int], width: int, height: int,
-               out: np.ndarray | None = None) -> np.ndarray:
+def paste_mask(
+    logits: np.ndarray, box: tuple[int, int, int, int], width: int, height: int, out: np.ndarray | None = None
+) -> np.ndarray:
     """Resize one 64x64 logit map to the integer ``box`` (x0, y0, x1, y1), threshold at 0 and paste it into
     a (height, width) bool mask; the part of a box outside the image is cut off."""
     mask = np.zeros((height, width), dtype=bool) if out is None else out
@@ -206,7 +218,7 @@ def paste_mask(logits: np.ndarray, box: tuple[int, int, int, int], width: int, h
     cx0, cy0 = max(x0, 0), max(y0, 0)
     cx1, cy1 = min(x1, width), min(y1, height)
     if cx1 > cx0 and cy1 > cy0:
-        mask[cy0:cy1, cx0:cx1] = inside[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
+        mask[cy0:cy1, cx0:cx1] = inside[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
     return mask
 
 

@@ -41,8 +41,10 @@ class PaliGemma:
 
 
 def _gated_hint(repo_id: str) -> str:
-    return (f"PaliGemma checkpoints are gated: accept the licence on https://huggingface.co/{repo_id} and "
-            "configure a token (set HF_TOKEN or run `hf auth login`) before fetching")
+    return (
+        f"PaliGemma checkpoints are gated: accept the licence on https://huggingface.co/{repo_id} and "
+        "configure a token (set HF_TOKEN or run `hf auth login`) before fetching"
+    )
 
 
 def _refuse_before_download(ref: ModelRef, device: str, precision: str) -> None:
@@ -65,8 +67,13 @@ def load(ref: str, device: str = "auto", precision: str = "auto") -> PaliGemma:
     try:
         # attn_implementation=None: transformers picks SDPA where the text model supports it and eager
         # otherwise (Gemma 2's logit soft-capping has no SDPA path here).
-        model, info = load_pretrained(transformers.PaliGemmaForConditionalGeneration, parsed, device=device,
-                                      precision=precision, attn_implementation=None)
+        model, info = load_pretrained(
+            transformers.PaliGemmaForConditionalGeneration,
+            parsed,
+            device=device,
+            precision=precision,
+            attn_implementation=None,
+        )
         processor = load_processor(transformers.PaliGemmaProcessor, parsed)
     except ModelNotAvailableError as exc:
         if parsed.repo_id and "paligemma" in parsed.repo_id.lower():

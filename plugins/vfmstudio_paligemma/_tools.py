@@ -55,10 +55,18 @@ def detect(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Res
     pg = _model.get(ctx)
     gen = _generation.generate(ctx, pg, image, prompt, params["max_new_tokens"])
     objects = parse_objects(gen.text)
-    boxes = np.array([o.box_xyxy(image.width, image.height) for o in objects], dtype=np.float32).reshape(-1, 4)
-    return [Detections(boxes_xyxy=boxes, labels=tuple(_label(o, classes) for o in objects),
-                       scores=_scores(gen, objects), image_id=image.id),
-            *_why_nothing(gen.text, objects, prompt, image.id, "<loc> boxes")]
+    boxes = np.array([o.box_xyxy(image.width, image.height) for o in objects], dtype=np.float32).reshape(
+        -1, 4
+    )
+    return [
+        Detections(
+            boxes_xyxy=boxes,
+            labels=tuple(_label(o, classes) for o in objects),
+            scores=_scores(gen, objects),
+            image_id=image.id,
+        ),
+        *_why_nothing(gen.text, objects, prompt, image.id, "<loc> boxes"),
+    ]
 
 
 def _scores(gen: _generation.Generation, objects: list[ParsedObject]) -> np.ndarray:
@@ -85,15 +93,24 @@ def segment(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Re
     masks = np.zeros((len(objects), h, w), dtype=bool)
     if objects:
         path = _mask_decoder.resolve_vae_path(params.get("vae_path"))
-        decoder = ctx.model(("paligemma-mask-decoder", str(path.resolve())),
-                            lambda: _mask_decoder.load_decoder(path, pg.device))
+        decoder = ctx.model(
+            ("paligemma-mask-decoder", str(path.resolve())),
+            lambda: _mask_decoder.load_decoder(path, pg.device),
+        )
         ctx.progress(None, f"decoding {len(objects)} masks")
         logits = _mask_decoder.decode_logits(decoder, [o.seg for o in objects])
         for i, box in enumerate(pixel_boxes):
             _mask_decoder.paste_mask(logits[i], box, w, h, out=masks[i])
-    return [Masks(masks=masks, labels=tuple(_label(o, classes) for o in objects), boxes_xyxy=boxes,
-                  scores=_scores(gen, objects), image_id=image.id),
-            *_why_nothing(gen.text, objects, prompt, image.id, "<loc> boxes with <seg> masks")]
+    return [
+        Masks(
+            masks=masks,
+            labels=tuple(_label(o, classes) for o in objects),
+            boxes_xyxy=boxes,
+            scores=_scores(gen, objects),
+            image_id=image.id,
+        ),
+        *_why_nothing(gen.text, objects, prompt, image.id, "<loc> boxes with <seg> masks"),
+    ]
 
 
 def _why_nothing(answer: str, objects: list, prompt: str, image_id: str, wanted: str) -> list[Result]:
@@ -102,5 +119,10 @@ def _why_nothing(answer: str, objects: list, prompt: str, image_id: str, wanted:
         return []
     said = " ".join(answer.split())
     said = said if len(said) <= 120 else said[:119] + "…"
-    return [Text(f"no {wanted} in the model's answer: {said!r}" if said else f"the model gave no {wanted}",
-                 prompt=prompt, image_id=image_id)]
+    return [
+        Text(
+            f"no {wanted} in the model's answer: {said!r}" if said else f"the model gave no {wanted}",
+            prompt=prompt,
+            image_id=image_id,
+        )
+    ]

@@ -145,8 +145,12 @@ def _read_object(tokens: list[_Token], i: int) -> tuple[ParsedObject | None, int
         raw = "".join(str(t[1]) for t in tokens[first_label:i])
         start = tokens[first_label][2] + len(raw) - len(raw.lstrip())
         spans.append((start, start + len(raw.strip())))  # the label without the spaces around it
-    return ParsedObject(locs=(locs[0], locs[1], locs[2], locs[3]), label=label,
-                        seg=None if seg is None else tuple(seg), spans=tuple(spans)), i
+    return ParsedObject(
+        locs=(locs[0], locs[1], locs[2], locs[3]),
+        label=label,
+        seg=None if seg is None else tuple(seg),
+        spans=tuple(spans),
+    ), i
 
 
 def parse_objects(text: str) -> list[ParsedObject]:

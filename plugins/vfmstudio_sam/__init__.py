@@ -25,15 +25,35 @@ DECLARED_MODELS = (
 POINT_FAMILIES = ("sam",)
 
 LABEL = Param("label", ParamType.STR, "object", help="the class name the masks get")
-BOXES = Param("boxes", ParamType.STR, "", help="boxes 'x0,y0,x1,y1; x0,y0,x1,y1' in pixels; each box alone "
-                                               "gives one mask (one decoder call for all)")
+BOXES = Param(
+    "boxes",
+    ParamType.STR,
+    "",
+    help="boxes 'x0,y0,x1,y1; x0,y0,x1,y1' in pixels; each box alone "
+    "gives one mask (one decoder call for all)",
+)
 
 
-def _tool(name: str, title: str, params: tuple[Param, ...], description: str,
-          families: tuple[str, ...] = POINT_FAMILIES, default: str = DEFAULT_MODEL) -> ToolSpec:
-    return ToolSpec(id=f"sam.{name}", title=title, run=f"vfmstudio_sam._tools:{name}", inputs=InputKind.IMAGE,
-                    params=params, model_families=families, default_model=default, returns=("masks",),
-                    description=description, prepare="vfmstudio_sam._embedding:prepare")
+def _tool(
+    name: str,
+    title: str,
+    params: tuple[Param, ...],
+    description: str,
+    families: tuple[str, ...] = POINT_FAMILIES,
+    default: str = DEFAULT_MODEL,
+) -> ToolSpec:
+    return ToolSpec(
+        id=f"sam.{name}",
+        title=title,
+        run=f"vfmstudio_sam._tools:{name}",
+        inputs=InputKind.IMAGE,
+        params=params,
+        model_families=families,
+        default_model=default,
+        returns=("masks",),
+        description=description,
+        prepare="vfmstudio_sam._embedding:prepare",
+    )
 
 
 TOOLS = (

@@ -70,8 +70,10 @@ def decode(sam: SamModel, emb: ImageEmbedding, prompts: list[Prompt], multimask:
 
 def decode_all(sam: SamModel, emb: ImageEmbedding, prompts: list[Prompt], multimask: bool) -> LowRes:
     """:func:`decode` in batches of at most ``MAX_DECODER_BATCH`` prompts."""
-    parts = [decode(sam, emb, prompts[i:i + MAX_DECODER_BATCH], multimask)
-             for i in range(0, len(prompts), MAX_DECODER_BATCH)]
+    parts = [
+        decode(sam, emb, prompts[i : i + MAX_DECODER_BATCH], multimask)
+        for i in range(0, len(prompts), MAX_DECODER_BATCH)
+    ]
     return LowRes(logits=torch.cat([p.logits for p in parts]), scores=torch.cat([p.scores for p in parts]))
 
 
@@ -97,11 +99,11 @@ def to_image(sam: SamModel, emb: ImageEmbedding, logits: torch.Tensor) -> np.nda
     side = padded_side(sam)
     step = max(1, FULL_SIZE_FLOATS // max(h * w, side * side))
     for start in range(0, logits.shape[0], step):
-        x = logits[start:start + step, None].float()
+        x = logits[start : start + step, None].float()
         if sam.checkpoint.family == "sam":
             # Upsample to the padded input, drop the padding, then upsample to the image.
             x = F.interpolate(x, (side, side), mode="bilinear", align_corners=False)
-            x = x[..., :emb.resized[0], :emb.resized[1]]
+            x = x[..., : emb.resized[0], : emb.resized[1]]
         x = F.interpolate(x, (h, w), mode="bilinear", align_corners=False)
-        out[start:start + step] = (x[:, 0] > 0).cpu().numpy()
+        out[start : start + step] = (x[:, 0] > 0).cpu().numpy()
     return out

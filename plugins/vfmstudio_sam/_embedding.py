@@ -46,7 +46,9 @@ def embedding_key(sam: SamModel, image: LoadedImage) -> Hashable:
     return ("sam.embedding", *sam.checkpoint.ref.key, sam.precision, image.id)
 
 
-def sam2_pixel_values(pixels: np.ndarray, size: int, mean, std, device: str | torch.device = "cpu") -> torch.Tensor:
+def sam2_pixel_values(
+    pixels: np.ndarray, size: int, mean, std, device: str | torch.device = "cpu"
+) -> torch.Tensor:
     """(H, W, 3) uint8 -> (1, 3, size, size) float32, as ``Sam2ImageProcessorFast`` computes it."""
     x = torch.tensor(pixels, device=device).permute(2, 0, 1).unsqueeze(0)
     if x.device.type == "cpu":
@@ -79,7 +81,7 @@ def encode(sam: SamModel, batch: torch.Tensor) -> list[tuple[torch.Tensor, ...]]
     if x.shape[0] == 1:
         return [levels]
     # Copies, so that each cached embedding holds (and is accounted for) its own memory only.
-    return [tuple(t[i:i + 1].clone() for t in levels) for i in range(x.shape[0])]
+    return [tuple(t[i : i + 1].clone() for t in levels) for i in range(x.shape[0])]
 
 
 def embedding_for(ctx: RunContext, sam: SamModel, image: LoadedImage) -> ImageEmbedding:
@@ -106,7 +108,7 @@ def prepare(ctx: RunContext, images: list[LoadedImage], params: dict) -> None:
     todo = [im for im in images if not (hasattr(cache, "__contains__") and embedding_key(sam, im) in cache)]
     step = BATCH_GPU if sam.device.startswith("cuda") else BATCH_CPU
     for start in range(0, len(todo), step):
-        group = todo[start:start + step]
+        group = todo[start : start + step]
         ctx.progress(start / len(todo), f"embeddings {start + 1}-{start + len(group)}/{len(todo)}")
         inputs = [pixel_values(sam, im) for im in group]
         for im, (_, resized), tensors in zip(group, inputs, encode(sam, torch.cat([x for x, _ in inputs]))):

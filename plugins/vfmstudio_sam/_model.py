@@ -81,8 +81,13 @@ def _read_checkpoint(ref: ModelRef) -> Checkpoint:
     mean = pre.get("image_mean") or [0.485, 0.456, 0.406]
     std = pre.get("image_std") or [0.229, 0.224, 0.225]
     try:
-        return Checkpoint(ref=ref, family=family, input_size=int(side), mean=tuple(float(v) for v in mean),
-                          std=tuple(float(v) for v in std))
+        return Checkpoint(
+            ref=ref,
+            family=family,
+            input_size=int(side),
+            mean=tuple(float(v) for v in mean),
+            std=tuple(float(v) for v in std),
+        )
     except (TypeError, ValueError) as exc:
         raise ModelError(f"'{pre_path}' has a malformed size, image_mean or image_std ({exc})") from exc
 
@@ -95,8 +100,10 @@ def checkpoint(ctx: RunContext) -> Checkpoint:
 
 def require_point_prompts(ckpt: Checkpoint) -> None:
     if ckpt.family not in POINT_FAMILIES:
-        raise ParamError(f"{ckpt.title} takes concept prompts through sam.text; point and box prompts "
-                         "need a SAM or SAM 2.1 checkpoint (e.g. facebook/sam-vit-base)")
+        raise ParamError(
+            f"{ckpt.title} takes concept prompts through sam.text; point and box prompts "
+            "need a SAM or SAM 2.1 checkpoint (e.g. facebook/sam-vit-base)"
+        )
 
 
 def _load(ckpt: Checkpoint, device: str, precision: str) -> SamModel:
@@ -110,8 +117,13 @@ def _load(ckpt: Checkpoint, device: str, precision: str) -> SamModel:
     if ckpt.family == "sam":
         # SAM 1's processor has a PIL backend (no torchvision): use the reference resize and pad itself.
         image_processor = load_processor(transformers.SamProcessor, ckpt.ref).image_processor
-    return SamModel(checkpoint=ckpt, model=model, image_processor=image_processor, device=info.device,
-                    precision=info.precision)
+    return SamModel(
+        checkpoint=ckpt,
+        model=model,
+        image_processor=image_processor,
+        device=info.device,
+        precision=info.precision,
+    )
 
 
 def get(ctx: RunContext) -> SamModel:

@@ -16,9 +16,16 @@ from vfmstudio_sam._embedding import embedding_for
 from vfmstudio_sam.prompts import DEFAULT_LABEL, Prompt, refine_boxes, segment_prompts
 
 
-def _masks(image: LoadedImage, masks: np.ndarray, labels: tuple[str, ...], scores: np.ndarray,
-           boxes: np.ndarray | None = None) -> Masks:
-    return Masks(masks=masks, labels=labels, scores=scores.astype(np.float32), boxes_xyxy=boxes, image_id=image.id)
+def _masks(
+    image: LoadedImage,
+    masks: np.ndarray,
+    labels: tuple[str, ...],
+    scores: np.ndarray,
+    boxes: np.ndarray | None = None,
+) -> Masks:
+    return Masks(
+        masks=masks, labels=labels, scores=scores.astype(np.float32), boxes_xyxy=boxes, image_id=image.id
+    )
 
 
 def segment(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Result]:
@@ -42,7 +49,9 @@ def refine(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Res
     boxes, labels = refine_boxes(image, params)
     sam = _model.get(ctx)
     emb = embedding_for(ctx, sam, image)
-    prompts = [Prompt(points=np.zeros((0, 2), np.float32), point_labels=np.zeros(0, np.int64), box=b) for b in boxes]
+    prompts = [
+        Prompt(points=np.zeros((0, 2), np.float32), point_labels=np.zeros(0, np.int64), box=b) for b in boxes
+    ]
     ctx.progress(None, f"decoding {len(prompts)} masks")
     low = _decode.decode_all(sam, emb, prompts, multimask=False)
     masks = _decode.to_image(sam, emb, low.logits[:, 0])
@@ -59,8 +68,10 @@ def everything(ctx: RunContext, images: list[LoadedImage], params: dict) -> list
     logits, scores = [], []
     step = _decode.MAX_DECODER_BATCH
     for start in range(0, len(prompts), step):
-        ctx.progress(start / len(prompts), f"points {start + 1}-{min(len(prompts), start + step)}/{len(prompts)}")
-        low = _decode.decode(sam, emb, prompts[start:start + step], multimask=True)
+        ctx.progress(
+            start / len(prompts), f"points {start + 1}-{min(len(prompts), start + step)}/{len(prompts)}"
+        )
+        low = _decode.decode(sam, emb, prompts[start : start + step], multimask=True)
         logits.append(low.logits.flatten(0, 1).float().cpu().numpy())  # (n * 3, h, w)
         scores.append(low.scores.flatten().float().cpu().numpy())
     low_logits, low_scores = np.concatenate(logits), np.concatenate(scores)
@@ -74,12 +85,14 @@ def everything(ctx: RunContext, images: list[LoadedImage], params: dict) -> list
         order = automatic.nms(low_scores, params["nms_thresh"], boxes=automatic.boxes_of(low_masks))
     else:
         order = automatic.nms(low_scores, params["nms_thresh"], masks=low_masks)
-    order = order[:params["max_masks"]]
+    order = order[: params["max_masks"]]
     masks = _decode.to_image(sam, emb, torch.from_numpy(low_logits[order]))
     area = masks.reshape(len(masks), -1).sum(axis=1)
     big = (area >= params["min_area"]) & (area > 0)
     n = int(big.sum())
-    return [_masks(image, masks[big], tuple(f"{DEFAULT_LABEL} {i + 1}" for i in range(n)), low_scores[order][big])]
+    return [
+        _masks(image, masks[big], tuple(f"{DEFAULT_LABEL} {i + 1}" for i in range(n)), low_scores[order][big])
+    ]
 
 
 def text(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Result]:
@@ -91,7 +104,11 @@ def text(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Resul
         raise ParamError("parameter 'text': give the name of a concept, e.g. 'yellow school bus'")
     ckpt = _model.checkpoint(ctx)
     if ckpt.family != "sam3":
-        raise ParamError(f"{ckpt.title} takes no text prompt; concept prompts need a SAM 3 checkpoint "
-                         "(facebook/sam3); use points or boxes with sam.segment")
-    raise ModelError(f"{ckpt.title} needs torchvision for its image processor and detector "
-                     "(transformers' Sam3Processor / Sam3Model), which this installation does not include")
+        raise ParamError(
+            f"{ckpt.title} takes no text prompt; concept prompts need a SAM 3 checkpoint "
+            "(facebook/sam3); use points or boxes with sam.segment"
+        )
+    raise ModelError(
+        f"{ckpt.title} needs torchvision for its image processor and detector "
+        "(transformers' Sam3Processor / Sam3Model), which this installation does not include"
+    )

@@ -59,8 +59,13 @@ def mask_iou(mask: np.ndarray, masks: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
 
 
-def nms(scores: np.ndarray, iou_threshold: float, *, boxes: np.ndarray | None = None,
-        masks: np.ndarray | None = None) -> np.ndarray:
+def nms(
+    scores: np.ndarray,
+    iou_threshold: float,
+    *,
+    boxes: np.ndarray | None = None,
+    masks: np.ndarray | None = None,
+) -> np.ndarray:
     """Greedy non-maximum suppression: indices kept, best score first. Overlap is box IoU when ``boxes``
     is given, else mask IoU; a candidate is dropped when its IoU with a kept one exceeds the threshold."""
     if (boxes is None) == (masks is None):

@@ -69,23 +69,28 @@ def parse_boxes(text: str, name: str = "boxes") -> np.ndarray:
     boxes = np.asarray(rows, dtype=np.float32).reshape(-1, 4)
     for x0, y0, x1, y1 in boxes:
         if x1 <= x0 or y1 <= y0:
-            raise ParamError(f"parameter '{name}': the box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) is empty "
-                             "(it needs x1 > x0 and y1 > y0)")
+            raise ParamError(
+                f"parameter '{name}': the box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) is empty "
+                "(it needs x1 > x0 and y1 > y0)"
+            )
     return boxes
 
 
 def check_points_inside(points: np.ndarray, image: LoadedImage, name: str) -> None:
     for x, y in points:
         if not (0 <= x < image.width and 0 <= y < image.height):
-            raise ParamError(f"parameter '{name}': ({x:g}, {y:g}) lies outside {image.name} "
-                             f"({image.width}x{image.height})")
+            raise ParamError(
+                f"parameter '{name}': ({x:g}, {y:g}) lies outside {image.name} ({image.width}x{image.height})"
+            )
 
 
 def check_boxes_inside(boxes: np.ndarray, image: LoadedImage, name: str) -> None:
     for x0, y0, x1, y1 in boxes:
         if x0 < 0 or y0 < 0 or x1 > image.width or y1 > image.height:
-            raise ParamError(f"parameter '{name}': the box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) reaches outside "
-                             f"{image.name} ({image.width}x{image.height})")
+            raise ParamError(
+                f"parameter '{name}': the box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) reaches outside "
+                f"{image.name} ({image.width}x{image.height})"
+            )
 
 
 def _as_points(value: object) -> np.ndarray:
@@ -111,8 +116,10 @@ def segment_prompts(image: LoadedImage, params: dict) -> list[Prompt]:
     points = np.concatenate([positive, negative])
     labels = np.concatenate([np.ones(len(positive), np.int64), np.zeros(len(negative), np.int64)])
     if len(points) and len(boxes) > 1:
-        raise ParamError("parameters 'points' and 'boxes': points refine one object, so give them with at most "
-                         f"one box (got {len(boxes)} boxes); several boxes alone give one mask each")
+        raise ParamError(
+            "parameters 'points' and 'boxes': points refine one object, so give them with at most "
+            f"one box (got {len(boxes)} boxes); several boxes alone give one mask each"
+        )
     if len(points):
         return [Prompt(points=points, point_labels=labels, box=boxes[0] if len(boxes) else None)]
     return [Prompt(points=points, point_labels=labels, box=b) for b in boxes]
@@ -150,7 +157,9 @@ def _read_results(spec: str) -> tuple[list, str]:
         if not path.is_file():
             raise ParamError(f"{where}: no such file")
         if path.stat().st_size > MAX_JSON_BYTES:
-            raise ParamError(f"{where}: larger than {MAX_JSON_BYTES // (1024 * 1024)} MiB; not a detections file")
+            raise ParamError(
+                f"{where}: larger than {MAX_JSON_BYTES // (1024 * 1024)} MiB; not a detections file"
+            )
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
@@ -164,7 +173,9 @@ def _read_results(spec: str) -> tuple[list, str]:
             entries = data if isinstance(data, list) else [data]
             results = [result_from_json(entry) for entry in entries]
     except (ValueError, ResultError, KeyError, TypeError) as exc:
-        raise ParamError(f"{where}: not a prediction, detections or masks JSON ({str(exc).splitlines()[0]})") from None
+        raise ParamError(
+            f"{where}: not a prediction, detections or masks JSON ({str(exc).splitlines()[0]})"
+        ) from None
     return results, where
 
 

@@ -55,8 +55,14 @@ def fake_site(tmp_path_factory):
 def ray_instance(fake_site):
     """One local Ray instance (2 CPUs) for every Ray test; its workers see the fake plugin."""
     import ray  # part of the dev extra: CI runs these tests, never skips them
-    ctx = ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
-                   runtime_env={"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}})
+
+    ctx = ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        logging_level="ERROR",
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}},
+    )
     yield ctx.address_info["gcs_address"]
     ray.shutdown()
 
@@ -118,8 +124,21 @@ def test_folder_gives_one_prediction_per_image_and_lists_corrupt_files(engine, t
     name, address = engine
     src = make_images(tmp_path / "images", 10, corrupt=2)
     out = tmp_path / "out"
-    code = batch(str(src), "--tool", "batchfake.stats", "--out", str(out), "--batch-size", "4",
-                 "--param", "grid=70", "--param", call_log.param, engine=name, ray_address=address)
+    code = batch(
+        str(src),
+        "--tool",
+        "batchfake.stats",
+        "--out",
+        str(out),
+        "--batch-size",
+        "4",
+        "--param",
+        "grid=70",
+        "--param",
+        call_log.param,
+        engine=name,
+        ray_address=address,
+    )
     assert code == 0
     manifest = read_manifest(out)
     assert manifest["tool"] == "batchfake.stats" and manifest["params"]["grid"] == 70
@@ -151,8 +170,22 @@ def test_engines_write_identical_outputs(fake_site, ray_instance, tmp_path):
     outs = {}
     for name in ENGINES:
         outs[name] = tmp_path / f"out-{name}"
-        assert batch(str(src), "--tool", "batchfake.stats", "--out", str(outs[name]), "--batch-size", "3",
-                     "--param", "grid=70", engine=name, ray_address=ray_instance) == 0
+        assert (
+            batch(
+                str(src),
+                "--tool",
+                "batchfake.stats",
+                "--out",
+                str(outs[name]),
+                "--batch-size",
+                "3",
+                "--param",
+                "grid=70",
+                engine=name,
+                ray_address=ray_instance,
+            )
+            == 0
+        )
     local, ray = normalized(outs["local"]), normalized(outs["ray"])
     assert len(local) == 9 and local == ray
     strip = lambda fs: sorted((f["key"], f["stage"], f["reason"]) for f in fs)  # noqa: E731
@@ -163,7 +196,17 @@ def test_resume_skips_finished_images_and_retries_failed_ones(engine, tmp_path, 
     name, address = engine
     src = make_images(tmp_path / "images", 6)
     out = tmp_path / "out"
-    args = [str(src), "--tool", "batchfake.stats", "--out", str(out), "--batch-size", "2", "--param", call_log.param]
+    args = [
+        str(src),
+        "--tool",
+        "batchfake.stats",
+        "--out",
+        str(out),
+        "--batch-size",
+        "2",
+        "--param",
+        call_log.param,
+    ]
     assert batch(*args, "--limit", "4", engine=name, ray_address=address) == 0
     prepared = lambda: sum(int(c.split()[1]) for c in call_log() if c.startswith("prepare"))  # noqa: E731
     assert prepared() == 4
@@ -224,10 +267,19 @@ def test_bad_input_exits_2_with_one_line(fake_site, tmp_path, capsys):
     src = make_images(tmp_path / "images", 2)
     out = tmp_path / "out"
     cases = [
-        ([str(tmp_path / "nowhere"), "--tool", "batchfake.stats", "--out", str(out)], "no such file or folder"),
+        (
+            [str(tmp_path / "nowhere"), "--tool", "batchfake.stats", "--out", str(out)],
+            "no such file or folder",
+        ),
         ([str(src), "--tool", "batchfake.stat", "--out", str(out)], "did you mean batchfake.stats"),
-        ([str(src), "--tool", "batchfake.stats", "--out", str(out), "--param", "grid=0"], "below the minimum"),
-        ([str(src), "--tool", "batchfake.stats", "--out", str(out), "--gpus-per-worker", "1"], "--engine ray"),
+        (
+            [str(src), "--tool", "batchfake.stats", "--out", str(out), "--param", "grid=0"],
+            "below the minimum",
+        ),
+        (
+            [str(src), "--tool", "batchfake.stats", "--out", str(out), "--gpus-per-worker", "1"],
+            "--engine ray",
+        ),
         ([str(tmp_path / "empty"), "--tool", "batchfake.stats", "--out", str(out)], "no images found"),
     ]
     (tmp_path / "empty").mkdir()
@@ -238,8 +290,22 @@ def test_bad_input_exits_2_with_one_line(fake_site, tmp_path, capsys):
     assert main(["batch", str(src), "--tool", "batchfake.stats", "--out", str(out)]) == 0
     assert main(["batch", str(src), "--tool", "batchfake.stats", "--out", str(out)]) == 2
     assert "--resume" in capsys.readouterr().err
-    assert main(["batch", str(src), "--tool", "batchfake.stats", "--out", str(out), "--resume",
-                 "--param", "grid=3"]) == 2
+    assert (
+        main(
+            [
+                "batch",
+                str(src),
+                "--tool",
+                "batchfake.stats",
+                "--out",
+                str(out),
+                "--resume",
+                "--param",
+                "grid=3",
+            ]
+        )
+        == 2
+    )
     assert "params.grid: 8 then, 3 now" in capsys.readouterr().err
 
 
@@ -247,8 +313,20 @@ def test_a_tool_that_fails_on_everything_stops_early(fake_site, tmp_path, capsys
     src = make_images(tmp_path / "images", 12)
     out = tmp_path / "out"
     # Every run fails with the same message: the run stops instead of booking 12 failures.
-    code = main(["batch", str(src), "--tool", "batchfake.stats", "--out", str(out), "--batch-size", "2",
-                 "--param", "fail_on=*"])
+    code = main(
+        [
+            "batch",
+            str(src),
+            "--tool",
+            "batchfake.stats",
+            "--out",
+            str(out),
+            "--batch-size",
+            "2",
+            "--param",
+            "fail_on=*",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "stopped: the tool failed on the first 3 images" in err
     assert len(read_failures(out)) == 3
@@ -260,13 +338,32 @@ def test_json_summary_and_ray_hint_without_ray(fake_site, tmp_path, capsys, monk
     summary = json.loads(capsys.readouterr().out)
     assert summary["done"] == 2 and summary["images_per_s"] > 0
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
-    assert main(["batch", str(src), "--tool", "batchfake.stats", "--out", str(tmp_path / "r"),
-                 "--engine", "ray"]) == 2
+    assert (
+        main(
+            ["batch", str(src), "--tool", "batchfake.stats", "--out", str(tmp_path / "r"), "--engine", "ray"]
+        )
+        == 2
+    )
     assert "pip install 'vfmstudio[ray]'" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()  # nothing written: a rerun needs no --resume
     monkeypatch.undo()
-    assert main(["batch", str(src), "--tool", "batchfake.stats", "--out", str(tmp_path / "r"), "--engine", "ray",
-                 "--ray-address", "127.0.0.1:1"]) == 2
+    assert (
+        main(
+            [
+                "batch",
+                str(src),
+                "--tool",
+                "batchfake.stats",
+                "--out",
+                str(tmp_path / "r"),
+                "--engine",
+                "ray",
+                "--ray-address",
+                "127.0.0.1:1",
+            ]
+        )
+        == 2
+    )
     assert "cannot reach the Ray cluster at 127.0.0.1:1" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
@@ -290,15 +387,33 @@ def test_real_tiny_dinov2_tool_matches_single_runs(fake_site, tiny_model, tmp_pa
     services = Services(models=_cache(), features=_cache())
     expected = {}
     for path in sorted(src.iterdir()):
-        pred = run_tool(tool, [load_image(path)], {"resolution": 56}, model=model, device="cpu", services=services)
+        pred = run_tool(
+            tool, [load_image(path)], {"resolution": 56}, model=model, device="cpu", services=services
+        )
         expected[path.name] = pred.to_json()
     from vfmstudio.engines import worker
 
     made = []
     monkeypatch.setattr(worker, "batch_services", lambda: made.append(worker_services()) or made[-1])
     out = tmp_path / "out"
-    assert batch(str(src), "--tool", "dinov2.pca", "--model", model, "--param", "resolution=56", "--device", "cpu",
-                 "--batch-size", "3", "--out", str(out)) == 0
+    assert (
+        batch(
+            str(src),
+            "--tool",
+            "dinov2.pca",
+            "--model",
+            model,
+            "--param",
+            "resolution=56",
+            "--device",
+            "cpu",
+            "--batch-size",
+            "3",
+            "--out",
+            str(out),
+        )
+        == 0
+    )
     if tool.prepare:  # the plugin's batched preparation filled the cache: every run read its features
         assert made[0].features.stats()["hits"] >= 4
     records = list(iter_predictions(out))

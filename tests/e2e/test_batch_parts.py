@@ -25,7 +25,15 @@ def touch_image(path, value=0):
 
 
 def test_keys_are_safe_stable_and_distinct():
-    rels = ["a/b.jpg", "a__b.jpg", "a b.jpg", "a_b.jpg", "A/b.jpg", "ünï/cödé.png", "x/" + "long" * 80 + ".png"]
+    rels = [
+        "a/b.jpg",
+        "a__b.jpg",
+        "a b.jpg",
+        "a_b.jpg",
+        "A/b.jpg",
+        "ünï/cödé.png",
+        "x/" + "long" * 80 + ".png",
+    ]
     keys = [image_key(r) for r in rels]
     assert len(set(keys)) == len(keys)
     assert keys == [image_key(r) for r in rels]  # a pure function of the relative path
@@ -49,7 +57,9 @@ def test_list_file_paths_are_relative_to_the_list(tmp_path, monkeypatch):
     touch_image(tmp_path / "data" / "dogs" / "b.png")
     listing = tmp_path / "lists" / "pick.txt"
     listing.parent.mkdir()
-    listing.write_text(f"# two images and a missing one\n../data/dogs/b.png\n\n{a}\n../data/cats/gone.png\n../data/dogs/b.png\n")
+    listing.write_text(
+        f"# two images and a missing one\n../data/dogs/b.png\n\n{a}\n../data/cats/gone.png\n../data/dogs/b.png\n"
+    )
     monkeypatch.chdir(tmp_path / "lists")
     src = resolve_source("pick.txt")
     assert src.kind == "list" and src.root == str(tmp_path / "data")
@@ -73,7 +83,9 @@ def test_glob_and_single_file_and_errors(tmp_path):
 
 def prediction(image_id: str, size: int) -> Prediction:
     values = np.arange(size * size, dtype=np.float32).reshape(size, size)
-    return Prediction(tool="x.y", model=None, image_ids=(image_id,), results=(Heatmap(values, image_id=image_id),))
+    return Prediction(
+        tool="x.y", model=None, image_ids=(image_id,), results=(Heatmap(values, image_id=image_id),)
+    )
 
 
 def test_output_folder_writes_complete_files_and_knows_what_is_done(tmp_path):
@@ -86,7 +98,9 @@ def test_output_folder_writes_complete_files_and_knows_what_is_done(tmp_path):
 
     out.write_prediction(item, prediction("id1", 80), SourceStat.of(img))  # 6400 values: a sidecar array
     assert out.is_done(item)
-    assert not [p for p in (tmp_path / "out").rglob("*") if p.name.startswith(".tmp-") or p.name.endswith(".tmp")]
+    assert not [
+        p for p in (tmp_path / "out").rglob("*") if p.name.startswith(".tmp-") or p.name.endswith(".tmp")
+    ]
     [(record, pred)] = list(iter_predictions(tmp_path / "out"))
     assert record["rel"] == "a.png" and pred.results[0].values.shape == (80, 80)
     assert (tmp_path / "out" / "arrays" / item.key).is_dir()
@@ -96,10 +110,14 @@ def test_output_folder_writes_complete_files_and_knows_what_is_done(tmp_path):
 
     again = BatchOutput(tmp_path / "out")
     with pytest.raises(OutputError, match="pass --resume"):
-        again.open({"tool": "x.y", "model": None, "params": {"t": [1, 2]}, "source": {"root": "r"}}, resume=False)
+        again.open(
+            {"tool": "x.y", "model": None, "params": {"t": [1, 2]}, "source": {"root": "r"}}, resume=False
+        )
     again.open({"tool": "x.y", "model": None, "params": {"t": [1, 2]}, "source": {"root": "r"}}, resume=True)
     with pytest.raises(OutputError, match=r"model: None then, 'm' now"):
-        again.open({"tool": "x.y", "model": "m", "params": {"t": [1, 2]}, "source": {"root": "r"}}, resume=True)
+        again.open(
+            {"tool": "x.y", "model": "m", "params": {"t": [1, 2]}, "source": {"root": "r"}}, resume=True
+        )
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "keep.txt").write_text("mine")
     with pytest.raises(OutputError, match="not empty"):
@@ -113,7 +131,10 @@ def test_failures_file_survives_a_torn_line_and_drops_retried_images(tmp_path):
     out.add_failure(b, "run", "boom")
     with open(out.failures_path, "a") as fp:
         fp.write('{"key": "kc", "pa')  # a run killed mid-line
-    assert [(f["key"], f["reason"]) for f in read_failures(tmp_path)] == [("ka", "file is empty"), ("kb", "boom")]
+    assert [(f["key"], f["reason"]) for f in read_failures(tmp_path)] == [
+        ("ka", "file is empty"),
+        ("kb", "boom"),
+    ]
     out.reset_failures({"ka"})
     assert [f["key"] for f in read_failures(tmp_path)] == ["kb"]
     assert all(json.loads(line) for line in out.failures_path.read_text().splitlines())
@@ -125,7 +146,12 @@ def test_progress_line_and_stop_rule():
     for i in range(20):
         p.add(Outcome(Item("p", "r", f"k{i}"), ok=i % 10 != 0, stage="read", reason="bad"))
     line = progress_line(p)
-    assert "20/100 (10 done before)" in line and "2.0 img/s" in line and "ETA 00:40" in line and "failed 2" in line
+    assert (
+        "20/100 (10 done before)" in line
+        and "2.0 img/s" in line
+        and "ETA 00:40" in line
+        and "failed 2" in line
+    )
     assert format_duration(3725) == "1:02:05" and format_duration(None) == "--:--"
 
     stop = StopRule()
@@ -154,5 +180,7 @@ def test_batch_feature_cache_keeps_only_what_the_last_batch_used():
         for i in range(4):
             assert cache.get(("image", batch, i)) is not None  # the runs of the batch
         cache.end_batch()
-        assert sorted(map(str, cache.keys())) == sorted(["text embeddings", *(str(("image", batch, i)) for i in range(4))])
+        assert sorted(map(str, cache.keys())) == sorted(
+            ["text embeddings", *(str(("image", batch, i)) for i in range(4))]
+        )
     assert cache.end_batch() == 5 and len(cache) == 0  # a batch that used nothing keeps nothing

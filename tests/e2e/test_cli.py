@@ -18,16 +18,37 @@ EXAMPLE = ROOT / "examples" / "vfmstudio-example-plugin"
 
 def vfm(*args, env_extra=None, timeout=120):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "vfmstudio", *args], capture_output=True, text=True, env=env,
-                          timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "vfmstudio", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=ROOT,
+    )
 
 
 @pytest.fixture(scope="module")
 def example_site(tmp_path_factory):
     """The example plugin package, really installed (into its own folder) with pip."""
     site = tmp_path_factory.mktemp("site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(site), str(EXAMPLE)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(EXAMPLE),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     # A second third-party plugin whose import fails, also announced through an entry point.
     info = site / "broken_thirdparty-0.0.1.dist-info"
     info.mkdir()
@@ -53,7 +74,9 @@ def _one_line_error(proc):
 
 
 def test_missing_image_exits_2_with_one_line(example_site, tmp_path):
-    proc = vfm("run", "example.edges", str(tmp_path / "missing.jpg"), env_extra={"PYTHONPATH": str(example_site)})
+    proc = vfm(
+        "run", "example.edges", str(tmp_path / "missing.jpg"), env_extra={"PYTHONPATH": str(example_site)}
+    )
     assert proc.returncode == 2
     assert "missing.jpg" in _one_line_error(proc)
 
@@ -71,8 +94,13 @@ def test_unknown_tool_and_bad_param_exit_2(example_site, image):
 
 
 def test_debug_shows_the_traceback(example_site, tmp_path):
-    proc = vfm("--debug", "run", "example.edges", str(tmp_path / "missing.jpg"),
-               env_extra={"PYTHONPATH": str(example_site)})
+    proc = vfm(
+        "--debug",
+        "run",
+        "example.edges",
+        str(tmp_path / "missing.jpg"),
+        env_extra={"PYTHONPATH": str(example_site)},
+    )
     assert proc.returncode == 2
     assert "Traceback" in proc.stderr
 
@@ -94,7 +122,9 @@ def test_third_party_plugin_runs_and_broken_one_is_reported(example_site, image,
     assert tools["example.edges"]["params"][0]["name"] == "smooth"
 
     out = tmp_path / "out"
-    proc = vfm("run", "example.edges", str(image), "--param", "smooth=2", "--out", str(out), "--json", env_extra=env)
+    proc = vfm(
+        "run", "example.edges", str(image), "--param", "smooth=2", "--out", str(out), "--json", env_extra=env
+    )
     assert proc.returncode == 0, proc.stderr
     pred = json.loads(proc.stdout)
     assert pred["tool"] == "example.edges" and pred["params"] == {"smooth": 2}
@@ -121,14 +151,21 @@ def test_listing_does_not_import_torch(example_site):
         "heavy = [m for m in ('torch', 'transformers', 'PySide6', 'cv2') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(example_site), "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(example_site), "HF_HUB_OFFLINE": "1"},
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
 
 
 def test_models_pull_offline_exits_2_fast(isolated_hub):
-    proc = vfm("models", "pull", "facebook/dinov2-small", env_extra={"HF_HUB_CACHE": str(isolated_hub)}, timeout=60)
+    proc = vfm(
+        "models", "pull", "facebook/dinov2-small", env_extra={"HF_HUB_CACHE": str(isolated_hub)}, timeout=60
+    )
     assert proc.returncode == 2
     line = _one_line_error(proc)
     assert "facebook/dinov2-small" in line and "vfmstudio models pull" in line and str(isolated_hub) in line
@@ -141,7 +178,9 @@ def test_no_arguments_opens_the_window_and_help_prints_usage(monkeypatch, capsys
     from vfmstudio.qt import app
 
     opened = []
-    monkeypatch.setattr(app, "run_gui", lambda paths, safe_mode=False: opened.append((list(paths), safe_mode)) or 0)
+    monkeypatch.setattr(
+        app, "run_gui", lambda paths, safe_mode=False: opened.append((list(paths), safe_mode)) or 0
+    )
     assert cli.main([]) == 0
     assert opened == [([], False)]
     proc = vfm("--help")

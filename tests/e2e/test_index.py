@@ -25,8 +25,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def vfm(*args, timeout=300):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "vfmstudio", *args], capture_output=True, text=True, env=env,
-                          timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "vfmstudio", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=ROOT,
+    )
 
 
 def _write(path: Path, seed: int, size=(40, 56)) -> Path:
@@ -64,12 +70,15 @@ def _services():
 
 
 def _update(folder, model, tool_id, **params):
-    return update_index(folder, model=model, tool=get_host().tool(tool_id), params=params, services=_services())
+    return update_index(
+        folder, model=model, tool=get_host().tool(tool_id), params=params, services=_services()
+    )
 
 
 @pytest.mark.parametrize("family, tool_id", [("clip", "clip.embed"), ("dinov2", "dino.embed")])
-def test_updates_embed_only_new_or_changed_images_and_drop_removed_ones(tiny_model, folder, embedded_images,
-                                                                      family, tool_id):
+def test_updates_embed_only_new_or_changed_images_and_drop_removed_ones(
+    tiny_model, folder, embedded_images, family, tool_id
+):
     model = str(tiny_model(family))
     first = _update(folder, model, tool_id)
     assert first.report.as_dict() == {"images": 6, "embedded": 5, "reused": 0, "removed": 0, "failed": []}
@@ -86,15 +95,17 @@ def test_updates_embed_only_new_or_changed_images_and_drop_removed_ones(tiny_mod
     assert third.report.as_dict() == {"images": 6, "embedded": 2, "reused": 3, "removed": 2, "failed": []}
     assert embedded_images["images"] == 2
     assert len(third.store) == 5 and sorted(third.store.files) == sorted(
-        ["img0.png", "img1.png", "img2.png", "img3.png", "new.png", "sub/again.png"])
+        ["img0.png", "img1.png", "img2.png", "img3.png", "new.png", "sub/again.png"]
+    )
 
 
 def test_stored_vectors_equal_the_tool_run_directly(tiny_model, folder):
     model = str(tiny_model("dinov2"))
     index = _update(folder, model, "dino.embed", pool="mean")
     image = load_image(folder / "img3.png")
-    direct = run_tool(get_host().tool("dino.embed"), [image], {"pool": "mean"}, model=model,
-                      services=_services())
+    direct = run_tool(
+        get_host().tool("dino.embed"), [image], {"pool": "mean"}, model=model, services=_services()
+    )
     np.testing.assert_allclose(index.store.vector(image.id), direct.results[0].vector, atol=1e-6)
 
 
@@ -108,7 +119,9 @@ def test_unreadable_files_are_listed_and_the_rest_indexed(tiny_model, folder):
     (folder / "broken.png").write_bytes(b"not a png at all")
     index = _update(folder, str(tiny_model("clip")), "clip.embed")
     assert index.report.images == 7 and index.report.embedded == 5 and len(index.store) == 5
-    assert [(f["path"], f["reason"]) for f in index.report.failed] == [("broken.png", "not an image (looks like HTML/text)")]
+    assert [(f["path"], f["reason"]) for f in index.report.failed] == [
+        ("broken.png", "not an image (looks like HTML/text)")
+    ]
     assert "broken.png" not in index.store.files  # so the next update tries it again
 
 
@@ -117,9 +130,13 @@ def test_similar_text_ranks_as_clip_search_does(tiny_model, folder):
     proc = vfm("similar", str(folder), "--model", model, "--text", "a red square", "--top", "6", "--json")
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout)["results"]
-    search = run_tool(get_host().tool("clip.search"), [load_image(folder / "img0.png")],
-                      {"query": "a red square", "folder": str(folder), "recursive": True}, model=model,
-                      services=_services())
+    search = run_tool(
+        get_host().tool("clip.search"),
+        [load_image(folder / "img0.png")],
+        {"query": "a red square", "folder": str(folder), "recursive": True},
+        model=model,
+        services=_services(),
+    )
     ranking = search.results[0]
     want = {image_id: float(s) for image_id, s in zip(ranking.image_ids, ranking.scores)}  # one per content
     assert len(got) == 6 and len(want) == 5
@@ -134,7 +151,11 @@ def test_cli_index_similar_and_duplicates(tiny_model, folder):
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert {k: report[k] for k in ("images", "embedded", "reused", "removed")} == {
-        "images": 6, "embedded": 5, "reused": 0, "removed": 0}
+        "images": 6,
+        "embedded": 5,
+        "reused": 0,
+        "removed": 0,
+    }
     proc = vfm("similar", str(folder), str(folder / "img1.png"), "--model", model, "--top", "2", "--json")
     assert proc.returncode == 0, proc.stderr
     top = json.loads(proc.stdout)["results"]
@@ -147,16 +168,29 @@ def test_cli_index_similar_and_duplicates(tiny_model, folder):
     assert json.loads(proc.stdout)["groups"][0] == {"kind": "exact", "files": ["img2.png", "sub/again.png"]}
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["index", "{missing}", "--model", "{clip}"], "not a folder"),
-    (["similar", "{folder}", "--model", "{dinov2}", "--text", "a cat"], "text search needs a CLIP/SigLIP model"),
-    (["similar", "{folder}", "--model", "{clip}"], "give a query IMAGE or --text"),
-    (["index", "{folder}", "--model", "{folder}"], "not a known model"),
-    (["duplicates", "{folder}", "--model", "{clip}", "--threshold", "2"], "--threshold must be between 0 and 1"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["index", "{missing}", "--model", "{clip}"], "not a folder"),
+        (
+            ["similar", "{folder}", "--model", "{dinov2}", "--text", "a cat"],
+            "text search needs a CLIP/SigLIP model",
+        ),
+        (["similar", "{folder}", "--model", "{clip}"], "give a query IMAGE or --text"),
+        (["index", "{folder}", "--model", "{folder}"], "not a known model"),
+        (
+            ["duplicates", "{folder}", "--model", "{clip}", "--threshold", "2"],
+            "--threshold must be between 0 and 1",
+        ),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(tiny_model, folder, tmp_path, args, needle):
-    values = {"missing": str(tmp_path / "nope"), "folder": str(folder), "clip": str(tiny_model("clip")),
-              "dinov2": str(tiny_model("dinov2"))}
+    values = {
+        "missing": str(tmp_path / "nope"),
+        "folder": str(folder),
+        "clip": str(tiny_model("clip")),
+        "dinov2": str(tiny_model("dinov2")),
+    }
     proc = vfm(*[a.format(**values) for a in args])
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -164,12 +198,22 @@ def test_bad_input_exits_2_with_one_line(tiny_model, folder, tmp_path, args, nee
 
 
 def test_a_text_tool_runs_without_images_and_is_kept_out_of_batch_and_the_window(tiny_model, tmp_path):
-    proc = vfm("run", "clip.embed-text", "--model", str(tiny_model("clip")), "--param", "text=a dog", "--json")
+    proc = vfm(
+        "run", "clip.embed-text", "--model", str(tiny_model("clip")), "--param", "text=a dog", "--json"
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["results"][0]["type"] == "embedding"
     assert not get_host().tool("clip.embed-text").for_window and not get_host().tool("clip.embed").for_window
     assert get_host().tool("clip.search").for_window
-    proc = vfm("batch", str(tmp_path), "--tool", "clip.embed-text", "--param", "text=x", "--out",
-               str(tmp_path / "out"))
+    proc = vfm(
+        "batch",
+        str(tmp_path),
+        "--tool",
+        "clip.embed-text",
+        "--param",
+        "text=x",
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert proc.returncode == 2 and "takes no image" in proc.stderr
     shutil.rmtree(tmp_path / "out", ignore_errors=True)

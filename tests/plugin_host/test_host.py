@@ -26,22 +26,23 @@ def run(ctx, images, params):
 BROKEN = {
     "bad_import": "import a_module_that_does_not_exist\n",
     "bad_raises": "from vfmstudio.plugin_api import hookimpl\n@hookimpl\ndef vfm_register_tools():\n"
-                  "    raise RuntimeError('boom in registration')\n",
+    "    raise RuntimeError('boom in registration')\n",
     "bad_types": "from vfmstudio.plugin_api import hookimpl\n@hookimpl\ndef vfm_register_tools():\n"
-                 "    return ['not a spec']\n",
+    "    return ['not a spec']\n",
     "bad_notlist": "from vfmstudio.plugin_api import hookimpl\n@hookimpl\ndef vfm_register_tools():\n"
-                   "    return 42\n",
+    "    return 42\n",
     "bad_spelling": "from vfmstudio.plugin_api import hookimpl\n@hookimpl\ndef vfm_registr_tools():\n"
-                    "    return []\n",
+    "    return []\n",
     "bad_prefix": "from vfmstudio.plugin_api import hookimpl, ToolSpec\n@hookimpl\ndef vfm_register_tools():\n"
-                  "    return [ToolSpec(id='other.t', title='T', run='x:y')]\n",
+    "    return [ToolSpec(id='other.t', title='T', run='x:y')]\n",
     "bad_exit": "import sys\nsys.exit(3)\n",
     "bad_signature": "from vfmstudio.plugin_api import hookimpl\n@hookimpl\ndef vfm_read_image(path, extra):\n"
-                     "    return None\n",
+    "    return None\n",
     # Without the marker pluggy would ignore the function: the plugin would load and do nothing.
     "bad_unmarked": "def vfm_read_image(path):\n    return None\n",
     # Another plugin's family cannot be claimed: a plugin declares only families of its own.
-    "bad_claims": "VFM_TOOL_FAMILIES = ('good_a',)\n" + GOOD.format(name="good_a").replace("good_a-fmt", "x-fmt"),
+    "bad_claims": "VFM_TOOL_FAMILIES = ('good_a',)\n"
+    + GOOD.format(name="good_a").replace("good_a-fmt", "x-fmt"),
 }
 
 
@@ -71,18 +72,21 @@ def test_good_plugins_register_tools_and_formats(plugin_dir):
     assert all(s.status == "loaded" for s in host.list_statuses())
 
 
-@pytest.mark.parametrize("name, fragment", [
-    ("bad_import", "ModuleNotFoundError"),
-    ("bad_raises", "boom in registration"),
-    ("bad_types", "expected ToolSpec"),
-    ("bad_notlist", "must return a list"),
-    ("bad_spelling", "did you mean vfm_register_tools"),
-    ("bad_prefix", "must start with 'bad_prefix.'"),
-    ("bad_exit", "SystemExit"),
-    ("bad_signature", "vfm_read_image"),
-    ("bad_unmarked", "vfm_read_image is not marked with @hookimpl"),
-    ("bad_claims", "tool family 'good_a' is the name of another plugin"),
-])
+@pytest.mark.parametrize(
+    "name, fragment",
+    [
+        ("bad_import", "ModuleNotFoundError"),
+        ("bad_raises", "boom in registration"),
+        ("bad_types", "expected ToolSpec"),
+        ("bad_notlist", "must return a list"),
+        ("bad_spelling", "did you mean vfm_register_tools"),
+        ("bad_prefix", "must start with 'bad_prefix.'"),
+        ("bad_exit", "SystemExit"),
+        ("bad_signature", "vfm_read_image"),
+        ("bad_unmarked", "vfm_read_image is not marked with @hookimpl"),
+        ("bad_claims", "tool family 'good_a' is the name of another plugin"),
+    ],
+)
 def test_broken_plugin_is_recorded_and_the_others_still_work(plugin_dir, name, fragment):
     host = _host(["good_a", name, "good_b"])
     status = host.statuses[name]
@@ -107,7 +111,10 @@ def test_duplicate_format_id_skips_the_second_plugin_whole(plugin_dir):
     (plugin_dir / "fmt_dup.py").write_text(GOOD.format(name="fmt_dup").replace("fmt_dup-fmt", "good_a-fmt"))
     try:
         host = _host(["good_a", "fmt_dup"])
-        assert "duplicate format id 'good_a-fmt' (already registered by good_a)" in host.statuses["fmt_dup"].error
+        assert (
+            "duplicate format id 'good_a-fmt' (already registered by good_a)"
+            in host.statuses["fmt_dup"].error
+        )
         assert "fmt_dup.t" not in host.tools  # nothing of a failed plugin stays registered
         assert not [i for i in host.pm.hook.vfm_register_tools.get_hookimpls() if i.plugin_name == "fmt_dup"]
     finally:
@@ -118,7 +125,8 @@ def test_hook_names_are_the_specs():
     from vfmstudio import hookspecs
 
     assert set(hookspecs.HOOK_NAMES) == {"vfm_register_tools", "vfm_register_formats", "vfm_read_image"} | {
-        n for n in dir(hookspecs) if n.startswith("vfm_register_")}
+        n for n in dir(hookspecs) if n.startswith("vfm_register_")
+    }
 
 
 def test_a_new_registration_spec_is_called_like_the_others(plugin_dir, monkeypatch):
@@ -142,15 +150,18 @@ def test_a_new_registration_spec_is_called_like_the_others(plugin_dir, monkeypat
     monkeypatch.setattr(hookspecs, "vfm_register_widgets", vfm_register_widgets, raising=False)
     monkeypatch.setattr(hookspecs, "HOOK_NAMES", (*hookspecs.HOOK_NAMES, "vfm_register_widgets"))
     _plugin_host._item_type.cache_clear()
-    (plugin_dir / "widgety.py").write_text(textwrap.dedent("""
+    (plugin_dir / "widgety.py").write_text(
+        textwrap.dedent("""
         from vfmstudio.plugin_api import hookimpl
         @hookimpl
         def vfm_register_widgets():
             import test_widget_kind
             return [test_widget_kind.Widget("w1")]
-    """))
+    """)
+    )
     (plugin_dir / "widget_bad.py").write_text(
-        "from vfmstudio.plugin_api import hookimpl\n@hookimpl\ndef vfm_register_widgets():\n    return [1]\n")
+        "from vfmstudio.plugin_api import hookimpl\n@hookimpl\ndef vfm_register_widgets():\n    return [1]\n"
+    )
     mod = type(sys)("test_widget_kind")
     mod.Widget = Widget
     monkeypatch.setitem(sys.modules, "test_widget_kind", mod)
@@ -201,25 +212,31 @@ def test_safe_mode_loads_builtins_only(plugin_dir, monkeypatch):
 
 
 def test_read_image_hook_skips_raising_and_invalid_plugins(plugin_dir, tmp_path):
-    (plugin_dir / "reader_raises.py").write_text(textwrap.dedent("""
+    (plugin_dir / "reader_raises.py").write_text(
+        textwrap.dedent("""
         from vfmstudio.plugin_api import hookimpl
         @hookimpl
         def vfm_read_image(path):
             raise OSError("cannot")
-    """))
-    (plugin_dir / "reader_wrong.py").write_text(textwrap.dedent("""
+    """)
+    )
+    (plugin_dir / "reader_wrong.py").write_text(
+        textwrap.dedent("""
         from vfmstudio.plugin_api import hookimpl
         @hookimpl
         def vfm_read_image(path):
             return "not an array"
-    """))
-    (plugin_dir / "reader_ok.py").write_text(textwrap.dedent("""
+    """)
+    )
+    (plugin_dir / "reader_ok.py").write_text(
+        textwrap.dedent("""
         import numpy as np
         from vfmstudio.plugin_api import hookimpl
         @hookimpl
         def vfm_read_image(path):
             return np.full((2, 3, 3), 7, np.uint8) if str(path).endswith(".xyz") else None
-    """))
+    """)
+    )
     try:
         host = _host(["reader_raises", "reader_wrong", "reader_ok"])
         img = host.read_image(tmp_path / "a.xyz")
@@ -235,7 +252,8 @@ def test_read_image_reaches_the_loader_for_unknown_formats(plugin_dir, tmp_path)
 
     (plugin_dir / "reader_ok2.py").write_text(
         "import numpy as np\nfrom vfmstudio.plugin_api import hookimpl\n@hookimpl\ndef vfm_read_image(path):\n"
-        "    return np.zeros((4, 5, 3), np.uint8)\n")
+        "    return np.zeros((4, 5, 3), np.uint8)\n"
+    )
     try:
         host = _host(["reader_ok2"])
         f = tmp_path / "weird.xyz"
@@ -249,15 +267,20 @@ def test_read_image_reaches_the_loader_for_unknown_formats(plugin_dir, tmp_path)
 
 def test_a_declared_family_belongs_to_the_first_plugin_that_declares_it(plugin_dir):
     # Like the DINO plugin's dino.* tools: a family of its own beside its name, owned by it alone.
-    own = ("from vfmstudio.plugin_api import hookimpl, ToolSpec\nVFM_TOOL_FAMILIES = ('shared',)\n"
-           "@hookimpl\ndef vfm_register_tools():\n"
-           "    return [ToolSpec(id='shared.{t}', title='T', run='x:y', returns=('text',))]\n")
+    own = (
+        "from vfmstudio.plugin_api import hookimpl, ToolSpec\nVFM_TOOL_FAMILIES = ('shared',)\n"
+        "@hookimpl\ndef vfm_register_tools():\n"
+        "    return [ToolSpec(id='shared.{t}', title='T', run='x:y', returns=('text',))]\n"
+    )
     (plugin_dir / "fam_first.py").write_text(own.format(t="one"))
     (plugin_dir / "fam_second.py").write_text(own.format(t="two"))
     try:
         host = _host(["fam_first", "fam_second"])
         assert host.tools["shared.one"].plugin == "fam_first" and host.family_owner["shared"] == "fam_first"
-        assert host.statuses["fam_second"].error == "PluginError: tool family 'shared' belongs to plugin fam_first"
+        assert (
+            host.statuses["fam_second"].error
+            == "PluginError: tool family 'shared' belongs to plugin fam_first"
+        )
         assert "shared.two" not in host.tools
     finally:
         for n in ("fam_first", "fam_second"):

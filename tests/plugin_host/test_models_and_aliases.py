@@ -30,16 +30,16 @@ def vfm_register_tools():
 
 BROKEN = {
     "dup_model": "from vfmstudio.plugin_api import hookimpl, ModelSpec\n@hookimpl\ndef vfm_register_models():\n"
-                 "    return [ModelSpec('facebook/dinov2-small', 'dinov2', 'again', 22)]\n",
+    "    return [ModelSpec('facebook/dinov2-small', 'dinov2', 'again', 22)]\n",
     "bad_model_type": "from vfmstudio.plugin_api import hookimpl\n@hookimpl\ndef vfm_register_models():\n"
-                      "    return [{'ref': 'x/y'}]\n",
+    "    return [{'ref': 'x/y'}]\n",
     "bad_model_list": "from vfmstudio.plugin_api import hookimpl\n@hookimpl\ndef vfm_register_models():\n"
-                      "    return 'x/y'\n",
+    "    return 'x/y'\n",
     "alias_clash": "VFM_TOOL_FAMILIES = ('dino',)\nfrom vfmstudio.plugin_api import hookimpl, ToolSpec\n@hookimpl\n"
-                   "def vfm_register_tools():\n"
-                   "    return [ToolSpec(id='dino.mine', title='T', run='x:y', aliases=('dino.pca',))]\n",
+    "def vfm_register_tools():\n"
+    "    return [ToolSpec(id='dino.mine', title='T', run='x:y', aliases=('dino.pca',))]\n",
     "alias_foreign": "from vfmstudio.plugin_api import hookimpl, ToolSpec\n@hookimpl\ndef vfm_register_tools():\n"
-                     "    return [ToolSpec(id='alias_foreign.t', title='T', run='x:y', aliases=('dino.t',))]\n",
+    "    return [ToolSpec(id='alias_foreign.t', title='T', run='x:y', aliases=('dino.t',))]\n",
 }
 FRAGMENTS = {
     "dup_model": "duplicate model 'facebook/dinov2-small' (already declared by dinov2)",
@@ -65,7 +65,9 @@ def plugin_dir(tmp_path, monkeypatch):
         sys.modules.pop(name, None)
 
 
-def test_a_third_party_plugins_models_join_the_catalogue_and_the_tools_of_their_family(plugin_dir, monkeypatch):
+def test_a_third_party_plugins_models_join_the_catalogue_and_the_tools_of_their_family(
+    plugin_dir, monkeypatch
+):
     monkeypatch.setenv("HF_HUB_CACHE", str(plugin_dir / "hub"))
     host = PluginHost(builtins=("vfmstudio_dinov2",)).load()  # acme comes from its entry point
     assert host.statuses["acme"].status == "loaded"
@@ -78,7 +80,9 @@ def test_a_third_party_plugins_models_join_the_catalogue_and_the_tools_of_their_
 
     pca = host.tool("dino.pca")
     refs = [m.ref for m in pca.models]
-    assert refs[:8] == [m.ref for m in catalog.models_for("dinov2", host=host)]  # families in the tool's order
+    assert refs[:8] == [
+        m.ref for m in catalog.models_for("dinov2", host=host)
+    ]  # families in the tool's order
     assert "facebook/dinov3-vits16-pretrain-lvd1689m" in refs and refs[-1] == "acme/dinov3-vitb16-retail"
     assert pca.default_model == "facebook/dinov2-small"
     gated = {m.ref for m in pca.models if m.gated}
@@ -120,28 +124,48 @@ def test_tool_registry_resolves_aliases_without_listing_them():
         ToolSpec(id="new.t", title="T", run="m:f", aliases=("Bad.Alias",))
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"ref": "", "family": "dinov2"}, "hub id"),
-    ({"ref": "a/b@main", "family": "dinov2"}, "@revision"),
-    ({"ref": "a/b", "family": "DINO v2"}, "family"),
-    ({"ref": "a/b", "family": "dinov2", "params_millions": 0}, "positive"),
-    ({"ref": "a/b", "family": "dinov2", "params_millions": True}, "positive"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"ref": "", "family": "dinov2"}, "hub id"),
+        ({"ref": "a/b@main", "family": "dinov2"}, "@revision"),
+        ({"ref": "a/b", "family": "DINO v2"}, "family"),
+        ({"ref": "a/b", "family": "dinov2", "params_millions": 0}, "positive"),
+        ({"ref": "a/b", "family": "dinov2", "params_millions": True}, "positive"),
+    ],
+)
 def test_model_spec_refuses_malformed_declarations(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ModelSpec(**{"title": "T", "params_millions": 1.0, **kwargs})
 
 
 def test_models_command_lists_every_declared_model_with_licence_and_plugin(tmp_path):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path), "VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD": "1"}
-    proc = subprocess.run([sys.executable, "-m", "vfmstudio", "models", "--json"], capture_output=True, text=True,
-                          env=env, timeout=120, cwd=ROOT)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_CACHE": str(tmp_path),
+        "VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD": "1",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "vfmstudio", "models", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr
     models = {m["ref"]: m for m in json.loads(proc.stdout)["models"]}
     assert models["facebook/dinov3-vits16-pretrain-lvd1689m"]["plugin"] == "dinov2"
     assert models["google/siglip2-base-patch16-naflex"]["family"] == "siglip2"
     assert all(m["licence"] for m in models.values())
-    text = subprocess.run([sys.executable, "-m", "vfmstudio", "models"], capture_output=True, text=True, env=env,
-                          timeout=120, cwd=ROOT).stdout
+    text = subprocess.run(
+        [sys.executable, "-m", "vfmstudio", "models"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=ROOT,
+    ).stdout
     line = next(x for x in text.splitlines() if "facebook/dinov3-vitb16-pretrain-lvd1689m" in x)
     assert "dinov3" in line and "86M" in line and "gated" in line and "DINOv3 License" in line

@@ -25,7 +25,7 @@ HOSTILE = {
     "crashes": "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n",
     "hangs": "import time\nwhile True:\n    time.sleep(1)\n",
     "exits_in_hook": "import os\nfrom vfmstudio.plugin_api import hookimpl\n@hookimpl\ndef vfm_register_tools():\n"
-                     "    os._exit(0)\n",
+    "    os._exit(0)\n",
 }
 
 
@@ -65,12 +65,15 @@ def _host():
     return PluginHost(builtins=(), entry_points=True).load()
 
 
-@pytest.mark.parametrize("name, fragment", [
-    ("exits_hard", "ended the process with exit status 7 while loading"),
-    ("exits_soft", "SystemExit: 3"),
-    ("crashes", "crashed with signal SIGSEGV"),
-    ("exits_in_hook", "ended the process with exit status 0 while loading"),
-])
+@pytest.mark.parametrize(
+    "name, fragment",
+    [
+        ("exits_hard", "ended the process with exit status 7 while loading"),
+        ("exits_soft", "SystemExit: 3"),
+        ("crashes", "crashed with signal SIGSEGV"),
+        ("exits_in_hook", "ended the process with exit status 0 while loading"),
+    ],
+)
 def test_a_plugin_that_ends_the_process_is_skipped_with_one_line(site, name, fragment, popen_calls):
     (site / f"{name}.py").write_text(HOSTILE[name])
     (site / "tp_good.py").write_text(GOOD.format(name="tp_good"))

@@ -19,10 +19,12 @@ from vfmstudio.core.tools import ParamError
 
 
 def test_registering_the_tools_imports_neither_torch_nor_transformers():
-    code = ("import sys\nfrom vfmstudio._plugin_host import PluginHost\n"
-            "host = PluginHost(entry_points=False, builtins=('vfmstudio_clip',)).load()\n"
-            "print(sorted(host.tools))\n"
-            "print([m for m in ('torch', 'transformers', 'PIL') if m in sys.modules])\n")
+    code = (
+        "import sys\nfrom vfmstudio._plugin_host import PluginHost\n"
+        "host = PluginHost(entry_points=False, builtins=('vfmstudio_clip',)).load()\n"
+        "print(sorted(host.tools))\n"
+        "print([m for m in ('torch', 'transformers', 'PIL') if m in sys.modules])\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     tools, heavy = out.stdout.strip().splitlines()
     assert tools == "['clip.classify', 'clip.embed', 'clip.embed-text', 'clip.search', 'clip.segment']"
@@ -33,7 +35,10 @@ def test_tools_are_registered_with_models_and_parameters():
     host = PluginHost(entry_points=False, builtins=("vfmstudio_clip",)).load()
     classify = host.tool("clip.classify")
     assert classify.plugin == "clip" and classify.default_model == "openai/clip-vit-base-patch32"
-    assert {m.ref for m in classify.models} >= {"google/siglip-so400m-patch14-384", "openai/clip-vit-large-patch14"}
+    assert {m.ref for m in classify.models} >= {
+        "google/siglip-so400m-patch14-384",
+        "openai/clip-vit-large-patch14",
+    }
     assert host.tool("clip.segment").default_model == "openai/clip-vit-base-patch16"
     assert host.tool("clip.segment").param("mode").choices == ("patch", "maskclip", "sclip")
     assert classify.resolve_params({"labels": "a, b"}, from_text=True)["labels"] == ("a", "b")
@@ -78,9 +83,25 @@ def image_files(tmp_path_factory):
 
 def test_cli_classify_as_in_the_issue(tiny_model, image_files):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "vfmstudio", "run", "clip.classify", str(image_files[0]),
-                           "--model", str(tiny_model("clip")), "--param", "labels=cat,dog,car", "--json"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vfmstudio",
+            "run",
+            "clip.classify",
+            str(image_files[0]),
+            "--model",
+            str(tiny_model("clip")),
+            "--param",
+            "labels=cat,dog,car",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     pred = json.loads(proc.stdout)
     (result,) = pred["results"]
@@ -92,14 +113,48 @@ def test_cli_classify_as_in_the_issue(tiny_model, image_files):
 def test_cli_segment_and_search(tiny_model, image_files, tmp_path, capsys):
     model = str(tiny_model("siglip"))
     out = tmp_path / "seg"
-    assert main(["run", "clip.segment", str(image_files[1]), "--model", model, "--param", "labels=cat;dog",
-                 "--param", "mode=maskclip", "--param", "background=0", "--out", str(out), "--json"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "clip.segment",
+                str(image_files[1]),
+                "--model",
+                model,
+                "--param",
+                "labels=cat;dog",
+                "--param",
+                "mode=maskclip",
+                "--param",
+                "background=0",
+                "--out",
+                str(out),
+                "--json",
+            ]
+        )
+        == 0
+    )
     pred = json.loads(capsys.readouterr().out)
     kinds = [r["type"] for r in pred["results"]]
     assert kinds == ["heatmap", "heatmap", "masks"]
     assert (out / "prediction.json").is_file()
-    assert main(["run", "clip.search", *map(str, image_files), "--model", model, "--param", "query=a red car",
-                 "--param", "top_k=2", "--json"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "clip.search",
+                *map(str, image_files),
+                "--model",
+                model,
+                "--param",
+                "query=a red car",
+                "--param",
+                "top_k=2",
+                "--json",
+            ]
+        )
+        == 0
+    )
     pred = json.loads(capsys.readouterr().out)
     (ranking,) = pred["results"]
     assert ranking["type"] == "ranking" and len(ranking["image_ids"]) == 2
@@ -107,7 +162,18 @@ def test_cli_segment_and_search(tiny_model, image_files, tmp_path, capsys):
 
 
 def test_cli_reports_a_bad_parameter_in_one_line(tiny_model, image_files, capsys):
-    code = main(["run", "clip.classify", str(image_files[0]), "--model", str(tiny_model("clip")),
-                 "--param", "labels=cat", "--param", "templates=no placeholder"])
+    code = main(
+        [
+            "run",
+            "clip.classify",
+            str(image_files[0]),
+            "--model",
+            str(tiny_model("clip")),
+            "--param",
+            "labels=cat",
+            "--param",
+            "templates=no placeholder",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "templates" in err[0]

@@ -41,7 +41,9 @@ def _reference_similarity(bundle, paths, query):
     """Cosine similarity from the HF model's own feature functions, one image at a time."""
     model, proc = bundle.model, bundle.processor
     with torch.no_grad():
-        t = model.get_text_features(**proc.tokenizer([query], padding=True, return_tensors="pt")).pooler_output[0]
+        t = model.get_text_features(
+            **proc.tokenizer([query], padding=True, return_tensors="pt")
+        ).pooler_output[0]
         t = t / t.norm()
         sims = {}
         for p in paths:
@@ -70,13 +72,22 @@ def test_a_second_query_over_a_folder_costs_one_text_encoding(tiny_model, servic
     decoded = []
     real_load = search_module.load_image
     monkeypatch.setattr(search_module, "load_image", lambda p, **kw: decoded.append(p) or real_load(p, **kw))
-    with count_calls(bundle.model.vision_model.embeddings) as vision, count_calls(bundle.model.text_model) as text:
-        first = run_tool(SEARCH, [seed], {"query": "a dog", "folder": str(folder), "batch_size": 4}, model=ref,
-                         services=services).results[0]
+    with (
+        count_calls(bundle.model.vision_model.embeddings) as vision,
+        count_calls(bundle.model.text_model) as text,
+    ):
+        first = run_tool(
+            SEARCH,
+            [seed],
+            {"query": "a dog", "folder": str(folder), "batch_size": 4},
+            model=ref,
+            services=services,
+        ).results[0]
         assert len(first.image_ids) == 6  # the given image is not counted twice; notes.txt is skipped
         assert vision[0] == 2 and text[0] == 1 and len(decoded) == 5
-        second = run_tool(SEARCH, [seed], {"query": "a red car", "folder": str(folder)}, model=ref,
-                          services=services).results[0]
+        second = run_tool(
+            SEARCH, [seed], {"query": "a red car", "folder": str(folder)}, model=ref, services=services
+        ).results[0]
         assert vision[0] == 2 and text[0] == 2 and len(decoded) == 5  # nothing decoded or encoded again
     assert set(second.image_ids) == set(first.image_ids) and second.query == "a red car"
 
@@ -84,24 +95,39 @@ def test_a_second_query_over_a_folder_costs_one_text_encoding(tiny_model, servic
 def test_example_image_ranks_itself_first_and_top_k_trims(tiny_model, services, folder):
     ref = str(tiny_model("clip"))
     images = [load_image(p) for p in sorted(folder.glob("*.png"))]
-    ranking = run_tool(SEARCH, images, {"example": str(folder / "img4.png"), "top_k": 3}, model=ref,
-                       services=services).results[0]
+    ranking = run_tool(
+        SEARCH, images, {"example": str(folder / "img4.png"), "top_k": 3}, model=ref, services=services
+    ).results[0]
     assert ranking.names[0] == "img4.png" and ranking.scores[0] == pytest.approx(1.0, abs=1e-5)
     assert len(ranking.image_ids) == 3 and ranking.query == "like img4.png"
-    both = run_tool(SEARCH, images, {"query": "a cat", "example": str(folder / "img4.png"), "example_weight": 0.5},
-                    model=ref, services=services).results[0]
+    both = run_tool(
+        SEARCH,
+        images,
+        {"query": "a cat", "example": str(folder / "img4.png"), "example_weight": 0.5},
+        model=ref,
+        services=services,
+    ).results[0]
     text_only = run_tool(SEARCH, images, {"query": "a cat"}, model=ref, services=services).results[0]
     score = dict(zip(both.names, both.scores))
     text_score = dict(zip(text_only.names, text_only.scores))
     assert score["img4.png"] == pytest.approx(0.5 * text_score["img4.png"] + 0.5, abs=1e-5)
 
 
-@pytest.mark.parametrize("params, message", [
-    ({}, "give a text query or an example image"),
-    ({"query": "cat", "folder": "/no/such/folder"}, "parameter 'folder'.*is not a folder"),
-    ({"example": "/no/such/image.png"}, "parameter 'example'"),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({}, "give a text query or an example image"),
+        ({"query": "cat", "folder": "/no/such/folder"}, "parameter 'folder'.*is not a folder"),
+        ({"example": "/no/such/image.png"}, "parameter 'example'"),
+    ],
+)
 def test_bad_search_parameters(tiny_model, services, folder, params, message):
     with pytest.raises(ToolError, match=message) as err:
-        run_tool(SEARCH, [load_image(folder / "img0.png")], params, model=str(tiny_model("clip")), services=services)
+        run_tool(
+            SEARCH,
+            [load_image(folder / "img0.png")],
+            params,
+            model=str(tiny_model("clip")),
+            services=services,
+        )
     assert err.value.user_error

@@ -45,7 +45,9 @@ def wide(tmp_path_factory):
 
 
 def ctx_for(services, ref):
-    return RunContext(tool_id="clip.segment", model_ref=str(ref), models=services.models, features=services.features)
+    return RunContext(
+        tool_id="clip.segment", model_ref=str(ref), models=services.models, features=services.features
+    )
 
 
 @contextlib.contextmanager
@@ -126,7 +128,9 @@ def test_sclip_uses_qq_plus_kk_attention(tiny_model, services, square):
             return (h @ lin.weight.T + lin.bias).reshape(-1, n_heads, d).permute(1, 0, 2)
 
         q, k, v = split(attn.q_proj), split(attn.k_proj), split(attn.v_proj)
-        a = torch.softmax(q @ q.transpose(1, 2) / d**0.5, -1) + torch.softmax(k @ k.transpose(1, 2) / d**0.5, -1)
+        a = torch.softmax(q @ q.transpose(1, 2) / d**0.5, -1) + torch.softmax(
+            k @ k.transpose(1, 2) / d**0.5, -1
+        )
         o = (a @ v).permute(1, 0, 2).reshape(-1, n_heads * d)
         y = x + attn.out_proj(o)[None]
         y = y + layer.mlp(layer.layer_norm2(y))
@@ -162,21 +166,34 @@ def test_sliding_windows_average_overlapping_windows(tiny_model, services, wide,
     crops = []
     for left in plan.lefts:
         path = tmp_path / f"crop{left}.png"
-        Image.fromarray(np.asarray(wide.pixels)[:, left:left + CLIP_IMAGE_SIZE]).save(path)
+        Image.fromarray(np.asarray(wide.pixels)[:, left : left + CLIP_IMAGE_SIZE]).save(path)
         crop = load_image(path)
-        crops.append(dense_embeddings(ctx, bundle, crop, "maskclip",
-                                      plan_windows(crop.height, crop.width, image_size=bundle.image_size,
-                                                   patch=bundle.patch_size)))
+        crops.append(
+            dense_embeddings(
+                ctx,
+                bundle,
+                crop,
+                "maskclip",
+                plan_windows(crop.height, crop.width, image_size=bundle.image_size, patch=bundle.patch_size),
+            )
+        )
     step = 24 // CLIP_PATCH
     np.testing.assert_allclose(full[:, :step], crops[0][:, :step], atol=1e-5)
-    np.testing.assert_allclose(full[:, step:2 * step], (crops[0][:, step:] + crops[1][:, :step]) / 2, atol=1e-5)
+    np.testing.assert_allclose(
+        full[:, step : 2 * step], (crops[0][:, step:] + crops[1][:, :step]) / 2, atol=1e-5
+    )
     np.testing.assert_allclose(full[:, -step:], crops[2][:, -step:], atol=1e-5)
 
 
 def test_results_are_heatmaps_per_class_and_a_partition_into_masks(tiny_model, services, wide):
     labels = ("cat", "dog", "car")
-    pred = run_tool(SEGMENT, [wide], {"labels": labels, "background": 0.0, "resolution": 96}, model=str(
-        tiny_model("clip")), services=services)
+    pred = run_tool(
+        SEGMENT,
+        [wide],
+        {"labels": labels, "background": 0.0, "resolution": 96},
+        model=str(tiny_model("clip")),
+        services=services,
+    )
     heat = [r for r in pred.results if isinstance(r, Heatmap)]
     masks = [r for r in pred.results if isinstance(r, Masks)]
     assert [h.label for h in heat] == list(labels) and len(masks) == 1
@@ -188,29 +205,61 @@ def test_results_are_heatmaps_per_class_and_a_partition_into_masks(tiny_model, s
     assert m.size == (wide.height, wide.width) and "background" not in m.labels
     assert (m.masks.sum(axis=0) == 1).all()  # every pixel in exactly one class
     assert len(m.labels) >= 2  # random weights still split the image somewhere
-    everything_background = run_tool(SEGMENT, [wide], {"labels": labels, "background": 1.0}, model=str(
-        tiny_model("clip")), services=services).results[-1]
+    everything_background = run_tool(
+        SEGMENT,
+        [wide],
+        {"labels": labels, "background": 1.0},
+        model=str(tiny_model("clip")),
+        services=services,
+    ).results[-1]
     assert everything_background.labels == ("background",) and everything_background.masks.all()
 
 
 def test_reruns_with_new_labels_thresholds_or_modes_skip_the_forward_pass(tiny_model, services, wide):
     ref = str(tiny_model("clip"))
     bundle = get_bundle(ctx_for(services, ref))
-    with count_calls(bundle.model.vision_model.embeddings) as vision, count_calls(bundle.model.text_model) as text:
-        run_tool(SEGMENT, [wide], {"labels": "cat,dog", "mode": "maskclip"}, model=ref, services=services,
-                 params_from_text=True)
+    with (
+        count_calls(bundle.model.vision_model.embeddings) as vision,
+        count_calls(bundle.model.text_model) as text,
+    ):
+        run_tool(
+            SEGMENT,
+            [wide],
+            {"labels": "cat,dog", "mode": "maskclip"},
+            model=ref,
+            services=services,
+            params_from_text=True,
+        )
         assert vision[0] == 1 and text[0] == 1
-        run_tool(SEGMENT, [wide], {"labels": "cat,dog,car", "mode": "maskclip", "background": 0.2}, model=ref,
-                 services=services, params_from_text=True)
+        run_tool(
+            SEGMENT,
+            [wide],
+            {"labels": "cat,dog,car", "mode": "maskclip", "background": 0.2},
+            model=ref,
+            services=services,
+            params_from_text=True,
+        )
         # Same resolution as maskclip's auto (sclip's own auto is 1.5x the input): one block reruns.
-        run_tool(SEGMENT, [wide], {"labels": "cat,dog,car", "mode": "sclip", "resolution": bundle.image_size},
-                 model=ref, services=services, params_from_text=True)
+        run_tool(
+            SEGMENT,
+            [wide],
+            {"labels": "cat,dog,car", "mode": "sclip", "resolution": bundle.image_size},
+            model=ref,
+            services=services,
+            params_from_text=True,
+        )
         assert vision[0] == 1 and text[0] == 2
 
 
 def test_siglip_segments_through_its_pooling_head(tiny_model, services, square):
-    pred = run_tool(SEGMENT, [square], {"labels": "cat,dog", "mode": "maskclip", "background": 0.0},
-                    model=str(tiny_model("siglip")), services=services, params_from_text=True)
+    pred = run_tool(
+        SEGMENT,
+        [square],
+        {"labels": "cat,dog", "mode": "maskclip", "background": 0.0},
+        model=str(tiny_model("siglip")),
+        services=services,
+        params_from_text=True,
+    )
     heat = [r for r in pred.results if isinstance(r, Heatmap)]
     assert heat[0].values.shape == (6, 6)
     np.testing.assert_allclose(heat[0].values + heat[1].values, 1.0, atol=1e-5)
@@ -218,12 +267,20 @@ def test_siglip_segments_through_its_pooling_head(tiny_model, services, square):
 
 def test_background_is_not_a_class_name(tiny_model, services, square):
     with pytest.raises(ToolError, match="'background' is added by the tool") as err:
-        run_tool(SEGMENT, [square], {"labels": "cat,background"}, model=str(tiny_model("clip")), services=services,
-                 params_from_text=True)
+        run_tool(
+            SEGMENT,
+            [square],
+            {"labels": "cat,background"},
+            model=str(tiny_model("clip")),
+            services=services,
+            params_from_text=True,
+        )
     assert err.value.user_error
 
 
-def test_siglip_patch_mode_is_the_hf_tokens_through_the_pooling_heads_value_path(tiny_model, services, square):
+def test_siglip_patch_mode_is_the_hf_tokens_through_the_pooling_heads_value_path(
+    tiny_model, services, square
+):
     ctx = ctx_for(services, tiny_model("siglip"))
     bundle = get_bundle(ctx)
     vm = bundle.model.vision_model
@@ -231,7 +288,7 @@ def test_siglip_patch_mode_is_the_hf_tokens_through_the_pooling_heads_value_path
     with torch.no_grad():
         tokens = vm(pixel_values=pv).last_hidden_state[0]  # post-LayerNorm already applied by SigLIP
         mha, d = vm.head.attention, tokens.shape[-1]
-        v = tokens @ mha.in_proj_weight[2 * d:].T + mha.in_proj_bias[2 * d:]
+        v = tokens @ mha.in_proj_weight[2 * d :].T + mha.in_proj_bias[2 * d :]
         r = v @ mha.out_proj.weight.T + mha.out_proj.bias
         z = r + vm.head.mlp(vm.head.layernorm(r))
         expected = (z / z.norm(dim=-1, keepdim=True)).numpy()
@@ -242,15 +299,23 @@ def test_siglip_patch_mode_is_the_hf_tokens_through_the_pooling_heads_value_path
 
 def test_images_smaller_than_the_model_input_use_one_interpolated_window(tiny_model, services, tmp_path):
     small = _image(tmp_path, "small.png", 30, 20, 5)
-    pred = run_tool(SEGMENT, [small], {"labels": "cat,dog", "resolution": 32, "background": 0.0},
-                    model=str(tiny_model("clip")), services=services, params_from_text=True)
+    pred = run_tool(
+        SEGMENT,
+        [small],
+        {"labels": "cat,dog", "resolution": 32, "background": 0.0},
+        model=str(tiny_model("clip")),
+        services=services,
+        params_from_text=True,
+    )
     heat = [r for r in pred.results if isinstance(r, Heatmap)]
     assert heat[0].values.shape == (6, 4)  # 48 x 32 px: short side 32, long side 48, one non-square window
     masks = pred.results[-1]
     assert masks.size == (30, 20) and (masks.masks.sum(axis=0) == 1).all()
 
 
-def test_many_windows_stream_instead_of_caching_the_block_inputs(tiny_model, services, models, wide, monkeypatch):
+def test_many_windows_stream_instead_of_caching_the_block_inputs(
+    tiny_model, services, models, wide, monkeypatch
+):
     ref = str(tiny_model("clip"))
     params = {"labels": "cat,dog", "mode": "maskclip", "resolution": 96, "stride": 16}
     cached = run_tool(SEGMENT, [wide], params, model=ref, services=services, params_from_text=True)
@@ -260,7 +325,9 @@ def test_many_windows_stream_instead_of_caching_the_block_inputs(tiny_model, ser
     with count_calls(bundle.model.vision_model.embeddings) as vision:
         streamed = run_tool(SEGMENT, [wide], params, model=ref, services=fresh, params_from_text=True)
         assert vision[0] == 5  # 96 x 192 px in 48 px windows every 16 px: 4 x 10 windows, batches of 8
-        run_tool(SEGMENT, [wide], {**params, "mode": "sclip"}, model=ref, services=fresh, params_from_text=True)
+        run_tool(
+            SEGMENT, [wide], {**params, "mode": "sclip"}, model=ref, services=fresh, params_from_text=True
+        )
         assert vision[0] == 10  # a mode switch runs the windows again when their inputs were not kept
     for a, b in zip(cached.results[:2], streamed.results[:2]):
         np.testing.assert_allclose(a.values, b.values, atol=1e-6)
@@ -269,7 +336,9 @@ def test_many_windows_stream_instead_of_caching_the_block_inputs(tiny_model, ser
 # ---------------------------------------------------------------- SCLIP's post-processing
 
 
-def _sclip_postprocess(patch_logits: np.ndarray, height: int, width: int, logit_scale: float, prob_thd: float):
+def _sclip_postprocess(
+    patch_logits: np.ndarray, height: int, width: int, logit_scale: float, prob_thd: float
+):
     """SCLIP's ``forward_feature`` + ``postprocess_result`` (wangf3014/SCLIP, clip_segmentor.py), transcribed:
     logits (1, K, gh, gw) upsampled with F.interpolate(mode='bilinear'), times logit_scale, softmax over
     the classes, argmax; pixels whose best probability is under prob_thd become background (-1 here)."""
@@ -288,8 +357,13 @@ def test_masks_come_from_upsampled_logits_as_sclip_does(tiny_model, services, wi
     pred = run_tool(SEGMENT, [wide], params, model=ref, services=services)
     ctx = ctx_for(services, ref)
     bundle = get_bundle(ctx)
-    plan = plan_windows(wide.height, wide.width, image_size=bundle.image_size, patch=bundle.patch_size,
-                        resolution=segment_module.auto_resolution("sclip", bundle.image_size, bundle.patch_size))
+    plan = plan_windows(
+        wide.height,
+        wide.width,
+        image_size=bundle.image_size,
+        patch=bundle.patch_size,
+        resolution=segment_module.auto_resolution("sclip", bundle.image_size, bundle.patch_size),
+    )
     dense = dense_embeddings(ctx, bundle, wide, "sclip", plan)
     class_emb = cached_class_embeddings(ctx, bundle, labels, resolve_templates("ensemble7"))
     want = _sclip_postprocess(dense @ class_emb.T, wide.height, wide.width, 40.0, 0.4)

@@ -18,8 +18,9 @@ def _photo(h: int, w: int, seed: int) -> np.ndarray:
     return np.clip(noisy, 0, 255).astype(np.uint8)
 
 
-@pytest.mark.parametrize("processor", [CLIPImageProcessorPil(), SiglipImageProcessorPil()],
-                         ids=["clip", "siglip"])
+@pytest.mark.parametrize(
+    "processor", [CLIPImageProcessorPil(), SiglipImageProcessorPil()], ids=["clip", "siglip"]
+)
 @pytest.mark.parametrize("uint8_resize", [True, False], ids=["uint8-resize", "float-resize"])
 @pytest.mark.parametrize("shape", [(480, 640), (640, 427), (300, 300), (225, 1000)])
 def test_equals_the_processor_up_to_resize_rounding(processor, uint8_resize, shape):
@@ -60,5 +61,7 @@ def test_the_paligemma_processor_is_covered(tiny_model):
     assert spec is not None and spec.crop is None  # SigLIP: straight to a fixed size
     pixels = _photo(300, 500, 3)
     expected = processor(images=[pixels], return_tensors="pt")["pixel_values"]
-    grey = (spec(pixels, "cpu", uint8_resize=False) - expected).abs() * torch.tensor(spec.std).view(1, 3, 1, 1)
+    grey = (spec(pixels, "cpu", uint8_resize=False) - expected).abs() * torch.tensor(spec.std).view(
+        1, 3, 1, 1
+    )
     assert float(grey.max()) / spec.scale <= 2.0 + 1e-3

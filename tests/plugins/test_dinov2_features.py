@@ -22,8 +22,9 @@ from vfmstudio.testing.tiny_models import TINY_DINOV2, TINY_NUM_REGISTERS
 def make_image(height: int, width: int, seed: int = 0) -> LoadedImage:
     rng = np.random.default_rng(seed)
     pixels = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
-    return LoadedImage(path=None, pixels=pixels, id=f"img-{height}x{width}-{seed}", width=width, height=height,
-                       format="PNG")
+    return LoadedImage(
+        path=None, pixels=pixels, id=f"img-{height}x{width}-{seed}", width=width, height=height, format="PNG"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +37,19 @@ def services():
     return Services.create()
 
 
-@pytest.mark.parametrize(("name", "model_cls", "registers"), [
-    ("dinov2", transformers.Dinov2Model, 0),
-    ("dinov2-registers", transformers.Dinov2WithRegistersModel, TINY_NUM_REGISTERS),
-])
+@pytest.mark.parametrize(
+    ("name", "model_cls", "registers"),
+    [
+        ("dinov2", transformers.Dinov2Model, 0),
+        ("dinov2-registers", transformers.Dinov2WithRegistersModel, TINY_NUM_REGISTERS),
+    ],
+)
 def test_features_equal_a_direct_forward(tiny_model, services, name, model_cls, registers):
     path = tiny_model(name)
     image = make_image(150, 100)  # portrait: a non-square grid at every resolution
-    ctx = RunContext(tool_id="test", model_ref=str(path), device="cpu", models=services.models,
-                     features=services.features)
+    ctx = RunContext(
+        tool_id="test", model_ref=str(path), device="cpu", models=services.models, features=services.features
+    )
     extractor = _features.extractor_for(ctx)
     feats = _features.features_for(ctx, extractor, image, resolution=70)
     geometry = feats.geometry
@@ -55,26 +60,33 @@ def test_features_equal_a_direct_forward(tiny_model, services, name, model_cls, 
     with torch.no_grad():
         out = reference(pixel_values=pixel_values, output_hidden_states=True)
     assert len(out.hidden_states) == TINY_DINOV2["num_hidden_layers"] + 1
-    patches = out.last_hidden_state[0, 1 + registers:]
-    norms = torch.stack([h[0, 1 + registers:].norm(dim=-1) for h in out.hidden_states]).reshape(-1, 7, 5)
+    patches = out.last_hidden_state[0, 1 + registers :]
+    norms = torch.stack([h[0, 1 + registers :].norm(dim=-1) for h in out.hidden_states]).reshape(-1, 7, 5)
     assert np.abs(feats.tokens - patches.numpy()).max() <= 1e-5
     assert np.abs(feats.cls - out.last_hidden_state[0, 0].numpy()).max() <= 1e-5
     assert np.abs(feats.layer_norms - norms.numpy()).max() <= 1e-5
     assert feats.tokens.shape == (35, TINY_DINOV2["hidden_size"])
-    assert feats.layer_names[0] == "embeddings" and len(feats.layer_names) == TINY_DINOV2["num_hidden_layers"] + 1
+    assert (
+        feats.layer_names[0] == "embeddings"
+        and len(feats.layer_names) == TINY_DINOV2["num_hidden_layers"] + 1
+    )
 
 
 def test_preprocessing_matches_a_pil_bicubic_resize_and_imagenet_normalisation():
     image = make_image(200, 300, seed=3)
-    smooth = np.asarray(Image.fromarray(image.pixels).resize((150, 100), Image.BILINEAR))  # natural-ish content
+    smooth = np.asarray(
+        Image.fromarray(image.pixels).resize((150, 100), Image.BILINEAR)
+    )  # natural-ish content
     image = LoadedImage(path=None, pixels=smooth, id="smooth", width=150, height=100, format="PNG")
     geometry = _features.plan_geometry(100, 150, 56, 14)
     ours = _features.preprocess(image.pixels, geometry)[0].numpy()
     rh, rw = geometry.resized
     top, left, ch, cw = geometry.crop
     pil = np.asarray(Image.fromarray(image.pixels).resize((rw, rh), Image.BICUBIC), dtype=np.float32) / 255.0
-    pil = pil[top:top + ch, left:left + cw]
-    reference = ((pil - np.array(_features.IMAGENET_MEAN)) / np.array(_features.IMAGENET_STD)).transpose(2, 0, 1)
+    pil = pil[top : top + ch, left : left + cw]
+    reference = ((pil - np.array(_features.IMAGENET_MEAN)) / np.array(_features.IMAGENET_STD)).transpose(
+        2, 0, 1
+    )
     assert ours.shape == reference.shape == (3, 56, 84)
     # Same filter, both rounding to whole grey levels: within a grey level or two.
     assert np.abs(ours - reference).mean() < 0.01
@@ -112,15 +124,22 @@ def count_forwards():
     handle.remove()
 
 
-def test_each_image_goes_through_the_model_once_whatever_the_interaction(host, tiny_model, services, tmp_path,
-                                                                        count_forwards):
+def test_each_image_goes_through_the_model_once_whatever_the_interaction(
+    host, tiny_model, services, tmp_path, count_forwards
+):
     calls = count_forwards
     model = str(tiny_model("dinov2"))
     a, b, c = make_image(120, 160, 1), make_image(140, 140, 2), make_image(100, 180, 3)
 
     def run(tool_id, images, **params):
-        return run_tool(host.tool(tool_id), images, {"resolution": 56, **params}, model=model, device="cpu",
-                        services=services)
+        return run_tool(
+            host.tool(tool_id),
+            images,
+            {"resolution": 56, **params},
+            model=model,
+            device="cpu",
+            services=services,
+        )
 
     run("dinov2.pca", [a])
     assert calls["n"] == 1
@@ -145,9 +164,16 @@ def test_each_image_goes_through_the_model_once_whatever_the_interaction(host, t
     assert calls["n"] == 4
 
 
-def test_prepare_batches_images_of_one_input_size_and_the_runs_read_the_cache(host, tiny_model, count_forwards):
+def test_prepare_batches_images_of_one_input_size_and_the_runs_read_the_cache(
+    host, tiny_model, count_forwards
+):
     model = str(tiny_model("dinov2-registers"))
-    images = [make_image(120, 160, 1), make_image(120, 160, 2), make_image(100, 180, 3), make_image(121, 161, 4)]
+    images = [
+        make_image(120, 160, 1),
+        make_image(120, 160, 2),
+        make_image(100, 180, 3),
+        make_image(121, 161, 4),
+    ]
     services = Services.create()
     tool = host.tool("dinov2.pca")
     assert prepare_tool(tool, images, {"resolution": 56}, model=model, device="cpu", services=services)
@@ -161,7 +187,9 @@ def test_prepare_batches_images_of_one_input_size_and_the_runs_read_the_cache(ho
 
     alone = Services.create()
     ctx = RunContext(tool_id="t", model_ref=model, device="cpu", models=alone.models, features=alone.features)
-    batched = RunContext(tool_id="t", model_ref=model, device="cpu", models=services.models, features=services.features)
+    batched = RunContext(
+        tool_id="t", model_ref=model, device="cpu", models=services.models, features=services.features
+    )
     for image in images:
         one = _features.features_for(ctx, _features.extractor_for(ctx), image, 56)
         many = _features.features_for(batched, _features.extractor_for(batched), image, 56)
@@ -172,8 +200,14 @@ def test_prepare_batches_images_of_one_input_size_and_the_runs_read_the_cache(ho
 @pytest.mark.parametrize("name", ["dinov2", "dinov2-registers"])
 def test_norms_has_one_map_per_hidden_state(host, tiny_model, services, name):
     image = make_image(100, 130)
-    pred = run_tool(host.tool("dinov2.norms"), [image], {"resolution": 56}, model=str(tiny_model(name)),
-                    device="cpu", services=services)
+    pred = run_tool(
+        host.tool("dinov2.norms"),
+        [image],
+        {"resolution": 56},
+        model=str(tiny_model(name)),
+        device="cpu",
+        services=services,
+    )
     (maps,) = pred.of_type(LayerMaps)
     assert maps.values.shape == (TINY_DINOV2["num_hidden_layers"] + 1, 4, 5)
     assert maps.names == ("embeddings", "block 1", "block 2", "block 3")
@@ -187,18 +221,31 @@ def test_a_model_that_is_not_dinov2_is_refused_with_its_type(host, tmp_path, ser
     (folder / "config.json").write_text('{"model_type": "clip"}')
     (folder / "model.safetensors").write_bytes(b"")
     with pytest.raises(ToolError, match="'clip' model, not DINOv2") as info:
-        run_tool(host.tool("dinov2.pca"), [make_image(60, 60)], {}, model=str(folder), device="cpu",
-                 services=services)
+        run_tool(
+            host.tool("dinov2.pca"),
+            [make_image(60, 60)],
+            {},
+            model=str(folder),
+            device="cpu",
+            services=services,
+        )
     assert info.value.user_error
 
 
 def test_registering_the_tools_does_not_import_torch():
     import subprocess
 
-    code = ("import sys; from vfmstudio._plugin_host import PluginHost; "
-            "h = PluginHost(builtins=('vfmstudio_dinov2',), entry_points=False).load(); "
-            "print(sorted(h.tools)); print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
-    assert out[0] == str(sorted(f"dino.{n}" for n in
-                                ("pca", "joint-pca", "similarity", "matches", "norms", "propagate", "embed")))
+    code = (
+        "import sys; from vfmstudio._plugin_host import PluginHost; "
+        "h = PluginHost(builtins=('vfmstudio_dinov2',), entry_points=False).load(); "
+        "print(sorted(h.tools)); print('torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    assert out[0] == str(
+        sorted(
+            f"dino.{n}" for n in ("pca", "joint-pca", "similarity", "matches", "norms", "propagate", "embed")
+        )
+    )
     assert out[1] == "False"

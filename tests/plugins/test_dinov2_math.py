@@ -55,7 +55,9 @@ def test_to_pixels_keeps_constants_and_places_cells_through_a_fractional_extent(
     extent = (2.5, 1.25, 42.5, 31.25)  # 10 x 10 px cells, offset by fractions of a pixel
     out = _math.to_pixels(maps, extent, (33, 45), mode)
     assert out.shape == (2, 33, 45)
-    assert torch.allclose(out[0], torch.full((33, 45), 7.0), atol=1e-4)  # weights sum to one, borders replicate
+    assert torch.allclose(
+        out[0], torch.full((33, 45), 7.0), atol=1e-4
+    )  # weights sum to one, borders replicate
     if mode == "nearest":
         # Cell (row 1, col 2) spans x in [22.5, 32.5) and y in [11.25, 21.25): pixel centres 22.5..31.5
         # and 11.5..20.5.
@@ -77,9 +79,11 @@ def test_mutual_nearest_keeps_only_best_buddies():
 def test_kmeans_separates_well_separated_clusters():
     rng = np.random.default_rng(2)
     centres = np.array([[0, 0], [10, 0], [0, 10]], np.float32)
-    x = torch.from_numpy(np.concatenate([c + rng.normal(0, 0.5, (30, 2)).astype(np.float32) for c in centres]))
+    x = torch.from_numpy(
+        np.concatenate([c + rng.normal(0, 0.5, (30, 2)).astype(np.float32) for c in centres])
+    )
     labels = _math.kmeans(x, 3)
-    groups = [set(labels[i * 30:(i + 1) * 30].tolist()) for i in range(3)]
+    groups = [set(labels[i * 30 : (i + 1) * 30].tolist()) for i in range(3)]
     assert all(len(g) == 1 for g in groups) and len(set.union(*groups)) == 3
 
 

@@ -41,8 +41,14 @@ def services():
 
 def blank(value: int, height: int = ROWS * P, width: int = COLS * P) -> LoadedImage:
     pixels = np.full((height, width, 3), value, np.uint8)
-    return LoadedImage(path=None, pixels=pixels, id=f"blank-{value}-{height}x{width}", width=width, height=height,
-                       format="PNG")
+    return LoadedImage(
+        path=None,
+        pixels=pixels,
+        id=f"blank-{value}-{height}x{width}",
+        width=width,
+        height=height,
+        format="PNG",
+    )
 
 
 class Planted(_features.Extractor):
@@ -54,11 +60,14 @@ class Planted(_features.Extractor):
         self.norms = norms or {}
 
     def encode(self, pixel_values: torch.Tensor) -> _features.Encoded:
-        greys = [round(float(x[0, 0, 0]) * _features.IMAGENET_STD[0] * 255 + _features.IMAGENET_MEAN[0] * 255)
-                 for x in pixel_values]
+        greys = [
+            round(float(x[0, 0, 0]) * _features.IMAGENET_STD[0] * 255 + _features.IMAGENET_MEAN[0] * 255)
+            for x in pixel_values
+        ]
         tokens = torch.stack([torch.from_numpy(self.tokens[g]) for g in greys])
-        norms = torch.stack([torch.from_numpy(self.norms.get(g, np.linalg.norm(self.tokens[g], axis=1)[None]))
-                             for g in greys])
+        norms = torch.stack(
+            [torch.from_numpy(self.norms.get(g, np.linalg.norm(self.tokens[g], axis=1)[None])) for g in greys]
+        )
         names = tuple(f"layer {i}" for i in range(norms.shape[1]))
         return _features.Encoded(tokens=tokens, cls=tokens.mean(1), layer_norms=norms, layer_names=names)
 
@@ -101,15 +110,23 @@ def pixels_of(patch_mask: np.ndarray) -> np.ndarray:
 
 
 def run(host, services, tool_id, images, model, **params):
-    return run_tool(host.tool(tool_id), images, {"resolution": ROWS * P, **params}, model=model, device="cpu",
-                    services=services)
+    return run_tool(
+        host.tool(tool_id),
+        images,
+        {"resolution": ROWS * P, **params},
+        model=model,
+        device="cpu",
+        services=services,
+    )
 
 
 # ---------------------------------------------------------------------------------------------- pca
 
 
 @pytest.mark.parametrize("sign", [1.0, -1.0], ids=["fg-on-positive-pc1", "fg-on-negative-pc1"])
-@pytest.mark.parametrize("fg", [box(3, 9, 4, 12), box(1, 11, 2, 14)], ids=["central-minority", "central-majority"])
+@pytest.mark.parametrize(
+    "fg", [box(3, 9, 4, 12), box(1, 11, 2, 14)], ids=["central-minority", "central-majority"]
+)
 def test_pca_recovers_a_planted_foreground_exactly(host, services, plant, sign, fg):
     model = plant({0: planted_tokens(fg, sign * unit(0))})
     pred = run(host, services, "dinov2.pca", [blank(0)], model, upsample="nearest")
@@ -152,7 +169,7 @@ def test_pca_upsampling_modes_draw_the_same_object(host, services, plant):
     model = plant({0: planted_tokens(fg, unit(0))})
     for mode in ("bilinear", "bicubic"):
         mask = run(host, services, "dinov2.pca", [blank(0)], model, upsample=mode).of_type(Masks)[0].masks[0]
-        assert np.array_equal(mask[P // 2::P, P // 2::P], fg)  # cell centres agree
+        assert np.array_equal(mask[P // 2 :: P, P // 2 :: P], fg)  # cell centres agree
         assert (mask != pixels_of(fg)).mean() < 0.02  # only the smoothed edges differ
 
 
@@ -213,12 +230,16 @@ def test_matches_recover_a_known_patch_permutation(host, services, plant):
     perm = rng.permutation(ROWS * COLS)  # patch j of B is patch perm[j] of A
     model = plant({0: a, 1: a[perm]})
     images = [blank(0), blank(1)]
-    (few,) = run(host, services, "dinov2.matches", images, model, foreground=False, k=20).of_type(Correspondences)
+    (few,) = run(host, services, "dinov2.matches", images, model, foreground=False, k=20).of_type(
+        Correspondences
+    )
     assert len(few) == 20 and len({patch_of(xy) for xy in few.source_xy}) == 20
     assert all(perm[patch_of(t)] == patch_of(s) for s, t in zip(few.source_xy, few.target_xy))
     assert np.allclose(few.scores, 1.0, atol=1e-5) and (np.diff(few.scores) <= 1e-6).all()
     assert few.source_image == images[0].id and few.target_image == images[1].id
-    (every,) = run(host, services, "dinov2.matches", images, model, foreground=False, k=1000).of_type(Correspondences)
+    (every,) = run(host, services, "dinov2.matches", images, model, foreground=False, k=1000).of_type(
+        Correspondences
+    )
     assert len(every) == ROWS * COLS
     assert all(perm[patch_of(t)] == patch_of(s) for s, t in zip(every.source_xy, every.target_xy))
 
@@ -248,9 +269,11 @@ def textured_pair(dx: int, dy: int) -> tuple[LoadedImage, LoadedImage]:
     rng = np.random.default_rng(11)
     coarse = rng.integers(0, 256, size=(16, 24, 3), dtype=np.uint8)
     canvas = np.asarray(Image.fromarray(coarse).resize((600, 400), Image.BICUBIC))
-    a, b = canvas[:300, :400].copy(), canvas[dy:dy + 300, dx:dx + 400].copy()
-    return (LoadedImage(path=None, pixels=a, id="texture-a", width=400, height=300, format="PNG"),
-            LoadedImage(path=None, pixels=b, id=f"texture-b-{dx}-{dy}", width=400, height=300, format="PNG"))
+    a, b = canvas[:300, :400].copy(), canvas[dy : dy + 300, dx : dx + 400].copy()
+    return (
+        LoadedImage(path=None, pixels=a, id="texture-a", width=400, height=300, format="PNG"),
+        LoadedImage(path=None, pixels=b, id=f"texture-b-{dx}-{dy}", width=400, height=300, format="PNG"),
+    )
 
 
 def test_raw_patch_matching_recovers_a_shift_in_original_pixels(host, services):
@@ -259,16 +282,26 @@ def test_raw_patch_matching_recovers_a_shift_in_original_pixels(host, services):
     dx, dy = 37, 23
     a, b = textured_pair(dx, dy)
     one_patch = P * 300 / 448  # a patch in original pixels
-    pred = run_tool(host.tool("dinov2.matches"), [a, b], {"foreground": False, "k": 20},
-                    model="builtin:raw-patches", services=services)
+    pred = run_tool(
+        host.tool("dinov2.matches"),
+        [a, b],
+        {"foreground": False, "k": 20},
+        model="builtin:raw-patches",
+        services=services,
+    )
     (m,) = pred.of_type(Correspondences)
     assert len(m) == 20
     error = np.abs(m.source_xy - m.target_xy - (dx, dy)).max(axis=1)
     assert np.median(error) <= one_patch / 2
     assert (error <= one_patch).mean() >= 0.9
 
-    sim = run_tool(host.tool("dinov2.similarity"), [a, b], {"points": "200,150; 120,240; 330,60"},
-                   model="builtin:raw-patches", services=services)
+    sim = run_tool(
+        host.tool("dinov2.similarity"),
+        [a, b],
+        {"points": "200,150; 120,240; 330,60"},
+        model="builtin:raw-patches",
+        services=services,
+    )
     (best,) = sim.of_type(Correspondences)
     assert np.abs(best.target_xy - (best.source_xy - (dx, dy))).max() <= one_patch
 
@@ -287,7 +320,9 @@ def test_similarity_maps_every_image_for_every_point(host, services, plant):
     heat = pred.of_type(Heatmap)
     assert len(heat) == 4  # 2 points x 2 images, the source included
     assert [h.image_id for h in heat] == [blank(0).id, blank(1).id] * 2
-    assert heat[0].values.ravel()[20] == pytest.approx(1.0) and heat[1].values.ravel()[70] == pytest.approx(1.0)
+    assert heat[0].values.ravel()[20] == pytest.approx(1.0) and heat[1].values.ravel()[70] == pytest.approx(
+        1.0
+    )
     assert heat[0].value_range == heat[1].value_range  # one scale per point across images
     (best,) = pred.of_type(Correspondences)
     assert best.source_xy[0].tolist() == list(point)
@@ -352,7 +387,9 @@ def labelled(plant, tmp_path):
 
 def test_propagate_carries_label_png_classes_to_a_target(host, services, labelled):
     model, refs, (tgt1, tgt2), png = labelled
-    pred = run(host, services, "dinov2.propagate", [blank(0), blank(1)], model, masks=str(png), upsample="nearest")
+    pred = run(
+        host, services, "dinov2.propagate", [blank(0), blank(1)], model, masks=str(png), upsample="nearest"
+    )
     (masks,) = pred.of_type(Masks)
     assert masks.image_id == blank(1).id
     assert masks.labels == ("class 1", "class 2")
@@ -364,13 +401,17 @@ def test_propagate_reads_masks_json_inline_and_from_a_prediction_file(host, serv
     model, (ref1, ref2), (tgt1, tgt2), _ = labelled
     given = Masks(masks=np.stack([pixels_of(ref1), pixels_of(ref2)]), labels=("cat", "dog"))
     inline = json.dumps(given.to_json())
-    pred = run(host, services, "dinov2.propagate", [blank(0), blank(1)], model, masks=inline, upsample="nearest")
+    pred = run(
+        host, services, "dinov2.propagate", [blank(0), blank(1)], model, masks=inline, upsample="nearest"
+    )
     (masks,) = pred.of_type(Masks)
     assert masks.labels == ("cat", "dog") and np.array_equal(masks.masks[0], pixels_of(tgt1))
 
     envelope = Prediction(tool="x.y", model=None, image_ids=("r",), results=(given,))
     (tmp_path / "pred.json").write_text(json.dumps(envelope.to_json()))
-    pred = run(host, services, "dinov2.propagate", [blank(0), blank(1)], model, masks=str(tmp_path / "pred.json"))
+    pred = run(
+        host, services, "dinov2.propagate", [blank(0), blank(1)], model, masks=str(tmp_path / "pred.json")
+    )
     assert pred.of_type(Masks)[0].labels == ("cat", "dog")
 
 
@@ -381,16 +422,26 @@ def test_propagate_similarity_floor_leaves_unlike_patches_unlabelled(host, servi
     assert len(masks) == 0  # no reference patch is that similar: nothing is labelled
 
 
-@pytest.mark.parametrize(("masks", "message"), [
-    ("{missing}", "does not parse"),
-    ("/nonexistent/mask.png", "no such file"),
-    ("REF;REF", "reference mask"),
-    (" ; ", "give a mask file"),
-])
+@pytest.mark.parametrize(
+    ("masks", "message"),
+    [
+        ("{missing}", "does not parse"),
+        ("/nonexistent/mask.png", "no such file"),
+        ("REF;REF", "reference mask"),
+        (" ; ", "give a mask file"),
+    ],
+)
 def test_propagate_rejects_bad_mask_parameters_with_a_clear_message(host, services, labelled, masks, message):
     model, _, _, png = labelled
     with pytest.raises(ToolError, match=message) as info:
-        run(host, services, "dinov2.propagate", [blank(0), blank(1)], model, masks=masks.replace("REF", str(png)))
+        run(
+            host,
+            services,
+            "dinov2.propagate",
+            [blank(0), blank(1)],
+            model,
+            masks=masks.replace("REF", str(png)),
+        )
     assert info.value.user_error
 
 
@@ -398,8 +449,12 @@ def test_propagate_rejects_a_mask_of_the_wrong_size_or_a_photo(host, services, l
     model, _, _, _ = labelled
     Image.fromarray(np.full((10, 10), 255, np.uint8)).save(tmp_path / "small.png")
     with pytest.raises(ToolError, match="10x10"):
-        run(host, services, "dinov2.propagate", [blank(0), blank(1)], model, masks=str(tmp_path / "small.png"))
+        run(
+            host, services, "dinov2.propagate", [blank(0), blank(1)], model, masks=str(tmp_path / "small.png")
+        )
     photo = np.random.default_rng(0).integers(0, 256, (ROWS * P, COLS * P, 3), dtype=np.uint8)
     Image.fromarray(photo).save(tmp_path / "photo.png")
     with pytest.raises(ToolError, match="distinct values"):
-        run(host, services, "dinov2.propagate", [blank(0), blank(1)], model, masks=str(tmp_path / "photo.png"))
+        run(
+            host, services, "dinov2.propagate", [blank(0), blank(1)], model, masks=str(tmp_path / "photo.png")
+        )

@@ -21,8 +21,9 @@ LAYERS = TINY_DINOV3["num_hidden_layers"] + 1  # embeddings + one per block
 def make_image(height: int, width: int, seed: int = 0) -> LoadedImage:
     rng = np.random.default_rng(seed)
     pixels = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
-    return LoadedImage(path=None, pixels=pixels, id=f"img-{height}x{width}-{seed}", width=width, height=height,
-                       format="PNG")
+    return LoadedImage(
+        path=None, pixels=pixels, id=f"img-{height}x{width}-{seed}", width=width, height=height, format="PNG"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +37,19 @@ def reference(tiny_model):
 
 
 def context(path, services: Services) -> RunContext:
-    return RunContext(tool_id="test", model_ref=str(path), device="cpu", models=services.models,
-                      features=services.features)
+    return RunContext(
+        tool_id="test", model_ref=str(path), device="cpu", models=services.models, features=services.features
+    )
 
 
-@pytest.mark.parametrize(("size", "resolution", "grid"), [
-    ((96, 96), 64, (4, 4)),  # square
-    ((150, 100), 80, (7, 5)),  # portrait: 120x80 resized, cropped to 112x80
-    ((100, 170), 48, (3, 5)),  # landscape: 48x82 resized, cropped to 48x80
-])
+@pytest.mark.parametrize(
+    ("size", "resolution", "grid"),
+    [
+        ((96, 96), 64, (4, 4)),  # square
+        ((150, 100), 80, (7, 5)),  # portrait: 120x80 resized, cropped to 112x80
+        ((100, 170), 48, (3, 5)),  # landscape: 48x82 resized, cropped to 48x80
+    ],
+)
 def test_features_equal_a_direct_dinov3_forward(tiny_model, reference, size, resolution, grid):
     services = Services.create()
     image = make_image(*size)
@@ -72,8 +77,14 @@ def test_features_equal_a_direct_dinov3_forward(tiny_model, reference, size, res
 
 def test_norms_show_register_tokens_apart_from_patch_tokens(host, tiny_model, reference):
     image = make_image(100, 130)
-    pred = run_tool(host.tool("dino.norms"), [image], {"resolution": 64}, model=str(tiny_model("dinov3")),
-                    device="cpu", services=Services.create())
+    pred = run_tool(
+        host.tool("dino.norms"),
+        [image],
+        {"resolution": 64},
+        model=str(tiny_model("dinov3")),
+        device="cpu",
+        services=Services.create(),
+    )
     (maps,) = pred.of_type(LayerMaps)
     assert maps.values.shape == (LAYERS, 4, 5)  # 64x83 -> 64x80: 4x5 patches of 16 px, no register in it
     assert maps.names == ("embeddings", "block 1", "block 2", "block 3")
@@ -87,9 +98,11 @@ def test_norms_show_register_tokens_apart_from_patch_tokens(host, tiny_model, re
     with torch.no_grad():
         out = reference(pixel_values=_features.preprocess(image.pixels, geometry), output_hidden_states=True)
     for i, h in enumerate(out.hidden_states):
-        expected = h[0, :1 + TINY_NUM_REGISTERS].norm(dim=-1).numpy()
+        expected = h[0, : 1 + TINY_NUM_REGISTERS].norm(dim=-1).numpy()
         assert np.abs(np.array(special.rows[i][1:]) - expected).max() <= 1e-3  # the table rounds to 4 places
-        assert np.abs(maps.values[i].ravel() - h[0, 1 + TINY_NUM_REGISTERS:].norm(dim=-1).numpy()).max() <= 1e-5
+        assert (
+            np.abs(maps.values[i].ravel() - h[0, 1 + TINY_NUM_REGISTERS :].norm(dim=-1).numpy()).max() <= 1e-5
+        )
 
 
 def test_every_dino_tool_runs_on_dinov3_and_prepare_batches_by_16px_grid(host, tiny_model, tmp_path):
@@ -100,17 +113,26 @@ def test_every_dino_tool_runs_on_dinov3_and_prepare_batches_by_16px_grid(host, t
     a, b, c = make_image(96, 128, 1), make_image(96, 128, 2), make_image(90, 150, 3)
     calls = []
     handle = torch.nn.modules.module.register_module_forward_hook(
-        lambda m, args, out: calls.append(out.last_hidden_state.shape[0]) if type(m).__name__ == "DINOv3ViTModel"
-        else None)
+        lambda m, args, out: (
+            calls.append(out.last_hidden_state.shape[0]) if type(m).__name__ == "DINOv3ViTModel" else None
+        )
+    )
     try:
         # 96x128 -> 64x85 -> 4x5 patches (both a and b); 90x150 -> 64x107 -> 4x6: two batches.
-        assert prepare_tool(host.tool("dino.pca"), [a, b, c], {"resolution": 64}, model=model, device="cpu",
-                            services=services)
+        assert prepare_tool(
+            host.tool("dino.pca"), [a, b, c], {"resolution": 64}, model=model, device="cpu", services=services
+        )
         assert sorted(calls) == [1, 2]
 
         def run(tool_id, images, **params):
-            return run_tool(host.tool(tool_id), images, {"resolution": 64, **params}, model=model, device="cpu",
-                            services=services)
+            return run_tool(
+                host.tool(tool_id),
+                images,
+                {"resolution": 64, **params},
+                model=model,
+                device="cpu",
+                services=services,
+            )
 
         run("dino.pca", [a])
         run("dino.joint-pca", [a, b, c])
@@ -142,8 +164,10 @@ class Planted16(_features.Extractor):
         self.tokens = tokens
 
     def encode(self, pixel_values: torch.Tensor) -> _features.Encoded:
-        greys = [round(float(x[0, 0, 0]) * _features.IMAGENET_STD[0] * 255 + _features.IMAGENET_MEAN[0] * 255)
-                 for x in pixel_values]
+        greys = [
+            round(float(x[0, 0, 0]) * _features.IMAGENET_STD[0] * 255 + _features.IMAGENET_MEAN[0] * 255)
+            for x in pixel_values
+        ]
         tokens = torch.stack([torch.from_numpy(self.tokens[g]) for g in greys])
         norms = torch.linalg.vector_norm(tokens, dim=2).unsqueeze(1)
         return _features.Encoded(tokens=tokens, cls=tokens.mean(1), layer_norms=norms, layer_names=("last",))
@@ -162,8 +186,9 @@ def plant(monkeypatch):
 
 def blank(value: int) -> LoadedImage:
     pixels = np.full((ROWS * P, COLS * P, 3), value, np.uint8)
-    return LoadedImage(path=None, pixels=pixels, id=f"blank16-{value}", width=COLS * P, height=ROWS * P,
-                       format="PNG")
+    return LoadedImage(
+        path=None, pixels=pixels, id=f"blank16-{value}", width=COLS * P, height=ROWS * P, format="PNG"
+    )
 
 
 def patch_of(xy) -> int:
@@ -177,8 +202,13 @@ def test_pca_recovers_a_planted_foreground_exactly_on_a_16px_grid(host, plant, t
     rng = np.random.default_rng(0)
     tokens = rng.normal(0, 0.3, size=(ROWS * COLS, DIM)).astype(np.float32)
     tokens[fg.ravel(), 0] += 3.0
-    pred = run_tool(host.tool(tool_id), [blank(0)], {"resolution": ROWS * P, "upsample": "nearest"},
-                    model=plant({0: tokens}), services=Services.create())
+    pred = run_tool(
+        host.tool(tool_id),
+        [blank(0)],
+        {"resolution": ROWS * P, "upsample": "nearest"},
+        model=plant({0: tokens}),
+        services=Services.create(),
+    )
     assert pred.tool == "dino.pca"
     (masks,) = pred.of_type(Masks)
     assert np.array_equal(masks.masks[0], np.kron(fg, np.ones((P, P), bool)))
@@ -189,8 +219,13 @@ def test_matches_recover_a_known_patch_permutation_on_a_16px_grid(host, plant):
     a = rng.normal(size=(ROWS * COLS, DIM)).astype(np.float32)
     perm = rng.permutation(ROWS * COLS)  # patch j of B is patch perm[j] of A
     model = plant({0: a, 1: a[perm]})
-    pred = run_tool(host.tool("dino.matches"), [blank(0), blank(1)],
-                    {"resolution": ROWS * P, "foreground": False, "k": 1000}, model=model, services=Services.create())
+    pred = run_tool(
+        host.tool("dino.matches"),
+        [blank(0), blank(1)],
+        {"resolution": ROWS * P, "foreground": False, "k": 1000},
+        model=model,
+        services=Services.create(),
+    )
     (every,) = pred.of_type(Correspondences)
     assert len(every) == ROWS * COLS
     assert all(perm[patch_of(t)] == patch_of(s) for s, t in zip(every.source_xy, every.target_xy))

@@ -24,8 +24,21 @@ from vfmstudio.testing.sample_project import build_sample_project
 # pycocotools 2.0 decodes through numpy with a deprecated __array__ call; not ours to fix
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
-ALL = {"coco", "yolo", "yolo-seg", "yolo-obb", "yolo-pose", "dota", "voc", "labelme", "cvat", "labelstudio", "masks", "captions-jsonl",
-       "captions-csv"}
+ALL = {
+    "coco",
+    "yolo",
+    "yolo-seg",
+    "yolo-obb",
+    "yolo-pose",
+    "dota",
+    "voc",
+    "labelme",
+    "cvat",
+    "labelstudio",
+    "masks",
+    "captions-jsonl",
+    "captions-csv",
+}
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +55,23 @@ def test_plugin_registers_every_format_and_imports_light():
     host = PluginHost(builtins=("vfmstudio_formats",), entry_points=False).load()
     assert host.statuses["formats"].status == "loaded"
     assert set(host.formats) == ALL
-    assert {f for f, s in host.formats.items() if s.importer} == {"coco", "yolo", "yolo-seg", "yolo-obb",
-                                                                 "yolo-pose", "dota", "voc", "labelme",
-                                                                 "cvat", "captions-jsonl", "masks"}
-    code = ("import sys, vfmstudio_formats; vfmstudio_formats.vfm_register_formats(); "
-            "print(sorted(m for m in ('torch', 'cv2', 'yaml', 'defusedxml') if m in sys.modules))")
+    assert {f for f, s in host.formats.items() if s.importer} == {
+        "coco",
+        "yolo",
+        "yolo-seg",
+        "yolo-obb",
+        "yolo-pose",
+        "dota",
+        "voc",
+        "labelme",
+        "cvat",
+        "captions-jsonl",
+        "masks",
+    }
+    code = (
+        "import sys, vfmstudio_formats; vfmstudio_formats.vfm_register_formats(); "
+        "print(sorted(m for m in ('torch', 'cv2', 'yaml', 'defusedxml') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -59,8 +84,11 @@ def test_safe_join_refuses_paths_leaving_the_folder(tmp_path, rel):
 
 
 def test_coco_file_name_escaping_the_dataset_is_refused(host, tmp_path):
-    doc = {"images": [{"id": 1, "file_name": "../../secret.png", "width": 4, "height": 4}],
-           "annotations": [], "categories": []}
+    doc = {
+        "images": [{"id": 1, "file_name": "../../secret.png", "width": 4, "height": 4}],
+        "annotations": [],
+        "categories": [],
+    }
     (tmp_path / "c.json").write_text(json.dumps(doc))
     with pytest.raises(FormatError, match="escapes"):
         import_dataset(host.format("coco"), tmp_path / "c.json")
@@ -75,7 +103,8 @@ def test_labelme_absolute_image_path_is_refused(host, tmp_path):
 
 def test_cvat_image_name_escaping_is_refused(host, tmp_path):
     (tmp_path / "annotations.xml").write_text(
-        '<annotations><version>1.1</version><image id="0" name="../x.png" width="4" height="4"/></annotations>')
+        '<annotations><version>1.1</version><image id="0" name="../x.png" width="4" height="4"/></annotations>'
+    )
     with pytest.raises(FormatError, match="escapes"):
         import_dataset(host.format("cvat"), tmp_path)
 
@@ -102,19 +131,45 @@ def test_xml_entities_are_refused(host, tmp_path):
 
 def test_labelme_keeps_unknown_keys_and_clips_points(host, tmp_path):
     Image.new("RGB", (20, 10)).save(tmp_path / "a.png")
-    doc = {"version": "5.4.1", "flags": {"night": True, "day": False}, "imagePath": "a.png", "imageData": None,
-           "imageHeight": 10, "imageWidth": 20, "customTop": {"k": [1, 2]},
-           "shapes": [
-               {"label": "car", "points": [[-5, 2], [25, 3], [10, 15]], "shape_type": "polygon", "group_id": None,
-                "flags": {}, "description": "", "mask": None, "my_key": "keep me"},
-               {"label": "car", "points": [[1, 1], [4, 4]], "shape_type": "rectangle", "group_id": 7, "flags": {}},
-               {"label": "lane", "points": [[0, 0], [5, 5], [9, 1]], "shape_type": "linestrip", "flags": {}},
-               {"label": "wheel", "points": [[10, 5], [13, 5]], "shape_type": "circle", "flags": {}},
-           ]}
+    doc = {
+        "version": "5.4.1",
+        "flags": {"night": True, "day": False},
+        "imagePath": "a.png",
+        "imageData": None,
+        "imageHeight": 10,
+        "imageWidth": 20,
+        "customTop": {"k": [1, 2]},
+        "shapes": [
+            {
+                "label": "car",
+                "points": [[-5, 2], [25, 3], [10, 15]],
+                "shape_type": "polygon",
+                "group_id": None,
+                "flags": {},
+                "description": "",
+                "mask": None,
+                "my_key": "keep me",
+            },
+            {
+                "label": "car",
+                "points": [[1, 1], [4, 4]],
+                "shape_type": "rectangle",
+                "group_id": 7,
+                "flags": {},
+            },
+            {"label": "lane", "points": [[0, 0], [5, 5], [9, 1]], "shape_type": "linestrip", "flags": {}},
+            {"label": "wheel", "points": [[10, 5], [13, 5]], "shape_type": "circle", "flags": {}},
+        ],
+    }
     (tmp_path / "a.json").write_text(json.dumps(doc))
     project, _ = import_dataset(host.format("labelme"), tmp_path)
     anns = project.labels.annotations("a.png")
-    assert [a.shape.kind for a in anns] == ["polygon", "box", "polyline", "ellipse"]  # not points, not a 64-gon
+    assert [a.shape.kind for a in anns] == [
+        "polygon",
+        "box",
+        "polyline",
+        "ellipse",
+    ]  # not points, not a 64-gon
     assert (anns[3].shape.cx, anns[3].shape.cy, anns[3].shape.rx) == (10, 5, 3)
     assert anns[0].shape.parts[0].exterior == ((0.0, 2.0), (20.0, 3.0), (10.0, 10.0))  # clipped to the image
     assert project.labels.tags["a.png"] == ("night",)
@@ -141,8 +196,9 @@ def test_export_reports_progress_and_can_be_cancelled(host, tmp_path):
             token.cancel("user")
 
     with pytest.raises(Cancelled):
-        export_project(host.format("yolo"), project, tmp_path / "cancelled", cancel=token,
-                       on_progress=cancel_after_two)
+        export_project(
+            host.format("yolo"), project, tmp_path / "cancelled", cancel=token, on_progress=cancel_after_two
+        )
     written = list((tmp_path / "cancelled").rglob("*.txt"))
     assert 0 < len(written) < 6 and not (tmp_path / "cancelled" / "data.yaml").exists()
 
@@ -192,9 +248,14 @@ def test_captions_jsonl_csv_and_import(host, sample, tmp_path):
     assert rows[0] == {"image": "img0.png", "caption": "a picture, number 0", "tags": ["outdoor", "set0"]}
     with open(tmp_path / "captions.csv", newline="") as fp:
         table = list(csv.reader(fp))
-    assert table[0] == ["image", "caption", "tags"] and table[1] == ["img0.png", "a picture, number 0", "outdoor;set0"]
-    back, _ = import_dataset(host.format("captions-jsonl"), tmp_path / "captions.jsonl",
-                             {"image_root": str(sample.root)})
+    assert table[0] == ["image", "caption", "tags"] and table[1] == [
+        "img0.png",
+        "a picture, number 0",
+        "outdoor;set0",
+    ]
+    back, _ = import_dataset(
+        host.format("captions-jsonl"), tmp_path / "captions.jsonl", {"image_root": str(sample.root)}
+    )
     assert back.labels.captions == sample.labels.captions and back.labels.tags == sample.labels.tags
 
 
@@ -216,12 +277,30 @@ def test_cli_export_then_import_into_a_new_project(sample, tmp_path, capsys):
 def test_cli_errors_are_one_line_exit_2(sample, tmp_path, capsys):
     assert main(["export", str(sample.path), "--format", "nope", "--out", str(tmp_path)]) == 2
     assert "unknown format 'nope'" in capsys.readouterr().err
-    assert main(["export", str(sample.path), "--format", "coco", "--out", str(tmp_path),
-                 "--param", "mask_format=bitmap"]) == 2
+    assert (
+        main(
+            [
+                "export",
+                str(sample.path),
+                "--format",
+                "coco",
+                "--out",
+                str(tmp_path),
+                "--param",
+                "mask_format=bitmap",
+            ]
+        )
+        == 2
+    )
     assert "mask_format" in capsys.readouterr().err
-    assert main(["import", str(tmp_path / "missing"), "--format", "coco", "--into", str(tmp_path / "p.json")]) == 2
+    assert (
+        main(["import", str(tmp_path / "missing"), "--format", "coco", "--into", str(tmp_path / "p.json")])
+        == 2
+    )
     assert "no such file" in capsys.readouterr().err
-    assert main(["import", str(tmp_path), "--format", "captions-csv", "--into", str(tmp_path / "p.json")]) == 2
+    assert (
+        main(["import", str(tmp_path), "--format", "captions-csv", "--into", str(tmp_path / "p.json")]) == 2
+    )
     assert "not imported" in capsys.readouterr().err
 
 
@@ -235,18 +314,41 @@ def test_cli_exports_a_batch_folder_above_a_min_score(tmp_path, capsys):
         masks = np.zeros((2, 12, 16), dtype=bool)
         masks[0, 2:6, 3:9] = True
         masks[1, 7:10, 1:4] = True
-        pred = Prediction("dinov2.segment", "tiny", (f"id{i}",),
-                          (Detections(np.array([[1, 1, 5, 5], [2, 2, 8, 9]]), ("cat", "dog"), np.array([0.9, 0.2])),
-                           Masks(masks, ("cat", "dog"), np.array([0.8, 0.1]))),
-                          image_paths=(str(images / f"im{i}.png"),))
+        pred = Prediction(
+            "dinov2.segment",
+            "tiny",
+            (f"id{i}",),
+            (
+                Detections(np.array([[1, 1, 5, 5], [2, 2, 8, 9]]), ("cat", "dog"), np.array([0.9, 0.2])),
+                Masks(masks, ("cat", "dog"), np.array([0.8, 0.1])),
+            ),
+            image_paths=(str(images / f"im{i}.png"),),
+        )
         (batch / f"id{i}.json").write_text(json.dumps(pred.to_json()))
     (batch / "failures.json").write_text("[]")  # other files of a run are ignored
     out = tmp_path / "coco"
-    assert main(["export", str(batch), "--format", "coco", "--out", str(out), "--min-score", "0.5",
-                 "--param", "mask_format=rle"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                str(batch),
+                "--format",
+                "coco",
+                "--out",
+                str(out),
+                "--min-score",
+                "0.5",
+                "--param",
+                "mask_format=rle",
+            ]
+        )
+        == 0
+    )
     doc = json.loads((out / "annotations.json").read_text())
     assert [im["file_name"] for im in doc["images"]] == ["im0.png", "im1.png"]
-    assert len(doc["annotations"]) == 4 and sorted(a["score"] for a in doc["annotations"]) == pytest.approx([0.8, 0.8, 0.9, 0.9])
+    assert len(doc["annotations"]) == 4 and sorted(a["score"] for a in doc["annotations"]) == pytest.approx(
+        [0.8, 0.8, 0.9, 0.9]
+    )
     seg = [a for a in doc["annotations"] if isinstance(a["segmentation"], dict)]
     from vfmstudio.core import rle
 
@@ -278,12 +380,31 @@ def test_cli_exports_a_vfmstudio_batch_run_folder(tmp_path, capsys):
         Image.new("RGB", (10, 8)).save(images / rel)
         masks = np.zeros((1, 8, 10), dtype=bool)
         masks[0, 1:5, 2:7] = True
-        pred = Prediction("dinov2.segment", "tiny", (f"id{i}",),
-                          (Masks(masks, ("leaf",), np.array([0.4 + 0.4 * i])),), image_paths=(str(images / rel),))
+        pred = Prediction(
+            "dinov2.segment",
+            "tiny",
+            (f"id{i}",),
+            (Masks(masks, ("leaf",), np.array([0.4 + 0.4 * i])),),
+            image_paths=(str(images / rel),),
+        )
         out.write_prediction(Item(str(images / rel), rel, f"k{i}"), pred, SourceStat.of(images / rel))
     dest = tmp_path / "labelme"
-    assert main(["export", str(tmp_path / "run"), "--format", "labelme", "--out", str(dest), "--min-score", "0.5",
-                 "--masks-as-polygons"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                str(tmp_path / "run"),
+                "--format",
+                "labelme",
+                "--out",
+                str(dest),
+                "--min-score",
+                "0.5",
+                "--masks-as-polygons",
+            ]
+        )
+        == 0
+    )
     assert "exported 2 images, 1 annotations" in capsys.readouterr().out
     doc = json.loads((dest / "sub" / "b.json").read_text())
     assert [s["shape_type"] for s in doc["shapes"]] == ["polygon"] and doc["shapes"][0]["label"] == "leaf"
@@ -296,13 +417,28 @@ def test_coco_crowd_and_pycocotools_rle_import_as_masks(host, tmp_path):
     m = np.zeros((6, 7), dtype=bool)
     m[1:4, 2:6] = True
     compressed = mask_util.encode(np.asfortranarray(m.astype(np.uint8)))
-    doc = {"images": [{"id": 3, "file_name": "x.png", "width": 7, "height": 6}],
-           "categories": [{"id": 5, "name": "blob"}],
-           "annotations": [
-               {"id": 1, "image_id": 3, "category_id": 5, "iscrowd": 0, "bbox": [2, 1, 4, 3],
-                "segmentation": {"size": [6, 7], "counts": compressed["counts"].decode()}},
-               {"id": 2, "image_id": 3, "category_id": 5, "iscrowd": 1, "bbox": [2, 1, 4, 3],
-                "segmentation": {"size": [6, 7], "counts": [7, 3, 3, 3, 3, 3, 3, 3, 14]}}]}
+    doc = {
+        "images": [{"id": 3, "file_name": "x.png", "width": 7, "height": 6}],
+        "categories": [{"id": 5, "name": "blob"}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 3,
+                "category_id": 5,
+                "iscrowd": 0,
+                "bbox": [2, 1, 4, 3],
+                "segmentation": {"size": [6, 7], "counts": compressed["counts"].decode()},
+            },
+            {
+                "id": 2,
+                "image_id": 3,
+                "category_id": 5,
+                "iscrowd": 1,
+                "bbox": [2, 1, 4, 3],
+                "segmentation": {"size": [6, 7], "counts": [7, 3, 3, 3, 3, 3, 3, 3, 14]},
+            },
+        ],
+    }
     (tmp_path / "c.json").write_text(json.dumps(doc))
     project, _ = import_dataset(host.format("coco"), tmp_path / "c.json")
     a, b = project.labels.annotations("x.png")
@@ -327,15 +463,39 @@ def test_yolo_import_refuses_rows_outside_the_named_classes(host, tmp_path):
     assert box.xyxy == pytest.approx((4, 4, 6, 6))
 
 
-@pytest.mark.parametrize("fmt, name, content", [
-    ("coco", "c.json", {"images": [{"id": 1, "width": 4, "height": 4}], "annotations": [], "categories": []}),
-    ("coco", "c.json", {"images": [{"id": 1, "file_name": "a.png", "width": "wide", "height": 4}]}),
-    ("labelme", "a.json", {"shapes": [{"label": "x", "points": [[0, 0], [1, 1]], "shape_type": "mask",
-                                       "mask": "not base64!"}],
-                           "imagePath": "a.png", "imageWidth": 4, "imageHeight": 4}),
-    ("labelme", "a.json", {"shapes": [{"label": "x", "points": [[0, 0]], "shape_type": "polygon"}],
-                           "imagePath": "a.png", "imageWidth": 4, "imageHeight": 4}),
-])
+@pytest.mark.parametrize(
+    "fmt, name, content",
+    [
+        (
+            "coco",
+            "c.json",
+            {"images": [{"id": 1, "width": 4, "height": 4}], "annotations": [], "categories": []},
+        ),
+        ("coco", "c.json", {"images": [{"id": 1, "file_name": "a.png", "width": "wide", "height": 4}]}),
+        (
+            "labelme",
+            "a.json",
+            {
+                "shapes": [
+                    {"label": "x", "points": [[0, 0], [1, 1]], "shape_type": "mask", "mask": "not base64!"}
+                ],
+                "imagePath": "a.png",
+                "imageWidth": 4,
+                "imageHeight": 4,
+            },
+        ),
+        (
+            "labelme",
+            "a.json",
+            {
+                "shapes": [{"label": "x", "points": [[0, 0]], "shape_type": "polygon"}],
+                "imagePath": "a.png",
+                "imageWidth": 4,
+                "imageHeight": 4,
+            },
+        ),
+    ],
+)
 def test_damaged_files_give_one_line_format_errors(host, tmp_path, fmt, name, content):
     (tmp_path / name).write_text(json.dumps(content))
     with pytest.raises(FormatError) as info:  # lenient imports skip a bad shape with a warning; strict stops
@@ -344,19 +504,32 @@ def test_damaged_files_give_one_line_format_errors(host, tmp_path, fmt, name, co
 
 
 def test_sizes_claimed_by_files_cannot_allocate_huge_masks(host, tmp_path):
-    doc = {"images": [{"id": 1, "file_name": "a.png", "width": 10**6, "height": 10**6}], "categories": [],
-           "annotations": []}
+    doc = {
+        "images": [{"id": 1, "file_name": "a.png", "width": 10**6, "height": 10**6}],
+        "categories": [],
+        "annotations": [],
+    }
     (tmp_path / "c.json").write_text(json.dumps(doc))
     with pytest.raises(FormatError, match="pixel limit"):
         import_dataset(host.format("coco"), tmp_path / "c.json")
-    doc = {"images": [{"id": 1, "file_name": "a.png", "width": 4, "height": 4}], "categories": [{"id": 1, "name": "x"}],
-           "annotations": [{"id": 1, "image_id": 1, "category_id": 1,
-                            "segmentation": {"size": [100000, 100000], "counts": [0, 10**10]}}]}
+    doc = {
+        "images": [{"id": 1, "file_name": "a.png", "width": 4, "height": 4}],
+        "categories": [{"id": 1, "name": "x"}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 1,
+                "segmentation": {"size": [100000, 100000], "counts": [0, 10**10]},
+            }
+        ],
+    }
     (tmp_path / "c.json").write_text(json.dumps(doc))
     with pytest.raises(FormatError, match="differs from the image size"):
         import_dataset(host.format("coco"), tmp_path / "c.json", strict=True)
     (tmp_path / "annotations.xml").write_text(
         '<annotations><image id="0" name="a.png" width="4" height="4">'
-        '<mask label="x" rle="0, 10000000000" left="0" top="0" width="100000" height="100000"/></image></annotations>')
+        '<mask label="x" rle="0, 10000000000" left="0" top="0" width="100000" height="100000"/></image></annotations>'
+    )
     with pytest.raises(FormatError, match="outside the image"):
         import_dataset(host.format("cvat"), tmp_path)

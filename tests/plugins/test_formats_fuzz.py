@@ -13,8 +13,26 @@ from vfmstudio._plugin_host import PluginHost
 from vfmstudio.core.exchange import FormatError, export_project, import_dataset
 from vfmstudio.testing.sample_project import build_sample_project
 
-VALUES = st.sampled_from([None, -1, 0, 1e308, float("nan"), float("inf"), "x", "", [], {}, [1], {"a": 1},
-                          [[1, 2]], True, "../../etc/passwd", 2**70])
+VALUES = st.sampled_from(
+    [
+        None,
+        -1,
+        0,
+        1e308,
+        float("nan"),
+        float("inf"),
+        "x",
+        "",
+        [],
+        {},
+        [1],
+        {"a": 1},
+        [[1, 2]],
+        True,
+        "../../etc/passwd",
+        2**70,
+    ]
+)
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +109,14 @@ def test_damaged_cvat_files(exported, tmp_path_factory, data):
     elements = [el for el in tree.getroot().iter() if el.attrib]
     el = data.draw(st.sampled_from(elements))
     attr = data.draw(st.sampled_from(sorted(el.attrib)))
-    el.set(attr, data.draw(st.sampled_from(["", "-1", "nan", "inf", "1e30", "x", "0", "../a.png", "1,2;3",
-                                            "5, 5", "99999999999"])))
+    el.set(
+        attr,
+        data.draw(
+            st.sampled_from(
+                ["", "-1", "nan", "inf", "1e30", "x", "0", "../a.png", "1,2;3", "5, 5", "99999999999"]
+            )
+        ),
+    )
     folder = tmp_path_factory.mktemp("cvat-fuzz")
     tree.write(folder / "annotations.xml")
     try:

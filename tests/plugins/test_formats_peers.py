@@ -52,15 +52,32 @@ def _ultralytics_label_path(image_path: str) -> str:
 
 
 def _labelme(path: Path, shapes: list, image="a.png", w=40, h=30, image_data=None) -> Path:
-    doc = {"version": "2.4.0", "flags": {}, "shapes": shapes, "imagePath": image, "imageData": image_data,
-           "imageHeight": h, "imageWidth": w}
+    doc = {
+        "version": "2.4.0",
+        "flags": {},
+        "shapes": shapes,
+        "imagePath": image,
+        "imageData": image_data,
+        "imageHeight": h,
+        "imageWidth": w,
+    }
     path.write_text(json.dumps(doc))
     return path
 
 
 def _shape(label, points, kind, **more):
-    return {"label": label, "points": points, "group_id": None, "description": "", "difficult": False,
-            "shape_type": kind, "flags": {}, "attributes": {}, "kie_linking": [], **more}
+    return {
+        "label": label,
+        "points": points,
+        "group_id": None,
+        "description": "",
+        "difficult": False,
+        "shape_type": kind,
+        "flags": {},
+        "attributes": {},
+        "kie_linking": [],
+        **more,
+    }
 
 
 def test_xanylabeling_four_point_rectangles_keep_their_size(host, tmp_path):
@@ -78,9 +95,14 @@ def test_xanylabeling_four_point_rectangles_keep_their_size(host, tmp_path):
 def test_four_points_not_axis_aligned_are_a_rotated_box(host, tmp_path):
     _png(tmp_path / "a.png")
     box = RotatedBox(20, 15, 16, 8, 30)
-    _labelme(tmp_path / "a.json", [_shape("ship", [list(p) for p in box.corners()], "rectangle"),
-                                   _shape("ship", [list(p) for p in box.corners()], "rotation", direction=0.5236),
-                                   _shape("ship", [list(p) for p in box.corners()], "oriented_rectangle")])
+    _labelme(
+        tmp_path / "a.json",
+        [
+            _shape("ship", [list(p) for p in box.corners()], "rectangle"),
+            _shape("ship", [list(p) for p in box.corners()], "rotation", direction=0.5236),
+            _shape("ship", [list(p) for p in box.corners()], "oriented_rectangle"),
+        ],
+    )
     project, _ = import_dataset(host.format("labelme"), tmp_path)
     shapes = [a.shape for a in project.labels.annotations("a.png")]
     assert all(isinstance(s, RotatedBox) for s in shapes) and len(shapes) == 3
@@ -90,17 +112,22 @@ def test_four_points_not_axis_aligned_are_a_rotated_box(host, tmp_path):
 
 def test_labelme_six_points_circle_line_description_and_flags_round_trip(host, tmp_path):
     _png(tmp_path / "a.png")
-    _labelme(tmp_path / "a.json", [
-        _shape("kp", [[1, 2], [3, 4], [5, 6]], "points"),
-        _shape("wheel", [[10, 10], [13, 14]], "circle", description="front wheel", flags={"spare": True}),
-        _shape("lane", [[0, 0], [9, 9]], "line"),
-        _shape("road", [[0, 0], [5, 5], [9, 1]], "linestrip", attributes={"surface": "asphalt"}),
-    ])
+    _labelme(
+        tmp_path / "a.json",
+        [
+            _shape("kp", [[1, 2], [3, 4], [5, 6]], "points"),
+            _shape("wheel", [[10, 10], [13, 14]], "circle", description="front wheel", flags={"spare": True}),
+            _shape("lane", [[0, 0], [9, 9]], "line"),
+            _shape("road", [[0, 0], [5, 5], [9, 1]], "linestrip", attributes={"surface": "asphalt"}),
+        ],
+    )
     project, _ = import_dataset(host.format("labelme"), tmp_path)
     anns = project.labels.annotations("a.png")
     assert [a.shape.kind for a in anns] == ["points", "ellipse", "polyline", "polyline"]
     assert anns[1].shape.rx == anns[1].shape.ry == 5
-    assert anns[1].attributes["description"] == "front wheel" and anns[1].attributes["flags"] == {"spare": True}
+    assert anns[1].attributes["description"] == "front wheel" and anns[1].attributes["flags"] == {
+        "spare": True
+    }
     assert anns[3].attributes["surface"] == "asphalt"
     export_project(host.format("labelme"), project, tmp_path / "out")
     back = json.loads((tmp_path / "out" / "a.json").read_text())["shapes"]
@@ -116,14 +143,23 @@ def test_labelme_file_with_only_image_data_writes_the_image_beside_it(host, tmp_
     folder = tmp_path / "ds"
     folder.mkdir()
     # labelme's tutorial file: imagePath names a file that is not there, the pixels are in imageData
-    _labelme(folder / "apc.json", [_shape("x", [[1, 1], [4, 4]], "rectangle")], image="../data/apc.jpg",
-             w=12, h=8, image_data=base64.b64encode(buf.getvalue()).decode())
+    _labelme(
+        folder / "apc.json",
+        [_shape("x", [[1, 1], [4, 4]], "rectangle")],
+        image="../data/apc.jpg",
+        w=12,
+        h=8,
+        image_data=base64.b64encode(buf.getvalue()).decode(),
+    )
     project, ctx = import_dataset(host.format("labelme"), folder)
     assert list(project.images) == ["apc.png"] and (folder / "apc.png").is_file()
     assert np.asarray(Image.open(folder / "apc.png"))[0, 0].tolist() == [200, 10, 10]
     assert any("imageData" in w for w in ctx.warnings)
     again, _ = import_dataset(host.format("labelme"), folder)  # the second import finds the same file
-    assert list(again.images) == ["apc.png"] and sorted(p.name for p in folder.iterdir()) == ["apc.json", "apc.png"]
+    assert list(again.images) == ["apc.png"] and sorted(p.name for p in folder.iterdir()) == [
+        "apc.json",
+        "apc.png",
+    ]
 
 
 def test_labelme_image_data_that_is_not_an_image_is_skipped_with_a_warning(host, tmp_path):
@@ -180,7 +216,10 @@ def test_yolo_import_data_yaml_with_path_and_list_files(host, tmp_path):
     assert sorted(project.images) == ["pics/a.png", "pics/b.png"]
     assert [a.label for a in project.labels.annotations("pics/a.png")] == ["dog"]
     assert project.labels.class_names == ["cat", "dog"]
-    assert any("val.txt: line 2" in w for w in ctx.warnings) and ctx.report.dropped[("image", "listed but missing")]
+    assert (
+        any("val.txt: line 2" in w for w in ctx.warnings)
+        and ctx.report.dropped[("image", "listed but missing")]
+    )
 
 
 def test_yolo_import_roboflow_layout(host, tmp_path):
@@ -190,10 +229,15 @@ def test_yolo_import_roboflow_layout(host, tmp_path):
         (ds / split / "labels").mkdir(parents=True)
         (ds / split / "labels" / f"{split}1.txt").write_text("0 0.5 0.5 0.25 0.5\n")
     # Roboflow's data.yaml names the splits relative to the folder above ('../train/images')
-    (ds / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\ntest: ../test/images\n"
-                                  "nc: 1\nnames: ['helmet']\n")
+    (ds / "data.yaml").write_text(
+        "train: ../train/images\nval: ../valid/images\ntest: ../test/images\nnc: 1\nnames: ['helmet']\n"
+    )
     project, _ = import_dataset(host.format("yolo"), ds)
-    assert sorted(project.images) == ["test/images/test1.png", "train/images/train1.png", "valid/images/valid1.png"]
+    assert sorted(project.images) == [
+        "test/images/test1.png",
+        "train/images/train1.png",
+        "valid/images/valid1.png",
+    ]
     assert {a.label for a in project.labels.annotations()} == {"helmet"} and len(project.labels) == 3
     assert project.labels.extras["valid/images/valid1.png"]["yolo"] == {"split": "val"}
     (ds / "data.yaml").unlink()  # the layout alone is enough; class names then come from nowhere
@@ -207,7 +251,9 @@ def test_yolo_import_darknet_layout_with_obj_names(host, tmp_path):
     (ds / "obj_train_data" / "f1.txt").write_text("1 0.5 0.5 0.5 0.5\n")
     (ds / "obj.names").write_text("person\ncar\n")
     (ds / "train.txt").write_text("data/obj_train_data/f1.png\n")
-    (ds / "obj.data").write_text("classes = 2\ntrain = data/train.txt\nnames = data/obj.names\nbackup = backup/\n")
+    (ds / "obj.data").write_text(
+        "classes = 2\ntrain = data/train.txt\nnames = data/obj.names\nbackup = backup/\n"
+    )
     project, _ = import_dataset(host.format("yolo"), ds)
     assert project.labels.class_names == ["person", "car"]
     assert [a.label for a in project.labels.annotations("obj_train_data/f1.png")] == ["car"]
@@ -319,13 +365,17 @@ def test_cvat_project_export_with_subsets_and_attributes(host, tmp_path):
     assert ctx.report.kept == {"box": 1, "rotated_box": 1, "polyline": 1, "ellipse": 1}
     out = tmp_path / "out"
     export_project(host.format("cvat"), project, out, {"copy_images": True})
-    assert (out / "images" / "Train" / "frame.png").is_file() and (out / "images" / "Validation" / "frame.png").is_file()
+    assert (out / "images" / "Train" / "frame.png").is_file() and (
+        out / "images" / "Validation" / "frame.png"
+    ).is_file()
     back, _ = import_dataset(host.format("cvat"), out)
     for key in project.images:
         before = [(a.label, a.shape.kind, dict(a.attributes)) for a in project.labels.annotations(key)]
         after = [(a.label, a.shape.kind, dict(a.attributes)) for a in back.labels.annotations(key)]
         assert before == after
-    (rot,) = [a.shape for a in back.labels.annotations("Validation/frame.png") if a.shape.kind == "rotated_box"]
+    (rot,) = [
+        a.shape for a in back.labels.annotations("Validation/frame.png") if a.shape.kind == "rotated_box"
+    ]
     assert (rot.cx, rot.cy, rot.w, rot.h, rot.angle) == pytest.approx((15, 10, 20, 10, 30))
 
 
@@ -343,9 +393,13 @@ def test_cvat_tracks_per_frame_or_a_counted_warning(host, tmp_path):
     project, ctx = import_dataset(host.format("cvat"), tmp_path)
     assert len(project.labels) == 0 and ctx.report.dropped[("box", "track frame not in the file")] == 2
     assert any("track 0" in w for w in ctx.warnings)
-    with_frames = CVAT_VIDEO.replace("<annotations><version>1.1</version>", (
-        '<annotations><version>1.1</version><image id="0" name="f0.png" width="10" height="10"/>'
-        '<image id="1" name="f1.png" width="10" height="10"/>'))
+    with_frames = CVAT_VIDEO.replace(
+        "<annotations><version>1.1</version>",
+        (
+            '<annotations><version>1.1</version><image id="0" name="f0.png" width="10" height="10"/>'
+            '<image id="1" name="f1.png" width="10" height="10"/>'
+        ),
+    )
     (tmp_path / "annotations.xml").write_text(with_frames)
     project, ctx = import_dataset(host.format("cvat"), tmp_path)
     assert [a.shape.xyxy for a in project.labels.annotations("f1.png")] == [(2, 1, 6, 5)]
@@ -362,16 +416,23 @@ def test_voc_without_size_and_with_parts_and_labelmap(host, tmp_path):
         "<annotation><filename>a.png</filename><object><name>person</name><pose>Left</pose>"
         "<truncated>1</truncated><difficult>0</difficult><bndbox><xmin>3</xmin><ymin>4</ymin><xmax>30</xmax>"
         "<ymax>35</ymax></bndbox><part><name>head</name><bndbox><xmin>10</xmin><ymin>5</ymin><xmax>16</xmax>"
-        "<ymax>11</ymax></bndbox></part></object></annotation>")
+        "<ymax>11</ymax></bndbox></part></object></annotation>"
+    )
     project, ctx = import_dataset(host.format("voc"), tmp_path)
     rec = project.images["JPEGImages/a.png"]
     assert (rec.width, rec.height) == (50, 40) and any("no <size>" in w for w in ctx.warnings)
     (ann,) = project.labels.annotations(rec.key)
-    assert ann.attributes == {"truncated": 1, "pose": "Left", "parts": [{"name": "head", "bbox": [10, 5, 16, 11]}]}
+    assert ann.attributes == {
+        "truncated": 1,
+        "pose": "Left",
+        "parts": [{"name": "head", "bbox": [10, 5, 16, 11]}],
+    }
     out = tmp_path / "out"
     export_project(host.format("voc"), project, out)
     assert (out / "labelmap.txt").read_text().splitlines()[1:] == [
-        "background:0,0,0::", f"person:{','.join(map(str, project.labels.classes[0].rgb))}::"]
+        "background:0,0,0::",
+        f"person:{','.join(map(str, project.labels.classes[0].rgb))}::",
+    ]
     back, _ = import_dataset(host.format("voc"), out, {"image_root": str(tmp_path)})
     (again,) = back.labels.annotations()
     assert again.attributes == ann.attributes and back.labels.classes == project.labels.classes
@@ -386,15 +447,41 @@ def test_coco_standard_layout_keypoints_attributes_and_crowd(host, tmp_path):
 
     crowd = mask_util.encode(np.asfortranarray(m))
     crowd["counts"] = crowd["counts"].decode()
-    doc = {"images": [{"id": 7, "file_name": "p.png", "width": 60, "height": 50}],
-           "categories": [{"id": 1, "name": "person", "supercategory": "person",
-                           "keypoints": ["nose", "left_eye", "right_eye"], "skeleton": [[1, 2], [1, 3]]}],
-           "annotations": [
-               {"id": 1, "image_id": 7, "category_id": 1, "iscrowd": 0, "area": 100, "bbox": [10, 10, 20, 30],
-                "segmentation": [[10, 10, 30, 10, 30, 40, 10, 40]], "num_keypoints": 2,
-                "keypoints": [20, 15, 2, 18, 13, 1, 0, 0, 0], "attributes": {"occluded": False, "pose": "front"}},
-               {"id": 2, "image_id": 7, "category_id": 1, "iscrowd": 1, "area": 200, "bbox": [5, 10, 20, 10],
-                "segmentation": crowd}]}
+    doc = {
+        "images": [{"id": 7, "file_name": "p.png", "width": 60, "height": 50}],
+        "categories": [
+            {
+                "id": 1,
+                "name": "person",
+                "supercategory": "person",
+                "keypoints": ["nose", "left_eye", "right_eye"],
+                "skeleton": [[1, 2], [1, 3]],
+            }
+        ],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 7,
+                "category_id": 1,
+                "iscrowd": 0,
+                "area": 100,
+                "bbox": [10, 10, 20, 30],
+                "segmentation": [[10, 10, 30, 10, 30, 40, 10, 40]],
+                "num_keypoints": 2,
+                "keypoints": [20, 15, 2, 18, 13, 1, 0, 0, 0],
+                "attributes": {"occluded": False, "pose": "front"},
+            },
+            {
+                "id": 2,
+                "image_id": 7,
+                "category_id": 1,
+                "iscrowd": 1,
+                "area": 200,
+                "bbox": [5, 10, 20, 10],
+                "segmentation": crowd,
+            },
+        ],
+    }
     (tmp_path / "annotations" / "person_keypoints_val.json").write_text(json.dumps(doc))
     project, _ = import_dataset(host.format("coco"), tmp_path / "annotations" / "person_keypoints_val.json")
     assert list(project.images) == ["p.png"] and project.root == (tmp_path / "images" / "val").absolute()
@@ -415,15 +502,23 @@ def test_coco_standard_layout_keypoints_attributes_and_crowd(host, tmp_path):
     assert crowd_back["iscrowd"] == 1 and np.array_equal(coco.annToMask(crowd_back), m)
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda d: d["categories"].append({"id": 1, "name": "other"}), "category id 1 is used twice"),
-    (lambda d: d["images"].append({"id": 1, "file_name": "b.png", "width": 4, "height": 4}), "image id 1 is used twice"),
-    (lambda d: d["images"][0].pop("file_name"), "needs 'id' and 'file_name'"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: d["categories"].append({"id": 1, "name": "other"}), "category id 1 is used twice"),
+        (
+            lambda d: d["images"].append({"id": 1, "file_name": "b.png", "width": 4, "height": 4}),
+            "image id 1 is used twice",
+        ),
+        (lambda d: d["images"][0].pop("file_name"), "needs 'id' and 'file_name'"),
+    ],
+)
 def test_coco_repeated_ids_and_missing_fields_are_refused_in_words(host, tmp_path, change, message):
-    doc = {"images": [{"id": 1, "file_name": "a.png", "width": 4, "height": 4}],
-           "categories": [{"id": 1, "name": "x"}],
-           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1]}]}
+    doc = {
+        "images": [{"id": 1, "file_name": "a.png", "width": 4, "height": 4}],
+        "categories": [{"id": 1, "name": "x"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1]}],
+    }
     change(doc)
     (tmp_path / "c.json").write_text(json.dumps(doc))
     with pytest.raises(FormatError) as info:
@@ -433,11 +528,14 @@ def test_coco_repeated_ids_and_missing_fields_are_refused_in_words(host, tmp_pat
 
 
 def test_python_internals_never_reach_the_message(host, tmp_path):
-    (tmp_path / "c.json").write_text(json.dumps({"images": [{"id": 1, "file_name": "a.png", "width": [],
-                                                             "height": 4}]}))
+    (tmp_path / "c.json").write_text(
+        json.dumps({"images": [{"id": 1, "file_name": "a.png", "width": [], "height": 4}]})
+    )
     with pytest.raises(FormatError) as info:
         import_dataset(host.format("coco"), tmp_path / "c.json")
-    assert "c.json" in str(info.value) and "TypeError" not in str(info.value) and "int()" not in str(info.value)
+    assert (
+        "c.json" in str(info.value) and "TypeError" not in str(info.value) and "int()" not in str(info.value)
+    )
 
 
 # ----------------------------------------------------------------------------- loss report and CLI
@@ -456,15 +554,34 @@ def _mixed_project(tmp_path: Path):
 def test_every_export_counts_what_it_kept_converted_and_dropped(host, tmp_path):
     project = _mixed_project(tmp_path)
     n = len(project.labels) + 1  # + the tag
-    for fmt in ("coco", "yolo", "yolo-seg", "yolo-obb", "yolo-pose", "dota", "voc", "labelme", "cvat",
-                "labelstudio", "masks", "captions-jsonl", "captions-csv"):
+    for fmt in (
+        "coco",
+        "yolo",
+        "yolo-seg",
+        "yolo-obb",
+        "yolo-pose",
+        "dota",
+        "voc",
+        "labelme",
+        "cvat",
+        "labelstudio",
+        "masks",
+        "captions-jsonl",
+        "captions-csv",
+    ):
         ctx = export_project(host.format(fmt), project, tmp_path / fmt)
         r = ctx.report
-        total = sum(r.kept.values()) + sum(r.converted.values()) + sum(
-            c for (kind, _), c in r.dropped.items() if kind not in ("hole",))
+        total = (
+            sum(r.kept.values())
+            + sum(r.converted.values())
+            + sum(c for (kind, _), c in r.dropped.items() if kind not in ("hole",))
+        )
         assert total == n, (fmt, r)
     coco = export_project(host.format("coco"), project, tmp_path / "c2").report
-    assert coco.converted[("circle", "polygon")] == 1 and coco.dropped[("polyline", "COCO cannot hold them")] == 1
+    assert (
+        coco.converted[("circle", "polygon")] == 1
+        and coco.dropped[("polyline", "COCO cannot hold them")] == 1
+    )
     assert "1 circle to polygons" in coco.summary() and "1 polyline (COCO cannot hold them)" in coco.summary()
 
 
@@ -479,8 +596,21 @@ def test_cli_prints_the_report_and_strict_exits_2(host, tmp_path, capsys):
     assert main(["export", str(path), "--format", "coco", "--out", str(tmp_path / "c"), "--strict"]) == 2
     err = capsys.readouterr().err
     assert "strict" in err and "Traceback" not in err
-    assert main(["import", str(tmp_path / "c" / "annotations.json"), "--format", "coco", "--into",
-                 str(tmp_path / "new.json"), "--param", f"image_root={project.root}"]) == 0
+    assert (
+        main(
+            [
+                "import",
+                str(tmp_path / "c" / "annotations.json"),
+                "--format",
+                "coco",
+                "--into",
+                str(tmp_path / "new.json"),
+                "--param",
+                f"image_root={project.root}",
+            ]
+        )
+        == 0
+    )
     assert "read: kept 2 boxes, 2 polygons" in capsys.readouterr().out
 
 
@@ -511,10 +641,12 @@ def test_mask_png_import_index_and_colour_maps(host, tmp_path):
     assert set(anns) == {"aeroplane", "bicycle"}
     assert np.array_equal(anns["bicycle"], values == 2) and np.array_equal(anns["aeroplane"], values == 1)
     (tmp_path / "classes.txt").unlink()  # colours named by labelmap.txt instead
-    Image.fromarray(np.stack([(values == 1) * 128, (values == 2) * 128, np.zeros_like(values)], -1).astype(np.uint8)
-                    ).save(seg / "a.png")
-    (tmp_path / "labelmap.txt").write_text("# label:color_rgb:parts:actions\nbackground:0,0,0::\n"
-                                           "aeroplane:128,0,0::\nbicycle:0,128,0::\n")
+    Image.fromarray(
+        np.stack([(values == 1) * 128, (values == 2) * 128, np.zeros_like(values)], -1).astype(np.uint8)
+    ).save(seg / "a.png")
+    (tmp_path / "labelmap.txt").write_text(
+        "# label:color_rgb:parts:actions\nbackground:0,0,0::\naeroplane:128,0,0::\nbicycle:0,128,0::\n"
+    )
     project, _ = import_dataset(host.format("masks"), tmp_path)
     again = {a.label: a.shape.to_array() for a in project.labels.annotations("JPEGImages/a.png")}
     assert set(again) == {"aeroplane", "bicycle"} and np.array_equal(again["bicycle"], anns["bicycle"])
@@ -523,17 +655,38 @@ def test_mask_png_import_index_and_colour_maps(host, tmp_path):
 # ------------------------------------------------------------- every shape through every format
 
 EVERY = {  # class name (one per shape, so per-class formats keep them apart) -> shape
-    "box": Box(4, 4, 20, 16), "polygon": None, "mask": None, "points": None,
-    "rotated_box": RotatedBox(40, 12, 14, 6, 25), "circle": Ellipse.circle(50, 36, 6),
-    "ellipse": Ellipse(20, 36, 8, 4, 15), "polyline": Polyline(((2, 46), (30, 44), (60, 46))),
+    "box": Box(4, 4, 20, 16),
+    "polygon": None,
+    "mask": None,
+    "points": None,
+    "rotated_box": RotatedBox(40, 12, 14, 6, 25),
+    "circle": Ellipse.circle(50, 36, 6),
+    "ellipse": Ellipse(20, 36, 8, 4, 15),
+    "polyline": Polyline(((2, 46), (30, 44), (60, 46))),
     "keypoints": Keypoints(((30, 20), (34, 24), (0, 0)), (2, 1, 0), ("a", "b", "c")),
 }
 # what comes back, per format: {kind: count}; docs/formats.md says the same in words
 BACK = {
-    "labelme": {"box": 1, "polygon": 2, "mask": 1, "points": 1, "rotated_box": 1, "circle": 1, "polyline": 1,
-                "keypoints": 1},
-    "cvat": {"box": 1, "polygon": 1, "mask": 1, "points": 2, "rotated_box": 1, "circle": 1, "ellipse": 1,
-             "polyline": 1},
+    "labelme": {
+        "box": 1,
+        "polygon": 2,
+        "mask": 1,
+        "points": 1,
+        "rotated_box": 1,
+        "circle": 1,
+        "polyline": 1,
+        "keypoints": 1,
+    },
+    "cvat": {
+        "box": 1,
+        "polygon": 1,
+        "mask": 1,
+        "points": 2,
+        "rotated_box": 1,
+        "circle": 1,
+        "ellipse": 1,
+        "polyline": 1,
+    },
     "coco": {"box": 1, "polygon": 4, "mask": 1, "keypoints": 1},
     "yolo": {"box": 6},
     "yolo-seg": {"polygon": 6},
@@ -557,10 +710,16 @@ def _every_shape_project(tmp_path: Path):
     m = np.zeros((48, 64), dtype=bool)
     m[30:40, 30:44] = True
     m[33:36, 34:38] = False  # a hole
-    shapes = dict(EVERY, polygon=Polygon.simple([(2, 20), (14, 20), (8, 30)]), mask=Mask.from_array(m),
-                  points=Points(((60, 4), (62, 6))))
+    shapes = dict(
+        EVERY,
+        polygon=Polygon.simple([(2, 20), (14, 20), (8, 30)]),
+        mask=Mask.from_array(m),
+        points=Points(((60, 4), (62, 6))),
+    )
     for name, shape in shapes.items():
-        project.labels.add(Annotation("a.png", name, shape, attributes={"colour": "red"} if name == "box" else {}))
+        project.labels.add(
+            Annotation("a.png", name, shape, attributes={"colour": "red"} if name == "box" else {})
+        )
     project.labels.skeletons["keypoints"] = Skeleton(("a", "b", "c"), ((0, 1), (1, 2)))
     return project
 
@@ -573,8 +732,12 @@ def test_every_shape_through_every_format(host, tmp_path, fmt):
 
     project = _every_shape_project(tmp_path)
     out = tmp_path / fmt
-    sent = export_project(host.format(fmt), project, out, {"copy_images": True} if fmt not in ("masks",) else {})
-    back, got = import_dataset(host.format(fmt), out, {"image_root": str(project.root)} if fmt == "masks" else {})
+    sent = export_project(
+        host.format(fmt), project, out, {"copy_images": True} if fmt not in ("masks",) else {}
+    )
+    back, got = import_dataset(
+        host.format(fmt), out, {"image_root": str(project.root)} if fmt == "masks" else {}
+    )
     kinds = Counter(shape_kind(a.shape) for a in back.labels.annotations())
     assert dict(kinds) == BACK[fmt], sent.report.summary()
     n = len(project.labels)
@@ -589,10 +752,20 @@ def test_every_shape_through_every_format(host, tmp_path, fmt):
 
 
 def test_coordinates_outside_the_image_are_clipped_on_import_with_a_warning(host, tmp_path):
-    doc = {"images": [{"id": 1, "file_name": "a.png", "width": 40, "height": 30}], "categories": [{"id": 1, "name": "x"}],
-           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [30, -5, 20, 20], "segmentation": []},
-                           {"id": 2, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1],
-                            "segmentation": [[-3, 2, 10, 2, 10, 35]]}]}
+    doc = {
+        "images": [{"id": 1, "file_name": "a.png", "width": 40, "height": 30}],
+        "categories": [{"id": 1, "name": "x"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [30, -5, 20, 20], "segmentation": []},
+            {
+                "id": 2,
+                "image_id": 1,
+                "category_id": 1,
+                "bbox": [0, 0, 1, 1],
+                "segmentation": [[-3, 2, 10, 2, 10, 35]],
+            },
+        ],
+    }
     (tmp_path / "c.json").write_text(json.dumps(doc))
     project, ctx = import_dataset(host.format("coco"), tmp_path / "c.json")
     box, poly = project.labels.annotations("a.png")
@@ -600,7 +773,8 @@ def test_coordinates_outside_the_image_are_clipped_on_import_with_a_warning(host
     assert any("c.json: box reaching outside the 40x30 image, clipped" in w for w in ctx.warnings)
     (tmp_path / "annotations.xml").write_text(
         '<annotations><image id="0" name="a.png" width="40" height="30">'
-        '<box label="x" xtl="-2" ytl="1" xbr="10" ybr="31"/></image></annotations>')
+        '<box label="x" xtl="-2" ytl="1" xbr="10" ybr="31"/></image></annotations>'
+    )
     project, ctx = import_dataset(host.format("cvat"), tmp_path)
     assert project.labels.annotations("a.png")[0].shape.xyxy == (0, 1, 10, 30) and ctx.warnings
 
@@ -612,7 +786,8 @@ def test_cvat_skeletons_are_keypoints(host, tmp_path):
         '<points label="nose" source="manual" outside="0" occluded="0" points="10.0,5.0"/>'
         '<points label="hand" source="manual" outside="0" occluded="1" points="14.0,9.0"/>'
         '<points label="foot" source="manual" outside="1" occluded="0" points="0.0,0.0"/>'
-        '</skeleton></image></annotations>')
+        "</skeleton></image></annotations>"
+    )
     project, _ = import_dataset(host.format("cvat"), tmp_path)
     (ann,) = project.labels.annotations("a.png")
     assert ann.shape == Keypoints(((10, 5), (14, 9), (0, 0)), (2, 1, 0), ("nose", "hand", "foot"))

@@ -55,7 +55,9 @@ def _close(a, b, tol):
 
 def _polygon_equal(p: Polygon, q: Polygon, tol: float) -> bool:
     return len(p.parts) == len(q.parts) and all(
-        len(a.exterior) == len(b.exterior) and _close(a.exterior, b.exterior, tol) for a, b in zip(p.parts, q.parts))
+        len(a.exterior) == len(b.exterior) and _close(a.exterior, b.exterior, tol)
+        for a, b in zip(p.parts, q.parts)
+    )
 
 
 def _check_full_shapes(sample, target, tol):
@@ -93,8 +95,9 @@ def test_cvat_round_trip_within_two_decimals(host, sample, tmp_path):
     target = _roundtrip(host, sample, tmp_path, "cvat", import_params={"image_root": str(sample.root)})
     _check_full_shapes(sample, target, 0.005)
     # CVAT names images by their project path, so they resolve to the project's own files
-    assert (sorted((target.root / r.path).resolve() for r in target.images.values())
-            == sorted((sample.root / r.path).resolve() for r in sample.images.values()))
+    assert sorted((target.root / r.path).resolve() for r in target.images.values()) == sorted(
+        (sample.root / r.path).resolve() for r in sample.images.values()
+    )
     assert all(r.id for r in target.images.values())  # the files exist and were hashed
     model = [a for a in target.labels.annotations() if a.provenance.source == "model"]
     assert model and all(a.score is not None for a in model)  # source="auto" with its score
@@ -102,8 +105,15 @@ def test_cvat_round_trip_within_two_decimals(host, sample, tmp_path):
 
 
 def test_coco_round_trip_rle_masks_pixel_identical(host, sample, tmp_path):
-    target = _roundtrip(host, sample, tmp_path, "coco", {"mask_format": "rle"}, {"image_root": str(sample.root)},
-                        source=lambda out: out / "annotations.json")
+    target = _roundtrip(
+        host,
+        sample,
+        tmp_path,
+        "coco",
+        {"mask_format": "rle"},
+        {"image_root": str(sample.root)},
+        source=lambda out: out / "annotations.json",
+    )
     before = {k: [a for a in v if not isinstance(a.shape, Points)] for k, v in _by_name(sample).items()}
     after = _by_name(target)
     for name, anns in before.items():
@@ -203,12 +213,21 @@ def test_yolo_segment_round_trip_keeps_polygons(host, sample, tmp_path):
         got = [(a.label, a.shape) for a in after[name]]
         expected = [(a.label, part) for a in anns if isinstance(a.shape, Polygon) for part in a.shape.parts]
         for label, part in expected:  # every polygon part is a row; within 6 normalised decimals
-            assert any(lab == label and len(s.parts[0].exterior) == len(part.exterior)
-                       and _close(s.parts[0].exterior, part.exterior, 1e-6 * max(h, w)) for lab, s in got)
+            assert any(
+                lab == label
+                and len(s.parts[0].exterior) == len(part.exterior)
+                and _close(s.parts[0].exterior, part.exterior, 1e-6 * max(h, w))
+                for lab, s in got
+            )
         for a in anns:
             if isinstance(a.shape, Mask):  # masks become exact pixel-edge outlines (holes dropped)
-                outline = next(s for lab, s in got if lab == a.label and isinstance(s, Polygon)
-                               and np.array_equal(s.to_mask(h, w), _fill_holes(a.shape.to_array())))
+                outline = next(
+                    s
+                    for lab, s in got
+                    if lab == a.label
+                    and isinstance(s, Polygon)
+                    and np.array_equal(s.to_mask(h, w), _fill_holes(a.shape.to_array()))
+                )
                 assert outline is not None
 
 
@@ -232,14 +251,17 @@ def test_yolo_split_is_deterministic_and_data_yaml_names_both(host, tmp_path):
     assert data["train"] == "images/train" and data["val"] == "images/val"
 
 
-@pytest.mark.parametrize("line, why", [
-    ("0 0.5 0.5 0.2 0.2", None),
-    ("3 0.5 0.5 0.2 0.2", "class"),
-    ("0 1.5 0.5 0.2 0.2", "outside"),
-    ("0 0.1 0.1 0.2 0.2 0.3", "segment rows"),
-    ("0 0.1 0.1 0.2 0.2 0.3 0.3", None),
-    ("x 0.1 0.1 0.2 0.2", "non-numeric"),
-])
+@pytest.mark.parametrize(
+    "line, why",
+    [
+        ("0 0.5 0.5 0.2 0.2", None),
+        ("3 0.5 0.5 0.2 0.2", "class"),
+        ("0 1.5 0.5 0.2 0.2", "outside"),
+        ("0 0.1 0.1 0.2 0.2 0.3", "segment rows"),
+        ("0 0.1 0.1 0.2 0.2 0.3 0.3", None),
+        ("x 0.1 0.1 0.2 0.2", "non-numeric"),
+    ],
+)
 def test_yolo_line_validator(line, why):
     from vfmstudio_formats._yolo import validate_line
 

@@ -49,7 +49,9 @@ def test_a_file_laid_out_like_the_published_one_loads_its_decoder_and_ignores_th
     reference = md.load_decoder(write_random_vae(tmp_path / "decoder-only.npz", seed=1, embed_dim=EMBED))
     c = codes(3, 4)
     np.testing.assert_array_equal(md.decode_logits(decoder, c), md.decode_logits(reference, c))
-    assert f"ignored {len(vae_encoder_shapes(EMBED))} keys" in caplog.text and "encoder.10.weight" in caplog.text
+    assert (
+        f"ignored {len(vae_encoder_shapes(EMBED))} keys" in caplog.text and "encoder.10.weight" in caplog.text
+    )
 
 
 def test_a_file_with_the_wrong_layout_is_refused_in_one_line(tmp_path, vae_file):
@@ -110,7 +112,9 @@ def _np_conv_transpose(x, w, b):
     full = np.zeros((n, cout, 2 * h + 2, 2 * wd + 2))
     for ky in range(k):
         for kx in range(k):
-            full[:, :, ky : ky + 2 * h : 2, kx : kx + 2 * wd : 2] += np.einsum("nchw,co->nohw", x, w[:, :, ky, kx])
+            full[:, :, ky : ky + 2 * h : 2, kx : kx + 2 * wd : 2] += np.einsum(
+                "nchw,co->nohw", x, w[:, :, ky, kx]
+            )
     return full[:, :, 1:-1, 1:-1] + b[None, :, None, None]
 
 
@@ -135,7 +139,9 @@ def test_matches_the_published_decoder_math_written_in_numpy(vae_file, decoder):
 
 
 def test_paste_stays_inside_the_box_and_fills_it_for_positive_logits():
-    logits = np.stack([np.ones((64, 64)), -np.ones((64, 64)), np.random.default_rng(0).standard_normal((64, 64))])
+    logits = np.stack(
+        [np.ones((64, 64)), -np.ones((64, 64)), np.random.default_rng(0).standard_normal((64, 64))]
+    )
     boxes = np.array([[10.2, 5.0, 30.7, 20.0], [0, 0, 50, 40], [40.0, 30.0, 49.5, 39.9]], dtype=np.float32)
     masks = md.paste_masks(logits.astype(np.float32), boxes, width=50, height=40)
     assert masks.shape == (3, 40, 50) and masks.dtype == bool
@@ -191,7 +197,14 @@ def test_offline_without_a_cached_copy_says_what_to_do(isolated_hub, monkeypatch
     with pytest.raises(ModelError) as info:
         md.resolve_vae_path(None)
     message = str(info.value)
-    for part in ("vae-oid.npz", "big-vision/paligemma-hf", "offline", "vae_path", md.VAE_ENV, str(isolated_hub)):
+    for part in (
+        "vae-oid.npz",
+        "big-vision/paligemma-hf",
+        "offline",
+        "vae_path",
+        md.VAE_ENV,
+        str(isolated_hub),
+    ):
         assert part in message
     assert "\n" not in message
 
@@ -222,8 +235,10 @@ def test_evaluator_paste_equals_big_visions_evaluator(width, height):
     rng = np.random.default_rng(width)
     starts = rng.integers(0, 1000, size=(200, 2))
     sizes = np.concatenate([rng.integers(0, 12, size=(100, 2)), rng.integers(0, 400, size=(100, 2))])
-    locs = [(int(y0), int(x0), int(min(y0 + dy, 1023)), int(min(x0 + dx, 1023)))
-            for (y0, x0), (dy, dx) in zip(starts, sizes)]
+    locs = [
+        (int(y0), int(x0), int(min(y0 + dy, 1023)), int(min(x0 + dx, 1023)))
+        for (y0, x0), (dy, dx) in zip(starts, sizes)
+    ]
     locs += [(500, 500, 400, 600), (0, 0, 1023, 1023), (1022, 1022, 1023, 1023)]
     logits = _smooth_logits(width, len(locs))
     want = evaluator_masks(logits, locs, height, width)

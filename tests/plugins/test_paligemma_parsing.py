@@ -9,7 +9,9 @@ from vfmstudio_paligemma.parsing import ParsedObject, box_to_xyxy, parse_objects
 
 # ---------------------------------------------------------------- generators
 
-labels = st.text(alphabet="abcdefghijklmnopqrstuvwxyz ", min_size=0, max_size=12).map(lambda s: " ".join(s.split()))
+labels = st.text(alphabet="abcdefghijklmnopqrstuvwxyz ", min_size=0, max_size=12).map(
+    lambda s: " ".join(s.split())
+)
 locs = st.tuples(*[st.integers(0, 1023)] * 4)
 segs = st.tuples(*[st.integers(0, 127)] * 16)
 
@@ -34,7 +36,9 @@ def render_all(objs, gap: str = "") -> str:
 fragments = st.one_of(
     st.integers(0, 9999).map(lambda v: f"<loc{v:04d}>"),
     st.integers(0, 999).map(lambda v: f"<seg{v:03d}>"),
-    st.sampled_from([";", " ; ", " ", "<", ">", "<loc", "<loc12>", "<seg1", "loc0001>", "<eos>", "\n", "cat", "a dog"]),
+    st.sampled_from(
+        [";", " ; ", " ", "<", ">", "<loc", "<loc12>", "<seg1", "loc0001>", "<eos>", "\n", "cat", "a dog"]
+    ),
     st.text(max_size=6),
 )
 noise = st.lists(fragments, max_size=60).map("".join)
@@ -53,7 +57,10 @@ def test_well_formed_segmentations_parse_exactly(objs):
     assert parse_objects(render_all(objs)) == objs
 
 
-@given(st.lists(st.one_of(objects(with_seg=True), objects(with_seg=False)), max_size=4), st.sampled_from([" ", "\n"]))
+@given(
+    st.lists(st.one_of(objects(with_seg=True), objects(with_seg=False)), max_size=4),
+    st.sampled_from([" ", "\n"]),
+)
 def test_whitespace_between_tokens_is_accepted(objs, gap):
     assert parse_objects(render_all(objs, gap)) == objs
 
@@ -119,7 +126,10 @@ def test_labels_with_spaces_and_missing_labels():
     "text, expected_labels",
     [
         ("<loc0001><loc0002><loc0003> cat ; <loc0001><loc0002><loc0003><loc0004> dog", ["dog"]),  # 3 locs
-        ("<loc0001><loc2000><loc0003><loc0004> cat ; <loc0001><loc0002><loc0003><loc0004> dog", ["dog"]),  # range
+        (
+            "<loc0001><loc2000><loc0003><loc0004> cat ; <loc0001><loc0002><loc0003><loc0004> dog",
+            ["dog"],
+        ),  # range
         ("<loc0001><loc0002><loc0003><loc0004><seg001><seg002> cat", []),  # partial mask
         ("<loc0001><loc0002><loc0003><loc0004>" + "<seg200>" * 16 + " cat", []),  # seg out of range
         ("the answer is <loc0001><loc0002><loc0003><loc0004> cat", ["cat"]),  # stray text before
@@ -150,7 +160,9 @@ def _as_reference(objs: list[ParsedObject]) -> list[tuple]:
 
 def test_stray_locs_before_a_complete_detection_do_not_hide_it():
     text = "<loc0078><loc0025><loc0568> <loc0416><loc0571><loc0893><loc0747> dog"
-    assert _as_reference(parse_objects(text)) == reference_objects(text) == [((416, 571, 893, 747), "dog", None)]
+    assert (
+        _as_reference(parse_objects(text)) == reference_objects(text) == [((416, 571, 893, 747), "dog", None)]
+    )
 
 
 @settings(max_examples=300, deadline=None)

@@ -59,7 +59,9 @@ def vae_path(tmp_path_factory):
 
 
 def services() -> Services:
-    return Services(models=ByteLRUCache(1 << 30, name="models"), features=ByteLRUCache(1 << 28, name="features"))
+    return Services(
+        models=ByteLRUCache(1 << 30, name="models"), features=ByteLRUCache(1 << 28, name="features")
+    )
 
 
 class ForceText(transformers.LogitsProcessor):
@@ -93,8 +95,9 @@ def force_output(monkeypatch, pg):
     def install(text: str) -> None:
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         assert tokenizer.decode(ids, skip_special_tokens=True) == text  # the tokenizer round-trips it
-        monkeypatch.setattr(_generation, "logits_processor_hooks",
-                            [lambda n: ForceText(ids, n, tokenizer.eos_token_id)])
+        monkeypatch.setattr(
+            _generation, "logits_processor_hooks", [lambda n: ForceText(ids, n, tokenizer.eos_token_id)]
+        )
 
     return install
 
@@ -121,14 +124,18 @@ def test_tiny_checkpoint_loads_with_the_real_classes_and_tokens(pg_dir):
     processor = transformers.PaliGemmaProcessor.from_pretrained(pg_dir)
     model = transformers.PaliGemmaForConditionalGeneration.from_pretrained(pg_dir)
     tok = processor.tokenizer
-    ids = tok.convert_tokens_to_ids(["<pad>", "<eos>", "<bos>", "<loc0000>", "<loc1023>", "<seg000>", "<seg127>"])
+    ids = tok.convert_tokens_to_ids(
+        ["<pad>", "<eos>", "<bos>", "<loc0000>", "<loc1023>", "<seg000>", "<seg127>"]
+    )
     assert ids[:3] == [0, 1, 2] and len(set(ids)) == 7 and tok.unk_token_id not in ids
     assert processor.image_token_id == model.config.image_token_id == tok.convert_tokens_to_ids("<image>")
     assert model.config.text_config.model_type == "gemma2"
     assert model.config.vision_config.model_type == "siglip_vision_model"
     # loc/seg tokens survive decoding without special tokens; <image>/<eos> do not.
     text = "<loc0001><loc0002> cat ; <seg005>"
-    assert tok.decode(tok(text, add_special_tokens=False)["input_ids"] + [1], skip_special_tokens=True) == text
+    assert (
+        tok.decode(tok(text, add_special_tokens=False)["input_ids"] + [1], skip_special_tokens=True) == text
+    )
 
 
 # ---------------------------------------------------------------- generation
@@ -142,7 +149,7 @@ def test_generation_equals_a_direct_greedy_generate(pg, image, prompt):
     inputs.pop("labels")
     with torch.inference_mode():
         ref = pg.model.generate(**inputs, max_new_tokens=12, do_sample=False)
-    ref_ids = ref[0, inputs["input_ids"].shape[1]:].tolist()
+    ref_ids = ref[0, inputs["input_ids"].shape[1] :].tolist()
     if ref_ids and ref_ids[-1] == pg.processor.tokenizer.eos_token_id:
         ref_ids = ref_ids[:-1]
     assert list(ours.token_ids) == ref_ids
@@ -157,14 +164,24 @@ def test_generation_in_bf16_equals_a_direct_generate_in_bf16(pg_dir, image):
     inputs = _generation.prepare_inputs(pg16, image, "caption en")  # pixel values cast to bf16
     with torch.inference_mode():
         ref = pg16.model.generate(**inputs, max_new_tokens=8, do_sample=False)
-    ref_ids = [t for t in ref[0, inputs["input_ids"].shape[1]:].tolist() if t != pg16.processor.tokenizer.eos_token_id]
+    ref_ids = [
+        t
+        for t in ref[0, inputs["input_ids"].shape[1] :].tolist()
+        if t != pg16.processor.tokenizer.eos_token_id
+    ]
     assert list(ours.token_ids) == ref_ids and len(ref_ids) > 0
 
 
 def test_text_streams_token_by_token(pg_dir, image):
     partials = []
-    pred = run_tool(TOOL["paligemma.caption"], [image], {"max_new_tokens": 10}, model=str(pg_dir),
-                    services=services(), on_partial=partials.append)
+    pred = run_tool(
+        TOOL["paligemma.caption"],
+        [image],
+        {"max_new_tokens": 10},
+        model=str(pg_dir),
+        services=services(),
+        on_partial=partials.append,
+    )
     (result,) = pred.results
     assert isinstance(result, Text) and result.prompt == "caption en" and result.image_id == image.id
     assert all(isinstance(p, Text) and p.image_id == image.id for p in partials)
@@ -174,7 +191,9 @@ def test_text_streams_token_by_token(pg_dir, image):
     assert pred.device == "cpu" and pred.precision == "fp32"
 
 
-def test_cancel_stops_within_one_step_and_the_model_stays_usable(pg_dir, pg, image, monkeypatch, forward_calls):
+def test_cancel_stops_within_one_step_and_the_model_stays_usable(
+    pg_dir, pg, image, monkeypatch, forward_calls
+):
     eos = pg.processor.tokenizer.eos_token_id
     token = CancelToken()
     at_cancel = {}
@@ -197,20 +216,34 @@ def test_cancel_stops_within_one_step_and_the_model_stays_usable(pg_dir, pg, ima
     svc = services()
     seen = []
     with pytest.raises(Cancelled):
-        run_tool(TOOL["paligemma.prompt"], [image], {"prompt": "caption en", "max_new_tokens": 500},
-                 model=str(pg_dir), services=svc, cancel=token, on_partial=seen.append)
+        run_tool(
+            TOOL["paligemma.prompt"],
+            [image],
+            {"prompt": "caption en", "max_new_tokens": 500},
+            model=str(pg_dir),
+            services=svc,
+            cancel=token,
+            on_partial=seen.append,
+        )
     assert at_cancel["forwards"] == 4  # prefill + 3 decoding steps
     assert forward_calls["Gemma2Model"] - at_cancel["forwards"] <= 1
     assert len(seen) == 3  # nothing streamed after the cancel
     monkeypatch.setattr(_generation, "logits_processor_hooks", [lambda n: BanEos(eos)])
-    pred = run_tool(TOOL["paligemma.prompt"], [image], {"prompt": "caption en", "max_new_tokens": 6},
-                    model=str(pg_dir), services=svc)
+    pred = run_tool(
+        TOOL["paligemma.prompt"],
+        [image],
+        {"prompt": "caption en", "max_new_tokens": 6},
+        model=str(pg_dir),
+        services=svc,
+    )
     assert len(pred.results[0].text) > 0
 
 
 def test_cancel_from_the_window_thread_through_the_job_runner(pg_dir, pg, image, monkeypatch, forward_calls):
     """The window's path: generation on the inference thread, cancel from another thread mid-way."""
-    monkeypatch.setattr(_generation, "logits_processor_hooks", [lambda n: BanEos(pg.processor.tokenizer.eos_token_id)])
+    monkeypatch.setattr(
+        _generation, "logits_processor_hooks", [lambda n: BanEos(pg.processor.tokenizer.eos_token_id)]
+    )
     svc = services()
     streamed, started = [], threading.Event()
 
@@ -220,8 +253,15 @@ def test_cancel_from_the_window_thread_through_the_job_runner(pg_dir, pg, image,
             started.set()
 
     def job(jc):
-        return run_tool(TOOL["paligemma.prompt"], [image], {"prompt": "caption en", "max_new_tokens": 500},
-                        model=str(pg_dir), services=svc, cancel=jc.cancel, on_partial=jc.partial)
+        return run_tool(
+            TOOL["paligemma.prompt"],
+            [image],
+            {"prompt": "caption en", "max_new_tokens": 500},
+            model=str(pg_dir),
+            services=svc,
+            cancel=jc.cancel,
+            on_partial=jc.partial,
+        )
 
     runner = JobRunner()
     try:
@@ -252,7 +292,9 @@ def test_reruns_reuse_the_generation_and_new_prompts_reuse_the_image_features(pg
     assert "SiglipVisionModel" not in other and other["Gemma2Model"] >= 1
 
 
-def test_batched_preparation_encodes_images_together_and_runs_reuse_it(pg_dir, pg, image, tmp_path, forward_calls):
+def test_batched_preparation_encodes_images_together_and_runs_reuse_it(
+    pg_dir, pg, image, tmp_path, forward_calls
+):
     others = []
     for i, size in enumerate([(30, 50), (64, 64)]):
         path = tmp_path / f"other{i}.png"
@@ -260,19 +302,25 @@ def test_batched_preparation_encodes_images_together_and_runs_reuse_it(pg_dir, p
         others.append(load_image(path))
     images = [image, *others]
     params = {"max_new_tokens": 6}
-    plain = [run_tool(TOOL["paligemma.caption"], [im], params, model=str(pg_dir), services=services()) for im in images]
+    plain = [
+        run_tool(TOOL["paligemma.caption"], [im], params, model=str(pg_dir), services=services())
+        for im in images
+    ]
     svc = services()
     forward_calls.clear()
     assert prepare_tool(TOOL["paligemma.caption"], images, params, model=str(pg_dir), services=svc)
     assert forward_calls == {"SiglipVisionModel": 1}  # one batched pass, no generation
     forward_calls.clear()
-    prepared = [run_tool(TOOL["paligemma.caption"], [im], params, model=str(pg_dir), services=svc) for im in images]
+    prepared = [
+        run_tool(TOOL["paligemma.caption"], [im], params, model=str(pg_dir), services=svc) for im in images
+    ]
     assert "SiglipVisionModel" not in forward_calls
     for im in images:  # ``pg`` has the same weights, device and precision, hence the same cache keys
         with torch.inference_mode():
             single = pg.model.get_image_features(_generation.prepare_inputs(pg, im, "x")["pixel_values"])
-        torch.testing.assert_close(svc.features.get(_generation._features_key(pg, im)), single.pooler_output,
-                                   rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            svc.features.get(_generation._features_key(pg, im)), single.pooler_output, rtol=1e-5, atol=1e-5
+        )
     for a, b in zip(plain, prepared):
         assert a.results[0].text and a.results[0].equals(b.results[0])
 
@@ -281,51 +329,84 @@ def test_batched_preparation_encodes_images_together_and_runs_reuse_it(pg_dir, p
 
 
 def test_forced_detection_output_gives_exact_boxes_and_labels(pg_dir, image, force_output):
-    force_output("<loc0256><loc0128><loc0768><loc0512> cat ; <loc0000><loc0000><loc1023><loc1023> hot dog ; "
-                 "<loc0010><loc0020><loc0030>")  # the last object is cut short: skipped
-    pred = run_tool(TOOL["paligemma.detect"], [image], {"classes": "cat ; hot dog"}, model=str(pg_dir),
-                    services=services())
+    force_output(
+        "<loc0256><loc0128><loc0768><loc0512> cat ; <loc0000><loc0000><loc1023><loc1023> hot dog ; "
+        "<loc0010><loc0020><loc0030>"
+    )  # the last object is cut short: skipped
+    pred = run_tool(
+        TOOL["paligemma.detect"],
+        [image],
+        {"classes": "cat ; hot dog"},
+        model=str(pg_dir),
+        services=services(),
+    )
     (det,) = pred.results
     assert isinstance(det, Detections) and det.labels == ("cat", "hot dog")
-    np.testing.assert_allclose(det.boxes_xyxy, [[7.5, 10.0, 30.0, 30.0], [0.0, 0.0, 1023 / 1024 * W, 1023 / 1024 * H]])
+    np.testing.assert_allclose(
+        det.boxes_xyxy, [[7.5, 10.0, 30.0, 30.0], [0.0, 0.0, 1023 / 1024 * W, 1023 / 1024 * H]]
+    )
     np.testing.assert_allclose(det.scores, [1.0, 1.0])  # forced tokens have probability 1
     assert det.image_id == image.id
 
 
 def test_forced_detection_without_a_label_takes_the_only_class(pg_dir, image, force_output):
     force_output("<loc0000><loc0000><loc0512><loc0512>")
-    pred = run_tool(TOOL["paligemma.detect"], [image], {"classes": "cat"}, model=str(pg_dir), services=services())
+    pred = run_tool(
+        TOOL["paligemma.detect"], [image], {"classes": "cat"}, model=str(pg_dir), services=services()
+    )
     assert pred.results[0].labels == ("cat",)
 
 
 def test_forced_segmentation_output_gives_exact_masks(pg_dir, image, vae_path, force_output):
     seg_a, seg_b = list(range(16)), [127 - 3 * i for i in range(16)]
-    force_output("<loc0256><loc0128><loc0768><loc0512>" + "".join(f"<seg{v:03d}>" for v in seg_a) + " cat ; "
-                 "<loc0100><loc0500><loc0900><loc1000>" + "".join(f"<seg{v:03d}>" for v in seg_b) + " dog ; "
-                 "<loc0001><loc0002><loc0003><loc0004><seg001>")  # incomplete mask: skipped
-    pred = run_tool(TOOL["paligemma.segment"], [image], {"classes": "cat ; dog", "vae_path": str(vae_path)},
-                    model=str(pg_dir), services=services())
+    force_output(
+        "<loc0256><loc0128><loc0768><loc0512>" + "".join(f"<seg{v:03d}>" for v in seg_a) + " cat ; "
+        "<loc0100><loc0500><loc0900><loc1000>" + "".join(f"<seg{v:03d}>" for v in seg_b) + " dog ; "
+        "<loc0001><loc0002><loc0003><loc0004><seg001>"
+    )  # incomplete mask: skipped
+    pred = run_tool(
+        TOOL["paligemma.segment"],
+        [image],
+        {"classes": "cat ; dog", "vae_path": str(vae_path)},
+        model=str(pg_dir),
+        services=services(),
+    )
     (masks,) = pred.results
     assert isinstance(masks, Masks) and masks.labels == ("cat", "dog") and masks.size == (H, W)
-    boxes = np.array([[7.5, 10.0, 30.0, 30.0], [500 / 1024 * W, 100 / 1024 * H, 1000 / 1024 * W, 900 / 1024 * H]])
+    boxes = np.array(
+        [[7.5, 10.0, 30.0, 30.0], [500 / 1024 * W, 100 / 1024 * H, 1000 / 1024 * W, 900 / 1024 * H]]
+    )
     np.testing.assert_allclose(masks.boxes_xyxy, boxes, rtol=1e-6)
     decoder = _mask_decoder.load_decoder(vae_path)
     logits = _mask_decoder.decode_logits(decoder, np.array([seg_a, seg_b]))
     want = evaluator_masks(logits, [(256, 128, 768, 512), (100, 500, 900, 1000)], H, W)
     np.testing.assert_array_equal(masks.masks, np.stack(want))
     assert masks.masks[0].any() and not masks.masks[0][:10].any() and not masks.masks[0][:, 30:].any()
-    covered = run_tool(TOOL["paligemma.segment"], [image], {"classes": "cat ; dog", "vae_path": str(vae_path),
-                                                            "paste": "cover"}, model=str(pg_dir), services=services())
+    covered = run_tool(
+        TOOL["paligemma.segment"],
+        [image],
+        {"classes": "cat ; dog", "vae_path": str(vae_path), "paste": "cover"},
+        model=str(pg_dir),
+        services=services(),
+    )
     np.testing.assert_array_equal(covered.results[0].masks, _mask_decoder.paste_masks(logits, boxes, W, H))
 
 
-def test_a_segment_whose_box_is_empty_in_pixels_is_dropped_as_the_evaluator_does(pg_dir, image, vae_path,
-                                                                                  force_output):
+def test_a_segment_whose_box_is_empty_in_pixels_is_dropped_as_the_evaluator_does(
+    pg_dir, image, vae_path, force_output
+):
     segs = "".join(f"<seg{v:03d}>" for v in range(16))
     # On a 60x40 image, y 100..110 / 1023 * 40 truncates to 3..4 (kept) and x 10..15 / 1023 * 60 to 0..0.
-    force_output(f"<loc0100><loc0010><loc0110><loc0015>{segs} cat ; <loc0100><loc0100><loc0900><loc0900>{segs} dog")
-    pred = run_tool(TOOL["paligemma.segment"], [image], {"classes": "cat ; dog", "vae_path": str(vae_path)},
-                    model=str(pg_dir), services=services())
+    force_output(
+        f"<loc0100><loc0010><loc0110><loc0015>{segs} cat ; <loc0100><loc0100><loc0900><loc0900>{segs} dog"
+    )
+    pred = run_tool(
+        TOOL["paligemma.segment"],
+        [image],
+        {"classes": "cat ; dog", "vae_path": str(vae_path)},
+        model=str(pg_dir),
+        services=services(),
+    )
     assert pred.results[0].labels == ("dog",)
 
 
@@ -345,16 +426,25 @@ class ForceTextWithRivals(ForceText):
 
 
 def test_detection_scores_are_the_geometric_mean_of_their_loc_and_label_token_probabilities(
-        pg_dir, pg, image, monkeypatch):
+    pg_dir, pg, image, monkeypatch
+):
     tokenizer = pg.processor.tokenizer
     text = "<loc0256><loc0128><loc0768><loc0512> cat ; <loc0000><loc0000><loc1023><loc1023> hot dog"
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     rivals = list(np.random.default_rng(0).uniform(-4.0, -0.05, size=len(ids) + 1))
     rival_id = tokenizer.convert_tokens_to_ids("<seg127>")
-    monkeypatch.setattr(_generation, "logits_processor_hooks",
-                        [lambda n: ForceTextWithRivals(ids, n, tokenizer.eos_token_id, rival_id, rivals)])
-    pred = run_tool(TOOL["paligemma.detect"], [image], {"classes": "cat ; hot dog"}, model=str(pg_dir),
-                    services=services())
+    monkeypatch.setattr(
+        _generation,
+        "logits_processor_hooks",
+        [lambda n: ForceTextWithRivals(ids, n, tokenizer.eos_token_id, rival_id, rivals)],
+    )
+    pred = run_tool(
+        TOOL["paligemma.detect"],
+        [image],
+        {"classes": "cat ; hot dog"},
+        model=str(pg_dir),
+        services=services(),
+    )
     # Which steps belong to which object, from the token pieces: four locs open an object, the pieces up
     # to ';' that are not blanks are its label.
     pieces = tokenizer.convert_ids_to_tokens(ids)
@@ -376,7 +466,9 @@ def test_detection_scores_are_the_geometric_mean_of_their_loc_and_label_token_pr
 def test_segmentation_without_objects_needs_no_decoder_weights(pg_dir, image, force_output, monkeypatch):
     monkeypatch.delenv(_mask_decoder.VAE_ENV, raising=False)
     force_output("nothing here")
-    pred = run_tool(TOOL["paligemma.segment"], [image], {"classes": "cat"}, model=str(pg_dir), services=services())
+    pred = run_tool(
+        TOOL["paligemma.segment"], [image], {"classes": "cat"}, model=str(pg_dir), services=services()
+    )
     assert len(pred.results[0]) == 0 and pred.results[0].size == (H, W)
     (why,) = pred.of_type(Text)  # "0 items" comes with the reason: what the model said instead
     assert "nothing here" in why.text and "<seg>" in why.text
@@ -452,10 +544,12 @@ def test_bad_parameters_are_named(pg_dir, image, tool, params, match):
 
 
 def test_listing_the_tools_does_not_import_torch():
-    code = ("import sys\nfrom vfmstudio._plugin_host import PluginHost\n"
-            "host = PluginHost(builtins=('vfmstudio_paligemma',), entry_points=False).load()\n"
-            "print(sorted(t for t in host.tools if t.startswith('paligemma.')))\n"
-            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'\n")
+    code = (
+        "import sys\nfrom vfmstudio._plugin_host import PluginHost\n"
+        "host = PluginHost(builtins=('vfmstudio_paligemma',), entry_points=False).load()\n"
+        "print(sorted(t for t in host.tools if t.startswith('paligemma.')))\n"
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(sorted(TOOL))
@@ -487,7 +581,9 @@ def test_cli_runs_every_tool(capsys, pg_dir, image_path, vae_path, monkeypatch, 
 
 def test_cli_forced_detection_json(capsys, pg_dir, image_path, force_output):
     force_output("<loc0256><loc0128><loc0768><loc0512> cat ; <loc0000><loc0000><loc0512><loc0512> dog")
-    out = _cli_json(capsys, "paligemma.detect", str(image_path), "--model", str(pg_dir), "--param", "classes=cat ; dog")
+    out = _cli_json(
+        capsys, "paligemma.detect", str(image_path), "--model", str(pg_dir), "--param", "classes=cat ; dog"
+    )
     (det,) = out["results"]
     assert det["labels"] == ["cat", "dog"]
     np.testing.assert_allclose(det["boxes_xyxy"], [[7.5, 10.0, 30.0, 30.0], [0.0, 0.0, 30.0, 20.0]])
@@ -496,9 +592,27 @@ def test_cli_forced_detection_json(capsys, pg_dir, image_path, force_output):
 def test_the_installed_command_runs_detect(pg_dir, image_path, tmp_path):
     exe = Path(sys.executable).with_name("vfmstudio")
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run([str(exe), "run", "paligemma.detect", str(image_path), "--model", str(pg_dir),
-                          "--param", "classes=cat ; dog", "--param", "max_new_tokens=8", "--json", "--out", str(tmp_path / "out")],
-                         capture_output=True, text=True, timeout=120, env=env)
+    out = subprocess.run(
+        [
+            str(exe),
+            "run",
+            "paligemma.detect",
+            str(image_path),
+            "--model",
+            str(pg_dir),
+            "--param",
+            "classes=cat ; dog",
+            "--param",
+            "max_new_tokens=8",
+            "--json",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr
     prediction = json.loads(out.stdout)
     assert prediction["tool"] == "paligemma.detect" and prediction["results"][0]["type"] == "detections"
@@ -515,10 +629,14 @@ def test_detection_scores_filter_what_is_accepted_as_labels(pg_dir, pg, image, m
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     rivals = [-6.0] * 6 + [-0.01] * (len(ids) - 6 + 1)  # sure of the first object, unsure of the second
     rival_id = tokenizer.convert_tokens_to_ids("<seg127>")
-    monkeypatch.setattr(_generation, "logits_processor_hooks",
-                        [lambda n: ForceTextWithRivals(ids, n, tokenizer.eos_token_id, rival_id, rivals)])
-    pred = run_tool(TOOL["paligemma.detect"], [image], {"classes": "cat ; dog"}, model=str(pg_dir),
-                    services=services())
+    monkeypatch.setattr(
+        _generation,
+        "logits_processor_hooks",
+        [lambda n: ForceTextWithRivals(ids, n, tokenizer.eos_token_id, rival_id, rivals)],
+    )
+    pred = run_tool(
+        TOOL["paligemma.detect"], [image], {"classes": "cat ; dog"}, model=str(pg_dir), services=services()
+    )
     scores = pred.results[0].scores
     assert scores[0] > 0.99 and 0.4 < scores[1] < 0.6
     accepted = accept_prediction(pred, "photo.png", min_score=0.9).annotations

@@ -58,7 +58,9 @@ def test_stepping_to_a_prefetched_image_runs_no_forward(tiny_model, folder, forw
 
         before = forwards["n"]
         for path in folder[1:3]:
-            prediction = run_tool(tool, [load_image(path)], params, model=model, device="cpu", services=services)
+            prediction = run_tool(
+                tool, [load_image(path)], params, model=model, device="cpu", services=services
+            )
             assert prediction.results
         assert forwards["n"] == before  # both steps read prefetched features
         run_tool(tool, [load_image(folder[3])], params, model=model, device="cpu", services=services)

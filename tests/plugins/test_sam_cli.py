@@ -27,10 +27,32 @@ def picture(tmp_path_factory):
 def test_segment_from_the_cli_prints_masks_with_scores(tiny_model, picture, tmp_path, family):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "vfmstudio", "run", "sam.segment", str(picture), "--model", str(tiny_model(family)),
-         "--param", "points=40,30; 90,60", "--param", "negative=150,5", "--param", "label=car", "--device", "cpu",
-         "--json", "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=300, env=env)
+        [
+            sys.executable,
+            "-m",
+            "vfmstudio",
+            "run",
+            "sam.segment",
+            str(picture),
+            "--model",
+            str(tiny_model(family)),
+            "--param",
+            "points=40,30; 90,60",
+            "--param",
+            "negative=150,5",
+            "--param",
+            "label=car",
+            "--device",
+            "cpu",
+            "--json",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     prediction = Prediction.from_json(json.loads(proc.stdout))
     (masks,) = prediction.results
@@ -39,13 +61,16 @@ def test_segment_from_the_cli_prints_masks_with_scores(tiny_model, picture, tmp_
     assert (tmp_path / "out" / "prediction.json").is_file()
 
 
-@pytest.mark.parametrize(("tool", "params", "message"), [
-    ("sam.segment", ["points=500,20"], "lies outside street.png (160x100)"),
-    ("sam.segment", [], "got no prompt"),
-    ("sam.segment", ["points=nonsense"], "a point is 'x,y', got 'nonsense'"),
-    ("sam.refine", [], "no box to refine"),
-    ("sam.text", ["text=bus"], "takes no text prompt"),
-])
+@pytest.mark.parametrize(
+    ("tool", "params", "message"),
+    [
+        ("sam.segment", ["points=500,20"], "lies outside street.png (160x100)"),
+        ("sam.segment", [], "got no prompt"),
+        ("sam.segment", ["points=nonsense"], "a point is 'x,y', got 'nonsense'"),
+        ("sam.refine", [], "no box to refine"),
+        ("sam.text", ["text=bus"], "takes no text prompt"),
+    ],
+)
 def test_bad_prompts_exit_2_with_one_line(tiny_model, picture, capsys, tool, params, message):
     argv = ["run", tool, str(picture), "--model", str(tiny_model("sam")), "--device", "cpu"]
     for p in params:

@@ -13,10 +13,14 @@ from vfmstudio._plugin_host import PluginHost
 from vfmstudio.core.image import LoadedImage
 from vfmstudio.execution import ToolError, prepare_tool, run_tool
 
-ENCODERS = {"sam": transformers.models.sam.modeling_sam.SamVisionEncoder,
-            "sam2": transformers.models.sam2.modeling_sam2.Sam2VisionModel}
-DECODERS = {"sam": transformers.models.sam.modeling_sam.SamMaskDecoder,
-            "sam2": transformers.models.sam2.modeling_sam2.Sam2MaskDecoder}
+ENCODERS = {
+    "sam": transformers.models.sam.modeling_sam.SamVisionEncoder,
+    "sam2": transformers.models.sam2.modeling_sam2.Sam2VisionModel,
+}
+DECODERS = {
+    "sam": transformers.models.sam.modeling_sam.SamMaskDecoder,
+    "sam2": transformers.models.sam2.modeling_sam2.Sam2MaskDecoder,
+}
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +32,15 @@ def photo(height: int = 90, width: int = 150, seed: int = 0) -> LoadedImage:
     rng = np.random.default_rng(seed)
     coarse = rng.integers(0, 256, size=(5, 7, 3), dtype=np.uint8)
     pixels = np.asarray(Image.fromarray(coarse).resize((width, height), Image.BICUBIC))
-    return LoadedImage(path=None, pixels=pixels, id=f"photo-{height}x{width}-{seed}", width=width, height=height,
-                       format="PNG", metadata={})
+    return LoadedImage(
+        path=None,
+        pixels=pixels,
+        id=f"photo-{height}x{width}-{seed}",
+        width=width,
+        height=height,
+        format="PNG",
+        metadata={},
+    )
 
 
 @pytest.fixture
@@ -54,8 +65,15 @@ def calls(monkeypatch):
 
 
 def run(host, services, tool, image, folder, **params):
-    return run_tool(host.tools[tool], [image], params, model=str(folder), device="cpu", precision="fp32",
-                    services=services)
+    return run_tool(
+        host.tools[tool],
+        [image],
+        params,
+        model=str(folder),
+        device="cpu",
+        precision="fp32",
+        services=services,
+    )
 
 
 @pytest.mark.parametrize("family", ["sam", "sam2"])
@@ -66,7 +84,9 @@ def test_second_click_on_the_same_image_runs_no_image_encoder(host, services, ti
     second = run(host, services, "sam.segment", image, folder, points="40,30", negative="100,60")
     run(host, services, "sam.refine", image, folder, boxes="10,10,80,60")
     assert calls == {"encoder": 1, "decoder": 3}  # clicks only decode
-    assert not (first.results[0].masks == second.results[0].masks).all()  # the negative point changed the mask
+    assert not (
+        first.results[0].masks == second.results[0].masks
+    ).all()  # the negative point changed the mask
     run(host, services, "sam.segment", photo(seed=1), folder, points="40,30")
     assert calls["encoder"] == 2  # another image is encoded once
 
@@ -74,8 +94,15 @@ def test_second_click_on_the_same_image_runs_no_image_encoder(host, services, ti
 @pytest.mark.parametrize("family", ["sam", "sam2"])
 def test_prepare_fills_the_cache_the_clicks_read(host, services, tiny_model, calls, family):
     folder, images = tiny_model(family), [photo(seed=s) for s in range(3)]
-    assert prepare_tool(host.tools["sam.segment"], images, {}, model=str(folder), device="cpu", precision="fp32",
-                        services=services)
+    assert prepare_tool(
+        host.tools["sam.segment"],
+        images,
+        {},
+        model=str(folder),
+        device="cpu",
+        precision="fp32",
+        services=services,
+    )
     assert calls["encoder"] == 3
     warm = [run(host, services, "sam.segment", im, folder, points="20,20").results[0] for im in images]
     assert calls == {"encoder": 3, "decoder": 3}
@@ -104,12 +131,31 @@ def test_refine_decodes_many_boxes_in_one_call_like_one_at_a_time(host, services
 @pytest.mark.parametrize("family", ["sam", "sam2"])
 def test_everything_keeps_stable_confident_masks_without_duplicates(host, services, tiny_model, family):
     folder, image = tiny_model(family), photo(seed=3)
-    loose = run(host, services, "sam.everything", image, folder, points_per_side=6, pred_iou_thresh=-1.0,
-                stability_thresh=0.0, nms_thresh=1.0).results[0]
+    loose = run(
+        host,
+        services,
+        "sam.everything",
+        image,
+        folder,
+        points_per_side=6,
+        pred_iou_thresh=-1.0,
+        stability_thresh=0.0,
+        nms_thresh=1.0,
+    ).results[0]
     assert len(loose) > 1
     assert (np.diff(loose.scores) <= 0).all()  # best first
-    strict = run(host, services, "sam.everything", image, folder, points_per_side=6, pred_iou_thresh=-1.0,
-                 stability_thresh=0.0, nms="mask", nms_thresh=0.5).results[0]
+    strict = run(
+        host,
+        services,
+        "sam.everything",
+        image,
+        folder,
+        points_per_side=6,
+        pred_iou_thresh=-1.0,
+        stability_thresh=0.0,
+        nms="mask",
+        nms_thresh=0.5,
+    ).results[0]
     assert 0 < len(strict) < len(loose)
     flat = strict.masks.reshape(len(strict), -1)
     for i in range(len(strict)):
@@ -117,8 +163,17 @@ def test_everything_keeps_stable_confident_masks_without_duplicates(host, servic
             inter, union = (flat[i] & flat[j]).sum(), (flat[i] | flat[j]).sum()
             assert inter / union <= 0.5 + 0.05  # NMS on the decoder's masks; upsampling moves edges slightly
     threshold = float(np.median(loose.scores))
-    confident = run(host, services, "sam.everything", image, folder, points_per_side=6,
-                    pred_iou_thresh=threshold, stability_thresh=0.0, nms_thresh=1.0).results[0]
+    confident = run(
+        host,
+        services,
+        "sam.everything",
+        image,
+        folder,
+        points_per_side=6,
+        pred_iou_thresh=threshold,
+        stability_thresh=0.0,
+        nms_thresh=1.0,
+    ).results[0]
     assert len(confident) < len(loose) and (confident.scores > threshold).all()
 
 
@@ -135,16 +190,19 @@ def test_stability_score_and_nms_follow_their_definitions():
     np.testing.assert_allclose(grid, [[25, 12.5], [75, 12.5], [25, 37.5], [75, 37.5]])
 
 
-@pytest.mark.parametrize(("params", "message"), [
-    ({"points": "200,10"}, "parameter 'points': (200, 10) lies outside"),
-    ({"points": "10,10", "negative": "10,-1"}, "parameter 'negative': (10, -1) lies outside"),
-    ({"boxes": "0,0,151,20"}, "reaches outside"),
-    ({}, "got no prompt"),
-    ({"negative": "5,5"}, "got only negative points"),
-    ({"boxes": "5,5,4,20"}, "is empty"),
-    ({"boxes": "1,2,3"}, "a box is 'x0,y0,x1,y1'"),
-    ({"points": "5,5", "boxes": "0,0,20,20; 5,5,30,30"}, "at most one box"),
-])
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"points": "200,10"}, "parameter 'points': (200, 10) lies outside"),
+        ({"points": "10,10", "negative": "10,-1"}, "parameter 'negative': (10, -1) lies outside"),
+        ({"boxes": "0,0,151,20"}, "reaches outside"),
+        ({}, "got no prompt"),
+        ({"negative": "5,5"}, "got only negative points"),
+        ({"boxes": "5,5,4,20"}, "is empty"),
+        ({"boxes": "1,2,3"}, "a box is 'x0,y0,x1,y1'"),
+        ({"points": "5,5", "boxes": "0,0,20,20; 5,5,30,30"}, "at most one box"),
+    ],
+)
 def test_bad_prompts_are_refused_before_any_model_runs(host, services, tiny_model, calls, params, message):
     with pytest.raises(ToolError) as info:
         run(host, services, "sam.segment", photo(), tiny_model("sam"), **params)
@@ -164,13 +222,24 @@ def test_refine_reads_the_boxes_of_a_prediction_file(host, services, tiny_model,
     from vfmstudio.core.results import Detections, Prediction
 
     image = photo()
-    detections = Detections(boxes_xyxy=np.array([[10, 10, 60, 50], [-3, 0, 160, 95]], np.float32),
-                            labels=("cat", "sofa"), image_id=image.id)
+    detections = Detections(
+        boxes_xyxy=np.array([[10, 10, 60, 50], [-3, 0, 160, 95]], np.float32),
+        labels=("cat", "sofa"),
+        image_id=image.id,
+    )
     path = tmp_path / "prediction.json"
     prediction = Prediction(tool="paligemma.detect", model="x", image_ids=(image.id,), results=(detections,))
     path.write_text(json.dumps(prediction.to_json(tmp_path)))
-    got = run(host, services, "sam.refine", image, tiny_model("sam"), detections=str(path), boxes="1,1,20,20",
-              label="cup").results[0]
+    got = run(
+        host,
+        services,
+        "sam.refine",
+        image,
+        tiny_model("sam"),
+        detections=str(path),
+        boxes="1,1,20,20",
+        label="cup",
+    ).results[0]
     assert got.labels == ("cup", "cat", "sofa")  # overhanging detector boxes are clipped, not refused
     with pytest.raises(ToolError, match="no such file"):
         run(host, services, "sam.refine", image, tiny_model("sam"), detections=str(tmp_path / "missing.json"))

@@ -16,7 +16,11 @@ def test_builder_cli_writes_sam_and_sam2_folders(tmp_path, capsys):
     assert capsys.readouterr().out.split() == ["sam", str(tmp_path / "sam"), "sam2", str(tmp_path / "sam2")]
     sam = transformers.SamModel.from_pretrained(tmp_path / "sam")
     processor = transformers.SamProcessor.from_pretrained(tmp_path / "sam")
-    assert processor.image_processor.size["longest_edge"] == IMAGE_SIZE == sam.config.prompt_encoder_config.image_size
+    assert (
+        processor.image_processor.size["longest_edge"]
+        == IMAGE_SIZE
+        == sam.config.prompt_encoder_config.image_size
+    )
     sam2 = transformers.Sam2Model.from_pretrained(tmp_path / "sam2")
     pre = json.loads((tmp_path / "sam2" / "preprocessor_config.json").read_text())
     assert pre["size"] == {"height": IMAGE_SIZE, "width": IMAGE_SIZE}

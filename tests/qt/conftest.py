@@ -37,7 +37,9 @@ def build_window(qtbot, host, tmp_path, size=None):
     from vfmstudio.execution import Services
     from vfmstudio.qt.main_window import MainWindow
 
-    services = Services(models=ByteLRUCache(1 << 28, name="models"), features=ByteLRUCache(1 << 28, name="features"))
+    services = Services(
+        models=ByteLRUCache(1 << 28, name="models"), features=ByteLRUCache(1 << 28, name="features")
+    )
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     w = MainWindow(host=host, services=services, settings=settings)
     qtbot.addWidget(w)

@@ -36,28 +36,75 @@ MODEL = (ModelChoice("fake/tiny", "Fake tiny", params_millions=1.5),)
 @hookimpl
 def vfm_register_tools():
     return [
-        ToolSpec(id="fake.slow", title="Slow", run="fake:slow", models=MODEL, returns=("heatmap",),
-                 params=(Param("seconds", ParamType.FLOAT, 1.0, minimum=0.0, maximum=60.0),
-                         Param("busy", ParamType.BOOL, False))),
-        ToolSpec(id="fake.busy", title="Busy", run="fake:busy", returns=("heatmap",),
-                 params=(Param("beats", ParamType.INT, 10, minimum=1, maximum=10_000),)),
+        ToolSpec(
+            id="fake.slow",
+            title="Slow",
+            run="fake:slow",
+            models=MODEL,
+            returns=("heatmap",),
+            params=(
+                Param("seconds", ParamType.FLOAT, 1.0, minimum=0.0, maximum=60.0),
+                Param("busy", ParamType.BOOL, False),
+            ),
+        ),
+        ToolSpec(
+            id="fake.busy",
+            title="Busy",
+            run="fake:busy",
+            returns=("heatmap",),
+            params=(Param("beats", ParamType.INT, 10, minimum=1, maximum=10_000),),
+        ),
         ToolSpec(id="fake.boom", title="Boom", run="fake:boom", returns=("text",)),
         ToolSpec(id="fake.all", title="Everything", run="fake:everything", models=MODEL),
-        ToolSpec(id="fake.pca", title="PCA", run="fake:pca", models=MODEL,
-                 returns=("histogram", "masks", "feature_image"),
-                 params=(Param("threshold", ParamType.FLOAT, "auto", minimum=-10.0, maximum=10.0,
-                               special=("auto",)),)),
-        ToolSpec(id="fake.stream", title="Stream", run="fake:stream", returns=("text",),
-                 params=(Param("words", ParamType.INT, 5, minimum=1, maximum=100),)),
-        ToolSpec(id="fake.pair", title="Pair", run="fake:pair", inputs=InputKind.PAIR, returns=("correspondences",)),
-        ToolSpec(id="fake.setsim", title="Set similarity", run="fake:setsim", inputs=InputKind.SET,
-                 returns=("heatmap", "correspondences"), params=(Param("points", ParamType.POINTS, required=True),)),
-        ToolSpec(id="fake.ask", title="Ask", run="fake:ask", returns=("text",),
-                 params=(Param("question", ParamType.TEXT, required=True),)),
-        ToolSpec(id="fake.norms", title="Norms", run="fake:norms", returns=("layer_maps", "masks"),
-                 params=(Param("layer", ParamType.INT, -1, minimum=-1, maximum=2),)),
-        ToolSpec(id="fake.point", title="Point", run="fake:point", returns=("heatmap",),
-                 params=(Param("points", ParamType.POINTS, required=True),)),
+        ToolSpec(
+            id="fake.pca",
+            title="PCA",
+            run="fake:pca",
+            models=MODEL,
+            returns=("histogram", "masks", "feature_image"),
+            params=(
+                Param("threshold", ParamType.FLOAT, "auto", minimum=-10.0, maximum=10.0, special=("auto",)),
+            ),
+        ),
+        ToolSpec(
+            id="fake.stream",
+            title="Stream",
+            run="fake:stream",
+            returns=("text",),
+            params=(Param("words", ParamType.INT, 5, minimum=1, maximum=100),),
+        ),
+        ToolSpec(
+            id="fake.pair", title="Pair", run="fake:pair", inputs=InputKind.PAIR, returns=("correspondences",)
+        ),
+        ToolSpec(
+            id="fake.setsim",
+            title="Set similarity",
+            run="fake:setsim",
+            inputs=InputKind.SET,
+            returns=("heatmap", "correspondences"),
+            params=(Param("points", ParamType.POINTS, required=True),),
+        ),
+        ToolSpec(
+            id="fake.ask",
+            title="Ask",
+            run="fake:ask",
+            returns=("text",),
+            params=(Param("question", ParamType.TEXT, required=True),),
+        ),
+        ToolSpec(
+            id="fake.norms",
+            title="Norms",
+            run="fake:norms",
+            returns=("layer_maps", "masks"),
+            params=(Param("layer", ParamType.INT, -1, minimum=-1, maximum=2),),
+        ),
+        ToolSpec(
+            id="fake.point",
+            title="Point",
+            run="fake:point",
+            returns=("heatmap",),
+            params=(Param("points", ParamType.POINTS, required=True),),
+        ),
     ]
 
 
@@ -104,9 +151,14 @@ def everything(ctx, images, params):
             Masks(masks, ("left", "right"), scores=np.array([0.9, 0.8]), image_id=im.id),
             Detections(np.array([[2, 2, w // 2, h // 2]]), ("thing",), np.array([0.7]), image_id=im.id),
             Heatmap(np.arange(12, dtype=np.float32).reshape(3, 4), label="heat", image_id=im.id),
-            FeatureImage(np.full((3, 4, 3), 200, np.uint8), foreground=np.eye(3, 4, dtype=bool), image_id=im.id),
-            LayerMaps(np.stack([np.full((3, 4), float(i)) for i in range(3)]), ("layer 0", "layer 1", "layer 2"),
-                      image_id=im.id),
+            FeatureImage(
+                np.full((3, 4, 3), 200, np.uint8), foreground=np.eye(3, 4, dtype=bool), image_id=im.id
+            ),
+            LayerMaps(
+                np.stack([np.full((3, 4), float(i)) for i in range(3)]),
+                ("layer 0", "layer 1", "layer 2"),
+                image_id=im.id,
+            ),
             Classification(("cat", "dog"), np.array([0.2, 0.8]), image_id=im.id),
             Table(("layer", "norm"), ((0, 1.5), (1, 2.5)), image_id=im.id),
             Text("a fake caption", prompt="caption en", image_id=im.id),
@@ -132,9 +184,11 @@ def pca(ctx, images, params):
     fg = pc1 > thr
     rgb = np.zeros(pc1.shape + (3,), np.uint8)
     rgb[fg] = (255, 0, 0)
-    return [Histogram(counts, edges, threshold=thr, label="PC1", image_id=im.id),
-            Masks(fg[None], ("foreground",), image_id=im.id),
-            FeatureImage(rgb, foreground=fg, image_id=im.id)]
+    return [
+        Histogram(counts, edges, threshold=thr, label="PC1", image_id=im.id),
+        Masks(fg[None], ("foreground",), image_id=im.id),
+        FeatureImage(rgb, foreground=fg, image_id=im.id),
+    ]
 
 
 def stream(ctx, images, params):
@@ -191,5 +245,7 @@ def norms(ctx, images, params):
         stack[i, i, i] = 10.0  # layer i peaks at (i, i)
     layer = params["layer"] % 3
     mask = stack[layer] == stack[layer].max()
-    return [LayerMaps(stack, ("l0", "l1", "l2"), image_id=im.id),
-            Masks(mask[None], (f"outliers of layer {layer}",), image_id=im.id)]
+    return [
+        LayerMaps(stack, ("l0", "l1", "l2"), image_id=im.id),
+        Masks(mask[None], (f"outliers of layer {layer}",), image_id=im.id),
+    ]

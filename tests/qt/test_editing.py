@@ -231,8 +231,9 @@ def test_a_box_outside_the_image_is_clipped_and_a_click_is_not_a_box(qtbot, edit
     assert a.shape.x1 == 64 and a.shape.y1 == 48
 
 
-def test_esc_drops_a_polygon_in_progress_without_cancelling_jobs_and_cancels_otherwise(qtbot, edit_window,
-                                                                                       image_folder):
+def test_esc_drops_a_polygon_in_progress_without_cancelling_jobs_and_cancels_otherwise(
+    qtbot, edit_window, image_folder
+):
     w = edit_window
     open_image(qtbot, w, image_folder)
     assert w.tools.select_tool("fake.slow")

@@ -53,7 +53,9 @@ def test_a_lasso_drawn_with_the_mouse_selects_the_images_inside_it(qtbot):
         QTest.mousePress(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ControlModifier, points[0])
         for p in points[1:] + points[:1]:
             QTest.mouseMove(viewport, p)
-        QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ControlModifier, points[0])
+        QTest.mouseRelease(
+            viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ControlModifier, points[0]
+        )
     want = sorted(f"img_{x}_{y}.png" for x in (2, 3, 4) for y in (2, 3))
     assert sorted(blocker.args[0]) == want
     assert "6 selected" in view.status.text()
@@ -64,7 +66,9 @@ def folder(tmp_path):
     root = tmp_path / "photos"
     root.mkdir()
     for i in range(6):
-        Image.fromarray(np.random.default_rng(i).integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(root / f"{i}.png")
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(
+            root / f"{i}.png"
+        )
     (root / "copy.png").write_bytes((root / "3.png").read_bytes())
     return root
 
@@ -96,8 +100,12 @@ def test_the_window_indexes_in_the_background_and_shows_the_map(qtbot, folder, t
 
 def test_similar_to_the_current_image_ranks_it_first(qtbot, folder, tiny_model):
     runner = QtJobRunner()
-    window = ExploreWindow(folder, runner_submit(runner), models=(str(tiny_model("dinov2")),),
-                           current_image=lambda: folder / "2.png")
+    window = ExploreWindow(
+        folder,
+        runner_submit(runner),
+        models=(str(tiny_model("dinov2")),),
+        current_image=lambda: folder / "2.png",
+    )
     qtbot.addWidget(window)
     window.update_index()
     qtbot.waitUntil(lambda: window.data is not None, timeout=120_000)

@@ -39,14 +39,18 @@ def layout_problems(dock: QDockWidget) -> list[str]:
         room: QRect = parent.rect().adjusted(-1, -1, 1, 1)
         for kid in kids:
             if not room.contains(kid.geometry()):
-                problems.append(f"{dock.windowTitle()}: {type(kid).__name__} {kid.geometry()} spills out of "
-                                f"{type(parent).__name__} {parent.rect()}")
+                problems.append(
+                    f"{dock.windowTitle()}: {type(kid).__name__} {kid.geometry()} spills out of "
+                    f"{type(parent).__name__} {parent.rect()}"
+                )
         for i, a in enumerate(kids):
-            for b in kids[i + 1:]:
+            for b in kids[i + 1 :]:
                 common = a.geometry().intersected(b.geometry())
                 if common.width() > 1 and common.height() > 1:
-                    problems.append(f"{dock.windowTitle()}: {type(a).__name__} {a.geometry()} overlaps "
-                                    f"{type(b).__name__} {b.geometry()}")
+                    problems.append(
+                        f"{dock.windowTitle()}: {type(a).__name__} {a.geometry()} overlaps "
+                        f"{type(b).__name__} {b.geometry()}"
+                    )
     return problems
 
 

@@ -14,8 +14,11 @@ def test_a_squeezing_saved_layout_is_unsqueezed(qtbot, tmp_path):
     qtbot.addWidget(first)
     first.show()
     qtbot.waitExposed(first)
-    side = [d for d in first.findChildren(QDockWidget)
-            if first.dockWidgetArea(d) == Qt.DockWidgetArea.LeftDockWidgetArea and d.isVisible()]
+    side = [
+        d
+        for d in first.findChildren(QDockWidget)
+        if first.dockWidgetArea(d) == Qt.DockWidgetArea.LeftDockWidgetArea and d.isVisible()
+    ]
     first.resizeDocks(side, [first.width()], Qt.Orientation.Horizontal)  # a dock as wide as it can be
     qtbot.wait(50)
     assert first.centralWidget().width() < 0.35 * first.width()

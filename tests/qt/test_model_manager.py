@@ -219,7 +219,9 @@ def test_run_offer_for_a_gated_model_takes_a_token_then_runs(qtbot, window, imag
     assert any(text.startswith("fake.pca on img0.png") for text in window.messages.texts("info"))  # it ran
 
 
-def test_a_run_that_failed_for_its_model_offers_the_download_and_resubmits(qtbot, window, fake_hub, monkeypatch):
+def test_a_run_that_failed_for_its_model_offers_the_download_and_resubmits(
+    qtbot, window, fake_hub, monkeypatch
+):
     """RunController.on_model_missing (e.g. a click-run refused by a gated hub on the inference thread)."""
     from types import SimpleNamespace
 

@@ -42,7 +42,9 @@ def test_new_shapes_are_drawn_moved_and_deleted(qtbot, edit_window, image_folder
     assert ctl.selected == [oval]
     drag(qtbot, w, (45, 12), (47, 15))
     moved = labels.get(oval).shape
-    assert isinstance(moved, Ellipse) and np.allclose((moved.cx, moved.cy, moved.rx, moved.ry), (47, 15, 8, 4), atol=0.6)
+    assert isinstance(moved, Ellipse) and np.allclose(
+        (moved.cx, moved.cy, moved.rx, moved.ry), (47, 15, 8, 4), atol=0.6
+    )
     click(qtbot, w, 15, 16)  # inside the turned box (outside it before turning)
     assert ctl.selected == [turned]
     click(qtbot, w, 17.5, 42)  # on the line
@@ -64,7 +66,9 @@ def test_draw_an_ellipse_and_a_line_with_the_mouse(qtbot, edit_window, image_fol
     drag(qtbot, w, (10, 8), (30, 20))
     (oval,) = labels.annotations()
     assert isinstance(oval.shape, Ellipse)
-    assert np.allclose((oval.shape.cx, oval.shape.cy, oval.shape.rx, oval.shape.ry), (20, 14, 10, 6), atol=0.6)
+    assert np.allclose(
+        (oval.shape.cx, oval.shape.cy, oval.shape.rx, oval.shape.ry), (20, 14, 10, 6), atol=0.6
+    )
     key(qtbot, w, Qt.Key.Key_L)
     for x, y in [(5, 40), (20, 44), (40, 40)]:
         click(qtbot, w, x, y)

@@ -37,7 +37,9 @@ def test_outline_of_a_single_mask_equals_its_inner_boundary():
 def test_rasters_for_maps_and_feature_images():
     heat = Heatmap(np.array([[0.0, 1.0], [0.5, 0.25]], dtype=np.float32), image_id="a")
     stack = LayerMaps(np.stack([np.zeros((2, 2)), np.ones((2, 2)) * 4]), ("l0", "l1"), image_id="a")
-    feat = FeatureImage(np.full((2, 2, 3), 9, np.uint8), foreground=np.array([[1, 0], [0, 1]], bool), image_id="a")
+    feat = FeatureImage(
+        np.full((2, 2, 3), 9, np.uint8), foreground=np.array([[1, 0], [0, 1]], bool), image_id="a"
+    )
     masks = Masks(np.ones((1, 2, 2), bool), ("x",), image_id="a")
     prediction = Prediction("fake.x", None, ("a",), (heat, stack, feat, masks))
     rasters = prepare_rasters(prediction)

@@ -20,7 +20,9 @@ def _window(qtbot, tmp_path, enabled: bool):
     from vfmstudio.qt.main_window import MainWindow
 
     host = PluginHost(builtins=("vfmstudio_dinov2",), entry_points=False).load()
-    services = Services(models=ByteLRUCache(1 << 29, name="models"), features=ByteLRUCache(1 << 28, name="features"))
+    services = Services(
+        models=ByteLRUCache(1 << 29, name="models"), features=ByteLRUCache(1 << 28, name="features")
+    )
     settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
     settings.setValue("prefetch/enabled", enabled)
     w = MainWindow(host=host, services=services, settings=settings)
@@ -31,7 +33,9 @@ def _window(qtbot, tmp_path, enabled: bool):
 
 
 @pytest.mark.parametrize("enabled", [True, False])
-def test_stepping_to_the_next_image_after_a_run(qtbot, tmp_path, tiny_model, image_folder, monkeypatch, enabled):
+def test_stepping_to_the_next_image_after_a_run(
+    qtbot, tmp_path, tiny_model, image_folder, monkeypatch, enabled
+):
     import transformers.models.dinov2.modeling_dinov2 as modeling
 
     calls = {"n": 0}
@@ -56,8 +60,10 @@ def test_stepping_to_the_next_image_after_a_run(qtbot, tmp_path, tiny_model, ima
         assert after_first == (3 if enabled else 1)  # the run, then images 1 and 2 (the folder has 3)
 
         window.browser.step(+1)
-        qtbot.waitUntil(lambda: window.current is not None and window.current_path == window.browser.paths()[1],
-                        timeout=5000)
+        qtbot.waitUntil(
+            lambda: window.current is not None and window.current_path == window.browser.paths()[1],
+            timeout=5000,
+        )
         window.run_current_tool()
         qtbot.waitUntil(lambda: not window.jobs and not window.prefetcher.pending(), timeout=60000)
         assert not window.messages.texts("error"), window.messages.texts("error")

@@ -22,7 +22,9 @@ from vfmstudio.core.annotations import Annotation, Box, Mask, Polygon  # noqa: E
 from vfmstudio.core.project import backup_path, open_project  # noqa: E402
 
 
-def test_autosave_writes_the_project_after_the_delay_and_it_reloads_the_same(qtbot, edit_window, image_folder):
+def test_autosave_writes_the_project_after_the_delay_and_it_reloads_the_same(
+    qtbot, edit_window, image_folder
+):
     w = edit_window
     open_image(qtbot, w, image_folder)
     lab = w.labelling
@@ -111,8 +113,9 @@ def _refused_file_is_untouched(qtbot, w, folder: Path, content: bytes, expected:
 
 
 def test_a_corrupt_project_file_is_refused_and_never_overwritten(qtbot, edit_window, image_folder):
-    _refused_file_is_untouched(qtbot, edit_window, image_folder, b'{"format": "vfmstudio-project", "vers',
-                               "not valid JSON")
+    _refused_file_is_untouched(
+        qtbot, edit_window, image_folder, b'{"format": "vfmstudio-project", "vers', "not valid JSON"
+    )
 
 
 def test_a_project_from_a_newer_version_is_refused_and_never_overwritten(qtbot, edit_window, image_folder):
@@ -181,8 +184,9 @@ def _big_project(w, folder: Path, n_images: int = 4, masks_per_image: int = 150)
     assert lab.session.push(cmd.AddAnnotations(new))
 
 
-def test_window_stays_responsive_while_exporting_and_the_export_can_be_cancelled(qtbot, edit_window,
-                                                                                 image_folder, tmp_path):
+def test_window_stays_responsive_while_exporting_and_the_export_can_be_cancelled(
+    qtbot, edit_window, image_folder, tmp_path
+):
     w = edit_window
     open_image(qtbot, w, image_folder)
     _big_project(w, image_folder)
@@ -218,8 +222,9 @@ def test_window_stays_responsive_while_exporting_and_the_export_can_be_cancelled
     dialog.close()
 
 
-def test_opening_another_folder_saves_the_first_project_and_edits_land_in_the_second(qtbot, edit_window,
-                                                                                     image_folder, tmp_path):
+def test_opening_another_folder_saves_the_first_project_and_edits_land_in_the_second(
+    qtbot, edit_window, image_folder, tmp_path
+):
     w = edit_window
     other = tmp_path / "other"
     shutil.copytree(image_folder, other)

@@ -25,9 +25,12 @@ def dinov2_window(qtbot, tmp_path):
     host = PluginHost(builtins=("vfmstudio_dinov2",), entry_points=False).load()
     if "dinov2.pca" not in host.tools:
         pytest.fail(f"the dinov2 plugin did not load: {host.statuses['dinov2'].error}")
-    services = Services(models=ByteLRUCache(1 << 29, name="models"), features=ByteLRUCache(1 << 28, name="features"))
-    w = MainWindow(host=host, services=services,
-                   settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    services = Services(
+        models=ByteLRUCache(1 << 29, name="models"), features=ByteLRUCache(1 << 28, name="features")
+    )
+    w = MainWindow(
+        host=host, services=services, settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    )
     qtbot.addWidget(w)
     w.show()
     qtbot.waitUntil(lambda: w.tools.tree.topLevelItemCount() > 0, timeout=5000)
@@ -51,7 +54,9 @@ def forward_calls(monkeypatch):
     return calls
 
 
-def test_dinov2_pca_in_the_window_and_live_threshold(qtbot, dinov2_window, tiny_model, image_folder, forward_calls):
+def test_dinov2_pca_in_the_window_and_live_threshold(
+    qtbot, dinov2_window, tiny_model, image_folder, forward_calls
+):
     calls = forward_calls
     window = dinov2_window
     image = open_and_wait(qtbot, window, image_folder, 1)
@@ -84,8 +89,9 @@ def test_dinov2_pca_in_the_window_and_live_threshold(qtbot, dinov2_window, tiny_
     assert len(set(np.asarray(masks_seen).tolist())) > 1  # the cut moved
 
 
-def test_dinov2_norms_layer_scrub_reruns_without_a_forward_pass(qtbot, dinov2_window, tiny_model, image_folder,
-                                                                 forward_calls):
+def test_dinov2_norms_layer_scrub_reruns_without_a_forward_pass(
+    qtbot, dinov2_window, tiny_model, image_folder, forward_calls
+):
     calls = forward_calls
     window = dinov2_window
     image = open_and_wait(qtbot, window, image_folder, 0)

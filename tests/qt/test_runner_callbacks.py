@@ -17,17 +17,24 @@ def test_each_job_reaches_only_its_own_callbacks_on_the_gui_thread(qtbot):
             ctx.partial(f"{name}-piece")
             ctx.progress(1.0, name)
             return name
+
         return fn
 
     for name in ("a", "b"):
-        bridge.submit(job(name), source="test",
-                      on_done=lambda r, n=name: got[n].append(("done", r.value, threading.get_ident())),
-                      on_partial=lambda u, n=name: got[n].append(("partial", u.value, threading.get_ident())),
-                      on_progress=lambda u, n=name: got[n].append(("progress", u.message, threading.get_ident())))
+        bridge.submit(
+            job(name),
+            source="test",
+            on_done=lambda r, n=name: got[n].append(("done", r.value, threading.get_ident())),
+            on_partial=lambda u, n=name: got[n].append(("partial", u.value, threading.get_ident())),
+            on_progress=lambda u, n=name: got[n].append(("progress", u.message, threading.get_ident())),
+        )
     qtbot.waitUntil(lambda: bridge.pending() == 0, timeout=10000)
     for name in ("a", "b"):
         assert [(kind, value) for kind, value, _ in got[name]] == [
-            ("partial", f"{name}-piece"), ("progress", name), ("done", name)]
+            ("partial", f"{name}-piece"),
+            ("progress", name),
+            ("done", name),
+        ]
         assert all(tid == gui for *_, tid in got[name])
     assert bridge.shutdown()
 
@@ -43,5 +50,7 @@ def test_a_raising_callback_does_not_stop_the_delivery(qtbot, caplog):
     job = bridge.submit(lambda ctx: 1, on_done=broken)
     qtbot.waitUntil(lambda: bool(finished), timeout=10000)
     assert finished[0].job_id == job.job_id and bridge.pending() == 0
-    assert any("receiver gone" in (r.exc_text or "") or "done callback" in r.getMessage() for r in caplog.records)
+    assert any(
+        "receiver gone" in (r.exc_text or "") or "done callback" in r.getMessage() for r in caplog.records
+    )
     assert bridge.shutdown()

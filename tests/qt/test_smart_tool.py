@@ -25,7 +25,9 @@ def sam_window(qtbot, tmp_path, tiny_model):
 
     host = PluginHost(builtins=("vfmstudio_sam",), entry_points=False).load()
     assert "sam.segment" in host.tools, host.statuses["sam"].error
-    services = Services(models=ByteLRUCache(1 << 29, name="models"), features=ByteLRUCache(1 << 28, name="features"))
+    services = Services(
+        models=ByteLRUCache(1 << 29, name="models"), features=ByteLRUCache(1 << 28, name="features")
+    )
     settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
     settings.setValue("smart/model", str(tiny_model("sam")))
     w = MainWindow(host=host, services=services, settings=settings)
@@ -61,13 +63,20 @@ def click(qtbot, window, x, y, button=Qt.MouseButton.LeftButton):
 def reference_mask(window, tiny_model, image, **params):
     from vfmstudio.execution import run_tool
 
-    prediction = run_tool(window.host.tools["sam.segment"], [image], params, model=str(tiny_model("sam")),
-                          device="cpu", services=window.controller.services)
+    prediction = run_tool(
+        window.host.tools["sam.segment"],
+        [image],
+        params,
+        model=str(tiny_model("sam")),
+        device="cpu",
+        services=window.controller.services,
+    )
     return prediction.results[0].masks[0]
 
 
 def test_smart_tool_previews_clicks_on_one_embedding_and_accepts_with_enter(
-        qtbot, sam_window, tiny_model, image_folder, encoder_calls):
+    qtbot, sam_window, tiny_model, image_folder, encoder_calls
+):
     window = sam_window
     image = open_and_wait(qtbot, window, image_folder, 1)  # 80 x 60
     smart = window.smart_tool
@@ -82,7 +91,7 @@ def test_smart_tool_previews_clicks_on_one_embedding_and_accepts_with_enter(
 
     with qtbot.waitSignal(smart.preview_changed, timeout=30000):
         click(qtbot, window, 30.2, 20.4)
-    (x, y, positive), = smart.points
+    ((x, y, positive),) = smart.points
     assert positive and abs(x - 30.2) < 1 and abs(y - 20.4) < 1
     assert smart.mask.shape == (60, 80)
     assert (smart.mask == reference_mask(window, tiny_model, image, points=((x, y),))).all()
@@ -149,8 +158,9 @@ def test_choosing_another_edit_tool_turns_the_smart_tool_off(qtbot, sam_window, 
     np.testing.assert_equal(smart.mask, None)
 
 
-def test_refine_with_sam_in_the_accept_dialog_turns_boxes_into_masks(qtbot, sam_window, tiny_model, image_folder,
-                                                                     monkeypatch):
+def test_refine_with_sam_in_the_accept_dialog_turns_boxes_into_masks(
+    qtbot, sam_window, tiny_model, image_folder, monkeypatch
+):
     from vfmstudio.core.results import Detections, Prediction, Text
     from vfmstudio.execution import run_tool
     from vfmstudio.qt.accept_dialog import AcceptDialog
@@ -158,10 +168,18 @@ def test_refine_with_sam_in_the_accept_dialog_turns_boxes_into_masks(qtbot, sam_
     window = sam_window
     image = open_and_wait(qtbot, window, image_folder, 1)  # 80 x 60
     boxes = np.array([[5, 5, 40, 30], [20, 10, 78, 58]], np.float32)
-    detect = Prediction(tool="paligemma.detect", model="x", image_ids=(image.id,),
-                        results=(Detections(boxes_xyxy=boxes, labels=("cat", "dog"), image_id=image.id),))
-    caption = Prediction(tool="paligemma.caption", model="x", image_ids=(image.id,),
-                         results=(Text(text="two animals", image_id=image.id),))
+    detect = Prediction(
+        tool="paligemma.detect",
+        model="x",
+        image_ids=(image.id,),
+        results=(Detections(boxes_xyxy=boxes, labels=("cat", "dog"), image_id=image.id),),
+    )
+    caption = Prediction(
+        tool="paligemma.caption",
+        model="x",
+        image_ids=(image.id,),
+        results=(Text(text="two animals", image_id=image.id),),
+    )
     window.session.record(detect)
     window.session.record(caption)
     shown = {}
@@ -180,14 +198,21 @@ def test_refine_with_sam_in_the_accept_dialog_turns_boxes_into_masks(qtbot, sam_
     masks = [a for a in labels.annotations(key) if isinstance(a.shape, Mask)]
     assert [a.label for a in masks] == ["cat", "dog"]  # the boxes became masks with their classes
     assert not any(type(a.shape).__name__ == "Box" for a in labels.annotations(key))
-    expected = run_tool(window.host.tools["sam.refine"], [image], {"boxes": "5,5,40,30; 20,10,78,58"},
-                        model=str(tiny_model("sam")), device="cpu", services=window.controller.services).results[0]
+    expected = run_tool(
+        window.host.tools["sam.refine"],
+        [image],
+        {"boxes": "5,5,40,30; 20,10,78,58"},
+        model=str(tiny_model("sam")),
+        device="cpu",
+        services=window.controller.services,
+    ).results[0]
     for ann, mask in zip(masks, expected.masks):
         assert (ann.shape.to_array() == mask).all()
 
 
-def test_sam_segment_from_the_tools_panel_reruns_on_each_canvas_click(qtbot, sam_window, tiny_model, image_folder,
-                                                                      encoder_calls):
+def test_sam_segment_from_the_tools_panel_reruns_on_each_canvas_click(
+    qtbot, sam_window, tiny_model, image_folder, encoder_calls
+):
     from vfmstudio.core.results import Masks
 
     window = sam_window
@@ -200,10 +225,12 @@ def test_sam_segment_from_the_tools_panel_reruns_on_each_canvas_click(qtbot, sam
     assert not window.messages.texts("error"), window.messages.texts("error")
     assert window.session.prediction(image.id, "sam.segment").params["points"] == ((10.0, 12.0),)
     click(qtbot, window, 30, 25)  # H mode: a click feeds the tool's points and reruns it live
-    qtbot.waitUntil(lambda: window.session.prediction(image.id, "sam.segment").params["points"] != ((10.0, 12.0),),
-                    timeout=60000)
+    qtbot.waitUntil(
+        lambda: window.session.prediction(image.id, "sam.segment").params["points"] != ((10.0, 12.0),),
+        timeout=60000,
+    )
     qtbot.waitUntil(lambda: not window.jobs, timeout=60000)
-    (x, y), = window.session.prediction(image.id, "sam.segment").params["points"]
+    ((x, y),) = window.session.prediction(image.id, "sam.segment").params["points"]
     assert abs(x - 30) < 1 and abs(y - 25) < 1
     assert any(isinstance(layer.result, Masks) for layer in window.layer_store.layers(image.id))
     assert encoder_calls["n"] == 1

@@ -47,13 +47,23 @@ sys.exit(main(["gui", sys.argv[1]]))
 
 def test_window_shows_before_torch_is_imported(image_folder, tmp_path):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path))
-    proc = subprocess.run([sys.executable, "-c", _PROBE, str(image_folder)], capture_output=True, text=True,
-                          timeout=120, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(image_folder)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
     assert line is not None, proc.stderr[-2000:]
-    seen = json.loads(line[len("RESULT "):])
-    assert seen == {"visible_at_start": True, "torch_at_start": False, "tools": seen["tools"], "images": 3,
-                    "torch_later": False}
+    seen = json.loads(line[len("RESULT ") :])
+    assert seen == {
+        "visible_at_start": True,
+        "torch_at_start": False,
+        "tools": seen["tools"],
+        "images": 3,
+        "torch_later": False,
+    }
     assert seen["tools"] >= 1  # the built-in plugins registered their tools without importing torch
 
 

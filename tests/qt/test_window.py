@@ -42,7 +42,9 @@ def test_open_folder_lists_images_with_thumbnails_and_shows_the_first(qtbot, win
     names = [p.name for p in window.browser.paths()]
     assert names == ["img0.png", "img1.png", "img2.png"]  # the .txt is not listed
     assert (image.width, image.height) == (64, 48)
-    qtbot.waitUntil(lambda: all(window.browser.has_thumbnail(p) for p in window.browser.paths()), timeout=5000)
+    qtbot.waitUntil(
+        lambda: all(window.browser.has_thumbnail(p) for p in window.browser.paths()), timeout=5000
+    )
     assert "images" in window.windowTitle()
     assert window.recent_folders()[0].endswith("images")
 
@@ -86,8 +88,16 @@ def test_wheel_zoom_keeps_the_point_under_the_cursor(qtbot, window, image_folder
     canvas = window.canvas
     pos = QPoint(canvas.viewport().width() // 3, canvas.viewport().height() // 3)
     before = canvas.mapToScene(pos)
-    event = QWheelEvent(QPointF(pos), QPointF(canvas.viewport().mapToGlobal(pos)), QPoint(0, 0), QPoint(0, 240),
-                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    event = QWheelEvent(
+        QPointF(pos),
+        QPointF(canvas.viewport().mapToGlobal(pos)),
+        QPoint(0, 0),
+        QPoint(0, 240),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
     scale = canvas.scale_factor
     canvas.wheelEvent(event)
     assert canvas.scale_factor > scale * 1.3
@@ -210,7 +220,9 @@ def test_threshold_drag_updates_the_mask_without_a_forward_pass(qtbot, window, i
     assert hist_view.threshold == 0.5
 
     def mask():
-        return next(layer.result for layer in window.layer_store.layers(image.id) if isinstance(layer.result, Masks))
+        return next(
+            layer.result for layer in window.layer_store.layers(image.id) if isinstance(layer.result, Masks)
+        )
 
     before = mask().masks[0].sum()
     # Drag the threshold line from the middle to about a quarter of the range.
@@ -336,30 +348,56 @@ def test_parameter_form_round_trips_every_parameter_type(qtbot):
     from vfmstudio.core.tools import Param, ParamType, ToolSpec
     from vfmstudio.qt.param_form import ParamForm
 
-    tool = ToolSpec(id="fake.form", title="Form", run="fake:x", params=(
-        Param("n", ParamType.INT, 3, minimum=1, maximum=9),
-        Param("f", ParamType.FLOAT, 0.5, minimum=0.0, maximum=1.0),
-        Param("auto_f", ParamType.FLOAT, "auto", special=("auto",)),
-        Param("b", ParamType.BOOL, True),
-        Param("auto_b", ParamType.BOOL, "auto", special=("auto",)),
-        Param("c", ParamType.CHOICE, "y", choices=("x", "y")),
-        Param("s", ParamType.STR, "hi"),
-        Param("t", ParamType.TEXT, "long text"),
-        Param("labels", ParamType.STRLIST, ("cat", "dog")),
-        Param("pts", ParamType.POINTS, ((1, 2), (3.5, 4))),
-    ))
+    tool = ToolSpec(
+        id="fake.form",
+        title="Form",
+        run="fake:x",
+        params=(
+            Param("n", ParamType.INT, 3, minimum=1, maximum=9),
+            Param("f", ParamType.FLOAT, 0.5, minimum=0.0, maximum=1.0),
+            Param("auto_f", ParamType.FLOAT, "auto", special=("auto",)),
+            Param("b", ParamType.BOOL, True),
+            Param("auto_b", ParamType.BOOL, "auto", special=("auto",)),
+            Param("c", ParamType.CHOICE, "y", choices=("x", "y")),
+            Param("s", ParamType.STR, "hi"),
+            Param("t", ParamType.TEXT, "long text"),
+            Param("labels", ParamType.STRLIST, ("cat", "dog")),
+            Param("pts", ParamType.POINTS, ((1, 2), (3.5, 4))),
+        ),
+    )
     form = ParamForm(tool)
     qtbot.addWidget(form)
     assert form.resolved() == tool.resolve_params({})  # the form starts at the declared defaults
-    for name, value in {"n": 7, "f": 0.25, "auto_f": 2.5, "b": False, "auto_b": True, "c": "x", "s": "yo",
-                        "t": "other", "labels": ("a", "b c"), "pts": ((5.0, 6.0),)}.items():
+    for name, value in {
+        "n": 7,
+        "f": 0.25,
+        "auto_f": 2.5,
+        "b": False,
+        "auto_b": True,
+        "c": "x",
+        "s": "yo",
+        "t": "other",
+        "labels": ("a", "b c"),
+        "pts": ((5.0, 6.0),),
+    }.items():
         form.set_value(name, value)
-    assert form.resolved() == {"n": 7, "f": 0.25, "auto_f": 2.5, "b": False, "auto_b": True, "c": "x", "s": "yo",
-                               "t": "other", "labels": ("a", "b c"), "pts": ((5.0, 6.0),)}
+    assert form.resolved() == {
+        "n": 7,
+        "f": 0.25,
+        "auto_f": 2.5,
+        "b": False,
+        "auto_b": True,
+        "c": "x",
+        "s": "yo",
+        "t": "other",
+        "labels": ("a", "b c"),
+        "pts": ((5.0, 6.0),),
+    }
 
 
-def test_set_view_shows_every_image_and_a_click_on_the_source_reruns_on_cached_features(qtbot, window,
-                                                                                        image_folder):
+def test_set_view_shows_every_image_and_a_click_on_the_source_reruns_on_cached_features(
+    qtbot, window, image_folder
+):
     open_and_wait(qtbot, window, image_folder)
     fake = sys.modules["fake"]
     for row in (0, 1):
@@ -415,7 +453,9 @@ def test_rerun_on_every_edit_uses_cached_features(qtbot, window, image_folder):
     wait_idle(qtbot, window)
     for text in ("0.", "0.8", "0.85"):  # typing: one rerun after the pause, with the last value
         window.tools.form.editors["threshold"].setText(text)
-    qtbot.waitUntil(lambda: window.session.prediction(image.id, "fake.pca").params["threshold"] == 0.85, timeout=5000)
+    qtbot.waitUntil(
+        lambda: window.session.prediction(image.id, "fake.pca").params["threshold"] == 0.85, timeout=5000
+    )
     wait_idle(qtbot, window)
     assert fake.FORWARD["calls"] == 1
 
@@ -440,8 +480,13 @@ def test_dropping_a_folder_opens_it(qtbot, window, image_folder):
 
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(image_folder))])
-    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
-                       Qt.KeyboardModifier.NoModifier)
+    event = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     window.dropEvent(event)
     assert len(window.browser.paths()) == 3
     qtbot.waitUntil(lambda: window.current is not None)
@@ -487,7 +532,9 @@ def test_questions_build_a_history_per_image(qtbot, window, image_folder):
         qtbot.keyClick(window.results.ask_edit, Qt.Key.Key_Return)
         wait_idle(qtbot, window)
     history = window.results.text.current_text()
-    assert history.index("what colour?") < history.index("answer to: what colour?") < history.index("how many?")
+    assert (
+        history.index("what colour?") < history.index("answer to: what colour?") < history.index("how many?")
+    )
     window.browser.list.setCurrentRow(1)
     qtbot.waitUntil(lambda: window.current is not None and window.current.id != first.id)
     assert "how many?" not in window.results.text.current_text()  # each image has its own history

@@ -38,6 +38,7 @@ def select_rows(window, rows):
 
 # ------------------------------------------------------------------------------ clicks and tabs
 
+
 def test_a_click_before_any_run_runs_the_point_tool(qtbot, window, image_folder):
     image = open_and_wait(qtbot, window, image_folder)
     assert window.tools.select_tool("fake.point")
@@ -83,8 +84,11 @@ def test_scores_come_forward_over_messages_and_name_their_image(qtbot, window, i
     qtbot.waitUntil(lambda: window.dock_results.visibleRegion().isEmpty())
     run(qtbot, window, "fake.all")
     qtbot.waitUntil(lambda: not window.dock_results.visibleRegion().isEmpty())
-    assert window.results.currentWidget() in (window.results.scores, window.results.text_page,
-                                              window.results.table)
+    assert window.results.currentWidget() in (
+        window.results.scores,
+        window.results.text_page,
+        window.results.table,
+    )
     assert image.name in window.results.scores.caption and "fake.all" in window.results.scores.caption
 
 
@@ -101,13 +105,18 @@ def test_siglip_bars_are_not_stretched_to_the_top_score(qtbot):
 
 # ------------------------------------------------------------------------------ keys
 
+
 def test_tool_keys_work_from_a_list_also_as_capitals_but_type_in_a_text_field(qtbot, window, image_folder):
     open_and_wait(qtbot, window, image_folder)
     window.activateWindow()
     lab = window.labelling
     shift = Qt.KeyboardModifier.ShiftModifier
-    for widget, key, mode in ((window.browser.list, Qt.Key.Key_B, "box"), (window.layers.list, Qt.Key.Key_P, "polygon"),
-                              (window.messages, Qt.Key.Key_M, "brush"), (window.tools.tree, Qt.Key.Key_E, "erase")):
+    for widget, key, mode in (
+        (window.browser.list, Qt.Key.Key_B, "box"),
+        (window.layers.list, Qt.Key.Key_P, "polygon"),
+        (window.messages, Qt.Key.Key_M, "brush"),
+        (window.tools.tree, Qt.Key.Key_E, "erase"),
+    ):
         lab.set_mode("view")
         widget.setFocus()
         qtbot.waitUntil(widget.hasFocus)
@@ -123,6 +132,7 @@ def test_tool_keys_work_from_a_list_also_as_capitals_but_type_in_a_text_field(qt
 
 # ------------------------------------------------------------------------------ canvas labels
 
+
 def test_labels_on_the_canvas_never_overlap(qtbot, window, image_folder):
     from vfmstudio.qt.painters import canvas_labels
 
@@ -130,9 +140,19 @@ def test_labels_on_the_canvas_never_overlap(qtbot, window, image_folder):
     h, w = image.height, image.width
     masks = np.zeros((4, h, w), bool)
     masks[:, :5, :5] = True
-    pred = Prediction("fake.x", None, (image.id,), (Masks(masks, ("cat", "dog", "bird", "fish"),
-                                                          boxes_xyxy=np.zeros((4, 4), np.float32),
-                                                          image_id=image.id),))
+    pred = Prediction(
+        "fake.x",
+        None,
+        (image.id,),
+        (
+            Masks(
+                masks,
+                ("cat", "dog", "bird", "fish"),
+                boxes_xyxy=np.zeros((4, 4), np.float32),
+                image_id=image.id,
+            ),
+        ),
+    )
     for zoom in (1.0, 4.0):
         window.add_prediction(pred)
         window.canvas.zoom_by(zoom)
@@ -140,12 +160,15 @@ def test_labels_on_the_canvas_never_overlap(qtbot, window, image_folder):
         assert len(labels) == 4
         # Labels keep their screen size: their place on screen is their scene position, their size
         # is their own bounding rectangle in pixels.
-        view = [label.boundingRect().translated(window.canvas.mapFromScene(label.scenePos()).toPointF())
-                for label in labels]
-        assert all(not a.intersects(b) for i, a in enumerate(view) for b in view[i + 1:]), view
+        view = [
+            label.boundingRect().translated(window.canvas.mapFromScene(label.scenePos()).toPointF())
+            for label in labels
+        ]
+        assert all(not a.intersects(b) for i, a in enumerate(view) for b in view[i + 1 :]), view
 
 
 # ------------------------------------------------------------------------------ layers and accept
+
 
 def test_clearing_layers_is_undoable_and_cleared_predictions_leave_accept(qtbot, window, image_folder):
     image = open_and_wait(qtbot, window, image_folder)
@@ -163,12 +186,17 @@ def test_clearing_layers_is_undoable_and_cleared_predictions_leave_accept(qtbot,
 
 # ------------------------------------------------------------------------------ browser, menus, rankings
 
+
 def test_unreadable_files_keep_the_rows_of_the_image_list_the_same_height(qtbot, window, image_folder):
     lst = window.browser.list
 
     def row_heights() -> set[int]:
-        qtbot.waitUntil(lambda: all(window.browser.has_thumbnail(p) for p in window.browser.paths()
-                                    if p.name != "a-broken.png"), timeout=5000)
+        qtbot.waitUntil(
+            lambda: all(
+                window.browser.has_thumbnail(p) for p in window.browser.paths() if p.name != "a-broken.png"
+            ),
+            timeout=5000,
+        )
         return {lst.visualItemRect(lst.item(i)).height() for i in range(lst.count())}
 
     window.open_paths([image_folder])
@@ -181,7 +209,12 @@ def test_unreadable_files_keep_the_rows_of_the_image_list_the_same_height(qtbot,
 
 def test_labels_and_history_docks_are_in_the_view_menu(window):
     actions = window.menus.view.actions()
-    for dock in (window.labelling.dock, window.labelling.dock_history, window.dock_tools, window.dock_messages):
+    for dock in (
+        window.labelling.dock,
+        window.labelling.dock_history,
+        window.dock_tools,
+        window.dock_messages,
+    ):
         assert dock.toggleViewAction() in actions
 
 
@@ -189,8 +222,14 @@ def test_a_ranking_row_opens_its_image_on_double_click(qtbot, window, image_fold
     open_and_wait(qtbot, window, image_folder)
     paths = window.browser.paths()
     third = window.images.load(paths[2])
-    window.add_prediction(Prediction("fake.search", None, (third.id,),
-                                     (Ranking((third.id,), np.array([0.9]), (paths[2].name,), "cat"),)))
+    window.add_prediction(
+        Prediction(
+            "fake.search",
+            None,
+            (third.id,),
+            (Ranking((third.id,), np.array([0.9]), (paths[2].name,), "cat"),),
+        )
+    )
     ranking = window.results.ranking
     row = ranking.item(ranking.count() - 1)
     where = ranking.visualItemRect(row).center()
@@ -211,6 +250,7 @@ def test_the_set_tab_drops_a_set_once_the_selection_changes(qtbot, window, image
 
 
 # ------------------------------------------------------------------------------ runs and messages
+
 
 def test_the_progress_bar_names_its_image_and_a_single_result_is_one_result(qtbot, window, image_folder):
     open_and_wait(qtbot, window, image_folder)
@@ -256,7 +296,9 @@ def test_a_missing_model_goes_to_the_model_manager_seam(qtbot, window, image_fol
 
     open_and_wait(qtbot, window, image_folder)
     asked = []
-    window.controller.on_model_missing = lambda request, message: asked.append((request.tool.id, message)) or True
+    window.controller.on_model_missing = lambda request, message: (
+        asked.append((request.tool.id, message)) or True
+    )
     fake = sys.modules["fake"]
     original = fake.boom
 
@@ -289,7 +331,9 @@ def test_settings_stick_per_tool_across_tools_and_restarts(qtbot, fake_host, tmp
     again.close()
 
 
-def test_propagate_takes_the_annotations_on_view_from_the_labels_dock(qtbot, monkeypatch, tmp_path, image_folder):
+def test_propagate_takes_the_annotations_on_view_from_the_labels_dock(
+    qtbot, monkeypatch, tmp_path, image_folder
+):
     import json
 
     from conftest import fake_plugin_host
@@ -313,14 +357,19 @@ def test_propagate_takes_the_annotations_on_view_from_the_labels_dock(qtbot, mon
         lab.propagate_button.click()
         (request,) = submitted
         assert request.tool.id == "dino.propagate" and [p.name for p in request.paths] == [
-            "img0.png", "img1.png", "img2.png"]
+            "img0.png",
+            "img1.png",
+            "img2.png",
+        ]
         reference = result_from_json(json.loads(request.params["masks"]))
         assert reference.labels == ("cat",) and reference.masks[0].sum() == 18 * 18
     finally:
         w.close()
 
 
-def test_propagate_takes_a_selected_masks_layer_of_the_image_on_view(qtbot, monkeypatch, tmp_path, image_folder):
+def test_propagate_takes_a_selected_masks_layer_of_the_image_on_view(
+    qtbot, monkeypatch, tmp_path, image_folder
+):
     import json
 
     from conftest import fake_plugin_host
@@ -334,7 +383,9 @@ def test_propagate_takes_a_selected_masks_layer_of_the_image_on_view(qtbot, monk
         monkeypatch.setattr(w.controller, "submit", lambda request: submitted.append(request) or 1)
         masks = np.zeros((1, image.height, image.width), bool)
         masks[0, 3:9, 4:10] = True
-        w.add_prediction(Prediction("fake.seg", None, (image.id,), (Masks(masks, ("sofa",), image_id=image.id),)))
+        w.add_prediction(
+            Prediction("fake.seg", None, (image.id,), (Masks(masks, ("sofa",), image_id=image.id),))
+        )
         w.layers.list.setCurrentRow(0)
         assert isinstance(w.layers.selected_layer().result, Masks)
         select_rows(w, [0, 1])
@@ -345,4 +396,3 @@ def test_propagate_takes_a_selected_masks_layer_of_the_image_on_view(qtbot, monk
         assert request.paths[0] == w.current_path and len(request.paths) == 2
     finally:
         w.close()
-

@@ -60,7 +60,9 @@ def faulty_window(qtbot, faulty_host, tmp_path):
     from vfmstudio.execution import Services
     from vfmstudio.qt.main_window import MainWindow
 
-    services = Services(models=ByteLRUCache(1 << 28, name="models"), features=ByteLRUCache(1 << 22, name="features"))
+    services = Services(
+        models=ByteLRUCache(1 << 28, name="models"), features=ByteLRUCache(1 << 22, name="features")
+    )
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     settings.setValue("prefetch/enabled", False)  # runs only what each test asks for
     w = MainWindow(host=faulty_host, services=services, settings=settings)

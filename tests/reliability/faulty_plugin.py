@@ -20,18 +20,36 @@ FORWARD = {"calls": 0}
 @hookimpl
 def vfm_register_tools():
     return [
-        ToolSpec(id="faulty.ok", title="OK", run="faulty:ok", returns=("heatmap",),
-                 params=(Param("scale", ParamType.FLOAT, 1.0, minimum=0.0, maximum=10.0),)),
+        ToolSpec(
+            id="faulty.ok",
+            title="OK",
+            run="faulty:ok",
+            returns=("heatmap",),
+            params=(Param("scale", ParamType.FLOAT, 1.0, minimum=0.0, maximum=10.0),),
+        ),
         ToolSpec(id="faulty.raises", title="Raises", run="faulty:raises", returns=("text",)),
         ToolSpec(id="faulty.hangs", title="Hangs", run="faulty:hangs", returns=("text",)),
         ToolSpec(id="faulty.nan", title="NaN", run="faulty:nan", returns=("heatmap",)),
         ToolSpec(id="faulty.shape", title="Shape", run="faulty:shape", returns=("masks",)),
         ToolSpec(id="faulty.notresult", title="Not a result", run="faulty:not_result", returns=("text",)),
-        ToolSpec(id="faulty.leaks", title="Leaks", run="faulty:leaks", returns=("text",),
-                 params=(Param("mb", ParamType.INT, 8, minimum=1, maximum=64),)),
-        ToolSpec(id="faulty.slowprep", title="Hanging preparation", run="faulty:ok", prepare="faulty:hangs",
-                 returns=("heatmap",), params=(Param("scale", ParamType.FLOAT, 1.0, minimum=0.0, maximum=10.0),)),
-        ToolSpec(id="faulty.missing", title="Missing", run="faulty_module_that_is_gone:run", returns=("text",)),
+        ToolSpec(
+            id="faulty.leaks",
+            title="Leaks",
+            run="faulty:leaks",
+            returns=("text",),
+            params=(Param("mb", ParamType.INT, 8, minimum=1, maximum=64),),
+        ),
+        ToolSpec(
+            id="faulty.slowprep",
+            title="Hanging preparation",
+            run="faulty:ok",
+            prepare="faulty:hangs",
+            returns=("heatmap",),
+            params=(Param("scale", ParamType.FLOAT, 1.0, minimum=0.0, maximum=10.0),),
+        ),
+        ToolSpec(
+            id="faulty.missing", title="Missing", run="faulty_module_that_is_gone:run", returns=("text",)
+        ),
         # Tools that attack the process that runs them (tests/reliability/test_tool_isolation.py).
         ToolSpec(id="faulty.osexit", title="os._exit", run="faulty:os_exit", returns=("text",)),
         ToolSpec(id="faulty.sysexit", title="sys.exit", run="faulty:sys_exit", returns=("text",)),
@@ -40,8 +58,13 @@ def vfm_register_tools():
         ToolSpec(id="faulty.endless", title="Endless", run="faulty:endless", returns=("text",)),
         ToolSpec(id="faulty.prints", title="Prints", run="faulty:prints", returns=("text",)),
         ToolSpec(id="faulty.chdir", title="Chdir", run="faulty:chdir", returns=("text",)),
-        ToolSpec(id="faulty.forks", title="Forks", run="faulty:forks", returns=("text",),
-                 params=(Param("pidfile", ParamType.STR, ""),)),
+        ToolSpec(
+            id="faulty.forks",
+            title="Forks",
+            run="faulty:forks",
+            returns=("text",),
+            params=(Param("pidfile", ParamType.STR, ""),),
+        ),
         ToolSpec(id="faulty.patches", title="Patches validation", run="faulty:patches", returns=("masks",)),
     ]
 

@@ -19,8 +19,7 @@ FORBIDDEN = {
     r"trust_remote_code\s*=\s*True": "remote code is never trusted",
     r"allow_pickle\s*=\s*True": "numpy pickles execute code from files",
     # Building XML with ElementTree is fine; parsing must go through defusedxml.
-    r"(?<![\w.])(ET|ElementTree)\.(parse|fromstring|iterparse|XML|XMLParser)\s*\(|xml\.dom\.minidom|\blxml\b":
-        "parse XML with defusedxml",
+    r"(?<![\w.])(ET|ElementTree)\.(parse|fromstring|iterparse|XML|XMLParser)\s*\(|xml\.dom\.minidom|\blxml\b": "parse XML with defusedxml",
     r"(?<![.\w])eval\s*\(|(?<![.\w])exec\s*\(": "no eval/exec of data",
     r"\bweights_only\s*=\s*False": "weights_only=False unpickles arbitrary objects",
     r"\btorch\.hub\.load\s*\(": "torch.hub.load runs code from the repository",
@@ -57,7 +56,9 @@ def test_models_load_only_through_the_checked_loader():
         text = path.read_text(encoding="utf-8")
         for match in re.finditer(r"\.from_pretrained\s*\(", text):
             callers.append(f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, match.start()) + 1}")
-    assert not callers, "load models with vfmstudio.ml._loading.load_pretrained/load_processor: " + ", ".join(callers)
+    assert not callers, "load models with vfmstudio.ml._loading.load_pretrained/load_processor: " + ", ".join(
+        callers
+    )
     loader = LOADER.read_text(encoding="utf-8")
     start = loader.index("model_cls.from_pretrained(")
     depth, end = 0, start
@@ -65,17 +66,31 @@ def test_models_load_only_through_the_checked_loader():
         depth += {"(": 1, ")": -1}.get(loader[end], 0)
         if loader[end] == ")" and depth == 0:
             break
-    model_call = loader[start:end + 1]
+    model_call = loader[start : end + 1]
     for required in ("use_safetensors=True", "trust_remote_code=False", "local_files_only=True"):
         assert required in model_call, required
 
 
 def test_the_scanner_catches_what_it_is_for():
-    samples = ["torch.load(f)", "import pickle", "m = AutoModel.from_pretrained(r, trust_remote_code=True)",
-               "ET.fromstring(data)", "yaml.load(fp)", "subprocess.run(cmd, shell=True)", "tar.extractall(dest)",
-               "torch.load(f, weights_only=False)", "eval(text)", "yaml.safe_load(fp)"]
+    samples = [
+        "torch.load(f)",
+        "import pickle",
+        "m = AutoModel.from_pretrained(r, trust_remote_code=True)",
+        "ET.fromstring(data)",
+        "yaml.load(fp)",
+        "subprocess.run(cmd, shell=True)",
+        "tar.extractall(dest)",
+        "torch.load(f, weights_only=False)",
+        "eval(text)",
+        "yaml.safe_load(fp)",
+    ]
     for sample in samples:
         assert any(re.search(p, sample, flags=re.MULTILINE) for p in FORBIDDEN), sample
-    for fine in ["load_yaml(text)", "yaml.safe_dump(data)", "model.eval()", "defusedxml.ElementTree.fromstring(data)",
-                 "np.load(path, allow_pickle=False)"]:
+    for fine in [
+        "load_yaml(text)",
+        "yaml.safe_dump(data)",
+        "model.eval()",
+        "defusedxml.ElementTree.fromstring(data)",
+        "np.load(path, allow_pickle=False)",
+    ]:
         assert not any(re.search(p, fine, flags=re.MULTILINE) for p in FORBIDDEN), fine

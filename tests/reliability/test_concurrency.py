@@ -38,7 +38,9 @@ def _expected(image, scale):
 
 def test_core_runner_switching_images_never_mixes_results(faulty_host, five_images):
     images = [load_image(p) for p in sorted(five_images.iterdir())]
-    services = Services(models=ByteLRUCache(1 << 20, name="models"), features=ByteLRUCache(1 << 16, name="features"))
+    services = Services(
+        models=ByteLRUCache(1 << 20, name="models"), features=ByteLRUCache(1 << 16, name="features")
+    )
     tool = faulty_host.tool("faulty.ok")
     rng = random.Random(7)
     before = {t for t in threading.enumerate() if t.name.startswith(THREAD_NAME)}
@@ -68,7 +70,11 @@ def test_core_runner_switching_images_never_mixes_results(faulty_host, five_imag
     assert all(r.status in FINAL_STATUSES for r in results)
     assert sorted(delivered) == sorted(j.job_id for j in jobs)  # on_done exactly once each
     done = [r for r in results if r.status == "done"]
-    assert done and any(r.status == "superseded" for r in results) and any(r.status == "cancelled" for r in results)
+    assert (
+        done
+        and any(r.status == "superseded" for r in results)
+        and any(r.status == "cancelled" for r in results)
+    )
     for r in done:
         image, scale, prediction = r.value
         assert prediction.image_ids == (image.id,)
@@ -117,5 +123,6 @@ def test_window_rapid_switching_lands_every_result_on_its_own_image(qtbot, fault
     wait_idle(qtbot, w)
     assert w.session.prediction(w.current.id, "faulty.ok").params["scale"] == 3.0
     w.close()  # shuts the runner down: its inference thread ends
-    qtbot.waitUntil(lambda: {t for t in threading.enumerate() if t.name.startswith(THREAD_NAME)} <= before,
-                    timeout=5000)
+    qtbot.waitUntil(
+        lambda: {t for t in threading.enumerate() if t.name.startswith(THREAD_NAME)} <= before, timeout=5000
+    )

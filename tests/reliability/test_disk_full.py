@@ -61,8 +61,9 @@ def full_disk(monkeypatch):
         if "b" in mode:
             return _FullDisk(real_open(file, mode, *args, **kwargs))
         raw = real_open(file, mode.replace("t", "") + "b")
-        return io.TextIOWrapper(_FullDisk(raw), encoding=kwargs.get("encoding") or "utf-8",
-                                newline=kwargs.get("newline"))
+        return io.TextIOWrapper(
+            _FullDisk(raw), encoding=kwargs.get("encoding") or "utf-8", newline=kwargs.get("newline")
+        )
 
     monkeypatch.setattr(os, "fdopen", fdopen)
     monkeypatch.setattr("builtins.open", open_)
@@ -116,7 +117,7 @@ def test_window_session_on_a_full_disk_says_so_and_keeps_the_project(qtbot, proj
     assert session.save() is False
     full_disk["on"] = False
     assert project.path.read_bytes() == before
-    (level, text), = messages
+    ((level, text),) = messages
     assert level == "error" and "could not save vfmstudio.json" in text and "No space left" in text
     assert "\n" not in text and session.dirty  # still marked unsaved, nothing lost in memory
     assert session.save() is True and len(open_project(project.path).labels) == 2
@@ -189,6 +190,6 @@ def test_window_export_on_a_full_disk_says_so_and_leaves_the_project(qtbot, proj
     finally:
         full_disk["on"] = False
         runner.shutdown()
-    (status, value), = outcome
+    ((status, value),) = outcome
     assert status == "error" and "No space left on device" in str(value) and "\n" not in str(value)
     assert project.path.read_bytes() == before

@@ -28,8 +28,26 @@ from vfmstudio.cli import main
 from vfmstudio.testing.hostile import EPS, EPS_DOS, PDF
 
 ROOT = Path(__file__).resolve().parents[2]
-_SPAWNERS = ("system", "popen", "posix_spawn", "posix_spawnp", "fork", "forkpty", "execv", "execve", "execvp",
-             "execvpe", "execl", "execle", "execlp", "execlpe", "spawnv", "spawnve", "spawnvp", "spawnvpe")
+_SPAWNERS = (
+    "system",
+    "popen",
+    "posix_spawn",
+    "posix_spawnp",
+    "fork",
+    "forkpty",
+    "execv",
+    "execve",
+    "execvp",
+    "execvpe",
+    "execl",
+    "execle",
+    "execlp",
+    "execlpe",
+    "spawnv",
+    "spawnve",
+    "spawnvp",
+    "spawnvpe",
+)
 
 
 @pytest.fixture
@@ -87,8 +105,15 @@ def test_the_recorder_catches_pillow_running_ghostscript(spawned):
 
 def _image_open_calls(path: Path) -> list[ast.Call]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-            and n.func.attr == "open" and isinstance(n.func.value, ast.Name) and n.func.value.id == "Image"]
+    return [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Attribute)
+        and n.func.attr == "open"
+        and isinstance(n.func.value, ast.Name)
+        and n.func.value.id == "Image"
+    ]
 
 
 def test_every_image_open_is_the_allow_listed_one():
@@ -147,16 +172,45 @@ def dinov2(tiny_model):
 
 
 def test_run_and_batch_refuse_postscript_without_spawning(hostile_files, dinov2, tmp_path, spawned, capsys):
-    code = main(["run", "dinov2.pca", str(hostile_files / "eps.png"), "--model", dinov2,
-                 "--param", "resolution=28", "--device", "cpu", "--json"])
+    code = main(
+        [
+            "run",
+            "dinov2.pca",
+            str(hostile_files / "eps.png"),
+            "--model",
+            dinov2,
+            "--param",
+            "resolution=28",
+            "--device",
+            "cpu",
+            "--json",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "PostScript/EPS" in err
-    code = main(["batch", str(hostile_files), "--tool", "dinov2.pca", "--model", dinov2, "--param",
-                 "resolution=28", "--device", "cpu", "--out", str(tmp_path / "out"), "--json"])
+    code = main(
+        [
+            "batch",
+            str(hostile_files),
+            "--tool",
+            "dinov2.pca",
+            "--model",
+            dinov2,
+            "--param",
+            "resolution=28",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path / "out"),
+            "--json",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     assert json.loads(out)["failed"] == 4
-    reasons = [json.loads(line)["reason"] for line in (tmp_path / "out" / "failures.jsonl").read_text().splitlines()]
+    reasons = [
+        json.loads(line)["reason"] for line in (tmp_path / "out" / "failures.jsonl").read_text().splitlines()
+    ]
     assert sum("PostScript/EPS" in r for r in reasons) == 3 and sum("PDF" in r for r in reasons) == 1
     assert spawned == []
 
@@ -164,13 +218,28 @@ def test_run_and_batch_refuse_postscript_without_spawning(hostile_files, dinov2,
 def _labelme(image: str, mask: bytes | None) -> dict:
     shapes = [{"label": "cat", "points": [[1, 1], [6, 1], [6, 6]], "shape_type": "polygon"}]
     if mask is not None:
-        shapes = [{"label": "cat", "points": [[0, 0], [7, 7]], "shape_type": "mask",
-                   "mask": base64.b64encode(mask).decode()}]
-    return {"version": "5.4.1", "flags": {}, "shapes": shapes, "imagePath": image, "imageData": None,
-            "imageHeight": 8, "imageWidth": 8}
+        shapes = [
+            {
+                "label": "cat",
+                "points": [[0, 0], [7, 7]],
+                "shape_type": "mask",
+                "mask": base64.b64encode(mask).decode(),
+            }
+        ]
+    return {
+        "version": "5.4.1",
+        "flags": {},
+        "shapes": shapes,
+        "imagePath": image,
+        "imageData": None,
+        "imageHeight": 8,
+        "imageWidth": 8,
+    }
 
 
-@pytest.mark.parametrize("mask", [EPS, EPS_DOS, PDF, None], ids=["eps-mask", "dos-eps-mask", "pdf-mask", "eps-image"])
+@pytest.mark.parametrize(
+    "mask", [EPS, EPS_DOS, PDF, None], ids=["eps-mask", "dos-eps-mask", "pdf-mask", "eps-image"]
+)
 def test_import_of_labelme_with_postscript_never_spawns(mask, hostile_files, tmp_path, spawned, capsys):
     doc = hostile_files / "eps.json"
     doc.write_text(json.dumps(_labelme("eps.png", mask)))

@@ -39,8 +39,19 @@ def run_cli(capsys, *argv):
 def test_run_gives_a_prediction_or_one_error_line(case, hostile_dir, dinov2, capsys, monkeypatch):
     monkeypatch.setenv("VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD", "1")
     t0 = time.perf_counter()
-    code, out, err = run_cli(capsys, "run", "dinov2.pca", str(case.path(hostile_dir)), "--model", dinov2,
-                             "--param", "resolution=28", "--device", "cpu", "--json")
+    code, out, err = run_cli(
+        capsys,
+        "run",
+        "dinov2.pca",
+        str(case.path(hostile_dir)),
+        "--model",
+        dinov2,
+        "--param",
+        "resolution=28",
+        "--device",
+        "cpu",
+        "--json",
+    )
     assert time.perf_counter() - t0 < 20
     assert "Traceback" not in err
     if case.name == "100000x10":
@@ -58,12 +69,27 @@ def test_run_gives_a_prediction_or_one_error_line(case, hostile_dir, dinov2, cap
         assert fragment in err
 
 
-def test_batch_over_the_corpus_finishes_and_lists_every_bad_file(hostile_dir, dinov2, tmp_path, capsys,
-                                                                monkeypatch):
+def test_batch_over_the_corpus_finishes_and_lists_every_bad_file(
+    hostile_dir, dinov2, tmp_path, capsys, monkeypatch
+):
     monkeypatch.setenv("VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD", "1")
     out_dir = tmp_path / "batch"
-    code, out, err = run_cli(capsys, "batch", str(hostile_dir), "--tool", "dinov2.pca", "--model", dinov2,
-                             "--param", "resolution=28", "--device", "cpu", "--out", str(out_dir), "--json")
+    code, out, err = run_cli(
+        capsys,
+        "batch",
+        str(hostile_dir),
+        "--tool",
+        "dinov2.pca",
+        "--model",
+        dinov2,
+        "--param",
+        "resolution=28",
+        "--device",
+        "cpu",
+        "--out",
+        str(out_dir),
+        "--json",
+    )
     assert code == 0, err
     assert "Traceback" not in err
     summary = json.loads(out)

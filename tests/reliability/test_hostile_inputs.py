@@ -69,8 +69,17 @@ def test_each_exporter_joins_its_filename_safely_when_called_directly(fmt, sampl
 
 
 def test_a_plain_filename_still_exports(sample, tmp_path, capsys):
-    code, _, err = cli(capsys, "export", sample, "--format", "coco", "--out", tmp_path / "out",
-                       "--param", "filename=sub/dir/../train.json")
+    code, _, err = cli(
+        capsys,
+        "export",
+        sample,
+        "--format",
+        "coco",
+        "--out",
+        tmp_path / "out",
+        "--param",
+        "filename=sub/dir/../train.json",
+    )
     assert code == 0, err
     assert json.loads((tmp_path / "out" / "sub" / "train.json").read_text())["images"]
 
@@ -83,13 +92,15 @@ def test_import_into_an_existing_folder_is_refused_without_writing(sample, tmp_p
     assert code == 0, err
     folder = tmp_path / "not-a-project"
     folder.mkdir()
-    code, _, err = cli(capsys, "import", tmp_path / "coco" / "annotations.json", "--format", "coco",
-                       "--into", folder)
+    code, _, err = cli(
+        capsys, "import", tmp_path / "coco" / "annotations.json", "--format", "coco", "--into", folder
+    )
     one_error_line(code, err, str(folder), "is a folder, not a project file")
     assert list(folder.iterdir()) == []
     # A folder holding a project still stands for that project.
-    code, _, err = cli(capsys, "import", tmp_path / "coco" / "annotations.json", "--format", "coco",
-                       "--into", sample.parent)
+    code, _, err = cli(
+        capsys, "import", tmp_path / "coco" / "annotations.json", "--format", "coco", "--into", sample.parent
+    )
     assert code == 0, err
 
 
@@ -135,9 +146,13 @@ def test_masks_without_image_id_are_size_checked_against_the_only_input():
     sizes = {"a": (6, 8)}
     assert check_against_inputs(0, _masks(6, 8), sizes) is None
     assert check_against_inputs(0, _masks(6, 8, "a"), sizes) is None
-    assert check_against_inputs(0, _masks(60, 80), sizes) == "masks of size (60, 80) do not match image a of size (6, 8)"
+    assert (
+        check_against_inputs(0, _masks(60, 80), sizes)
+        == "masks of size (60, 80) do not match image a of size (6, 8)"
+    )
     assert check_against_inputs(0, _masks(60, 80, "a"), sizes) == (
-        "masks of size (60, 80) do not match image a of size (6, 8)")
+        "masks of size (60, 80) do not match image a of size (6, 8)"
+    )
 
 
 def test_masks_without_image_id_among_several_inputs_must_fit_one_of_them():
@@ -154,7 +169,8 @@ def test_results_naming_an_unknown_image_are_refused_but_rankings_are_not():
     from vfmstudio.core.results import Ranking, check_against_inputs
 
     assert check_against_inputs(2, _masks(6, 8, "zzz"), {"a": (6, 8)}) == (
-        "result 2 names image zzz, which was not an input")
+        "result 2 names image zzz, which was not an input"
+    )
     ranking = Ranking(scores=np.asarray([0.5], np.float32), image_ids=("elsewhere",))
     assert check_against_inputs(0, ranking, {"a": (6, 8)}) is None
     assert check_against_inputs(0, _masks(6, 8), {}) is None  # a tool without image inputs
@@ -171,8 +187,9 @@ def test_class_lookup_does_not_scan_the_list(monkeypatch):
     for i in range(2000):
         labels.ensure_class(f"c{i}")
     reads = []
-    monkeypatch.setattr(LabelClass, "name", property(lambda self: reads.append(1) or self.__dict__["name"]),
-                        raising=False)
+    monkeypatch.setattr(
+        LabelClass, "name", property(lambda self: reads.append(1) or self.__dict__["name"]), raising=False
+    )
     assert labels.class_index("c1999") == 1999 and labels.get_class("c5").name
     assert labels.ensure_class("c1000").name
     assert len(reads) <= 3
@@ -212,7 +229,9 @@ def test_a_yolo_class_index_of_a_billion_creates_no_classes(tmp_path, capsys, mo
 
     made = []
     original = LabelSet.ensure_class
-    monkeypatch.setattr(LabelSet, "ensure_class", lambda self, *a, **k: made.append(1) or original(self, *a, **k))
+    monkeypatch.setattr(
+        LabelSet, "ensure_class", lambda self, *a, **k: made.append(1) or original(self, *a, **k)
+    )
     src = _yolo_dataset(tmp_path / "yolo", "999999999 0.5 0.5 0.2 0.2")
     code, _, err = cli(capsys, "import", src, "--format", "yolo", "--into", tmp_path / "p.json", "--strict")
     one_error_line(code, err, "class 999999999")
@@ -233,15 +252,18 @@ def test_more_classes_than_the_budget_are_refused():
 # ------------------------------------------------------------------ item 9: newlines and escapes in labels
 
 
-@pytest.mark.parametrize(("raw", "clean"), [
-    ("cat", "cat"),
-    ("two\nlines", "two lines"),
-    ("\x1b[31mred\x1b[0m", "red"),
-    ("x\x1b]0;new title\x07y", "xy"),
-    ("gpj\u202eexe.png", "gpj exe.png"),
-    ("tab\tand\r\nCRLF", "tab and  CRLF"),
-    ("  café 猫  ", "café 猫"),
-])
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("cat", "cat"),
+        ("two\nlines", "two lines"),
+        ("\x1b[31mred\x1b[0m", "red"),
+        ("x\x1b]0;new title\x07y", "xy"),
+        ("gpj\u202eexe.png", "gpj exe.png"),
+        ("tab\tand\r\nCRLF", "tab and  CRLF"),
+        ("  café 猫  ", "café 猫"),
+    ],
+)
 def test_clean_label(raw, clean):
     from vfmstudio.core.text import clean_label
 
@@ -274,11 +296,27 @@ def batch_out(tmp_path_factory, tiny_model):
 
     root = tmp_path_factory.mktemp("batch")
     (root / "imgs").mkdir()
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (96, 128, 3), np.uint8)).save(root / "imgs" / "a.png")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (96, 128, 3), np.uint8)).save(
+        root / "imgs" / "a.png"
+    )
     os.environ["VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     try:
-        code = main(["batch", str(root / "imgs"), "--tool", "dinov2.pca", "--model", str(tiny_model("dinov2")),
-                     "--param", "resolution=56", "--device", "cpu", "--out", str(root / "out")])
+        code = main(
+            [
+                "batch",
+                str(root / "imgs"),
+                "--tool",
+                "dinov2.pca",
+                "--model",
+                str(tiny_model("dinov2")),
+                "--param",
+                "resolution=56",
+                "--device",
+                "cpu",
+                "--out",
+                str(root / "out"),
+            ]
+        )
     finally:
         del os.environ["VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD"]
     assert code == 0
@@ -296,16 +334,20 @@ def _copy_of(folder, tmp_path):
 def test_a_fifo_in_a_batch_folder_is_refused_by_export(victim, batch_out, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD", "1")
     folder = _copy_of(batch_out, tmp_path)
-    path = {"npy": next(folder.rglob("*.npy")), "prediction": next((folder / "predictions").glob("*.json")),
-            "manifest": folder / "manifest.json"}[victim]
+    path = {
+        "npy": next(folder.rglob("*.npy")),
+        "prediction": next((folder / "predictions").glob("*.json")),
+        "manifest": folder / "manifest.json",
+    }[victim]
     path.unlink()
     os.mkfifo(path)  # opening it for reading would block until a writer appears: never
     code, _, err = cli(capsys, "export", folder, "--format", "coco", "--out", tmp_path / "coco")
     one_error_line(code, err, path.name, "not a regular file")
 
 
-def test_a_sidecar_claiming_more_data_than_it_holds_is_refused_before_allocating(batch_out, tmp_path, capsys,
-                                                                                 monkeypatch):
+def test_a_sidecar_claiming_more_data_than_it_holds_is_refused_before_allocating(
+    batch_out, tmp_path, capsys, monkeypatch
+):
     import numpy as np
 
     monkeypatch.setenv("VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD", "1")
@@ -325,9 +367,11 @@ def test_a_sidecar_claiming_more_data_than_it_holds_is_refused_before_allocating
 
 # ------------------------------------------------------------------ item 4: a data.yaml alias bomb
 
-BILLION_LAUGHS_YAML = ('a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
-                       + "".join(f"{x}: &{x} [{','.join([f'*{p}'] * 9)}]\n" for p, x in zip("abcdefgh", "bcdefghi"))
-                       + "names: *i\n")
+BILLION_LAUGHS_YAML = (
+    'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    + "".join(f"{x}: &{x} [{','.join([f'*{p}'] * 9)}]\n" for p, x in zip("abcdefgh", "bcdefghi"))
+    + "names: *i\n"
+)
 
 
 def test_the_yaml_reader_refuses_an_alias_bomb_before_building_it(monkeypatch):
@@ -337,11 +381,16 @@ def test_the_yaml_reader_refuses_an_alias_bomb_before_building_it(monkeypatch):
 
     built = []
     original = yaml.SafeLoader.construct_document
-    monkeypatch.setattr(yaml.SafeLoader, "construct_document", lambda self, n: built.append(1) or original(self, n))
+    monkeypatch.setattr(
+        yaml.SafeLoader, "construct_document", lambda self, n: built.append(1) or original(self, n)
+    )
     with pytest.raises(YAMLRefused, match="alias bomb"):
         load_yaml(BILLION_LAUGHS_YAML)
     assert built == []  # refused from the node graph, before any Python object
-    assert load_yaml("names: &n [cat, dog]\nagain: *n\n") == {"names": ["cat", "dog"], "again": ["cat", "dog"]}
+    assert load_yaml("names: &n [cat, dog]\nagain: *n\n") == {
+        "names": ["cat", "dog"],
+        "again": ["cat", "dog"],
+    }
     with pytest.raises(YAMLRefused, match="more than 3 YAML aliases"):
         load_yaml("a: &a 1\nb: [*a, *a, *a, *a]", max_aliases=3)
     with pytest.raises(YAMLRefused):
@@ -383,7 +432,10 @@ def test_a_mask_claiming_100000_squared_is_refused_before_decoding(sample, tmp_p
         for entry in doc["labels"]["images"].values():
             for ann in entry["annotations"]:
                 if ann["shape"]["kind"] == "mask":
-                    ann["shape"]["rle"] = {"size": [100_000, 100_000], "counts": rle.counts_to_string([10**10])}
+                    ann["shape"]["rle"] = {
+                        "size": [100_000, 100_000],
+                        "counts": rle.counts_to_string([10**10]),
+                    }
 
     _doctored(sample, huge_mask)
     decoded = []
@@ -417,8 +469,11 @@ def test_the_decode_budget_is_checked_from_the_header(tmp_path, monkeypatch):
     assert need == 64 * 32 * 10
     decoded = []
     monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: decoded.append(self))
-    with pytest.raises(ImageLoadError, match=r"a.png: decoding this 64x32 RGB image needs about 0 MiB, over the "
-                                             r"budget of 0 MiB \(set VFMSTUDIO_MAX_IMAGE_MB\)"):
+    with pytest.raises(
+        ImageLoadError,
+        match=r"a.png: decoding this 64x32 RGB image needs about 0 MiB, over the "
+        r"budget of 0 MiB \(set VFMSTUDIO_MAX_IMAGE_MB\)",
+    ):
         load_image(path, max_bytes=need - 1)
     assert decoded == []
     monkeypatch.undo()
@@ -429,7 +484,9 @@ def test_the_decode_budget_is_checked_from_the_header(tmp_path, monkeypatch):
 def test_wider_modes_cost_more_per_pixel():
     from vfmstudio.core.image import decode_bytes_estimate
 
-    costs = {m: decode_bytes_estimate(m, 100, 100) for m in ("L", "RGB", "I;16", "CMYK", "RGBA", "F", "YCbCr")}
+    costs = {
+        m: decode_bytes_estimate(m, 100, 100) for m in ("L", "RGB", "I;16", "CMYK", "RGBA", "F", "YCbCr")
+    }
     assert costs["L"] < costs["RGB"] < costs["I;16"] < costs["CMYK"] < costs["RGBA"] < costs["F"]
     assert costs["YCbCr"] >= costs["RGBA"]  # unlisted modes take the worst case but one
 
@@ -462,16 +519,20 @@ def test_import_on_a_full_or_read_only_disk_is_exit_2(code_name, sample, tmp_pat
         raise OSError(number, os.strerror(number), str(self.path))
 
     monkeypatch.setattr(Project, "save", failing_save)
-    code, _, err = cli(capsys, "import", tmp_path / "coco" / "annotations.json", "--format", "coco",
-                       "--into", target)
+    code, _, err = cli(
+        capsys, "import", tmp_path / "coco" / "annotations.json", "--format", "coco", "--into", target
+    )
     one_error_line(code, err, str(target), os.strerror(getattr(errno, code_name)))
     assert "internal error" not in err
 
 
-@pytest.mark.parametrize(("exc", "fragment"), [
-    (MemoryError(), "out of memory"),
-    (OSError(28, "No space left on device"), "No space left on device"),
-])
+@pytest.mark.parametrize(
+    ("exc", "fragment"),
+    [
+        (MemoryError(), "out of memory"),
+        (OSError(28, "No space left on device"), "No space left on device"),
+    ],
+)
 def test_memory_and_disk_failures_anywhere_are_exit_2(exc, fragment, capsys, monkeypatch):
     from vfmstudio.commands import formats
 
@@ -526,11 +587,25 @@ def one_image(tmp_path):
 
 
 @pytest.mark.parametrize("points", ["nan,nan", "inf,3", "1,2; -inf,4"])
-def test_non_finite_points_are_refused_before_the_output_folder_exists(points, one_image, tmp_path, capsys,
-                                                                       monkeypatch, dinov2):
+def test_non_finite_points_are_refused_before_the_output_folder_exists(
+    points, one_image, tmp_path, capsys, monkeypatch, dinov2
+):
     monkeypatch.setenv("VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD", "1")
-    code, _, err = cli(capsys, "batch", one_image, "--tool", "dinov2.similarity", "--model", dinov2,
-                       "--param", f"points={points}", "--device", "cpu", "--out", tmp_path / "out")
+    code, _, err = cli(
+        capsys,
+        "batch",
+        one_image,
+        "--tool",
+        "dinov2.similarity",
+        "--model",
+        dinov2,
+        "--param",
+        f"points={points}",
+        "--device",
+        "cpu",
+        "--out",
+        tmp_path / "out",
+    )
     one_error_line(code, err, "parameter 'points': point coordinates must be finite numbers")
     assert not (tmp_path / "out").exists()
 
@@ -544,7 +619,9 @@ def test_points_given_as_python_values_are_checked_too():
         param.coerce([(float("nan"), 1.0)])
 
 
-def test_a_batch_that_hit_a_full_disk_on_its_manifest_resumes(one_image, tmp_path, capsys, monkeypatch, dinov2):
+def test_a_batch_that_hit_a_full_disk_on_its_manifest_resumes(
+    one_image, tmp_path, capsys, monkeypatch, dinov2
+):
     import errno
 
     monkeypatch.setenv("VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD", "1")
@@ -552,8 +629,21 @@ def test_a_batch_that_hit_a_full_disk_on_its_manifest_resumes(one_image, tmp_pat
     def full_disk(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    argv = ["batch", one_image, "--tool", "dinov2.pca", "--model", dinov2, "--param", "resolution=28",
-            "--device", "cpu", "--out", tmp_path / "out", "--json"]
+    argv = [
+        "batch",
+        one_image,
+        "--tool",
+        "dinov2.pca",
+        "--model",
+        dinov2,
+        "--param",
+        "resolution=28",
+        "--device",
+        "cpu",
+        "--out",
+        tmp_path / "out",
+        "--json",
+    ]
     with monkeypatch.context() as patch:  # the first write to reach the disk is the manifest's
         patch.setattr(os, "fsync", full_disk)
         code, _, err = cli(capsys, *argv)
@@ -564,14 +654,30 @@ def test_a_batch_that_hit_a_full_disk_on_its_manifest_resumes(one_image, tmp_pat
     assert json.loads(out)["done"] == 1, out
 
 
-def test_a_resume_clears_leftovers_of_a_run_killed_before_its_manifest(one_image, tmp_path, capsys, monkeypatch,
-                                                                        dinov2):
+def test_a_resume_clears_leftovers_of_a_run_killed_before_its_manifest(
+    one_image, tmp_path, capsys, monkeypatch, dinov2
+):
     monkeypatch.setenv("VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD", "1")
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / ".tmp-999-1-manifest.json").write_text('{"form')  # SIGKILL mid-write (old naming)
     (tmp_path / "out" / ".manifest.json.k2j3h4.tmp").write_text('{"form')  # and core.atomic's
-    code, out, err = cli(capsys, "batch", one_image, "--tool", "dinov2.pca", "--model", dinov2,
-                         "--param", "resolution=28", "--device", "cpu", "--out", tmp_path / "out", "--resume", "--json")
+    code, out, err = cli(
+        capsys,
+        "batch",
+        one_image,
+        "--tool",
+        "dinov2.pca",
+        "--model",
+        dinov2,
+        "--param",
+        "resolution=28",
+        "--device",
+        "cpu",
+        "--out",
+        tmp_path / "out",
+        "--resume",
+        "--json",
+    )
     assert code == 0, err
     assert json.loads(out)["done"] == 1
     assert not list((tmp_path / "out").glob(".tmp-*")) and not list((tmp_path / "out").glob(".*.tmp"))
@@ -617,9 +723,22 @@ def test_run_on_a_4000x3_strip_gives_a_result_and_says_it_was_scaled(tmp_path, c
     strip = _png(tmp_path / "strip.png", w=4000, h=3)
     messages = []
     real_progress = RunContext.progress
-    monkeypatch.setattr(RunContext, "progress", lambda self, f, m="": messages.append(m) or real_progress(self, f, m))
-    code, out, err = cli(capsys, "run", "dinov2.pca", strip, "--model", dinov2, "--param", "resolution=112",
-                         "--device", "cpu", "--json")
+    monkeypatch.setattr(
+        RunContext, "progress", lambda self, f, m="": messages.append(m) or real_progress(self, f, m)
+    )
+    code, out, err = cli(
+        capsys,
+        "run",
+        "dinov2.pca",
+        strip,
+        "--model",
+        dinov2,
+        "--param",
+        "resolution=112",
+        "--device",
+        "cpu",
+        "--json",
+    )
     assert code == 0, err
     prediction = json.loads(out)
     assert prediction["tool"] == "dino.pca" and prediction["results"]
@@ -629,8 +748,9 @@ def test_run_on_a_4000x3_strip_gives_a_result_and_says_it_was_scaled(tmp_path, c
 # ------------------------------------------------------------------ item 8: an interrupted export says so
 
 
-def test_an_export_that_fails_half_way_leaves_a_marker_and_a_finished_one_does_not(sample, tmp_path, capsys,
-                                                                                   monkeypatch):
+def test_an_export_that_fails_half_way_leaves_a_marker_and_a_finished_one_does_not(
+    sample, tmp_path, capsys, monkeypatch
+):
     from vfmstudio_formats import _yolo
 
     from vfmstudio.core.exchange import INCOMPLETE_MARKER
@@ -686,8 +806,17 @@ def test_a_labelme_mask_claiming_too_many_pixels_is_one_line(tmp_path, capsys, m
     folder.mkdir()
     _png(folder / "a.png")
     mask = base64.b64encode(_png_raw(20_000, 20_000, 1, 0, None)).decode()  # 400 MP in a few bytes
-    doc = {"version": "5.4.1", "flags": {}, "imagePath": "a.png", "imageData": None, "imageHeight": 6,
-           "imageWidth": 8, "shapes": [{"label": "x", "points": [[0, 0], [7, 5]], "shape_type": "mask", "mask": mask}]}
+    doc = {
+        "version": "5.4.1",
+        "flags": {},
+        "imagePath": "a.png",
+        "imageData": None,
+        "imageHeight": 6,
+        "imageWidth": 8,
+        "shapes": [{"label": "x", "points": [[0, 0], [7, 5]], "shape_type": "mask", "mask": mask}],
+    }
     (folder / "a.json").write_text(json.dumps(doc))
-    code, _, err = cli(capsys, "import", folder / "a.json", "--format", "labelme", "--into", folder / "p.json")
+    code, _, err = cli(
+        capsys, "import", folder / "a.json", "--format", "labelme", "--into", folder / "p.json"
+    )
     one_error_line(code, err, "a.json", "20000x20000 pixels exceeds the limit")

@@ -50,16 +50,26 @@ def test_long_session_keeps_the_caches_within_budget(tmp_path, tiny_model, forwa
         Image.fromarray(rng.integers(0, 255, (48 + i % 5, 64, 3), np.uint8)).save(paths[-1])
 
     def run(svc, path, threshold="auto"):
-        return run_tool(tool, [load_image(path)], {"resolution": 28, "threshold": threshold}, model=model,
-                        device="cpu", services=svc)
+        return run_tool(
+            tool,
+            [load_image(path)],
+            {"resolution": 28, "threshold": threshold},
+            model=model,
+            device="cpu",
+            services=svc,
+        )
 
     # Measure what one image's features cost, then allow about three images' worth.
-    probe = Services(models=ByteLRUCache(1 << 30, name="models"), features=ByteLRUCache(1 << 30, name="features"))
+    probe = Services(
+        models=ByteLRUCache(1 << 30, name="models"), features=ByteLRUCache(1 << 30, name="features")
+    )
     run(probe, paths[0])
     per_image = probe.features.total_bytes
     assert per_image > 0
     budget = int(per_image * 3.5)
-    svc = Services(models=ByteLRUCache(1 << 30, name="models"), features=ByteLRUCache(budget, name="features"))
+    svc = Services(
+        models=ByteLRUCache(1 << 30, name="models"), features=ByteLRUCache(budget, name="features")
+    )
 
     rss_after = {}
     for i, path in enumerate(paths):

@@ -20,7 +20,9 @@ from vfmstudio.execution import Services, ToolError, run_tool, tool_timeout_s
 
 
 def services(budget=1 << 20):
-    return Services(models=ByteLRUCache(budget, name="models"), features=ByteLRUCache(budget, name="features"))
+    return Services(
+        models=ByteLRUCache(budget, name="models"), features=ByteLRUCache(budget, name="features")
+    )
 
 
 def cli(capsys, *argv):
@@ -52,7 +54,9 @@ def test_a_faulty_tool_is_named_and_the_next_run_works(faulty_host, small_png, t
 
 
 @pytest.mark.parametrize(("tool_id", "fragment", "user_error"), FAULTS, ids=[f[0] for f in FAULTS])
-def test_the_cli_reports_a_faulty_tool_in_one_line(faulty_host, small_png, capsys, tool_id, fragment, user_error):
+def test_the_cli_reports_a_faulty_tool_in_one_line(
+    faulty_host, small_png, capsys, tool_id, fragment, user_error
+):
     code, out, err = cli(capsys, "run", tool_id, str(small_png()))
     assert code == (2 if user_error else 1)
     assert err.count("\n") == 1 and fragment in err and tool_id in err and "Traceback" not in err
@@ -80,8 +84,13 @@ def test_a_timeout_fires_only_the_runs_own_token(faulty_host, small_png):
 
     shared = CancelToken()  # a batch passes one token to every image's run
     with pytest.raises(ToolError):
-        run_tool(faulty_host.tool("faulty.hangs"), [load_image(small_png())], services=services(),
-                 cancel=shared, timeout=0.2)
+        run_tool(
+            faulty_host.tool("faulty.hangs"),
+            [load_image(small_png())],
+            services=services(),
+            cancel=shared,
+            timeout=0.2,
+        )
     assert not shared.cancelled
 
 
@@ -92,8 +101,13 @@ def test_cancel_reaches_a_run_with_a_time_limit(faulty_host, small_png):
     threading.Timer(0.2, token.cancel).start()
     t0 = time.perf_counter()
     with pytest.raises(Cancelled):
-        run_tool(faulty_host.tool("faulty.hangs"), [load_image(small_png())], services=services(),
-                 cancel=token, timeout=30)
+        run_tool(
+            faulty_host.tool("faulty.hangs"),
+            [load_image(small_png())],
+            services=services(),
+            cancel=token,
+            timeout=30,
+        )
     assert time.perf_counter() - t0 < 2.5
 
 
@@ -117,14 +131,25 @@ def test_timeout_values():
             tool_timeout_s(bad)
 
 
-def test_batch_abandons_hung_images_and_stops_when_every_image_hangs(faulty_host, small_png, tmp_path, capsys):
+def test_batch_abandons_hung_images_and_stops_when_every_image_hangs(
+    faulty_host, small_png, tmp_path, capsys
+):
     src = tmp_path / "src"
     src.mkdir()
     for i in range(5):
         small_png(f"src/img{i}.png", seed=i)
     t0 = time.perf_counter()
-    code, _, err = cli(capsys, "batch", str(src), "--tool", "faulty.hangs", "--out", str(tmp_path / "out"),
-                       "--timeout", "0.2")
+    code, _, err = cli(
+        capsys,
+        "batch",
+        str(src),
+        "--tool",
+        "faulty.hangs",
+        "--out",
+        str(tmp_path / "out"),
+        "--timeout",
+        "0.2",
+    )
     assert time.perf_counter() - t0 < 5
     # Three identical run failures in a row stop the batch (StopRule) rather than hang it five times.
     assert code == 2 and err.count("\n") == 1 and "did not finish within 0.2 s" in err
@@ -132,15 +157,28 @@ def test_batch_abandons_hung_images_and_stops_when_every_image_hangs(faulty_host
     assert len(failures) == 3
 
 
-def test_batch_falls_back_to_per_image_runs_when_the_batched_preparation_hangs(faulty_host, small_png, tmp_path,
-                                                                              capsys):
+def test_batch_falls_back_to_per_image_runs_when_the_batched_preparation_hangs(
+    faulty_host, small_png, tmp_path, capsys
+):
     src = tmp_path / "src"
     src.mkdir()
     for i in range(4):
         small_png(f"src/img{i}.png", seed=i)
     t0 = time.perf_counter()
-    code, out, err = cli(capsys, "batch", str(src), "--tool", "faulty.slowprep", "--out", str(tmp_path / "out"),
-                         "--batch-size", "2", "--timeout", "0.3", "--json")
+    code, out, err = cli(
+        capsys,
+        "batch",
+        str(src),
+        "--tool",
+        "faulty.slowprep",
+        "--out",
+        str(tmp_path / "out"),
+        "--batch-size",
+        "2",
+        "--timeout",
+        "0.3",
+        "--json",
+    )
     assert code == 0, err
     assert time.perf_counter() - t0 < 5  # two abandoned preparations, not two 60 s hangs
     summary = json.loads(out)
@@ -152,7 +190,9 @@ def test_batch_with_a_raising_tool_lists_failures_and_finishes(faulty_host, smal
     src.mkdir()
     small_png("src/good.png")
     (src / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n")
-    code, out, err = cli(capsys, "batch", str(src), "--tool", "faulty.ok", "--out", str(tmp_path / "out"), "--json")
+    code, out, err = cli(
+        capsys, "batch", str(src), "--tool", "faulty.ok", "--out", str(tmp_path / "out"), "--json"
+    )
     assert code == 0, err
     summary = json.loads(out)
     assert (summary["done"], summary["failed"]) == (1, 1)

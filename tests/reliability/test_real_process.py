@@ -28,17 +28,26 @@ sys.exit(main(sys.argv[1:]))
 def _run(*argv, timeout=60):
     env = {**os.environ, "VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD": "1", "HF_HUB_OFFLINE": "1"}
     code = LAUNCH.format(plugin=str(HERE / "faulty_plugin.py"))
-    return subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=timeout,
-                          env=env)
+    return subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def test_a_hostile_file_is_one_line_from_the_real_command(tmp_path):
     bad = tmp_path / "page.jpg"
     bad.write_text("<html><body>not a picture</body></html>")
-    proc = subprocess.run([sys.executable, "-m", "vfmstudio", "--safe-mode", "run", "dinov2.pca", str(bad)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "vfmstudio", "--safe-mode", "run", "dinov2.pca", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
-    assert proc.stderr.count("\n") == 1 and "looks like HTML/text" in proc.stderr and "Traceback" not in proc.stderr
+    assert (
+        proc.stderr.count("\n") == 1
+        and "looks like HTML/text" in proc.stderr
+        and "Traceback" not in proc.stderr
+    )
 
 
 def test_a_hung_tool_does_not_keep_the_process_alive(tmp_path):

@@ -31,7 +31,9 @@ def photo(tmp_path):
 
 
 def fresh_services():
-    return Services(models=ByteLRUCache(1 << 30, name="models"), features=ByteLRUCache(1 << 28, name="features"))
+    return Services(
+        models=ByteLRUCache(1 << 30, name="models"), features=ByteLRUCache(1 << 28, name="features")
+    )
 
 
 @pytest.fixture
@@ -49,7 +51,9 @@ def oom_forward(monkeypatch):
         def forward(self, *args, _orig=cls.forward, **kwargs):
             state["calls"] += 1
             if state["oom"]:
-                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 8 GiB total)")
+                raise torch.cuda.OutOfMemoryError(
+                    "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 8 GiB total)"
+                )
             return _orig(self, *args, **kwargs)
 
         monkeypatch.setattr(cls, "forward", forward)
@@ -73,8 +77,19 @@ def test_gpu_oom_suggests_smaller_resolution_or_precision_and_the_next_run_works
 
 def test_gpu_oom_from_the_cli_is_one_line_exit_2(dinov2, photo, oom_forward, capsys, monkeypatch):
     monkeypatch.setenv("VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD", "1")
-    code = main(["run", "dinov2.pca", str(photo), "--model", str(dinov2), "--param", "resolution=28",
-                 "--device", "cpu"])
+    code = main(
+        [
+            "run",
+            "dinov2.pca",
+            str(photo),
+            "--model",
+            str(dinov2),
+            "--param",
+            "resolution=28",
+            "--device",
+            "cpu",
+        ]
+    )
     _, err = capsys.readouterr()
     assert code == 2 and err.count("\n") == 1 and "smaller resolution" in err and "Traceback" not in err
 
@@ -94,9 +109,13 @@ def _broken_copy(dinov2, tmp_path, how):
         (dest / "config.json").unlink()
     elif how == "missing-shard":
         # A sharded checkpoint whose index names a shard that never arrived.
-        index = {"metadata": {"total_size": weights.stat().st_size},
-                 "weight_map": {"embeddings.cls_token": "model-00001-of-00002.safetensors",
-                                "layernorm.weight": "model-00002-of-00002.safetensors"}}
+        index = {
+            "metadata": {"total_size": weights.stat().st_size},
+            "weight_map": {
+                "embeddings.cls_token": "model-00001-of-00002.safetensors",
+                "layernorm.weight": "model-00002-of-00002.safetensors",
+            },
+        }
         weights.rename(dest / "model-00001-of-00002.safetensors")
         (dest / "model.safetensors.index.json").write_text(json.dumps(index))
     elif how == "pickle-only":
@@ -105,13 +124,33 @@ def _broken_copy(dinov2, tmp_path, how):
     return dest
 
 
-@pytest.mark.parametrize("how", ["missing-weights", "garbage-weights", "truncated-weights", "missing-config",
-                                 "missing-shard", "pickle-only"])
+@pytest.mark.parametrize(
+    "how",
+    [
+        "missing-weights",
+        "garbage-weights",
+        "truncated-weights",
+        "missing-config",
+        "missing-shard",
+        "pickle-only",
+    ],
+)
 def test_broken_model_folders_give_the_clear_model_error(dinov2, tmp_path, photo, capsys, monkeypatch, how):
     monkeypatch.setenv("VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD", "1")
     model_dir = _broken_copy(dinov2, tmp_path, how)
-    code = main(["run", "dinov2.pca", str(photo), "--model", str(model_dir), "--param", "resolution=28",
-                 "--device", "cpu"])
+    code = main(
+        [
+            "run",
+            "dinov2.pca",
+            str(photo),
+            "--model",
+            str(model_dir),
+            "--param",
+            "resolution=28",
+            "--device",
+            "cpu",
+        ]
+    )
     _, err = capsys.readouterr()
     assert code == 2, err
     assert err.count("\n") == 1 and "Traceback" not in err

@@ -33,10 +33,16 @@ sys.exit(main(sys.argv[1:]))
 
 
 def vfm(*argv, isolation="always", cwd=None):
-    env = {**os.environ, "VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD": "1", "HF_HUB_OFFLINE": "1", ISOLATION_ENV: isolation}
+    env = {
+        **os.environ,
+        "VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD": "1",
+        "HF_HUB_OFFLINE": "1",
+        ISOLATION_ENV: isolation,
+    }
     code = LAUNCH.format(plugin=str(HERE / "faulty_plugin.py"))
-    return subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120,
-                          env=env, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120, env=env, cwd=cwd
+    )
 
 
 @pytest.fixture
@@ -46,12 +52,15 @@ def image(tmp_path):
     return path
 
 
-@pytest.mark.parametrize("tool_id, fragment", [
-    ("faulty.osexit", "the tool ended its worker process (exit status 0); nothing was returned"),
-    ("faulty.sysexit", "called sys.exit(0) instead of returning results"),
-    ("faulty.segfault", "the tool ended its worker process (killed by SIGSEGV)"),
-    ("faulty.patches", "masks of size"),  # the worker's patched checks do not reach the caller's
-])
+@pytest.mark.parametrize(
+    "tool_id, fragment",
+    [
+        ("faulty.osexit", "the tool ended its worker process (exit status 0); nothing was returned"),
+        ("faulty.sysexit", "called sys.exit(0) instead of returning results"),
+        ("faulty.segfault", "the tool ended its worker process (killed by SIGSEGV)"),
+        ("faulty.patches", "masks of size"),  # the worker's patched checks do not reach the caller's
+    ],
+)
 def test_a_tool_that_ends_or_fools_its_worker_fails_the_run(image, tmp_path, tool_id, fragment):
     proc = vfm("run", tool_id, str(image), "--json", "--out", str(tmp_path / "out"))
     assert proc.returncode == 1, proc.stderr
@@ -127,12 +136,17 @@ def test_batch_counts_what_was_written_when_the_tool_ends_its_worker(tmp_path):
 
 def test_builtin_tools_run_in_process_by_default(image):
     proc = vfm("run", "faulty.osexit", str(image), "--json", isolation="auto")
-    assert proc.returncode == 0 and proc.stdout == ""  # trusted code may end the process: why plugins are isolated
+    assert (
+        proc.returncode == 0 and proc.stdout == ""
+    )  # trusted code may end the process: why plugins are isolated
 
 
 def test_the_isolation_setting_is_checked(image):
     proc = vfm("run", "faulty.ok", str(image), isolation="sometimes")
-    assert proc.returncode == 2 and "VFMSTUDIO_PLUGIN_ISOLATION must be one of auto, always, never" in proc.stderr
+    assert (
+        proc.returncode == 2
+        and "VFMSTUDIO_PLUGIN_ISOLATION must be one of auto, always, never" in proc.stderr
+    )
 
 
 def test_batch_done_count_comes_from_the_files_written(faulty_host, small_png, tmp_path, capsys, monkeypatch):

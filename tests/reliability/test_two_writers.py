@@ -53,9 +53,15 @@ def _wait_for(flag, procs):
 
 def _race(tmp_path, modes):
     path = tmp_path / "vfmstudio.json"
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), name, "40", mode],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for name, mode in modes]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path), name, "40", mode],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name, mode in modes
+    ]
     for name, _ in modes:
         _wait_for(tmp_path / f"vfmstudio.json.{name}.ready", procs)
     (tmp_path / "vfmstudio.json.go").touch()

@@ -26,11 +26,28 @@ JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=20,
 )
-HOSTILE_PATHS = ["../../../../etc/passwd", "/etc/passwd", "C:\\Windows\\win.ini", "\\\\server\\share\\a.png",
-                 "a\x00b.png", "", "..", "./../x.png", "ünï/..\\..\\x.png"]
+HOSTILE_PATHS = [
+    "../../../../etc/passwd",
+    "/etc/passwd",
+    "C:\\Windows\\win.ini",
+    "\\\\server\\share\\a.png",
+    "a\x00b.png",
+    "",
+    "..",
+    "./../x.png",
+    "ünï/..\\..\\x.png",
+]
 # Raw JSON text that Python's json module does not turn into ordinary values.
-NASTY_TEXT = ["[" * 100_000 + "]" * 100_000, "9" * 5000, "1e999", "-1e999", "NaN", '"\ud800"', "\ufeff{}",
-              '{"a": ' * 50_000 + "1" + "}" * 50_000]
+NASTY_TEXT = [
+    "[" * 100_000 + "]" * 100_000,
+    "9" * 5000,
+    "1e999",
+    "-1e999",
+    "NaN",
+    '"\ud800"',
+    "\ufeff{}",
+    '{"a": ' * 50_000 + "1" + "}" * 50_000,
+]
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +56,17 @@ def formats():
 
 
 def _project_doc(images=None, labels=None, **extra):
-    return {"format": "vfmstudio-project", "version": 1, "revision": 1, "saved": "",
-            "images": images if images is not None else [{"key": "a.png", "path": "a.png", "id": "",
-                                                          "width": 4, "height": 3}],
-            "labels": labels if labels is not None else {}, **extra}
+    return {
+        "format": "vfmstudio-project",
+        "version": 1,
+        "revision": 1,
+        "saved": "",
+        "images": images
+        if images is not None
+        else [{"key": "a.png", "path": "a.png", "id": "", "width": 4, "height": 3}],
+        "labels": labels if labels is not None else {},
+        **extra,
+    }
 
 
 def _open_or_refuse(path: Path):
@@ -63,8 +87,10 @@ def test_random_json_as_a_project_is_refused_in_one_line(tmp_path_factory, doc):
 
 
 @FUZZ
-@given(field=st.sampled_from(["images", "labels", "revision", "version", "saved", "key", "path", "width", "id"]),
-       value=JSON)
+@given(
+    field=st.sampled_from(["images", "labels", "revision", "version", "saved", "key", "path", "width", "id"]),
+    value=JSON,
+)
 def test_a_project_with_one_field_of_the_wrong_type_is_refused_or_read(tmp_path_factory, field, value):
     doc = _project_doc()
     if field in ("key", "path", "width", "id"):
@@ -103,7 +129,9 @@ def test_absolute_and_odd_image_paths_in_a_project(tmp_path, bad):
     project = _open_or_refuse(path)
     if project is not None:  # only relative paths (possibly beside the project folder) get in
         rec = project.images["k"]
-        assert rec.path and not Path(rec.path).is_absolute() and "\x00" not in rec.path and ":" not in rec.path
+        assert (
+            rec.path and not Path(rec.path).is_absolute() and "\x00" not in rec.path and ":" not in rec.path
+        )
 
 
 def test_exports_of_a_hostile_project_stay_in_their_folder_and_copy_images_only(tmp_path, formats):
@@ -114,12 +142,16 @@ def test_exports_of_a_hostile_project_stay_in_their_folder_and_copy_images_only(
     (tmp_path / "secret.png").write_text("PRIVATE KEY -- not an image, named like one")
     Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(tmp_path / "outside.png")
     Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(root / "inside.png")
-    images = [{"key": "../secret.png", "path": "../secret.png", "width": 8, "height": 6},
-              {"key": "../../../outside.png", "path": "../outside.png", "width": 8, "height": 6},
-              {"key": "inside.png", "path": "inside.png", "width": 8, "height": 6}]
+    images = [
+        {"key": "../secret.png", "path": "../secret.png", "width": 8, "height": 6},
+        {"key": "../../../outside.png", "path": "../outside.png", "width": 8, "height": 6},
+        {"key": "inside.png", "path": "inside.png", "width": 8, "height": 6},
+    ]
     box = {"id": "b1", "label": "cat", "shape": {"type": "box", "x0": 1, "y0": 1, "x1": 5, "y1": 4}}
-    labels = {"classes": [{"name": "cat", "color": "#ff0000"}],
-              "annotations": {k["key"]: [dict(box, id=f"b{i}")] for i, k in enumerate(images)}}
+    labels = {
+        "classes": [{"name": "cat", "color": "#ff0000"}],
+        "annotations": {k["key"]: [dict(box, id=f"b{i}")] for i, k in enumerate(images)},
+    }
     (root / "vfmstudio.json").write_text(json.dumps(_project_doc(images=images, labels=labels)))
     project = open_project(root / "vfmstudio.json")
     before = {p for p in tmp_path.rglob("*")}
@@ -142,6 +174,7 @@ def test_exports_of_a_hostile_project_stay_in_their_folder_and_copy_images_only(
 
 
 # ------------------------------------------------------------------ annotation files
+
 
 def _import_or_refuse(formats, fmt, source):
     try:
@@ -173,9 +206,11 @@ def test_deep_nesting_and_huge_numbers_in_annotation_files(tmp_path, formats, fm
 
 @pytest.mark.parametrize("bad", HOSTILE_PATHS)
 def test_escaping_image_paths_in_annotation_files(tmp_path, formats, bad):
-    coco = {"images": [{"id": 1, "file_name": bad, "width": 4, "height": 4}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 2, 2]}],
-            "categories": [{"id": 1, "name": "cat"}]}
+    coco = {
+        "images": [{"id": 1, "file_name": bad, "width": 4, "height": 4}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 2, 2]}],
+        "categories": [{"id": 1, "name": "cat"}],
+    }
     (tmp_path / "annotations.json").write_text(json.dumps(coco))
     _import_or_refuse(formats, "coco", tmp_path / "annotations.json")
     labelme = {"version": "5.0.1", "shapes": [], "imagePath": bad, "imageHeight": 4, "imageWidth": 4}
@@ -187,18 +222,28 @@ def test_escaping_image_paths_in_annotation_files(tmp_path, formats, bad):
 
 # ------------------------------------------------------------------ XML
 
-LAUGHS = ('<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol">'
-          + "".join(f'<!ENTITY lol{i} "{("&lol%s;" % (i - 1 if i > 1 else "")) * 10}">' for i in range(1, 10))
-          + ']>\n<{root}><filename>&lol9;</filename></{root}>')
-XXE_FILE = ('<?xml version="1.0"?>\n<!DOCTYPE r [<!ENTITY xxe SYSTEM "file://{secret}">]>\n'
-            '<{root}><filename>&xxe;</filename><image id="0" name="&xxe;" width="4" height="4"/></{root}>')
-XXE_DTD = ('<?xml version="1.0"?>\n<!DOCTYPE r SYSTEM "file://{secret}">\n'
-           '<{root}><filename>a.png</filename></{root}>')
-XXE_PARAM = ('<?xml version="1.0"?>\n<!DOCTYPE r [<!ENTITY % p SYSTEM "file://{secret}"> %p;]>\n'
-             '<{root}><filename>a.png</filename></{root}>')
+LAUGHS = (
+    '<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol">'
+    + "".join(f'<!ENTITY lol{i} "{("&lol%s;" % (i - 1 if i > 1 else "")) * 10}">' for i in range(1, 10))
+    + "]>\n<{root}><filename>&lol9;</filename></{root}>"
+)
+XXE_FILE = (
+    '<?xml version="1.0"?>\n<!DOCTYPE r [<!ENTITY xxe SYSTEM "file://{secret}">]>\n'
+    '<{root}><filename>&xxe;</filename><image id="0" name="&xxe;" width="4" height="4"/></{root}>'
+)
+XXE_DTD = (
+    '<?xml version="1.0"?>\n<!DOCTYPE r SYSTEM "file://{secret}">\n'
+    "<{root}><filename>a.png</filename></{root}>"
+)
+XXE_PARAM = (
+    '<?xml version="1.0"?>\n<!DOCTYPE r [<!ENTITY % p SYSTEM "file://{secret}"> %p;]>\n'
+    "<{root}><filename>a.png</filename></{root}>"
+)
 
 
-@pytest.mark.parametrize("attack", [LAUGHS, XXE_FILE, XXE_DTD, XXE_PARAM], ids=["laughs", "xxe", "dtd", "param"])
+@pytest.mark.parametrize(
+    "attack", [LAUGHS, XXE_FILE, XXE_DTD, XXE_PARAM], ids=["laughs", "xxe", "dtd", "param"]
+)
 @pytest.mark.parametrize("fmt", ["voc", "cvat"])
 def test_hostile_xml_is_refused(tmp_path, formats, attack, fmt):
     secret = tmp_path / "secret.txt"
@@ -225,7 +270,9 @@ def test_an_external_dtd_is_refused_in_one_line(tmp_path, capsys):
 
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET")
-    (tmp_path / "annotations.xml").write_text(XXE_DTD.replace("{root}", "annotations").replace("{secret}", str(secret)))
+    (tmp_path / "annotations.xml").write_text(
+        XXE_DTD.replace("{root}", "annotations").replace("{secret}", str(secret))
+    )
     code = main(["import", str(tmp_path), "--format", "cvat", "--into", str(tmp_path / "proj.json")])
     _, err = capsys.readouterr()
     assert code == 2 and err.count("\n") == 1 and "unsafe XML (DTDForbidden)" in err
@@ -251,9 +298,16 @@ def test_adding_a_hostile_file_to_a_project_is_one_line(tmp_path, hostile_dir, n
     assert "\n" not in str(info.value) and name in str(info.value)
 
 
-@pytest.mark.parametrize("text", [NASTY_TEXT[0], NASTY_TEXT[1], json.dumps(_project_doc(labels=3.5)),
-                                  json.dumps(_project_doc(images=[{"key": "k", "path": "/etc/passwd"}]))],
-                         ids=["deep", "digits", "labels-float", "absolute-path"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        NASTY_TEXT[0],
+        NASTY_TEXT[1],
+        json.dumps(_project_doc(labels=3.5)),
+        json.dumps(_project_doc(images=[{"key": "k", "path": "/etc/passwd"}])),
+    ],
+    ids=["deep", "digits", "labels-float", "absolute-path"],
+)
 def test_the_window_session_refuses_a_hostile_project_and_never_overwrites_it(qtbot, tmp_path, text):
     from vfmstudio.qt.project_session import ProjectSession
 
@@ -269,9 +323,17 @@ def test_the_window_session_refuses_a_hostile_project_and_never_overwrites_it(qt
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
-@pytest.mark.parametrize(("fmt", "name"), [("labelme", "a.json"), ("coco", "annotations.json"),
-                                           ("cvat", "annotations.xml"), ("voc", "Annotations/a.xml"),
-                                           ("captions-jsonl", "captions.jsonl"), ("yolo", "data.yaml")])
+@pytest.mark.parametrize(
+    ("fmt", "name"),
+    [
+        ("labelme", "a.json"),
+        ("coco", "annotations.json"),
+        ("cvat", "annotations.xml"),
+        ("voc", "Annotations/a.xml"),
+        ("captions-jsonl", "captions.jsonl"),
+        ("yolo", "data.yaml"),
+    ],
+)
 def test_a_named_pipe_in_a_dataset_never_blocks_an_import(tmp_path, formats, fmt, name):
     import os
     import threading

@@ -40,7 +40,11 @@ def test_opening_the_hostile_folder_shows_each_image_or_a_message(qtbot, faulty_
             assert case.expect.fragment in text and "\n" not in text
             qtbot.waitUntil(lambda: w.current is None, timeout=5000)
     # Thumbnails of the readable ones arrive too; the unreadable ones do not stop them.
-    good = [p for p in w.browser.paths() if isinstance(by_name[p.relative_to(hostile_dir).as_posix()].expect, Loads)]
+    good = [
+        p
+        for p in w.browser.paths()
+        if isinstance(by_name[p.relative_to(hostile_dir).as_posix()].expect, Loads)
+    ]
     qtbot.waitUntil(lambda: all(w.browser.has_thumbnail(p) for p in good), timeout=15000)
     w.browser.list.setCurrentRow(w.browser.paths().index(hostile_dir / "plain.png"))
     qtbot.waitUntil(lambda: w.current is not None and w.current.path.name == "plain.png", timeout=5000)
@@ -69,14 +73,19 @@ def _open(qtbot, w, folder):
     qtbot.waitUntil(lambda: w.current is not None, timeout=5000)
 
 
-@pytest.mark.parametrize(("tool_id", "fragment"), [
-    ("faulty.raises", "the plugin tripped over its own feet"),
-    ("faulty.nan", "NaN"),
-    ("faulty.shape", "do not match image"),
-    ("faulty.notresult", "expected a list of results"),
-    ("faulty.missing", "cannot load"),
-])
-def test_a_faulty_tool_is_a_message_and_the_window_goes_on(qtbot, faulty_window, one_image, tool_id, fragment):
+@pytest.mark.parametrize(
+    ("tool_id", "fragment"),
+    [
+        ("faulty.raises", "the plugin tripped over its own feet"),
+        ("faulty.nan", "NaN"),
+        ("faulty.shape", "do not match image"),
+        ("faulty.notresult", "expected a list of results"),
+        ("faulty.missing", "cannot load"),
+    ],
+)
+def test_a_faulty_tool_is_a_message_and_the_window_goes_on(
+    qtbot, faulty_window, one_image, tool_id, fragment
+):
     w = faulty_window
     _open(qtbot, w, one_image)
     w.submit_tool(w.host.tool(tool_id), {})
@@ -91,8 +100,9 @@ def test_a_hung_tool_is_abandoned_after_the_window_time_limit(qtbot, faulty_wind
     assert w.tool_timeout_s() == 0.5
     _open(qtbot, w, one_image)
     w.submit_tool(w.host.tool("faulty.hangs"), {})
-    qtbot.waitUntil(lambda: any("did not finish within 0.5 s" in t for t in w.messages.texts("error")),
-                    timeout=5000)
+    qtbot.waitUntil(
+        lambda: any("did not finish within 0.5 s" in t for t in w.messages.texts("error")), timeout=5000
+    )
     run_ok(qtbot, w, scale=2.0)  # a fresh inference thread took over the queue
 
 
@@ -113,7 +123,8 @@ def test_window_time_limit_setting_values(faulty_window, monkeypatch):
 
 
 def test_gpu_out_of_memory_in_the_window_suggests_a_remedy_and_the_next_run_works(
-        qtbot, faulty_window, one_image, tiny_model, monkeypatch):
+    qtbot, faulty_window, one_image, tiny_model, monkeypatch
+):
     import torch
     import transformers
 

@@ -35,12 +35,16 @@ def _edit_unsaved(qtbot, w, folder):
     return session
 
 
-@pytest.mark.parametrize("tool_id, fragment", [
-    ("faulty.osexit", "ended its worker process (exit status 0)"),
-    ("faulty.segfault", "ended its worker process (killed by SIGSEGV)"),
-])
-def test_edits_before_a_tool_that_ends_its_process_are_kept(qtbot, faulty_window, folder, monkeypatch, tool_id,
-                                                             fragment):
+@pytest.mark.parametrize(
+    "tool_id, fragment",
+    [
+        ("faulty.osexit", "ended its worker process (exit status 0)"),
+        ("faulty.segfault", "ended its worker process (killed by SIGSEGV)"),
+    ],
+)
+def test_edits_before_a_tool_that_ends_its_process_are_kept(
+    qtbot, faulty_window, folder, monkeypatch, tool_id, fragment
+):
     monkeypatch.setenv(ISOLATION_ENV, "always")  # the faulty plugin as a third-party plugin runs by default
     w = faulty_window
     session = _edit_unsaved(qtbot, w, folder)

@@ -24,7 +24,8 @@ from vfmstudio.core.annotations import (
 from vfmstudio.core.results import Classification, Detections, Heatmap, Masks, Prediction, Text
 
 masks_2d = st.integers(1, 24).flatmap(
-    lambda h: st.integers(1, 24).flatmap(lambda w: arrays(np.bool_, (h, w))))
+    lambda h: st.integers(1, 24).flatmap(lambda w: arrays(np.bool_, (h, w)))
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -32,7 +33,9 @@ masks_2d = st.integers(1, 24).flatmap(
 def test_mask_to_polygons_rasterises_back_exactly(mask):
     parts = geometry.mask_to_parts(mask)
     assert np.array_equal(geometry.rasterize_parts(parts, *mask.shape), mask)
-    assert sum(geometry.ring_area(e) - sum(-geometry.ring_area(h) for h in hs) for e, hs in parts) == mask.sum()
+    assert (
+        sum(geometry.ring_area(e) - sum(-geometry.ring_area(h) for h in hs) for e, hs in parts) == mask.sum()
+    )
 
 
 def test_holes_and_parts_are_found():
@@ -52,7 +55,7 @@ def test_holes_and_parts_are_found():
 
 def test_simplification_bounds_the_deviation():
     yy, xx = np.mgrid[0:200, 0:200]
-    disk = (yy - 100) ** 2 + (xx - 100) ** 2 < 70 ** 2
+    disk = (yy - 100) ** 2 + (xx - 100) ** 2 < 70**2
     exact = geometry.mask_to_parts(disk)[0][0]
     simple = geometry.mask_to_parts(disk, tolerance=1.0)[0][0]
     assert len(simple) < len(exact) / 5
@@ -66,16 +69,19 @@ def test_rasterize_follows_pixel_centres():
     assert Box(0, 0, 2, 2).to_mask(3, 3).sum() == 4
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: Box(5, 0, 1, 1), "x1 >= x0"),
-    (lambda: Box(0, 0, float("nan"), 1), "finite"),
-    (lambda: Polygon.simple([(0, 0), (1, 1)]), "at least 3 points"),
-    (lambda: Polygon(()), "at least one part"),
-    (lambda: Points(()), "at least one point"),
-    (lambda: Mask(2, 2, (1, 1)), "do not cover"),
-    (lambda: LabelClass("x", "red"), "#rrggbb"),
-    (lambda: Annotation("im", "", Box(0, 0, 1, 1)), "class label"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: Box(5, 0, 1, 1), "x1 >= x0"),
+        (lambda: Box(0, 0, float("nan"), 1), "finite"),
+        (lambda: Polygon.simple([(0, 0), (1, 1)]), "at least 3 points"),
+        (lambda: Polygon(()), "at least one part"),
+        (lambda: Points(()), "at least one point"),
+        (lambda: Mask(2, 2, (1, 1)), "do not cover"),
+        (lambda: LabelClass("x", "red"), "#rrggbb"),
+        (lambda: Annotation("im", "", Box(0, 0, 1, 1)), "class label"),
+    ],
+)
 def test_invalid_shapes_are_refused_with_a_reason(make, message):
     with pytest.raises(AnnotationError, match=message):
         make()
@@ -119,13 +125,19 @@ def _prediction() -> Prediction:
     masks[0, 1:4, 1:4] = True
     masks[1, 2:6, 4:8] = True
     masks[1, 3:5, 5:7] = False  # a hole
-    return Prediction("dinov2.segment", "facebook/dinov2-small", ("img-id",), (
-        Detections(np.array([[0, 0, 2, 2], [1, 1, 5, 5]]), ("cat", "dog"), np.array([0.9, 0.3])),
-        Masks(masks, ("cat", "dog"), np.array([0.8, 0.6])),
-        Classification(("indoor", "outdoor"), np.array([0.2, 0.7])),
-        Text("a cat and a dog"),
-        Heatmap(np.zeros((2, 2))),  # not acceptable: ignored
-    ), params={"threshold": 0.5})
+    return Prediction(
+        "dinov2.segment",
+        "facebook/dinov2-small",
+        ("img-id",),
+        (
+            Detections(np.array([[0, 0, 2, 2], [1, 1, 5, 5]]), ("cat", "dog"), np.array([0.9, 0.3])),
+            Masks(masks, ("cat", "dog"), np.array([0.8, 0.6])),
+            Classification(("indoor", "outdoor"), np.array([0.2, 0.7])),
+            Text("a cat and a dog"),
+            Heatmap(np.zeros((2, 2))),  # not acceptable: ignored
+        ),
+        params={"threshold": 0.5},
+    )
 
 
 def test_accept_all_keeps_provenance():
@@ -140,8 +152,14 @@ def test_accept_all_keeps_provenance():
 
 
 def test_accept_selected_items_above_a_score_as_polygons():
-    got = accept_prediction(_prediction(), "a.png", select=[(1, 1), (0, 0), (0, 1), (2, 0)], min_score=0.5,
-                            masks_as_polygons=True, tolerance=0)
+    got = accept_prediction(
+        _prediction(),
+        "a.png",
+        select=[(1, 1), (0, 0), (0, 1), (2, 0)],
+        min_score=0.5,
+        masks_as_polygons=True,
+        tolerance=0,
+    )
     assert [(a.label, a.shape.kind) for a in got.annotations] == [("cat", "box"), ("dog", "polygon")]
     poly = got.annotations[1].shape
     assert poly.has_holes and np.array_equal(poly.to_mask(6, 8), _prediction().results[1].masks[1])
@@ -160,8 +178,13 @@ def test_annotations_at_a_point_topmost_first():
 
     labels = LabelSet()
     box = labels.add(Annotation("a.png", "cat", Box(0, 0, 10, 10)))
-    ring = labels.add(Annotation("a.png", "dog", Polygon((PolygonPart([(2, 2), (8, 2), (8, 8), (2, 8)],
-                                                                      ([(4, 4), (6, 4), (6, 6), (4, 6)],)),))))
+    ring = labels.add(
+        Annotation(
+            "a.png",
+            "dog",
+            Polygon((PolygonPart([(2, 2), (8, 2), (8, 8), (2, 8)], ([(4, 4), (6, 4), (6, 6), (4, 6)],)),)),
+        )
+    )
     m = np.zeros((12, 12), dtype=bool)
     m[5, 5] = True
     mask = labels.add(Annotation("a.png", "cat", Mask.from_array(m)))

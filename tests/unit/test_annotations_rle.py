@@ -14,7 +14,9 @@ from vfmstudio.core import rle
 # pycocotools 2.0 decodes through numpy with a deprecated __array__ call; not ours to fix
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
-masks_2d = st.integers(1, 40).flatmap(lambda h: st.integers(1, 40).flatmap(lambda w: arrays(np.bool_, (h, w))))
+masks_2d = st.integers(1, 40).flatmap(
+    lambda h: st.integers(1, 40).flatmap(lambda w: arrays(np.bool_, (h, w)))
+)
 
 
 def _theirs(mask: np.ndarray) -> dict:
@@ -29,8 +31,9 @@ def test_encode_equals_pycocotools(mask):
     assert ours["size"] == list(theirs["size"])
     assert rle.area(ours) == int(mask_util.area(theirs))
     assert np.array_equal(rle.decode({"size": theirs["size"], "counts": theirs["counts"]}), mask)
-    assert np.array_equal(mask_util.decode({"size": ours["size"], "counts": ours["counts"].encode()}).astype(bool),
-                          mask)
+    assert np.array_equal(
+        mask_util.decode({"size": ours["size"], "counts": ours["counts"].encode()}).astype(bool), mask
+    )
 
 
 def test_large_runs_and_blocks():

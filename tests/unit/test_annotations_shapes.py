@@ -63,8 +63,15 @@ def test_polyline_and_keypoints_validate_and_cover_no_area():
         Skeleton(("a",), ((0, 1),))
 
 
-@pytest.mark.parametrize("shape", [RotatedBox(5, 6, 7, 8, 9), Ellipse(1, 2, 3, 4, 5), Polyline(((0, 0), (1, 1))),
-                                   Keypoints(((1, 1), (2, 2)), (2, 0), ("x", "y"))])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        RotatedBox(5, 6, 7, 8, 9),
+        Ellipse(1, 2, 3, 4, 5),
+        Polyline(((0, 0), (1, 1))),
+        Keypoints(((1, 1), (2, 2)), (2, 0), ("x", "y")),
+    ],
+)
 def test_new_shapes_survive_json_and_a_project_file(tmp_path, shape):
     assert shape_from_json(shape.to_json()) == shape
     project = open_project(tmp_path / "p.json", create=True)
@@ -96,8 +103,10 @@ def test_loss_report_words():
     r.kept["keypoints"] = 1
     r.converted[("circle", "polygon")] = 2
     r.dropped[("polyline", "COCO cannot hold them")] = 1
-    assert r.summary() == ("kept 1 keypoint set, 3 rotated boxes; converted 2 circles to polygons; "
-                           "dropped 1 polyline (COCO cannot hold them)")
+    assert r.summary() == (
+        "kept 1 keypoint set, 3 rotated boxes; converted 2 circles to polygons; "
+        "dropped 1 polyline (COCO cannot hold them)"
+    )
     assert noun("box", 2) == "2 boxes" and noun("odd_kind", 1) == "1 odd kind"
 
 

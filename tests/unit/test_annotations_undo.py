@@ -49,26 +49,52 @@ def shapes(draw):
 def edits(draw, labels: LabelSet):
     """One random command for the current state (some of them are refused: that is tested too)."""
     ids = [a.id for a in labels.annotations()]
-    kind = draw(st.sampled_from(["add", "remove", "move", "reshape", "relabel", "paint", "tags", "caption",
-                                 "add_class", "remove_class", "edit_class", "accept"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "add",
+                "remove",
+                "move",
+                "reshape",
+                "relabel",
+                "paint",
+                "tags",
+                "caption",
+                "add_class",
+                "remove_class",
+                "edit_class",
+                "accept",
+            ]
+        )
+    )
     if kind == "add" or not ids and kind in ("remove", "move", "reshape", "relabel", "paint"):
-        anns = [Annotation(draw(st.sampled_from(IMAGES)), draw(st.sampled_from(NAMES)), draw(shapes()))
-                for _ in range(draw(st.integers(1, 3)))]
+        anns = [
+            Annotation(draw(st.sampled_from(IMAGES)), draw(st.sampled_from(NAMES)), draw(shapes()))
+            for _ in range(draw(st.integers(1, 3)))
+        ]
         return C.AddAnnotations(anns)
     if kind == "remove":
         return C.RemoveAnnotations(draw(st.lists(st.sampled_from(ids), min_size=1, max_size=3)))
     if kind == "move":
-        return C.move(labels, draw(st.lists(st.sampled_from(ids), min_size=1, max_size=2)), draw(coord), -draw(coord))
+        return C.move(
+            labels, draw(st.lists(st.sampled_from(ids), min_size=1, max_size=2)), draw(coord), -draw(coord)
+        )
     if kind == "reshape":
         ann = labels.get(draw(st.sampled_from(ids)))
         if isinstance(ann.shape, Polygon) and draw(st.booleans()):
             n = len(ann.shape.parts[0].exterior)
-            return C.set_shape(labels, ann.id, ann.shape.with_vertex(0, 0, draw(st.integers(0, n - 1)),
-                                                                      (draw(coord), draw(coord))))
+            return C.set_shape(
+                labels,
+                ann.id,
+                ann.shape.with_vertex(0, 0, draw(st.integers(0, n - 1)), (draw(coord), draw(coord))),
+            )
         return C.set_shape(labels, ann.id, draw(shapes()))
     if kind == "relabel":
-        return C.change_label(labels, draw(st.lists(st.sampled_from(ids), min_size=1, max_size=3)),
-                              draw(st.sampled_from(NAMES + ("fish",))))
+        return C.change_label(
+            labels,
+            draw(st.lists(st.sampled_from(ids), min_size=1, max_size=3)),
+            draw(st.sampled_from(NAMES + ("fish",))),
+        )
     if kind == "paint":
         masks = [i for i in ids if isinstance(labels.get(i).shape, Mask)]
         if not masks:
@@ -76,7 +102,9 @@ def edits(draw, labels: LabelSet):
         stroke = C.brush_stroke(H, W, [(draw(coord), draw(coord)), (draw(coord), draw(coord))], 1.5)
         return C.paint_mask(labels, draw(st.sampled_from(masks)), stroke, erase=draw(st.booleans()))
     if kind == "tags":
-        return C.SetTags(draw(st.sampled_from(IMAGES)), draw(st.lists(st.sampled_from(["x", "y", "z"]), max_size=3)))
+        return C.SetTags(
+            draw(st.sampled_from(IMAGES)), draw(st.lists(st.sampled_from(["x", "y", "z"]), max_size=3))
+        )
     if kind == "caption":
         return C.SetCaption(draw(st.sampled_from(IMAGES)), draw(st.sampled_from(["", "a cat", "two dogs"])))
     if kind == "add_class":
@@ -84,12 +112,24 @@ def edits(draw, labels: LabelSet):
     if kind == "remove_class":
         return C.RemoveClass(draw(st.sampled_from(NAMES + ("fish",))))
     if kind == "edit_class":
-        return C.EditClass(draw(st.sampled_from(NAMES)), new_name=draw(st.sampled_from(NAMES + ("fish", "cow"))),
-                           color=draw(st.sampled_from([None, "#123456"])))
-    pred = Prediction("t.x", "m", ("id",), (
-        Detections(np.array([[0, 0, 2, 2], [1, 1, 3, 4]]), ("cat", "owl"), np.array([0.9, 0.4])),
-        Classification(("indoor", "outdoor"), np.array([0.3, 0.6])), Text("caption from a model")))
-    accepted = accept_prediction(pred, draw(st.sampled_from(IMAGES)), min_score=draw(st.sampled_from([None, 0.5])))
+        return C.EditClass(
+            draw(st.sampled_from(NAMES)),
+            new_name=draw(st.sampled_from(NAMES + ("fish", "cow"))),
+            color=draw(st.sampled_from([None, "#123456"])),
+        )
+    pred = Prediction(
+        "t.x",
+        "m",
+        ("id",),
+        (
+            Detections(np.array([[0, 0, 2, 2], [1, 1, 3, 4]]), ("cat", "owl"), np.array([0.9, 0.4])),
+            Classification(("indoor", "outdoor"), np.array([0.3, 0.6])),
+            Text("caption from a model"),
+        ),
+    )
+    accepted = accept_prediction(
+        pred, draw(st.sampled_from(IMAGES)), min_score=draw(st.sampled_from([None, 0.5]))
+    )
     return C.accept(accepted, labels)
 
 
@@ -120,7 +160,7 @@ def test_random_edit_sequences_undo_and_redo_exactly(data):
         except AnnotationError:
             assert labels.to_json() == before  # a refused edit changes nothing
             continue
-        del history[stack.index:]
+        del history[stack.index :]
         history.append(labels.to_json())
         assert len(history) == stack.index + 1
     # unwind everything, then replay everything

@@ -16,8 +16,15 @@ from vfmstudio.execution import Services, ToolError, run_tool
 
 
 def _image(h=6, w=8, ident="img1"):
-    return LoadedImage(path=None, pixels=np.zeros((h, w, 3), np.uint8), id=ident, width=w, height=h,
-                       format="PNG", metadata={})
+    return LoadedImage(
+        path=None,
+        pixels=np.zeros((h, w, 3), np.uint8),
+        id=ident,
+        width=w,
+        height=h,
+        format="PNG",
+        metadata={},
+    )
 
 
 @pytest.fixture
@@ -54,9 +61,14 @@ def test_successful_run_builds_the_envelope(fake_module):
 
     fake_module.ok = ok
     progress = []
-    pred = run_tool(_spec("ok", params=(Param("gain", ParamType.FLOAT, 1.0),)), [_image()], {"gain": "2.5"},
-                    params_from_text=True, on_progress=lambda f, m: progress.append((f, m)),
-                    services=Services(models=_CountingCache(), features=_CountingCache()))
+    pred = run_tool(
+        _spec("ok", params=(Param("gain", ParamType.FLOAT, 1.0),)),
+        [_image()],
+        {"gain": "2.5"},
+        params_from_text=True,
+        on_progress=lambda f, m: progress.append((f, m)),
+        services=Services(models=_CountingCache(), features=_CountingCache()),
+    )
     assert pred.tool == "fake.t" and pred.image_ids == ("img1",) and pred.device == "cpu"
     assert pred.params == {"gain": 2.5} and calls == [{"gain": 2.5}]
     assert float(pred.results[0].values[0, 0]) == 2.5
@@ -64,15 +76,26 @@ def test_successful_run_builds_the_envelope(fake_module):
     assert set(pred.timings) == {"import_s", "run_s"}
 
 
-@pytest.mark.parametrize("body, message, user", [
-    ("raise RuntimeError('kaput')", "RuntimeError: kaput", False),
-    ("return 'not a list'", "expected a list of results", False),
-    ("return [42]", "not a result type", False),
-    ("return [Text('x', image_id='other')]", "was not an input", False),
-    ("return [Masks(masks=np.zeros((1, 3, 3), bool), labels=('a',), image_id='img1')]", "do not match", False),
-    ("raise MemoryError()", "out of memory", True),
-    ("raise type('OutOfMemoryError', (RuntimeError,), {})('CUDA out of memory')", "smaller resolution", True),
-])
+@pytest.mark.parametrize(
+    "body, message, user",
+    [
+        ("raise RuntimeError('kaput')", "RuntimeError: kaput", False),
+        ("return 'not a list'", "expected a list of results", False),
+        ("return [42]", "not a result type", False),
+        ("return [Text('x', image_id='other')]", "was not an input", False),
+        (
+            "return [Masks(masks=np.zeros((1, 3, 3), bool), labels=('a',), image_id='img1')]",
+            "do not match",
+            False,
+        ),
+        ("raise MemoryError()", "out of memory", True),
+        (
+            "raise type('OutOfMemoryError', (RuntimeError,), {})('CUDA out of memory')",
+            "smaller resolution",
+            True,
+        ),
+    ],
+)
 def test_faults_become_tool_errors_naming_the_plugin(fake_module, body, message, user):
     ns = {"np": np, "Text": Text, "Masks": Masks}
     exec(f"def bad(ctx, images, params):\n    {body}\n", ns)  # noqa: S102 - builds a faulty tool for the test
@@ -87,7 +110,11 @@ def test_faults_become_tool_errors_naming_the_plugin(fake_module, body, message,
 def test_declared_result_types_are_enforced(fake_module):
     fake_module.text = lambda ctx, images, params: [Text("x")]
     with pytest.raises(ToolError, match="declares"):
-        run_tool(_spec("text", returns=("heatmap",)), [_image()], services=Services(_CountingCache(), _CountingCache()))
+        run_tool(
+            _spec("text", returns=("heatmap",)),
+            [_image()],
+            services=Services(_CountingCache(), _CountingCache()),
+        )
 
 
 def test_import_failure_and_bad_inputs(fake_module):
@@ -108,7 +135,9 @@ def test_cancel_propagates(fake_module):
 
     fake_module.slow = slow
     with pytest.raises(Cancelled):
-        run_tool(_spec("slow"), [_image()], cancel=token, services=Services(_CountingCache(), _CountingCache()))
+        run_tool(
+            _spec("slow"), [_image()], cancel=token, services=Services(_CountingCache(), _CountingCache())
+        )
 
 
 def test_masks_without_an_image_id_are_checked_against_the_input_size(fake_module):

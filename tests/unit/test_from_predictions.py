@@ -21,11 +21,22 @@ def test_each_prediction_becomes_its_image_labels(tmp_path):
     Image.new("RGB", (6, 4)).save(b)
     preds = [
         (Prediction("x.seg", None, ("id-a",), (_masks(8, 10),)), a),
-        (Prediction("x.cls", None, ("id-b",), (Classification(("dog", "cat"), np.array([0.8, 0.1]), image_id="id-b"),)), b),
+        (
+            Prediction(
+                "x.cls",
+                None,
+                ("id-b",),
+                (Classification(("dog", "cat"), np.array([0.8, 0.1]), image_id="id-b"),),
+            ),
+            b,
+        ),
     ]
     project = project_from_predictions(preds, min_score=0.5)
     assert project.root == tmp_path
-    assert {k: (r.width, r.height) for k, r in project.images.items()} == {"a.png": (10, 8), "sub/b.png": (6, 4)}
+    assert {k: (r.width, r.height) for k, r in project.images.items()} == {
+        "a.png": (10, 8),
+        "sub/b.png": (6, 4),
+    }
     anns = project.labels.annotations()
     assert [(x.image, x.label) for x in anns] == [("a.png", "cat")]
     assert project.labels.tags.get("sub/b.png") == ("dog",)

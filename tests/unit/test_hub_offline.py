@@ -162,4 +162,5 @@ def test_incomplete_sharded_snapshot(offline_cache):
     assert hub.is_cached("org/sharded")
     assert hub.resolve_local_path("org/sharded") == snapshot
 
+
 # Downloads (pull) are tested against the stand-in hub in test_download.py.

@@ -88,7 +88,9 @@ def test_approximate_search_recalls_at_least_95_percent_at_k10(tmp_path):
 
 
 def test_exact_copies_and_near_duplicates_are_grouped():
-    assert exact_copies({"a.png": "x", "b/a.png": "x", "c.png": "y", "d.png": "x"}) == [["a.png", "b/a.png", "d.png"]]
+    assert exact_copies({"a.png": "x", "b/a.png": "x", "c.png": "y", "d.png": "x"}) == [
+        ["a.png", "b/a.png", "d.png"]
+    ]
     base = unit_rows(50, 16)
     twin = base[7] + 0.01 * unit_rows(1, 16, seed=2)[0]
     vecs = np.vstack([base, twin / np.linalg.norm(twin)])

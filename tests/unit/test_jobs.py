@@ -90,8 +90,10 @@ def test_progress_partial_and_done_callbacks_run_on_worker(runner):
         fn,
         key="img1",
         source="clip.caption",
-        on_progress=lambda p: (progress.append((p.job_id, p.key, p.fraction, p.message)),
-                               where.add(threading.current_thread().name)),
+        on_progress=lambda p: (
+            progress.append((p.job_id, p.key, p.fraction, p.message)),
+            where.add(threading.current_thread().name),
+        ),
         on_partial=lambda p: partials.append(p.value),
         on_done=on_done,
     )
@@ -99,7 +101,11 @@ def test_progress_partial_and_done_callbacks_run_on_worker(runner):
     assert done == [result]  # on_done has run before result() returns
     assert result.value == "a cat" and result.key == "img1" and result.source == "clip.caption"
     jid = job.job_id
-    assert progress == [(jid, "img1", 0.25, "loading"), (jid, "img1", None, "thinking"), (jid, "img1", 1.0, "")]
+    assert progress == [
+        (jid, "img1", 0.25, "loading"),
+        (jid, "img1", None, "thinking"),
+        (jid, "img1", 1.0, ""),
+    ]
     assert partials == ["a ", "cat"]
     assert where == {THREAD_NAME}
 

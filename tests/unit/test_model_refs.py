@@ -132,14 +132,36 @@ def test_catalog_is_what_the_builtin_plugins_declare(tmp_path, monkeypatch):
     assert len(refs) == len(set(refs)) == len(host.models) > 0
     for ref in refs:
         parse_model_ref(ref)  # every catalogue id is well formed
-    assert {m["family"] for m in models} == {"dinov2", "dinov3", "clip", "siglip", "siglip2", "paligemma", "sam", "sam3"}
+    assert {m["family"] for m in models} == {
+        "dinov2",
+        "dinov3",
+        "clip",
+        "siglip",
+        "siglip2",
+        "paligemma",
+        "sam",
+        "sam3",
+    }
     assert {m["plugin"] for m in models} == {"dinov2", "clip", "paligemma", "sam"}
     assert all(m["licence"] for m in models)
     assert not any(m["cached"] for m in models)
     gated = {m["ref"] for m in models if m["gated"]}
-    assert {"google/paligemma2-3b-mix-224", "facebook/dinov3-vitb16-pretrain-lvd1689m", "facebook/sam3"} <= gated
+    assert {
+        "google/paligemma2-3b-mix-224",
+        "facebook/dinov3-vitb16-pretrain-lvd1689m",
+        "facebook/sam3",
+    } <= gated
     assert not any(r.startswith(("facebook/dinov2", "openai/", "google/siglip")) for r in gated)
-    for family in ("dinov2", "dinov3", "clip", "siglip", "siglip2", "paligemma", "sam", "sam3"):  # one default per family
+    for family in (
+        "dinov2",
+        "dinov3",
+        "clip",
+        "siglip",
+        "siglip2",
+        "paligemma",
+        "sam",
+        "sam3",
+    ):  # one default per family
         assert sum(m["default"] for m in models if m["family"] == family) == 1
     small = catalog.get_known("facebook/dinov2-small@main", host=host)
     assert small is not None and small.size == "22M"

@@ -13,9 +13,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_importing_the_api_imports_neither_torch_nor_transformers():
-    code = ("import sys, vfmstudio.plugin_api as api; assert callable(api.load_pretrained); "
-            "print(sorted(m for m in ('torch', 'transformers', 'PySide6') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    code = (
+        "import sys, vfmstudio.plugin_api as api; assert callable(api.load_pretrained); "
+        "print(sorted(m for m in ('torch', 'transformers', 'PySide6') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
     assert out.stdout.strip() == "[]"
 
 
@@ -31,8 +35,18 @@ def test_model_helpers_call_the_loader_late(monkeypatch):
     calls = []
     monkeypatch.setattr(_loading, "load_pretrained", lambda *a, **kw: calls.append((a, kw)) or ("m", "info"))
     assert plugin_api.load_pretrained("Cls", "org/model", device="cpu") == ("m", "info")
-    assert calls == [(("Cls", "org/model"), {"device": "cpu", "precision": "auto", "allow_download": True,
-                                             "attn_implementation": "sdpa", "compile": None})]
+    assert calls == [
+        (
+            ("Cls", "org/model"),
+            {
+                "device": "cpu",
+                "precision": "auto",
+                "allow_download": True,
+                "attn_implementation": "sdpa",
+                "compile": None,
+            },
+        )
+    ]
 
 
 def test_the_protocols_match_the_built_in_functions():
@@ -54,7 +68,8 @@ def test_built_in_plugins_import_vfmstudio_only_through_the_api():
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             text = line.strip()
             if text.startswith(("from vfmstudio.", "import vfmstudio.")) and not text.startswith(
-                    "from vfmstudio.plugin_api import"):
+                "from vfmstudio.plugin_api import"
+            ):
                 offenders.append(f"{path.relative_to(ROOT)}:{n}: {text}")
     assert offenders == []
 

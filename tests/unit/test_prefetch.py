@@ -20,8 +20,15 @@ PATHS = [Path(f"/imgs/{i}.png") for i in range(6)]
 
 
 def _image(path: Path) -> LoadedImage:
-    return LoadedImage(path=path, pixels=np.zeros((4, 4, 3), np.uint8), id=path.stem, width=4, height=4,
-                       format="PNG", metadata={})
+    return LoadedImage(
+        path=path,
+        pixels=np.zeros((4, 4, 3), np.uint8),
+        id=path.stem,
+        width=4,
+        height=4,
+        format="PNG",
+        metadata={},
+    )
 
 
 @pytest.fixture
@@ -48,9 +55,14 @@ def prep_module():
 
 
 def _tool(prepare=True) -> ToolSpec:
-    return ToolSpec(id="fake.t", title="T", run="fake_prefetch_mod:run", plugin="fake",
-                    params=(Param("k", ParamType.INT, default=0),),
-                    prepare="fake_prefetch_mod:prepare" if prepare else None)
+    return ToolSpec(
+        id="fake.t",
+        title="T",
+        run="fake_prefetch_mod:run",
+        plugin="fake",
+        params=(Param("k", ParamType.INT, default=0),),
+        prepare="fake_prefetch_mod:prepare" if prepare else None,
+    )
 
 
 @pytest.fixture

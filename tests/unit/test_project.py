@@ -70,8 +70,11 @@ def test_corrupt_file_is_refused_never_overwritten_and_a_backup_offered(project)
     project.save()
     garbage = b'{"format": "vfmstudio-project", "version": 1, "images": [{"ke'
     project.path.write_bytes(garbage)
-    with pytest.raises(ProjectCorruptError, match=r"vfmstudio.json: not valid JSON .*backup exists: "
-                                                  r"vfmstudio.json.bak1 \(revision 1\)") as info:
+    with pytest.raises(
+        ProjectCorruptError,
+        match=r"vfmstudio.json: not valid JSON .*backup exists: "
+        r"vfmstudio.json.bak1 \(revision 1\)",
+    ) as info:
         open_project(project.path)
     assert info.value.backup.revision == 1
     with pytest.raises(ProjectError, match="not saving over"):
@@ -87,14 +90,22 @@ def test_corrupt_file_is_refused_never_overwritten_and_a_backup_offered(project)
     assert len(aside) == 1 and aside[0].read_bytes() == garbage  # kept, never lost
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"\xff\xfe", "not UTF-8"),
-    (b"[1, 2]", "not a vfmstudio project"),
-    (b'{"format": "vfmstudio-project"}', "version is missing"),
-    (b'{"format": "vfmstudio-project", "version": 1, "images": [{"path": "x"}]}', "invalid project content"),
-    (b'{"format": "vfmstudio-project", "version": 1, "labels": {"classes": [{"name": "a"}, {"name": "a"}]}}',
-     "listed twice"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"\xff\xfe", "not UTF-8"),
+        (b"[1, 2]", "not a vfmstudio project"),
+        (b'{"format": "vfmstudio-project"}', "version is missing"),
+        (
+            b'{"format": "vfmstudio-project", "version": 1, "images": [{"path": "x"}]}',
+            "invalid project content",
+        ),
+        (
+            b'{"format": "vfmstudio-project", "version": 1, "labels": {"classes": [{"name": "a"}, {"name": "a"}]}}',
+            "listed twice",
+        ),
+    ],
+)
 def test_corrupt_files_give_one_line_reasons(tmp_path, content, message):
     path = tmp_path / "p.json"
     path.write_bytes(content)

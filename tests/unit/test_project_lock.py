@@ -27,8 +27,15 @@ def _dead_pid() -> int:
 
 
 def _write_owner(path, **fields):
-    owner = {"pid": os.getpid(), "host": socket.gethostname(), "started": "2026-01-01T00:00:00",
-             "proc_start": "", "program": "vfmstudio window", "token": "t0", **fields}
+    owner = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": "2026-01-01T00:00:00",
+        "proc_start": "",
+        "program": "vfmstudio window",
+        "token": "t0",
+        **fields,
+    }
     lock_path(path).write_text(json.dumps(owner))
 
 
@@ -37,9 +44,11 @@ def test_acquire_release_and_a_second_process_is_refused_with_the_owner_named(tm
     lock = ProjectLock(project, "vfmstudio window")
     lock.acquire()
     assert lock.held and lock.holder().pid == os.getpid()
-    code = ("import sys; from vfmstudio.core.project_lock import ProjectLock, ProjectLockedError\n"
-            f"try: ProjectLock({str(project)!r}).acquire()\n"
-            "except ProjectLockedError as e: print(e); sys.exit(3)\n")
+    code = (
+        "import sys; from vfmstudio.core.project_lock import ProjectLock, ProjectLockedError\n"
+        f"try: ProjectLock({str(project)!r}).acquire()\n"
+        "except ProjectLockedError as e: print(e); sys.exit(3)\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 3
     assert f"open for writing by vfmstudio window (pid {os.getpid()} on {socket.gethostname()}" in proc.stdout

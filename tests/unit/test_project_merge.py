@@ -38,8 +38,11 @@ def test_save_refuses_to_replace_a_file_another_writer_saved(two_copies):
     theirs.save()
     on_disk = mine.path.read_bytes()
     mine.labels.add(Annotation("a.png", "cat", Box(0, 0, 2, 2), id="mine-new"))
-    with pytest.raises(ProjectChangedOnDisk, match=r"vfmstudio.json: changed on disk by another program .*"
-                                                   r"revision 1 here, revision 2 on disk.*not saved") as info:
+    with pytest.raises(
+        ProjectChangedOnDisk,
+        match=r"vfmstudio.json: changed on disk by another program .*"
+        r"revision 1 here, revision 2 on disk.*not saved",
+    ) as info:
         mine.save()
     assert "\n" not in str(info.value)
     assert mine.path.read_bytes() == on_disk and mine.revision == 1  # nothing written, nothing moved

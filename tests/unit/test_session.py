@@ -12,11 +12,20 @@ from vfmstudio.core.tools import InputKind, ModelChoice, Param, ParamType, ToolS
 from vfmstudio.session.model import Session, placement_of, points_param
 from vfmstudio.session.requests import Refusal, RunRequest
 
-SIMILARITY = ToolSpec("fake.similarity", "Similarity", "x:y", inputs=InputKind.SET,
-                      params=(Param("points", ParamType.POINTS), Param("threshold", ParamType.FLOAT, 0.5)),
-                      models=(ModelChoice("org/small"), ModelChoice("org/big")))
-PCA = ToolSpec("fake.pca", "PCA", "x:y", params=(Param("threshold", ParamType.FLOAT, 0.5),
-                                                 Param("layer", ParamType.INT, -1)))
+SIMILARITY = ToolSpec(
+    "fake.similarity",
+    "Similarity",
+    "x:y",
+    inputs=InputKind.SET,
+    params=(Param("points", ParamType.POINTS), Param("threshold", ParamType.FLOAT, 0.5)),
+    models=(ModelChoice("org/small"), ModelChoice("org/big")),
+)
+PCA = ToolSpec(
+    "fake.pca",
+    "PCA",
+    "x:y",
+    params=(Param("threshold", ParamType.FLOAT, 0.5), Param("layer", ParamType.INT, -1)),
+)
 PAIR = ToolSpec("fake.pair", "Pair", "x:y", inputs=InputKind.PAIR)
 CAPTION = ToolSpec("fake.caption", "Caption", "x:y", params=(Param("question", ParamType.TEXT, ""),))
 
@@ -53,7 +62,11 @@ def test_missing_inputs_are_refused_with_what_is_missing(session):
     assert session.run_request(None, {}, None) == Refusal("pick a tool first")
     session.select([B])
     refusal = session.run_request(PAIR, {}, None)
-    assert isinstance(refusal, Refusal) and "two selected images" in refusal.message and "1 selected" in refusal.message
+    assert (
+        isinstance(refusal, Refusal)
+        and "two selected images" in refusal.message
+        and "1 selected" in refusal.message
+    )
     session.show(None)
     session.select([])
     assert session.run_request(PCA, {}, None) == Refusal("open an image first")
@@ -65,7 +78,10 @@ def test_a_click_runs_the_tool_before_any_run_and_stays_on_its_tab(session):
     session.record(Prediction("fake.similarity", "org/small", ("ida", "idb"), (heat("ida"), heat("idb"))))
     again = session.click_request(SIMILARITY, {"points": ((5.0, 4.0),)}, "org/small", view="image")
     assert again.live and again.params["points"] == ((5.0, 4.0),) and again.origin == "image"
-    assert placement_of(Prediction("fake.similarity", None, ("ida", "idb"), (heat("ida"),)), "image").view == "image"
+    assert (
+        placement_of(Prediction("fake.similarity", None, ("ida", "idb"), (heat("ida"),)), "image").view
+        == "image"
+    )
 
 
 def test_a_click_on_the_set_tab_runs_on_the_images_it_shows(session):
@@ -120,13 +136,16 @@ def test_forgotten_predictions_are_gone_and_come_back_on_restore(session):
     assert session.predictions_on("ida") == [pred]
 
 
-@pytest.mark.parametrize(("results", "ids", "view"), [
-    ((heat("a"), heat("b")), ("a", "b"), "set"),
-    ((Correspondences(np.zeros((1, 2)), np.zeros((1, 2)), np.ones(1)),), ("a", "b"), "pair"),
-    ((heat("a"),), ("a",), "image"),
-    ((Classification(("cat",), np.ones(1)),), ("a",), None),
-    ((Text("hi"),), ("a",), None),
-])
+@pytest.mark.parametrize(
+    ("results", "ids", "view"),
+    [
+        ((heat("a"), heat("b")), ("a", "b"), "set"),
+        ((Correspondences(np.zeros((1, 2)), np.zeros((1, 2)), np.ones(1)),), ("a", "b"), "pair"),
+        ((heat("a"),), ("a",), "image"),
+        ((Classification(("cat",), np.ones(1)),), ("a",), None),
+        ((Text("hi"),), ("a",), None),
+    ],
+)
 def test_a_new_result_brings_its_view_forward(results, ids, view):
     assert placement_of(Prediction("t.x", None, ids, results)).view == view
 
@@ -134,12 +153,19 @@ def test_a_new_result_brings_its_view_forward(results, ids, view):
 def test_labels_anchored_at_one_corner_stack_instead_of_overlapping():
     from vfmstudio.session.label_layout import place_labels
 
-    wanted = [(0.0, 0.0, 40.0, 10.0), (0.0, 0.0, 30.0, 10.0), (5.0, 3.0, 20.0, 10.0), (200.0, 0.0, 10.0, 10.0)]
+    wanted = [
+        (0.0, 0.0, 40.0, 10.0),
+        (0.0, 0.0, 30.0, 10.0),
+        (5.0, 3.0, 20.0, 10.0),
+        (200.0, 0.0, 10.0, 10.0),
+    ]
     got = place_labels(wanted)
     rects = [(x, y, w[2], w[3]) for (x, y), w in zip(got, wanted)]
     for i, a in enumerate(rects):
-        for b in rects[i + 1:]:
-            assert not (a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3])
+        for b in rects[i + 1 :]:
+            assert not (
+                a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+            )
     assert got[0] == (0.0, 0.0) and got[3] == (200.0, 0.0)  # labels that fit stay where they were
     assert all(y >= w[1] for (_, y), w in zip(got, wanted))
 
@@ -151,10 +177,19 @@ def test_propagate_takes_the_annotations_on_view_as_its_reference_with_class_nam
     from vfmstudio.core.results import result_from_json
     from vfmstudio.session.propagate import masks_of_annotations, propagate_request
 
-    tool = ToolSpec("dinov2.propagate", "Propagate", "x:y", inputs=InputKind.SET,
-                    params=(Param("masks", ParamType.STR, required=True), Param("k", ParamType.INT, 5)))
-    anns = [Annotation("a.png", "cat", Box(0, 0, 4, 4)), Annotation("a.png", "cat", Box(6, 6, 8, 8)),
-            Annotation("a.png", "dog", Box(4, 0, 8, 2)), Annotation("a.png", "dot", Points(((1.0, 1.0),)))]
+    tool = ToolSpec(
+        "dinov2.propagate",
+        "Propagate",
+        "x:y",
+        inputs=InputKind.SET,
+        params=(Param("masks", ParamType.STR, required=True), Param("k", ParamType.INT, 5)),
+    )
+    anns = [
+        Annotation("a.png", "cat", Box(0, 0, 4, 4)),
+        Annotation("a.png", "cat", Box(6, 6, 8, 8)),
+        Annotation("a.png", "dog", Box(4, 0, 8, 2)),
+        Annotation("a.png", "dot", Points(((1.0, 1.0),))),
+    ]
     ref = masks_of_annotations(anns, 10, 10)
     assert ref.labels == ("cat", "dog") and ref.masks[0].sum() == 16 + 4 and ref.masks[1].sum() == 8
     assert isinstance(propagate_request(session, tool, ref, {"k": 5}, None), Refusal)  # no target selected
@@ -163,7 +198,9 @@ def test_propagate_takes_the_annotations_on_view_as_its_reference_with_class_nam
     assert req.paths == (A, B, C) and req.params["k"] == 5 and req.model == "m"
     back = result_from_json(json.loads(req.params["masks"]))
     assert back.labels == ("cat", "dog") and (back.masks == ref.masks).all()
-    assert isinstance(propagate_request(session, tool, masks_of_annotations(anns[3:], 10, 10), {}, None), Refusal)
+    assert isinstance(
+        propagate_request(session, tool, masks_of_annotations(anns[3:], 10, 10), {}, None), Refusal
+    )
 
 
 def test_a_former_tool_id_finds_the_renamed_tool():

@@ -67,7 +67,10 @@ def test_not_strict_logs_and_falls_back(caplog):
 def test_numbers_lists_and_paths_parse():
     assert settings.get("VFMSTUDIO_MAX_PIXELS", {"VFMSTUDIO_MAX_PIXELS": "1_000"}) == 1000
     assert settings.get("VFMSTUDIO_DISABLED_PLUGINS", {"VFMSTUDIO_DISABLED_PLUGINS": " a, ,b "}) == ("a", "b")
-    assert settings.get("VFMSTUDIO_PALIGEMMA_VAE", {"VFMSTUDIO_PALIGEMMA_VAE": "~/v.npz"}) == Path("~/v.npz").expanduser()
+    assert (
+        settings.get("VFMSTUDIO_PALIGEMMA_VAE", {"VFMSTUDIO_PALIGEMMA_VAE": "~/v.npz"})
+        == Path("~/v.npz").expanduser()
+    )
 
 
 def test_the_old_readers_go_through_the_one_parser(monkeypatch):
@@ -95,7 +98,9 @@ def test_every_variable_the_code_reads_is_declared():
 
 def test_readme_table_is_generated_from_the_declarations():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert settings.readme_with_table(readme) == readme, "run: python -m vfmstudio.settings --update README.md"
+    assert settings.readme_with_table(readme) == readme, (
+        "run: python -m vfmstudio.settings --update README.md"
+    )
     for name in settings.SETTINGS:
         assert f"`{name}`" in readme
 
@@ -122,5 +127,7 @@ def test_a_choice_setting_takes_its_words_in_any_case_and_refuses_others():
     name = "VFMSTUDIO_PLUGIN_ISOLATION"
     assert settings.get(name, {name: " Always "}) == "always"
     assert settings.get(name, {}) == "auto"
-    with pytest.raises(settings.SettingError, match="VFMSTUDIO_PLUGIN_ISOLATION must be one of auto, always, never"):
+    with pytest.raises(
+        settings.SettingError, match="VFMSTUDIO_PLUGIN_ISOLATION must be one of auto, always, never"
+    ):
         settings.get(name, {name: "sometimes"})

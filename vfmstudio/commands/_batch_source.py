@@ -57,7 +57,9 @@ def _batch_run(folder: Path) -> Iterator[tuple[Prediction, Path]]:
         raise UsageError(str(exc)) from None
 
 
-def project_from_predictions(folder: Path, *, min_score: float | None = None, masks_as_polygons: bool = False):
+def project_from_predictions(
+    folder: Path, *, min_score: float | None = None, masks_as_polygons: bool = False
+):
     """The predictions under ``folder`` as an in-memory project (see :mod:`vfmstudio.core.from_predictions`)."""
     from vfmstudio.core.from_predictions import project_from_predictions as build
 

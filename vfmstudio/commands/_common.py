@@ -12,9 +12,12 @@ DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
 def add_timeout_option(parser, what: str) -> None:
-    parser.add_argument("--timeout", metavar="SECONDS",
-                        help=f"abandon {what} after this many seconds, 0 for no limit "
-                             "(default $VFMSTUDIO_TOOL_TIMEOUT_S or 900)")
+    parser.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        help=f"abandon {what} after this many seconds, 0 for no limit "
+        "(default $VFMSTUDIO_TOOL_TIMEOUT_S or 900)",
+    )
 
 
 def timeout_from_args(args) -> float | None:

@@ -39,24 +39,48 @@ def _non_negative_float(text: str) -> float:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("batch", help="run a tool over a folder, list or glob of images, resumably",
-                              description="Run one tool over many images; each image's prediction is written "
-                                          "to DIR/predictions/<key>.json as soon as it exists.")
-    p.add_argument("src", metavar="SRC", help="a folder (searched recursively), a list file (one path per line) "
-                                              "or a quoted glob such as 'photos/**/*.jpg'")
+    p = subparsers.add_parser(
+        "batch",
+        help="run a tool over a folder, list or glob of images, resumably",
+        description="Run one tool over many images; each image's prediction is written "
+        "to DIR/predictions/<key>.json as soon as it exists.",
+    )
+    p.add_argument(
+        "src",
+        metavar="SRC",
+        help="a folder (searched recursively), a list file (one path per line) "
+        "or a quoted glob such as 'photos/**/*.jpg'",
+    )
     p.add_argument("--tool", required=True, help="tool id, e.g. dino.pca (see 'vfmstudio tools')")
     p.add_argument("--model", help="hub id (org/name[@revision]) or a local folder")
-    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="tool parameter (repeatable)")
+    p.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="tool parameter (repeatable)"
+    )
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
-    p.add_argument("--batch-size", type=_positive_int, default=8, metavar="N",
-                   help="images per batched forward pass (default 8)")
+    p.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=8,
+        metavar="N",
+        help="images per batched forward pass (default 8)",
+    )
     p.add_argument("--resume", action="store_true", help="continue a run in DIR, skipping finished images")
     p.add_argument("--engine", choices=("local", "ray"), default="local", help="local (default) or ray")
-    p.add_argument("--ray-address", metavar="ADDR", help="connect to this Ray cluster (default: start a local one)")
-    p.add_argument("--workers", type=_positive_int, metavar="N",
-                   help="local: image-decoding threads; ray: model actors (default 1)")
-    p.add_argument("--gpus-per-worker", type=_non_negative_float, metavar="G",
-                   help="ray: GPUs per actor (e.g. 1, or 0.5 to share one)")
+    p.add_argument(
+        "--ray-address", metavar="ADDR", help="connect to this Ray cluster (default: start a local one)"
+    )
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="local: image-decoding threads; ray: model actors (default 1)",
+    )
+    p.add_argument(
+        "--gpus-per-worker",
+        type=_non_negative_float,
+        metavar="G",
+        help="ray: GPUs per actor (e.g. 1, or 0.5 to share one)",
+    )
     p.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N images of SRC")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] | mps (default auto)")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
@@ -91,8 +115,15 @@ def build_spec(args):
     model = args.model or tool.default_model
     if model and os.path.isdir(model):  # workers may run in another folder: keep local models absolute
         model = os.path.abspath(model)
-    return RunSpec(tool=tool, params=params, model=model, out=os.path.abspath(args.out), device=args.device,
-                   precision=args.precision, timeout=timeout_from_args(args))
+    return RunSpec(
+        tool=tool,
+        params=params,
+        model=model,
+        out=os.path.abspath(args.out),
+        device=args.device,
+        precision=args.precision,
+        timeout=timeout_from_args(args),
+    )
 
 
 def run(args) -> int:
@@ -100,8 +131,9 @@ def run(args) -> int:
         return _run(args)
     except OSError as exc:  # a full disk or an output folder that became unwritable mid-run
         where = exc.filename or args.out
-        raise UsageError(f"{where}: {exc.strerror or exc} (finished images are kept; continue with --resume)") \
-            from None
+        raise UsageError(
+            f"{where}: {exc.strerror or exc} (finished images are kept; continue with --resume)"
+        ) from None
 
 
 def _run(args) -> int:
@@ -128,8 +160,13 @@ def _run(args) -> int:
             from vfmstudio.engines._ray import RayUnavailable, run_ray
 
             try:
-                progress = run_ray(plan, address=args.ray_address, workers=args.workers or 1,
-                                   gpus_per_worker=args.gpus_per_worker or 0.0, on_update=bar)
+                progress = run_ray(
+                    plan,
+                    address=args.ray_address,
+                    workers=args.workers or 1,
+                    gpus_per_worker=args.gpus_per_worker or 0.0,
+                    on_update=bar,
+                )
             except RayUnavailable as exc:
                 raise UsageError(str(exc)) from None
         else:
@@ -145,8 +182,10 @@ def _run(args) -> int:
         raise
     except KeyboardInterrupt:
         bar.close()
-        print(f"interrupted: finished images are in {plan.output.predictions}; continue with --resume",
-              file=sys.stderr)
+        print(
+            f"interrupted: finished images are in {plan.output.predictions}; continue with --resume",
+            file=sys.stderr,
+        )
         raise
     bar.close()
     summary = progress.summary(plan, args.engine)
@@ -158,8 +197,11 @@ def _run(args) -> int:
     else:
         print(describe(summary, plan.output.root))
     if missing:
-        print(f"error: {missing} images counted as done have no prediction file in {plan.output.predictions} "
-              "(continue with --resume)", file=sys.stderr)
+        print(
+            f"error: {missing} images counted as done have no prediction file in {plan.output.predictions} "
+            "(continue with --resume)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -176,9 +218,11 @@ def _count_what_was_written(summary: dict, plan) -> int:
 
 
 def describe(summary: dict, out: Path) -> str:
-    line = (f"{summary['tool']}: {summary['done']} written, {summary['failed']} failed, "
-            f"{summary['skipped']} already done, of {summary['images']} images "
-            f"in {summary['elapsed_s']:.1f} s ({summary['images_per_s']:.1f} images/s) -> {out}")
+    line = (
+        f"{summary['tool']}: {summary['done']} written, {summary['failed']} failed, "
+        f"{summary['skipped']} already done, of {summary['images']} images "
+        f"in {summary['elapsed_s']:.1f} s ({summary['images_per_s']:.1f} images/s) -> {out}"
+    )
     if summary["failed"]:
         line += f"\nfailures: {out / 'failures.jsonl'}"
     return line

@@ -14,17 +14,33 @@ from vfmstudio.commands.errors import UsageError
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("export", help="export a project or batch predictions as COCO, YOLO, VOC, ...")
-    p.add_argument("source", type=Path, metavar="PROJECT",
-                   help="project file (or its folder), or a batch output folder of prediction JSON files")
+    p.add_argument(
+        "source",
+        type=Path,
+        metavar="PROJECT",
+        help="project file (or its folder), or a batch output folder of prediction JSON files",
+    )
     p.add_argument("--format", required=True, dest="format_id", help="format id (see 'vfmstudio formats')")
     p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="format parameter (repeatable)")
-    p.add_argument("--min-score", type=float, default=None,
-                   help="batch folders: accept only predictions scoring at least this")
-    p.add_argument("--masks-as-polygons", action="store_true",
-                   help="batch folders: turn predicted masks into polygons when accepting them")
-    p.add_argument("--strict", action="store_true",
-                   help="stop with exit status 2 on any warning (a value clipped, a shape converted or dropped)")
+    p.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="format parameter (repeatable)"
+    )
+    p.add_argument(
+        "--min-score",
+        type=float,
+        default=None,
+        help="batch folders: accept only predictions scoring at least this",
+    )
+    p.add_argument(
+        "--masks-as-polygons",
+        action="store_true",
+        help="batch folders: turn predicted masks into polygons when accepting them",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop with exit status 2 on any warning (a value clipped, a shape converted or dropped)",
+    )
     p.add_argument("--json", action="store_true", help="print the files written and warnings as JSON")
     p.set_defaults(func=run)
 
@@ -66,8 +82,15 @@ def run(args) -> int:
     project = load_source(args.source, min_score=args.min_score, masks_as_polygons=args.masks_as_polygons)
     progress = Progress()
     try:
-        ctx = export_project(spec, project, args.out, parse_params(args.param), from_text=True,
-                             on_progress=progress, strict=args.strict)
+        ctx = export_project(
+            spec,
+            project,
+            args.out,
+            parse_params(args.param),
+            from_text=True,
+            on_progress=progress,
+            strict=args.strict,
+        )
     except (FormatError, ParamError) as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:  # a full disk, a read-only folder: the project itself is never written here
@@ -77,11 +100,24 @@ def run(args) -> int:
     for w in ctx.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if args.json:
-        print(json.dumps({"format": spec.id, "out": str(args.out), "images": len(project.images),
-                          "annotations": len(project.labels), "files": [str(f) for f in ctx.files],
-                          "warnings": ctx.warnings, "report": ctx.report.to_json()}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "format": spec.id,
+                    "out": str(args.out),
+                    "images": len(project.images),
+                    "annotations": len(project.labels),
+                    "files": [str(f) for f in ctx.files],
+                    "warnings": ctx.warnings,
+                    "report": ctx.report.to_json(),
+                },
+                indent=1,
+            )
+        )
     else:
         print(f"written: {ctx.report.summary()}")
-        print(f"exported {len(project.images)} images, {len(project.labels)} annotations as {spec.id} "
-              f"to {args.out} ({len(ctx.files)} files)")
+        print(
+            f"exported {len(project.images)} images, {len(project.labels)} annotations as {spec.id} "
+            f"to {args.out} ({len(ctx.files)} files)"
+        )
     return 0

@@ -13,8 +13,11 @@ from vfmstudio.commands.errors import UsageError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("gui", help="open the studio window (the default command)",
-                              description="Open the studio window on folders and/or image files.")
+    p = subparsers.add_parser(
+        "gui",
+        help="open the studio window (the default command)",
+        description="Open the studio window on folders and/or image files.",
+    )
     p.add_argument("paths", nargs="*", metavar="PATH", help="folders or image files to open")
     p.set_defaults(func=run)
 
@@ -27,5 +30,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         from vfmstudio.qt.app import run_gui
     except ImportError as exc:  # PySide6 missing or its system libraries absent
-        raise UsageError(f"cannot start the window: {exc} (is PySide6 installed, and a display available?)") from exc
+        raise UsageError(
+            f"cannot start the window: {exc} (is PySide6 installed, and a display available?)"
+        ) from exc
     return run_gui(paths, safe_mode=bool(getattr(args, "safe_mode", False)))

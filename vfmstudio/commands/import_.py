@@ -16,11 +16,17 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("import", help="import COCO, YOLO, labelme, VOC or CVAT labels into a project")
     p.add_argument("source", type=Path, metavar="FILE_OR_DIR", help="dataset file or folder")
     p.add_argument("--format", required=True, dest="format_id", help="format id (see 'vfmstudio formats')")
-    p.add_argument("--into", required=True, type=Path, metavar="PROJECT",
-                   help="project file (created when missing)")
-    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="format parameter (repeatable)")
-    p.add_argument("--strict", action="store_true",
-                   help="stop with exit status 2 on any warning (a value clipped, a shape converted or dropped)")
+    p.add_argument(
+        "--into", required=True, type=Path, metavar="PROJECT", help="project file (created when missing)"
+    )
+    p.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="format parameter (repeatable)"
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop with exit status 2 on any warning (a value clipped, a shape converted or dropped)",
+    )
     p.add_argument("--json", action="store_true", help="print what was added as JSON")
     p.set_defaults(func=run)
 
@@ -36,8 +42,9 @@ def run(args) -> int:
     spec = format_spec(args.format_id, export=False)
     into = args.into
     if into.is_dir() and not (into / DEFAULT_NAME).is_file():  # a folder stands for its project file only
-        raise UsageError(f"{into}: is a folder, not a project file; give the project file, e.g. "
-                         f"{into / DEFAULT_NAME}")
+        raise UsageError(
+            f"{into}: is a folder, not a project file; give the project file, e.g. {into / DEFAULT_NAME}"
+        )
     # A project open for writing elsewhere (the window, another import) is refused, never raced;
     # a writer that ignores the lock is caught by the save's check (ProjectChangedOnDisk).
     lock = ProjectLock(into / DEFAULT_NAME if into.is_dir() else into, "vfmstudio import")
@@ -65,8 +72,14 @@ def _import(args, spec, into) -> int:
         raise UsageError(str(exc)) from None
     progress = Progress()
     try:
-        dataset, ctx = import_dataset(spec, args.source, parse_params(args.param), from_text=True,
-                                      on_progress=progress, strict=args.strict)
+        dataset, ctx = import_dataset(
+            spec,
+            args.source,
+            parse_params(args.param),
+            from_text=True,
+            on_progress=progress,
+            strict=args.strict,
+        )
         counts = project.merge(dataset, on_progress=lambda f, m: progress(f, f"adding {m}"))
         project.save()
     except (FormatError, ParamError, ProjectError, ImageLoadError) as exc:
@@ -79,11 +92,23 @@ def _import(args, spec, into) -> int:
     for issue in issues:
         print(f"warning: {issue}", file=sys.stderr)
     if args.json:
-        print(json.dumps({"project": str(project.path), **counts, "issues": [str(i) for i in issues],
-                          "warnings": ctx.warnings, "report": ctx.report.to_json()}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "project": str(project.path),
+                    **counts,
+                    "issues": [str(i) for i in issues],
+                    "warnings": ctx.warnings,
+                    "report": ctx.report.to_json(),
+                },
+                indent=1,
+            )
+        )
     else:
         print(f"read: {ctx.report.summary()}")
         skipped = f" ({counts['duplicates']} already in the project, skipped)" if counts["duplicates"] else ""
-        print(f"imported {counts['images']} images, {counts['annotations']} annotations{skipped}, "
-              f"{counts['classes']} new classes into {project.path}")
+        print(
+            f"imported {counts['images']} images, {counts['annotations']} annotations{skipped}, "
+            f"{counts['classes']} new classes into {project.path}"
+        )
     return 0

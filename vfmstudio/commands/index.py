@@ -19,36 +19,57 @@ def _common(p) -> None:
     p.add_argument("folder", metavar="FOLDER", help="the folder of images (searched recursively)")
     p.add_argument("--model", required=True, help="hub id or local folder of a DINOv2 or CLIP/SigLIP model")
     p.add_argument("--tool", help="embedding tool (default: dino.embed or clip.embed, from the model)")
-    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                   help="parameter of the embedding tool, e.g. pool=mean (repeatable)")
-    p.add_argument("--batch-size", type=int, default=16, metavar="N", help="images per forward pass (default 16)")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="parameter of the embedding tool, e.g. pool=mean (repeatable)",
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=16, metavar="N", help="images per forward pass (default 16)"
+    )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] | mps (default auto)")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("index", help="embed a folder's images (incrementally) for similar/duplicates",
-                              description="Embed every new or changed image of FOLDER and drop removed ones; "
-                                          "the vectors live in FOLDER/.vfmstudio/index/.")
+    p = subparsers.add_parser(
+        "index",
+        help="embed a folder's images (incrementally) for similar/duplicates",
+        description="Embed every new or changed image of FOLDER and drop removed ones; "
+        "the vectors live in FOLDER/.vfmstudio/index/.",
+    )
     _common(p)
     p.set_defaults(func=run_index)
 
-    p = subparsers.add_parser("similar", help="the images of a folder most like an image or a text",
-                              description="Rank FOLDER's images by cosine similarity to IMAGE or to --text "
-                                          "(a CLIP/SigLIP model for text).")
+    p = subparsers.add_parser(
+        "similar",
+        help="the images of a folder most like an image or a text",
+        description="Rank FOLDER's images by cosine similarity to IMAGE or to --text "
+        "(a CLIP/SigLIP model for text).",
+    )
     _common(p)
     p.add_argument("image", metavar="IMAGE", nargs="?", help="the query image (in FOLDER or anywhere)")
     p.add_argument("--text", help="a text query instead of an image")
     p.add_argument("--top", type=int, default=10, metavar="K", help="how many images to list (default 10)")
     p.set_defaults(func=run_similar)
 
-    p = subparsers.add_parser("duplicates", help="groups of identical and near-identical images in a folder",
-                              description="Exact copies (same pixels) first, then groups whose embeddings "
-                                          "are at least --threshold alike.")
+    p = subparsers.add_parser(
+        "duplicates",
+        help="groups of identical and near-identical images in a folder",
+        description="Exact copies (same pixels) first, then groups whose embeddings "
+        "are at least --threshold alike.",
+    )
     _common(p)
-    p.add_argument("--threshold", type=float, default=0.95, metavar="T",
-                   help="cosine similarity for near-duplicates, 0-1 (default 0.95)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=0.95,
+        metavar="T",
+        help="cosine similarity for near-duplicates, 0-1 (default 0.95)",
+    )
     p.set_defaults(func=run_duplicates)
 
 
@@ -77,8 +98,16 @@ def _build(args):
     bar = ProgressBar()
     try:
         params = tool.resolve_params(parse_params(args.param), from_text=True)
-        index = update_index(args.folder, model=model, tool=tool, params=params, device=args.device,
-                             precision=args.precision, batch_size=args.batch_size, on_progress=bar)
+        index = update_index(
+            args.folder,
+            model=model,
+            tool=tool,
+            params=params,
+            device=args.device,
+            precision=args.precision,
+            batch_size=args.batch_size,
+            on_progress=bar,
+        )
     except (IndexStoreError, ParamError) as exc:
         raise UsageError(str(exc)) from None
     except BatchError as exc:
@@ -87,8 +116,10 @@ def _build(args):
         raise
     except KeyboardInterrupt:
         bar.close()
-        print("interrupted: the vectors computed so far are kept; run the command again to continue",
-              file=sys.stderr)
+        print(
+            "interrupted: the vectors computed so far are kept; run the command again to continue",
+            file=sys.stderr,
+        )
         raise
     finally:
         bar.close()
@@ -106,11 +137,22 @@ def _emit(args, payload: dict, lines: list[str]) -> None:
 def run_index(args) -> int:
     index = _build(args)
     report = index.report.as_dict()
-    lines = [f"{index.folder}: {report['images']} images, {report['embedded']} embedded, "
-             f"{report['reused']} reused, {report['removed']} removed ({index.tool.id}, {index.model})"]
+    lines = [
+        f"{index.folder}: {report['images']} images, {report['embedded']} embedded, "
+        f"{report['reused']} reused, {report['removed']} removed ({index.tool.id}, {index.model})"
+    ]
     lines += [f"failed: {f['path']}: {f['reason']}" for f in report["failed"]]
-    _emit(args, {**report, "folder": str(index.folder), "tool": index.tool.id, "model": index.model,
-                 "store": str(index.store.root)}, lines)
+    _emit(
+        args,
+        {
+            **report,
+            "folder": str(index.folder),
+            "tool": index.tool.id,
+            "model": index.model,
+            "store": str(index.store.root),
+        },
+        lines,
+    )
     return 0
 
 
@@ -125,13 +167,25 @@ def _query_vector(args, index):
         raise UsageError("give a query IMAGE or --text, not both")
     host = get_host()
     if args.text:
-        text_tool = next((t for t in host.tools.values() if t.family == index.tool.family
-                          and t.inputs.value == "text" and "embedding" in t.returns), None)
+        text_tool = next(
+            (
+                t
+                for t in host.tools.values()
+                if t.family == index.tool.family and t.inputs.value == "text" and "embedding" in t.returns
+            ),
+            None,
+        )
         if text_tool is None:
             raise UsageError(f"{index.tool.id} embeds images only; text search needs a CLIP/SigLIP model")
         try:
-            pred = run_tool(text_tool, [], {"text": args.text}, model=index.model, device=args.device,
-                            precision=args.precision)
+            pred = run_tool(
+                text_tool,
+                [],
+                {"text": args.text},
+                model=index.model,
+                device=args.device,
+                precision=args.precision,
+            )
         except ToolError as exc:
             if exc.user_error:
                 raise UsageError(str(exc)) from None
@@ -143,8 +197,9 @@ def _query_vector(args, index):
         if image_id in index.store:
             return index.store.vector(image_id), str(path)
         image = load_image(path, reader=host.read_image)
-        pred = run_tool(index.tool, [image], index.params, model=index.model, device=args.device,
-                        precision=args.precision)
+        pred = run_tool(
+            index.tool, [image], index.params, model=index.model, device=args.device, precision=args.precision
+        )
     except ImageLoadError as exc:
         raise UsageError(str(exc)) from None
     except ToolError as exc:
@@ -161,8 +216,16 @@ def run_similar(args) -> int:
     vector, query = _query_vector(args, index)
     hits = index.similar(vector, args.top)
     lines = [f"{score:.4f}  {rel}" for rel, score in hits] or ["(the index is empty)"]
-    _emit(args, {"query": query, "model": index.model, "tool": index.tool.id,
-                 "results": [{"path": rel, "score": score} for rel, score in hits]}, lines)
+    _emit(
+        args,
+        {
+            "query": query,
+            "model": index.model,
+            "tool": index.tool.id,
+            "results": [{"path": rel, "score": score} for rel, score in hits],
+        },
+        lines,
+    )
     return 0
 
 

@@ -32,8 +32,10 @@ def run_list(args) -> int:
     for m in models:
         mark = "cached" if m.get("cached") else "-"
         gated = "gated" if m.get("gated") else ""
-        print(f"  {m['ref']:<46} {m.get('family', ''):<10} {m.get('size', ''):>6} {mark:<7} {gated:<6} "
-              f"{m.get('licence', '')}  ({m.get('plugin', '')})")
+        print(
+            f"  {m['ref']:<46} {m.get('family', ''):<10} {m.get('size', ''):>6} {mark:<7} {gated:<6} "
+            f"{m.get('licence', '')}  ({m.get('plugin', '')})"
+        )
     return 0
 
 
@@ -67,7 +69,9 @@ class _StderrProgress:
     def __call__(self, p) -> None:
         if not self._live:
             return
-        files = f"file {min(p.files_done + 1, p.files_total)}/{p.files_total} {p.file}" if p.files_total else ""
+        files = (
+            f"file {min(p.files_done + 1, p.files_total)}/{p.files_total} {p.file}" if p.files_total else ""
+        )
         self._out.write(f"\r\033[K{self._ref}: {p.describe()}  {files}")
         self._out.flush()
         self._drawn = True

@@ -13,10 +13,16 @@ from vfmstudio.commands.errors import UsageError
 def register(subparsers) -> None:
     p = subparsers.add_parser("run", help="run one tool on images, without the window")
     p.add_argument("tool", help="tool id, e.g. dino.pca (see 'vfmstudio tools')")
-    p.add_argument("images", nargs="*", metavar="IMAGE",
-                   help="image files or folders (their images, sorted); none for a text tool")
+    p.add_argument(
+        "images",
+        nargs="*",
+        metavar="IMAGE",
+        help="image files or folders (their images, sorted); none for a text tool",
+    )
     p.add_argument("--model", help="hub id (org/name[@revision]) or a local folder")
-    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="tool parameter (repeatable)")
+    p.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="tool parameter (repeatable)"
+    )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] | mps (default auto)")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
     p.add_argument("--out", type=Path, help="folder for prediction.json and overlay PNGs")
@@ -78,9 +84,17 @@ def run(args) -> int:
     progress = Progress()
     try:
         with stdout_to_stderr():  # what a tool prints must not end up in --json output
-            prediction = run_tool(tool, images, params, model=args.model, device=args.device,
-                                  precision=args.precision, on_progress=progress, params_from_text=True,
-                                  timeout=timeout)
+            prediction = run_tool(
+                tool,
+                images,
+                params,
+                model=args.model,
+                device=args.device,
+                precision=args.precision,
+                on_progress=progress,
+                params_from_text=True,
+                timeout=timeout,
+            )
     except ToolError as exc:
         if exc.user_error:
             raise UsageError(str(exc)) from None
@@ -120,8 +134,10 @@ def write_outputs(prediction, images, out: Path) -> list[Path]:
 
 
 def summarize(prediction) -> str:
-    lines = [f"{prediction.tool} on {', '.join(Path(p).name for p in prediction.image_paths)}"
-             f" (model {prediction.model or '-'}, device {prediction.device or '-'})"]
+    lines = [
+        f"{prediction.tool} on {', '.join(Path(p).name for p in prediction.image_paths)}"
+        f" (model {prediction.model or '-'}, device {prediction.device or '-'})"
+    ]
     for r in prediction.results:
         if r.kind == "classification":
             lines.append("  " + ", ".join(f"{lab} {s:.3f}" for lab, s in zip(r.labels[:5], r.scores[:5])))

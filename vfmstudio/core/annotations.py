@@ -143,7 +143,12 @@ class Polygon:
 
     def bbox(self) -> tuple[float, float, float, float]:
         pts = np.asarray([pt for p in self.parts for pt in p.exterior])
-        return (float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max()))
+        return (
+            float(pts[:, 0].min()),
+            float(pts[:, 1].min()),
+            float(pts[:, 0].max()),
+            float(pts[:, 1].max()),
+        )
 
     def translated(self, dx: float, dy: float) -> Polygon:
         def mv(ring: RingT) -> RingT:
@@ -165,13 +170,25 @@ class Polygon:
 
     def area(self) -> float:
         """Geometric area (holes subtracted), in square pixels."""
-        return float(sum(abs(geometry.ring_area(np.asarray(p.exterior)))
-                         - sum(abs(geometry.ring_area(np.asarray(h))) for h in p.holes) for p in self.parts))
+        return float(
+            sum(
+                abs(geometry.ring_area(np.asarray(p.exterior)))
+                - sum(abs(geometry.ring_area(np.asarray(h))) for h in p.holes)
+                for p in self.parts
+            )
+        )
 
     def to_json(self) -> dict:
-        return {"kind": self.kind,
-                "parts": [{"exterior": [list(pt) for pt in p.exterior],
-                           "holes": [[list(pt) for pt in h] for h in p.holes]} for p in self.parts]}
+        return {
+            "kind": self.kind,
+            "parts": [
+                {
+                    "exterior": [list(pt) for pt in p.exterior],
+                    "holes": [[list(pt) for pt in h] for h in p.holes],
+                }
+                for p in self.parts
+            ],
+        }
 
 
 def _check_mask_size(height: int, width: int) -> None:
@@ -182,8 +199,10 @@ def _check_mask_size(height: int, width: int) -> None:
     if height < 0 or width < 0:
         raise AnnotationError(f"mask: negative size {height}x{width}")
     if height * width > DEFAULT_MAX_PIXELS:
-        raise AnnotationError(f"mask of {width}x{height} pixels exceeds the limit of {DEFAULT_MAX_PIXELS} pixels "
-                              f"(set VFMSTUDIO_MAX_PIXELS)")
+        raise AnnotationError(
+            f"mask of {width}x{height} pixels exceeds the limit of {DEFAULT_MAX_PIXELS} pixels "
+            f"(set VFMSTUDIO_MAX_PIXELS)"
+        )
 
 
 @dataclass(frozen=True)
@@ -256,8 +275,8 @@ class Mask:
         out = np.zeros_like(arr)
         dx, dy = int(round(dx)), int(round(dy))
         h, w = arr.shape
-        src = arr[max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)]
-        out[max(0, dy):max(0, dy) + src.shape[0], max(0, dx):max(0, dx) + src.shape[1]] = src
+        src = arr[max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)]
+        out[max(0, dy) : max(0, dy) + src.shape[0], max(0, dx) : max(0, dx) + src.shape[1]] = src
         return Mask.from_array(out)
 
     def to_polygon(self, tolerance: float = 1.0, min_area: float = 0.0) -> Polygon | None:
@@ -349,9 +368,15 @@ class RotatedBox:
         """Corners in the box's own order: top-left, top-right, bottom-right, bottom-left before turning."""
         t = np.radians(self.angle)
         cos, sin = np.cos(t), np.sin(t)
-        local = ((-self.w / 2, -self.h / 2), (self.w / 2, -self.h / 2), (self.w / 2, self.h / 2),
-                 (-self.w / 2, self.h / 2))
-        return tuple((float(self.cx + x * cos - y * sin), float(self.cy + x * sin + y * cos)) for x, y in local)
+        local = (
+            (-self.w / 2, -self.h / 2),
+            (self.w / 2, -self.h / 2),
+            (self.w / 2, self.h / 2),
+            (-self.w / 2, self.h / 2),
+        )
+        return tuple(
+            (float(self.cx + x * cos - y * sin), float(self.cy + x * sin + y * cos)) for x, y in local
+        )
 
     @property
     def is_axis_aligned(self) -> bool:
@@ -407,8 +432,12 @@ class Ellipse:
         t = np.linspace(0, 2 * np.pi, n, endpoint=False)
         a = np.radians(self.angle)
         x, y = self.rx * np.cos(t), self.ry * np.sin(t)
-        return tuple(zip((self.cx + x * np.cos(a) - y * np.sin(a)).tolist(),
-                         (self.cy + x * np.sin(a) + y * np.cos(a)).tolist()))
+        return tuple(
+            zip(
+                (self.cx + x * np.cos(a) - y * np.sin(a)).tolist(),
+                (self.cy + x * np.sin(a) + y * np.cos(a)).tolist(),
+            )
+        )
 
     def bbox(self) -> tuple[float, float, float, float]:
         a = np.radians(self.angle)
@@ -432,7 +461,12 @@ class Ellipse:
         return float(np.pi * self.rx * self.ry)
 
     def to_json(self) -> dict:
-        return {"kind": self.kind, "center": [self.cx, self.cy], "radii": [self.rx, self.ry], "angle": self.angle}
+        return {
+            "kind": self.kind,
+            "center": [self.cx, self.cy],
+            "radii": [self.rx, self.ry],
+            "angle": self.angle,
+        }
 
 
 @dataclass(frozen=True)
@@ -464,7 +498,7 @@ class Polyline:
         """Shortest distance from (x, y) to the line."""
         a = np.asarray(self.points)
         p0, d = a[:-1], a[1:] - a[:-1]
-        length2 = np.maximum((d ** 2).sum(axis=1), 1e-12)
+        length2 = np.maximum((d**2).sum(axis=1), 1e-12)
         t = np.clip(((np.array([x, y]) - p0) * d).sum(axis=1) / length2, 0.0, 1.0)
         nearest = p0 + t[:, None] * d
         return float(np.hypot(nearest[:, 0] - x, nearest[:, 1] - y).min())
@@ -498,7 +532,9 @@ class Keypoints:
             raise AnnotationError("keypoints: coordinates must be finite numbers")
         vis = tuple(int(v) for v in self.visibility) or (2,) * n
         if len(vis) != n or any(v not in VISIBILITY for v in vis):
-            raise AnnotationError(f"keypoints: needs one visibility (0, 1 or 2) per point ({n}), got {list(vis)}")
+            raise AnnotationError(
+                f"keypoints: needs one visibility (0, 1 or 2) per point ({n}), got {list(vis)}"
+            )
         names = tuple(str(v) for v in self.names)
         if names and len(names) != n:
             raise AnnotationError(f"keypoints: {len(names)} names for {n} points")
@@ -524,8 +560,11 @@ class Keypoints:
         return replace(self, points=_moved(self.points, index, xy), visibility=tuple(vis))
 
     def to_json(self) -> dict:
-        out: dict[str, Any] = {"kind": self.kind, "points": [list(p) for p in self.points],
-                               "visibility": list(self.visibility)}
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "points": [list(p) for p in self.points],
+            "visibility": list(self.visibility),
+        }
         if self.names:
             out["names"] = list(self.names)
         return out
@@ -579,8 +618,11 @@ def shape_from_json(obj: Mapping) -> Shape:
         if kind == "polyline":
             return Polyline(tuple(tuple(p) for p in obj["points"]))
         if kind == "keypoints":
-            return Keypoints(tuple(tuple(p) for p in obj["points"]), tuple(obj.get("visibility") or ()),
-                             tuple(obj.get("names") or ()))
+            return Keypoints(
+                tuple(tuple(p) for p in obj["points"]),
+                tuple(obj.get("visibility") or ()),
+                tuple(obj.get("names") or ()),
+            )
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, AnnotationError):
             raise
@@ -615,9 +657,14 @@ class Provenance:
     def from_json(cls, obj: Mapping | None) -> Provenance:
         obj = obj or {}
         score = obj.get("score")
-        return cls(source=str(obj.get("source", "manual")), tool=obj.get("tool"), model=obj.get("model"),
-                    params=dict(obj.get("params") or {}), score=None if score is None else float(score),
-                    created=str(obj.get("created", "")))
+        return cls(
+            source=str(obj.get("source", "manual")),
+            tool=obj.get("tool"),
+            model=obj.get("model"),
+            params=dict(obj.get("params") or {}),
+            score=None if score is None else float(score),
+            created=str(obj.get("created", "")),
+        )
 
 
 @dataclass(frozen=True)
@@ -649,8 +696,12 @@ class Annotation:
         return replace(self, label=label)
 
     def to_json(self) -> dict:
-        out = {"id": self.id, "label": self.label, "shape": self.shape.to_json(),
-               "provenance": self.provenance.to_json()}
+        out = {
+            "id": self.id,
+            "label": self.label,
+            "shape": self.shape.to_json(),
+            "provenance": self.provenance.to_json(),
+        }
         if self.attributes:
             out["attributes"] = dict(self.attributes)
         return out
@@ -658,18 +709,42 @@ class Annotation:
     @classmethod
     def from_json(cls, image: str, obj: Mapping) -> Annotation:
         try:
-            return cls(image=image, label=str(obj["label"]), shape=shape_from_json(obj["shape"]),
-                       id=str(obj.get("id") or new_id()), provenance=Provenance.from_json(obj.get("provenance")),
-                       attributes=dict(obj.get("attributes") or {}))
+            return cls(
+                image=image,
+                label=str(obj["label"]),
+                shape=shape_from_json(obj["shape"]),
+                id=str(obj.get("id") or new_id()),
+                provenance=Provenance.from_json(obj.get("provenance")),
+                attributes=dict(obj.get("attributes") or {}),
+            )
         except KeyError as exc:
             raise AnnotationError(f"annotation on {image}: missing field {exc}") from None
 
 
 # ---------------------------------------------------------------------------------- class list
 
-PALETTE = ("#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
-           "#bcf60c", "#fabebe", "#008080", "#e6beff", "#9a6324", "#fffac8", "#800000", "#aaffc3",
-           "#808000", "#ffd8b1", "#000075", "#808080")
+PALETTE = (
+    "#e6194b",
+    "#3cb44b",
+    "#ffe119",
+    "#4363d8",
+    "#f58231",
+    "#911eb4",
+    "#46f0f0",
+    "#f032e6",
+    "#bcf60c",
+    "#fabebe",
+    "#008080",
+    "#e6beff",
+    "#9a6324",
+    "#fffac8",
+    "#800000",
+    "#aaffc3",
+    "#808000",
+    "#ffd8b1",
+    "#000075",
+    "#808080",
+)
 
 
 def default_color(name: str) -> str:
@@ -689,7 +764,9 @@ class LabelClass:
             raise AnnotationError("a class needs a non-empty name")
         object.__setattr__(self, "name", name)
         color = self.color or default_color(name)
-        if not (len(color) == 7 and color[0] == "#" and all(c in "0123456789abcdefABCDEF" for c in color[1:])):
+        if not (
+            len(color) == 7 and color[0] == "#" and all(c in "0123456789abcdefABCDEF" for c in color[1:])
+        ):
             raise AnnotationError(f"class {name!r}: colour must look like '#rrggbb', got {color!r}")
         object.__setattr__(self, "color", color.lower())
 
@@ -925,8 +1002,10 @@ class LabelSet:
                 entry["caption"] = self.captions[key]
             images[key] = entry
         extras = {k: v for k, v in sorted(self.extras.items()) if v}
-        out: dict[str, Any] = {"classes": [{"name": c.name, "color": c.color} for c in self.classes],
-                               "images": images}
+        out: dict[str, Any] = {
+            "classes": [{"name": c.name, "color": c.color} for c in self.classes],
+            "images": images,
+        }
         if extras:
             out["extras"] = extras
         if self.skeletons:
@@ -979,10 +1058,17 @@ class Accepted:
         return list(dict.fromkeys([a.label for a in self.annotations]))
 
 
-def accept_prediction(prediction: Prediction, image: str | Mapping[str, str], *,
-                      select: Iterable[tuple[int, int]] | None = None, min_score: float | None = None,
-                      masks_as_polygons: bool = False, tolerance: float = 1.0, min_area: float = 0.0,
-                      manual: bool = False) -> Accepted:
+def accept_prediction(
+    prediction: Prediction,
+    image: str | Mapping[str, str],
+    *,
+    select: Iterable[tuple[int, int]] | None = None,
+    min_score: float | None = None,
+    masks_as_polygons: bool = False,
+    tolerance: float = 1.0,
+    min_area: float = 0.0,
+    manual: bool = False,
+) -> Accepted:
     """Turn a prediction's results (all of them, or the ``select``-ed ``(result, item)`` pairs)
     into annotations with provenance.
 
@@ -1006,8 +1092,9 @@ def accept_prediction(prediction: Prediction, image: str | Mapping[str, str], *,
     def prov(score: float | None) -> Provenance:
         if manual:
             return Provenance("manual", score=score)
-        return Provenance("model", tool=prediction.tool, model=prediction.model, params=dict(prediction.params),
-                          score=score)
+        return Provenance(
+            "model", tool=prediction.tool, model=prediction.model, params=dict(prediction.params), score=score
+        )
 
     def wanted(r: int, i: int, score: float | None) -> bool:
         if chosen is not None and (r, i) not in chosen:
@@ -1020,8 +1107,11 @@ def accept_prediction(prediction: Prediction, image: str | Mapping[str, str], *,
             for i in range(len(result)):
                 score = None if result.scores is None else float(result.scores[i])
                 if wanted(r, i, score):
-                    out.annotations.append(Annotation(key, result.labels[i], Box(*result.boxes_xyxy[i].tolist()),
-                                                      provenance=prov(score)))
+                    out.annotations.append(
+                        Annotation(
+                            key, result.labels[i], Box(*result.boxes_xyxy[i].tolist()), provenance=prov(score)
+                        )
+                    )
         elif isinstance(result, Masks):
             key = key_of(result)
             for i in range(len(result)):
@@ -1065,7 +1155,6 @@ def shape_area(shape: Shape, height: int, width: int) -> int:
     return int(shape.to_mask(height, width).sum())
 
 
-
 def annotations_at(labels: LabelSet, image: str, x: float, y: float, *, tolerance: float = 3.0) -> list[str]:
     """Ids of the annotations under image point (x, y), topmost (last drawn) first.
 
@@ -1078,8 +1167,11 @@ def annotations_at(labels: LabelSet, image: str, x: float, y: float, *, toleranc
         if isinstance(s, Box):
             hit = s.x0 <= x <= s.x1 and s.y0 <= y <= s.y1
         elif isinstance(s, Polygon):
-            hit = any(geometry.point_in_ring(x, y, np.asarray(p.exterior))
-                      and not any(geometry.point_in_ring(x, y, np.asarray(h)) for h in p.holes) for p in s.parts)
+            hit = any(
+                geometry.point_in_ring(x, y, np.asarray(p.exterior))
+                and not any(geometry.point_in_ring(x, y, np.asarray(h)) for h in p.holes)
+                for p in s.parts
+            )
         elif isinstance(s, Mask):
             r, c = int(np.floor(y)), int(np.floor(x))
             hit = 0 <= r < s.height and 0 <= c < s.width and bool(s.to_array()[r, c])
@@ -1092,7 +1184,9 @@ def annotations_at(labels: LabelSet, image: str, x: float, y: float, *, toleranc
         elif isinstance(s, Keypoints):  # a point, or inside the pose's box (to move it whole)
             x0, y0, x1, y1 = s.bbox()
             hit = (x0 <= x <= x1 and y0 <= y <= y1) or min(
-                np.hypot(px - x, py - y) for (px, py), v in zip(s.points, s.visibility) if v > 0 or not s.labelled
+                np.hypot(px - x, py - y)
+                for (px, py), v in zip(s.points, s.visibility)
+                if v > 0 or not s.labelled
             ) <= tolerance
         else:
             hit = min(np.hypot(px - x, py - y) for px, py in s.points) <= tolerance

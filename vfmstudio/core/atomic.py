@@ -69,8 +69,9 @@ def temp_pattern(path: str | os.PathLike[str]) -> str:
     return f".{glob.escape(Path(path).name)}.*{_SUFFIX}"
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, fsync: bool = True,
-                       mode: int | None = None) -> None:
+def atomic_write_bytes(
+    path: str | os.PathLike[str], data: bytes, *, fsync: bool = True, mode: int | None = None
+) -> None:
     """Replace ``path`` with ``data`` atomically (old or new content, never a mix).
 
     ``mode``: permission bits of the result; default: those of the file replaced, else 0666 less
@@ -104,8 +105,14 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, fsync: bool
         _fsync_dir(path.parent)
 
 
-def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int | None = None,
-                      compact: bool = False, fsync: bool = True) -> None:
+def atomic_write_json(
+    path: str | os.PathLike[str],
+    obj: Any,
+    *,
+    indent: int | None = None,
+    compact: bool = False,
+    fsync: bool = True,
+) -> None:
     """:func:`atomic_write_bytes` of ``obj`` as UTF-8 JSON (NaN and infinity refused: not JSON)."""
     separators = (",", ":") if compact else None
     text = json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False, separators=separators)

@@ -217,7 +217,10 @@ class ByteLRUCache(Generic[K, V]):
         if not stored:
             logger.warning(
                 "%s: item %r of %d bytes exceeds the whole budget of %d bytes; not cached",
-                self.name, key, size, self._budget,
+                self.name,
+                key,
+                size,
+                self._budget,
             )
         self._release(released)
         return stored
@@ -323,7 +326,9 @@ class ByteLRUCache(Generic[K, V]):
         raw = self._sizeof(value) if nbytes is None else nbytes
         size = _as_size(raw)
         if size is None:
-            raise ValueError(f"{self.name}: size of a cache entry must be a non-negative integer, got {raw!r}")
+            raise ValueError(
+                f"{self.name}: size of a cache entry must be a non-negative integer, got {raw!r}"
+            )
         return size
 
     def _evict_locked(self) -> list[tuple[K, V]]:

@@ -58,8 +58,9 @@ class AddAnnotations(Command):
         for a in self.annotations:
             if a.id in labels:
                 raise AnnotationError(f"an annotation with id {a.id!r} already exists")
-        self._new_classes = [n for n in dict.fromkeys(a.label for a in self.annotations)
-                             if labels.get_class(n) is None]
+        self._new_classes = [
+            n for n in dict.fromkeys(a.label for a in self.annotations) if labels.get_class(n) is None
+        ]
         for name in self._new_classes:
             labels.classes.append(LabelClass(name))
         for a in self.annotations:
@@ -101,7 +102,9 @@ class UpdateAnnotations(Command):
         for a in self.new:
             if labels.get(a.id).image != a.image:
                 raise AnnotationError(f"annotation {a.id}: cannot move between images")
-        self._new_classes = [n for n in dict.fromkeys(a.label for a in self.new) if labels.get_class(n) is None]
+        self._new_classes = [
+            n for n in dict.fromkeys(a.label for a in self.new) if labels.get_class(n) is None
+        ]
         for name in self._new_classes:
             labels.classes.append(LabelClass(name))
         self._old = [labels._replace(a) for a in self.new]
@@ -120,8 +123,9 @@ def set_shape(labels: LabelSet, ann_id: str, shape: Shape, text: str = "Edit sha
 
 def move(labels: LabelSet, ids: Iterable[str], dx: float, dy: float) -> UpdateAnnotations:
     anns = [labels.get(i) for i in ids]
-    return UpdateAnnotations([a.with_shape(a.shape.translated(dx, dy)) for a in anns],
-                             f"Move {_plural(len(anns), 'annotation')}")
+    return UpdateAnnotations(
+        [a.with_shape(a.shape.translated(dx, dy)) for a in anns], f"Move {_plural(len(anns), 'annotation')}"
+    )
 
 
 def change_label(labels: LabelSet, ids: Iterable[str], label: str) -> UpdateAnnotations:
@@ -132,7 +136,9 @@ def change_label(labels: LabelSet, ids: Iterable[str], label: str) -> UpdateAnno
     return UpdateAnnotations([a.with_label(label) for a in anns], f"Set class to {label}")
 
 
-def paint_mask(labels: LabelSet, ann_id: str, stroke: np.ndarray, *, erase: bool = False) -> UpdateAnnotations:
+def paint_mask(
+    labels: LabelSet, ann_id: str, stroke: np.ndarray, *, erase: bool = False
+) -> UpdateAnnotations:
     """Brush (or erase) ``stroke`` pixels into a mask annotation."""
     ann = labels.get(ann_id)
     if not isinstance(ann.shape, Mask):
@@ -155,7 +161,11 @@ def brush_stroke(height: int, width: int, points: Sequence[tuple[float, float]],
     for a, b in segs:
         d = b - a
         length2 = float(d @ d)
-        t = np.zeros_like(cx) if length2 == 0 else np.clip(((cx - a[0]) * d[0] + (cy - a[1]) * d[1]) / length2, 0, 1)
+        t = (
+            np.zeros_like(cx)
+            if length2 == 0
+            else np.clip(((cx - a[0]) * d[0] + (cy - a[1]) * d[1]) / length2, 0, 1)
+        )
         out |= (cx - a[0] - t * d[0]) ** 2 + (cy - a[1] - t * d[1]) ** 2 <= radius * radius
     return out
 
@@ -232,7 +242,9 @@ class EditClass(Command):
         self.name = name
         self.new_name = (new_name or name).strip()
         self.color = color
-        self.text = f"Rename class {name} to {self.new_name}" if self.new_name != name else f"Edit class {name}"
+        self.text = (
+            f"Rename class {name} to {self.new_name}" if self.new_name != name else f"Edit class {name}"
+        )
         self._old: tuple[int, LabelClass] | None = None
         self._relabel: UpdateAnnotations | None = None
 
@@ -305,7 +317,7 @@ class UndoStack:
 
     def push(self, command: Command) -> None:
         command.do(self.labels)  # raises before anything is recorded when refused
-        del self._commands[self._index:]
+        del self._commands[self._index :]
         if self._clean is not None and self._clean > self._index:
             self._clean = None  # the saved state can no longer be reached
         self._commands.append(command)
@@ -361,7 +373,21 @@ class UndoStack:
 
 
 __all__ = [
-    "AddAnnotations", "AddClass", "Command", "EditClass", "Macro", "RemoveAnnotations", "RemoveClass",
-    "SetCaption", "SetTags", "UndoStack", "UpdateAnnotations", "accept", "brush_stroke", "change_label", "move",
-    "paint_mask", "set_shape",
+    "AddAnnotations",
+    "AddClass",
+    "Command",
+    "EditClass",
+    "Macro",
+    "RemoveAnnotations",
+    "RemoveClass",
+    "SetCaption",
+    "SetTags",
+    "UndoStack",
+    "UpdateAnnotations",
+    "accept",
+    "brush_stroke",
+    "change_label",
+    "move",
+    "paint_mask",
+    "set_shape",
 ]

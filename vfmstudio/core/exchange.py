@@ -32,13 +32,26 @@ class FormatError(ValueError):
 
 
 # Nouns of the things a report counts (singular, plural); other kinds are written as given.
-_NOUNS = {"box": ("box", "boxes"), "polygon": ("polygon", "polygons"), "mask": ("mask", "masks"),
-          "points": ("point set", "point sets"), "rotated_box": ("rotated box", "rotated boxes"),
-          "ellipse": ("ellipse", "ellipses"), "circle": ("circle", "circles"),
-          "polyline": ("polyline", "polylines"), "keypoints": ("keypoint set", "keypoint sets"),
-          "hole": ("hole", "holes"), "tag": ("tag", "tags"), "caption": ("caption", "captions"),
-          "attribute": ("attribute", "attributes"), "file": ("file", "files"), "line": ("line", "lines"),
-          "image": ("image", "images"), "value": ("value", "values"), "track": ("track", "tracks")}
+_NOUNS = {
+    "box": ("box", "boxes"),
+    "polygon": ("polygon", "polygons"),
+    "mask": ("mask", "masks"),
+    "points": ("point set", "point sets"),
+    "rotated_box": ("rotated box", "rotated boxes"),
+    "ellipse": ("ellipse", "ellipses"),
+    "circle": ("circle", "circles"),
+    "polyline": ("polyline", "polylines"),
+    "keypoints": ("keypoint set", "keypoint sets"),
+    "hole": ("hole", "holes"),
+    "tag": ("tag", "tags"),
+    "caption": ("caption", "captions"),
+    "attribute": ("attribute", "attributes"),
+    "file": ("file", "files"),
+    "line": ("line", "lines"),
+    "image": ("image", "images"),
+    "value": ("value", "values"),
+    "track": ("track", "tracks"),
+}
 
 
 def noun(kind: str, n: int) -> str:
@@ -56,25 +69,37 @@ class LossReport:
     can be lost without being counted.
     """
 
-    kept: Counter = field(default_factory=Counter)       # kind -> n
+    kept: Counter = field(default_factory=Counter)  # kind -> n
     converted: Counter = field(default_factory=Counter)  # (kind, to kind) -> n
-    dropped: Counter = field(default_factory=Counter)    # (kind, reason) -> n
+    dropped: Counter = field(default_factory=Counter)  # (kind, reason) -> n
 
     def summary(self) -> str:
         parts = []
         if self.kept:
             parts.append("kept " + ", ".join(noun(k, n) for k, n in sorted(self.kept.items()) if n > 0))
         if self.converted:
-            parts.append("converted " + ", ".join(f"{noun(k, n)} to {_NOUNS.get(to, (to, to))[1]}"
-                                                  for (k, to), n in sorted(self.converted.items())))
+            parts.append(
+                "converted "
+                + ", ".join(
+                    f"{noun(k, n)} to {_NOUNS.get(to, (to, to))[1]}"
+                    for (k, to), n in sorted(self.converted.items())
+                )
+            )
         if self.dropped:
-            parts.append("dropped " + ", ".join(f"{noun(k, n)} ({why})" for (k, why), n in sorted(self.dropped.items())))
+            parts.append(
+                "dropped "
+                + ", ".join(f"{noun(k, n)} ({why})" for (k, why), n in sorted(self.dropped.items()))
+            )
         return "; ".join(parts) if parts else "nothing to keep"
 
     def to_json(self) -> dict:
-        return {"kept": dict(self.kept),
-                "converted": [{"kind": k, "to": to, "count": n} for (k, to), n in sorted(self.converted.items())],
-                "dropped": [{"kind": k, "reason": why, "count": n} for (k, why), n in sorted(self.dropped.items())]}
+        return {
+            "kept": dict(self.kept),
+            "converted": [{"kind": k, "to": to, "count": n} for (k, to), n in sorted(self.converted.items())],
+            "dropped": [
+                {"kind": k, "reason": why, "count": n} for (k, why), n in sorted(self.dropped.items())
+            ],
+        }
 
 
 @dataclass
@@ -92,7 +117,9 @@ class ExchangeContext:
         if self.on_progress is not None:
             self.on_progress(None if fraction is None else max(0.0, min(1.0, float(fraction))), message)
 
-    def warn(self, message: str, *, file: str | os.PathLike[str] | None = None, line: int | None = None) -> None:
+    def warn(
+        self, message: str, *, file: str | os.PathLike[str] | None = None, line: int | None = None
+    ) -> None:
         """A warning, prefixed with the file (and line) at fault when given; each text is kept once."""
         where = "" if file is None else f"{file}: " + ("" if line is None else f"line {line}: ")
         text = where + message
@@ -102,11 +129,21 @@ class ExchangeContext:
     def converted(self, kind: str, to: str, why: str = "", n: int = 1) -> None:
         """``n`` things of ``kind`` were written as ``to`` (the nearest shape the format holds)."""
         self.report.converted[(kind, to)] += n
-        self.warn(f"{_NOUNS.get(kind, (kind, kind + 's'))[1]} written as {_NOUNS.get(to, (to, to + 's'))[1]}"
-                  + (f" ({why})" if why else ""))
+        self.warn(
+            f"{_NOUNS.get(kind, (kind, kind + 's'))[1]} written as {_NOUNS.get(to, (to, to + 's'))[1]}"
+            + (f" ({why})" if why else "")
+        )
 
-    def dropped(self, kind: str, why: str, n: int = 1, *, file: str | os.PathLike[str] | None = None,
-                line: int | None = None, detail: str = "") -> None:
+    def dropped(
+        self,
+        kind: str,
+        why: str,
+        n: int = 1,
+        *,
+        file: str | os.PathLike[str] | None = None,
+        line: int | None = None,
+        detail: str = "",
+    ) -> None:
         """``n`` things of ``kind`` were left out because ``why``; ``detail`` goes to the warning only."""
         self.report.dropped[(kind, why)] += n
         self.warn(f"{_NOUNS.get(kind, (kind, kind + 's'))[0]} skipped: {detail or why}", file=file, line=line)
@@ -120,7 +157,9 @@ def safe_join(root: str | os.PathLike[str], relative: str, *, what: str = "path"
     """``root / relative``, refusing absolute paths, drive letters and anything escaping ``root``."""
     text = str(relative).replace("\\", "/")
     if not text or text.startswith("/") or re.match(r"^[A-Za-z]:", text) or "\x00" in text:
-        raise FormatError(f"{what} {relative!r} is absolute or empty; only paths inside the dataset folder are read")
+        raise FormatError(
+            f"{what} {relative!r} is absolute or empty; only paths inside the dataset folder are read"
+        )
     base = Path(root).resolve()
     target = (base / PurePosixPath(text)).resolve()
     if target != base and base not in target.parents:
@@ -141,7 +180,9 @@ def _resolve(spec: FormatSpec, params: Mapping[str, Any] | None, from_text: bool
     known = {p.name: p for p in spec.params}
     for name in given:
         if name not in known:
-            raise ParamError(f"format {spec.id} has no parameter '{name}' (it has: {', '.join(known) or 'none'})")
+            raise ParamError(
+                f"format {spec.id} has no parameter '{name}' (it has: {', '.join(known) or 'none'})"
+            )
     out = {}
     for name, p in known.items():
         if name in given:
@@ -163,8 +204,10 @@ def _check_output_names(out: Path, params: Mapping[str, Any]) -> None:
             try:
                 safe_join(out, value, what=f"parameter '{name}'")
             except FormatError:
-                raise FormatError(f"parameter '{name}' {value!r} must be a file name inside the export folder "
-                                  f"{out} (no '..', no absolute path)") from None
+                raise FormatError(
+                    f"parameter '{name}' {value!r} must be a file name inside the export folder "
+                    f"{out} (no '..', no absolute path)"
+                ) from None
 
 
 def shape_kind(shape: Any) -> str:
@@ -206,11 +249,17 @@ def _plain_reason(exc: BaseException) -> str:
     return text or "unexpected content"
 
 
-def export_project(spec: FormatSpec, project: Any, out_dir: str | os.PathLike[str],
-                   params: Mapping[str, Any] | None = None, *, from_text: bool = False,
-                   cancel: CancelToken | None = None,
-                   on_progress: Callable[[float | None, str], None] | None = None,
-                   strict: bool = False) -> ExchangeContext:
+def export_project(
+    spec: FormatSpec,
+    project: Any,
+    out_dir: str | os.PathLike[str],
+    params: Mapping[str, Any] | None = None,
+    *,
+    from_text: bool = False,
+    cancel: CancelToken | None = None,
+    on_progress: Callable[[float | None, str], None] | None = None,
+    strict: bool = False,
+) -> ExchangeContext:
     """Export ``project`` with ``spec``'s exporter; returns the context (files written, warnings
     and the loss report). ``strict``: any warning raises :class:`FormatError` once written."""
     if not spec.exporter:
@@ -223,8 +272,11 @@ def export_project(spec: FormatSpec, project: Any, out_dir: str | os.PathLike[st
     # A killed or failed export leaves images without labels and nothing saying so: this marker is
     # there until the exporter has finished (an interrupted one leaves it for the user to see).
     marker = out / INCOMPLETE_MARKER
-    marker.write_text(f"A {spec.id} export into this folder did not finish; its files are incomplete. "
-                      f"Export again to replace them.\n", encoding="utf-8")
+    marker.write_text(
+        f"A {spec.id} export into this folder did not finish; its files are incomplete. "
+        f"Export again to replace them.\n",
+        encoding="utf-8",
+    )
     _load(spec.exporter)(project, out, resolved, ctx)
     marker.unlink(missing_ok=True)
     lost: Counter[str] = Counter()
@@ -238,10 +290,16 @@ def export_project(spec: FormatSpec, project: Any, out_dir: str | os.PathLike[st
     return ctx
 
 
-def import_dataset(spec: FormatSpec, source: str | os.PathLike[str], params: Mapping[str, Any] | None = None, *,
-                   from_text: bool = False, cancel: CancelToken | None = None,
-                   on_progress: Callable[[float | None, str], None] | None = None,
-                   strict: bool = False) -> tuple[Any, ExchangeContext]:
+def import_dataset(
+    spec: FormatSpec,
+    source: str | os.PathLike[str],
+    params: Mapping[str, Any] | None = None,
+    *,
+    from_text: bool = False,
+    cancel: CancelToken | None = None,
+    on_progress: Callable[[float | None, str], None] | None = None,
+    strict: bool = False,
+) -> tuple[Any, ExchangeContext]:
     """Read ``source`` with ``spec``'s importer into an in-memory project. Lenient: codecs skip
     or clip what they cannot use, with a counted warning; ``strict`` makes any warning an error."""
     if not spec.importer:
@@ -255,8 +313,16 @@ def import_dataset(spec: FormatSpec, source: str | os.PathLike[str], params: Map
         project = _load(spec.importer)(src, resolved, ctx)
     except FormatError:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError, ArithmeticError, OSError,
-            RecursionError) as exc:  # RecursionError: JSON nested thousands deep
+    except (
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        IndexError,
+        ArithmeticError,
+        OSError,
+        RecursionError,
+    ) as exc:  # RecursionError: JSON nested thousands deep
         # hostile or damaged files: one line naming the file, not a traceback
         raise FormatError(f"{ctx.file or src}: not readable as {spec.id} ({_plain_reason(exc)})") from None
     except Exception as exc:

@@ -12,8 +12,12 @@ from vfmstudio.core.project import ImageRecord, Project, image_size, in_memory
 from vfmstudio.core.results import Masks, Prediction
 
 
-def project_from_predictions(predictions: Iterable[tuple[Prediction, Path]], *, min_score: float | None = None,
-                             masks_as_polygons: bool = False) -> Project:
+def project_from_predictions(
+    predictions: Iterable[tuple[Prediction, Path]],
+    *,
+    min_score: float | None = None,
+    masks_as_polygons: bool = False,
+) -> Project:
     """An in-memory project rooted at the images' common folder, with each ``(prediction, image file)``
     accepted as that image's labels. Image sizes come from the files, or from mask results when a file
     is gone. Raises ValueError when there is nothing to build from."""
@@ -32,7 +36,9 @@ def project_from_predictions(predictions: Iterable[tuple[Prediction, Path]], *, 
                 for r in pred.results:
                     if isinstance(r, Masks):
                         height, width = r.size
-            project.images[key] = ImageRecord(key, key, pred.image_ids[0] if pred.image_ids else "", width, height)
+            project.images[key] = ImageRecord(
+                key, key, pred.image_ids[0] if pred.image_ids else "", width, height
+            )
         accepted = accept_prediction(pred, key, min_score=min_score, masks_as_polygons=masks_as_polygons)
         for ann in accepted.annotations:
             project.labels.add(ann)

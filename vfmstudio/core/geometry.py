@@ -113,7 +113,7 @@ def _simplify_open(points: np.ndarray, tolerance: float) -> np.ndarray:
         if b - a < 2:
             continue
         seg = points[b] - points[a]
-        rel = points[a + 1:b] - points[a]
+        rel = points[a + 1 : b] - points[a]
         length = float(np.hypot(*seg))
         if length == 0.0:
             dist = np.hypot(rel[:, 0], rel[:, 1])
@@ -134,13 +134,14 @@ def simplify_ring(ring: np.ndarray, tolerance: float) -> np.ndarray:
     if tolerance <= 0 or r.shape[0] <= 4:
         return r
     far = int(np.argmax(np.hypot(r[:, 0] - r[0, 0], r[:, 1] - r[0, 1])))
-    first = _simplify_open(r[:far + 1], tolerance)
+    first = _simplify_open(r[: far + 1], tolerance)
     second = _simplify_open(np.concatenate([r[far:], r[:1]]), tolerance)
     return np.concatenate([first, second[1:-1]])
 
 
-def mask_to_parts(mask: np.ndarray, tolerance: float = 0.0,
-                  min_area: float = 0.0) -> list[tuple[np.ndarray, list[np.ndarray]]]:
+def mask_to_parts(
+    mask: np.ndarray, tolerance: float = 0.0, min_area: float = 0.0
+) -> list[tuple[np.ndarray, list[np.ndarray]]]:
     """Polygons of a boolean mask as ``[(exterior, [holes...]), ...]``, largest part first.
 
     ``tolerance`` (pixels) simplifies the rings; rings whose area falls to ``min_area`` or below,
@@ -176,8 +177,11 @@ def mask_to_parts(mask: np.ndarray, tolerance: float = 0.0,
         ext = simplify_ring(outer.astype(np.float64), tolerance)
         if ext.shape[0] < 3 or abs(ring_area(ext)) <= min_area:
             continue
-        kept = [h for h in (simplify_ring(h.astype(np.float64), tolerance) for h in inner)
-                if h.shape[0] >= 3 and abs(ring_area(h)) > min_area]
+        kept = [
+            h
+            for h in (simplify_ring(h.astype(np.float64), tolerance) for h in inner)
+            if h.shape[0] >= 3 and abs(ring_area(h)) > min_area
+        ]
         out.append((ext, kept))
     return out
 
@@ -218,7 +222,7 @@ def rasterize_rings(rings: Iterable[Sequence[Sequence[float]]], height: int, wid
     span = c1 - c0
     toggles = np.bincount((rows - r0) * span + (cols - c0), minlength=(r1 - r0) * span)
     inside = (np.cumsum(toggles.reshape(r1 - r0, span) & 1, axis=1, dtype=np.int32) & 1).astype(bool)
-    out[r0:r1, c0:min(c1, width)] = inside[:, :min(c1, width) - c0]
+    out[r0:r1, c0 : min(c1, width)] = inside[:, : min(c1, width) - c0]
     return out
 
 

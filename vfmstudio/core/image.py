@@ -91,8 +91,19 @@ DEFAULT_MAX_DECODE_BYTES: int = _max_decode_bytes_from_env()
 # temporaries + the (H, W, 3) result. Measured peaks per pixel: RGB 10.2, RGBA 23.2, L 6.2,
 # I;16 12.3, F 24.7, CMYK 13.6. Unlisted modes (P with transparency, LA, YCbCr...) take the
 # RGBA-like worst case.
-_DECODE_BYTES_PER_PIXEL = {"RGB": 10, "RGBA": 23, "L": 6, "1": 7, "I;16": 13, "I;16B": 13, "I;16L": 13,
-                           "I;16N": 13, "I": 25, "F": 25, "CMYK": 14}
+_DECODE_BYTES_PER_PIXEL = {
+    "RGB": 10,
+    "RGBA": 23,
+    "L": 6,
+    "1": 7,
+    "I;16": 13,
+    "I;16B": 13,
+    "I;16L": 13,
+    "I;16N": 13,
+    "I": 25,
+    "F": 25,
+    "CMYK": 14,
+}
 _DECODE_BYTES_DEFAULT = 24
 
 #: Suffixes :func:`list_images` collects from folders (formats Pillow reads without plugins).

@@ -317,7 +317,9 @@ class JobRunner:
     ) -> JobResult:
         """Submit and wait. On timeout or interrupt (Ctrl-C) the job is cancelled and the error raised."""
         if threading.current_thread() is self._thread:
-            raise RuntimeError("run_sync on the inference thread would wait on itself; call the function directly")
+            raise RuntimeError(
+                "run_sync on the inference thread would wait on itself; call the function directly"
+            )
         job = self.submit(
             fn, key=key, source=source, on_progress=on_progress, on_done=on_done, on_partial=on_partial
         )
@@ -354,7 +356,9 @@ class JobRunner:
         if wait and thread is not threading.current_thread():
             thread.join(timeout)
             if thread.is_alive():
-                logger.warning("inference thread still busy %s s after shutdown; a job ignores its token", timeout)
+                logger.warning(
+                    "inference thread still busy %s s after shutdown; a job ignores its token", timeout
+                )
         return not thread.is_alive()
 
     @property
@@ -395,10 +399,16 @@ class JobRunner:
                 job.job_id,
                 job.key,
                 "error",
-                error=ErrorRecord("TimeoutError", f"{what} did not finish within {job.timeout:g} s and was abandoned",
-                                  "", job.source),
-                timings=JobTimings((job._started_at or 0.0) - job._submitted_at,
-                                   time.perf_counter() - (job._started_at or 0.0)),
+                error=ErrorRecord(
+                    "TimeoutError",
+                    f"{what} did not finish within {job.timeout:g} s and was abandoned",
+                    "",
+                    job.source,
+                ),
+                timings=JobTimings(
+                    (job._started_at or 0.0) - job._submitted_at,
+                    time.perf_counter() - (job._started_at or 0.0),
+                ),
                 source=job.source,
             )
             # The result carries the error; its receiver reports it (the CLI in one line).
@@ -542,7 +552,9 @@ class JobRunner:
                 source=job.source,
             )
         if error is not None:
-            logger.warning("job %d (%s) failed: %s: %s", job.job_id, job.source or "?", error.kind, error.message)
+            logger.warning(
+                "job %d (%s) failed: %s: %s", job.job_id, job.source or "?", error.kind, error.message
+            )
         self._deliver(job)
         job._finished.set()
 
@@ -571,7 +583,12 @@ def run_sync(
 ) -> JobResult:
     """Run ``fn`` as a job and wait for its result, on ``runner`` or on a short-lived runner."""
     kwargs: dict[str, Any] = dict(
-        timeout=timeout, key=key, source=source, on_progress=on_progress, on_done=on_done, on_partial=on_partial
+        timeout=timeout,
+        key=key,
+        source=source,
+        on_progress=on_progress,
+        on_done=on_done,
+        on_partial=on_partial,
     )
     if runner is not None:
         return runner.run_sync(fn, **kwargs)

@@ -27,7 +27,9 @@ from vfmstudio.core.results import (
 )
 
 
-def _place(rgb: np.ndarray, extent, size: tuple[int, int], resample) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+def _place(
+    rgb: np.ndarray, extent, size: tuple[int, int], resample
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """Resize a patch-level picture onto its extent in image pixels; returns picture and box."""
     h, w = size
     x0, y0, x1, y1 = extent if extent else (0, 0, w, h)
@@ -37,15 +39,17 @@ def _place(rgb: np.ndarray, extent, size: tuple[int, int], resample) -> tuple[np
     return pic, box
 
 
-def _blend_region(base: np.ndarray, pic: np.ndarray, box, alpha: float, where: np.ndarray | None = None) -> None:
+def _blend_region(
+    base: np.ndarray, pic: np.ndarray, box, alpha: float, where: np.ndarray | None = None
+) -> None:
     x0, y0, x1, y1 = box
     h, w = base.shape[:2]
     cx0, cy0, cx1, cy1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
     if cx1 <= cx0 or cy1 <= cy0:
         return
     region = base[cy0:cy1, cx0:cx1].astype(np.float32)
-    src = pic[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0].astype(np.float32)
-    a = alpha if where is None else alpha * where[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0, None]
+    src = pic[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0].astype(np.float32)
+    a = alpha if where is None else alpha * where[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0, None]
     base[cy0:cy1, cx0:cx1] = (region * (1 - a) + src * a).round().astype(np.uint8)
 
 
@@ -59,19 +63,25 @@ def draw_result(image: np.ndarray, result: Result, alpha: float = 0.5) -> np.nda
         assert result.boxes_xyxy is not None  # Masks derives the boxes when they are not given
         return _labels_at(out, [(b[0], b[1], lab) for b, lab in zip(result.boxes_xyxy, result.labels)])
     if isinstance(result, Heatmap):
-        pic, box = _place(colourize(result.values, result.value_range), result.extent, (h, w), Image.Resampling.BILINEAR)
+        pic, box = _place(
+            colourize(result.values, result.value_range), result.extent, (h, w), Image.Resampling.BILINEAR
+        )
         _blend_region(out, pic, box, alpha)
         return out
     if isinstance(result, LayerMaps):
         last = result.values[-1]
-        pic, box = _place(colourize(last, layer_maps_range(result.values)), result.extent, (h, w), Image.Resampling.NEAREST)
+        pic, box = _place(
+            colourize(last, layer_maps_range(result.values)), result.extent, (h, w), Image.Resampling.NEAREST
+        )
         _blend_region(out, pic, box, alpha)
         return _labels_at(out, [(4, 4, result.names[-1])])
     if isinstance(result, FeatureImage):
         pic, box = _place(result.rgb, result.extent, (h, w), Image.Resampling.NEAREST)
         where = None
         if result.foreground is not None:
-            fg = Image.fromarray(result.foreground.astype(np.uint8) * 255).resize(pic.shape[1::-1], Image.Resampling.NEAREST)
+            fg = Image.fromarray(result.foreground.astype(np.uint8) * 255).resize(
+                pic.shape[1::-1], Image.Resampling.NEAREST
+            )
             where = np.asarray(fg, dtype=np.float32) / 255.0
         _blend_region(out, pic, box, 0.75, where)
         return out
@@ -112,7 +122,9 @@ def draw_correspondences(source: np.ndarray, target: np.ndarray, result: Corresp
     hs, ws = source.shape[:2]
     ht, wt = target.shape[:2]
     scale = hs / ht
-    target_resized = np.asarray(Image.fromarray(target).resize((max(1, round(wt * scale)), hs), Image.Resampling.BILINEAR))
+    target_resized = np.asarray(
+        Image.fromarray(target).resize((max(1, round(wt * scale)), hs), Image.Resampling.BILINEAR)
+    )
     canvas = np.concatenate([source, target_resized], axis=1)
     pil = Image.fromarray(canvas)
     draw = ImageDraw.Draw(pil)
@@ -120,14 +132,21 @@ def draw_correspondences(source: np.ndarray, target: np.ndarray, result: Corresp
     colours = colourize(result.scores[None, :], (lo, hi if hi > lo else lo + 1))[0] if len(result) else []
     for (sx, sy), (tx, ty), colour in zip(result.source_xy, result.target_xy, colours):
         end = (ws + tx * scale, ty * scale)
-        draw.line([(float(sx), float(sy)), (float(end[0]), float(end[1]))], fill=tuple(int(c) for c in colour),
-                  width=2)
+        draw.line(
+            [(float(sx), float(sy)), (float(end[0]), float(end[1]))],
+            fill=tuple(int(c) for c in colour),
+            width=2,
+        )
         for cx, cy in ((sx, sy), end):
-            draw.ellipse([float(cx) - 3, float(cy) - 3, float(cx) + 3, float(cy) + 3], outline=(255, 255, 255))
+            draw.ellipse(
+                [float(cx) - 3, float(cy) - 3, float(cx) + 3, float(cy) + 3], outline=(255, 255, 255)
+            )
     return np.asarray(pil)
 
 
-def render_prediction(prediction: Prediction, pixels: Mapping[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
+def render_prediction(
+    prediction: Prediction, pixels: Mapping[str, np.ndarray]
+) -> list[tuple[str, np.ndarray]]:
     """One overlay picture per drawable result: ``[(name, rgb), ...]``.
 
     ``pixels`` maps image ids to their (H, W, 3) arrays.
@@ -160,6 +179,8 @@ def save_png(path, rgb: np.ndarray) -> None:
 
 def contact_sheet(pictures: Sequence[np.ndarray], height: int = 256) -> np.ndarray:
     """Pictures scaled to one height and placed side by side (for set tools)."""
-    scaled = [np.asarray(Image.fromarray(p).resize((max(1, round(p.shape[1] * height / p.shape[0])), height)))
-              for p in pictures]
+    scaled = [
+        np.asarray(Image.fromarray(p).resize((max(1, round(p.shape[1] * height / p.shape[0])), height)))
+        for p in pictures
+    ]
     return np.concatenate(scaled, axis=1) if scaled else np.zeros((height, 1, 3), np.uint8)

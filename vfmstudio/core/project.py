@@ -54,8 +54,14 @@ class ProjectCorruptError(ProjectError):
     """The file is not a readable project. ``backup`` is the newest readable backup, if any."""
 
     def __init__(self, message: str, backup: BackupInfo | None = None):
-        super().__init__(message + (f"; a readable backup exists: {backup.path.name} (revision {backup.revision})"
-                                    if backup else ""))
+        super().__init__(
+            message
+            + (
+                f"; a readable backup exists: {backup.path.name} (revision {backup.revision})"
+                if backup
+                else ""
+            )
+        )
         self.backup = backup
 
 
@@ -72,8 +78,10 @@ class ProjectChangedOnDisk(ProjectError):
     def __init__(self, path: Path, loaded: int, on_disk: int | None):
         self.path, self.loaded, self.on_disk = path, loaded, on_disk
         disk = f"revision {on_disk}" if on_disk is not None else "a new file"
-        super().__init__(f"{path.name}: changed on disk by another program since it was loaded (revision {loaded} "
-                         f"here, {disk} on disk); not saved: reload and merge, or save under another name")
+        super().__init__(
+            f"{path.name}: changed on disk by another program since it was loaded (revision {loaded} "
+            f"here, {disk} on disk); not saved: reload and merge, or save under another name"
+        )
 
 
 # ------------------------------------------------------------------------------ images
@@ -92,24 +100,44 @@ class ImageRecord:
     mtime_ns: int = 0
 
     def to_json(self) -> dict:
-        return {"key": self.key, "path": self.path, "id": self.id, "width": self.width, "height": self.height,
-                "size": self.size, "mtime_ns": self.mtime_ns}
+        return {
+            "key": self.key,
+            "path": self.path,
+            "id": self.id,
+            "width": self.width,
+            "height": self.height,
+            "size": self.size,
+            "mtime_ns": self.mtime_ns,
+        }
 
     @classmethod
     def from_json(cls, obj: Mapping) -> ImageRecord:
         path = str(obj["path"])
         # We only ever write paths relative to the project folder; an absolute one in a file is
         # hostile or foreign, and exports would copy whatever it names (docs/reliability.md).
-        if not path or "\x00" in path or PurePosixPath(path).is_absolute() or PureWindowsPath(path).drive \
-                or PureWindowsPath(path).is_absolute():
+        if (
+            not path
+            or "\x00" in path
+            or PurePosixPath(path).is_absolute()
+            or PureWindowsPath(path).drive
+            or PureWindowsPath(path).is_absolute()
+        ):
             raise ValueError(f"image path {path[:200]!r} is not relative to the project folder")
         width, height = int(obj.get("width", 0)), int(obj.get("height", 0))
         if width < 0 or height < 0 or width * height > DEFAULT_MAX_PIXELS:  # exports allocate this much
-            raise ValueError(f"image {path[:200]!r} claims {width}x{height} pixels (the limit is "
-                             f"{DEFAULT_MAX_PIXELS}, set VFMSTUDIO_MAX_PIXELS)")
-        return cls(key=str(obj["key"]), path=path, id=str(obj.get("id", "")),
-                   width=width, height=height, size=int(obj.get("size", 0)),
-                   mtime_ns=int(obj.get("mtime_ns", 0)))
+            raise ValueError(
+                f"image {path[:200]!r} claims {width}x{height} pixels (the limit is "
+                f"{DEFAULT_MAX_PIXELS}, set VFMSTUDIO_MAX_PIXELS)"
+            )
+        return cls(
+            key=str(obj["key"]),
+            path=path,
+            id=str(obj.get("id", "")),
+            width=width,
+            height=height,
+            size=int(obj.get("size", 0)),
+            mtime_ns=int(obj.get("mtime_ns", 0)),
+        )
 
 
 @dataclass(frozen=True)
@@ -191,7 +219,9 @@ class Project:
     def image_path(self, key: str) -> Path:
         return self.root / self.images[key].path
 
-    def add_image(self, path: str | os.PathLike[str], *, key: str | None = None, hash_file: bool = True) -> ImageRecord:
+    def add_image(
+        self, path: str | os.PathLike[str], *, key: str | None = None, hash_file: bool = True
+    ) -> ImageRecord:
         """Add (or return the existing record of) an image file; its key defaults to its relative path.
 
         A relative ``path`` is relative to the project folder (not the working folder)."""
@@ -207,8 +237,9 @@ class Project:
             raise ProjectError(f"{self.path.name}: an image with key {key!r} is already in the project")
         st = p.stat()
         width, height = image_size(p)
-        rec = ImageRecord(key, rel, image_id_for_file(p) if hash_file else "", width, height, st.st_size,
-                          st.st_mtime_ns)
+        rec = ImageRecord(
+            key, rel, image_id_for_file(p) if hash_file else "", width, height, st.st_size, st.st_mtime_ns
+        )
         self.images[key] = rec
         return rec
 
@@ -223,8 +254,9 @@ class Project:
         rel = _rel(p if p.is_absolute() else self.root / p, self.root)
         return next((r.key for r in self.images.values() if r.path == rel), None)
 
-    def check_images(self, *, cancel: CancelToken | None = None,
-                     on_progress: Callable[[float, str], None] | None = None) -> list[ImageIssue]:
+    def check_images(
+        self, *, cancel: CancelToken | None = None, on_progress: Callable[[float, str], None] | None = None
+    ) -> list[ImageIssue]:
         """Report missing, moved and changed images. Files whose size and mtime are unchanged are
         not re-hashed; a missing file is looked for by name and content under the project folder."""
         issues = []
@@ -244,10 +276,18 @@ class Project:
                     for dirpath, _dirs, files in os.walk(self.root):
                         for f in files:
                             by_name.setdefault(f, []).append(Path(dirpath) / f)
-                found = next((c for c in by_name.get(Path(rec.path).name, ())
-                              if rec.id and _safe_id(c) == rec.id), None)
-                issues.append(ImageIssue(rec.key, "moved" if found else "missing", rec.path,
-                                         _rel(found, self.root) if found else None))
+                found = next(
+                    (c for c in by_name.get(Path(rec.path).name, ()) if rec.id and _safe_id(c) == rec.id),
+                    None,
+                )
+                issues.append(
+                    ImageIssue(
+                        rec.key,
+                        "moved" if found else "missing",
+                        rec.path,
+                        _rel(found, self.root) if found else None,
+                    )
+                )
                 continue
             if (st.st_size, st.st_mtime_ns) == (rec.size, rec.mtime_ns):
                 continue
@@ -271,8 +311,13 @@ class Project:
         rec.width, rec.height = image_size(self.root / rec.path)
 
     # ---------------------------------------------------------------- merging
-    def merge(self, other: Project, *, on_progress: Callable[[float, str], None] | None = None,
-              cancel: CancelToken | None = None) -> dict[str, int]:
+    def merge(
+        self,
+        other: Project,
+        *,
+        on_progress: Callable[[float, str], None] | None = None,
+        cancel: CancelToken | None = None,
+    ) -> dict[str, int]:
         """Add another (imported, in-memory) project's images and labels to this one.
 
         Images are matched by path; annotations keep their ids unless one is taken, and one equal
@@ -326,21 +371,29 @@ class Project:
 
     # ---------------------------------------------------------------- JSON and files
     def to_json(self) -> dict:
-        return {**self.extra, "format": FORMAT_NAME, "version": VERSION, "revision": self.revision,
-                "saved": self.saved, "images": [r.to_json() for r in self.images.values()],
-                "labels": self.labels.to_json()}
+        return {
+            **self.extra,
+            "format": FORMAT_NAME,
+            "version": VERSION,
+            "revision": self.revision,
+            "saved": self.saved,
+            "images": [r.to_json() for r in self.images.values()],
+            "labels": self.labels.to_json(),
+        }
 
     @classmethod
     def from_json(cls, path: Path, obj: Any) -> Project:
         name = path.name
         if not isinstance(obj, dict) or obj.get("format") != FORMAT_NAME:
-            raise ProjectCorruptError(f"{name}: not a vfmstudio project (no '\"format\": \"{FORMAT_NAME}\"')")
+            raise ProjectCorruptError(f'{name}: not a vfmstudio project (no \'"format": "{FORMAT_NAME}"\')')
         version = obj.get("version")
         if not isinstance(version, int) or version < 1:
             raise ProjectCorruptError(f"{name}: the project format version is missing or invalid")
         if version > VERSION:
-            raise ProjectTooNewError(f"{name}: written by a newer vfmstudio (project format {version}, this version "
-                                     f"reads up to {VERSION}); upgrade vfmstudio to open it")
+            raise ProjectTooNewError(
+                f"{name}: written by a newer vfmstudio (project format {version}, this version "
+                f"reads up to {VERSION}); upgrade vfmstudio to open it"
+            )
         project = cls(path)
         try:
             for r in obj.get("images", ()):
@@ -349,13 +402,25 @@ class Project:
             project.labels = LabelSet.from_json(obj.get("labels") or {})
             project.revision = int(obj.get("revision", 0))
             project.saved = str(obj.get("saved", ""))
-        except (AnnotationError, KeyError, TypeError, ValueError, AttributeError, ArithmeticError,
-                RecursionError) as exc:
+        except (
+            AnnotationError,
+            KeyError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            ArithmeticError,
+            RecursionError,
+        ) as exc:
             # ArithmeticError: int(1e999) overflows; every message is kept to one line.
             detail = " ".join(str(exc).split())[:300]
-            raise ProjectCorruptError(f"{name}: invalid project content ({type(exc).__name__}: {detail})") from None
-        project.extra = {k: v for k, v in obj.items()
-                         if k not in ("format", "version", "revision", "saved", "images", "labels")}
+            raise ProjectCorruptError(
+                f"{name}: invalid project content ({type(exc).__name__}: {detail})"
+            ) from None
+        project.extra = {
+            k: v
+            for k, v in obj.items()
+            if k not in ("format", "version", "revision", "saved", "images", "labels")
+        }
         return project
 
     def to_bytes(self) -> bytes:
@@ -380,7 +445,9 @@ class Project:
                     on_disk = _parse(path, current)
                 except ProjectError as exc:
                     raise ProjectError(f"not saving over {path.name}: {exc}") from None
-                raise ProjectChangedOnDisk(path, self.revision, on_disk.revision if self._base is not None else None)
+                raise ProjectChangedOnDisk(
+                    path, self.revision, on_disk.revision if self._base is not None else None
+                )
             old_revision, old_saved = self.revision, self.saved
             self.revision += 1
             self.saved = _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds")
@@ -389,7 +456,9 @@ class Project:
                 if current is not None and not self._replace_unreadable:
                     _rotate_backups(path)
                     atomic_write_bytes(backup_path(path, 1), current)
-                elif current is not None:  # the unreadable file we recovered from: keep it aside, never lose it
+                elif (
+                    current is not None
+                ):  # the unreadable file we recovered from: keep it aside, never lose it
                     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S")
                     os.replace(path, path.with_name(f"{path.name}.unreadable-{stamp}"))
                 atomic_write_bytes(path, data)
@@ -433,8 +502,9 @@ def _parse(path: Path, data: bytes) -> Project:
     except UnicodeDecodeError:
         raise ProjectCorruptError(f"{path.name}: not UTF-8 text") from None
     except json.JSONDecodeError as exc:
-        raise ProjectCorruptError(f"{path.name}: not valid JSON (line {exc.lineno}, column {exc.colno}: "
-                                  f"{exc.msg})") from None
+        raise ProjectCorruptError(
+            f"{path.name}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
     except RecursionError:  # hostile nesting ([[[[...): json recurses per level
         raise ProjectCorruptError(f"{path.name}: JSON nested too deeply to be a project") from None
     except ValueError as exc:  # e.g. an integer of more than 4300 digits
@@ -541,11 +611,11 @@ def _with_new_id(ann: Annotation) -> Annotation:
     return replace(ann, id=new_id())
 
 
-def in_memory(root: str | os.PathLike[str], images: Iterable[ImageRecord] = (),
-              labels: LabelSet | None = None) -> Project:
+def in_memory(
+    root: str | os.PathLike[str], images: Iterable[ImageRecord] = (), labels: LabelSet | None = None
+) -> Project:
     """A project that lives only in memory (what importers return), rooted at a dataset folder."""
     project = Project(Path(root).absolute() / DEFAULT_NAME, labels=labels)
     for rec in images:
         project.images[rec.key] = rec
     return project
-

@@ -57,15 +57,27 @@ class LockOwner:
 
     @classmethod
     def current(cls, program: str) -> LockOwner:
-        return cls(os.getpid(), socket.gethostname(), time.strftime("%Y-%m-%dT%H:%M:%S"),
-                   _proc_start(os.getpid()), program, uuid.uuid4().hex)
+        return cls(
+            os.getpid(),
+            socket.gethostname(),
+            time.strftime("%Y-%m-%dT%H:%M:%S"),
+            _proc_start(os.getpid()),
+            program,
+            uuid.uuid4().hex,
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> LockOwner | None:
         try:
             obj = json.loads(data.decode("utf-8"))
-            return cls(int(obj["pid"]), str(obj["host"]), str(obj["started"]), str(obj.get("proc_start", "")),
-                       str(obj.get("program", "vfmstudio")), str(obj.get("token", "")))
+            return cls(
+                int(obj["pid"]),
+                str(obj["host"]),
+                str(obj["started"]),
+                str(obj.get("proc_start", "")),
+                str(obj.get("program", "vfmstudio")),
+                str(obj.get("token", "")),
+            )
         except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
             return None
 

@@ -55,11 +55,15 @@ class MergeReport:
         return self.added + self.changed + self.removed + self.other
 
     def summary(self) -> str:
-        text = (f"merged revision {self.revision} from disk: {self.added} annotations added, {self.changed} changed, "
-                f"{self.removed} deleted there")
+        text = (
+            f"merged revision {self.revision} from disk: {self.added} annotations added, {self.changed} changed, "
+            f"{self.removed} deleted there"
+        )
         if self.conflicts:
-            text += (f"; {len(self.conflicts)} conflicting edits kept as they are here "
-                     f"(first: {self.conflicts[0]})")
+            text += (
+                f"; {len(self.conflicts)} conflicting edits kept as they are here "
+                f"(first: {self.conflicts[0]})"
+            )
         return text
 
 
@@ -71,8 +75,9 @@ def _by_id(labels: LabelSet | None) -> dict[str, Annotation]:
     return {} if labels is None else {a.id: a for a in labels.annotations()}
 
 
-def plan_merge(ours: LabelSet, base: LabelSet | None, theirs: LabelSet,
-               report: MergeReport) -> list[Callable[[], object]]:
+def plan_merge(
+    ours: LabelSet, base: LabelSet | None, theirs: LabelSet, report: MergeReport
+) -> list[Callable[[], object]]:
     """The steps that bring ``theirs``' changes since ``base`` into ``ours``; fills ``report``."""
     steps: list[Callable[[], object]] = []
     b_anns, o_anns, t_anns = _by_id(base), _by_id(ours), _by_id(theirs)
@@ -86,8 +91,11 @@ def plan_merge(ours: LabelSet, base: LabelSet | None, theirs: LabelSet,
             if b is None:
                 report.added += 1
             elif kt != kb:  # we deleted it, they changed it: keep theirs rather than lose their edit
-                report.conflicts.append(MergeConflict("annotation", t.image, ann_id,
-                                                      "deleted here, changed in the file: their version kept"))
+                report.conflicts.append(
+                    MergeConflict(
+                        "annotation", t.image, ann_id, "deleted here, changed in the file: their version kept"
+                    )
+                )
             else:
                 continue  # our deletion stands
             steps.append(functools.partial(ours._insert, t, None))
@@ -98,18 +106,28 @@ def plan_merge(ours: LabelSet, base: LabelSet | None, theirs: LabelSet,
                 report.removed += 1
                 steps.append(functools.partial(ours._remove, ann_id))
             else:
-                report.conflicts.append(MergeConflict("annotation", o.image, ann_id,
-                                                      "changed here, deleted in the file: ours kept"))
+                report.conflicts.append(
+                    MergeConflict(
+                        "annotation", o.image, ann_id, "changed here, deleted in the file: ours kept"
+                    )
+                )
         elif ko == kb:
             report.changed += 1
             steps.append(functools.partial(_replace, ours, o, t))
         elif kt != kb:
-            report.conflicts.append(MergeConflict("annotation", o.image, ann_id,
-                                                  "changed on both sides: ours kept"))
-    for kind, get, setter in (("caption", lambda s, k: s.captions.get(k, ""), lambda k, v: ours._set_caption(k, v)),
-                              ("tags", lambda s, k: s.tags.get(k, ()), lambda k, v: ours._set_tags(k, v))):
+            report.conflicts.append(
+                MergeConflict("annotation", o.image, ann_id, "changed on both sides: ours kept")
+            )
+    for kind, get, setter in (
+        ("caption", lambda s, k: s.captions.get(k, ""), lambda k, v: ours._set_caption(k, v)),
+        ("tags", lambda s, k: s.tags.get(k, ()), lambda k, v: ours._set_tags(k, v)),
+    ):
         for key in sorted(set(theirs.images()) | set(ours.images())):
-            b, o, t = (get(base, key) if base is not None else get(LabelSet(), key)), get(ours, key), get(theirs, key)
+            b, o, t = (
+                (get(base, key) if base is not None else get(LabelSet(), key)),
+                get(ours, key),
+                get(theirs, key),
+            )
             if o == t or t == b:
                 continue
             if o == b:

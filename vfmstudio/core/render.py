@@ -14,12 +14,39 @@ DEFAULT_COLORMAP = "viridis"
 # Anchor colours sampled from the published maps (matplotlib's viridis/magma, Google's turbo);
 # linear interpolation between 8-9 anchors is visually indistinguishable at overlay opacity.
 _ANCHORS: dict[str, list[tuple[int, int, int]]] = {
-    "viridis": [(68, 1, 84), (71, 44, 122), (59, 81, 139), (44, 113, 142), (33, 144, 141),
-                (39, 173, 129), (92, 200, 99), (170, 220, 50), (253, 231, 37)],
-    "magma": [(0, 0, 4), (28, 16, 68), (79, 18, 123), (129, 37, 129), (181, 54, 122),
-              (229, 80, 100), (251, 135, 97), (254, 194, 135), (252, 253, 191)],
-    "turbo": [(48, 18, 59), (70, 107, 227), (40, 187, 236), (50, 241, 152), (164, 252, 60),
-              (237, 208, 58), (251, 128, 34), (208, 47, 5), (122, 4, 3)],
+    "viridis": [
+        (68, 1, 84),
+        (71, 44, 122),
+        (59, 81, 139),
+        (44, 113, 142),
+        (33, 144, 141),
+        (39, 173, 129),
+        (92, 200, 99),
+        (170, 220, 50),
+        (253, 231, 37),
+    ],
+    "magma": [
+        (0, 0, 4),
+        (28, 16, 68),
+        (79, 18, 123),
+        (129, 37, 129),
+        (181, 54, 122),
+        (229, 80, 100),
+        (251, 135, 97),
+        (254, 194, 135),
+        (252, 253, 191),
+    ],
+    "turbo": [
+        (48, 18, 59),
+        (70, 107, 227),
+        (40, 187, 236),
+        (50, 241, 152),
+        (164, 252, 60),
+        (237, 208, 58),
+        (251, 128, 34),
+        (208, 47, 5),
+        (122, 4, 3),
+    ],
     "gray": [(0, 0, 0), (255, 255, 255)],
 }
 COLORMAPS: tuple[str, ...] = tuple(_ANCHORS)
@@ -34,7 +61,9 @@ def lut(name: str) -> np.ndarray:
         anchors = np.asarray(_ANCHORS[name], dtype=np.float64)
         xs = np.linspace(0.0, 1.0, len(anchors))
         t = np.linspace(0.0, 1.0, 256)
-        _LUTS[name] = np.stack([np.interp(t, xs, anchors[:, c]) for c in range(3)], axis=1).round().astype(np.uint8)
+        _LUTS[name] = (
+            np.stack([np.interp(t, xs, anchors[:, c]) for c in range(3)], axis=1).round().astype(np.uint8)
+        )
     return _LUTS[name]
 
 
@@ -49,9 +78,21 @@ def apply(values: np.ndarray, lo: float, hi: float, name: str = "viridis", alpha
 
 
 # A qualitative palette (Tableau 10) so neighbouring instances differ clearly.
-PALETTE = np.array([(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-                    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)],
-                   dtype=np.uint8)
+PALETTE = np.array(
+    [
+        (31, 119, 180),
+        (255, 127, 14),
+        (44, 160, 44),
+        (214, 39, 40),
+        (148, 103, 189),
+        (140, 86, 75),
+        (227, 119, 194),
+        (127, 127, 127),
+        (188, 189, 34),
+        (23, 190, 207),
+    ],
+    dtype=np.uint8,
+)
 
 
 def colour_for(i: int) -> tuple[int, int, int]:
@@ -125,8 +166,9 @@ def layer_maps_range(values: np.ndarray) -> tuple[float, float]:
     return lo, hi if hi > lo else lo + 1.0
 
 
-def colourize(values: np.ndarray, value_range: tuple[float, float] | None = None,
-              name: str = DEFAULT_COLORMAP) -> np.ndarray:
+def colourize(
+    values: np.ndarray, value_range: tuple[float, float] | None = None, name: str = DEFAULT_COLORMAP
+) -> np.ndarray:
     """(h, w) floats -> (h, w, 3) uint8 RGB through colour map ``name`` over ``value_range``
     (default: the values' own range)."""
     values = np.asarray(values, dtype=np.float32)

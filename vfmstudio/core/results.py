@@ -39,8 +39,15 @@ class ResultError(ValueError):
 # ---------------------------------------------------------------- validation helpers
 
 
-def _array(name: str, value: Any, *, ndim: int | None = None, dtype: Any = None, shape: tuple | None = None,
-           finite: bool = False) -> np.ndarray:
+def _array(
+    name: str,
+    value: Any,
+    *,
+    ndim: int | None = None,
+    dtype: Any = None,
+    shape: tuple | None = None,
+    finite: bool = False,
+) -> np.ndarray:
     try:
         arr = np.asarray(value) if dtype is None else np.asarray(value, dtype=dtype)
     except (TypeError, ValueError) as exc:
@@ -145,13 +152,17 @@ def _load_npy(path: Path, name: str) -> np.ndarray:
             raise ResultError(f"array: sidecar {name!r} is not a regular file")
         with open(path, "rb") as fp:
             version = np.lib.format.read_magic(fp)
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-                np.lib.format.read_array_header_2_0
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
             shape, _, dtype = read_header(fp)
             need = math.prod(shape) * dtype.itemsize
             if need > st.st_size - fp.tell():
-                raise ResultError(f"array: sidecar {name!r} claims {need} bytes of data but holds "
-                                  f"{st.st_size - fp.tell()}")
+                raise ResultError(
+                    f"array: sidecar {name!r} claims {need} bytes of data but holds {st.st_size - fp.tell()}"
+                )
             fp.seek(0)
             return np.load(fp, allow_pickle=False)
     except ResultError:
@@ -179,7 +190,9 @@ class Result:
     def to_json(self, sidecar_dir: Path | None = None, prefix: str = "", *, inline_limit: int = 4096) -> dict:
         """``inline_limit``: arrays with more elements go to ``sidecar_dir`` (0: every non-empty
         one, exactly, NaN included: what the plugin worker sends back)."""
-        codec = _ArrayCodec(Path(sidecar_dir) if sidecar_dir else None, prefix or f"{self.kind}-", inline_limit)
+        codec = _ArrayCodec(
+            Path(sidecar_dir) if sidecar_dir else None, prefix or f"{self.kind}-", inline_limit
+        )
         return {"type": self.kind, **self._body(codec)}
 
     def equals(self, other: object) -> bool:
@@ -189,7 +202,12 @@ class Result:
         for f in dataclasses.fields(self):
             a, b = getattr(self, f.name), getattr(other, f.name)
             if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-                if a is None or b is None or a.shape != b.shape or not np.array_equal(a, b, equal_nan=a.dtype.kind == "f"):
+                if (
+                    a is None
+                    or b is None
+                    or a.shape != b.shape
+                    or not np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+                ):
                     return False
             elif a != b:
                 return False
@@ -220,13 +238,21 @@ class Classification(Result):
         return (self.labels[0], float(self.scores[0])) if self.labels else None
 
     def _body(self, codec):
-        return {"labels": list(self.labels), "scores": [float(s) for s in self.scores],
-                "multi_label": self.multi_label, "image_id": self.image_id}
+        return {
+            "labels": list(self.labels),
+            "scores": [float(s) for s in self.scores],
+            "multi_label": self.multi_label,
+            "image_id": self.image_id,
+        }
 
     @classmethod
     def _from_body(cls, body, codec):
-        return cls(labels=tuple(body["labels"]), scores=np.asarray(body["scores"], dtype=np.float32),
-                   multi_label=bool(body.get("multi_label", False)), image_id=body.get("image_id"))
+        return cls(
+            labels=tuple(body["labels"]),
+            scores=np.asarray(body["scores"], dtype=np.float32),
+            multi_label=bool(body.get("multi_label", False)),
+            image_id=body.get("image_id"),
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -249,24 +275,32 @@ class Detections(Result):
         _set(self, "boxes_xyxy", boxes)
         _set(self, "labels", _labels("labels", self.labels, boxes.shape[0]))
         if self.scores is not None:
-            _set(self, "scores", _array("scores", self.scores, ndim=1, dtype=np.float32, shape=(boxes.shape[0],),
-                                        finite=True))
+            _set(
+                self,
+                "scores",
+                _array("scores", self.scores, ndim=1, dtype=np.float32, shape=(boxes.shape[0],), finite=True),
+            )
 
     def __len__(self) -> int:
         return int(self.boxes_xyxy.shape[0])
 
     def _body(self, codec):
-        return {"boxes_xyxy": self.boxes_xyxy.astype(float).tolist(), "labels": list(self.labels),
-                "scores": None if self.scores is None else [float(s) for s in self.scores],
-                "image_id": self.image_id}
+        return {
+            "boxes_xyxy": self.boxes_xyxy.astype(float).tolist(),
+            "labels": list(self.labels),
+            "scores": None if self.scores is None else [float(s) for s in self.scores],
+            "image_id": self.image_id,
+        }
 
     @classmethod
     def _from_body(cls, body, codec):
         scores = body.get("scores")
-        return cls(boxes_xyxy=np.asarray(body["boxes_xyxy"], dtype=np.float32).reshape(-1, 4),
-                   labels=tuple(body["labels"]),
-                   scores=None if scores is None else np.asarray(scores, dtype=np.float32),
-                   image_id=body.get("image_id"))
+        return cls(
+            boxes_xyxy=np.asarray(body["boxes_xyxy"], dtype=np.float32).reshape(-1, 4),
+            labels=tuple(body["labels"]),
+            scores=None if scores is None else np.asarray(scores, dtype=np.float32),
+            image_id=body.get("image_id"),
+        )
 
 
 def _boxes_of_masks(masks: np.ndarray) -> np.ndarray:
@@ -304,10 +338,18 @@ class Masks(Result):
         _set(self, "masks", masks)
         _set(self, "labels", _labels("labels", self.labels, n))
         if self.scores is not None:
-            _set(self, "scores", _array("scores", self.scores, ndim=1, dtype=np.float32, shape=(n,), finite=True))
+            _set(
+                self,
+                "scores",
+                _array("scores", self.scores, ndim=1, dtype=np.float32, shape=(n,), finite=True),
+            )
         boxes = _boxes_of_masks(masks) if self.boxes_xyxy is None else self.boxes_xyxy
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4) if np.size(boxes) == 0 else boxes
-        _set(self, "boxes_xyxy", _array("boxes_xyxy", boxes, ndim=2, dtype=np.float32, shape=(n, 4), finite=True))
+        _set(
+            self,
+            "boxes_xyxy",
+            _array("boxes_xyxy", boxes, ndim=2, dtype=np.float32, shape=(n, 4), finite=True),
+        )
 
     def __len__(self) -> int:
         return int(self.masks.shape[0])
@@ -319,9 +361,14 @@ class Masks(Result):
     def _body(self, codec):
         h, w = self.size
         assert self.boxes_xyxy is not None  # derived in __post_init__ when not given
-        return {"size": [h, w], "rle": [rle.encode(m) for m in self.masks], "labels": list(self.labels),
-                "scores": None if self.scores is None else [float(s) for s in self.scores],
-                "boxes_xyxy": self.boxes_xyxy.astype(float).tolist(), "image_id": self.image_id}
+        return {
+            "size": [h, w],
+            "rle": [rle.encode(m) for m in self.masks],
+            "labels": list(self.labels),
+            "scores": None if self.scores is None else [float(s) for s in self.scores],
+            "boxes_xyxy": self.boxes_xyxy.astype(float).tolist(),
+            "image_id": self.image_id,
+        }
 
     @classmethod
     def _from_body(cls, body, codec):
@@ -332,11 +379,15 @@ class Masks(Result):
                 raise ResultError(f"masks: RLE of size {m.shape} inside masks of size {(h, w)}")
         masks = np.stack(decoded) if decoded else np.zeros((0, h, w), dtype=bool)
         scores = body.get("scores")
-        return cls(masks=masks, labels=tuple(body["labels"]),
-                   scores=None if scores is None else np.asarray(scores, dtype=np.float32),
-                   boxes_xyxy=np.asarray(body.get("boxes_xyxy", []), dtype=np.float32).reshape(-1, 4)
-                   if body.get("boxes_xyxy") is not None else None,
-                   image_id=body.get("image_id"))
+        return cls(
+            masks=masks,
+            labels=tuple(body["labels"]),
+            scores=None if scores is None else np.asarray(scores, dtype=np.float32),
+            boxes_xyxy=np.asarray(body.get("boxes_xyxy", []), dtype=np.float32).reshape(-1, 4)
+            if body.get("boxes_xyxy") is not None
+            else None,
+            image_id=body.get("image_id"),
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -366,14 +417,23 @@ class Heatmap(Result):
 
     def _body(self, codec):
         assert self.value_range is not None  # derived in __post_init__ when not given
-        return {"values": codec.dump(self.values), "label": self.label, "value_range": list(self.value_range),
-                "extent": None if self.extent is None else list(self.extent), "image_id": self.image_id}
+        return {
+            "values": codec.dump(self.values),
+            "label": self.label,
+            "value_range": list(self.value_range),
+            "extent": None if self.extent is None else list(self.extent),
+            "image_id": self.image_id,
+        }
 
     @classmethod
     def _from_body(cls, body, codec):
-        return cls(values=codec.load(body["values"]), label=str(body.get("label", "")),
-                   value_range=tuple(body["value_range"]) if body.get("value_range") else None,
-                   extent=body.get("extent"), image_id=body.get("image_id"))
+        return cls(
+            values=codec.load(body["values"]),
+            label=str(body.get("label", "")),
+            value_range=tuple(body["value_range"]) if body.get("value_range") else None,
+            extent=body.get("extent"),
+            image_id=body.get("image_id"),
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -391,7 +451,9 @@ class Histogram(Result):
     def __post_init__(self) -> None:
         _set(self, "label", clean_label(self.label))  # shown in legends and terminals: one line
         counts = _array("counts", self.counts, ndim=1, dtype=np.float64, finite=True)
-        edges = _array("edges", self.edges, ndim=1, dtype=np.float64, shape=(counts.shape[0] + 1,), finite=True)
+        edges = _array(
+            "edges", self.edges, ndim=1, dtype=np.float64, shape=(counts.shape[0] + 1,), finite=True
+        )
         if edges.size > 1 and (np.diff(edges) <= 0).any():
             raise ResultError("edges: must increase strictly")
         _set(self, "counts", counts)
@@ -400,13 +462,23 @@ class Histogram(Result):
             _set(self, "threshold", float(self.threshold))
 
     def _body(self, codec):
-        return {"counts": self.counts.tolist(), "edges": self.edges.tolist(), "threshold": self.threshold,
-                "label": self.label, "image_id": self.image_id}
+        return {
+            "counts": self.counts.tolist(),
+            "edges": self.edges.tolist(),
+            "threshold": self.threshold,
+            "label": self.label,
+            "image_id": self.image_id,
+        }
 
     @classmethod
     def _from_body(cls, body, codec):
-        return cls(counts=np.asarray(body["counts"], dtype=np.float64), edges=np.asarray(body["edges"], dtype=np.float64),
-                   threshold=body.get("threshold"), label=str(body.get("label", "")), image_id=body.get("image_id"))
+        return cls(
+            counts=np.asarray(body["counts"], dtype=np.float64),
+            edges=np.asarray(body["edges"], dtype=np.float64),
+            threshold=body.get("threshold"),
+            label=str(body.get("label", "")),
+            image_id=body.get("image_id"),
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -428,18 +500,31 @@ class FeatureImage(Result):
         rgb = _array("rgb", rgb, ndim=3, shape=(None, None, 3))
         _set(self, "rgb", rgb)
         if self.foreground is not None:
-            _set(self, "foreground", _array("foreground", np.asarray(self.foreground).astype(bool), ndim=2,
-                                            shape=rgb.shape[:2]))
+            _set(
+                self,
+                "foreground",
+                _array("foreground", np.asarray(self.foreground).astype(bool), ndim=2, shape=rgb.shape[:2]),
+            )
         _set(self, "extent", _extent(self.extent))
 
     def _body(self, codec):
-        return {"rgb": codec.dump(self.rgb), "foreground": codec.dump(self.foreground), "label": self.label,
-                "extent": None if self.extent is None else list(self.extent), "image_id": self.image_id}
+        return {
+            "rgb": codec.dump(self.rgb),
+            "foreground": codec.dump(self.foreground),
+            "label": self.label,
+            "extent": None if self.extent is None else list(self.extent),
+            "image_id": self.image_id,
+        }
 
     @classmethod
     def _from_body(cls, body, codec):
-        return cls(rgb=codec.load(body["rgb"]), foreground=codec.load(body.get("foreground")),
-                   label=str(body.get("label", "")), extent=body.get("extent"), image_id=body.get("image_id"))
+        return cls(
+            rgb=codec.load(body["rgb"]),
+            foreground=codec.load(body.get("foreground")),
+            label=str(body.get("label", "")),
+            extent=body.get("extent"),
+            image_id=body.get("image_id"),
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -454,12 +539,26 @@ class Correspondences(Result):
     kind: ClassVar[str] = "correspondences"
 
     def __post_init__(self) -> None:
-        src = _array("source_xy", np.asarray(self.source_xy, dtype=np.float32).reshape(-1, 2), ndim=2,
-                     shape=(None, 2), finite=True)
+        src = _array(
+            "source_xy",
+            np.asarray(self.source_xy, dtype=np.float32).reshape(-1, 2),
+            ndim=2,
+            shape=(None, 2),
+            finite=True,
+        )
         n = src.shape[0]
         _set(self, "source_xy", src)
-        _set(self, "target_xy", _array("target_xy", np.asarray(self.target_xy, dtype=np.float32).reshape(-1, 2),
-                                       ndim=2, shape=(n, 2), finite=True))
+        _set(
+            self,
+            "target_xy",
+            _array(
+                "target_xy",
+                np.asarray(self.target_xy, dtype=np.float32).reshape(-1, 2),
+                ndim=2,
+                shape=(n, 2),
+                finite=True,
+            ),
+        )
         _set(self, "scores", _array("scores", self.scores, ndim=1, dtype=np.float32, shape=(n,), finite=True))
 
     def __len__(self) -> int:
@@ -470,16 +569,23 @@ class Correspondences(Result):
         return self.source_image
 
     def _body(self, codec):
-        return {"source_xy": self.source_xy.astype(float).tolist(), "target_xy": self.target_xy.astype(float).tolist(),
-                "scores": [float(s) for s in self.scores], "source_image": self.source_image,
-                "target_image": self.target_image}
+        return {
+            "source_xy": self.source_xy.astype(float).tolist(),
+            "target_xy": self.target_xy.astype(float).tolist(),
+            "scores": [float(s) for s in self.scores],
+            "source_image": self.source_image,
+            "target_image": self.target_image,
+        }
 
     @classmethod
     def _from_body(cls, body, codec):
-        return cls(source_xy=np.asarray(body["source_xy"], dtype=np.float32),
-                   target_xy=np.asarray(body["target_xy"], dtype=np.float32),
-                   scores=np.asarray(body["scores"], dtype=np.float32),
-                   source_image=body.get("source_image"), target_image=body.get("target_image"))
+        return cls(
+            source_xy=np.asarray(body["source_xy"], dtype=np.float32),
+            target_xy=np.asarray(body["target_xy"], dtype=np.float32),
+            scores=np.asarray(body["scores"], dtype=np.float32),
+            source_image=body.get("source_image"),
+            target_image=body.get("target_image"),
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -501,13 +607,23 @@ class LayerMaps(Result):
         _set(self, "extent", _extent(self.extent))
 
     def _body(self, codec):
-        return {"values": codec.dump(self.values), "names": list(self.names), "label": self.label,
-                "extent": None if self.extent is None else list(self.extent), "image_id": self.image_id}
+        return {
+            "values": codec.dump(self.values),
+            "names": list(self.names),
+            "label": self.label,
+            "extent": None if self.extent is None else list(self.extent),
+            "image_id": self.image_id,
+        }
 
     @classmethod
     def _from_body(cls, body, codec):
-        return cls(values=codec.load(body["values"]), names=tuple(body["names"]), label=str(body.get("label", "")),
-                   extent=body.get("extent"), image_id=body.get("image_id"))
+        return cls(
+            values=codec.load(body["values"]),
+            names=tuple(body["names"]),
+            label=str(body.get("label", "")),
+            extent=body.get("extent"),
+            image_id=body.get("image_id"),
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -534,13 +650,21 @@ class Table(Result):
         return [row[i] for row in self.rows]
 
     def _body(self, codec):
-        return {"columns": list(self.columns), "rows": [list(r) for r in self.rows], "title": self.title,
-                "image_id": self.image_id}
+        return {
+            "columns": list(self.columns),
+            "rows": [list(r) for r in self.rows],
+            "title": self.title,
+            "image_id": self.image_id,
+        }
 
     @classmethod
     def _from_body(cls, body, codec):
-        return cls(columns=tuple(body["columns"]), rows=tuple(tuple(r) for r in body["rows"]),
-                   title=str(body.get("title", "")), image_id=body.get("image_id"))
+        return cls(
+            columns=tuple(body["columns"]),
+            rows=tuple(tuple(r) for r in body["rows"]),
+            title=str(body.get("title", "")),
+            image_id=body.get("image_id"),
+        )
 
 
 def _plain(value: Any) -> Any:
@@ -581,13 +705,21 @@ class Ranking(Result):
         return None
 
     def _body(self, codec):
-        return {"image_ids": list(self.image_ids), "scores": [float(s) for s in self.scores],
-                "names": list(self.names), "query": self.query}
+        return {
+            "image_ids": list(self.image_ids),
+            "scores": [float(s) for s in self.scores],
+            "names": list(self.names),
+            "query": self.query,
+        }
 
     @classmethod
     def _from_body(cls, body, codec):
-        return cls(image_ids=tuple(body["image_ids"]), scores=np.asarray(body["scores"], dtype=np.float32),
-                   names=tuple(body.get("names", ())), query=str(body.get("query", "")))
+        return cls(
+            image_ids=tuple(body["image_ids"]),
+            scores=np.asarray(body["scores"], dtype=np.float32),
+            names=tuple(body.get("names", ())),
+            query=str(body.get("query", "")),
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -635,14 +767,27 @@ class Embedding(Result):
 
     @classmethod
     def _from_body(cls, body, codec):
-        return cls(vector=codec.load(body["vector"]), space=str(body.get("space", "")),
-                   image_id=body.get("image_id"))
+        return cls(
+            vector=codec.load(body["vector"]), space=str(body.get("space", "")), image_id=body.get("image_id")
+        )
 
 
 RESULT_TYPES: dict[str, type[Result]] = {
     cls.kind: cls
-    for cls in (Classification, Detections, Masks, Heatmap, Histogram, FeatureImage, Correspondences, LayerMaps,
-                Table, Ranking, Text, Embedding)
+    for cls in (
+        Classification,
+        Detections,
+        Masks,
+        Heatmap,
+        Histogram,
+        FeatureImage,
+        Correspondences,
+        LayerMaps,
+        Table,
+        Ranking,
+        Text,
+        Embedding,
+    )
 }
 
 
@@ -665,6 +810,7 @@ def result_from_json(obj: Mapping, sidecar_dir: Path | None = None) -> Result:
 
 
 R = TypeVar("R", bound=Result)
+
 
 @dataclass(frozen=True, eq=False)
 class Prediction:
@@ -705,8 +851,10 @@ class Prediction:
             "precision": self.precision,
             "timings": {k: round(float(v), 6) for k, v in self.timings.items()},
             "created": self.created,
-            "results": [r.to_json(sidecar_dir, prefix=f"r{i}-", inline_limit=inline_limit)
-                        for i, r in enumerate(self.results)],
+            "results": [
+                r.to_json(sidecar_dir, prefix=f"r{i}-", inline_limit=inline_limit)
+                for i, r in enumerate(self.results)
+            ],
         }
 
     @classmethod
@@ -720,11 +868,18 @@ class Prediction:
             results = obj["results"]
             if not isinstance(results, Sequence):
                 raise ResultError("results: expected a list")
-            return cls(tool=str(obj["tool"]), model=obj.get("model"), image_ids=tuple(obj.get("image_ids", ())),
-                       results=tuple(result_from_json(r, sidecar_dir) for r in results),
-                       params=dict(obj.get("params") or {}), image_paths=tuple(obj.get("image_paths", ())),
-                       device=obj.get("device"), precision=obj.get("precision"),
-                       timings=dict(obj.get("timings") or {}), created=str(obj.get("created", "")))
+            return cls(
+                tool=str(obj["tool"]),
+                model=obj.get("model"),
+                image_ids=tuple(obj.get("image_ids", ())),
+                results=tuple(result_from_json(r, sidecar_dir) for r in results),
+                params=dict(obj.get("params") or {}),
+                image_paths=tuple(obj.get("image_paths", ())),
+                device=obj.get("device"),
+                precision=obj.get("precision"),
+                timings=dict(obj.get("timings") or {}),
+                created=str(obj.get("created", "")),
+            )
         except KeyError as exc:
             raise ResultError(f"prediction: missing field {exc}") from None
 
@@ -764,9 +919,13 @@ def check_against_inputs(index: int, result: Result, sizes: Mapping[str, tuple[i
         image_id = next(iter(sizes))
     if image_id is not None:
         if result.size != tuple(sizes[image_id]):
-            return f"masks of size {result.size} do not match image {image_id} of size {tuple(sizes[image_id])}"
+            return (
+                f"masks of size {result.size} do not match image {image_id} of size {tuple(sizes[image_id])}"
+            )
         return None
     if result.size not in {tuple(s) for s in sizes.values()}:
-        return (f"result {index}: masks of size {result.size} name no image and match none of the "
-                f"{len(sizes)} input images")
+        return (
+            f"result {index}: masks of size {result.size} name no image and match none of the "
+            f"{len(sizes)} input images"
+        )
     return None

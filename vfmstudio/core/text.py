@@ -14,7 +14,9 @@ __all__ = ["clean_label"]
 
 # ANSI/VT sequences are removed whole (CSI "ESC [ ... final", OSC "ESC ] ... BEL|ESC \\", and
 # two-byte "ESC x"), so no "[31m" residue is left once the ESC itself is gone.
-_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x9b[0-?]*[ -/]*[@-~]|\x1b[@-_]?")
+_ESCAPES = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x9b[0-?]*[ -/]*[@-~]|\x1b[@-_]?"
+)
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
 
 
@@ -24,4 +26,6 @@ def clean_label(text: object) -> str:
     s = _ESCAPES.sub("", str(text))
     if s.isprintable():
         return s.strip()  # the usual case
-    return "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI else ch for ch in s).strip()
+    return "".join(
+        " " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI else ch for ch in s
+    ).strip()

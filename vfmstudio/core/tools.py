@@ -172,8 +172,12 @@ class Param:
         return value
 
     def describe(self) -> dict:
-        out: dict[str, Any] = {"name": self.name, "type": self.type.value, "default": _plain(self.default),
-                               "help": self.help}
+        out: dict[str, Any] = {
+            "name": self.name,
+            "type": self.type.value,
+            "default": _plain(self.default),
+            "help": self.help,
+        }
         for key in ("minimum", "maximum"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
@@ -245,11 +249,18 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         if not self.ref or self.ref != self.ref.strip() or "@" in self.ref:
-            raise ValueError(f"model ref {self.ref!r} must be a hub id or folder, without spaces or @revision")
+            raise ValueError(
+                f"model ref {self.ref!r} must be a hub id or folder, without spaces or @revision"
+            )
         if not MODEL_FAMILY.match(self.family):
-            raise ValueError(f"model {self.ref}: family {self.family!r} must be lower case letters, digits, '-' or '_'")
-        if isinstance(self.params_millions, bool) or not isinstance(self.params_millions, int | float) \
-                or not self.params_millions > 0:
+            raise ValueError(
+                f"model {self.ref}: family {self.family!r} must be lower case letters, digits, '-' or '_'"
+            )
+        if (
+            isinstance(self.params_millions, bool)
+            or not isinstance(self.params_millions, int | float)
+            or not self.params_millions > 0
+        ):
             raise ValueError(f"model {self.ref}: params_millions must be a positive number")
 
     @property
@@ -261,9 +272,17 @@ class ModelSpec:
         return ModelChoice(self.ref, self.title, self.params_millions, self.gated)
 
     def describe(self) -> dict[str, Any]:
-        return {"ref": self.ref, "family": self.family, "title": self.title, "size": self.size,
-                "params_millions": self.params_millions, "licence": self.licence, "gated": self.gated,
-                "default": self.default, "plugin": self.plugin}
+        return {
+            "ref": self.ref,
+            "family": self.family,
+            "title": self.title,
+            "size": self.size,
+            "params_millions": self.params_millions,
+            "licence": self.licence,
+            "gated": self.gated,
+            "default": self.default,
+            "plugin": self.plugin,
+        }
 
 
 @dataclass(frozen=True)
@@ -326,13 +345,17 @@ class ToolSpec:
         for p in self.params:
             if p.name == name:
                 return p
-        raise ParamError(f"tool {self.id} has no parameter '{name}' (it has: {', '.join(self.param_names) or 'none'})")
+        raise ParamError(
+            f"tool {self.id} has no parameter '{name}' (it has: {', '.join(self.param_names) or 'none'})"
+        )
 
     @property
     def param_names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.params)
 
-    def resolve_params(self, given: Mapping[str, Any] | None = None, *, from_text: bool = False) -> dict[str, Any]:
+    def resolve_params(
+        self, given: Mapping[str, Any] | None = None, *, from_text: bool = False
+    ) -> dict[str, Any]:
         """Defaults overlaid with ``given``; unknown names and bad values raise :class:`ParamError`."""
         given = dict(given or {})
         out: dict[str, Any] = {}
@@ -424,6 +447,13 @@ class FormatSpec:
             raise ValueError(f"format {self.id}: needs an exporter or an importer")
 
     def describe(self) -> dict:
-        return {"id": self.id, "title": self.title, "plugin": self.plugin, "export": bool(self.exporter),
-                "import": bool(self.importer), "extensions": list(self.extensions),
-                "params": [p.describe() for p in self.params], "description": self.description}
+        return {
+            "id": self.id,
+            "title": self.title,
+            "plugin": self.plugin,
+            "export": bool(self.exporter),
+            "import": bool(self.importer),
+            "extensions": list(self.extensions),
+            "params": [p.describe() for p in self.params],
+            "description": self.description,
+        }

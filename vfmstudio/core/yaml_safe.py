@@ -44,8 +44,10 @@ def load_yaml(text: str, *, max_aliases: int = MAX_ALIASES, max_nodes: int = MAX
             return None
         size = _expanded_size(node, max_nodes)
         if size > max_nodes:
-            raise YAMLRefused(f"the YAML expands to more than {max_nodes} values through its aliases "
-                              f"(an alias bomb?); refused")
+            raise YAMLRefused(
+                f"the YAML expands to more than {max_nodes} values through its aliases "
+                f"(an alias bomb?); refused"
+            )
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
         raise YAMLRefused(" ".join(str(exc).split())) from None

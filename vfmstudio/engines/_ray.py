@@ -21,7 +21,9 @@ from vfmstudio.engines.job import BatchError, Plan, Progress, StopRule, record
 from vfmstudio.engines.sources import Item
 from vfmstudio.engines.worker import BatchWorker, Outcome, RunSpec, load_item
 
-INSTALL_HINT = "the Ray engine needs the 'ray' extra: pip install 'vfmstudio[ray]'  (or: pip install 'ray[data]')"
+INSTALL_HINT = (
+    "the Ray engine needs the 'ray' extra: pip install 'vfmstudio[ray]'  (or: pip install 'ray[data]')"
+)
 _DECODE_THREADS = 4
 
 
@@ -73,8 +75,13 @@ def _connect(ray, address: str | None, workers: int) -> bool:
             ray.init(address=address, runtime_env=runtime_env, logging_level="ERROR", log_to_driver=False)
         else:
             # One CPU per actor plus one spare, so the read stage is never starved of a CPU.
-            ray.init(num_cpus=max(2, workers + 1), include_dashboard=False, runtime_env=runtime_env,
-                     logging_level="ERROR", log_to_driver=False)
+            ray.init(
+                num_cpus=max(2, workers + 1),
+                include_dashboard=False,
+                runtime_env=runtime_env,
+                logging_level="ERROR",
+                log_to_driver=False,
+            )
     except Exception as exc:  # noqa: BLE001 - connection errors come in many types
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise RayUnavailable(f"cannot start or reach {where}: {' '.join(str(exc).split())}") from None
@@ -101,8 +108,15 @@ def preflight(address: str | None) -> None:
         _probe(address)
 
 
-def run_ray(plan: Plan, *, address: str | None = None, workers: int = 1, gpus_per_worker: float = 0.0,
-            cpus_per_worker: float = 1.0, on_update: Callable[[Progress], None] | None = None) -> Progress:
+def run_ray(
+    plan: Plan,
+    *,
+    address: str | None = None,
+    workers: int = 1,
+    gpus_per_worker: float = 0.0,
+    cpus_per_worker: float = 1.0,
+    on_update: Callable[[Progress], None] | None = None,
+) -> Progress:
     """Process ``plan.todo`` on ``workers`` Ray actors; the files written equal the local engine's."""
     ray = import_ray()
     progress = Progress(total=len(plan.source.items), skipped=plan.skipped, on_update=on_update)
@@ -120,15 +134,24 @@ def run_ray(plan: Plan, *, address: str | None = None, workers: int = 1, gpus_pe
         rows = [{"path": it.path, "rel": it.rel, "key": it.key} for it in plan.todo]
         blocks = max(1, min(len(rows) // plan.batch_size, 200))
         ds = ray.data.from_items(rows, override_num_blocks=blocks)
-        ds = ds.map_batches(BatchActor, fn_constructor_kwargs={"spec": plan.spec}, batch_size=plan.batch_size,
-                            compute=ray.data.ActorPoolStrategy(size=workers), num_gpus=gpus_per_worker or None,
-                            num_cpus=cpus_per_worker, batch_format="numpy")
+        ds = ds.map_batches(
+            BatchActor,
+            fn_constructor_kwargs={"spec": plan.spec},
+            batch_size=plan.batch_size,
+            compute=ray.data.ActorPoolStrategy(size=workers),
+            num_gpus=gpus_per_worker or None,
+            num_cpus=cpus_per_worker,
+            batch_format="numpy",
+        )
         stop = StopRule()
         try:
             for out in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                outcomes = [Outcome(Item(str(p), str(rel), str(k)), bool(ok), str(s), str(r))
-                            for k, p, rel, ok, s, r in zip(out["key"], out["path"], out["rel"], out["ok"],
-                                                           out["stage"], out["reason"])]
+                outcomes = [
+                    Outcome(Item(str(p), str(rel), str(k)), bool(ok), str(s), str(r))
+                    for k, p, rel, ok, s, r in zip(
+                        out["key"], out["path"], out["rel"], out["ok"], out["stage"], out["reason"]
+                    )
+                ]
                 record(plan, progress, stop, outcomes)
         except BatchError:
             raise

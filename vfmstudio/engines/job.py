@@ -36,13 +36,19 @@ class Plan:
 def manifest_for(spec: RunSpec, source: Source) -> dict:
     from vfmstudio import __version__
 
-    return {"tool": spec.tool.id, "model": spec.model, "params": spec.params, "source": source.identity(),
-            "vfmstudio": __version__,
-            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
+    return {
+        "tool": spec.tool.id,
+        "model": spec.model,
+        "params": spec.params,
+        "source": source.identity(),
+        "vfmstudio": __version__,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
 
 
-def plan_run(spec: RunSpec, src: str, *, resume: bool = False, limit: int | None = None,
-             batch_size: int = 8) -> Plan:
+def plan_run(
+    spec: RunSpec, src: str, *, resume: bool = False, limit: int | None = None, batch_size: int = 8
+) -> Plan:
     """Resolve SRC, create or check the output folder and list the images still to do."""
     if batch_size < 1:
         raise BatchError(f"--batch-size must be at least 1, got {batch_size}")
@@ -106,10 +112,18 @@ class Progress:
             self.on_update(self)
 
     def summary(self, plan: Plan, engine: str) -> dict:
-        return {"engine": engine, "tool": plan.spec.tool.id, "model": plan.spec.model, "images": self.total,
-                "skipped": self.skipped, "done": self.done, "failed": self.failed,
-                "elapsed_s": round(self.elapsed, 3), "images_per_s": round(self.rate, 3),
-                "finished": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
+        return {
+            "engine": engine,
+            "tool": plan.spec.tool.id,
+            "model": plan.spec.model,
+            "images": self.total,
+            "skipped": self.skipped,
+            "done": self.done,
+            "failed": self.failed,
+            "elapsed_s": round(self.elapsed, 3),
+            "images_per_s": round(self.rate, 3),
+            "finished": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        }
 
 
 class StopRule:
@@ -127,9 +141,10 @@ class StopRule:
             self.succeeded = True
         elif outcome.stage == "run" and not self.succeeded:
             self.reasons.append(outcome.reason)
-            if len(self.reasons) >= self.after and len(set(self.reasons[-self.after:])) == 1:
-                raise BatchError(f"stopped: the tool failed on the first {len(self.reasons)} images: "
-                                 f"{outcome.reason}")
+            if len(self.reasons) >= self.after and len(set(self.reasons[-self.after :])) == 1:
+                raise BatchError(
+                    f"stopped: the tool failed on the first {len(self.reasons)} images: {outcome.reason}"
+                )
 
 
 def record(plan: Plan, progress: Progress, stop: StopRule, outcomes: list[Outcome]) -> None:

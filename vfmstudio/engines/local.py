@@ -36,9 +36,16 @@ def overlaps(worker: BatchWorker, prefetch: str) -> bool:
     return worker.ran and worker.device != "cpu"
 
 
-def run_local(plan: Plan, *, workers: int | None = None, cancel: CancelToken | None = None,
-              on_update: Callable[[Progress], None] | None = None, services=None,
-              prefetch: str = "auto", sink: Callable[..., object] | None = None) -> Progress:
+def run_local(
+    plan: Plan,
+    *,
+    workers: int | None = None,
+    cancel: CancelToken | None = None,
+    on_update: Callable[[Progress], None] | None = None,
+    services=None,
+    prefetch: str = "auto",
+    sink: Callable[..., object] | None = None,
+) -> Progress:
     """Process ``plan.todo`` in batches of ``plan.batch_size``; returns the final counts.
 
     ``prefetch``: "auto" (overlap decoding with inference unless the model runs on the CPU),
@@ -61,6 +68,7 @@ def run_local(plan: Plan, *, workers: int | None = None, cancel: CancelToken | N
         on_update(progress)
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vfm-decode") as pool:
+
         def refill(limit: int) -> None:
             while len(pending) < limit:
                 item = next(todo, None)

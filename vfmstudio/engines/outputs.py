@@ -96,19 +96,25 @@ class BatchOutput:
         existing = self.root / MANIFEST
         if existing.exists():
             if not resume:
-                raise OutputError(f"{self.root}: already holds a batch run; pass --resume to continue it "
-                                  "or choose another --out folder")
+                raise OutputError(
+                    f"{self.root}: already holds a batch run; pass --resume to continue it "
+                    "or choose another --out folder"
+                )
             self._check_same_run(read_manifest(self.root), manifest)
         else:
             if self.root.exists():  # a run that died before its manifest was written left only these
                 self._remove_leftovers(self.root)
             if self.root.exists() and any(self.root.iterdir()):
-                raise OutputError(f"{self.root}: the output folder is not empty and holds no batch run; "
-                                  "choose an empty or new folder")
+                raise OutputError(
+                    f"{self.root}: the output folder is not empty and holds no batch run; "
+                    "choose an empty or new folder"
+                )
             try:
                 self.root.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise OutputError(f"{self.root}: cannot create the output folder ({exc.strerror or exc})") from None
+                raise OutputError(
+                    f"{self.root}: cannot create the output folder ({exc.strerror or exc})"
+                ) from None
             write_json_atomic(existing, manifest, indent=1)
         self.predictions.mkdir(exist_ok=True)
         self._remove_leftovers()
@@ -123,8 +129,10 @@ class BatchOutput:
                 detail = "; ".join(f"{field}.{k}: {a.get(k)!r} then, {b.get(k)!r} now" for k in names[:3])
             else:
                 detail = f"{field}: {a!r} then, {b!r} now"
-            raise OutputError(f"{self.root}: cannot resume a run made with other settings ({detail}); "
-                              "use the same settings or another --out folder")
+            raise OutputError(
+                f"{self.root}: cannot resume a run made with other settings ({detail}); "
+                "use the same settings or another --out folder"
+            )
 
     def _remove_leftovers(self, *folders: Path) -> None:
         """Temporary files of a killed run; nothing refers to them."""
@@ -142,7 +150,9 @@ class BatchOutput:
         except (OSError, ValueError, AttributeError):
             return False
         stat = SourceStat.of(item.path)
-        return stat is not None and record.get("size") == stat.size and record.get("mtime_ns") == stat.mtime_ns
+        return (
+            stat is not None and record.get("size") == stat.size and record.get("mtime_ns") == stat.mtime_ns
+        )
 
     def write_prediction(self, item: Item, prediction: Prediction, stat: SourceStat | None) -> Path:
         """Arrays first, then the JSON in one step: its presence means the image is finished."""
@@ -150,8 +160,13 @@ class BatchOutput:
         if arrays.exists():  # from an earlier attempt at this image
             shutil.rmtree(arrays, ignore_errors=True)
         payload = prediction.to_json(sidecar_dir=arrays)
-        payload["batch"] = {"key": item.key, "path": item.path, "rel": item.rel,
-                            "size": stat.size if stat else None, "mtime_ns": stat.mtime_ns if stat else None}
+        payload["batch"] = {
+            "key": item.key,
+            "path": item.path,
+            "rel": item.rel,
+            "size": stat.size if stat else None,
+            "mtime_ns": stat.mtime_ns if stat else None,
+        }
         path = self.prediction_path(item.key)
         write_json_atomic(path, payload)
         return path
@@ -164,8 +179,16 @@ class BatchOutput:
         atomic_write_bytes(self.failures_path, text.encode("utf-8"))
 
     def add_failure(self, item: Item, stage: str, reason: str) -> None:
-        line = json.dumps({"key": item.key, "path": item.path, "rel": item.rel, "stage": stage,
-                           "reason": " ".join(str(reason).split())}, ensure_ascii=False)
+        line = json.dumps(
+            {
+                "key": item.key,
+                "path": item.path,
+                "rel": item.rel,
+                "stage": stage,
+                "reason": " ".join(str(reason).split()),
+            },
+            ensure_ascii=False,
+        )
         with self._failures_lock, open(self.failures_path, "a", encoding="utf-8") as fp:
             fp.write(line + "\n")
 
@@ -195,7 +218,9 @@ def read_manifest(root: str | os.PathLike[str]) -> dict:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise OutputError(f"{path}: not a vfmstudio batch manifest")
     if not isinstance(manifest.get("version"), int) or manifest["version"] > FORMAT_VERSION:
-        raise OutputError(f"{path}: batch format version {manifest.get('version')!r} is newer than this vfmstudio")
+        raise OutputError(
+            f"{path}: batch format version {manifest.get('version')!r} is newer than this vfmstudio"
+        )
     return manifest
 
 

@@ -24,8 +24,10 @@ def progress_line(p: Progress, width: int = 24) -> str:
     filled = int(frac * width)
     bar = "#" * filled + "." * (width - filled)
     skipped = f" ({p.skipped} done before)" if p.skipped else ""
-    return (f"[{bar}] {p.processed}/{todo}{skipped} {p.rate:.1f} img/s ETA {format_duration(p.eta)}"
-            f" failed {p.failed}")
+    return (
+        f"[{bar}] {p.processed}/{todo}{skipped} {p.rate:.1f} img/s ETA {format_duration(p.eta)}"
+        f" failed {p.failed}"
+    )
 
 
 class ProgressBar:

@@ -82,13 +82,17 @@ def resolve_source(spec: str | os.PathLike[str], *, limit: int | None = None) ->
         root = Path(os.path.abspath(p)).parent
     elif p.is_file():
         if p.suffix.lower() not in _LIST_SUFFIXES:
-            raise SourceError(f"{text}: not an image, folder or list file (a list file ends in .txt, .lst or .list)")
+            raise SourceError(
+                f"{text}: not an image, folder or list file (a list file ends in .txt, .lst or .list)"
+            )
         kind, paths = "list", _read_list(p)
         root = _common_root(paths, p.resolve().parent)
     elif _MAGIC.search(text):
         kind = "glob"
-        paths = sorted({Path(m) for m in glob.glob(os.path.expanduser(text), recursive=True) if os.path.isfile(m)},
-                       key=str)
+        paths = sorted(
+            {Path(m) for m in glob.glob(os.path.expanduser(text), recursive=True) if os.path.isfile(m)},
+            key=str,
+        )
         root = _glob_root(text)
     else:
         raise SourceError(f"{text}: no such file or folder")
@@ -112,7 +116,9 @@ def _read_list(p: Path) -> list[Path]:
     try:
         text = p.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        raise SourceError(f"{p}: cannot read the list file ({getattr(exc, 'strerror', None) or exc})") from None
+        raise SourceError(
+            f"{p}: cannot read the list file ({getattr(exc, 'strerror', None) or exc})"
+        ) from None
     base = p.resolve().parent
     out = []
     for line in text.splitlines():

@@ -73,8 +73,10 @@ def batch_services():
     from vfmstudio.core.cache import ByteLRUCache, model_cache_budget
     from vfmstudio.execution import Services
 
-    return Services(models=ByteLRUCache(model_cache_budget(), name="models"),
-                    features=BatchFeatureCache(batch_feature_budget()))
+    return Services(
+        models=ByteLRUCache(model_cache_budget(), name="models"),
+        features=BatchFeatureCache(batch_feature_budget()),
+    )
 
 
 class BatchFeatureCache(ByteLRUCache):
@@ -136,8 +138,14 @@ def load_item(item: Item, reader: Callable[..., Any] | None = None) -> Loaded:
 class BatchWorker:
     """Runs one tool over batches of decoded images and writes each prediction."""
 
-    def __init__(self, spec: RunSpec, *, services=None, cancel: CancelToken | None = None,
-                 sink: Callable[[Item, Any, SourceStat | None], Any] | None = None):
+    def __init__(
+        self,
+        spec: RunSpec,
+        *,
+        services=None,
+        cancel: CancelToken | None = None,
+        sink: Callable[[Item, Any, SourceStat | None], Any] | None = None,
+    ):
         self.spec = spec
         self.output = BatchOutput(spec.out)
         # Where each prediction goes: a prediction file by default; the folder index keeps vectors instead.
@@ -165,9 +173,17 @@ class BatchWorker:
         if spec.tool.prepare and images:
             self.counters.prepare_calls += 1
             try:
-                prepare_tool(spec.tool, images, spec.params, model=spec.model, device=spec.device,
-                             precision=spec.precision, cancel=self.cancel, services=self.services,
-                             timeout=spec.timeout)
+                prepare_tool(
+                    spec.tool,
+                    images,
+                    spec.params,
+                    model=spec.model,
+                    device=spec.device,
+                    precision=spec.precision,
+                    cancel=self.cancel,
+                    services=self.services,
+                    timeout=spec.timeout,
+                )
             except ToolError:
                 # Per-image runs below report the real, per-image reason.
                 self.counters.prepare_failures += 1
@@ -180,9 +196,17 @@ class BatchWorker:
             self.cancel.raise_if_cancelled()
             t0 = time.perf_counter()
             try:
-                prediction = run_tool(spec.tool, [ld.image], spec.params, model=spec.model, device=spec.device,
-                                      precision=spec.precision, cancel=self.cancel, services=self.services,
-                                      timeout=spec.timeout)
+                prediction = run_tool(
+                    spec.tool,
+                    [ld.image],
+                    spec.params,
+                    model=spec.model,
+                    device=spec.device,
+                    precision=spec.precision,
+                    cancel=self.cancel,
+                    services=self.services,
+                    timeout=spec.timeout,
+                )
             except Cancelled:
                 raise
             except ToolError as exc:

@@ -27,11 +27,22 @@ from vfmstudio.index.store import EmbeddingStore, FileEntry, IndexStoreError, st
 FLUSH_EVERY = 64  # vectors buffered before they are appended to the store (a kill loses at most these)
 
 # Which embedding tool a model family uses, by the model_type of its config.json.
-_TOOL_FOR_MODEL_TYPE = {"dinov2": "dino.embed", "dinov2_with_registers": "dino.embed",
-                        "dinov3_vit": "dino.embed", "clip": "clip.embed", "siglip": "clip.embed",
-                        "siglip2": "clip.embed"}
-_TOOL_FOR_FAMILY = {"dinov2": "dino.embed", "dinov3": "dino.embed", "dino": "dino.embed",
-                    "clip": "clip.embed", "siglip": "clip.embed", "siglip2": "clip.embed"}
+_TOOL_FOR_MODEL_TYPE = {
+    "dinov2": "dino.embed",
+    "dinov2_with_registers": "dino.embed",
+    "dinov3_vit": "dino.embed",
+    "clip": "clip.embed",
+    "siglip": "clip.embed",
+    "siglip2": "clip.embed",
+}
+_TOOL_FOR_FAMILY = {
+    "dinov2": "dino.embed",
+    "dinov3": "dino.embed",
+    "dino": "dino.embed",
+    "clip": "clip.embed",
+    "siglip": "clip.embed",
+    "siglip2": "clip.embed",
+}
 
 
 def embedding_tool_for(model: str) -> str:
@@ -49,10 +60,14 @@ def embedding_tool_for(model: str) -> str:
             model_type = None
         if model_type in _TOOL_FOR_MODEL_TYPE:
             return _TOOL_FOR_MODEL_TYPE[model_type]
-        raise IndexStoreError(f"{model}: a {model_type!r} model has no embedding tool; use a DINOv2 or "
-                              f"CLIP/SigLIP model, or name one with --tool")
-    raise IndexStoreError(f"{model}: not a known model and not a local model folder; pass --tool "
-                          f"(dino.embed or clip.embed) to say how to embed with it")
+        raise IndexStoreError(
+            f"{model}: a {model_type!r} model has no embedding tool; use a DINOv2 or "
+            f"CLIP/SigLIP model, or name one with --tool"
+        )
+    raise IndexStoreError(
+        f"{model}: not a known model and not a local model folder; pass --tool "
+        f"(dino.embed or clip.embed) to say how to embed with it"
+    )
 
 
 @dataclass
@@ -64,8 +79,13 @@ class IndexReport:
     failed: list[dict[str, str]] = field(default_factory=list)  # {"path", "reason"}
 
     def as_dict(self) -> dict[str, Any]:
-        return {"images": self.images, "embedded": self.embedded, "reused": self.reused,
-                "removed": self.removed, "failed": self.failed}
+        return {
+            "images": self.images,
+            "embedded": self.embedded,
+            "reused": self.reused,
+            "removed": self.removed,
+            "failed": self.failed,
+        }
 
 
 @dataclass
@@ -85,8 +105,9 @@ class FolderIndex:
 
     def searcher(self, exact: bool | None = None) -> Searcher:
         if self._searcher is None or (exact is not None and self._searcher.exact != exact):
-            self._searcher = Searcher(self.store.vectors(), self.store.ids, self.store.root / "hnsw.usearch",
-                                      exact=exact)
+            self._searcher = Searcher(
+                self.store.vectors(), self.store.ids, self.store.root / "hnsw.usearch", exact=exact
+            )
         return self._searcher
 
     def files_of(self) -> dict[str, list[str]]:
@@ -124,10 +145,20 @@ class FolderIndex:
         return [(rel, float(scores[r])) for r in ranked for rel in files.get(self.store.ids[r], ())]
 
 
-def update_index(folder: str | os.PathLike[str], *, model: str, tool: ToolSpec, params: dict[str, Any],
-                 device: str = "auto", precision: str = "auto", batch_size: int = 16,
-                 cancel: CancelToken | None = None, on_progress: Callable[[Any], None] | None = None,
-                 services=None, store_root: Path | None = None) -> FolderIndex:
+def update_index(
+    folder: str | os.PathLike[str],
+    *,
+    model: str,
+    tool: ToolSpec,
+    params: dict[str, Any],
+    device: str = "auto",
+    precision: str = "auto",
+    batch_size: int = 16,
+    cancel: CancelToken | None = None,
+    on_progress: Callable[[Any], None] | None = None,
+    services=None,
+    store_root: Path | None = None,
+) -> FolderIndex:
     """Embed what is new in ``folder``, drop what left it, and return the index (resumable: a killed or
     cancelled update keeps every vector it flushed)."""
     from vfmstudio.engines.job import Plan, manifest_for
@@ -154,7 +185,11 @@ def update_index(folder: str | os.PathLike[str], *, model: str, tool: ToolSpec, 
     for item in source.items:
         stat = SourceStat.of(item.path)
         known = store.files.get(item.rel)
-        if stat is not None and known is not None and (known.size, known.mtime_ns) == (stat.size, stat.mtime_ns):
+        if (
+            stat is not None
+            and known is not None
+            and (known.size, known.mtime_ns) == (stat.size, stat.mtime_ns)
+        ):
             image_id = known.image_id
         else:
             try:
@@ -171,28 +206,44 @@ def update_index(folder: str | os.PathLike[str], *, model: str, tool: ToolSpec, 
     report.reused = len(first_item_of) - len(todo)
 
     if todo:
-        spec = RunSpec(tool=tool, params=params, model=model, out=str(store.root / "run"), device=device,
-                       precision=precision)
+        spec = RunSpec(
+            tool=tool,
+            params=params,
+            model=model,
+            out=str(store.root / "run"),
+            device=device,
+            precision=precision,
+        )
         part = Source(spec=str(root), kind="folder", root=str(root), items=tuple(todo))
         output = BatchOutput(spec.out)
         try:
-            output.open(manifest_for(spec, Source(spec=str(root), kind="folder", root=str(root), items=())),
-                        resume=True)
+            output.open(
+                manifest_for(spec, Source(spec=str(root), kind="folder", root=str(root), items=())),
+                resume=True,
+            )
         except OutputError as exc:
             raise IndexStoreError(str(exc)) from None
         output.reset_failures({it.key for it in todo})
         sink = _VectorSink(store)
         try:
-            run_local(Plan(spec, part, output, todo, skipped=0, batch_size=batch_size), cancel=cancel,
-                      on_update=on_progress, services=services, sink=sink)
+            run_local(
+                Plan(spec, part, output, todo, skipped=0, batch_size=batch_size),
+                cancel=cancel,
+                on_update=on_progress,
+                services=services,
+                sink=sink,
+            )
         finally:
             sink.flush()
             # Files whose vectors exist are recorded even when the run stopped early, so a rerun resumes.
             store.save_files({rel: e for rel, e in files.items() if e.image_id in store})
         report.embedded = sink.count
         reasons = {f.get("key"): f.get("reason", "") for f in read_failures(output.root)}
-        report.failed += [{"path": it.rel, "reason": reasons.get(it.key) or "not embedded"}
-                          for it in todo if files[it.rel].image_id not in store]
+        report.failed += [
+            {"path": it.rel, "reason": reasons.get(it.key) or "not embedded"}
+            for it in todo
+            if files[it.rel].image_id not in store
+        ]
     store.save_files({rel: e for rel, e in files.items() if e.image_id in store})
     return FolderIndex(root, store, tool, params, model, report)
 

@@ -32,7 +32,7 @@ def near_duplicate_rows(searcher: Searcher, n: int, threshold: float, k: int = 1
 
     step = 1024
     for start in range(0, n, step):
-        queries = np.asarray(searcher.vectors[start:start + step], dtype=np.float32)
+        queries = np.asarray(searcher.vectors[start : start + step], dtype=np.float32)
         hits = searcher.search(queries, min(k + 1, n))
         for qi, (rows, scores) in enumerate(zip(hits.rows, hits.scores)):
             a = start + qi
@@ -55,7 +55,7 @@ def outlier_scores(searcher: Searcher, n: int, k: int = 10) -> np.ndarray:
         return out
     step = 1024
     for start in range(0, n, step):
-        queries = np.asarray(searcher.vectors[start:start + step], dtype=np.float32)
+        queries = np.asarray(searcher.vectors[start : start + step], dtype=np.float32)
         hits = searcher.search(queries, min(k + 1, n))
         for qi, (rows, scores) in enumerate(zip(hits.rows, hits.scores)):
             others = [s for r, s in zip(rows, scores) if r != start + qi][:k]
@@ -63,8 +63,15 @@ def outlier_scores(searcher: Searcher, n: int, k: int = 10) -> np.ndarray:
     return out
 
 
-def kmeans_labels(vectors: np.ndarray, k: int = 10, *, iterations: int = 20, fit_rows: int = 20_000,
-                  restarts: int = 3, seed: int = 0) -> np.ndarray:
+def kmeans_labels(
+    vectors: np.ndarray,
+    k: int = 10,
+    *,
+    iterations: int = 20,
+    fit_rows: int = 20_000,
+    restarts: int = 3,
+    seed: int = 0,
+) -> np.ndarray:
     """A cluster number per row, for colouring the map: k-means (k-means++ seeding, the best of
     ``restarts`` runs by inertia) fitted on at most ``fit_rows`` rows and applied to all in chunks."""
     n = vectors.shape[0]
@@ -83,7 +90,7 @@ def kmeans_labels(vectors: np.ndarray, k: int = 10, *, iterations: int = 20, fit
         raise ValueError("k-means needs at least one restart")
     out = np.empty(n, np.int32)
     for start in range(0, n, 65_536):
-        out[start:start + 65_536] = _nearest(np.asarray(vectors[start:start + 65_536], np.float32), best)
+        out[start : start + 65_536] = _nearest(np.asarray(vectors[start : start + 65_536], np.float32), best)
     return out
 
 
@@ -92,7 +99,9 @@ def _kmeans_pp(sample: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarr
     dist = np.sum((sample - centres[0]) ** 2, axis=1)
     for _ in range(1, k):
         total = dist.sum()
-        centres.append(sample[rng.choice(len(sample), p=dist / total) if total > 0 else rng.integers(len(sample))])
+        centres.append(
+            sample[rng.choice(len(sample), p=dist / total) if total > 0 else rng.integers(len(sample))]
+        )
         dist = np.minimum(dist, np.sum((sample - centres[-1]) ** 2, axis=1))
     return np.stack(centres)
 
@@ -100,7 +109,9 @@ def _kmeans_pp(sample: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarr
 def _lloyd(sample: np.ndarray, c: np.ndarray, iterations: int) -> np.ndarray:
     for _ in range(iterations):
         assign = _nearest(sample, c)
-        moved = np.stack([sample[assign == j].mean(axis=0) if np.any(assign == j) else c[j] for j in range(len(c))])
+        moved = np.stack(
+            [sample[assign == j].mean(axis=0) if np.any(assign == j) else c[j] for j in range(len(c))]
+        )
         if np.allclose(moved, c):
             break
         c = moved

@@ -28,12 +28,14 @@ def pca_2d(vectors: np.ndarray, *, fit_rows: int = FIT_ROWS, seed: int = 0) -> n
     axes = axes * np.where(signs == 0, 1.0, signs)[:, None]
     out = np.empty((n, 2), np.float32)
     for start in range(0, n, CHUNK):
-        block = np.asarray(vectors[start:start + CHUNK], dtype=np.float32)
-        out[start:start + len(block)] = (block - mean) @ axes.T
+        block = np.asarray(vectors[start : start + CHUNK], dtype=np.float32)
+        out[start : start + len(block)] = (block - mean) @ axes.T
     return out
 
 
-def _top_directions(centred: np.ndarray, k: int, seed: int, oversample: int = 8, iterations: int = 4) -> np.ndarray:
+def _top_directions(
+    centred: np.ndarray, k: int, seed: int, oversample: int = 8, iterations: int = 4
+) -> np.ndarray:
     """The top ``k`` right singular vectors (k, D) by randomised subspace iteration (Halko et al. 2011):
     a few products with a thin random matrix instead of a full SVD of the sample (seconds -> tens of ms)."""
     d = centred.shape[1]

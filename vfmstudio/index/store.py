@@ -74,7 +74,9 @@ class EmbeddingStore:
             same = {k: stored.get(k) for k in ("version", "tool", "model", "params")}
             want = {"version": STORE_VERSION, **{k: meta.get(k) for k in ("tool", "model", "params")}}
             if same != want:
-                raise IndexStoreError(f"{root}: made for other settings ({same}); delete the folder to rebuild it")
+                raise IndexStoreError(
+                    f"{root}: made for other settings ({same}); delete the folder to rebuild it"
+                )
             store._dim = stored.get("dim")
             store._load_rows()
             files = _read_json(root / "files.json") if (root / "files.json").exists() else {}
@@ -108,7 +110,9 @@ class EmbeddingStore:
         """(N, D) float32, memory-mapped read-only (an empty array when nothing is stored)."""
         if not self.ids or not self._dim:
             return np.zeros((0, self._dim or 0), np.float32)
-        return np.memmap(self.root / "vectors.f32", dtype=np.float32, mode="r", shape=(len(self.ids), self._dim))
+        return np.memmap(
+            self.root / "vectors.f32", dtype=np.float32, mode="r", shape=(len(self.ids), self._dim)
+        )
 
     def vector(self, image_id: str) -> np.ndarray:
         return np.array(self.vectors()[self._row[image_id]])
@@ -127,7 +131,9 @@ class EmbeddingStore:
             self._dim = int(vectors.shape[1])
             self._write_meta()
         elif vectors.shape[1] != self._dim:
-            raise IndexStoreError(f"{self.root}: vectors of {vectors.shape[1]} dimensions, the store holds {self._dim}")
+            raise IndexStoreError(
+                f"{self.root}: vectors of {vectors.shape[1]} dimensions, the store holds {self._dim}"
+            )
         self.root.mkdir(parents=True, exist_ok=True)
         self._truncate_to_rows()
         rows = vectors[[i for i, _ in fresh]]
@@ -175,8 +181,10 @@ class EmbeddingStore:
     def save_files(self, files: dict[str, FileEntry]) -> None:
         self.files = dict(files)
         self.root.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.root / "files.json",
-                          {rel: [e.image_id, e.size, e.mtime_ns] for rel, e in sorted(files.items())})
+        write_json_atomic(
+            self.root / "files.json",
+            {rel: [e.image_id, e.size, e.mtime_ns] for rel, e in sorted(files.items())},
+        )
         self._write_meta()
 
     def _write_meta(self) -> None:
@@ -188,7 +196,9 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise IndexStoreError(f"{path}: cannot read the index file ({exc}); delete the folder to rebuild it") from None
+        raise IndexStoreError(
+            f"{path}: cannot read the index file ({exc}); delete the folder to rebuild it"
+        ) from None
 
 
 def _replace_text(path: Path, text: str) -> None:

@@ -216,7 +216,9 @@ def load_pretrained(
         except ValueError as exc:
             message = str(exc).lower()
             # transformers names the missing support either "sdpa" or "scaled_dot_product_attention".
-            if attn_implementation != "sdpa" or ("sdpa" not in message and "scaled_dot_product" not in message):
+            if attn_implementation != "sdpa" or (
+                "sdpa" not in message and "scaled_dot_product" not in message
+            ):
                 raise
             attn_used = "eager"
             model = _load("eager")
@@ -228,10 +230,14 @@ def load_pretrained(
             ) from exc
         raise ModelError(f"cannot load '{ref.display}' as {model_cls.__name__}: {_first_line(exc)}") from exc
     except SafetensorError as exc:  # a truncated or garbage weights file (an interrupted download)
-        raise ModelError(f"cannot load '{ref.display}': its safetensors weights are corrupt or incomplete "
-                         f"({_first_line(exc)}); fetch the model again") from exc
+        raise ModelError(
+            f"cannot load '{ref.display}': its safetensors weights are corrupt or incomplete "
+            f"({_first_line(exc)}); fetch the model again"
+        ) from exc
     model.eval()
-    compiled = tuple(compile_encoders(model)) if (torch_compile_enabled() if compile is None else compile) else ()
+    compiled = (
+        tuple(compile_encoders(model)) if (torch_compile_enabled() if compile is None else compile) else ()
+    )
     config = getattr(model, "config", None)
     attn_used = getattr(config, "_attn_implementation", None) or attn_used
     n_params = sum(p.numel() for p in model.parameters())

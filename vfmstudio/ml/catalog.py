@@ -42,5 +42,8 @@ def models_for(family: str, host: Any = None) -> tuple[ModelSpec, ...]:
 def list_models(family: str | None = None, host: Any = None) -> list[dict[str, Any]]:
     """One dict per known model: ref, family, title, size, params_millions, licence, gated, default,
     plugin, cached."""
-    return [{**m.describe(), "cached": hub.is_cached(m.ref)}
-            for m in known_models(host) if family is None or m.family == family]
+    return [
+        {**m.describe(), "cached": hub.is_cached(m.ref)}
+        for m in known_models(host)
+        if family is None or m.family == family
+    ]

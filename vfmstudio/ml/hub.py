@@ -35,6 +35,7 @@ ALLOW_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "*.tiktoken", "
 PICKLE_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
 DEFAULT_TIMEOUT = 10.0
 
+
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().upper() in {"1", "ON", "YES", "TRUE"}
 
@@ -293,7 +294,9 @@ def pull(
         # Nothing to fetch if a complete copy is already here; otherwise explain.
         return _resolve_offline(ref, cache_dir, "offline: HF_HUB_OFFLINE=1")
     try:
-        return download_snapshot(ref, progress=progress, cancel=cancel, deadlines=deadlines, cache_dir=cache_dir)
+        return download_snapshot(
+            ref, progress=progress, cancel=cancel, deadlines=deadlines, cache_dir=cache_dir
+        )
     except (ModelNotAvailableError, HubTimeoutError):
         cached = _cached_snapshot(ref, cache_dir)
         if cached is not None and _snapshot_problem(cached) is None:

@@ -26,13 +26,21 @@ from vfmstudio.session.accepting import Item
 class AcceptDialog(QDialog):
     """Check the items to accept; masks may become polygons simplified by a tolerance."""
 
-    def __init__(self, items: list[Item], parent: QWidget | None = None, *,
-                 preselect: Callable[[Item], bool] | None = None, can_refine: bool = False):
+    def __init__(
+        self,
+        items: list[Item],
+        parent: QWidget | None = None,
+        *,
+        preselect: Callable[[Item], bool] | None = None,
+        can_refine: bool = False,
+    ):
         super().__init__(parent)
         self.setWindowTitle("Accept predictions")
         self.items = items
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("Checked items become annotations, tags or the caption (one undo step):", self))
+        layout.addWidget(
+            QLabel("Checked items become annotations, tags or the caption (one undo step):", self)
+        )
         self.list = QListWidget(self)
         for it in items:
             row = QListWidgetItem(it.text, self.list)
@@ -52,15 +60,19 @@ class AcceptDialog(QDialog):
         layout.addLayout(options)
         # Refine with SAM: the checked boxes become masks (sam.refine), keeping their classes.
         self.refine = QCheckBox("Refine boxes to masks with SAM", self)
-        self.refine.setVisible(can_refine and any(
-            isinstance(it.prediction.results[it.result], Detections) for it in items))
+        self.refine.setVisible(
+            can_refine and any(isinstance(it.prediction.results[it.result], Detections) for it in items)
+        )
         layout.addWidget(self.refine)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
+        )
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
         self.resize(520, 360)
 
     def chosen(self) -> list[Item]:
-        return [it for i, it in enumerate(self.items)
-                if self.list.item(i).checkState() == Qt.CheckState.Checked]
+        return [
+            it for i, it in enumerate(self.items) if self.list.item(i).checkState() == Qt.CheckState.Checked
+        ]

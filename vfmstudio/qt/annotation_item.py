@@ -70,8 +70,15 @@ def handles_of(shape: Shape) -> list[tuple[str, tuple, QPointF]]:
         for fx in (0.0, 0.5, 1.0):
             for fy in (0.0, 0.5, 1.0):
                 if (fx, fy) != (0.5, 0.5):
-                    out.append(("box", (fx, fy), QPointF(shape.x0 + fx * (shape.x1 - shape.x0),
-                                                         shape.y0 + fy * (shape.y1 - shape.y0))))
+                    out.append(
+                        (
+                            "box",
+                            (fx, fy),
+                            QPointF(
+                                shape.x0 + fx * (shape.x1 - shape.x0), shape.y0 + fy * (shape.y1 - shape.y0)
+                            ),
+                        )
+                    )
     elif isinstance(shape, Polygon):
         for p, part in enumerate(shape.parts):
             for r, ring in enumerate((part.exterior, *part.holes)):
@@ -90,7 +97,9 @@ def outline_path(shape: Shape, edges: tuple[tuple[int, int], ...] = ()) -> QPain
     the class's skeleton ``edges``."""
     if isinstance(shape, Points | Keypoints):
         path = QPainterPath()
-        shown = [v > 0 for v in shape.visibility] if isinstance(shape, Keypoints) else [True] * len(shape.points)
+        shown = (
+            [v > 0 for v in shape.visibility] if isinstance(shape, Keypoints) else [True] * len(shape.points)
+        )
         for (x, y), on in zip(shape.points, shown):
             if on:
                 path.addEllipse(QPointF(x, y), 2.5, 2.5)
@@ -113,7 +122,9 @@ class _Overlay(QGraphicsItem):
     def boundingRect(self) -> QRectF:
         return self.owner.boundingRect()
 
-    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+    def paint(
+        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
+    ) -> None:
         owner = self.owner
         if owner.chosen_shapes:
             size = HANDLE_PX / (painter.worldTransform().m11() or 1.0)
@@ -173,7 +184,9 @@ class AnnotationItem(QGraphicsItem):
     def boundingRect(self) -> QRectF:
         return self._rect.adjusted(-50, -50, 50, 50)
 
-    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+    def paint(
+        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
+    ) -> None:
         pass  # children only
 
     def annotations(self) -> tuple[Annotation, ...]:
@@ -223,23 +236,35 @@ class AnnotationItem(QGraphicsItem):
         if key != self._masks_key:
             self._masks_key = key
             if self._masks_item is not None:
-                (scene.removeItem(self._masks_item) if scene is not None else self._masks_item.setParentItem(None))
+                (
+                    scene.removeItem(self._masks_item)
+                    if scene is not None
+                    else self._masks_item.setParentItem(None)
+                )
                 self._masks_item = None
             if masks:
                 self._masks_item = QGraphicsPixmapItem(QPixmap.fromImage(self._composite(masks)), self)
                 self._masks_item.setZValue(-1)
         self._overlay.update()
 
-    def _make(self, shape: Shape, color: str, chosen: bool, width: int, z: int,
-              edges: tuple[tuple[int, int], ...] = ()) -> QGraphicsItem:
+    def _make(
+        self,
+        shape: Shape,
+        color: str,
+        chosen: bool,
+        width: int,
+        z: int,
+        edges: tuple[tuple[int, int], ...] = (),
+    ) -> QGraphicsItem:
         qc = QColor(color)
         pen = QPen(qc, 3 if chosen else width)
         pen.setCosmetic(True)
         fill = QColor(qc)
         fill.setAlpha(70 if chosen else 35)
         if isinstance(shape, Box):
-            item: QGraphicsItem = QGraphicsRectItem(QRectF(shape.x0, shape.y0, shape.x1 - shape.x0,
-                                                           shape.y1 - shape.y0), self)
+            item: QGraphicsItem = QGraphicsRectItem(
+                QRectF(shape.x0, shape.y0, shape.x1 - shape.x0, shape.y1 - shape.y0), self
+            )
         else:
             item = QGraphicsPathItem(outline_path(shape, edges), self)
         if isinstance(shape, Polyline | Keypoints) and not isinstance(shape, Points):

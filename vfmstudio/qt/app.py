@@ -32,7 +32,9 @@ def _tracer():
     return trace
 
 
-def run_gui(paths: Sequence[str | Path] = (), *, safe_mode: bool = False, argv: list[str] | None = None) -> int:
+def run_gui(
+    paths: Sequence[str | Path] = (), *, safe_mode: bool = False, argv: list[str] | None = None
+) -> int:
     """Open the studio on ``paths`` (folders or files) and run the event loop; returns the exit code."""
     trace = _tracer()
     QApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
@@ -52,7 +54,9 @@ def run_gui(paths: Sequence[str | Path] = (), *, safe_mode: bool = False, argv: 
     from vfmstudio.qt.work_guard import install_fatal_signal_saver
 
     # SIGTERM/SIGHUP: save the edits and let go of the project's lock before the process ends.
-    install_fatal_signal_saver(app, lambda: window.labelling.close() if hasattr(window, "labelling") else None)
+    install_fatal_signal_saver(
+        app, lambda: window.labelling.close() if hasattr(window, "labelling") else None
+    )
     app.processEvents()  # map and paint the bare frame now, before the heavy imports
     trace("shown")
 

@@ -33,7 +33,9 @@ class ImageItem(QGraphicsItem):
     def boundingRect(self) -> QRectF:
         return QRectF(0, 0, self._image.width(), self._image.height())
 
-    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+    def paint(
+        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
+    ) -> None:
         rect = option.exposedRect.intersected(self.boundingRect()).toAlignedRect()
         if rect.isEmpty():
             return
@@ -143,7 +145,7 @@ class Canvas(QGraphicsView):
         if delta:
             # One notch (120) is ~20 %; the event's own position is the anchor, so the pixel under
             # the cursor stays under it.
-            self.zoom_by(1.0015 ** delta, event.position().toPoint())
+            self.zoom_by(1.0015**delta, event.position().toPoint())
         event.accept()
 
     def resizeEvent(self, event) -> None:

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 
 def ask_conflict(parent: QWidget | None, message: str, current: Path) -> str | Path:
-    """"merge", "cancel", or the path chosen for Save As (see ProjectSession.ask_conflict)."""
+    """ "merge", "cancel", or the path chosen for Save As (see ProjectSession.ask_conflict)."""
     box = QMessageBox(QMessageBox.Icon.Warning, "Project changed on disk", message, parent=parent)
     merge = box.addButton("Merge", QMessageBox.ButtonRole.AcceptRole)
     save_as = box.addButton("Save As…", QMessageBox.ButtonRole.ActionRole)
@@ -20,6 +20,8 @@ def ask_conflict(parent: QWidget | None, message: str, current: Path) -> str | P
     if clicked is merge:
         return "merge"
     if clicked is save_as:
-        path, _ = QFileDialog.getSaveFileName(parent, "Save project as", str(current), "vfmstudio project (*.json)")
+        path, _ = QFileDialog.getSaveFileName(
+            parent, "Save project as", str(current), "vfmstudio project (*.json)"
+        )
         return Path(path) if path else "cancel"
     return "cancel"

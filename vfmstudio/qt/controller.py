@@ -90,8 +90,11 @@ class RunController(QObject):
 
         rule = self.session.edit_request if live else self.session.run_request
         outcome = self.form_request(rule)
-        if isinstance(outcome, RunRequest) and not live and offer_download(
-                self.w, outcome.model, lambda: self.handle(outcome)):
+        if (
+            isinstance(outcome, RunRequest)
+            and not live
+            and offer_download(self.w, outcome.model, lambda: self.handle(outcome))
+        ):
             return None  # runs once the model is downloaded
         return self.handle(outcome)
 
@@ -149,7 +152,9 @@ class RunController(QObject):
         store, services = self.w.images, self.services
         from vfmstudio.qt.work_guard import save_before_tool
 
-        save_before_tool(self.w.labelling.session.flush, request.tool, live=request.live)  # a tool may end the process
+        save_before_tool(
+            self.w.labelling.session.flush, request.tool, live=request.live
+        )  # a tool may end the process
 
         def job(ctx: JobContext) -> tuple[Prediction, dict]:
             from vfmstudio.execution import run_tool
@@ -157,19 +162,32 @@ class RunController(QObject):
 
             images = [store.load(p) for p in request.paths]
             ctx.cancel.raise_if_cancelled()
-            prediction = run_tool(request.tool, images, request.params, model=request.model,
-                                  device=request.device, precision=request.precision, cancel=ctx.cancel,
-                                  on_progress=ctx.progress, on_partial=ctx.partial, services=services)
+            prediction = run_tool(
+                request.tool,
+                images,
+                request.params,
+                model=request.model,
+                device=request.device,
+                precision=request.precision,
+                cancel=ctx.cancel,
+                on_progress=ctx.progress,
+                on_partial=ctx.partial,
+                services=services,
+            )
             ctx.cancel.raise_if_cancelled()
             # Colour the masks and maps here, so the GUI thread only wraps finished arrays.
             return prediction, prepare_rasters(prediction)
 
         tool = request.tool
-        handle = self.runner.submit(job, key=request.key, source=f"{tool.plugin or tool.family} · {tool.id}",
-                                    timeout=self.w.tool_timeout_s(),
-                                    on_done=lambda r: self._on_done(request, r),
-                                    on_progress=lambda u: self._on_progress(request, u),
-                                    on_partial=lambda u: self._on_partial(request, u))
+        handle = self.runner.submit(
+            job,
+            key=request.key,
+            source=f"{tool.plugin or tool.family} · {tool.id}",
+            timeout=self.w.tool_timeout_s(),
+            on_done=lambda r: self._on_done(request, r),
+            on_progress=lambda u: self._on_progress(request, u),
+            on_partial=lambda u: self._on_partial(request, u),
+        )
         self.jobs[handle.job_id] = request
         if not request.live:
             self.last_run_job = handle.job_id
@@ -180,8 +198,9 @@ class RunController(QObject):
 
         # The next images' features are prepared behind this run (docs/adr/0090); a failed run
         # cancels them (they would only fail the same way).
-        self.prefetch_request = PrefetchRequest(tool, dict(request.params), request.model, request.device,
-                                                request.precision)
+        self.prefetch_request = PrefetchRequest(
+            tool, dict(request.params), request.model, request.device, request.precision
+        )
         self.w.schedule_prefetch()
         return handle.job_id
 
@@ -201,7 +220,9 @@ class RunController(QObject):
     def _on_progress(self, request: RunRequest, update: JobProgress) -> None:
         if update.job_id == self.last_run_job:
             where = f"{request.tool.title} · {request.paths[0].name}"
-            self.w.tools.show_progress(update.fraction, f"{where}: {update.message}" if update.message else where)
+            self.w.tools.show_progress(
+                update.fraction, f"{where}: {update.message}" if update.message else where
+            )
 
     def _on_partial(self, request: RunRequest, update: JobPartial) -> None:
         image_id = self.w.image_id_of(request.paths[0])
@@ -226,9 +247,12 @@ class RunController(QObject):
         self.add_prediction(prediction, rasters, origin=request.origin)
         if not request.live:
             n = len(prediction.results)
-            self.w.messages.post("info", f"{request.tool.id} on {request.names}: {n} result{'s' if n != 1 else ''} "
-                                         f"in {result.timings.run_s:.2f} s on {prediction.device or 'cpu'}"
-                                         f"{_why_empty(prediction)}")
+            self.w.messages.post(
+                "info",
+                f"{request.tool.id} on {request.names}: {n} result{'s' if n != 1 else ''} "
+                f"in {result.timings.run_s:.2f} s on {prediction.device or 'cpu'}"
+                f"{_why_empty(prediction)}",
+            )
 
     def _not_done(self, request: RunRequest, result: JobResult) -> None:
         tool = request.tool
@@ -241,8 +265,11 @@ class RunController(QObject):
         if result.status == "error" and result.error is not None:
             self.prefetch_request = None
             self.w.prefetcher.cancel()
-            if model_is_missing(result) and self.on_model_missing is not None \
-                    and self.on_model_missing(request, result.error.message):
+            if (
+                model_is_missing(result)
+                and self.on_model_missing is not None
+                and self.on_model_missing(request, result.error.message)
+            ):
                 return
             self.w.messages.post("error", result.error.message, result.error.traceback)
             self.w.dock_messages.raise_()
@@ -250,8 +277,9 @@ class RunController(QObject):
         elif result.status == "cancelled" and not request.live:
             self.w.messages.post("info", f"{tool.id} cancelled")
 
-    def add_prediction(self, prediction: Prediction, rasters: dict | None = None, *,
-                       origin: str | None = None) -> None:
+    def add_prediction(
+        self, prediction: Prediction, rasters: dict | None = None, *, origin: str | None = None
+    ) -> None:
         """Attach a prediction's results to the images they belong to (whatever is on view), and
         bring forward the view and result tab that show it."""
         w = self.w

@@ -33,7 +33,9 @@ MODES = ("view", "select", "box", "polygon", "brush", "erase", "polyline", "elli
 MIN_BOX_PX = 1.0
 
 
-def local_brush_stroke(height: int, width: int, points: list[tuple[float, float]], radius: float) -> np.ndarray:
+def local_brush_stroke(
+    height: int, width: int, points: list[tuple[float, float]], radius: float
+) -> np.ndarray:
     """:func:`vfmstudio.core.commands.brush_stroke` computed only around the stroke (a 12 MP
     image would otherwise cost a full-image distance field per segment)."""
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
@@ -93,8 +95,9 @@ class EditController(QObject):
         self.mode = mode
         from PySide6.QtWidgets import QGraphicsView
 
-        self.canvas.setDragMode(QGraphicsView.DragMode.ScrollHandDrag if mode == "view"
-                                else QGraphicsView.DragMode.NoDrag)
+        self.canvas.setDragMode(
+            QGraphicsView.DragMode.ScrollHandDrag if mode == "view" else QGraphicsView.DragMode.NoDrag
+        )
         cursor = Qt.CursorShape.ArrowCursor if mode == "select" else Qt.CursorShape.CrossCursor
         if mode == "view":
             self.canvas.viewport().unsetCursor()
@@ -188,8 +191,12 @@ class EditController(QObject):
             return False
         t = event.type()
         if obj is self.canvas:
-            if t == QEvent.Type.ShortcutOverride and self._polygon and event.key() in (
-                    Qt.Key.Key_Escape, Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Backspace):
+            if (
+                t == QEvent.Type.ShortcutOverride
+                and self._polygon
+                and event.key()
+                in (Qt.Key.Key_Escape, Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Backspace)
+            ):
                 event.accept()  # while drawing, these keys belong to the polygon, not to Run > Cancel
                 return True
             if t == QEvent.Type.KeyPress:
@@ -292,7 +299,13 @@ class EditController(QObject):
             ann = labels.get(self.selected[0])
             for kind, where, hp in handles_of(ann.shape):
                 if abs(hp.x() - p.x()) <= tol and abs(hp.y() - p.y()) <= tol:
-                    self._drag = {"kind": kind, "where": where, "ann": ann, "start": (p.x(), p.y()), "moved": False}
+                    self._drag = {
+                        "kind": kind,
+                        "where": where,
+                        "ann": ann,
+                        "start": (p.x(), p.y()),
+                        "moved": False,
+                    }
                     return
         hits = annotations_at(labels, self.image_key, p.x(), p.y(), tolerance=tol)
         if not hits:

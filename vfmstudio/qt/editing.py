@@ -24,9 +24,16 @@ if TYPE_CHECKING:
     from vfmstudio.qt.window_api import StudioWindow
 
 # Single keys that do not clash with D/A (images), F, 1 (zoom) and Esc (cancel).
-TOOL_KEYS = {"view": ("Pan / point tools", "H"), "select": ("Select / edit", "V"), "box": ("Draw box", "B"),
-             "polygon": ("Draw polygon", "P"), "brush": ("Brush mask", "M"), "erase": ("Erase mask", "E"),
-             "polyline": ("Draw line", "L"), "ellipse": ("Draw ellipse", "O")}
+TOOL_KEYS = {
+    "view": ("Pan / point tools", "H"),
+    "select": ("Select / edit", "V"),
+    "box": ("Draw box", "B"),
+    "polygon": ("Draw polygon", "P"),
+    "brush": ("Brush mask", "M"),
+    "erase": ("Erase mask", "E"),
+    "polyline": ("Draw line", "L"),
+    "ellipse": ("Draw ellipse", "O"),
+}
 
 
 class Labelling(QObject):
@@ -34,13 +41,16 @@ class Labelling(QObject):
         super().__init__(window)
         self.window = window
         kwargs = {} if autosave_ms is None else {"autosave_ms": autosave_ms}
-        self.session = ProjectSession(self, ask_recovery=self._ask_recovery_dialog,
-                                      ask_conflict=self._ask_conflict_dialog, **kwargs)
+        self.session = ProjectSession(
+            self, ask_recovery=self._ask_recovery_dialog, ask_conflict=self._ask_conflict_dialog, **kwargs
+        )
         self.controller = EditController(window.canvas, self.session, self)
         self.session.message.connect(lambda level, text: window.messages.post(level, text))
         self.session.dirty_changed.connect(window.setWindowModified)
         self.session.project_changed.connect(self._on_project_changed)
-        self.session.saved.connect(lambda path: window.statusBar().showMessage(f"saved {Path(path).name}", 2000))
+        self.session.saved.connect(
+            lambda path: window.statusBar().showMessage(f"saved {Path(path).name}", 2000)
+        )
 
         self.tool_actions: dict[str, QAction] = {}
         group = QActionGroup(self)
@@ -126,14 +136,19 @@ class Labelling(QObject):
         for action in self.tool_actions.values():
             edit.addAction(action)
         edit.addSeparator()
-        edit.addAction(self._action("&Delete Selected", self.controller.delete_selected,
-                                    QKeySequence.StandardKey.Delete))
+        edit.addAction(
+            self._action("&Delete Selected", self.controller.delete_selected, QKeySequence.StandardKey.Delete)
+        )
         edit.addAction(self._action("&Accept Predictions…", self.accept_dialog, "Ctrl+Return"))
-        edit.addAction(self._action("Accept Selected &Layer", self._accept_selected_layer, "Ctrl+Shift+Return"))
+        edit.addAction(
+            self._action("Accept Selected &Layer", self._accept_selected_layer, "Ctrl+Shift+Return")
+        )
         edit.addSeparator()
         self.propagate_action = self._action("&Propagate Labels to Selected Images", self.propagate)
-        self.propagate_action.setToolTip("The annotations of the image on view (or the selected masks layer) "
-                                         "are the reference; the other selected images get mask suggestions")
+        self.propagate_action.setToolTip(
+            "The annotations of the image on view (or the selected masks layer) "
+            "are the reference; the other selected images get mask suggestions"
+        )
         edit.addAction(self.propagate_action)
         self.propagate_button = QPushButton("Propagate to selected images", self.panel)
         self.propagate_button.setToolTip(self.propagate_action.toolTip())
@@ -193,13 +208,18 @@ class Labelling(QObject):
         return self.session.save()
 
     def save_as_dialog(self) -> bool:
-        path, _ = QFileDialog.getSaveFileName(self.window, "Save project as", str(self.session.path),
-                                              "vfmstudio project (*.json)")
+        path, _ = QFileDialog.getSaveFileName(
+            self.window, "Save project as", str(self.session.path), "vfmstudio project (*.json)"
+        )
         return self.session.save_as(Path(path)) if path else False
 
     def _ask_recovery_dialog(self, question: str) -> bool:
-        answer = QMessageBox.question(self.window, "Recover project", question,
-                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+        answer = QMessageBox.question(
+            self.window,
+            "Recover project",
+            question,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        )
         return answer == QMessageBox.StandardButton.Yes
 
     def _ask_conflict_dialog(self, message: str):
@@ -254,8 +274,9 @@ class Labelling(QObject):
         key = self.controller.ensure_key()
         if key is None or not items:
             return False
-        command = accept_command(items, key, self.session.labels, masks_as_polygons=masks_as_polygons,
-                                 tolerance=tolerance)
+        command = accept_command(
+            items, key, self.session.labels, masks_as_polygons=masks_as_polygons, tolerance=tolerance
+        )
         return command is not None and self.session.push(command)
 
     def predictions_on_view(self) -> list:
@@ -269,8 +290,11 @@ class Labelling(QObject):
         w = self.window
         if w.current is None:
             return False
-        items = [it for it in acceptable_items(self.predictions_on_view(), w.current.id)
-                 if it.default and (tool is None or it.prediction.tool == tool)]
+        items = [
+            it
+            for it in acceptable_items(self.predictions_on_view(), w.current.id)
+            if it.default and (tool is None or it.prediction.tool == tool)
+        ]
         return self.accept_items(items, **options)
 
     def accept_layer(self, layer_id: int, **options) -> bool:
@@ -280,12 +304,16 @@ class Labelling(QObject):
         layer = self.window.layer_store.find(layer_id)
         if layer is None:
             return False
-        return self.accept_items(layer_items(acceptable_items([layer.prediction], layer.image_id), layer), **options)
+        return self.accept_items(
+            layer_items(acceptable_items([layer.prediction], layer.image_id), layer), **options
+        )
 
     def _accept_selected_layer(self) -> bool:
         layer = self.window.layers.selected_layer()
         if layer is None or not self.accept_layer(layer.id):
-            self.window.messages.post("warning", "select a masks or boxes layer in the Layers dock to accept it")
+            self.window.messages.post(
+                "warning", "select a masks or boxes layer in the Layers dock to accept it"
+            )
             return False
         return True
 
@@ -305,8 +333,12 @@ class Labelling(QObject):
         layer = w.layers.selected_layer()
         chosen = {id(it) for it in layer_items(items, layer)} if layer is not None else set()
         smart = getattr(w, "smart_tool", None)
-        dialog = AcceptDialog(items, w, preselect=(lambda it: id(it) in chosen) if chosen else None,
-                              can_refine=smart is not None and smart.can_refine())
+        dialog = AcceptDialog(
+            items,
+            w,
+            preselect=(lambda it: id(it) in chosen) if chosen else None,
+            can_refine=smart is not None and smart.can_refine(),
+        )
         if dialog.exec() != AcceptDialog.DialogCode.Accepted:
             return False
         options = {"masks_as_polygons": dialog.polygons.isChecked(), "tolerance": dialog.tolerance.value()}
@@ -331,17 +363,27 @@ class Labelling(QObject):
         tool = w.session.tools.get(PROPAGATE_TOOL)
         layer = w.layers.selected_layer()
         reference = None
-        if layer is not None and isinstance(layer.result, Masks) and w.current is not None \
-                and layer.image_id == w.current.id:
+        if (
+            layer is not None
+            and isinstance(layer.result, Masks)
+            and w.current is not None
+            and layer.image_id == w.current.id
+        ):
             reference = layer.result
         elif w.current is not None and self.controller.image_key is not None:
-            reference = masks_of_annotations(self.session.labels.annotations(self.controller.image_key),
-                                             w.current.width, w.current.height, w.current.id)
+            reference = masks_of_annotations(
+                self.session.labels.annotations(self.controller.image_key),
+                w.current.width,
+                w.current.height,
+                w.current.id,
+            )
         params: dict = {}
         model = None
         if tool is not None:
             choice = w.tool_memory.store.choice(tool)
-            params = {k: v for k, v in tool.resolve_params({"masks": "{}", **choice.params}).items() if k != "masks"}
+            params = {
+                k: v for k, v in tool.resolve_params({"masks": "{}", **choice.params}).items() if k != "masks"
+            }
             model = choice.model
         return w.controller.handle(propagate_request(w.session, tool, reference, params, model))
 
@@ -388,8 +430,11 @@ class Labelling(QObject):
             return False
         ok = self.session.push(command)
         if ok:
-            self.window.messages.post("info", f"imported {counts['annotations']} annotations on "
-                                              f"{counts['images']} new images, {counts['classes']} new classes")
+            self.window.messages.post(
+                "info",
+                f"imported {counts['annotations']} annotations on "
+                f"{counts['images']} new images, {counts['classes']} new classes",
+            )
             self._check_images()
         return ok
 

@@ -48,10 +48,17 @@ class ExploreView(QWidget):
         self.plot.setAspectLocked(False)
         self.plot.hideAxis("left")
         self.plot.hideAxis("bottom")
-        self.scatter = pg.ScatterPlotItem(size=POINT_SIZE, pxMode=True, pen=None, hoverable=True,
-                                          tip=self._tip, brush=pg.mkBrush(120, 170, 255, 200))
-        self.highlight = pg.ScatterPlotItem(size=POINT_SIZE + 4, pxMode=True, brush=None,
-                                            pen=pg.mkPen("#ffd54f", width=1.5))
+        self.scatter = pg.ScatterPlotItem(
+            size=POINT_SIZE,
+            pxMode=True,
+            pen=None,
+            hoverable=True,
+            tip=self._tip,
+            brush=pg.mkBrush(120, 170, 255, 200),
+        )
+        self.highlight = pg.ScatterPlotItem(
+            size=POINT_SIZE + 4, pxMode=True, brush=None, pen=pg.mkPen("#ffd54f", width=1.5)
+        )
         self.lasso_curve = pg.PlotCurveItem(pen=pg.mkPen("#ffd54f", width=1, style=Qt.PenStyle.DashLine))
         for item in (self.scatter, self.highlight, self.lasso_curve):
             self.plot.addItem(item)
@@ -91,8 +98,9 @@ class ExploreView(QWidget):
         self.xy = np.asarray(xy, dtype=np.float32).reshape(-1, 2)
         self.selection = np.zeros(len(self.rels), bool)
         self.values = None
-        self.scatter.setData(pos=self.xy, data=np.array(self.rels, dtype=object),
-                             brush=pg.mkBrush(120, 170, 255, 200))
+        self.scatter.setData(
+            pos=self.xy, data=np.array(self.rels, dtype=object), brush=pg.mkBrush(120, 170, 255, 200)
+        )
         self.highlight.setData(pos=np.zeros((0, 2)))
         self.plot.autoRange()
         self._update_status()
@@ -105,8 +113,13 @@ class ExploreView(QWidget):
             return
         self.values = np.asarray(values, dtype=np.float32)
         lo, hi = float(np.nanmin(self.values)), float(np.nanmax(self.values))
-        bins = np.zeros(len(self.values), int) if hi <= lo else \
-            np.clip(((self.values - lo) / (hi - lo) * (COLOUR_BINS - 1)).round().astype(int), 0, COLOUR_BINS - 1)
+        bins = (
+            np.zeros(len(self.values), int)
+            if hi <= lo
+            else np.clip(
+                ((self.values - lo) / (hi - lo) * (COLOUR_BINS - 1)).round().astype(int), 0, COLOUR_BINS - 1
+            )
+        )
         cmap = pg.colormap.get("viridis")
         brushes = [pg.mkBrush(cmap.map(i / (COLOUR_BINS - 1), mode="qcolor")) for i in range(COLOUR_BINS)]
         self.scatter.setBrush([brushes[b] for b in bins])
@@ -141,8 +154,11 @@ class ExploreView(QWidget):
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
         kind = event.type()
-        if kind == QEvent.Type.MouseButtonPress and event.modifiers() & Qt.KeyboardModifier.ControlModifier \
-                and event.button() == Qt.MouseButton.LeftButton:
+        if (
+            kind == QEvent.Type.MouseButtonPress
+            and event.modifiers() & Qt.KeyboardModifier.ControlModifier
+            and event.button() == Qt.MouseButton.LeftButton
+        ):
             self._lasso = [self._to_data(event.position())]
             return True
         if kind == QEvent.Type.MouseMove and self._lasso:
@@ -180,4 +196,3 @@ class ExploreView(QWidget):
         n, k = len(self.rels), int(self.selection.sum())
         hint = "Ctrl+drag to select with a lasso; hover a point to see its image"
         self.status.setText(f"{n} images{f', {k} selected' if k else ''}. {hint}")
-

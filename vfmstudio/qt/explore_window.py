@@ -43,8 +43,9 @@ class ExploreData:
     cluster: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
 
 
-def build_explore_data(folder: Path, model: str, *, cancel=None, progress: Callable | None = None,
-                       services=None) -> tuple[ExploreData, object]:
+def build_explore_data(
+    folder: Path, model: str, *, cancel=None, progress: Callable | None = None, services=None
+) -> tuple[ExploreData, object]:
     """Update the index and compute the map, the outlier scores and the duplicate groups (runs on the
     inference thread). Returns the data and the index (for later queries)."""
     from vfmstudio._plugin_host import get_host
@@ -59,8 +60,9 @@ def build_explore_data(folder: Path, model: str, *, cancel=None, progress: Calla
         if progress is not None and p.total:
             progress((p.processed + p.skipped) / p.total, f"embedding {p.processed} of {p.total} images")
 
-    index = update_index(folder, model=model, tool=tool, params={}, cancel=cancel, on_progress=on_update,
-                         services=services)
+    index = update_index(
+        folder, model=model, tool=tool, params={}, cancel=cancel, on_progress=on_update, services=services
+    )
     if progress is not None:
         progress(None, "laying out the map")
     files = index.files_of()
@@ -74,11 +76,19 @@ def build_explore_data(folder: Path, model: str, *, cancel=None, progress: Calla
             xy.append(xy_rows[row])
             outlier.append(outlier_rows.get(rel, 0.0))
             cluster.append(cluster_rows[row])
-    text = any(t.inputs.value == "text" and t.family == tool.family and "embedding" in t.returns
-               for t in host.tools.values())
-    data = ExploreData(rels, np.asarray(xy, np.float32).reshape(-1, 2), np.asarray(outlier, np.float32),
-                       index.duplicates(0.95), index.report.as_dict(), text_search=text,
-                       cluster=np.asarray(cluster, np.int32))
+    text = any(
+        t.inputs.value == "text" and t.family == tool.family and "embedding" in t.returns
+        for t in host.tools.values()
+    )
+    data = ExploreData(
+        rels,
+        np.asarray(xy, np.float32).reshape(-1, 2),
+        np.asarray(outlier, np.float32),
+        index.duplicates(0.95),
+        index.report.as_dict(),
+        text_search=text,
+        cluster=np.asarray(cluster, np.int32),
+    )
     return data, index
 
 
@@ -89,8 +99,14 @@ class ExploreWindow(QDialog):
     open_requested = Signal(str)  # absolute path
     selected = Signal(list)  # absolute paths
 
-    def __init__(self, folder: Path, submit: Callable, parent: QWidget | None = None,
-                 models: tuple[str, ...] = DEFAULT_MODELS, current_image: Callable[[], Path | None] = lambda: None):
+    def __init__(
+        self,
+        folder: Path,
+        submit: Callable,
+        parent: QWidget | None = None,
+        models: tuple[str, ...] = DEFAULT_MODELS,
+        current_image: Callable[[], Path | None] = lambda: None,
+    ):
         super().__init__(parent)
         self.setWindowTitle(f"Explore — {folder}")
         self.folder = Path(folder)
@@ -111,13 +127,16 @@ class ExploreWindow(QDialog):
         self.progress.setRange(0, 1000)
         self.progress.setFormat("")
         self.colour = QComboBox()
-        self.colour.addItems(["one colour", "cluster", "outlier score", "text query score",
-                              "similarity to the current image"])
+        self.colour.addItems(
+            ["one colour", "cluster", "outlier score", "text query score", "similarity to the current image"]
+        )
         self.query = QLineEdit()
         self.query.setPlaceholderText("text query (CLIP/SigLIP models)")
         self.search_button = QPushButton("Search")
         self.similar_button = QPushButton("Similar to current image")
-        self.similar_button.setToolTip("rank the folder by similarity to the image on view in the main window")
+        self.similar_button.setToolTip(
+            "rank the folder by similarity to the image on view in the main window"
+        )
         self.message = QLabel("")
         self.message.setWordWrap(True)
         self.view = ExploreView()
@@ -181,11 +200,15 @@ class ExploreWindow(QDialog):
         self.data, self.index = value
         r = self.data.report
         failed = f", {len(r['failed'])} unreadable" if r.get("failed") else ""
-        self.message.setText(f"{r['images']} images: {r['embedded']} embedded, {r['reused']} reused, "
-                             f"{r['removed']} removed{failed}.")
+        self.message.setText(
+            f"{r['images']} images: {r['embedded']} embedded, {r['reused']} reused, "
+            f"{r['removed']} removed{failed}."
+        )
         self.view.set_map(self.folder, self.data.rels, self.data.xy)
-        self.view.set_list(self.view.duplicates, [(f"{g['kind']}: " + ", ".join(g["files"]), g["files"][0])
-                                                  for g in self.data.duplicates])
+        self.view.set_list(
+            self.view.duplicates,
+            [(f"{g['kind']}: " + ", ".join(g["files"]), g["files"][0]) for g in self.data.duplicates],
+        )
         ranked = sorted(zip(self.data.rels, self.data.outlier), key=lambda t: -t[1])[:200]
         self.view.set_list(self.view.outliers, [(f"{s:.3f}  {rel}", rel) for rel, s in ranked])
         self._text_scores = None
@@ -206,14 +229,18 @@ class ExploreWindow(QDialog):
             from vfmstudio.execution import run_tool
 
             host = get_host()
-            tool = next(t for t in host.tools.values() if t.inputs.value == "text"
-                        and t.family == index.tool.family and "embedding" in t.returns)
+            tool = next(
+                t
+                for t in host.tools.values()
+                if t.inputs.value == "text" and t.family == index.tool.family and "embedding" in t.returns
+            )
             vector = run_tool(tool, [], {"text": text}, model=index.model).of_type(Embedding)[0].vector
             return index.similar(vector, len(index.store.files), exact=True)
 
         self._busy(True, f"Searching for “{text}”…")
-        self._cancel = self._submit(job, lambda ok, v: self._on_ranking(ok, v, "text query score"),
-                                    self._on_progress)
+        self._cancel = self._submit(
+            job, lambda ok, v: self._on_ranking(ok, v, "text query score"), self._on_progress
+        )
 
     def similar_to_current(self) -> None:
         """Rank the folder by similarity to the image on view (embedded now if it is not in the index)."""
@@ -234,12 +261,17 @@ class ExploreWindow(QDialog):
                 vector = index.store.vector(image_id)
             else:
                 image = load_image(path, reader=get_host().read_image)
-                vector = run_tool(index.tool, [image], index.params, model=index.model).of_type(Embedding)[0].vector
+                vector = (
+                    run_tool(index.tool, [image], index.params, model=index.model)
+                    .of_type(Embedding)[0]
+                    .vector
+                )
             return index.similar(vector, len(index.store.files), exact=True)
 
         self._busy(True, f"Ranking the folder by similarity to {Path(path).name}…")
-        self._cancel = self._submit(job, lambda ok, v: self._on_ranking(ok, v, "similarity to the current image"),
-                                    self._on_progress)
+        self._cancel = self._submit(
+            job, lambda ok, v: self._on_ranking(ok, v, "similarity to the current image"), self._on_progress
+        )
 
     def _on_ranking(self, ok: bool, value, colour: str) -> None:
         self._busy(False, "")
@@ -262,8 +294,10 @@ class ExploreWindow(QDialog):
         if self.data is None:
             return
         choice = self.colour.currentText()
-        ranked = {"text query score": self._text_scores,
-                  "similarity to the current image": self._similar_scores}.get(choice)
+        ranked = {
+            "text query score": self._text_scores,
+            "similarity to the current image": self._similar_scores,
+        }.get(choice)
         if choice == "outlier score":
             self.view.colour_by(self.data.outlier)
         elif choice == "cluster" and len(self.data.cluster) == len(self.data.rels):
@@ -297,8 +331,13 @@ def runner_submit(runner) -> Callable:
             elif result.status != "cancelled":
                 on_done(False, result.error.message if result.error else result.status)
 
-        job = runner.submit(fn, key="explore", source="explore", on_done=done,
-                            on_progress=lambda u: on_progress(u.fraction, u.message))
+        job = runner.submit(
+            fn,
+            key="explore",
+            source="explore",
+            on_done=done,
+            on_progress=lambda u: on_progress(u.fraction, u.message),
+        )
         return job.cancel
 
     return submit
@@ -312,7 +351,9 @@ def open_explore(w) -> ExploreWindow | None:
         return None
     window = getattr(w, "explore_window", None)
     if window is None or window.folder != folder:
-        window = ExploreWindow(folder, runner_submit(w.runner), parent=w, current_image=lambda: w.current_path)
+        window = ExploreWindow(
+            folder, runner_submit(w.runner), parent=w, current_image=lambda: w.current_path
+        )
         window.open_requested.connect(lambda p: w.browser.select_path(Path(p)))
         window.selected.connect(lambda paths: w.browser.select_paths([Path(p) for p in paths]))
         w.explore_window = window

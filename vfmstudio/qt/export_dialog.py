@@ -21,8 +21,9 @@ class ExportDialog(FormatJobDialog):
     finished_export = Signal(str, object)  # status ("done", "cancelled", "error"), files or error text
 
     def __init__(self, formats: list[FormatSpec], project: Project, runner, parent: QWidget | None = None):
-        super().__init__(formats, project, runner, parent,
-                         title="Export annotations", verb="Export", kind="exporter")
+        super().__init__(
+            formats, project, runner, parent, title="Export annotations", verb="Export", kind="exporter"
+        )
         self.warnings: list[str] = []
         self.report = ""  # what the last export kept, converted and dropped
         self.export_button = self.run_button  # the name callers and tests know
@@ -64,8 +65,9 @@ class ExportDialog(FormatJobDialog):
         def job(ctx) -> tuple[list[str], list[str], str]:
             from vfmstudio.core.exchange import export_project
 
-            result = export_project(spec, project, out_dir, params, cancel=ctx.cancel,
-                                    on_progress=lambda f, m: ctx.progress(f, m))
+            result = export_project(
+                spec, project, out_dir, params, cancel=ctx.cancel, on_progress=lambda f, m: ctx.progress(f, m)
+            )
             return [str(p) for p in result.files], list(result.warnings), result.report.summary()
 
         job_id = self._submit(job, key=f"export:{out_dir}", source=f"export · {spec.id}")

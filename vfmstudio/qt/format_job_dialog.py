@@ -56,8 +56,17 @@ class FormatJobDialog(QDialog):
     their old name for it too (``export_button``, ``import_button``) since callers and tests use it.
     """
 
-    def __init__(self, formats: list[FormatSpec], project: Project, runner, parent: QWidget | None,
-                 *, title: str, verb: str, kind: str):
+    def __init__(
+        self,
+        formats: list[FormatSpec],
+        project: Project,
+        runner,
+        parent: QWidget | None,
+        *,
+        title: str,
+        verb: str,
+        kind: str,
+    ):
         super().__init__(parent)
         self.setWindowTitle(title)
         self.verb = verb
@@ -121,7 +130,8 @@ class FormatJobDialog(QDialog):
         spec = self.spec
         if spec is None:
             self.description.setText(
-                f"no {self.verb.lower()} formats are registered (is the formats plugin disabled?)")
+                f"no {self.verb.lower()} formats are registered (is the formats plugin disabled?)"
+            )
             self.run_button.setEnabled(False)
             return
         self.description.setText(spec.description)
@@ -143,8 +153,9 @@ class FormatJobDialog(QDialog):
             return None
 
     def _submit(self, job, key: str, source: str) -> int:
-        self.job = self.runner.submit(job, key=key, source=source, on_done=self._on_finished,
-                                      on_progress=self._on_progress)
+        self.job = self.runner.submit(
+            job, key=key, source=source, on_done=self._on_finished, on_progress=self._on_progress
+        )
         self.run_button.setEnabled(False)
         self.cancel_button.setText("Cancel")
         self.progress.setValue(0)

@@ -62,7 +62,9 @@ class GridView(QGraphicsView):
             tile.setPos(x, y)
             scene.addItem(tile)
             self.tiles.append(tile)
-            caption = QGraphicsSimpleTextItem(f"{i + 1}. {image.name}" + ("  (source: click here)" if i == 0 else ""))
+            caption = QGraphicsSimpleTextItem(
+                f"{i + 1}. {image.name}" + ("  (source: click here)" if i == 0 else "")
+            )
             caption.setBrush(QColor(235, 235, 235))
             caption.setPos(x, y - 18)
             scene.addItem(caption)

@@ -77,8 +77,10 @@ class HistogramView(QWidget):
             x1 = r.left() + (e1 - lo) / (hi - lo) * r.width()
             h = float(c) / top * r.height()
             above = thr is not None and (e0 + e1) / 2 >= thr
-            p.fillRect(QRectF(x0, r.bottom() - h, max(1.0, x1 - x0 - 0.5), h),
-                       QColor(230, 140, 40) if above else QColor(110, 130, 160))
+            p.fillRect(
+                QRectF(x0, r.bottom() - h, max(1.0, x1 - x0 - 0.5), h),
+                QColor(230, 140, 40) if above else QColor(110, 130, 160),
+            )
         if thr is not None:
             x = self.x_of(thr)
             p.setPen(QPen(QColor(220, 40, 40), 2))

@@ -62,8 +62,12 @@ class ImageLoader(QObject):
             self.loaded.emit(path, cached)
             return
         generation = self._generation
-        self.jobs.submit(lambda ctx: _decode(self.store, path), key="decode", source="images",
-                         on_done=lambda result: self._on_done(generation, path, result))
+        self.jobs.submit(
+            lambda ctx: _decode(self.store, path),
+            key="decode",
+            source="images",
+            on_done=lambda result: self._on_done(generation, path, result),
+        )
 
     def shutdown(self) -> None:
         self.jobs.cancel_where(lambda job: True)

@@ -24,8 +24,9 @@ class ImportDialog(FormatJobDialog):
     imported = Signal(object, object, object)  # snapshot before, merged project, warnings
 
     def __init__(self, formats: list[FormatSpec], project: Project, runner, parent: QWidget | None = None):
-        super().__init__(formats, project, runner, parent,
-                         title="Import annotations", verb="Import", kind="importer")
+        super().__init__(
+            formats, project, runner, parent, title="Import annotations", verb="Import", kind="importer"
+        )
         self.import_button = self.run_button  # the name callers and tests know
         self.report = ""  # what the last import read: kept, converted, dropped
         self.resize(520, 380)
@@ -42,8 +43,11 @@ class ImportDialog(FormatJobDialog):
         top.addRow("Source", row)
 
     def _browse(self, folder: bool) -> None:
-        path = (QFileDialog.getExistingDirectory(self, "Dataset folder") if folder
-                else QFileDialog.getOpenFileName(self, "Dataset file")[0])
+        path = (
+            QFileDialog.getExistingDirectory(self, "Dataset folder")
+            if folder
+            else QFileDialog.getOpenFileName(self, "Dataset file")[0]
+        )
         if path:
             self.source_edit.setText(path)
 
@@ -64,8 +68,13 @@ class ImportDialog(FormatJobDialog):
         def job(ctx):
             from vfmstudio.core.exchange import import_dataset
 
-            imported, ectx = import_dataset(spec, Path(source), params, cancel=ctx.cancel,
-                                            on_progress=lambda f, m: ctx.progress(None if f is None else f / 2, m))
+            imported, ectx = import_dataset(
+                spec,
+                Path(source),
+                params,
+                cancel=ctx.cancel,
+                on_progress=lambda f, m: ctx.progress(None if f is None else f / 2, m),
+            )
             scratch.merge(imported, cancel=ctx.cancel, on_progress=lambda f, m: ctx.progress(0.5 + f / 2, m))
             return before, scratch, list(ectx.warnings), ectx.report.summary()
 

@@ -56,8 +56,13 @@ def _small_button(text: str, parent: QWidget) -> QToolButton:
 class LabelsPanel(QWidget):
     accept_requested = Signal()
 
-    def __init__(self, session: ProjectSession, controller: EditController, tool_actions: dict[str, QAction],
-                 parent: QWidget | None = None):
+    def __init__(
+        self,
+        session: ProjectSession,
+        controller: EditController,
+        tool_actions: dict[str, QAction],
+        parent: QWidget | None = None,
+    ):
         super().__init__(parent)
         self.session = session
         self.controller = controller
@@ -95,10 +100,12 @@ class LabelsPanel(QWidget):
         self.class_list.itemDoubleClicked.connect(lambda item: self.rename_class(item.text()))
         cl.addWidget(self.class_list)
         row = QHBoxLayout()
-        for text, tip, slot in (("Add", "add a class", lambda: self.add_class()),
-                                ("Rename", "rename the selected class", lambda: self.rename_class()),
-                                ("Colour", "recolour the selected class", lambda: self.recolor_class()),
-                                ("Delete", "delete the class and its annotations", lambda: self.delete_class())):
+        for text, tip, slot in (
+            ("Add", "add a class", lambda: self.add_class()),
+            ("Rename", "rename the selected class", lambda: self.rename_class()),
+            ("Colour", "recolour the selected class", lambda: self.recolor_class()),
+            ("Delete", "delete the class and its annotations", lambda: self.delete_class()),
+        ):
             b = _small_button(text, self)
             b.setToolTip(tip)
             b.clicked.connect(slot)
@@ -270,8 +277,11 @@ class LabelsPanel(QWidget):
             if not self.caption_edit.hasFocus():
                 self.caption_edit.setPlainText(labels.captions.get(key, "") if key else "")
             project = self.session.project
-            state = "read-only: " + self.session.refused_reason if self.session.read_only and \
-                self.session.refused_reason else project.path.name
+            state = (
+                "read-only: " + self.session.refused_reason
+                if self.session.read_only and self.session.refused_reason
+                else project.path.name
+            )
             self.status.setText(f"{len(labels)} annotations in {state}")
         finally:
             self._syncing = False

@@ -29,8 +29,14 @@ from vfmstudio.session.model import result_image_id  # noqa: F401 - re-exported 
 CANVAS_KINDS = (Masks, Detections, Heatmap, FeatureImage, LayerMaps, Correspondences)
 _ids = itertools.count(1)
 # Outlines and boxes read best opaque; maps must let the photo show through.
-DEFAULT_OPACITY = {"masks": 0.9, "detections": 1.0, "correspondences": 1.0, "heatmap": 0.55,
-                   "feature_image": 0.75, "layer_maps": 0.6}
+DEFAULT_OPACITY = {
+    "masks": 0.9,
+    "detections": 1.0,
+    "correspondences": 1.0,
+    "heatmap": 0.55,
+    "feature_image": 0.75,
+    "layer_maps": 0.6,
+}
 
 
 @dataclass
@@ -117,7 +123,9 @@ class LayerStore(QObject):
                     new.visible, new.opacity, new.colormap = match.visible, match.opacity, match.colormap
                     if isinstance(new.result, LayerMaps) and match.layer_index < len(new.result.names):
                         new.layer_index = match.layer_index
-            position = next((i for i, layer in enumerate(existing) if layer.tool == prediction.tool), len(existing))
+            position = next(
+                (i for i, layer in enumerate(existing) if layer.tool == prediction.tool), len(existing)
+            )
             kept = [layer for layer in existing if layer.tool != prediction.tool]
             position = min(position, len(kept))
             self._by_image[image_id] = kept[:position] + new_layers + kept[position:]

@@ -69,10 +69,12 @@ class LayersPanel(QWidget):
         self.up_button = button(QStyle.StandardPixmap.SP_ArrowUp, "Raise layer", lambda: self._move(+1))
         self.down_button = button(QStyle.StandardPixmap.SP_ArrowDown, "Lower layer", lambda: self._move(-1))
         self.delete_button = button(QStyle.StandardPixmap.SP_TrashIcon, "Delete layer", self._delete)
-        self.export_button = button(QStyle.StandardPixmap.SP_DialogSaveButton, "Export layer as PNG",
-                                    self._export)
-        self.clear_button = button(QStyle.StandardPixmap.SP_DialogResetButton, "Remove every layer of this image",
-                                   self._clear)
+        self.export_button = button(
+            QStyle.StandardPixmap.SP_DialogSaveButton, "Export layer as PNG", self._export
+        )
+        self.clear_button = button(
+            QStyle.StandardPixmap.SP_DialogResetButton, "Remove every layer of this image", self._clear
+        )
         # Layer removals have their own history (they are not label edits of the project).
         self.undo_stack = QUndoStack(self)
         self.undo_action = self.undo_stack.createUndoAction(self, "Undo")
@@ -80,8 +82,14 @@ class LayersPanel(QWidget):
         self.undo_button.setDefaultAction(self.undo_action)
         self.undo_action.setIcon(style.standardIcon(QStyle.StandardPixmap.SP_ArrowBack))
         buttons = QHBoxLayout()
-        for b in (self.up_button, self.down_button, self.delete_button, self.export_button, self.clear_button,
-                  self.undo_button):
+        for b in (
+            self.up_button,
+            self.down_button,
+            self.delete_button,
+            self.export_button,
+            self.clear_button,
+            self.undo_button,
+        ):
             buttons.addWidget(b)
         buttons.addStretch(1)
 
@@ -206,7 +214,9 @@ class LayersPanel(QWidget):
     def _delete(self) -> None:
         layer = self.selected_layer()
         if layer is not None:
-            self.undo_stack.push(RemoveLayers(self.store, layer.image_id, [layer.id], f"Delete layer {layer.name}"))
+            self.undo_stack.push(
+                RemoveLayers(self.store, layer.image_id, [layer.id], f"Delete layer {layer.name}")
+            )
 
     def _clear(self) -> None:
         if self.image_id is not None and self.store.layers(self.image_id):

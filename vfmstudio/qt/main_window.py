@@ -33,8 +33,16 @@ class MainWindow(QMainWindow):
 
     ready = Signal()
 
-    def __init__(self, *, host: Any = None, safe_mode: bool = False, runner: QtJobRunner | None = None,
-                 services: Any = None, settings: QSettings | None = None, deferred: bool = False):
+    def __init__(
+        self,
+        *,
+        host: Any = None,
+        safe_mode: bool = False,
+        runner: QtJobRunner | None = None,
+        services: Any = None,
+        settings: QSettings | None = None,
+        deferred: bool = False,
+    ):
         super().__init__()
         from vfmstudio.qt.window_state import WindowState
 
@@ -85,7 +93,11 @@ class MainWindow(QMainWindow):
         self.current: LoadedImage | None = None
         self.layer_store = LayerStore(self)
         self.views = CentralViews(self.layer_store, self.images, self)
-        self.canvas, self.pair_view, self.grid_view = self.views.canvas, self.views.pair_view, self.views.grid_view
+        self.canvas, self.pair_view, self.grid_view = (
+            self.views.canvas,
+            self.views.pair_view,
+            self.views.grid_view,
+        )
         self.central_tabs = self.views.tabs
         self.setCentralWidget(self.central_tabs)
 
@@ -121,7 +133,9 @@ class MainWindow(QMainWindow):
         self.controller = RunController(self, self.session, self.runner, self._services)
         from vfmstudio.qt.download_dialog import offer_after_failure
 
-        self.controller.on_model_missing = lambda request, message: offer_after_failure(self, request, message)
+        self.controller.on_model_missing = lambda request, message: offer_after_failure(
+            self, request, message
+        )
         self.tool_memory = ToolMemory(self.tools, self.settings, self)
         from vfmstudio.qt.editing import Labelling
 
@@ -162,13 +176,17 @@ class MainWindow(QMainWindow):
         self.results.open_image.connect(self.show_image_id)
         self.layer_store.changed.connect(self._on_layers_changed)
         self.layer_store.removed.connect(self._on_layers_removed)
-        self.layer_store.restored.connect(lambda i, layers: self.session.restore(i, {la.prediction for la in layers}))
+        self.layer_store.restored.connect(
+            lambda i, layers: self.session.restore(i, {la.prediction for la in layers})
+        )
         self.layers.export_requested.connect(lambda layer_id: export_layer(self, layer_id))
         self.layers.layer_scrubbed.connect(c.layer_scrubbed)
         self.layers.histogram.threshold_dragged.connect(c.threshold_moved)
         self.layers.histogram.threshold_released.connect(c.threshold_moved)
 
-    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea, scroll: bool = False) -> QDockWidget:
+    def _dock(
+        self, title: str, widget: QWidget, area: Qt.DockWidgetArea, scroll: bool = False
+    ) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock_{title.lower()}")
         if scroll:  # a short screen scrolls the dock instead of squeezing its rows over each other
@@ -317,14 +335,23 @@ class MainWindow(QMainWindow):
         self.session.forget(image_id, [p for p in {la.prediction for la in layers} if id(p) not in left])
 
     def _redraw_layers(self) -> None:
-        self.views.redraw_layers((self.current.width, self.current.height) if self.current is not None else None)
+        self.views.redraw_layers(
+            (self.current.width, self.current.height) if self.current is not None else None
+        )
 
     # ================================================================ running tools (controller)
     def run_current_tool(self, live: bool = False) -> int | None:
         return self.controller.run_current_tool(live)
 
-    def submit_tool(self, tool, params: dict[str, Any], *, model: str | None = None,
-                    paths: list[Path] | None = None, live: bool = False) -> int | None:
+    def submit_tool(
+        self,
+        tool,
+        params: dict[str, Any],
+        *,
+        model: str | None = None,
+        paths: list[Path] | None = None,
+        live: bool = False,
+    ) -> int | None:
         """Queue ``tool`` with ``params`` (on ``paths``, else the session's inputs); the job id."""
         from vfmstudio.session.requests import Refusal, RunRequest
 

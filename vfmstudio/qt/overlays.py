@@ -20,7 +20,14 @@ from vfmstudio.core.render import (
 )
 from vfmstudio.core.results import FeatureImage, Heatmap, LayerMaps, Masks, Prediction, Result
 
-__all__ = ["DEFAULT_COLORMAP", "colour_for", "layer_maps_range", "prepare_rasters", "raster_key", "render_raster"]
+__all__ = [
+    "DEFAULT_COLORMAP",
+    "colour_for",
+    "layer_maps_range",
+    "prepare_rasters",
+    "raster_key",
+    "render_raster",
+]
 
 
 def raster_key(result: Result, colormap: str, layer_index: int) -> tuple:
@@ -32,7 +39,9 @@ def raster_key(result: Result, colormap: str, layer_index: int) -> tuple:
     return ()
 
 
-def render_raster(result: Result, colormap: str = DEFAULT_COLORMAP, layer_index: int = -1) -> np.ndarray | None:
+def render_raster(
+    result: Result, colormap: str = DEFAULT_COLORMAP, layer_index: int = -1
+) -> np.ndarray | None:
     """The RGBA raster of a raster-drawn result (masks, maps, feature images); None for the others."""
     if isinstance(result, Masks):
         return render_masks(result.masks)

@@ -38,7 +38,9 @@ class RasterItem(QGraphicsItem):
         super().__init__()
         self._rgba = rgba  # keeps the memory the QImage borrows alive
         self._image = qimage_from_array(rgba, copy=False)
-        x0, y0, x1, y1 = extent if extent is not None else (0.0, 0.0, float(image_size[0]), float(image_size[1]))
+        x0, y0, x1, y1 = (
+            extent if extent is not None else (0.0, 0.0, float(image_size[0]), float(image_size[1]))
+        )
         self._rect = QRectF(x0, y0, x1 - x0, y1 - y0)
         self._sx = rgba.shape[1] / (x1 - x0)
         self._sy = rgba.shape[0] / (y1 - y0)
@@ -53,8 +55,12 @@ class RasterItem(QGraphicsItem):
         if target.isEmpty():
             return
         r = self._rect
-        source = QRectF((target.left() - r.left()) * self._sx, (target.top() - r.top()) * self._sy,
-                        target.width() * self._sx, target.height() * self._sy)
+        source = QRectF(
+            (target.left() - r.left()) * self._sx,
+            (target.top() - r.top()) * self._sy,
+            target.width() * self._sx,
+            target.height() * self._sy,
+        )
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._smooth)
         painter.drawImage(target, self._image, source)
 

@@ -69,8 +69,12 @@ class PairView(QGraphicsView):
             order = np.argsort(-matches.scores)[:MAX_LINES]
             for rank, i in enumerate(order):
                 (sx, sy), (tx, ty) = matches.source_xy[i], matches.target_xy[i]
-                line = MatchLine(QLineF(float(sx), float(sy), source.shape[1] + GAP + float(tx) * s_right,
-                                        float(ty) * s_right), QColor(*colour_for(rank)))
+                line = MatchLine(
+                    QLineF(
+                        float(sx), float(sy), source.shape[1] + GAP + float(tx) * s_right, float(ty) * s_right
+                    ),
+                    QColor(*colour_for(rank)),
+                )
                 line.setToolTip(f"match {rank + 1}: score {float(matches.scores[i]):.3f}")
                 scene.addItem(line)
                 self.lines.append(line)

@@ -58,15 +58,19 @@ class ParamForm(QWidget):
         numeric_without_words = p.type in (ParamType.INT, ParamType.FLOAT) and not p.special
         if p.type is ParamType.INT and numeric_without_words:
             w = QSpinBox(self)
-            w.setRange(int(p.minimum) if p.minimum is not None else -_BIG, int(p.maximum) if p.maximum is not None
-                       else _BIG)
+            w.setRange(
+                int(p.minimum) if p.minimum is not None else -_BIG,
+                int(p.maximum) if p.maximum is not None else _BIG,
+            )
             w.setValue(int(p.default) if p.default is not None else max(0, w.minimum()))
             w.valueChanged.connect(self.edited)
             return w
         if p.type is ParamType.FLOAT and numeric_without_words:
             w = QDoubleSpinBox(self)
             w.setDecimals(4)
-            w.setRange(p.minimum if p.minimum is not None else -1e9, p.maximum if p.maximum is not None else 1e9)
+            w.setRange(
+                p.minimum if p.minimum is not None else -1e9, p.maximum if p.maximum is not None else 1e9
+            )
             span = (p.maximum - p.minimum) if p.minimum is not None and p.maximum is not None else 1.0
             w.setSingleStep(span / 100 if span > 0 else 0.01)
             w.setValue(float(p.default) if p.default is not None else max(0.0, w.minimum()))

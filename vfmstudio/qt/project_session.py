@@ -82,9 +82,14 @@ class ProjectSession(QObject):
     message = Signal(str, str)  # level, text
     saved = Signal(str)  # path
 
-    def __init__(self, parent: QObject | None = None, *, autosave_ms: int = AUTOSAVE_MS,
-                 ask_recovery: Callable[[str], bool] | None = None,
-                 ask_conflict: Callable[[str], ConflictAnswer] | None = None):
+    def __init__(
+        self,
+        parent: QObject | None = None,
+        *,
+        autosave_ms: int = AUTOSAVE_MS,
+        ask_recovery: Callable[[str], bool] | None = None,
+        ask_conflict: Callable[[str], ConflictAnswer] | None = None,
+    ):
         super().__init__(parent)
         self.project: Project = Project(Path.cwd() / DEFAULT_NAME)
         self.read_only = True  # nothing is written until a folder or project is opened
@@ -129,8 +134,10 @@ class ProjectSession(QObject):
         project: Project | None = None
         if recovery is not None:
             when = recovery.saved.replace("T", " ")[:19] or "unknown time"
-            question = (f"{path.name}: the backup {recovery.path.name} (revision {recovery.revision}, saved {when}) "
-                        f"is newer than the project or the project is unreadable. Recover from the backup?")
+            question = (
+                f"{path.name}: the backup {recovery.path.name} (revision {recovery.revision}, saved {when}) "
+                f"is newer than the project or the project is unreadable. Recover from the backup?"
+            )
             if self.ask_recovery(question):
                 try:
                     project = open_backup(path, recovery)
@@ -143,8 +150,11 @@ class ProjectSession(QObject):
             except (ProjectCorruptError, ProjectTooNewError, ProjectError) as exc:
                 ok = False
                 self.refused_reason = str(exc)
-                self.message.emit("error", f"{exc}. The file is left untouched; edits stay unsaved "
-                                           f"until you use File > Save Project As.")
+                self.message.emit(
+                    "error",
+                    f"{exc}. The file is left untouched; edits stay unsaved "
+                    f"until you use File > Save Project As.",
+                )
                 project = Project(path)
         self._set_project(project, read_only=not ok)
         return ok
@@ -211,8 +221,10 @@ class ProjectSession(QObject):
         self.autosave.stop()
         if self.read_only:
             if self.dirty:
-                self.message.emit("warning", f"not saved: {self.refused_reason or 'no project file'}; "
-                                             f"use File > Save Project As")
+                self.message.emit(
+                    "warning",
+                    f"not saved: {self.refused_reason or 'no project file'}; use File > Save Project As",
+                )
             return False
         for _attempt in range(SAVE_ATTEMPTS):
             try:
@@ -226,8 +238,11 @@ class ProjectSession(QObject):
                 self.message.emit("error", f"could not save {self.project.path.name}: {exc}")
                 return False
         else:
-            self.message.emit("error", f"could not save {self.project.path.name}: another program keeps "
-                                       f"changing it; use File > Save Project As")
+            self.message.emit(
+                "error",
+                f"could not save {self.project.path.name}: another program keeps "
+                f"changing it; use File > Save Project As",
+            )
             return False
         self._images_dirty = False
         self.stack.setClean()
@@ -243,11 +258,15 @@ class ProjectSession(QObject):
         try:
             preview = merge_from_disk(self.project, dry_run=True)
         except ProjectError as err:
-            self.message.emit("error", f"could not save {name}: {exc}; the file there cannot be merged ({err})")
+            self.message.emit(
+                "error", f"could not save {name}: {exc}; the file there cannot be merged ({err})"
+            )
             return False
         if preview.conflicts:
-            answer = self.ask_conflict(f"{exc}.\n\n{preview.summary()}.\n\nMerge (keeping your version where "
-                                       f"both changed the same thing), save under another name, or cancel?")
+            answer = self.ask_conflict(
+                f"{exc}.\n\n{preview.summary()}.\n\nMerge (keeping your version where "
+                f"both changed the same thing), save under another name, or cancel?"
+            )
             if answer == "cancel" or not answer:
                 self.message.emit("warning", f"not saved: {exc}")
                 return False
@@ -267,8 +286,11 @@ class ProjectSession(QObject):
             lock.acquire()
         except ProjectLockedError as exc:
             if warn:
-                self.message.emit("warning", f"{exc.path.name}: also open for writing by {exc.owner.describe()}; "
-                                             f"saves here merge in what it saves")
+                self.message.emit(
+                    "warning",
+                    f"{exc.path.name}: also open for writing by {exc.owner.describe()}; "
+                    f"saves here merge in what it saves",
+                )
             return
         except OSError:  # a read-only folder: saving will say so
             return

@@ -45,7 +45,11 @@ class ScoreBars(QWidget):
         """How much of a full bar ``score`` fills. Probabilities (softmax) and SigLIP's independent
         sigmoid scores are both on a 0-1 scale: a full bar is 1.0, so a low best score looks low
         (never stretched to the top score)."""
-        top = max(1.0, float(self.result.scores.max())) if self.result is not None and len(self.result.labels) else 1.0
+        top = (
+            max(1.0, float(self.result.scores.max()))
+            if self.result is not None and len(self.result.labels)
+            else 1.0
+        )
         return max(0.0, score) / top
 
     def paintEvent(self, event) -> None:
@@ -58,16 +62,24 @@ class ScoreBars(QWidget):
             return
         label_w = min(180, self.width() // 3)
         p.setPen(self.palette().text().color())
-        p.drawText(QRectF(4, 2, self.width() - 8, 20), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
-                   self.caption)
+        p.drawText(
+            QRectF(4, 2, self.width() - 8, 20),
+            Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+            self.caption,
+        )
         for i, (label, score) in enumerate(zip(r.labels[:MAX_BARS], r.scores[:MAX_BARS])):
             y = 26 + i * 22
             bar_w = (self.width() - label_w - 70) * self.fraction(float(score))
             p.setPen(self.palette().text().color())
-            p.drawText(QRectF(4, y, label_w - 8, 20), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
-                       label)
+            p.drawText(
+                QRectF(4, y, label_w - 8, 20),
+                Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
+                label,
+            )
             p.fillRect(QRectF(label_w, y + 3, bar_w, 14), QColor(70, 130, 200) if i else QColor(230, 140, 40))
-            p.drawText(QRectF(label_w + bar_w + 6, y, 64, 20), Qt.AlignmentFlag.AlignVCenter, f"{float(score):.3f}")
+            p.drawText(
+                QRectF(label_w + bar_w + 6, y, 64, 20), Qt.AlignmentFlag.AlignVCenter, f"{float(score):.3f}"
+            )
 
 
 class TextHistory(QTextBrowser):
@@ -124,8 +136,10 @@ class TextHistory(QTextBrowser):
         for tool, prompt, text in items + ([pending] if pending else []):
             ask = f"<b>{html.escape(prompt)}</b><br>" if prompt else ""
             cursor = " ▌" if pending is not None and (tool, prompt, text) == pending else ""
-            parts.append(f"<p><small style='color:gray'>{html.escape(tool)}</small><br>{ask}"
-                         f"{html.escape(text)}{cursor}</p>")
+            parts.append(
+                f"<p><small style='color:gray'>{html.escape(tool)}</small><br>{ask}"
+                f"{html.escape(text)}{cursor}</p>"
+            )
         self.setHtml("".join(parts) or "<p style='color:gray'>Captions, answers and OCR appear here.</p>")
         self.verticalScrollBar().setValue(self.verticalScrollBar().maximum())
 
@@ -134,8 +148,13 @@ class ResultsPanel(QTabWidget):
     asked = Signal(str)  # a question typed under the text history
     open_image = Signal(str)  # image id of a ranking row double-clicked
 
-    def __init__(self, thumbnail_for: Callable[[str], QIcon | None], parent: QWidget | None = None, *,
-                 name_for: Callable[[str], str | None] | None = None):
+    def __init__(
+        self,
+        thumbnail_for: Callable[[str], QIcon | None],
+        parent: QWidget | None = None,
+        *,
+        name_for: Callable[[str], str | None] | None = None,
+    ):
         super().__init__(parent)
         self.thumbnail_for = thumbnail_for
         self.name_for = name_for or (lambda _id: None)
@@ -166,7 +185,9 @@ class ResultsPanel(QTabWidget):
         """Show what ``prediction`` holds for this dock; True when a tab here came forward."""
         switch_to = None
         for r in prediction.results:
-            image_id = getattr(r, "image_id", None) or (prediction.image_ids[0] if prediction.image_ids else "")
+            image_id = getattr(r, "image_id", None) or (
+                prediction.image_ids[0] if prediction.image_ids else ""
+            )
             if isinstance(r, Text):
                 self.text.add(image_id, prediction.tool, r)
                 switch_to = self.text_page

@@ -20,13 +20,23 @@ class RunSettings:
         ``prefetch/enabled`` (default on, or ``$VFMSTUDIO_PREFETCH``) and ``prefetch/ahead`` (1-3)."""
         from vfmstudio.prefetch import DEFAULT_AHEAD, Prefetcher, env_enabled
 
-        enabled = str(self.settings.value("prefetch/enabled", env_enabled())).lower() not in ("false", "0", "no")
+        enabled = str(self.settings.value("prefetch/enabled", env_enabled())).lower() not in (
+            "false",
+            "0",
+            "no",
+        )
         try:
             ahead = int(self.settings.value("prefetch/ahead", DEFAULT_AHEAD))
         except (TypeError, ValueError):
             ahead = DEFAULT_AHEAD
-        return Prefetcher(self.w.runner.runner, self.w.images.load, services=self.w._services, ahead=ahead,
-                          enabled=enabled, timeout=self.tool_timeout_s())
+        return Prefetcher(
+            self.w.runner.runner,
+            self.w.images.load,
+            services=self.w._services,
+            ahead=ahead,
+            enabled=enabled,
+            timeout=self.tool_timeout_s(),
+        )
 
     def tool_timeout_s(self) -> float | None:
         """Seconds a run may take before it is abandoned: setting ``run/timeout_s``, else
@@ -51,12 +61,19 @@ class RunSettings:
         from PySide6.QtWidgets import QInputDialog
 
         current = self.tool_timeout_s() or 0
-        seconds, ok = QInputDialog.getInt(self.w, "Run time limit", "Abandon a run after this many seconds "
-                                          "(0: no limit). A hung plugin tool then gives an error.",
-                                          int(current), 0, 7 * 24 * 3600)
+        seconds, ok = QInputDialog.getInt(
+            self.w,
+            "Run time limit",
+            "Abandon a run after this many seconds (0: no limit). A hung plugin tool then gives an error.",
+            int(current),
+            0,
+            7 * 24 * 3600,
+        )
         if ok:
             self.set_tool_timeout(seconds)
-            self.w.messages.post("info", f"run time limit: {seconds} s" if seconds else "run time limit: none")
+            self.w.messages.post(
+                "info", f"run time limit: {seconds} s" if seconds else "run time limit: none"
+            )
 
     def show_probe_device(self) -> None:
         try:
@@ -72,7 +89,9 @@ class RunSettings:
         """What torch sees, asked on the inference thread (importing torch takes a moment)."""
         from vfmstudio.qt.devices_dialog import describe_torch_devices_job
 
-        self.w.runner.submit(describe_torch_devices_job, key="devices", source="devices", on_done=self._on_devices)
+        self.w.runner.submit(
+            describe_torch_devices_job, key="devices", source="devices", on_done=self._on_devices
+        )
         self.w.statusBar().showMessage("asking torch about devices…", 3000)
 
     def _on_devices(self, result) -> None:

@@ -43,11 +43,18 @@ class QtJobRunner(QObject):
         self._callbacks: dict[int, tuple[Callable | None, Callable | None, Callable | None]] = {}
         self._last_progress: dict[int, float] = {}  # job id -> when progress was last forwarded (worker)
 
-    def submit(self, fn: Callable[[JobContext], Any], *, key: str | None = None, source: str = "",
-               timeout: float | None = None, priority: int = 0,
-               on_done: Callable[[JobResult], object] | None = None,
-               on_progress: Callable[[JobProgress], object] | None = None,
-               on_partial: Callable[[JobPartial], object] | None = None) -> Job:
+    def submit(
+        self,
+        fn: Callable[[JobContext], Any],
+        *,
+        key: str | None = None,
+        source: str = "",
+        timeout: float | None = None,
+        priority: int = 0,
+        on_done: Callable[[JobResult], object] | None = None,
+        on_progress: Callable[[JobProgress], object] | None = None,
+        on_partial: Callable[[JobPartial], object] | None = None,
+    ) -> Job:
         """Queue ``fn``; each callback given here is called on the GUI thread for this job only
         (``on_done`` exactly once, whatever the outcome)."""
         # Results come back as queued events on this (the GUI) thread, so registering the callbacks

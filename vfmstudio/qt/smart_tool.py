@@ -59,12 +59,16 @@ class SmartTool(QObject):
         self._job: int | None = None
         self._path: Path | None = None
         self._preview_items: list = [None, None, None]
-        self._refines: dict[int, tuple[Path, bool, float]] = {}  # refine job -> (image, as polygons, tolerance)
+        self._refines: dict[
+            int, tuple[Path, bool, float]
+        ] = {}  # refine job -> (image, as polygons, tolerance)
 
         self.action = QAction(f"Smart select ({KEY})", window)
         self.action.setIconText("Smart")
-        self.action.setToolTip(f"Smart select with SAM ({KEY}): click = object, right click = not object, "
-                               "drag = box, Enter = accept, Esc = drop")
+        self.action.setToolTip(
+            f"Smart select with SAM ({KEY}): click = object, right click = not object, "
+            "drag = box, Enter = accept, Esc = drop"
+        )
         self.action.setCheckable(True)
         self.action.setShortcut(QKeySequence(KEY))
         self.action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
@@ -137,8 +141,16 @@ class SmartTool(QObject):
         def job(ctx) -> None:
             from vfmstudio.execution import prepare_tool
 
-            prepare_tool(tool, [store.load(path)], {}, model=model, device=device, precision=precision,
-                         cancel=ctx.cancel, services=services)
+            prepare_tool(
+                tool,
+                [store.load(path)],
+                {},
+                model=model,
+                device=device,
+                precision=precision,
+                cancel=ctx.cancel,
+                services=services,
+            )
 
         self.window.runner.submit(job, key=f"smart-warm:{path}", source=f"sam · {TOOL_ID} (embedding)")
         # As a run of the tool would: the prefetcher encodes the next images in the folder.
@@ -168,8 +180,17 @@ class SmartTool(QObject):
         def job(ctx):
             from vfmstudio.execution import run_tool
 
-            return run_tool(tool, [store.load(path)], params, model=model, device=device, precision=precision,
-                            cancel=ctx.cancel, on_progress=ctx.progress, services=services)
+            return run_tool(
+                tool,
+                [store.load(path)],
+                params,
+                model=model,
+                device=device,
+                precision=precision,
+                cancel=ctx.cancel,
+                on_progress=ctx.progress,
+                services=services,
+            )
 
         handle = self.window.runner.submit(job, key=f"smart:{path}", source=f"sam · {TOOL_ID}")
         self._job, self._path = handle.job_id, path
@@ -219,7 +240,9 @@ class SmartTool(QObject):
         return ann_id
 
     # ---------------------------------------------------------------- refine with SAM (Accept dialog)
-    def refine_boxes(self, items: list, *, masks_as_polygons: bool = False, tolerance: float = 1.0) -> int | None:
+    def refine_boxes(
+        self, items: list, *, masks_as_polygons: bool = False, tolerance: float = 1.0
+    ) -> int | None:
         """Turn the box items of the Accept dialog into masks with ``sam.refine`` (one decoder call),
         keeping their classes; the masks are accepted as one undo step when the run ends."""
         from vfmstudio.core.results import Detections
@@ -236,7 +259,9 @@ class SmartTool(QObject):
                 labels.append(result.labels[it.index])
         if not boxes:
             return None
-        detections = Detections(boxes_xyxy=np.asarray(boxes, np.float32), labels=tuple(labels), image_id=image.id)
+        detections = Detections(
+            boxes_xyxy=np.asarray(boxes, np.float32), labels=tuple(labels), image_id=image.id
+        )
         params = {"detections": json.dumps(detections.to_json())}
         model, (device, precision) = self._model(), self._device()
         store, services = self.window.images, self.window.controller.services
@@ -244,8 +269,17 @@ class SmartTool(QObject):
         def job(ctx):
             from vfmstudio.execution import run_tool
 
-            return run_tool(tool, [store.load(path)], params, model=model, device=device, precision=precision,
-                            cancel=ctx.cancel, on_progress=ctx.progress, services=services)
+            return run_tool(
+                tool,
+                [store.load(path)],
+                params,
+                model=model,
+                device=device,
+                precision=precision,
+                cancel=ctx.cancel,
+                on_progress=ctx.progress,
+                services=services,
+            )
 
         handle = self.window.runner.submit(job, key=f"smart-refine:{path}", source="sam · sam.refine")
         self._refines[handle.job_id] = (path, masks_as_polygons, tolerance)
@@ -265,7 +299,9 @@ class SmartTool(QObject):
                 self.window.messages.post("error", f"sam.refine: {result.error.message}")
             return
         if path != self.window.current_path:
-            self.window.messages.post("warning", "Refine with SAM finished after the image changed; not added")
+            self.window.messages.post(
+                "warning", "Refine with SAM finished after the image changed; not added"
+            )
             return
         from vfmstudio.session.accepting import acceptable_items
 
@@ -281,8 +317,11 @@ class SmartTool(QObject):
         t = event.type()
         if obj is self.window.canvas:
             keys = (Qt.Key.Key_Escape, Qt.Key.Key_Return, Qt.Key.Key_Enter)
-            if t == QEvent.Type.ShortcutOverride and event.key() in keys and (self.points or self.box or self.mask
-                                                                               is not None):
+            if (
+                t == QEvent.Type.ShortcutOverride
+                and event.key() in keys
+                and (self.points or self.box or self.mask is not None)
+            ):
                 event.accept()  # these keys belong to the pending mask, not to Run > Cancel
                 return True
             if t == QEvent.Type.KeyPress and event.key() in keys:
@@ -304,7 +343,11 @@ class SmartTool(QObject):
         if t == QEvent.Type.MouseMove and self._press is not None:
             self._draw(drag_to=self._scene_point(event))
             return True
-        if t == QEvent.Type.MouseButtonRelease and button == Qt.MouseButton.LeftButton and self._press is not None:
+        if (
+            t == QEvent.Type.MouseButtonRelease
+            and button == Qt.MouseButton.LeftButton
+            and self._press is not None
+        ):
             (start, start_view), self._press = self._press, None
             end, d = self._scene_point(event), event.position() - start_view
             if abs(d.x()) + abs(d.y()) >= MIN_BOX_PX:
@@ -316,7 +359,9 @@ class SmartTool(QObject):
             self._prompt_changed()
             return True
         return t in (QEvent.Type.MouseButtonRelease, QEvent.Type.MouseButtonDblClick) and button in (
-            Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton)
+            Qt.MouseButton.LeftButton,
+            Qt.MouseButton.RightButton,
+        )
 
     def _prompt_changed(self) -> None:
         self._draw()
@@ -336,7 +381,9 @@ class SmartTool(QObject):
         """The mask, positive marks (and box) and negative marks, recreated after a new image cleared
         the scene."""
         scene = self.window.canvas.scene()
-        if not all(i is not None and shiboken6.isValid(i) and i.scene() is scene for i in self._preview_items):
+        if not all(
+            i is not None and shiboken6.isValid(i) and i.scene() is scene for i in self._preview_items
+        ):
             self._preview_items = [QGraphicsPixmapItem(), QGraphicsPathItem(), QGraphicsPathItem()]
             for z, item in enumerate(self._preview_items):
                 item.setZValue(Z_PREVIEW + z)
@@ -353,15 +400,19 @@ class SmartTool(QObject):
         else:
             rgba = np.zeros((*self.mask.shape, 4), np.uint8)
             rgba[self.mask] = (colour.red(), colour.green(), colour.blue(), PREVIEW_ALPHA)
-            image = QImage(rgba.data, rgba.shape[1], rgba.shape[0], rgba.shape[1] * 4, QImage.Format.Format_RGBA8888)
+            image = QImage(
+                rgba.data, rgba.shape[1], rgba.shape[0], rgba.shape[1] * 4, QImage.Format.Format_RGBA8888
+            )
             mask_item.setPixmap(QPixmap.fromImage(image.copy()))  # copy: the QImage borrows rgba's memory
         r = 4.0 / max(self.window.canvas.scale_factor, 1e-6)  # 4 screen pixels at any zoom
         box = self.box
         if drag_to is not None and self._press is not None:
             (x0, y0), (x1, y1) = self._clamp(self._press[0]), self._clamp(drag_to)
             box = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
-        for item, positive, fill in ((positive_item, True, QColor(40, 200, 80)), (negative_item, False,
-                                                                                   QColor(230, 50, 50))):
+        for item, positive, fill in (
+            (positive_item, True, QColor(40, 200, 80)),
+            (negative_item, False, QColor(230, 50, 50)),
+        ):
             path = QPainterPath()
             for x, y, p in self.points:
                 if p == positive:
@@ -372,5 +423,7 @@ class SmartTool(QObject):
             pen.setCosmetic(True)
             pen.setWidth(2)
             item.setPen(pen)
-            item.setBrush(QBrush(fill) if not (positive and box is not None) else QBrush(Qt.BrushStyle.NoBrush))
+            item.setBrush(
+                QBrush(fill) if not (positive and box is not None) else QBrush(Qt.BrushStyle.NoBrush)
+            )
             item.setPath(path)

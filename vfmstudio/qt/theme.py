@@ -7,13 +7,20 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
 _DARK = {
-    QPalette.ColorRole.Window: (45, 45, 48), QPalette.ColorRole.WindowText: (225, 225, 225),
-    QPalette.ColorRole.Base: (30, 30, 32), QPalette.ColorRole.AlternateBase: (40, 40, 44),
-    QPalette.ColorRole.ToolTipBase: (60, 60, 64), QPalette.ColorRole.ToolTipText: (235, 235, 235),
-    QPalette.ColorRole.Text: (225, 225, 225), QPalette.ColorRole.Button: (52, 52, 56),
-    QPalette.ColorRole.ButtonText: (225, 225, 225), QPalette.ColorRole.BrightText: (255, 90, 90),
-    QPalette.ColorRole.Highlight: (42, 130, 218), QPalette.ColorRole.HighlightedText: (255, 255, 255),
-    QPalette.ColorRole.Link: (90, 160, 240), QPalette.ColorRole.Mid: (110, 110, 115),
+    QPalette.ColorRole.Window: (45, 45, 48),
+    QPalette.ColorRole.WindowText: (225, 225, 225),
+    QPalette.ColorRole.Base: (30, 30, 32),
+    QPalette.ColorRole.AlternateBase: (40, 40, 44),
+    QPalette.ColorRole.ToolTipBase: (60, 60, 64),
+    QPalette.ColorRole.ToolTipText: (235, 235, 235),
+    QPalette.ColorRole.Text: (225, 225, 225),
+    QPalette.ColorRole.Button: (52, 52, 56),
+    QPalette.ColorRole.ButtonText: (225, 225, 225),
+    QPalette.ColorRole.BrightText: (255, 90, 90),
+    QPalette.ColorRole.Highlight: (42, 130, 218),
+    QPalette.ColorRole.HighlightedText: (255, 255, 255),
+    QPalette.ColorRole.Link: (90, 160, 240),
+    QPalette.ColorRole.Mid: (110, 110, 115),
     QPalette.ColorRole.PlaceholderText: (140, 140, 145),
 }
 

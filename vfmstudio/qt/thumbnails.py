@@ -37,8 +37,10 @@ def make_thumbnail(path: Path, size: int = THUMB_SIZE) -> QImage:
         im.draft("RGB", (size * 2, size * 2))
         # The loader's budgets, from the header (after draft, which shrinks JPEGs): a pool thread
         # must not decode a memory bomb that opening the image would refuse anyway.
-        if im.width * im.height > DEFAULT_MAX_PIXELS or \
-                decode_bytes_estimate(im.mode, im.width, im.height) > DEFAULT_MAX_DECODE_BYTES:
+        if (
+            im.width * im.height > DEFAULT_MAX_PIXELS
+            or decode_bytes_estimate(im.mode, im.width, im.height) > DEFAULT_MAX_DECODE_BYTES
+        ):
             raise ValueError(f"{path}: {im.width}x{im.height} {im.mode} is over the decode budget")
         im = ImageOps.exif_transpose(im)
         im.thumbnail((size, size), Image.Resampling.BILINEAR)
@@ -73,8 +75,11 @@ class ThumbnailLoader(QObject):
     def request(self, paths: list[Path]) -> None:
         generation, size = self._generation, self.size
         for p in paths:
-            self.jobs.submit(lambda ctx, p=p: make_thumbnail(p, size), source="thumbnails",
-                             on_done=lambda r, p=p: self._on_done(generation, p, r))
+            self.jobs.submit(
+                lambda ctx, p=p: make_thumbnail(p, size),
+                source="thumbnails",
+                on_done=lambda r, p=p: self._on_done(generation, p, r),
+            )
 
     def _on_done(self, generation: int, path: Path, result: JobResult) -> None:
         if generation != self._generation or result.status in ("cancelled", "superseded"):

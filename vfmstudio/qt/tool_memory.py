@@ -36,7 +36,10 @@ class ToolMemory(QObject):
         try:
             if choice.model:
                 self.panel.set_model_ref(choice.model)
-            for combo, value in ((self.panel.device_combo, choice.device), (self.panel.precision_combo, choice.precision)):
+            for combo, value in (
+                (self.panel.device_combo, choice.device),
+                (self.panel.precision_combo, choice.precision),
+            ):
                 if combo.findText(value) >= 0:
                     combo.setCurrentText(value)
             if self.panel.form is not None:
@@ -53,8 +56,13 @@ class ToolMemory(QObject):
 
     def remember_run(self, request: Any) -> None:
         """A run keeps what it ran with (the model also becomes its family's default)."""
-        self.store.remember(request.tool, model=request.model, device=request.device,
-                            precision=request.precision, params=request.params)
+        self.store.remember(
+            request.tool,
+            model=request.model,
+            device=request.device,
+            precision=request.precision,
+            params=request.params,
+        )
         self.save()
 
     def _remember(self, *, model: bool = False, params: bool = False) -> None:
@@ -67,9 +75,13 @@ class ToolMemory(QObject):
                 values = self.panel.form.resolved()
             except ParamError:
                 return  # half-typed: the last good values stay
-        self.store.remember(tool, model=self.panel.model_ref() if model else None,
-                            device=self.panel.device_combo.currentText(),
-                            precision=self.panel.precision_combo.currentText(), params=values)
+        self.store.remember(
+            tool,
+            model=self.panel.model_ref() if model else None,
+            device=self.panel.device_combo.currentText(),
+            precision=self.panel.precision_combo.currentText(),
+            params=values,
+        )
         self.save()
 
     def save(self) -> None:

@@ -29,8 +29,11 @@ from vfmstudio.qt.param_form import ParamForm
 TOOL_ROLE = Qt.ItemDataRole.UserRole
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-_INPUT_HINT = {InputKind.IMAGE: "the current image", InputKind.PAIR: "two selected images (source, target)",
-               InputKind.SET: "the selected images"}
+_INPUT_HINT = {
+    InputKind.IMAGE: "the current image",
+    InputKind.PAIR: "two selected images (source, target)",
+    InputKind.SET: "the selected images",
+}
 
 
 def _model_label(m: ModelChoice, cached: bool | None) -> str:
@@ -86,13 +89,17 @@ class ToolsPanel(QWidget):
         self.run_button = QPushButton(style.standardIcon(QStyle.StandardPixmap.SP_MediaPlay), "Run", self)
         self.run_button.setToolTip("Run the tool (Ctrl+R)")
         self.run_button.clicked.connect(self.run_requested)
-        self.cancel_button = QPushButton(style.standardIcon(QStyle.StandardPixmap.SP_BrowserStop), "Cancel", self)
+        self.cancel_button = QPushButton(
+            style.standardIcon(QStyle.StandardPixmap.SP_BrowserStop), "Cancel", self
+        )
         self.cancel_button.setToolTip("Cancel the running job (Esc)")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel_requested)
         self.live_check = QCheckBox("Rerun on every edit", self)
-        self.live_check.setToolTip("Once the tool has run on this image, each parameter change reruns it on the "
-                                   "cached features (no new forward pass for tools that cache them)")
+        self.live_check.setToolTip(
+            "Once the tool has run on this image, each parameter change reruns it on the "
+            "cached features (no new forward pass for tools that cache them)"
+        )
         self.progress = QProgressBar(self)
         self.progress.setRange(0, 1000)
         self.progress.setValue(0)
@@ -100,8 +107,9 @@ class ToolsPanel(QWidget):
         self.progress.setFormat("idle")
         self.device_label = QLabel("device: auto", self)
         self.device_label.setObjectName("device_label")
-        self.devices_button = QPushButton(style.standardIcon(QStyle.StandardPixmap.SP_ComputerIcon), "Devices…",
-                                          self)
+        self.devices_button = QPushButton(
+            style.standardIcon(QStyle.StandardPixmap.SP_ComputerIcon), "Devices…", self
+        )
         self.devices_button.setToolTip("What torch sees: CUDA devices and memory, MPS, CPU threads")
         self.devices_button.clicked.connect(self.devices_requested)
 

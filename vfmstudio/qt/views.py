@@ -41,7 +41,9 @@ class CentralViews(QObject):
         self.canvas.clicked.connect(lambda x, y: self.clicked.emit(x, y, "image", (self.image_id,)))
         self.canvas.zoom_changed.connect(self.place_labels)
         self.pair_view.clicked.connect(lambda x, y: self.clicked.emit(x, y, "pair", self.pair_ids))
-        self.grid_view.clicked.connect(lambda x, y: self.clicked.emit(x, y, "set", tuple(self.grid_view.image_ids)))
+        self.grid_view.clicked.connect(
+            lambda x, y: self.clicked.emit(x, y, "set", tuple(self.grid_view.image_ids))
+        )
 
     # ---------------------------------------------------------------- placement
     def show_placement(self, placement: Placement, prediction: Prediction) -> None:
@@ -79,7 +81,9 @@ class CentralViews(QObject):
     def place_labels(self, *_args: object) -> None:
         from vfmstudio.qt.painters import place_labels
 
-        place_labels([item for _, item in self._items.values() if item.isVisible()], self.canvas.transform().m11())
+        place_labels(
+            [item for _, item in self._items.values() if item.isVisible()], self.canvas.transform().m11()
+        )
 
     def item(self, layer_id: int) -> Any:
         """The canvas item drawing ``layer_id`` (None when it is not drawn)."""

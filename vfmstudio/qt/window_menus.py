@@ -22,7 +22,9 @@ class Menus:
     actions: dict[str, QAction] = field(default_factory=dict)
 
 
-def add_action(window: QWidget, text: str, slot, shortcut=None, icon=None, menu: QMenu | None = None) -> QAction:
+def add_action(
+    window: QWidget, text: str, slot, shortcut=None, icon=None, menu: QMenu | None = None
+) -> QAction:
     """An action on ``window`` (so its shortcut works wherever focus is in the window)."""
     action = QAction(text, window)
     if icon is not None:
@@ -48,10 +50,17 @@ def build_menus(w: Any) -> Menus:
     bar = w.menuBar()
     file_menu = bar.addMenu("&File")
     acts: dict[str, QAction] = {}
-    acts["open_folder"] = add_action(w, "Open &Folder…", lambda: open_folder_dialog(w), QKeySequence.StandardKey.Open,
-                                     sp.SP_DirOpenIcon, file_menu)
-    acts["open_images"] = add_action(w, "Open &Images…", lambda: open_files_dialog(w), "Ctrl+Shift+O", sp.SP_FileIcon,
-                                     file_menu)
+    acts["open_folder"] = add_action(
+        w,
+        "Open &Folder…",
+        lambda: open_folder_dialog(w),
+        QKeySequence.StandardKey.Open,
+        sp.SP_DirOpenIcon,
+        file_menu,
+    )
+    acts["open_images"] = add_action(
+        w, "Open &Images…", lambda: open_files_dialog(w), "Ctrl+Shift+O", sp.SP_FileIcon, file_menu
+    )
     recent = file_menu.addMenu("Recent Folders")
     file_menu.addSeparator()
     quit_action = add_action(w, "&Quit", w.close, QKeySequence.StandardKey.Quit, None, file_menu)
@@ -63,10 +72,12 @@ def build_menus(w: Any) -> Menus:
     view.addSeparator()
     acts["fit"] = add_action(w, "&Fit", canvas.fit, "F", None, view)
     acts["actual_size"] = add_action(w, "Actual Size (1:1)", canvas.actual_size, "1", None, view)
-    acts["zoom_in"] = add_action(w, "Zoom In", lambda: canvas.zoom_by(1.25), QKeySequence.StandardKey.ZoomIn,
-                                 None, view)
-    acts["zoom_out"] = add_action(w, "Zoom Out", lambda: canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut,
-                                  None, view)
+    acts["zoom_in"] = add_action(
+        w, "Zoom In", lambda: canvas.zoom_by(1.25), QKeySequence.StandardKey.ZoomIn, None, view
+    )
+    acts["zoom_out"] = add_action(
+        w, "Zoom Out", lambda: canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut, None, view
+    )
     view.addSeparator()
     acts["explore"] = add_action(w, "&Explore Folder…", lambda: open_explore(w), "Ctrl+E", None, view)
     view.addSeparator()

@@ -64,7 +64,9 @@ class WindowState:
         docks = [d for d in w.findChildren(QDockWidget) if d.isVisible() and not d.isFloating()]
         narrow, low = central.width() < 0.4 * w.width(), central.height() < 0.35 * w.height()
         if narrow:
-            side = [d for d in docks if w.dockWidgetArea(d) in (area.LeftDockWidgetArea, area.RightDockWidgetArea)]
+            side = [
+                d for d in docks if w.dockWidgetArea(d) in (area.LeftDockWidgetArea, area.RightDockWidgetArea)
+            ]
             w.resizeDocks(side, [min(340, int(0.2 * w.width()))] * len(side), Qt.Orientation.Horizontal)
         if low:
             bottom = [d for d in docks if w.dockWidgetArea(d) == area.BottomDockWidgetArea]

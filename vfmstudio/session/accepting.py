@@ -36,7 +36,9 @@ def acceptable_items(predictions: list[Prediction], image_id: str) -> list[Item]
             elif isinstance(result, Classification):
                 for i, label in enumerate(result.labels):
                     top = bool(result.multi_label) or i == int(result.scores.argmax())
-                    out.append(Item(pred, r, i, f"{pred.tool} · tag · {label} {float(result.scores[i]):.2f}", top))
+                    out.append(
+                        Item(pred, r, i, f"{pred.tool} · tag · {label} {float(result.scores[i]):.2f}", top)
+                    )
             elif isinstance(result, Text) and not _found_nothing(pred):
                 short = result.text if len(result.text) <= 60 else result.text[:57] + "…"
                 out.append(Item(pred, r, 0, f"{pred.tool} · caption · {short}", True))
@@ -45,18 +47,25 @@ def acceptable_items(predictions: list[Prediction], image_id: str) -> list[Item]
 
 def layer_items(items: list[Item], layer) -> list[Item]:
     """The items drawn by one layer (its prediction's result), all of them."""
-    return [it for it in items if it.prediction is layer.prediction and it.prediction.results[it.result] is layer.result]
+    return [
+        it
+        for it in items
+        if it.prediction is layer.prediction and it.prediction.results[it.result] is layer.result
+    ]
 
 
-def accept_command(items: list[Item], key: str, labels: LabelSet, *, masks_as_polygons: bool = False,
-                   tolerance: float = 1.0) -> cmd.Command | None:
+def accept_command(
+    items: list[Item], key: str, labels: LabelSet, *, masks_as_polygons: bool = False, tolerance: float = 1.0
+) -> cmd.Command | None:
     """One undoable step adding every chosen item to image ``key`` (None when nothing is added)."""
     merged = Accepted()
     by_prediction: dict[int, tuple[Prediction, list[tuple[int, int]]]] = {}
     for it in items:
         by_prediction.setdefault(id(it.prediction), (it.prediction, []))[1].append((it.result, it.index))
     for pred, select in by_prediction.values():
-        acc = accept_prediction(pred, key, select=select, masks_as_polygons=masks_as_polygons, tolerance=tolerance)
+        acc = accept_prediction(
+            pred, key, select=select, masks_as_polygons=masks_as_polygons, tolerance=tolerance
+        )
         merged.annotations += acc.annotations
         for k, tags in acc.tags.items():
             merged.tags.setdefault(k, []).extend(tags)

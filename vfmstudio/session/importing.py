@@ -24,8 +24,11 @@ def merge_command(before: Project, merged: Project) -> tuple[cmd.Command | None,
         if new.captions.get(key, "") != old.captions.get(key, ""):
             commands.append(cmd.SetCaption(key, new.captions.get(key, "")))
     images = {k: r for k, r in merged.images.items() if k not in before.images}
-    counts = {"annotations": len(added), "images": len(images),
-              "classes": sum(isinstance(c, cmd.AddClass) for c in commands)}
+    counts = {
+        "annotations": len(added),
+        "images": len(images),
+        "classes": sum(isinstance(c, cmd.AddClass) for c in commands),
+    }
     if not commands:
         return None, images, counts
     return cmd.Macro(commands, f"Import {counts['annotations']} annotations"), images, counts

@@ -178,12 +178,22 @@ class Session:
             selected.insert(0, self.current_path)  # type: ignore[arg-type]
         if tool.inputs is InputKind.PAIR:
             if len(selected) != 2:
-                return Refusal(f"{tool.title} needs two selected images (Ctrl+click), {len(selected)} selected")
+                return Refusal(
+                    f"{tool.title} needs two selected images (Ctrl+click), {len(selected)} selected"
+                )
             return tuple(selected)
         return tuple(selected) if selected else (self.current_path,)  # type: ignore[return-value]
 
-    def request(self, tool: ToolSpec, params: Mapping[str, Any], model: str | None, *,
-                paths: tuple[Path, ...] | None = None, live: bool = False, origin: View | None = None) -> Outcome:
+    def request(
+        self,
+        tool: ToolSpec,
+        params: Mapping[str, Any],
+        model: str | None,
+        *,
+        paths: tuple[Path, ...] | None = None,
+        live: bool = False,
+        origin: View | None = None,
+    ) -> Outcome:
         """A request on ``paths`` (default: :meth:`input_paths`) with the session's device."""
         if paths is None:
             found = self.input_paths(tool)
@@ -205,8 +215,15 @@ class Session:
             return None
         return self.request(tool, params, model, live=True)
 
-    def click_request(self, tool: ToolSpec | None, params: Mapping[str, Any], model: str | None, *,
-                      view: View, image_ids: tuple[str, ...] = ()) -> Outcome:
+    def click_request(
+        self,
+        tool: ToolSpec | None,
+        params: Mapping[str, Any],
+        model: str | None,
+        *,
+        view: View,
+        image_ids: tuple[str, ...] = (),
+    ) -> Outcome:
         """A click on an image (``params`` already holds the clicked point). It always runs: a live
         rerun on cached features once the tool ran there, a first run otherwise; the result stays
         on ``view``. On the Pair and Set tabs the run takes the images that view shows."""
@@ -249,9 +266,13 @@ class Session:
         paths = self.paths_of(prediction.image_ids)
         if paths is None:
             return None
-        return self.request(tool, {**prediction.params, "layer": index}, prediction.model, paths=paths, live=True)
+        return self.request(
+            tool, {**prediction.params, "layer": index}, prediction.model, paths=paths, live=True
+        )
 
-    def question_request(self, tool: ToolSpec | None, params: Mapping[str, Any], model: str | None) -> Outcome:
+    def question_request(
+        self, tool: ToolSpec | None, params: Mapping[str, Any], model: str | None
+    ) -> Outcome:
         """A question typed in the Results dock (``params`` holds it in the first text field)."""
         if text_param(tool) is None:
             return Refusal("to ask a question, select a tool that takes one (e.g. paligemma.ask)")

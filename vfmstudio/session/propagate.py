@@ -18,8 +18,9 @@ from vfmstudio.session.requests import Outcome, Refusal
 PROPAGATE_TOOL = "dino.propagate"
 
 
-def masks_of_annotations(annotations: Iterable[Annotation], width: int, height: int,
-                         image_id: str | None = None) -> Masks | None:
+def masks_of_annotations(
+    annotations: Iterable[Annotation], width: int, height: int, image_id: str | None = None
+) -> Masks | None:
     """One mask per class (its boxes, polygons and masks merged), labelled with the class name;
     None when nothing has an area (points only, or no annotation)."""
     by_class: dict[str, np.ndarray] = {}
@@ -34,8 +35,13 @@ def masks_of_annotations(annotations: Iterable[Annotation], width: int, height: 
     return Masks(np.stack(list(by_class.values())), tuple(by_class), image_id=image_id)
 
 
-def propagate_request(session: Session, tool: ToolSpec | None, reference: Masks | None,
-                      params: Mapping[str, Any], model: str | None) -> Outcome:
+def propagate_request(
+    session: Session,
+    tool: ToolSpec | None,
+    reference: Masks | None,
+    params: Mapping[str, Any],
+    model: str | None,
+) -> Outcome:
     """Run ``tool`` with the image on view as the reference and the other selected images as
     targets."""
     if tool is None:
@@ -43,11 +49,14 @@ def propagate_request(session: Session, tool: ToolSpec | None, reference: Masks 
     if session.current_path is None:
         return Refusal("open the reference image first")
     if reference is None or len(reference) == 0:
-        return Refusal("annotate the image on view (boxes, polygons or masks) or select a masks layer: "
-                       "that is the reference to propagate")
+        return Refusal(
+            "annotate the image on view (boxes, polygons or masks) or select a masks layer: "
+            "that is the reference to propagate"
+        )
     targets = [p for p in session.selection if p != session.current_path]
     if not targets:
-        return Refusal("select the images to label (Ctrl+click in the image list) besides the reference on view")
+        return Refusal(
+            "select the images to label (Ctrl+click in the image list) besides the reference on view"
+        )
     inline = json.dumps(reference.to_json(), separators=(",", ":"))
-    return session.request(tool, {**params, "masks": inline}, model,
-                            paths=(session.current_path, *targets))
+    return session.request(tool, {**params, "masks": inline}, model, paths=(session.current_path, *targets))

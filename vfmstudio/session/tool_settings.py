@@ -52,8 +52,15 @@ class ToolSettings:
         self.last_tool: str | None = None
 
     # ------------------------------------------------------------------ remember
-    def remember(self, tool: ToolSpec, *, model: str | None = None, device: str | None = None,
-                 precision: str | None = None, params: Mapping[str, Any] | None = None) -> None:
+    def remember(
+        self,
+        tool: ToolSpec,
+        *,
+        model: str | None = None,
+        device: str | None = None,
+        precision: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
         """Store what the user set for ``tool``; a model becomes its family's default too."""
         entry = self._tools.setdefault(tool.id, {})
         if model is not None:
@@ -83,13 +90,24 @@ class ToolSettings:
                 params[name] = tool.param(name).coerce(tuple(value) if isinstance(value, list) else value)
             except (ParamError, TypeError, ValueError) as exc:
                 log.info("%s: stored %s=%r dropped: %s", tool.id, name, value, exc)
-        return ToolChoice(model or tool.default_model, str(entry.get("device", "auto")),
-                          str(entry.get("precision", "auto")), params)
+        return ToolChoice(
+            model or tool.default_model,
+            str(entry.get("device", "auto")),
+            str(entry.get("precision", "auto")),
+            params,
+        )
 
     # ------------------------------------------------------------------ persistence
     def to_json(self) -> str:
-        return json.dumps({"version": VERSION, "tools": self._tools, "family_models": self._family_models,
-                           "last_tool": self.last_tool}, sort_keys=True)
+        return json.dumps(
+            {
+                "version": VERSION,
+                "tools": self._tools,
+                "family_models": self._family_models,
+                "last_tool": self.last_tool,
+            },
+            sort_keys=True,
+        )
 
     @classmethod
     def from_json(cls, text: str | None) -> ToolSettings:

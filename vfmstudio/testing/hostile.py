@@ -104,14 +104,21 @@ def _encoded(img: Image.Image, fmt: str, **kwargs) -> bytes:
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    return (
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
 
 
 def _png_raw(width: int, height: int, bit_depth: int, colour_type: int, rows: bytes | None) -> bytes:
     """A PNG written by hand (Pillow cannot write 16-bit RGB, nor lie about its size)."""
     ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
     idat = zlib.compress(rows if rows is not None else b"\x00" * 64)
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", idat)
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def _rgb16_png(path: Path) -> None:
@@ -236,7 +243,9 @@ def _text_chunk_bomb(path: Path) -> None:
 
 def _truncated(fmt: str, keep: float) -> Callable[[Path], None]:
     def make(path: Path) -> None:
-        data = _encoded(Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)), fmt)
+        data = _encoded(
+            Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)), fmt
+        )
         path.write_bytes(data[: int(len(data) * keep)])
 
     return make
@@ -250,10 +259,12 @@ def _wide(path: Path) -> None:
 
 #: A three-line EPS: Pillow identifies it by content whatever its name and, with every plugin
 #: enabled, hands it to Ghostscript (``/usr/bin/gs``), which runs the PostScript program.
-EPS = (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\n"
-       b"(/tmp/vfmstudio-hostile-eps-ran) (w) file closefile showpage\n")
+EPS = (
+    b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\n"
+    b"(/tmp/vfmstudio-hostile-eps-ran) (w) file closefile showpage\n"
+)
 #: The same as a DOS-binary EPS (a 30-byte header pointing at the PostScript section).
-EPS_DOS = (b"\xc5\xd0\xd3\xc6" + struct.pack("<IIIIII", 30, len(EPS), 0, 0, 0, 0) + b"\xff\xff" + EPS)
+EPS_DOS = b"\xc5\xd0\xd3\xc6" + struct.pack("<IIIIII", 30, len(EPS), 0, 0, 0, 0) + b"\xff\xff" + EPS
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 
 
@@ -274,22 +285,48 @@ _Q = _quadrant_points()
 CASES: tuple[Case, ...] = (
     # --- refused with a clear reason
     Case("zero-bytes", "empty.jpg", _bytes(b""), Fails("file is empty")),
-    Case("text-named-jpg", "notes.jpg", _bytes(b"just some text, not a picture\n" * 4), Fails("not an image")),
-    Case("html-named-jpg", "page.jpg", _bytes(b"<!DOCTYPE html><html><body>404</body></html>\n"),
-         Fails("looks like HTML/text")),
-    Case("svg-named-png", "vector.png", _bytes(b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>'),
-         Fails("SVG")),
+    Case(
+        "text-named-jpg", "notes.jpg", _bytes(b"just some text, not a picture\n" * 4), Fails("not an image")
+    ),
+    Case(
+        "html-named-jpg",
+        "page.jpg",
+        _bytes(b"<!DOCTYPE html><html><body>404</body></html>\n"),
+        Fails("looks like HTML/text"),
+    ),
+    Case(
+        "svg-named-png",
+        "vector.png",
+        _bytes(b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>'),
+        Fails("SVG"),
+    ),
     Case("truncated-jpeg", "truncated.jpg", _truncated("JPEG", 0.5), Fails("truncated or corrupt")),
     Case("truncated-png", "truncated.png", _truncated("PNG", 0.5), Fails("truncated or corrupt")),
-    Case("png-magic-only", "magic.png", _bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20), Fails("truncated or corrupt")),
-    Case("random-bytes", "noise.jpg", _bytes(np.random.default_rng(1).integers(0, 255, 4096, np.uint8).tobytes()),
-         Fails("not an image")),
-    Case("decompression-bomb-header", "bomb.png", _bytes(_png_raw(100_000, 100_000, 8, 2, None)),
-         Fails("exceeds the limit")),
+    Case(
+        "png-magic-only",
+        "magic.png",
+        _bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20),
+        Fails("truncated or corrupt"),
+    ),
+    Case(
+        "random-bytes",
+        "noise.jpg",
+        _bytes(np.random.default_rng(1).integers(0, 255, 4096, np.uint8).tobytes()),
+        Fails("not an image"),
+    ),
+    Case(
+        "decompression-bomb-header",
+        "bomb.png",
+        _bytes(_png_raw(100_000, 100_000, 8, 2, None)),
+        Fails("exceeds the limit"),
+    ),
     Case("symlink-loop", "loop.jpg", _symlink_loop, Fails("cannot read file"), in_folder_listing=False),
     Case("directory-named-jpg", "folder.jpg", _directory, Fails("is a directory"), in_folder_listing=False),
-    *([Case("fifo-named-jpg", "pipe.jpg", _fifo, Fails("not a regular file"), in_folder_listing=False)]
-      if hasattr(os, "mkfifo") else []),  # POSIX only
+    *(
+        [Case("fifo-named-jpg", "pipe.jpg", _fifo, Fails("not a regular file"), in_folder_listing=False)]
+        if hasattr(os, "mkfifo")
+        else []
+    ),  # POSIX only
     Case("text-chunk-bomb-png", "ztxt-bomb.png", _text_chunk_bomb, Fails("truncated or corrupt PNG")),
     Case("eps-named-png", "vector-eps.png", _bytes(EPS), Fails("PostScript/EPS")),
     Case("eps-named-jpg", "photo-eps.jpg", _bytes(EPS), Fails("PostScript/EPS")),
@@ -297,24 +334,40 @@ CASES: tuple[Case, ...] = (
     Case("pdf-named-png", "document.png", _bytes(PDF), Fails("PDF document")),
     Case("sparse-8gib-png", "sparse.png", _sparse(8 << 30), Fails("not an image")),
     # 144 MP is under the pixel limit, but RGBA needs ~3.3 GB to decode: refused from the header.
-    Case("rgba-memory-bomb-header", "rgba-bomb.png", _bytes(_png_raw(12_000, 12_000, 8, 6, None)),
-         Fails("over the budget of")),
+    Case(
+        "rgba-memory-bomb-header",
+        "rgba-bomb.png",
+        _bytes(_png_raw(12_000, 12_000, 8, 6, None)),
+        Fails("over the budget of"),
+    ),
     # --- loads, with size and colours checked
     Case("png-rgb", "plain.png", _save(_PATTERN), Loads(W, H, _Q)),
     Case("cmyk-jpeg", "cmyk.jpg", _cmyk_jpeg, Loads(W, H, _Q, tol=40)),
-    Case("grey16-png", "grey16.png", _grey16_png, Loads(W, H, {(0, 0): (0, 0, 0), (1, 0): (128, 128, 128),
-                                                              (2, 0): (255, 255, 255)})),
+    Case(
+        "grey16-png",
+        "grey16.png",
+        _grey16_png,
+        Loads(W, H, {(0, 0): (0, 0, 0), (1, 0): (128, 128, 128), (2, 0): (255, 255, 255)}),
+    ),
     Case("rgb16-png", "rgb16.png", _rgb16_png, Loads(W, H, _Q)),
     Case("grey16-tiff", "grey16.tif", _grey16_tiff, Loads(W, H, {(1, 1): (64, 64, 64), (W - 2, 1): WHITE})),
     Case("float-tiff", "float.tif", _float_tiff, Loads(W, H, {(1, 1): (0, 0, 0), (W - 2, 1): WHITE})),
-    Case("palette-transparency-png", "palette.png", _palette_png, Loads(W, H, {(1, 1): RED, (W - 2, 1): WHITE})),
+    Case(
+        "palette-transparency-png", "palette.png", _palette_png, Loads(W, H, {(1, 1): RED, (W - 2, 1): WHITE})
+    ),
     Case("la-png", "la.png", _la_png, Loads(W, H, {(1, 1): (0, 0, 0), (W - 2, 1): WHITE})),
     Case("rgba-half-alpha-png", "rgba.png", _rgba_half_png, Loads(W, H, {(1, 1): (255, 127, 127)}, tol=1)),
-    *(Case(f"exif-orientation-{n}", f"orientation-{n}.jpg", _oriented_jpeg(n), Loads(W, H, _Q, tol=40))
-      for n in range(1, 9)),
+    *(
+        Case(f"exif-orientation-{n}", f"orientation-{n}.jpg", _oriented_jpeg(n), Loads(W, H, _Q, tol=40))
+        for n in range(1, 9)
+    ),
     Case("one-pixel", "one.png", _save(Image.new("RGB", (1, 1), GREEN)), Loads(1, 1, {(0, 0): GREEN})),
-    Case("one-bit", "bits.png", _save(Image.fromarray(pattern()[..., 0] > 0).convert("1")),
-         Loads(W, H, {(1, 1): WHITE, (1, H - 2): (0, 0, 0)})),
+    Case(
+        "one-bit",
+        "bits.png",
+        _save(Image.fromarray(pattern()[..., 0] > 0).convert("1")),
+        Loads(W, H, {(1, 1): WHITE, (1, H - 2): (0, 0, 0)}),
+    ),
     Case("100000x10", "wide.png", _wide, Loads(100_000, 10, {(10, 5): (0, 0, 0), (99_990, 5): WHITE})),
     Case("animated-gif", "animated.gif", _animated_gif, Loads(W, H, _Q, tol=8, n_frames=3)),
     Case("multipage-tiff", "pages.tif", _multipage_tiff, Loads(W, H, _Q, n_frames=2)),

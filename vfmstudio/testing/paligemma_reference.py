@@ -34,12 +34,13 @@ def reference_objects(text: str) -> list[tuple[tuple[int, ...], str, tuple[int, 
         segs = groups[5:21]
         seg = None if segs[0] is None else tuple(int(v) for v in segs)
         objects.append((locs, (groups[21] or "").strip(), seg))
-        text = text[len(m.group(0)):]
+        text = text[len(m.group(0)) :]
     return objects
 
 
-def evaluator_masks(m64s: np.ndarray, locs: list[tuple[int, int, int, int]], height: int, width: int
-                    ) -> list[np.ndarray | None]:
+def evaluator_masks(
+    m64s: np.ndarray, locs: list[tuple[int, int, int, int]], height: int, width: int
+) -> list[np.ndarray | None]:
     out: list[np.ndarray | None] = []
     for m64, t in zip(m64s, locs):
         if not (t[2] > t[0] and t[3] > t[1]):
@@ -50,8 +51,14 @@ def evaluator_masks(m64s: np.ndarray, locs: list[tuple[int, int, int, int]], hei
         if x2 <= x1 or y2 <= y1:
             out.append(None)
             continue
-        mi = np.asarray(Image.fromarray(np.asarray(m64, np.float32)).resize([x2 - x1, y2 - y1],
-                                                                          resample=Image.BILINEAR)) > 0.0
+        mi = (
+            np.asarray(
+                Image.fromarray(np.asarray(m64, np.float32)).resize(
+                    [x2 - x1, y2 - y1], resample=Image.BILINEAR
+                )
+            )
+            > 0.0
+        )
         full = np.zeros((height, width), dtype=bool)
         full[y1:y2, x1:x2] = mi
         out.append(full)

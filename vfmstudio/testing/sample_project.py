@@ -23,8 +23,9 @@ def _blob(h: int, w: int, rng: np.random.Generator, holes: bool) -> np.ndarray:
     return m
 
 
-def build_sample_project(folder: Path, n_images: int = 3, *, seed: int = 0, size: tuple[int, int] = (48, 64),
-                         save: bool = True) -> Project:
+def build_sample_project(
+    folder: Path, n_images: int = 3, *, seed: int = 0, size: tuple[int, int] = (48, 64), save: bool = True
+) -> Project:
     """Images (one in a subfolder) with boxes, polygons (with holes, several parts), masks, points,
     tags and captions; manual and model provenance. Coordinates use at most 2 decimals."""
     rng = np.random.default_rng(seed)
@@ -42,15 +43,42 @@ def build_sample_project(folder: Path, n_images: int = 3, *, seed: int = 0, size
         Image.fromarray(pixels).save(path)
         key = project.add_image(path).key
         ih = h + i
-        model = Provenance("model", tool="dinov2.segment", model="tiny", params={"threshold": 0.5},
-                           score=round(float(rng.uniform(0.3, 1.0)), 3))
+        model = Provenance(
+            "model",
+            tool="dinov2.segment",
+            model="tiny",
+            params={"threshold": 0.5},
+            score=round(float(rng.uniform(0.3, 1.0)), 3),
+        )
         labels.add(Annotation(key, "cat", Box(2, 3, 20, 25)))
         labels.add(Annotation(key, "dog", Box(5.25, 6.5, 30.75, 40.5), provenance=model))
         labels.add(Annotation(key, "tree", Polygon.simple([(10, 10), (40.5, 12), (35, 30.25), (12, 28)])))
-        labels.add(Annotation(key, "cat", Polygon((PolygonPart([(1, 1), (8, 1), (8, 8)]),
-                                                   PolygonPart([(50, 30), (60, 30), (60, 40), (50, 40)])))))
-        labels.add(Annotation(key, "dog", Polygon((PolygonPart([(20, 20), (50, 20), (50, 44), (20, 44)],
-                                                               ([(30, 25), (40, 25), (40, 35), (30, 35)],)),))))
+        labels.add(
+            Annotation(
+                key,
+                "cat",
+                Polygon(
+                    (
+                        PolygonPart([(1, 1), (8, 1), (8, 8)]),
+                        PolygonPart([(50, 30), (60, 30), (60, 40), (50, 40)]),
+                    )
+                ),
+            )
+        )
+        labels.add(
+            Annotation(
+                key,
+                "dog",
+                Polygon(
+                    (
+                        PolygonPart(
+                            [(20, 20), (50, 20), (50, 44), (20, 44)],
+                            ([(30, 25), (40, 25), (40, 35), (30, 35)],),
+                        ),
+                    )
+                ),
+            )
+        )
         labels.add(Annotation(key, "tree", Mask.from_array(_blob(ih, w, rng, holes=False)), provenance=model))
         labels.add(Annotation(key, "cat", Mask.from_array(_blob(ih, w, rng, holes=True))))
         labels.add(Annotation(key, "dog", Points(((3, 4), (10.5, 12.25)))))

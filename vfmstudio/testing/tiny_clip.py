@@ -61,8 +61,11 @@ def _clip_bpe(n_merges: int = 300) -> tuple[dict[str, int], list[tuple[str, str]
     """
     from collections import Counter
 
-    words = Counter(w for line in _corpus() for w in re.findall(r"'s|'t|'re|'ve|'m|'ll|'d|[a-z]+|[0-9]|[^\sa-z0-9]+",
-                                                                 line.lower()))
+    words = Counter(
+        w
+        for line in _corpus()
+        for w in re.findall(r"'s|'t|'re|'ve|'m|'ll|'d|[a-z]+|[0-9]|[^\sa-z0-9]+", line.lower())
+    )
     split = {w: tuple(w[:-1]) + (w[-1] + "</w>",) for w in words}
     merges: list[tuple[str, str]] = []
     for _ in range(n_merges):
@@ -105,12 +108,25 @@ def build_tiny_clip(dest: Path, seed: int = 0) -> Path:
     vocab, merges = _clip_bpe()
     tokenizer = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
     config = CLIPConfig(
-        text_config={"vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                     "num_attention_heads": 4, "max_position_embeddings": 77,
-                     "bos_token_id": vocab["<|startoftext|>"], "eos_token_id": vocab["<|endoftext|>"],
-                     "pad_token_id": vocab["<|endoftext|>"]},
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                       "num_attention_heads": 4, "image_size": CLIP_IMAGE_SIZE, "patch_size": CLIP_PATCH},
+        text_config={
+            "vocab_size": len(vocab),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "max_position_embeddings": 77,
+            "bos_token_id": vocab["<|startoftext|>"],
+            "eos_token_id": vocab["<|endoftext|>"],
+            "pad_token_id": vocab["<|endoftext|>"],
+        },
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "image_size": CLIP_IMAGE_SIZE,
+            "patch_size": CLIP_PATCH,
+        },
         projection_dim=16,
         logit_scale_init_value=2.6592,  # exp() = 14.3 (CLIP's initial value): moderate scores, good for comparisons
     )
@@ -118,8 +134,10 @@ def build_tiny_clip(dest: Path, seed: int = 0) -> Path:
     model = CLIPModel(config).eval()
     _spread_weights(model, seed)
     model.save_pretrained(dest, safe_serialization=True)
-    image_processor = CLIPImageProcessorPil(size={"shortest_edge": CLIP_IMAGE_SIZE},
-                                            crop_size={"height": CLIP_IMAGE_SIZE, "width": CLIP_IMAGE_SIZE})
+    image_processor = CLIPImageProcessorPil(
+        size={"shortest_edge": CLIP_IMAGE_SIZE},
+        crop_size={"height": CLIP_IMAGE_SIZE, "width": CLIP_IMAGE_SIZE},
+    )
     CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(dest)
     return dest
 
@@ -146,17 +164,20 @@ def _siglip_unigram() -> Tokenizer:
     pieces += [("\u2581", -8.0)] + [(c, -10.0) for c in string.ascii_lowercase + string.digits]
     tok = Tokenizer(models.Unigram(pieces, unk_id=SIGLIP_SPECIALS.index("<unk>"), byte_fallback=False))
     # SiglipTokenizer lower-cases, strips punctuation and collapses white space before sentencepiece.
-    tok.normalizer = normalizers.Sequence([
-        normalizers.Replace(Regex(_char_class(string.punctuation)), ""),
-        normalizers.Lowercase(),
-        normalizers.Replace(Regex(r"\s+"), " "),
-        normalizers.Strip(),
-    ])
+    tok.normalizer = normalizers.Sequence(
+        [
+            normalizers.Replace(Regex(_char_class(string.punctuation)), ""),
+            normalizers.Lowercase(),
+            normalizers.Replace(Regex(r"\s+"), " "),
+            normalizers.Strip(),
+        ]
+    )
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")
     tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
     eos_id = tok.token_to_id("</s>")
-    tok.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
-                                                       special_tokens=[("</s>", eos_id)])
+    tok.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", eos_id)]
+    )
     return tok
 
 
@@ -173,16 +194,31 @@ def build_tiny_siglip(dest: Path, seed: int = 0) -> Path:
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     backend = _siglip_unigram()
-    tokenizer = TokenizersBackend(tokenizer_object=backend, eos_token="</s>", unk_token="<unk>", pad_token="</s>",
-                                  model_max_length=64)
+    tokenizer = TokenizersBackend(
+        tokenizer_object=backend, eos_token="</s>", unk_token="<unk>", pad_token="</s>", model_max_length=64
+    )
     vocab_size = backend.get_vocab_size()
     config = SiglipConfig(
-        text_config={"vocab_size": vocab_size, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                     "num_attention_heads": 4, "max_position_embeddings": 64, "projection_size": 32,
-                     "pad_token_id": backend.token_to_id("</s>"), "eos_token_id": backend.token_to_id("</s>"),
-                     "bos_token_id": None},
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                       "num_attention_heads": 4, "image_size": SIGLIP_IMAGE_SIZE, "patch_size": SIGLIP_PATCH},
+        text_config={
+            "vocab_size": vocab_size,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "max_position_embeddings": 64,
+            "projection_size": 32,
+            "pad_token_id": backend.token_to_id("</s>"),
+            "eos_token_id": backend.token_to_id("</s>"),
+            "bos_token_id": None,
+        },
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "image_size": SIGLIP_IMAGE_SIZE,
+            "patch_size": SIGLIP_PATCH,
+        },
     )
     torch.manual_seed(seed)
     model = SiglipModel(config).eval()
@@ -210,4 +246,3 @@ def _spread_weights(model: torch.nn.Module, seed: int) -> None:
                 p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen))
             else:
                 p.copy_(0.05 * torch.randn(p.shape, generator=gen))
-

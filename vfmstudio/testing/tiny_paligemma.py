@@ -65,7 +65,9 @@ def build_tokenizer() -> transformers.PreTrainedTokenizerBase:
     vocab, merges = _vocab_and_merges()
     backend = Tokenizer(BPE(vocab=vocab, merges=merges, unk_token="<unk>", fuse_unk=True, byte_fallback=True))
     backend.normalizer = normalizers.Replace(" ", "▁")
-    backend.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()])
+    backend.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
+    )
     backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
     # Location and segmentation tokens are ordinary (not special) tokens: decoding with
     # skip_special_tokens=True keeps them, which is what the output parser needs.
@@ -99,15 +101,31 @@ def build_processor() -> transformers.PaliGemmaProcessor:
     return transformers.PaliGemmaProcessor(image_processor=image_processor, tokenizer=build_tokenizer())
 
 
-TINY_VISION = {"hidden_size": HIDDEN, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-               "image_size": IMAGE_SIZE, "patch_size": PATCH_SIZE, "vision_use_head": False}
-TINY_TEXT = {"hidden_size": HIDDEN, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-             "num_key_value_heads": 1, "head_dim": 16, "query_pre_attn_scalar": 16, "sliding_window": 64,
-             "max_position_embeddings": 512}
+TINY_VISION = {
+    "hidden_size": HIDDEN,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "image_size": IMAGE_SIZE,
+    "patch_size": PATCH_SIZE,
+    "vision_use_head": False,
+}
+TINY_TEXT = {
+    "hidden_size": HIDDEN,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 1,
+    "head_dim": 16,
+    "query_pre_attn_scalar": 16,
+    "sliding_window": 64,
+    "max_position_embeddings": 512,
+}
 
 
-def tiny_config(vocab_size: int, image_token_id: int, *, vision: dict | None = None,
-                text: dict | None = None) -> transformers.PaliGemmaConfig:
+def tiny_config(
+    vocab_size: int, image_token_id: int, *, vision: dict | None = None, text: dict | None = None
+) -> transformers.PaliGemmaConfig:
     """The tiny config; ``vision``/``text`` override sizes (benchmarks build a larger one the same way)."""
     vision_config = transformers.SiglipVisionConfig(**{**TINY_VISION, **(vision or {})})
     text_config = transformers.Gemma2Config(

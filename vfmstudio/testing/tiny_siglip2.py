@@ -34,7 +34,9 @@ TEXT_LENGTH = 64  # SigLIP 2 was trained on lower-cased texts padded to 64 token
 
 def gemma_bpe(n_merges: int = 300) -> tuple[dict[str, int], list[tuple[str, str]]]:
     """Vocabulary and merges of a small Gemma-style BPE (``▁`` marks a preceding space)."""
-    words = Counter(SPACE + w if i else w for line in _corpus() for i, w in enumerate(line.lower().split(" ")))
+    words = Counter(
+        SPACE + w if i else w for line in _corpus() for i, w in enumerate(line.lower().split(" "))
+    )
     split = {w: tuple(w) for w in words}
     merges: list[tuple[str, str]] = []
     for _ in range(n_merges):
@@ -60,7 +62,12 @@ def gemma_bpe(n_merges: int = 300) -> tuple[dict[str, int], list[tuple[str, str]
             split[w] = tuple(out)
     vocab: dict[str, int] = {}
     chars = sorted(set(string.ascii_letters + string.digits + string.punctuation) | {SPACE})
-    for token in (*GEMMA_SPECIALS, *(f"<0x{b:02X}>" for b in range(256)), *chars, *(a + b for a, b in merges)):
+    for token in (
+        *GEMMA_SPECIALS,
+        *(f"<0x{b:02X}>" for b in range(256)),
+        *chars,
+        *(a + b for a, b in merges),
+    ):
         vocab.setdefault(token, len(vocab))
     return vocab, merges
 
@@ -68,19 +75,38 @@ def gemma_bpe(n_merges: int = 300) -> tuple[dict[str, int], list[tuple[str, str]
 def _tokenizer(cls: type) -> object:
     # As the hub's SigLIP 2 tokenizer is set up: no <bos>, <eos> appended, padded on the right.
     vocab, merges = gemma_bpe()
-    return cls(vocab=vocab, merges=merges, model_max_length=TEXT_LENGTH, add_bos_token=False, add_eos_token=True,
-               padding_side="right")
+    return cls(
+        vocab=vocab,
+        merges=merges,
+        model_max_length=TEXT_LENGTH,
+        add_bos_token=False,
+        add_eos_token=True,
+        padding_side="right",
+    )
 
 
 def _text_config(vocab_size: int) -> dict:
-    return {"vocab_size": vocab_size, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-            "num_attention_heads": 4, "max_position_embeddings": TEXT_LENGTH, "projection_size": 32,
-            "pad_token_id": GEMMA_SPECIALS.index("<pad>"), "eos_token_id": GEMMA_SPECIALS.index("<eos>"),
-            "bos_token_id": GEMMA_SPECIALS.index("<bos>")}
+    return {
+        "vocab_size": vocab_size,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "max_position_embeddings": TEXT_LENGTH,
+        "projection_size": 32,
+        "pad_token_id": GEMMA_SPECIALS.index("<pad>"),
+        "eos_token_id": GEMMA_SPECIALS.index("<eos>"),
+        "bos_token_id": GEMMA_SPECIALS.index("<bos>"),
+    }
 
 
-_VISION = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-           "patch_size": SIGLIP2_PATCH}
+_VISION = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "patch_size": SIGLIP2_PATCH,
+}
 
 
 def _finish(model: torch.nn.Module, seed: int) -> torch.nn.Module:
@@ -105,13 +131,15 @@ def build_tiny_siglip2(dest: Path, seed: int = 0) -> Path:
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     tokenizer = _tokenizer(GemmaTokenizer)
-    config = SiglipConfig(text_config=_text_config(len(tokenizer)),
-                          vision_config={**_VISION, "image_size": SIGLIP2_IMAGE_SIZE})
+    config = SiglipConfig(
+        text_config=_text_config(len(tokenizer)), vision_config={**_VISION, "image_size": SIGLIP2_IMAGE_SIZE}
+    )
     torch.manual_seed(seed)
     model = _finish(SiglipModel(config), seed)
     model.save_pretrained(dest, safe_serialization=True)
-    image_processor = SiglipImageProcessorPil(size={"height": SIGLIP2_IMAGE_SIZE, "width": SIGLIP2_IMAGE_SIZE},
-                                              resample=2)
+    image_processor = SiglipImageProcessorPil(
+        size={"height": SIGLIP2_IMAGE_SIZE, "width": SIGLIP2_IMAGE_SIZE}, resample=2
+    )
     SiglipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(dest)
     return dest
 
@@ -129,7 +157,9 @@ def build_tiny_siglip2_naflex(dest: Path, seed: int = 0) -> Path:
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     tokenizer = _tokenizer(GemmaTokenizer)
-    config = Siglip2Config(text_config=_text_config(len(tokenizer)), vision_config={**_VISION, "num_patches": 16})
+    config = Siglip2Config(
+        text_config=_text_config(len(tokenizer)), vision_config={**_VISION, "num_patches": 16}
+    )
     torch.manual_seed(seed)
     model = _finish(Siglip2Model(config), seed)
     model.save_pretrained(dest, safe_serialization=True)

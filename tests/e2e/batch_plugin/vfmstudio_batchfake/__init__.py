@@ -12,7 +12,12 @@ STATS = ToolSpec(
         Param("grid", ParamType.INT, 8, minimum=1, maximum=256, help="cells per side of the heat map"),
         Param("delay", ParamType.FLOAT, 0.0, minimum=0.0, help="seconds to sleep per image (slow runs)"),
         Param("log", ParamType.STR, "", help="file that gets a line per call: 'prepare N' or 'forward ID'"),
-        Param("fail_on", ParamType.STR, "", help="raise for images whose path contains this text (* : for every image)"),
+        Param(
+            "fail_on",
+            ParamType.STR,
+            "",
+            help="raise for images whose path contains this text (* : for every image)",
+        ),
     ),
     returns=("heatmap", "classification"),
 )

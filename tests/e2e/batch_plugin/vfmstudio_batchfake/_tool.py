@@ -19,8 +19,10 @@ def _features(pixels, grid):
     grey = pixels.astype(np.float64).mean(axis=2)
     rows = np.array_split(np.arange(grey.shape[0]), grid)
     cols = np.array_split(np.arange(grey.shape[1]), grid)
-    return np.array([[grey[np.ix_(r, c)].mean() if len(r) and len(c) else 0.0 for c in cols] for r in rows],
-                    dtype=np.float32)
+    return np.array(
+        [[grey[np.ix_(r, c)].mean() if len(r) and len(c) else 0.0 for c in cols] for r in rows],
+        dtype=np.float32,
+    )
 
 
 def _key(image, params):
@@ -49,5 +51,7 @@ def run(ctx, images, params):
     if params["delay"]:
         time.sleep(params["delay"])
     mean = float(grid.mean()) / 255.0
-    return [Heatmap(values=grid, label="grey", image_id=image.id),
-            Classification(labels=("bright", "dark"), scores=np.array([mean, 1.0 - mean]), image_id=image.id)]
+    return [
+        Heatmap(values=grid, label="grey", image_id=image.id),
+        Classification(labels=("bright", "dark"), scores=np.array([mean, 1.0 - mean]), image_id=image.id),
+    ]

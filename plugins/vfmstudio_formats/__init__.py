@@ -13,6 +13,21 @@ __version__ = "0.1.0"
 _M = "vfmstudio_formats"
 
 
+def _split() -> tuple[Param, Param]:
+    """The train/val split of the YOLO exporters."""
+    return (
+        Param(
+            "val_fraction",
+            ParamType.FLOAT,
+            0.0,
+            minimum=0.0,
+            maximum=1.0,
+            help="share of images put in the val split (0: train only)",
+        ),
+        Param("seed", ParamType.INT, 0, help="seed of the train/val split"),
+    )
+
+
 def _copy(default: bool) -> Param:
     return Param("copy_images", ParamType.BOOL, default, help="copy the image files into the export folder")
 
@@ -67,15 +82,7 @@ FORMATS = (
         importer=f"{_M}._yolo:import_",
         extensions=(".txt", ".yaml"),
         params=(
-            Param(
-                "val_fraction",
-                ParamType.FLOAT,
-                0.0,
-                minimum=0.0,
-                maximum=1.0,
-                help="share of images put in the val split (0: train only)",
-            ),
-            Param("seed", ParamType.INT, 0, help="seed of the train/val split"),
+            *_split(),
             _copy(True),
             _IMAGE_ROOT,
         ),
@@ -89,15 +96,7 @@ FORMATS = (
         importer=f"{_M}._yolo:import_",
         extensions=(".txt", ".yaml"),
         params=(
-            Param(
-                "val_fraction",
-                ParamType.FLOAT,
-                0.0,
-                minimum=0.0,
-                maximum=1.0,
-                help="share of images put in the val split (0: train only)",
-            ),
-            Param("seed", ParamType.INT, 0, help="seed of the train/val split"),
+            *_split(),
             _tolerance(),
             _copy(True),
             _IMAGE_ROOT,
@@ -111,15 +110,7 @@ FORMATS = (
         importer=f"{_M}._yolo:import_obb",
         extensions=(".txt", ".yaml"),
         params=(
-            Param(
-                "val_fraction",
-                ParamType.FLOAT,
-                0.0,
-                minimum=0.0,
-                maximum=1.0,
-                help="share of images put in the val split (0: train only)",
-            ),
-            Param("seed", ParamType.INT, 0, help="seed of the train/val split"),
+            *_split(),
             _copy(True),
             _IMAGE_ROOT,
         ),
@@ -132,15 +123,7 @@ FORMATS = (
         importer=f"{_M}._yolo:import_",
         extensions=(".txt", ".yaml"),
         params=(
-            Param(
-                "val_fraction",
-                ParamType.FLOAT,
-                0.0,
-                minimum=0.0,
-                maximum=1.0,
-                help="share of images put in the val split (0: train only)",
-            ),
-            Param("seed", ParamType.INT, 0, help="seed of the train/val split"),
+            *_split(),
             _copy(True),
             _IMAGE_ROOT,
         ),

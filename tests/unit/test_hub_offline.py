@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import struct
-import time
 from pathlib import Path
 
 import pytest
@@ -71,11 +70,15 @@ def test_cache_dir_follows_environment(tmp_path, monkeypatch):
     assert hub.hub_cache_dir() == tmp_path / "direct"
 
 
-def test_uncached_model_offline_gives_one_clear_message(offline_cache):
-    start = time.monotonic()
+def test_uncached_model_offline_gives_one_clear_message(offline_cache, monkeypatch):
+    import socket
+
+    def no_connection(*args, **kwargs):
+        raise AssertionError("a connection was attempted offline")
+
+    monkeypatch.setattr(socket.socket, "connect", no_connection)  # offline means no network wait at all
     with pytest.raises(ModelNotAvailableError) as info:
         hub.resolve_local_path("facebook/dinov2-small", allow_download=True)
-    assert time.monotonic() - start < 60  # no network wait offline
     msg = str(info.value)
     assert "\n" not in msg
     assert "facebook/dinov2-small" in msg
@@ -95,10 +98,8 @@ def test_downloads_disabled_never_touch_network(tmp_path, monkeypatch):
         raise AssertionError("network used")
 
     monkeypatch.setattr(hub, "pull", no_network)
-    start = time.monotonic()
     with pytest.raises(ModelNotAvailableError, match="downloads are disabled"):
         hub.resolve_local_path("facebook/dinov2-small", allow_download=False)
-    assert time.monotonic() - start < 60  # no network wait offline
 
 
 def test_fake_populated_cache_resolves_offline(offline_cache):

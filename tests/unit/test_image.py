@@ -8,7 +8,6 @@ import pickle
 import struct
 import subprocess
 import sys
-import time
 import warnings
 import zlib
 from pathlib import Path
@@ -641,9 +640,7 @@ def test_list_images_symlink_loop(tmp_path):
         (root / "sub" / "loop").symlink_to(root, target_is_directory=True)
     except OSError:
         pytest.skip("cannot create symlinks here")
-    start = time.monotonic()
-    got = list_images(root)
-    assert time.monotonic() - start < 60  # a followed symlink loop would never end
+    got = list_images(root)  # returns at all: a followed symlink loop would never end
     assert [p.name for p in got] == ["p.png"]
 
 

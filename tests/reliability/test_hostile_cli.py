@@ -7,7 +7,6 @@ seconds; a subprocess test elsewhere covers the real entry point.
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -38,7 +37,6 @@ def run_cli(capsys, *argv):
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_run_gives_a_prediction_or_one_error_line(case, hostile_dir, dinov2, capsys, monkeypatch):
     monkeypatch.setenv("VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD", "1")
-    t0 = time.perf_counter()
     code, out, err = run_cli(
         capsys,
         "run",
@@ -52,7 +50,6 @@ def test_run_gives_a_prediction_or_one_error_line(case, hostile_dir, dinov2, cap
         "cpu",
         "--json",
     )
-    assert time.perf_counter() - t0 < 20
     assert "Traceback" not in err
     if case.name == "100000x10":
         # It loads; the tool refuses a strip too long even one patch high, in one line.

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import re
 import string
+from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -59,37 +61,13 @@ def _clip_bpe(n_merges: int = 300) -> tuple[dict[str, int], list[tuple[str, str]
     seed always gives the same token ids; the ``tokenizers`` trainer breaks ties differently per run.
     The corpus is ASCII, whose byte-level symbols are the characters themselves.
     """
-    from collections import Counter
-
     words = Counter(
         w
         for line in _corpus()
         for w in re.findall(r"'s|'t|'re|'ve|'m|'ll|'d|[a-z]+|[0-9]|[^\sa-z0-9]+", line.lower())
     )
     split = {w: tuple(w[:-1]) + (w[-1] + "</w>",) for w in words}
-    merges: list[tuple[str, str]] = []
-    for _ in range(n_merges):
-        pairs: Counter[tuple[str, str]] = Counter()
-        for w, n in words.items():
-            symbols = split[w]
-            for pair in zip(symbols, symbols[1:]):
-                pairs[pair] += n
-        if not pairs:
-            break
-        best = min(pairs, key=lambda p: (-pairs[p], p))
-        if pairs[best] < 2:
-            break
-        merges.append(best)
-        for w, symbols in split.items():
-            out, i = [], 0
-            while i < len(symbols):
-                if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == best:
-                    out.append(symbols[i] + symbols[i + 1])
-                    i += 2
-                else:
-                    out.append(symbols[i])
-                    i += 1
-            split[w] = tuple(out)
+    merges = learn_bpe_merges(words, split, n_merges)
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
     vocab: dict[str, int] = {}
     for token in alphabet + [c + "</w>" for c in alphabet] + [a + b for a, b in merges]:
@@ -246,3 +224,34 @@ def _spread_weights(model: torch.nn.Module, seed: int) -> None:
                 p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen))
             else:
                 p.copy_(0.05 * torch.randn(p.shape, generator=gen))
+
+
+def learn_bpe_merges(
+    words: Mapping[str, int], split: dict[str, tuple[str, ...]], n_merges: int
+) -> list[tuple[str, str]]:
+    """Plain, deterministic BPE: up to ``n_merges`` merges of the most frequent adjacent pair (ties broken
+    alphabetically, pairs seen once never merged); ``split`` (word -> symbols) is updated in place."""
+    merges: list[tuple[str, str]] = []
+    for _ in range(n_merges):
+        pairs: Counter[tuple[str, str]] = Counter()
+        for w, n in words.items():
+            symbols = split[w]
+            for pair in zip(symbols, symbols[1:]):
+                pairs[pair] += n
+        if not pairs:
+            break
+        best = min(pairs, key=lambda p: (-pairs[p], p))
+        if pairs[best] < 2:
+            break
+        merges.append(best)
+        for w, symbols in split.items():
+            out, i = [], 0
+            while i < len(symbols):
+                if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == best:
+                    out.append(symbols[i] + symbols[i + 1])
+                    i += 2
+                else:
+                    out.append(symbols[i])
+                    i += 1
+            split[w] = tuple(out)
+    return merges

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from vfmstudio.testing.tiny_clip import _corpus, _spread_weights
+from vfmstudio.testing.tiny_clip import _corpus, _spread_weights, learn_bpe_merges
 
 GEMMA_SPECIALS = ("<pad>", "<eos>", "<bos>", "<unk>", "<mask>")
 SPACE = "\u2581"
@@ -38,28 +38,7 @@ def gemma_bpe(n_merges: int = 300) -> tuple[dict[str, int], list[tuple[str, str]
         SPACE + w if i else w for line in _corpus() for i, w in enumerate(line.lower().split(" "))
     )
     split = {w: tuple(w) for w in words}
-    merges: list[tuple[str, str]] = []
-    for _ in range(n_merges):
-        pairs: Counter[tuple[str, str]] = Counter()
-        for w, n in words.items():
-            for pair in zip(split[w], split[w][1:]):
-                pairs[pair] += n
-        if not pairs:
-            break
-        best = min(pairs, key=lambda p: (-pairs[p], p))
-        if pairs[best] < 2:
-            break
-        merges.append(best)
-        for w, symbols in split.items():
-            out, i = [], 0
-            while i < len(symbols):
-                if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == best:
-                    out.append(symbols[i] + symbols[i + 1])
-                    i += 2
-                else:
-                    out.append(symbols[i])
-                    i += 1
-            split[w] = tuple(out)
+    merges = learn_bpe_merges(words, split, n_merges)
     vocab: dict[str, int] = {}
     chars = sorted(set(string.ascii_letters + string.digits + string.punctuation) | {SPACE})
     for token in (

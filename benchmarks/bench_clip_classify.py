@@ -98,6 +98,37 @@ def make_images(folder: Path, n: int) -> list[Path]:
     return paths
 
 
+def pipeline_vs_classify(pipe, pil, images, labels, template, model_dir, models, batch_size, repeat):
+    """The HF pipeline and ``clip.classify`` on the same images, alternated ``repeat`` times (each one's
+    best time counts: other load on the machine comes and goes), our feature cache cold each time.
+    Returns (pipeline seconds, ours seconds, our prediction, largest probability difference)."""
+    from vfmstudio_clip import CLASSIFY
+
+    from vfmstudio.core.cache import ByteLRUCache
+    from vfmstudio.execution import Services, run_tool
+
+    t_hf = t_ours = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        hf = pipe(pil, candidate_labels=list(labels), hypothesis_template=template)
+        t_hf = min(t_hf, time.perf_counter() - t0)
+        services = Services(models=models, features=ByteLRUCache(1 << 30, name="features"))
+        t0 = time.perf_counter()
+        ours = run_tool(
+            CLASSIFY,
+            images,
+            {"labels": labels, "templates": "single", "batch_size": batch_size},
+            model=model_dir,
+            services=services,
+        )
+        t_ours = min(t_ours, time.perf_counter() - t0)
+    diff = 0.0
+    for ref, res in zip(hf, ours.results):
+        got = dict(zip(res.labels, res.scores.tolist()))
+        diff = max(diff, max(abs(d["score"] - got[d["label"]]) for d in ref))
+    return t_hf, t_ours, ours, diff
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=64)
@@ -136,28 +167,9 @@ def main() -> None:
         )
 
         # Alternate the two and keep each one's best time: other load on the machine comes and goes.
-        t_hf = t_ours = float("inf")
-        for _ in range(args.repeat):
-            t0 = time.perf_counter()
-            hf = pipe(pil, candidate_labels=list(labels), hypothesis_template=template)
-            t_hf = min(t_hf, time.perf_counter() - t0)
-            services = Services(
-                models=models, features=ByteLRUCache(1 << 30, name="features")
-            )  # cold features
-            t0 = time.perf_counter()
-            ours = run_tool(
-                CLASSIFY,
-                images,
-                {"labels": labels, "templates": "single", "batch_size": args.batch_size},
-                model=str(model_dir),
-                services=services,
-            )
-            t_ours = min(t_ours, time.perf_counter() - t0)
-
-    diff = 0.0
-    for ref, res in zip(hf, ours.results):
-        got = dict(zip(res.labels, res.scores.tolist()))
-        diff = max(diff, max(abs(d["score"] - got[d["label"]]) for d in ref))
+        t_hf, t_ours, ours, diff = pipeline_vs_classify(
+            pipe, pil, images, labels, template, str(model_dir), models, args.batch_size, args.repeat
+        )
     print(
         f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
         f"device {ours.device}, load average {os.getloadavg()[0]:.1f}"

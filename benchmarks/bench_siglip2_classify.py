@@ -16,11 +16,10 @@ import argparse
 import os
 import platform
 import tempfile
-import time
 from pathlib import Path
 
 import torch
-from bench_clip_classify import LABELS, make_images
+from bench_clip_classify import LABELS, make_images, pipeline_vs_classify
 from PIL import Image
 
 from vfmstudio.testing import tiny_siglip2
@@ -102,28 +101,9 @@ def main() -> None:
             services=Services(models=models, features=ByteLRUCache(1 << 20)),
         )
         load_before = os.getloadavg()[0]
-        t_hf = t_ours = float("inf")
-        for _ in range(args.repeat):
-            t0 = time.perf_counter()
-            hf = pipe(pil, candidate_labels=list(labels), hypothesis_template=template)
-            t_hf = min(t_hf, time.perf_counter() - t0)
-            services = Services(
-                models=models, features=ByteLRUCache(1 << 30, name="features")
-            )  # cold features
-            t0 = time.perf_counter()
-            ours = run_tool(
-                CLASSIFY,
-                images,
-                {"labels": labels, "templates": "single", "batch_size": args.batch_size},
-                model=str(model_dir),
-                services=services,
-            )
-            t_ours = min(t_ours, time.perf_counter() - t0)
-
-    diff = 0.0
-    for ref, res in zip(hf, ours.results):
-        got = dict(zip(res.labels, res.scores.tolist()))
-        diff = max(diff, max(abs(d["score"] - got[d["label"]]) for d in ref))
+        t_hf, t_ours, ours, diff = pipeline_vs_classify(
+            pipe, pil, images, labels, template, str(model_dir), models, args.batch_size, args.repeat
+        )
     print(
         f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
         f"device {ours.device}, load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,35 +19,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vfmstudio._plugin_host import reset_host
 from vfmstudio.cli import main
 from vfmstudio.engines.outputs import iter_predictions, read_failures, read_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = Path(__file__).resolve().parent / "batch_plugin" / "vfmstudio_batchfake"
 ENGINES = ("local", "ray")
-
-
-@pytest.fixture(scope="module")
-def fake_site(tmp_path_factory):
-    """The fake plugin, announced by an entry point, importable here, in subprocesses and in Ray."""
-    site = tmp_path_factory.mktemp("batch-site")
-    shutil.copytree(PLUGIN, site / PLUGIN.name, ignore=shutil.ignore_patterns("__pycache__"))
-    info = site / "vfmstudio_batchfake-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: vfmstudio-batchfake\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[vfmstudio]\nbatchfake = vfmstudio_batchfake\n")
-    old_path = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), old_path]))
-    sys.path.insert(0, str(site))
-    reset_host()
-    yield site
-    sys.path.remove(str(site))
-    if old_path is None:
-        os.environ.pop("PYTHONPATH", None)
-    else:
-        os.environ["PYTHONPATH"] = old_path
-    reset_host()
 
 
 @pytest.fixture(scope="module")

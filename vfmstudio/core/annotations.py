@@ -27,13 +27,16 @@ import hashlib
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from vfmstudio.core import geometry, rle
 from vfmstudio.core.results import Classification, Detections, Masks, Prediction, Result, Text
 from vfmstudio.core.text import clean_label
+
+if TYPE_CHECKING:
+    from vfmstudio.core.review import Decision
 
 Point = tuple[float, float]
 RingT = tuple[Point, ...]
@@ -866,6 +869,10 @@ class LabelSet:
         self.captions: dict[str, str] = {}
         self.extras: dict[str, dict[str, Any]] = {}  # per image, format data kept for round trips
         self.skeletons: dict[str, Skeleton] = {}  # per class name, for its keypoints
+        # Review of pending predictions (vfmstudio.core.review): image -> run id -> Decision, and
+        # tool -> {prediction label: project class ("" drops it)}.
+        self.decisions: dict[str, dict[str, Decision]] = {}
+        self.class_maps: dict[str, dict[str, str]] = {}
 
     # ---------------------------------------------------------------- reading
     @property
@@ -1010,6 +1017,15 @@ class LabelSet:
             out["extras"] = extras
         if self.skeletons:
             out["skeletons"] = {k: v.to_json() for k, v in self.skeletons.items()}
+        decisions = {
+            k: {run: d.to_json() for run, d in sorted(runs.items())}
+            for k, runs in sorted(self.decisions.items())
+            if runs
+        }
+        if decisions:
+            out["decisions"] = decisions
+        if self.class_maps:
+            out["class_maps"] = {t: dict(sorted(m.items())) for t, m in sorted(self.class_maps.items()) if m}
         return out
 
     @classmethod
@@ -1028,6 +1044,15 @@ class LabelSet:
                 out._set_caption(key, str(entry["caption"]))
         out.extras = {str(k): dict(v) for k, v in (obj.get("extras") or {}).items()}
         out.skeletons = {str(k): Skeleton.from_json(v) for k, v in (obj.get("skeletons") or {}).items()}
+        from vfmstudio.core.review import Decision  # review builds on this module
+
+        out.decisions = {
+            str(k): {str(run): Decision.from_json(d) for run, d in dict(runs).items()}
+            for k, runs in dict(obj.get("decisions") or {}).items()
+        }
+        out.class_maps = {
+            str(t): {str(a): str(b) for a, b in dict(m).items()} for t, m in dict(obj.get("class_maps") or {}).items()
+        }
         for a in out.annotations():
             out.ensure_class(a.label)
         return out

@@ -22,7 +22,18 @@ STATS = ToolSpec(
     returns=("heatmap", "classification"),
 )
 
+DETECT = ToolSpec(
+    id="batchfake.detect",
+    title="Quadrant detector",
+    run="vfmstudio_batchfake._tool:detect",
+    params=(
+        Param("masks", ParamType.BOOL, False, help="also return a mask per box"),
+        Param("fail_on", ParamType.STR, "", help="raise for images whose path contains this text"),
+    ),
+    returns=("detections", "masks"),
+)
+
 
 @hookimpl
 def vfm_register_tools():
-    return [STATS]
+    return [STATS, DETECT]

@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from vfmstudio.plugin_api import Classification, Heatmap
+from vfmstudio.plugin_api import Classification, Detections, Heatmap, Masks
 
 
 def _log(path, line):
@@ -55,3 +55,29 @@ def run(ctx, images, params):
         Heatmap(values=grid, label="grey", image_id=image.id),
         Classification(labels=("bright", "dark"), scores=np.array([mean, 1.0 - mean]), image_id=image.id),
     ]
+
+
+def detect(ctx, images, params):
+    """A 'detector': one box and one mask per image quadrant, labelled by brightness, scored by
+    how far the quadrant's grey level is from the middle (0.0 for mid grey, 1.0 for black or white)."""
+    image = images[0]
+    if params["fail_on"] and params["fail_on"] in str(image.path):
+        raise RuntimeError(f"refusing {image.path.name} on purpose")
+    grey = image.pixels.astype(np.float64).mean(axis=2)
+    h, w = grey.shape
+    boxes, labels, scores, masks = [], [], [], []
+    for y0, y1 in ((0, h // 2), (h // 2, h)):
+        for x0, x1 in ((0, w // 2), (w // 2, w)):
+            if y1 <= y0 or x1 <= x0:
+                continue
+            mean = float(grey[y0:y1, x0:x1].mean())
+            boxes.append([x0, y0, x1, y1])
+            labels.append("bright" if mean >= 128 else "dark")
+            scores.append(round(abs(mean - 127.5) / 127.5, 6))
+            m = np.zeros((h, w), dtype=bool)
+            m[y0:y1, x0:x1] = True
+            masks.append(m)
+    out = [Detections(np.array(boxes, dtype=np.float32), tuple(labels), np.array(scores), image_id=image.id)]
+    if params["masks"]:
+        out.append(Masks(np.stack(masks), tuple(labels), scores=np.array(scores), image_id=image.id))
+    return out

@@ -1,0 +1,241 @@
+"""The project's store of pending predictions: a sidecar folder next to the project file.
+
+Layout (``<project stem>.pending/``, documented in docs/auto-label.md)::
+
+    runs/<run>/manifest.json             tool, model, params, source (a run resumes only with the same)
+    runs/<run>/predictions/<key>.json    one prediction per image (the batch output format)
+    runs/<run>/arrays/<key>/*.npy        its large arrays (masks), never inline in JSON
+    runs/<run>/index.jsonl               one line per finished image: its path and the items it offers
+    runs/<run>/failures.jsonl            images the run could not do, with the reason
+
+A run is one tool with one model and one set of parameters; its id is derived from them, so the
+same settings run again continue the same run. Each prediction file appears in one atomic step
+after its arrays; its index line is appended after that. Opening a project reads only the index
+lines (the image list's state and class filter need nothing more); a prediction whose line was
+lost to a crash is found by listing the folder and indexed again. Review decisions are not kept
+here but in the project file (:mod:`vfmstudio.core.review`), so reviewing never rewrites this store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vfmstudio.core.results import Prediction
+from vfmstudio.core.review import PendingItem, items_of
+
+RUNS = "runs"
+INDEX = "index.jsonl"
+MANIFEST = "manifest.json"
+PREDICTIONS = "predictions"
+ARRAYS = "arrays"
+FAILURES = "failures.jsonl"
+_SLUG = re.compile(r"[^A-Za-z0-9._-]+")
+_RUN_ID = re.compile(r"^[A-Za-z0-9._-]{1,120}$")
+
+
+class PendingStoreError(ValueError):
+    """The store cannot be read as asked; ``str(e)`` names the file and the reason."""
+
+
+def store_root(project_path: str | os.PathLike[str]) -> Path:
+    """``/data/cats.json`` -> ``/data/cats.pending``."""
+    p = Path(project_path)
+    return p.with_name(p.stem + ".pending")
+
+
+def run_id_for(tool: str, model: str | None, params: dict[str, Any]) -> str:
+    """A readable id that only the same tool, model and parameters share."""
+    text = json.dumps({"tool": tool, "model": model, "params": params}, sort_keys=True, default=str)
+    return f"{_SLUG.sub('_', tool)[:60]}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
+
+
+@dataclass(frozen=True)
+class PendingEntry:
+    """One run's prediction for one image, as the index knows it (no arrays loaded)."""
+
+    run: str
+    tool: str
+    model: str | None
+    image: str  # the image's path relative to the project folder
+    file_key: str  # the prediction file's name in the run (without .json)
+    items: tuple[PendingItem, ...]
+    created: str = ""
+
+    def line(self) -> dict:
+        return {
+            "key": self.file_key,
+            "image": self.image,
+            "tool": self.tool,
+            "model": self.model,
+            "items": [it.to_json() for it in self.items],
+            "created": self.created,
+        }
+
+    @classmethod
+    def from_line(cls, run: str, obj: dict) -> PendingEntry:
+        return cls(
+            run,
+            str(obj["tool"]),
+            None if obj.get("model") is None else str(obj["model"]),
+            str(obj["image"]),
+            str(obj["key"]),
+            tuple(PendingItem.from_json(it) for it in obj.get("items") or ()),
+            str(obj.get("created", "")),
+        )
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: str
+    tool: str
+    model: str | None
+    params: dict
+    created: str
+
+
+class PendingStore:
+    """Reads and appends to one project's sidecar store; safe to share between threads."""
+
+    def __init__(self, project_path: str | os.PathLike[str]):
+        self.root = store_root(project_path)
+        self.runs_dir = self.root / RUNS
+        self._lock = threading.Lock()
+
+    def run_dir(self, run: str) -> Path:
+        if not _RUN_ID.match(run):
+            raise PendingStoreError(f"{self.runs_dir}: {run!r} is not a run id")
+        return self.runs_dir / run
+
+    def exists(self) -> bool:
+        return self.runs_dir.is_dir()
+
+    # ------------------------------------------------------------------ runs
+    def runs(self) -> list[RunInfo]:
+        out = []
+        for d in sorted(self._run_dirs()):
+            try:
+                m = json.loads((d / MANIFEST).read_text(encoding="utf-8"))
+                out.append(
+                    RunInfo(
+                        d.name,
+                        str(m["tool"]),
+                        m.get("model"),
+                        dict(m.get("params") or {}),
+                        str(m.get("created", "")),
+                    )
+                )
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # a run killed before its manifest was written holds nothing
+        return out
+
+    def _run_dirs(self) -> Iterator[Path]:
+        if not self.runs_dir.is_dir():
+            return
+        for d in self.runs_dir.iterdir():
+            if d.is_dir() and not d.is_symlink() and _RUN_ID.match(d.name):
+                yield d
+
+    def remove_run(self, run: str) -> None:
+        shutil.rmtree(self.run_dir(run), ignore_errors=True)
+
+    # ------------------------------------------------------------------ the index
+    def add(self, run: str, entry: PendingEntry) -> None:
+        """Append ``entry``'s line to the run's index (after its prediction file exists)."""
+        line = json.dumps(entry.line(), ensure_ascii=False, separators=(",", ":")) + "\n"
+        with self._lock, open(self.run_dir(run) / INDEX, "a", encoding="utf-8") as fp:
+            fp.write(line)
+
+    def load_index(self) -> dict[str, list[PendingEntry]]:
+        """Every run's entries by image path (relative to the project folder), newest line winning.
+
+        Prediction files without an index line (a crash between the two writes) are read and their
+        lines appended, so the next open finds them in the index."""
+        out: dict[str, list[PendingEntry]] = {}
+        for d in sorted(self._run_dirs()):
+            entries: dict[str, PendingEntry] = {}
+            try:
+                with open(d / INDEX, encoding="utf-8") as fp:
+                    for line in fp:
+                        try:
+                            e = PendingEntry.from_line(d.name, json.loads(line))
+                        except (ValueError, KeyError, TypeError, AttributeError):
+                            continue  # a line cut short by a kill
+                        entries[e.file_key] = e
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise PendingStoreError(f"{d / INDEX}: cannot read ({exc.strerror or exc})") from None
+            for key in self._unindexed(d, entries):
+                found = self._entry_from_file(d.name, key)
+                if found is not None:
+                    entries[key] = found
+                    self.add(d.name, found)
+            for e in entries.values():
+                out.setdefault(e.image, []).append(e)
+        return out
+
+    def _unindexed(self, run_dir: Path, known: dict[str, PendingEntry]) -> list[str]:
+        try:
+            names = os.listdir(run_dir / PREDICTIONS)
+        except OSError:
+            return []
+        return sorted(
+            n[:-5] for n in names if n.endswith(".json") and not n.startswith(".") and n[:-5] not in known
+        )
+
+    def _entry_from_file(self, run: str, key: str) -> PendingEntry | None:
+        try:
+            d = self.run_dir(run)
+            payload = json.loads((d / PREDICTIONS / f"{key}.json").read_text(encoding="utf-8"))
+            pred = Prediction.from_json(payload, sidecar_dir=d / ARRAYS / key)
+            record = payload.get("batch") or {}
+            return entry_for(run, key, str(record["rel"]), pred)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    # ------------------------------------------------------------------ one prediction
+    def load_prediction(self, entry: PendingEntry) -> Prediction:
+        """The whole prediction behind ``entry``, arrays loaded."""
+        d = self.run_dir(entry.run)
+        path = d / PREDICTIONS / f"{entry.file_key}.json"
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+            return Prediction.from_json(payload, sidecar_dir=d / ARRAYS / entry.file_key)
+        except (OSError, ValueError) as exc:
+            raise PendingStoreError(f"{path}: unreadable prediction ({' '.join(str(exc).split())})") from None
+
+    def failures(self, run: str) -> list[dict]:
+        out = []
+        try:
+            with open(self.run_dir(run) / FAILURES, encoding="utf-8") as fp:
+                for line in fp:
+                    try:
+                        record = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(record, dict):
+                        out.append(record)
+        except FileNotFoundError:
+            pass
+        return out
+
+
+def entry_for(run: str, file_key: str, image: str, prediction: Prediction) -> PendingEntry:
+    return PendingEntry(
+        run,
+        prediction.tool,
+        prediction.model,
+        image,
+        file_key,
+        items_of(prediction),
+        prediction.created,
+    )

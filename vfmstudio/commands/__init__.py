@@ -14,6 +14,7 @@ COMMANDS = (
     "vfmstudio.commands.models",
     "vfmstudio.commands.run",
     "vfmstudio.commands.batch",
+    "vfmstudio.commands.review",
     "vfmstudio.commands.formats",
     "vfmstudio.commands.export",
     "vfmstudio.commands.import_",

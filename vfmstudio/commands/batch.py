@@ -56,7 +56,15 @@ def register(subparsers) -> None:
     p.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="tool parameter (repeatable)"
     )
-    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", type=Path, metavar="DIR", help="output folder")
+    where.add_argument(
+        "--into",
+        type=Path,
+        metavar="PROJECT",
+        help="store the predictions in this project (created if missing) as pending, to review with "
+        "'vfmstudio review' or in the window; running again with the same settings continues the run",
+    )
     p.add_argument(
         "--batch-size",
         type=_positive_int,
@@ -119,7 +127,7 @@ def build_spec(args):
         tool=tool,
         params=params,
         model=model,
-        out=os.path.abspath(args.out),
+        out=os.path.abspath(args.out) if args.out else "",
         device=args.device,
         precision=args.precision,
         timeout=timeout_from_args(args),
@@ -130,7 +138,7 @@ def run(args) -> int:
     try:
         return _run(args)
     except OSError as exc:  # a full disk or an output folder that became unwritable mid-run
-        where = exc.filename or args.out
+        where = exc.filename or args.out or args.into
         raise UsageError(
             f"{where}: {exc.strerror or exc} (finished images are kept; continue with --resume)"
         ) from None
@@ -149,10 +157,15 @@ def _run(args) -> int:
             preflight(args.ray_address)
         except RayUnavailable as exc:
             raise UsageError(str(exc)) from None
-    try:
-        plan = plan_run(spec, args.src, resume=args.resume, limit=args.limit, batch_size=args.batch_size)
-    except BatchError as exc:
-        raise UsageError(str(exc)) from None
+    if args.into is not None:
+        from vfmstudio.commands.batch_into import plan_into
+
+        plan = plan_into(spec, args)
+    else:
+        try:
+            plan = plan_run(spec, args.src, resume=args.resume, limit=args.limit, batch_size=args.batch_size)
+        except BatchError as exc:
+            raise UsageError(str(exc)) from None
     bar = ProgressBar()
     progress = None
     try:
@@ -174,7 +187,8 @@ def _run(args) -> int:
             from vfmstudio.isolation import stdout_to_stderr
 
             with stdout_to_stderr():  # what a tool prints must not end up in --json output
-                progress = run_local(plan, workers=args.workers, on_update=bar)
+                sink = plan.output.write_prediction  # into a project, this also indexes the prediction
+                progress = run_local(plan, workers=args.workers, on_update=bar, sink=sink)
     except BatchError as exc:
         bar.close()
         if exc.user_error:
@@ -182,10 +196,8 @@ def _run(args) -> int:
         raise
     except KeyboardInterrupt:
         bar.close()
-        print(
-            f"interrupted: finished images are in {plan.output.predictions}; continue with --resume",
-            file=sys.stderr,
-        )
+        again = "run the same command again" if args.into is not None else "continue with --resume"
+        print(f"interrupted: finished images are in {plan.output.predictions}; {again}", file=sys.stderr)
         raise
     bar.close()
     summary = progress.summary(plan, args.engine)
@@ -194,6 +206,9 @@ def _run(args) -> int:
     if args.json:
         json.dump(summary, sys.stdout)
         sys.stdout.write("\n")
+    elif args.into is not None:
+        print(describe(summary, plan.output.root))
+        print(f"pending in {args.into}: review with 'vfmstudio review {args.into} --accept' or in the window")
     else:
         print(describe(summary, plan.output.root))
     if missing:

@@ -1051,7 +1051,8 @@ class LabelSet:
             for k, runs in dict(obj.get("decisions") or {}).items()
         }
         out.class_maps = {
-            str(t): {str(a): str(b) for a, b in dict(m).items()} for t, m in dict(obj.get("class_maps") or {}).items()
+            str(t): {str(a): str(b) for a, b in dict(m).items()}
+            for t, m in dict(obj.get("class_maps") or {}).items()
         }
         for a in out.annotations():
             out.ensure_class(a.label)

@@ -8,7 +8,8 @@ Three-way, by annotation id, against the state we last loaded or saved (the *bas
   *conflict*: our version is kept (theirs is kept where we deleted it) and the conflict is
   reported, so nothing is lost without a message;
 - tags and captions merge the same way per image; classes, image records and per-image format
-  extras new on disk are added.
+  extras new on disk are added;
+- review decisions are merged as unions, class map entries set on disk are taken unless changed here.
 
 Applied in place (the window's undo commands point at the same :class:`LabelSet`). After a merge
 the project's on-disk revision is the one merged, so the next save replaces it. See ADR 0105.
@@ -144,12 +145,46 @@ def plan_merge(
         if extra and key not in ours.extras:
             steps.append(functools.partial(ours.extras.__setitem__, key, dict(extra)))
 
+    steps += _review_steps(ours, base, theirs, report)
+
     def classes_for_every_label() -> None:
         for a in ours.annotations():
             ours.ensure_class(a.label)
 
     steps.append(classes_for_every_label)
     return steps
+
+
+def _review_steps(
+    ours: LabelSet, base: LabelSet | None, theirs: LabelSet, report: MergeReport
+) -> list[Callable[[], object]]:
+    """Review decisions are unions (an item reviewed on either side is no longer pending); a class
+    map entry the other side set is taken unless we changed the same entry."""
+    steps: list[Callable[[], object]] = []
+    for key, runs in theirs.decisions.items():
+        for run, theirs_d in runs.items():
+            mine = ours.decisions.get(key, {}).get(run)
+            merged = theirs_d if mine is None else mine.plus(theirs_d.accepted, theirs_d.rejected)
+            if merged != mine:
+                report.other += 1
+                steps.append(functools.partial(_set_decision, ours, key, run, merged))
+    base_maps = base.class_maps if base is not None else {}
+    for tool, mapping in theirs.class_maps.items():
+        for src, dst in mapping.items():
+            b = base_maps.get(tool, {}).get(src)
+            o = ours.class_maps.get(tool, {}).get(src)
+            if dst != o and (o is None or o == b):
+                report.other += 1
+                steps.append(functools.partial(_set_map_entry, ours, tool, src, dst))
+    return steps
+
+
+def _set_decision(labels: LabelSet, key: str, run: str, decision: Any) -> None:
+    labels.decisions.setdefault(key, {})[run] = decision
+
+
+def _set_map_entry(labels: LabelSet, tool: str, src: str, dst: str) -> None:
+    labels.class_maps.setdefault(tool, {})[src] = dst
 
 
 def _replace(labels: LabelSet, old: Annotation, new: Annotation) -> None:

@@ -121,6 +121,7 @@ SLOW_TESTS = {
     "test_random_json_as_annotation_files",
     "test_never_raises_and_only_returns_valid_objects",
     "test_a_broken_third_party_plugin_in_the_window_and_safe_mode",
+    "test_killed_run_into_a_project_continues_to_what_batch_out_writes",
 }
 
 

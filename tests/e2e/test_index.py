@@ -217,3 +217,25 @@ def test_a_text_tool_runs_without_images_and_is_kept_out_of_batch_and_the_window
     )
     assert proc.returncode == 2 and "takes no image" in proc.stderr
     shutil.rmtree(tmp_path / "out", ignore_errors=True)
+
+
+def test_on_stored_sees_the_reused_vectors_first_then_each_stored_batch(tiny_model, folder, monkeypatch):
+    import vfmstudio.index.build as build
+
+    model = str(tiny_model("dinov2"))
+    _update(folder, model, "dino.embed")  # 5 contents stored
+    for i in range(5, 12):
+        _write(folder / f"new{i}.png", seed=i)
+    monkeypatch.setattr(build, "FLUSH_EVERY", 3)
+    seen = []
+    update_index(
+        folder,
+        model=model,
+        tool=get_host().tool("dino.embed"),
+        params={},
+        services=_services(),
+        batch_size=2,
+        on_stored=lambda store, files: seen.append((len(store), len(files))),
+    )
+    # The reused 5 before any embedding, then 3 + 3 + 1 new vectors; every file is known from the start.
+    assert seen == [(5, 13), (8, 13), (11, 13), (12, 13)]

@@ -158,9 +158,14 @@ def update_index(
     on_progress: Callable[[Any], None] | None = None,
     services=None,
     store_root: Path | None = None,
+    on_stored: Callable[[EmbeddingStore, dict[str, FileEntry]], None] | None = None,
 ) -> FolderIndex:
     """Embed what is new in ``folder``, drop what left it, and return the index (resumable: a killed or
-    cancelled update keeps every vector it flushed)."""
+    cancelled update keeps every vector it flushed).
+
+    ``on_stored(store, files)`` is called (on the updating thread) once the reused vectors are known
+    and again after each batch of new vectors is stored, so a view can draw them as they arrive;
+    ``files`` maps every file of the folder to its content id (embedded or not yet)."""
     from vfmstudio.engines.job import Plan, manifest_for
     from vfmstudio.engines.local import run_local
     from vfmstudio.engines.outputs import BatchOutput, OutputError, SourceStat, read_failures
@@ -204,6 +209,8 @@ def update_index(
     report.removed = store.drop(set(store.ids) - set(first_item_of))
     todo = [item for image_id, item in first_item_of.items() if image_id not in store]
     report.reused = len(first_item_of) - len(todo)
+    if on_stored is not None:
+        on_stored(store, files)
 
     if todo:
         spec = RunSpec(
@@ -224,7 +231,7 @@ def update_index(
         except OutputError as exc:
             raise IndexStoreError(str(exc)) from None
         output.reset_failures({it.key for it in todo})
-        sink = _VectorSink(store)
+        sink = _VectorSink(store, None if on_stored is None else lambda: on_stored(store, files))
         try:
             run_local(
                 Plan(spec, part, output, todo, skipped=0, batch_size=batch_size),
@@ -251,8 +258,9 @@ def update_index(
 class _VectorSink:
     """Receives each image's prediction from the batch worker and appends its vector to the store."""
 
-    def __init__(self, store: EmbeddingStore):
+    def __init__(self, store: EmbeddingStore, on_flush: Callable[[], None] | None = None):
         self.store = store
+        self.on_flush = on_flush
         self.ids: list[str] = []
         self.vectors: list[np.ndarray] = []
         self.count = 0
@@ -271,3 +279,5 @@ class _VectorSink:
             self.store.append(self.ids, np.stack(self.vectors))
             self.count += len(self.ids)
             self.ids, self.vectors = [], []
+            if self.on_flush is not None:
+                self.on_flush()

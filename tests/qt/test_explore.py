@@ -83,7 +83,9 @@ def test_the_window_indexes_in_the_background_and_shows_the_map(qtbot, folder, t
     assert window.run_button.isEnabled() and not window.cancel_button.isEnabled()
     assert sorted(window.view.rels) == sorted([*(f"{i}.png" for i in range(6)), "copy.png"])
     assert "7 images: 6 embedded" in window.message.text()
-    assert window.view.duplicates.item(0).text() == "exact: 3.png, copy.png"
+    top = window.view.duplicates.topLevelItem(0)
+    assert top.text(0) == "exact: 3.png, copy.png"
+    assert [top.child(i).checkState(0) for i in range(2)] == [Qt.CheckState.Unchecked, Qt.CheckState.Checked]
     assert window.view.outliers.count() == 7
     window.colour.setCurrentText("outlier score")
     assert window.view.values is not None and len(window.view.values) == 7
@@ -149,3 +151,133 @@ def test_view_explore_opens_on_the_folder_and_a_lasso_selects_images_in_the_list
     explore.open_requested.emit(str(image_folder / "img1.png"))
     qtbot.waitUntil(lambda: window.current_path == image_folder / "img1.png", timeout=5000)
     explore.close()
+
+
+@pytest.fixture
+def session(folder):
+    """The folder's project with every image in it: 0.png and 1.png annotated, 2.png tagged."""
+    from vfmstudio.core.annotations import Annotation, Box
+    from vfmstudio.core.commands import AddAnnotations
+    from vfmstudio.qt.project_session import ProjectSession
+
+    s = ProjectSession(autosave_ms=60_000)
+    s.open(folder)
+    for path in sorted(folder.glob("*.png")):
+        s.key_for(path)
+    s.push(
+        AddAnnotations(
+            [
+                Annotation("0.png", "cat", Box(0, 0, 5, 5)),
+                Annotation("1.png", "dog", Box(0, 0, 5, 5)),
+                Annotation("1.png", "dog", Box(1, 1, 5, 5)),
+                Annotation("1.png", "cat", Box(1, 1, 5, 5)),
+            ]
+        )
+    )
+    s.project.labels.set_tags("2.png", ["blurry"])
+    yield s
+    s.stack.clear()
+
+
+def _indexed(qtbot, folder, tiny_model, session=None, family="dinov2"):
+    runner = QtJobRunner()
+    window = ExploreWindow(folder, runner_submit(runner), models=(str(tiny_model(family)),), project=session)
+    qtbot.addWidget(window)
+    window.update_index()
+    qtbot.waitUntil(lambda: window.data is not None, timeout=120_000)
+    return window, runner
+
+
+def _colour_of(window, rel):
+    return window.view.scatter.data["brush"][window.view.rels.index(rel)].color().name()
+
+
+def test_the_map_is_coloured_by_class_tag_and_review_state_with_a_legend(qtbot, folder, tiny_model, session):
+    window, runner = _indexed(qtbot, folder, tiny_model, session)
+    labels = session.project.labels
+    window.colour.setCurrentText("class")
+    assert _colour_of(window, "0.png") == labels.color_of("cat").lower()
+    assert _colour_of(window, "1.png") == labels.color_of("dog").lower()  # two dogs, one cat
+    assert _colour_of(window, "4.png") == _colour_of(window, "copy.png") != _colour_of(window, "0.png")
+    legend = window.view.legend.text()
+    assert "cat (1)" in legend and "dog (1)" in legend and "(no annotations) (5)" in legend
+    window.colour.setCurrentText("tag")
+    assert "blurry (1)" in window.view.legend.text() and "(no tags) (6)" in window.view.legend.text()
+    assert _colour_of(window, "2.png") != _colour_of(window, "3.png")
+    window.colour.setCurrentText("review state")
+    legend = window.view.legend.text()
+    assert "unlabelled (4)" in legend and "labelled (3)" in legend  # annotated or tagged
+    assert _colour_of(window, "0.png") == "#4f8cff" and _colour_of(window, "5.png") == "#8a8f98"
+    # An edit in the main window recolours the map once the edits settle.
+    from vfmstudio.core.annotations import Annotation, Box
+    from vfmstudio.core.commands import AddAnnotations
+
+    session.push(AddAnnotations([Annotation("5.png", "cat", Box(0, 0, 2, 2))]))
+    qtbot.waitUntil(lambda: "labelled (4)" in window.view.legend.text(), timeout=5000)
+    runner.shutdown()
+
+
+def test_checked_duplicates_leave_the_project_as_one_undoable_step(qtbot, folder, tiny_model, session):
+    session.project.labels.set_tags("copy.png", ["dup"])
+    window, runner = _indexed(qtbot, folder, tiny_model, session)
+    tree = window.view.duplicates
+    groups = [tree.topLevelItem(i) for i in range(tree.topLevelItemCount())]
+    checked = [
+        [g.child(j).checkState(0) == Qt.CheckState.Checked for j in range(g.childCount())] for g in groups
+    ]
+    assert checked[0] == [False, True]  # the exact pair 3.png, copy.png: keep the first
+    # (Random tiny weights put other images close too.) Every group keeps at least one file unchecked.
+    gone = set(window.view.checked_duplicates())
+    assert all({g.child(j).text(0) for j in range(g.childCount())} - gone for g in groups)
+    for g in groups[1:]:  # the user keeps the near-duplicates
+        for j in range(g.childCount()):
+            g.child(j).setCheckState(0, Qt.CheckState.Unchecked)
+    assert window.view.checked_duplicates() == ["copy.png"]
+    window.view.remove_button.click()
+    assert "copy.png" not in session.project.images and "copy.png" not in session.project.labels.tags
+    assert "Removed 1 images from the project" in window.message.text()
+    assert (folder / "copy.png").exists()  # never from disk
+    assert session.stack.undoText() == "Remove 1 image from the project"
+    session.stack.undo()
+    assert "copy.png" in session.project.images and session.project.labels.tags["copy.png"] == ("dup",)
+    # "Keep the largest" picks by pixels: the copies are alike, so the first stays checked-off.
+    window.view.keep.setCurrentIndex(1)
+    assert tree.topLevelItem(0).child(1).checkState(0) == Qt.CheckState.Checked
+    runner.shutdown()
+
+
+def test_the_map_grows_while_vectors_arrive(qtbot, folder, tiny_model, monkeypatch):
+    import vfmstudio.index.build as build
+    import vfmstudio.index.growing as growing
+
+    monkeypatch.setattr(build, "FLUSH_EVERY", 2)
+    monkeypatch.setattr(growing, "EVERY_S", 0.0)
+    runner = QtJobRunner()
+    window = ExploreWindow(folder, runner_submit(runner), models=(str(tiny_model("dinov2")),))
+    qtbot.addWidget(window)
+    sizes = []
+    set_map = window.view.set_map
+    window.view.set_map = lambda f, rels, xy: (sizes.append(len(rels)), set_map(f, rels, xy))
+    window.update_index()
+    qtbot.waitUntil(lambda: window.data is not None, timeout=120_000)
+    # Partial maps (4 then 6 contents, 7 files with the copy) before the final one of all 7 files.
+    assert len(sizes) >= 3 and sizes[:-1] == sorted(sizes[:-1]) and sizes[0] < 7 and sizes[-1] == 7
+    runner.shutdown()
+
+
+def test_the_tsne_layout_replaces_the_pca_map_when_ready(qtbot, folder, tiny_model):
+    window, runner = _indexed(qtbot, folder, tiny_model)
+    pca = window.view.xy.copy()
+    window.colour.setCurrentText("cluster")
+    window.layout_choice.setCurrentText("t-SNE")
+    assert window.cancel_button.isEnabled()  # computed in the background
+    qtbot.waitUntil(lambda: "t-SNE" in window.layout_xy, timeout=120_000)
+    tsne = window.layout_xy["t-SNE"]
+    np.testing.assert_array_equal(window.view.xy, tsne)
+    assert not np.allclose(tsne, pca)
+    rels = window.view.rels
+    np.testing.assert_array_equal(tsne[rels.index("3.png")], tsne[rels.index("copy.png")])  # one content
+    np.testing.assert_array_equal(window.view.values, window.data.cluster)  # the colouring stays
+    window.layout_choice.setCurrentText("PCA")
+    np.testing.assert_array_equal(window.view.xy, pca)
+    runner.shutdown()

@@ -35,11 +35,11 @@ class GrowingMap:
         self,
         emit: Callable[[MapGrowth], None],
         *,
-        every_s: float = EVERY_S,
+        every_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.emit = emit
-        self.every_s = every_s
+        self.every_s = EVERY_S if every_s is None else every_s
         self.clock = clock
         self.basis: PcaBasis | None = None
         self.placed = 0  # store rows placed on the map

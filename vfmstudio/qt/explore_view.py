@@ -15,11 +15,16 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QPointF, Qt, Signal
 from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QPushButton,
     QSplitter,
     QTabWidget,
+    QTreeWidget,
+    QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -31,9 +36,15 @@ POINT_SIZE = 6
 PATH_ROLE = Qt.ItemDataRole.UserRole
 
 
+LEGEND_ROWS = 12  # categories named in the legend; the rest are summed up in one line
+KEEP_CHOICES = {"keep the first of each group": "first", "keep the largest of each group": "largest"}
+
+
 class ExploreView(QWidget):
     selected = Signal(list)  # relative paths inside the lasso
     open_requested = Signal(str)  # a relative path double-clicked in a list
+    remove_requested = Signal(list)  # relative paths checked in the duplicates list
+    keep_changed = Signal(str)  # "first" | "largest": which copy the duplicates list keeps by default
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -66,9 +77,12 @@ class ExploreView(QWidget):
 
         self.status = QLabel("no index yet")
         self.status.setWordWrap(True)
+        self.legend = QLabel("")
+        self.legend.setWordWrap(True)
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
         self.lists = QTabWidget()
         self.results = self._list("Results")
-        self.duplicates = self._list("Duplicates")
+        self.duplicates = self._duplicates_tab()
         self.outliers = self._list("Outliers")
 
         splitter = QSplitter()
@@ -81,6 +95,7 @@ class ExploreView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter, 1)
+        layout.addWidget(self.legend)
         layout.addWidget(self.status)
 
     def _list(self, title: str) -> QListWidget:
@@ -90,6 +105,35 @@ class ExploreView(QWidget):
         widget.itemDoubleClicked.connect(lambda item: self.open_requested.emit(item.data(PATH_ROLE)))
         self.lists.addTab(widget, title)
         return widget
+
+    def _duplicates_tab(self) -> QTreeWidget:
+        """A group per row, its files below it; a checked file is removed from the project."""
+        tree = QTreeWidget()
+        tree.setHeaderHidden(True)
+        tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        tree.itemDoubleClicked.connect(
+            lambda item, _col: item.data(0, PATH_ROLE) and self.open_requested.emit(item.data(0, PATH_ROLE))
+        )
+        self.keep = QComboBox()
+        self.keep.addItems(list(KEEP_CHOICES))
+        self.keep.setToolTip("which copy of each group stays checked-off (kept) by default")
+        self.keep.currentTextChanged.connect(lambda text: self.keep_changed.emit(KEEP_CHOICES[text]))
+        self.remove_button = QPushButton("Remove checked from the project")
+        self.remove_button.setToolTip(
+            "removes the checked images and their labels from the project (Edit › Undo brings them "
+            "back); the files stay on disk"
+        )
+        self.remove_button.clicked.connect(lambda: self.remove_requested.emit(self.checked_duplicates()))
+        page = QWidget()
+        box = QVBoxLayout(page)
+        box.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
+        row.addWidget(self.keep, 1)
+        row.addWidget(self.remove_button)
+        box.addWidget(tree, 1)
+        box.addLayout(row)
+        self.lists.addTab(page, "Duplicates")
+        return tree
 
     # ------------------------------------------------------------------ data
     def set_map(self, folder: Path, rels: list[str], xy: np.ndarray) -> None:
@@ -105,14 +149,27 @@ class ExploreView(QWidget):
         self.plot.autoRange()
         self._update_status()
 
+    def set_layout(self, xy: np.ndarray) -> None:
+        """Move the same points to a new layout (a t-SNE map replacing the PCA one); the selection
+        stays. The caller colours the points again."""
+        xy = np.asarray(xy, dtype=np.float32).reshape(-1, 2)
+        if len(xy) != len(self.rels):
+            raise ValueError(f"{len(xy)} positions for {len(self.rels)} points")
+        self.xy = xy
+        self.scatter.setData(pos=self.xy, data=np.array(self.rels, dtype=object))
+        self.highlight.setData(pos=self.xy[self.selection])
+        self.plot.autoRange()
+
     def colour_by(self, values: np.ndarray | None) -> None:
         """Colour each point by its value (low: dark blue, high: yellow); None: one colour."""
+        self.legend.setText("")
         if values is None or len(values) != len(self.rels):
             self.values = None
             self.scatter.setBrush(pg.mkBrush(120, 170, 255, 200))
             return
         self.values = np.asarray(values, dtype=np.float32)
         lo, hi = float(np.nanmin(self.values)), float(np.nanmax(self.values))
+        self.legend.setText(f"dark blue: {lo:.3f} … yellow: {hi:.3f}")
         bins = (
             np.zeros(len(self.values), int)
             if hi <= lo
@@ -130,9 +187,65 @@ class ExploreView(QWidget):
         if len(categories) != len(self.rels):
             return
         self.values = categories.astype(np.float32)
+        self.legend.setText("")
         hues = max(1, int(categories.max(initial=0)) + 1)
         brushes = [pg.mkBrush(pg.intColor(i, hues=max(hues, 2), alpha=220)) for i in range(hues)]
         self.scatter.setBrush([brushes[c] for c in categories])
+
+    def set_legend(self, entries: list[tuple[str, str, int]]) -> None:
+        """Name what each colour means: (colour "#rrggbb", name, how many points) rows."""
+        shown = entries[:LEGEND_ROWS]
+        parts = [
+            f'<span style="color:{c}">&#9679;</span>&nbsp;{html.escape(name)} ({n})' for c, name, n in shown
+        ]
+        rest = entries[LEGEND_ROWS:]
+        if rest:
+            parts.append(f"{len(rest)} more ({sum(n for _c, _name, n in rest)})")
+        self.legend.setText(" &nbsp; ".join(parts))
+
+    def colour_by_names(self, codes: np.ndarray, names: list[str], counts: list[int], colours=None) -> None:
+        """Colour each point by a named category (``codes`` index ``names``) and show the legend;
+        ``colours`` ("#rrggbb" per name) default to distinct hues."""
+        codes = np.asarray(codes, dtype=int)
+        if len(codes) != len(self.rels) or not names:
+            return
+        hues = max(len(names), 2)
+        colours = list(colours) if colours else [pg.intColor(i, hues=hues).name() for i in range(len(names))]
+        brushes = []
+        for c in colours:
+            colour = pg.mkColor(c)
+            colour.setAlpha(220)
+            brushes.append(pg.mkBrush(colour))
+        self.values = codes.astype(np.float32)
+        self.scatter.setBrush([brushes[c] for c in codes])
+        self.set_legend(list(zip(colours, names, counts)))
+
+    def set_duplicates(self, groups: list[dict], remove: list[list[str]]) -> None:
+        """Fill the duplicates list: one row per group ({"kind", "files"}), its files checked when they
+        are in that group's ``remove`` list."""
+        self.duplicates.clear()
+        for group, gone in zip(groups, remove):
+            top = QTreeWidgetItem([f"{group['kind']}: " + ", ".join(group["files"])])
+            top.setData(0, PATH_ROLE, group["files"][0] if group["files"] else None)
+            for rel in group["files"]:
+                child = QTreeWidgetItem([rel])
+                child.setData(0, PATH_ROLE, rel)
+                child.setFlags(child.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                child.setCheckState(0, Qt.CheckState.Checked if rel in gone else Qt.CheckState.Unchecked)
+                top.addChild(child)
+            self.duplicates.addTopLevelItem(top)
+        self.remove_button.setEnabled(bool(groups))
+
+    def checked_duplicates(self) -> list[str]:
+        """The files checked for removal, each once, in list order."""
+        out: dict[str, None] = {}
+        for i in range(self.duplicates.topLevelItemCount()):
+            top = self.duplicates.topLevelItem(i)
+            for j in range(top.childCount()):
+                child = top.child(j)
+                if child.checkState(0) == Qt.CheckState.Checked:
+                    out.setdefault(child.data(0, PATH_ROLE), None)
+        return list(out)
 
     def set_list(self, widget: QListWidget, rows: list[tuple[str, str]]) -> None:
         """Fill a side list with (text, relative path) rows."""

@@ -182,6 +182,14 @@ def test_cli_index_similar_and_duplicates(tiny_model, folder):
             ["duplicates", "{folder}", "--model", "{clip}", "--threshold", "2"],
             "--threshold must be between 0 and 1",
         ),
+        (
+            ["duplicates", "{folder}", "--model", "{clip}", "--keep", "largest"],
+            "--keep goes with --remove-from",
+        ),
+        (
+            ["duplicates", "{folder}", "--model", "{clip}", "--remove-from", "{missing}"],
+            "no such project file",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tiny_model, folder, tmp_path, args, needle):
@@ -239,3 +247,37 @@ def test_on_stored_sees_the_reused_vectors_first_then_each_stored_batch(tiny_mod
     )
     # The reused 5 before any embedding, then 3 + 3 + 1 new vectors; every file is known from the start.
     assert seen == [(5, 13), (8, 13), (11, 13), (12, 13)]
+
+
+def test_cli_duplicates_remove_from_the_project_keeps_one_copy_and_the_files(tiny_model, folder):
+    from vfmstudio.core.project import Project, open_project
+
+    project = Project(folder.parent / "vfmstudio.json")  # the project file sits above the folder
+    for path in sorted(folder.rglob("*.png")):
+        project.add_image(path)
+    project.labels.set_tags("photos/sub/again.png", ["copy"])
+    project.save()
+    model = str(tiny_model("dinov2"))
+    proc = vfm(
+        "duplicates",
+        str(folder),
+        "--model",
+        model,
+        "--threshold",
+        "1",
+        "--remove-from",
+        str(project.path),
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    removed = json.loads(proc.stdout)["removed"]
+    assert removed == {
+        "project": str(project.path),
+        "keep": "first",
+        "files": ["sub/again.png"],
+        "not_in_project": 0,
+    }
+    again = open_project(project.path)
+    assert "photos/sub/again.png" not in again.images and "photos/img2.png" in again.images
+    assert "photos/sub/again.png" not in again.labels.tags
+    assert (folder / "sub" / "again.png").exists()

@@ -14,6 +14,8 @@ from pathlib import Path
 from vfmstudio.commands._common import DEVICE, parse_params
 from vfmstudio.commands.errors import UsageError
 
+LOCK_WAIT_S = 5.0  # how long to wait for a window or another command to release the project
+
 
 def _common(p) -> None:
     p.add_argument("folder", metavar="FOLDER", help="the folder of images (searched recursively)")
@@ -69,6 +71,18 @@ def register(subparsers) -> None:
         default=0.95,
         metavar="T",
         help="cosine similarity for near-duplicates, 0-1 (default 0.95)",
+    )
+    p.add_argument(
+        "--remove-from",
+        type=Path,
+        metavar="PROJECT",
+        help="remove every copy but one of each group from this project file (not from disk)",
+    )
+    p.add_argument(
+        "--keep",
+        choices=("first", "largest"),
+        help="with --remove-from: which copy stays, the first listed or the one with most pixels "
+        "(default first)",
     )
     p.set_defaults(func=run_duplicates)
 
@@ -232,8 +246,78 @@ def run_similar(args) -> int:
 def run_duplicates(args) -> int:
     if not 0.0 <= args.threshold <= 1.0:
         raise UsageError(f"--threshold must be between 0 and 1, got {args.threshold}")
+    if args.keep and args.remove_from is None:
+        raise UsageError("--keep goes with --remove-from PROJECT")
+    project_path = _project_file(args.remove_from) if args.remove_from is not None else None
     index = _build(args)
     groups = index.duplicates(args.threshold)
     lines = [f"{g['kind']}: " + ", ".join(g["files"]) for g in groups] or ["no duplicates"]
-    _emit(args, {"threshold": args.threshold, "model": index.model, "groups": groups}, lines)
+    payload = {"threshold": args.threshold, "model": index.model, "groups": groups}
+    if project_path is not None:
+        removal = _remove_from_project(project_path, index.folder, groups, args.keep or "first")
+        payload["removed"] = removal
+        outside = removal["not_in_project"]
+        note = f" ({outside} other copies were not in the project)" if outside else ""
+        lines.append(f"removed from {project_path}: {len(removal['files'])} images{note}")
+    _emit(args, payload, lines)
     return 0
+
+
+def _project_file(path: Path) -> Path:
+    from vfmstudio.core.project import DEFAULT_NAME
+
+    path = path.expanduser()
+    if path.is_dir():
+        path = path / DEFAULT_NAME
+    if not path.is_file():
+        raise UsageError(f"{path}: no such project file")
+    return path
+
+
+def _remove_from_project(path: Path, folder: Path, groups: list[dict], keep: str) -> dict:
+    """Remove all copies but one per group from the project (locked, one atomic save)."""
+    from vfmstudio.core.annotations import AnnotationError
+    from vfmstudio.core.commands import UndoStack
+    from vfmstudio.core.image import ImageLoadError
+    from vfmstudio.core.image_commands import RemoveImages
+    from vfmstudio.core.project import ProjectError, image_size, open_project
+    from vfmstudio.core.project_lock import ProjectLock, ProjectLockedError
+    from vfmstudio.session.explore import copies_to_remove, project_keys
+
+    def pixels(rel: str) -> int:
+        width, height = image_size(folder / rel)
+        return width * height
+
+    try:
+        plan = copies_to_remove([g["files"] for g in groups], keep, pixels)
+    except (OSError, ImageLoadError) as exc:
+        raise UsageError(f"cannot read an image's size for --keep largest: {exc}") from None
+    rels = list(dict.fromkeys(rel for files in plan for rel in files))
+    lock = ProjectLock(path, "vfmstudio duplicates --remove-from")
+    try:
+        lock.acquire(wait_s=LOCK_WAIT_S)
+    except ProjectLockedError as exc:
+        raise UsageError(f"{exc} (nothing was changed)") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot lock the project ({exc.strerror or exc})") from None
+    try:
+        try:
+            project = open_project(path)
+        except ProjectError as exc:
+            raise UsageError(str(exc)) from None
+        keys = project_keys(project, folder, rels)
+        removed = [(rel, key) for rel, key in zip(rels, keys) if key is not None]
+        if removed:
+            try:
+                UndoStack(project.labels).push(RemoveImages(project, [key for _rel, key in removed]))
+                project.save()
+            except (AnnotationError, ProjectError, OSError) as exc:
+                raise UsageError(f"{path}: {exc} (nothing was changed)") from None
+    finally:
+        lock.release()
+    return {
+        "project": str(path),
+        "keep": keep,
+        "files": [rel for rel, _key in removed],
+        "not_in_project": len(rels) - len(removed),
+    }

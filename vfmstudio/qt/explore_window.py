@@ -408,9 +408,11 @@ class ExploreWindow(QDialog):
 
         groups = self.data.duplicates
         keep = KEEP_CHOICES[self.view.keep.currentText()]
+        from vfmstudio.core.image import ImageLoadError
+
         try:
             remove = copies_to_remove([g["files"] for g in groups], keep, self._pixels)
-        except OSError as exc:
+        except (OSError, ImageLoadError) as exc:
             self.message.setText(f"Cannot read an image's size: {exc}")
             remove = [[] for _ in groups]
         self.view.set_duplicates(groups, remove)

@@ -102,7 +102,7 @@ def tsne_2d(
     *,
     fit_rows: int = TSNE_FIT_ROWS,
     seed: int = 0,
-    n_jobs: int = 1,
+    n_jobs: int | None = None,
     cancelled=lambda: False,
     progress=None,
 ) -> np.ndarray:
@@ -113,7 +113,10 @@ def tsne_2d(
     seed), and every other row is placed at the median position of its nearest sample rows (openTSNE's
     ``prepare_partial``), so 100k points cost about a 20k-point fit. ``cancelled()`` is polled every
     few iterations (raises :class:`LayoutCancelled`); ``progress(fraction, message)`` is told how far.
+    ``n_jobs`` defaults to all cores but one (the window's thread keeps one).
     """
+    import os
+
     from openTSNE import TSNE
     from openTSNE.initialization import rescale
 
@@ -144,7 +147,7 @@ def tsne_2d(
         initialization=rescale(fit_x[:, :2].copy()),
         early_exaggeration_iter=early,
         n_iter=late,
-        n_jobs=n_jobs,
+        n_jobs=n_jobs if n_jobs is not None else max(1, (os.cpu_count() or 2) - 1),
         random_state=seed,
         callbacks=poll,
         callbacks_every_iters=every,

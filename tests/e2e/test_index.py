@@ -281,3 +281,46 @@ def test_cli_duplicates_remove_from_the_project_keeps_one_copy_and_the_files(tin
     assert "photos/sub/again.png" not in again.images and "photos/img2.png" in again.images
     assert "photos/sub/again.png" not in again.labels.tags
     assert (folder / "sub" / "again.png").exists()
+
+
+@pytest.fixture(scope="module")
+def ray_address():
+    """A local Ray instance (2 CPUs) for the Ray index test."""
+    import ray  # part of the dev extra: CI runs this test, never skips it
+
+    env = {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}
+    ctx = ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        logging_level="ERROR",
+        log_to_driver=False,
+        runtime_env={"env_vars": env} if env else None,
+    )
+    yield ctx.address_info["gcs_address"]
+    ray.shutdown()
+
+
+def test_indexing_on_ray_stores_the_vectors_the_local_engine_stores(
+    tiny_model, folder, tmp_path, ray_address
+):
+    model = str(tiny_model("dinov2"))
+    tool = get_host().tool("dino.embed")
+    local = update_index(folder, model=model, tool=tool, params={}, services=_services())
+    _write(folder / "broken.png", seed=0).write_bytes(b"not a png")
+    on_ray = update_index(
+        folder,
+        model=model,
+        tool=tool,
+        params={},
+        engine="ray",
+        ray_address=ray_address,
+        store_root=tmp_path / "ray-store",
+    )
+    assert (on_ray.report.embedded, on_ray.report.reused) == (5, 0)
+    assert [f["path"] for f in on_ray.report.failed] == ["broken.png"]
+    # The actors sent the vectors back; they wrote no prediction files.
+    assert not list((tmp_path / "ray-store" / "run").rglob("predictions/*.json"))
+    assert sorted(on_ray.store.ids) == sorted(local.store.ids)
+    for image_id in local.store.ids:
+        np.testing.assert_allclose(on_ray.store.vector(image_id), local.store.vector(image_id), atol=1e-5)
+    assert on_ray.files_of() == local.files_of()

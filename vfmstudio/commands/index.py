@@ -33,6 +33,15 @@ def _common(p) -> None:
     )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] | mps (default auto)")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
+    p.add_argument(
+        "--engine", choices=("local", "ray"), default="local", help="embed here (default) or on Ray actors"
+    )
+    p.add_argument(
+        "--ray-address", metavar="ADDR", help="with --engine ray: this Ray cluster (default: a local one)"
+    )
+    p.add_argument(
+        "--workers", type=int, default=1, metavar="N", help="with --engine ray: model actors (default 1)"
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
 
 
@@ -99,6 +108,17 @@ def _build(args):
         raise UsageError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {args.device!r}")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    if args.engine == "local" and args.ray_address:
+        raise UsageError("--ray-address applies to --engine ray only")
+    if args.engine == "ray":  # a missing extra or an unreachable cluster: say so before any work
+        from vfmstudio.engines._ray import RayUnavailable, preflight
+
+        try:
+            preflight(args.ray_address)
+        except RayUnavailable as exc:
+            raise UsageError(str(exc)) from None
     model = os.path.abspath(args.model) if os.path.isdir(args.model) else args.model
     try:
         tool_id = args.tool or embedding_tool_for(model)
@@ -121,6 +141,9 @@ def _build(args):
             precision=args.precision,
             batch_size=args.batch_size,
             on_progress=bar,
+            engine=args.engine,
+            ray_address=args.ray_address,
+            workers=args.workers,
         )
     except (IndexStoreError, ParamError) as exc:
         raise UsageError(str(exc)) from None

@@ -43,16 +43,34 @@ def import_ray():
 class BatchActor:
     """What Ray runs in each actor: ``__call__`` takes a batch of item columns and returns outcomes."""
 
-    def __init__(self, spec: RunSpec):
-        self.worker = BatchWorker(spec)
+    def __init__(self, spec: RunSpec, embeddings: bool = False):
+        # embeddings: send each image's vector back to the driver (the folder index's store is written
+        # by the driver alone) instead of writing prediction files.
+        self.embeddings = embeddings
+        self.vectors: dict[str, tuple[str, bytes]] = {}
+        self.worker = BatchWorker(spec, sink=self._keep_embedding if embeddings else None)
         self.reader = self.worker.reader()
         self.pool = ThreadPoolExecutor(max_workers=_DECODE_THREADS, thread_name_prefix="vfm-decode")
+
+    def _keep_embedding(self, item: Item, prediction, stat) -> None:
+        from vfmstudio.index.build import embedding_of
+
+        image_id, vector = embedding_of(prediction)
+        self.vectors[item.key] = (image_id, np.ascontiguousarray(vector, np.float32).tobytes())
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         items = [Item(str(p), str(r), str(k)) for p, r, k in zip(batch["path"], batch["rel"], batch["key"])]
         loaded = list(self.pool.map(lambda it: load_item(it, self.reader), items))
         outcomes = self.worker.process(loaded)
+        extra = {}
+        if self.embeddings:  # float32 bytes per row ("" for a failed image): one column type for Ray
+            got = [self.vectors.pop(o.item.key, ("", b"")) for o in outcomes]
+            extra = {
+                "image_id": np.array([g[0] for g in got], dtype=object),
+                "vector": np.array([g[1] for g in got], dtype=object),
+            }
         return {
+            **extra,
             "key": np.array([o.item.key for o in outcomes], dtype=object),
             "path": np.array([o.item.path for o in outcomes], dtype=object),
             "rel": np.array([o.item.rel for o in outcomes], dtype=object),
@@ -116,8 +134,12 @@ def run_ray(
     gpus_per_worker: float = 0.0,
     cpus_per_worker: float = 1.0,
     on_update: Callable[[Progress], None] | None = None,
+    on_embedding: Callable[[str, np.ndarray], None] | None = None,
 ) -> Progress:
-    """Process ``plan.todo`` on ``workers`` Ray actors; the files written equal the local engine's."""
+    """Process ``plan.todo`` on ``workers`` Ray actors; the files written equal the local engine's.
+
+    With ``on_embedding(image_id, vector)`` the actors write nothing: each image's embedding comes
+    back to the driver, which hands it over (the folder index appends it to its store)."""
     ray = import_ray()
     progress = Progress(total=len(plan.source.items), skipped=plan.skipped, on_update=on_update)
     if on_update is not None:
@@ -136,7 +158,7 @@ def run_ray(
         ds = ray.data.from_items(rows, override_num_blocks=blocks)
         ds = ds.map_batches(
             BatchActor,
-            fn_constructor_kwargs={"spec": plan.spec},
+            fn_constructor_kwargs={"spec": plan.spec, "embeddings": on_embedding is not None},
             batch_size=plan.batch_size,
             compute=ray.data.ActorPoolStrategy(size=workers),
             num_gpus=gpus_per_worker or None,
@@ -152,6 +174,10 @@ def run_ray(
                         out["key"], out["path"], out["rel"], out["ok"], out["stage"], out["reason"]
                     )
                 ]
+                if on_embedding is not None:
+                    for ok, image_id, vector in zip(out["ok"], out["image_id"], out["vector"]):
+                        if ok and vector:
+                            on_embedding(str(image_id), np.frombuffer(vector, dtype=np.float32))
                 record(plan, progress, stop, outcomes)
         except BatchError:
             raise

@@ -159,13 +159,19 @@ def update_index(
     services=None,
     store_root: Path | None = None,
     on_stored: Callable[[EmbeddingStore, dict[str, FileEntry]], None] | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
+    workers: int = 1,
 ) -> FolderIndex:
     """Embed what is new in ``folder``, drop what left it, and return the index (resumable: a killed or
     cancelled update keeps every vector it flushed).
 
     ``on_stored(store, files)`` is called (on the updating thread) once the reused vectors are known
     and again after each batch of new vectors is stored, so a view can draw them as they arrive;
-    ``files`` maps every file of the folder to its content id (embedded or not yet)."""
+    ``files`` maps every file of the folder to its content id (embedded or not yet).
+
+    ``engine="ray"`` embeds on ``workers`` Ray actors (``ray_address``: a cluster, default a local
+    instance); their vectors come back to this process, which alone writes the store."""
     from vfmstudio.engines.job import Plan, manifest_for
     from vfmstudio.engines.local import run_local
     from vfmstudio.engines.outputs import BatchOutput, OutputError, SourceStat, read_failures
@@ -232,14 +238,23 @@ def update_index(
             raise IndexStoreError(str(exc)) from None
         output.reset_failures({it.key for it in todo})
         sink = _VectorSink(store, None if on_stored is None else lambda: on_stored(store, files))
+        plan = Plan(spec, part, output, todo, skipped=0, batch_size=batch_size)
         try:
-            run_local(
-                Plan(spec, part, output, todo, skipped=0, batch_size=batch_size),
-                cancel=cancel,
-                on_update=on_progress,
-                services=services,
-                sink=sink,
-            )
+            if engine == "ray":
+                from vfmstudio.engines._ray import RayUnavailable, run_ray
+
+                try:
+                    run_ray(
+                        plan,
+                        address=ray_address,
+                        workers=workers,
+                        on_update=on_progress,
+                        on_embedding=sink.add,
+                    )
+                except RayUnavailable as exc:
+                    raise IndexStoreError(str(exc)) from None
+            else:
+                run_local(plan, cancel=cancel, on_update=on_progress, services=services, sink=sink)
         finally:
             sink.flush()
             # Files whose vectors exist are recorded even when the run stopped early, so a rerun resumes.
@@ -255,8 +270,17 @@ def update_index(
     return FolderIndex(root, store, tool, params, model, report)
 
 
+def embedding_of(prediction) -> tuple[str, np.ndarray]:
+    """The content id and vector of an embedding tool's prediction for one image."""
+    emb = next((r for r in prediction.results if isinstance(r, Embedding)), None)
+    if emb is None:
+        raise ValueError(f"{prediction.tool} returned no embedding")
+    return (prediction.image_ids[0] if prediction.image_ids else str(emb.image_id)), emb.vector
+
+
 class _VectorSink:
-    """Receives each image's prediction from the batch worker and appends its vector to the store."""
+    """Receives each image's prediction from the batch worker (or its vector from a Ray actor) and
+    appends the vector to the store."""
 
     def __init__(self, store: EmbeddingStore, on_flush: Callable[[], None] | None = None):
         self.store = store
@@ -266,11 +290,11 @@ class _VectorSink:
         self.count = 0
 
     def __call__(self, item, prediction, stat) -> None:
-        emb = next((r for r in prediction.results if isinstance(r, Embedding)), None)
-        if emb is None:
-            raise ValueError(f"{prediction.tool} returned no embedding")
-        self.ids.append(prediction.image_ids[0] if prediction.image_ids else str(emb.image_id))
-        self.vectors.append(emb.vector)
+        self.add(*embedding_of(prediction))
+
+    def add(self, image_id: str, vector: np.ndarray) -> None:
+        self.ids.append(image_id)
+        self.vectors.append(vector)
         if len(self.ids) >= FLUSH_EVERY:
             self.flush()
 

@@ -190,6 +190,7 @@ def test_cli_index_similar_and_duplicates(tiny_model, folder):
             ["duplicates", "{folder}", "--model", "{clip}", "--remove-from", "{missing}"],
             "no such project file",
         ),
+        (["index", "{folder}", "--model", "{clip}", "--ray-address", "x:1"], "applies to --engine ray only"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tiny_model, folder, tmp_path, args, needle):

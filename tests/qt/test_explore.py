@@ -281,3 +281,14 @@ def test_the_tsne_layout_replaces_the_pca_map_when_ready(qtbot, folder, tiny_mod
     window.layout_choice.setCurrentText("PCA")
     np.testing.assert_array_equal(window.view.xy, pca)
     runner.shutdown()
+
+
+def test_cancelling_the_tsne_layout_keeps_the_pca_map(qtbot, folder, tiny_model):
+    window, runner = _indexed(qtbot, folder, tiny_model)
+    pca = window.view.xy.copy()
+    window.layout_choice.setCurrentText("t-SNE")
+    window.cancel()
+    assert window.layout_choice.currentText() == "PCA" and window.run_button.isEnabled()
+    assert window.message.text() == "Cancelled; the PCA map stays."
+    np.testing.assert_array_equal(window.view.xy, pca)
+    runner.shutdown()

@@ -155,6 +155,7 @@ class ExploreWindow(QDialog):
         self.folder = Path(folder)
         self._submit = submit
         self._cancel: Callable[[], None] | None = None
+        self._job = ""  # what the running job does: "index", "layout" or "query"
         self._current_image = current_image
         self.project_session = project
         self.index = None
@@ -245,12 +246,21 @@ class ExploreWindow(QDialog):
             )
 
         self._busy(True, f"Indexing {folder} with {model}…")
+        self._job = "index"
         self._cancel = self._submit(job, self._on_index, self._on_progress, self._on_growth)
 
     def cancel(self) -> None:
         if self._cancel is not None:
             self._cancel()
-        self._busy(False, "Cancelled; the vectors computed so far are kept.")
+        if self._job == "layout":
+            self.layout_choice.blockSignals(True)
+            self.layout_choice.setCurrentText("PCA")  # the map on view
+            self.layout_choice.blockSignals(False)
+            self._busy(False, "Cancelled; the PCA map stays.")
+        elif self._job == "index":
+            self._busy(False, "Cancelled; the vectors computed so far are kept.")
+        else:
+            self._busy(False, "Cancelled.")
 
     def _on_progress(self, fraction: float | None, message: str) -> None:
         if fraction is None:
@@ -308,6 +318,7 @@ class ExploreWindow(QDialog):
             return xy[rows]
 
         self._busy(True, "Computing the t-SNE map in the background; the PCA map stays until it is ready…")
+        self._job = "layout"
         self._cancel = self._submit(job, lambda ok, v: self._on_layout(ok, v, name), self._on_progress)
 
     def _on_layout(self, ok: bool, value, name: str) -> None:
@@ -345,6 +356,7 @@ class ExploreWindow(QDialog):
             return index.similar(vector, len(index.store.files), exact=True)
 
         self._busy(True, f"Searching for “{text}”…")
+        self._job = "query"
         self._cancel = self._submit(
             job, lambda ok, v: self._on_ranking(ok, v, "text query score"), self._on_progress
         )
@@ -376,6 +388,7 @@ class ExploreWindow(QDialog):
             return index.similar(vector, len(index.store.files), exact=True)
 
         self._busy(True, f"Ranking the folder by similarity to {Path(path).name}…")
+        self._job = "query"
         self._cancel = self._submit(
             job, lambda ok, v: self._on_ranking(ok, v, "similarity to the current image"), self._on_progress
         )

@@ -252,6 +252,7 @@ def test_the_map_grows_while_vectors_arrive(qtbot, folder, tiny_model, monkeypat
 
     monkeypatch.setattr(build, "FLUSH_EVERY", 2)
     monkeypatch.setattr(growing, "EVERY_S", 0.0)
+    monkeypatch.setattr(growing, "SECONDS_PER_POINT", 0.0)
     runner = QtJobRunner()
     window = ExploreWindow(folder, runner_submit(runner), models=(str(tiny_model("dinov2")),))
     qtbot.addWidget(window)

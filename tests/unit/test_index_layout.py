@@ -92,3 +92,23 @@ def test_the_growing_map_places_new_vectors_with_the_first_basis(tmp_path):
     assert all(second[rel] == xy for rel, xy in first.items())  # drawn points did not move
     basis = fit_pca(v[:10])
     np.testing.assert_allclose(second["39.png"], basis.project(v[39:40])[0], rtol=1e-5, atol=1e-5)
+
+
+def test_a_big_map_is_redrawn_less_often(tmp_path, monkeypatch):
+    import vfmstudio.index.growing as growing
+
+    monkeypatch.setattr(growing, "SECONDS_PER_POINT", 0.01)  # 20 points drawn: wait 0.2 s
+    v, _ = clusters(30, dim=8)
+    store = EmbeddingStore.open(tmp_path / "store", {"tool": "t", "model": "m", "params": {}})
+    files = {f"{i}.png": FileEntry(f"id{i}", 1, 1) for i in range(30)}
+    emitted, now = [], [0.0]
+    grow = GrowingMap(emitted.append, every_s=0.05, clock=lambda: now[0])
+    store.append([f"id{i}" for i in range(20)], v[:20])
+    grow(store, files)
+    store.append([f"id{i}" for i in range(20, 30)], v[20:])
+    now[0] = 0.1
+    grow(store, files)
+    assert len(emitted) == 1  # 0.1 s > every_s, but 20 points drawn ask for 0.2 s
+    now[0] = 0.25
+    grow(store, files)
+    assert [len(e.rels) for e in emitted] == [20, 30]

@@ -17,6 +17,9 @@ from vfmstudio.index.layout import PcaBasis, fit_pca
 from vfmstudio.index.store import EmbeddingStore, FileEntry
 
 EVERY_S = 0.5  # at most two map updates a second (each redraws every point so far)
+# Redrawing N points costs the GUI thread time in proportion to N (about 1 s for 100k on a slow
+# 2-core box), so big maps are updated less often: at least this many seconds per point between.
+SECONDS_PER_POINT = 5e-5
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,8 @@ class MapGrowth:
 
 class GrowingMap:
     """Called as ``on_stored(store, files)`` by :func:`~vfmstudio.index.build.update_index`; hands a
-    :class:`MapGrowth` to ``emit`` at most once per ``every_s`` seconds of ``clock``."""
+    :class:`MapGrowth` to ``emit`` at most once per ``every_s`` seconds of ``clock`` (longer for
+    big maps: ``SECONDS_PER_POINT`` per point drawn)."""
 
     def __init__(
         self,
@@ -44,13 +48,14 @@ class GrowingMap:
         self.basis: PcaBasis | None = None
         self.placed = 0  # store rows placed on the map
         self._rels: list[str] = []
-        self._xy: list[np.ndarray] = []
+        self._xy: list[np.ndarray] = []  # one (n, 2) block per update
         self._last: float | None = None
         self._rels_of: dict[str, list[str]] | None = None
 
     def __call__(self, store: EmbeddingStore, files: dict[str, FileEntry]) -> None:
         now = self.clock()
-        if self._last is not None and now - self._last < self.every_s:
+        wait = max(self.every_s, len(self._rels) * SECONDS_PER_POINT)
+        if self._last is not None and now - self._last < wait:
             return
         n = len(store)
         if n <= self.placed:
@@ -65,10 +70,12 @@ class GrowingMap:
             for rel, entry in sorted(files.items()):
                 self._rels_of.setdefault(entry.image_id, []).append(rel)
         xy = self.basis.project(vectors[self.placed : n])
+        rows: list[int] = []
         for row, image_id in enumerate(store.ids[self.placed : n]):
             for rel in self._rels_of.get(image_id, ()):
                 self._rels.append(rel)
-                self._xy.append(xy[row])
+                rows.append(row)
+        self._xy.append(xy[np.asarray(rows, dtype=np.int64)].reshape(-1, 2))
         self.placed = n
         self._last = now
-        self.emit(MapGrowth(list(self._rels), np.asarray(self._xy, np.float32).reshape(-1, 2)))
+        self.emit(MapGrowth(list(self._rels), np.concatenate(self._xy).astype(np.float32, copy=False)))

@@ -91,6 +91,8 @@ def test_the_window_indexes_in_the_background_and_shows_the_map(qtbot, folder, t
     assert window.view.values is not None and len(window.view.values) == 7
     window.colour.setCurrentText("cluster")
     np.testing.assert_array_equal(window.view.values, window.data.cluster)
+    first = int(window.data.cluster[0])
+    assert f"cluster {first + 1} ({int((window.data.cluster == first).sum())})" in window.view.legend.text()
     assert not window.search_button.isEnabled()  # DINOv2 has no text tower
     opened = []
     window.open_requested.connect(opened.append)

@@ -480,7 +480,9 @@ class ExploreWindow(QDialog):
         if choice == "outlier score":
             self.view.colour_by(self.data.outlier)
         elif choice == "cluster" and len(self.data.cluster) == len(self.data.rels):
-            self.view.colour_by_category(self.data.cluster)
+            counts = np.bincount(self.data.cluster) if len(self.data.cluster) else np.zeros(0, int)
+            names = [f"cluster {i + 1}" for i in range(len(counts))]
+            self.view.colour_by_names(self.data.cluster, names, counts.tolist())
         elif ranked is not None:
             self.view.colour_by(np.nan_to_num(ranked, nan=float(np.nanmin(ranked))))
         else:

@@ -181,17 +181,6 @@ class ExploreView(QWidget):
         brushes = [pg.mkBrush(cmap.map(i / (COLOUR_BINS - 1), mode="qcolor")) for i in range(COLOUR_BINS)]
         self.scatter.setBrush([brushes[b] for b in bins])
 
-    def colour_by_category(self, categories: np.ndarray) -> None:
-        """Colour each point by a small integer category (e.g. its cluster), one distinct hue each."""
-        categories = np.asarray(categories, dtype=int)
-        if len(categories) != len(self.rels):
-            return
-        self.values = categories.astype(np.float32)
-        self.legend.setText("")
-        hues = max(1, int(categories.max(initial=0)) + 1)
-        brushes = [pg.mkBrush(pg.intColor(i, hues=max(hues, 2), alpha=220)) for i in range(hues)]
-        self.scatter.setBrush([brushes[c] for c in categories])
-
     def set_legend(self, entries: list[tuple[str, str, int]]) -> None:
         """Name what each colour means: (colour "#rrggbb", name, how many points) rows."""
         shown = entries[:LEGEND_ROWS]

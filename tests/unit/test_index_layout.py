@@ -49,6 +49,13 @@ def test_tsne_keeps_clusters_together_including_points_placed_by_their_neighbour
     np.testing.assert_array_equal(xy, tsne_2d(v, fit_rows=300))  # the same map each time
 
 
+def test_tsne_of_a_tiny_or_uniform_folder_is_finite():
+    rng = np.random.default_rng(1)
+    assert tsne_2d(rng.standard_normal((5, 16)).astype(np.float32)).shape == (5, 2)
+    same = np.ones((20, 16), np.float32)  # e.g. twenty blank frames
+    np.testing.assert_array_equal(tsne_2d(same), np.zeros((20, 2), np.float32))
+
+
 def test_tsne_stops_when_cancelled():
     v, _ = clusters(200)
     polls = []

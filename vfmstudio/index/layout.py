@@ -131,7 +131,9 @@ def tsne_2d(
     is_sample = np.zeros(n, bool)
     is_sample[sample] = True
     fit_x = np.ascontiguousarray(reduced[sample], dtype=np.float64)
-    perplexity = float(min(30.0, max(2.0, (len(sample) - 1) / 3.0)))
+    if float(np.std(fit_x[:, 0])) < 1e-12:  # all vectors alike: no direction to spread them along
+        return pca_2d(vectors)
+    perplexity = float(min(30.0, max(1.0, (len(sample) - 1) / 3.0)))  # openTSNE needs 3 x perplexity < n
     early, late, every = 250, 500, 25
     total = early + late
     done = [0]  # iterations so far (openTSNE counts each of its two phases from 1)

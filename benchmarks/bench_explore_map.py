@@ -1,8 +1,10 @@
 """The Explore map at 100k points: frames per second while panning and zooming, and the layout time.
 
 Draws the real ``ExploreView`` (pyqtgraph ScatterPlotItem) offscreen at 1000x700, coloured by a value
-(64 shared brushes), then pans and zooms it frame by frame, painting each frame synchronously
-(``viewport().repaint()``), and reports the median frame time and frames per second. Target: 30 fps.
+(64 shared brushes), then pans and zooms it frame by frame: each frame changes the view range and lets
+the event loop paint once, as a mouse pan does (paint events are counted: one per frame; an earlier
+version also called ``repaint()`` and so timed two paints per frame). Reports the median frame time
+and frames per second. Target: 30 fps.
 Also times the PCA layout of 100k x 768 vectors (the instant first layout) and a lasso selection.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/bench_explore_map.py [--points 100000]
@@ -17,6 +19,21 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+
+def PaintCounter():  # noqa: N802 - builds a QObject subclass once Qt is imported
+    """An event filter that counts the paint events of the map (one per frame is what is timed)."""
+    from PySide6.QtCore import QEvent, QObject
+
+    class Counter(QObject):
+        count = 0
+
+        def eventFilter(self, obj, event):  # noqa: N802 - Qt's name
+            if event.type() == QEvent.Type.Paint:
+                self.count += 1
+            return False
+
+    return Counter()
 
 
 def main() -> None:
@@ -60,6 +77,8 @@ def main() -> None:
 
     box = view.plot.getViewBox()
     (x0, x1), (y0, y1) = box.viewRange()
+    paints = PaintCounter()
+    view.plot.viewport().installEventFilter(paints)
     frames = []
     for i in range(args.frames):
         t = i / args.frames
@@ -69,8 +88,7 @@ def main() -> None:
         half_w, half_h = (x1 - x0) * zoom / 2, (y1 - y0) * zoom / 2
         t1 = time.perf_counter()
         box.setRange(xRange=(cx - half_w, cx + half_w), yRange=(cy - half_h, cy + half_h), padding=0)
-        app.processEvents()
-        view.plot.viewport().repaint()
+        app.processEvents()  # the range change asks for one paint, as when the user pans; it happens here
         frames.append(time.perf_counter() - t1)
     median = float(np.median(frames))
     polygon = np.array(
@@ -84,7 +102,8 @@ def main() -> None:
     lasso_ms = (time.perf_counter() - t0) * 1000
     print(
         f"{args.points} points: PCA layout {layout_s:.2f} s; first draw {first_s:.2f} s; pan+zoom frame "
-        f"median {median * 1000:.1f} ms ({1 / median:.0f} fps, worst {max(frames) * 1000:.0f} ms); "
+        f"median {median * 1000:.1f} ms ({1 / median:.0f} fps, worst {max(frames) * 1000:.0f} ms, "
+        f"{paints.count} paints for {args.frames} frames); "
         f"lasso over {len(chosen)} points {lasso_ms:.0f} ms"
     )
 

@@ -36,7 +36,7 @@ class PendingItem(NamedTuple):
     project builds one per item of every pending prediction (100 000s)."""
 
     result: int
-    index: int
+    item: int  # the item inside that result
     kind: str  # "box" | "mask" | "tag" | "caption"
     label: str
     score: float | None
@@ -44,7 +44,7 @@ class PendingItem(NamedTuple):
 
     @property
     def ref(self) -> ItemRef:
-        return (self.result, self.index)
+        return (self.result, self.item)
 
     def passes(self, min_score: float | None) -> bool:
         return min_score is None or self.score is None or self.score >= min_score

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vfmstudio.core.jsonl import read_records
 from vfmstudio.core.results import Prediction
 from vfmstudio.core.review import PendingItem, items_of
 
@@ -220,19 +221,8 @@ class PendingStore:
             raise PendingStoreError(f"{path}: unreadable prediction ({' '.join(str(exc).split())})") from None
 
     def failures(self, run: str) -> list[dict]:
-        out = []
-        try:
-            with open(self.run_dir(run) / FAILURES, encoding="utf-8") as fp:
-                for line in fp:
-                    try:
-                        record = json.loads(line)
-                    except ValueError:
-                        continue
-                    if isinstance(record, dict):
-                        out.append(record)
-        except FileNotFoundError:
-            pass
-        return out
+        """The run's failures file: image, stage (read, run, write) and reason per line."""
+        return read_records(self.run_dir(run) / FAILURES)
 
 
 def _index_lines(text: str) -> list:

@@ -7,6 +7,8 @@ show their handles; an edit in progress is drawn as a preview.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPainterPath, QPen, QPixmap, QTransform
@@ -32,9 +34,11 @@ from vfmstudio.core.annotations import (
     RotatedBox,
     Shape,
 )
+from vfmstudio.core.shape_edits import rotation_handle
 from vfmstudio.qt.imaging import qimage_from_array
 
 HANDLE_PX = 7  # handle size on screen, whatever the zoom
+ROTATE_PX = 24  # how far above a rotated box or an ellipse its rotation handle sits on screen
 THIN_OUTLINES_ABOVE = 300  # annotations on one image beyond which outlines are 1 px
 
 
@@ -61,11 +65,30 @@ def shape_path(shape: Shape) -> QPainterPath:
     return path
 
 
-def handles_of(shape: Shape) -> list[tuple[str, tuple, QPointF]]:
+def handles_of(shape: Shape, scale: float = 1.0) -> list[tuple[str, tuple, QPointF]]:
     """Draggable handles: ``("box", (corner_x, corner_y), point)`` with 0/0.5/1 positions for the
     eight box handles, ``("vertex", (part, ring, index), point)`` for polygon vertices,
-    ``("point", (index,), point)`` for the points of lines and (labelled) keypoints."""
+    ``("point", (index,), point)`` for the points of lines and (labelled) keypoints,
+    ``("corner", (index,), point)`` for the corners of a rotated box, ``("radius", (axis, side),
+    point)`` for the ends of an ellipse's axes, and ``("rotate", (), point)`` for the handle that
+    turns a rotated box or an ellipse, :data:`ROTATE_PX` screen pixels above it at zoom ``scale``."""
     out: list[tuple[str, tuple, QPointF]] = []
+    if isinstance(shape, RotatedBox | Ellipse):
+        if isinstance(shape, RotatedBox):
+            for i, (x, y) in enumerate(shape.corners()):
+                out.append(("corner", (i,), QPointF(x, y)))
+        else:
+            a = math.radians(shape.angle)
+            ends = (
+                (shape.rx * math.cos(a), shape.rx * math.sin(a)),
+                (-shape.ry * math.sin(a), shape.ry * math.cos(a)),
+            )
+            for axis, (ex, ey) in enumerate(ends):
+                for side in (1, -1):
+                    out.append(("radius", (axis, side), QPointF(shape.cx + side * ex, shape.cy + side * ey)))
+        if not (isinstance(shape, Ellipse) and shape.is_circle):  # a circle looks the same at any angle
+            out.append(("rotate", (), QPointF(*rotation_handle(shape, ROTATE_PX / max(scale, 1e-6)))))
+        return out
     if isinstance(shape, Box):
         for fx in (0.0, 0.5, 1.0):
             for fy in (0.0, 0.5, 1.0):
@@ -127,14 +150,20 @@ class _Overlay(QGraphicsItem):
     ) -> None:
         owner = self.owner
         if owner.chosen_shapes:
-            size = HANDLE_PX / (painter.worldTransform().m11() or 1.0)
+            scale = painter.worldTransform().m11() or 1.0
+            size = HANDLE_PX / scale
             handles, frames = QPainterPath(), QPainterPath()
             for shape in owner.chosen_shapes:
                 if isinstance(shape, Mask):
                     x0, y0, x1, y1 = shape.bbox()
                     frames.addRect(QRectF(x0, y0, x1 - x0, y1 - y0))
-                for _kind, _where, p in handles_of(shape):
-                    handles.addRect(QRectF(p.x() - size / 2, p.y() - size / 2, size, size))
+                for kind, _where, p in handles_of(shape, scale):
+                    if kind == "rotate":  # a round handle on a stalk from the shape's centre
+                        frames.moveTo(shape.cx, shape.cy)
+                        frames.lineTo(p)
+                        handles.addEllipse(p, size * 0.6, size * 0.6)
+                    else:
+                        handles.addRect(QRectF(p.x() - size / 2, p.y() - size / 2, size, size))
             dashed = QPen(QColor(255, 255, 255), 1, Qt.PenStyle.DashLine)
             dashed.setCosmetic(True)
             painter.setPen(dashed)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPointF, Qt
 
 sys.path.insert(0, str(Path(__file__).parent))
 from edit_helpers import click, drag, edit_host, edit_window, key, open_image, view_pos  # noqa: E402,F401
@@ -191,6 +191,9 @@ def test_double_click_on_a_keypoint_toggles_its_visibility(qtbot, edit_window, i
     key(qtbot, w, Qt.Key.Key_V)
     qtbot.mouseDClick(w.canvas.viewport(), Qt.MouseButton.LeftButton, pos=view_pos(w, 40, 30))
     assert labels.get(pose).shape.visibility == (2, 1)
+    _, item = ctl.item._items[pose]  # a hidden keypoint is drawn as a cross (nothing to fill)
+    assert item.path().contains(QPointF(20, 20)) and not item.path().contains(QPointF(40, 30))
+    assert item.path().boundingRect().contains(QPointF(40, 30))
     assert labels.get(pose).shape.points == ((20, 20), (40, 30))  # not moved by the clicks
     assert w.labelling.undo_action.text().endswith("Mark keypoint hidden")
     w.labelling.undo_action.trigger()

@@ -117,15 +117,19 @@ def handles_of(shape: Shape, scale: float = 1.0) -> list[tuple[str, tuple, QPoin
 
 def outline_path(shape: Shape, edges: tuple[tuple[int, int], ...] = ()) -> QPainterPath:
     """A shape as one path: outlines, a points cloud, or keypoints (labelled ones only) joined by
-    the class's skeleton ``edges``."""
+    the class's skeleton ``edges``: a visible keypoint is a dot, a hidden one (visibility 1) a cross,
+    which encloses nothing, so the item's brush fills the dots only."""
     if isinstance(shape, Points | Keypoints):
         path = QPainterPath()
-        shown = (
-            [v > 0 for v in shape.visibility] if isinstance(shape, Keypoints) else [True] * len(shape.points)
-        )
-        for (x, y), on in zip(shape.points, shown):
-            if on:
+        vis = shape.visibility if isinstance(shape, Keypoints) else (2,) * len(shape.points)
+        shown = [v > 0 for v in vis]
+        for (x, y), v in zip(shape.points, vis):
+            if v == 2:
                 path.addEllipse(QPointF(x, y), 2.5, 2.5)
+            elif v == 1:
+                for sx, sy in ((1, 1), (1, -1)):
+                    path.moveTo(x - 2.5 * sx, y - 2.5 * sy)
+                    path.lineTo(x + 2.5 * sx, y + 2.5 * sy)
         for a, b in edges:
             if a < len(shown) and b < len(shown) and shown[a] and shown[b]:
                 path.moveTo(*shape.points[a])
@@ -296,8 +300,10 @@ class AnnotationItem(QGraphicsItem):
             )
         else:
             item = QGraphicsPathItem(outline_path(shape, edges), self)
-        if isinstance(shape, Polyline | Keypoints) and not isinstance(shape, Points):
+        if isinstance(shape, Polyline):
             fill.setAlpha(0)  # open lines enclose nothing; a brush would fill the closing chord
+        elif isinstance(shape, Keypoints):
+            fill.setAlpha(255 if chosen else 180)  # solid dots: visible; crosses: hidden
         item.setPen(pen)
         item.setBrush(QBrush(fill))
         item.setZValue(z)

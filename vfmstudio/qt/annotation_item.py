@@ -162,8 +162,8 @@ class _Overlay(QGraphicsItem):
                     x0, y0, x1, y1 = shape.bbox()
                     frames.addRect(QRectF(x0, y0, x1 - x0, y1 - y0))
                 for kind, _where, p in handles_of(shape, scale):
-                    if kind == "rotate":  # a round handle on a stalk from the shape's centre
-                        frames.moveTo(shape.cx, shape.cy)
+                    if kind == "rotate":  # a round handle on a stalk from the middle of the top side
+                        frames.moveTo(*rotation_handle(shape, 0.0))
                         frames.lineTo(p)
                         handles.addEllipse(p, size * 0.6, size * 0.6)
                     else:

@@ -235,3 +235,26 @@ def test_accept_masks_as_rotated_boxes_in_the_dialog(qtbot, edit_window, image_f
         assert ann.shape.area() <= (xs.max() + 1 - xs.min()) * (ys.max() + 1 - ys.min()) + 1e-6
         assert ann.shape.to_mask(*m.shape)[m].mean() > 0.97  # and it holds the mask
     assert lab.session.stack.count() == 1
+
+
+def test_a_class_skeleton_set_in_the_labels_dock_drives_the_keypoint_tool(qtbot, edit_window, image_folder):
+    from vfmstudio.qt.skeleton_dialog import SkeletonDialog
+
+    w = edit_window
+    open_image(qtbot, w, image_folder)
+    lab = w.labelling
+    assert lab.panel.add_class("cat")
+    assert not lab.panel.edit_skeleton("cat", "ear, ear", "")  # refused in one line, nothing set
+    assert "named twice" in w.messages.texts("warning")[-1] and "cat" not in lab.session.labels.skeletons
+    assert lab.panel.edit_skeleton("cat", "ear, nose, tail", "ear-nose, nose-tail")
+    dialog = SkeletonDialog("cat", lab.session.labels.skeletons["cat"], w)  # opens with what is set
+    assert (dialog.names.text(), dialog.edges.text()) == ("ear, nose, tail", "ear-nose, nose-tail")
+    key(qtbot, w, Qt.Key.Key_K)
+    assert "'ear' (1/3)" in w.statusBar().currentMessage()
+    for x, y in [(10, 10), (20, 20), (30, 30)]:
+        click(qtbot, w, x, y)
+    [pose] = _shapes(w)
+    assert pose.names == ("ear", "nose", "tail")
+    lab.undo_action.trigger()
+    lab.undo_action.trigger()  # the skeleton
+    assert "cat" not in lab.session.labels.skeletons

@@ -39,7 +39,6 @@ from vfmstudio.qt.project_session import ProjectSession
 
 MODES = ("view", "select", "box", "polygon", "brush", "erase", "polyline", "ellipse", "rotated", "keypoints")
 MIN_BOX_PX = 1.0
-CLICK_MODES = ("polygon", "polyline", "rotated", "keypoints")  # shapes drawn click by click
 ROTATE_SNAP = 15.0  # degrees a Shift-drag of the rotation handle turns by
 EDIT_TEXT = {
     "box": "Resize box",

@@ -251,10 +251,14 @@ def test_a_class_skeleton_set_in_the_labels_dock_drives_the_keypoint_tool(qtbot,
     assert (dialog.names.text(), dialog.edges.text()) == ("ear, nose, tail", "ear-nose, nose-tail")
     key(qtbot, w, Qt.Key.Key_K)
     assert "'ear' (1/3)" in w.statusBar().currentMessage()
+    assert lab.panel.add_class("dog")  # another class chosen: its (free) points are asked for
+    assert "click keypoint 1" in w.statusBar().currentMessage()
+    lab.panel.select_class("cat")
+    assert "'ear' (1/3)" in w.statusBar().currentMessage()
     for x, y in [(10, 10), (20, 20), (30, 30)]:
         click(qtbot, w, x, y)
     [pose] = _shapes(w)
     assert pose.names == ("ear", "nose", "tail")
-    lab.undo_action.trigger()
-    lab.undo_action.trigger()  # the skeleton
+    for _ in range(3):  # the pose, the class dog, the skeleton
+        lab.undo_action.trigger()
     assert "cat" not in lab.session.labels.skeletons

@@ -91,7 +91,7 @@ class EditController(QObject):
         self.session = session
         self.mode = "view"
         self.brush_radius = 8.0
-        self.current_class = "object"
+        self._current_class = "object"
         self.item: AnnotationItem | None = None
         self.image_key: str | None = None
         self.image_path = None
@@ -107,6 +107,16 @@ class EditController(QObject):
         session.labels_changed.connect(self._on_labels_changed)
 
     # ---------------------------------------------------------------- state
+    @property
+    def current_class(self) -> str:
+        """The class new shapes get (its skeleton orders the keypoint tool's clicks)."""
+        return self._current_class
+
+    @current_class.setter
+    def current_class(self, name: str) -> None:
+        self._current_class = name
+        self._hint_next_keypoint()  # the next keypoint's name comes from this class now
+
     def set_mode(self, mode: str) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown edit mode {mode!r} (expected one of {', '.join(MODES)})")

@@ -201,15 +201,53 @@ def _id_for_stream(fp: BinaryIO) -> str:
     return digest.hexdigest()[:16]
 
 
-def image_id_for_file(path: str | os.PathLike[str]) -> str:
-    """Same id as :func:`load_image` gives the file, computed by streaming (no decode)."""
+def image_id_for_file(path: str | os.PathLike[str], *, reader: Reader | None = None) -> str:
+    """Same id as :func:`load_image` gives the file, computed by streaming (no pixel decode).
+
+    The header is judged first, as :func:`load_image` does: hashing reads every byte, so a file
+    that is not an image (an 8 GiB sparse file named ``.png``) is refused from its first bytes.
+    A header Pillow does not identify is accepted only when ``reader`` (a plugin's decoder)
+    returns pixels for the file; exotic formats pay a decode for their id.
+    """
     p = Path(path)
-    _check_regular_file(p)
+    if _check_regular_file(p) == 0:
+        raise ImageLoadError(p, "file is empty")
     try:
-        with p.open("rb") as fp:
-            return _id_for_stream(fp)
+        fp = p.open("rb")
     except OSError as exc:
         raise ImageLoadError(p, _os_error_reason(exc)) from exc
+    with fp:
+        im = _require_image_header(p, fp, reader)
+        try:
+            return _hash_file(p, fp)
+        finally:
+            if im is not None:
+                im.close()  # after hashing: closing the image closes the file it read
+
+
+def _require_image_header(p: Path, fp: BinaryIO, reader: Reader | None) -> Image.Image | None:
+    """Raise :class:`ImageLoadError` unless ``fp`` starts like an image; no pixels are decoded.
+    Returns the opened header (None when ``reader`` vouched for the file)."""
+    try:
+        head = fp.read(512)
+        fp.seek(0)
+    except OSError as exc:
+        raise ImageLoadError(p, _os_error_reason(exc)) from exc
+    try:
+        return open_image(fp, max_pixels=None)  # the size limit is judged when it is decoded
+    except UnidentifiedImageError:
+        pass
+    except MemoryError as exc:
+        raise ImageLoadError(p, "not enough memory to read the image header") from exc
+    except Exception as exc:  # any parser failure in a header is a corrupt file
+        raise ImageLoadError(p, _corrupt_reason(_sniff_format(head), exc)) from exc
+    if reader is not None:
+        try:
+            if reader(p) is not None:
+                return None
+        except Exception as exc:  # a plugin reader is a fault boundary
+            raise ImageLoadError(p, f"plugin reader failed ({type(exc).__name__}: {exc})") from exc
+    raise ImageLoadError(p, _unidentified_reason(head))
 
 
 # ---------------------------------------------------------------------------------------------

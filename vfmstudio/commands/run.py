@@ -147,4 +147,5 @@ def summarize(prediction) -> str:
             lines.append(f"  {r.kind}: {len(r)}")
         else:
             lines.append(f"  {r.kind}")
+    lines += [f"  note: {note}" for note in prediction.notes]
     return "\n".join(lines)

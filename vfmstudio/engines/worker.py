@@ -6,6 +6,7 @@ actor wraps a :class:`BatchWorker` and the local engine drives one on its infere
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -36,6 +37,11 @@ class RunSpec:
     precision: str = "auto"
     plugin_readers: bool = True  # let plugins decode exotic formats (vfm_read_image)
     timeout: float | None = None  # seconds one image's run may take before it is abandoned as a failure
+    reduced_decode: bool = True  # decode large images at the reduced size the tool declares it needs
+
+    def decode_side(self) -> int | None:
+        """The short side images may be decoded down to for this run (ADR 0160); None: full size."""
+        return self.tool.input_side(self.params) if self.reduced_decode else None
 
 
 @dataclass
@@ -123,16 +129,29 @@ def batch_feature_budget() -> int:
     return int(settings.get(BATCH_FEATURE_CACHE_ENV) * 1024 * 1024)
 
 
-def load_item(item: Item, reader: Callable[..., Any] | None = None) -> Loaded:
-    """Decode one image (runs in prefetch threads); never raises for a bad file."""
+def load_item(item: Item, reader: Callable[..., Any] | None = None, min_side: int | None = None) -> Loaded:
+    """Decode one image (runs in prefetch threads); never raises for a bad file. ``min_side``: see
+    :func:`~vfmstudio.core.image.load_image` (:meth:`RunSpec.decode_side`)."""
     stat = SourceStat.of(item.path)
     try:
-        image = load_image(item.path, reader=reader)
+        image = load_image(item.path, reader=reader, min_side=min_side)
     except ImageLoadError as exc:
         return Loaded(item, error=exc.reason, stat=stat)
     except MemoryError:
         return Loaded(item, error="not enough memory to decode the image", stat=stat)
     return Loaded(item, image=image, stat=stat)
+
+
+def reduced_note(image: LoadedImage) -> str:
+    """One line for a prediction made from an image decoded at a reduced size; "" otherwise."""
+    reduced = image.metadata.get("reduced")
+    if not reduced:
+        return ""
+    (fw, fh), f = reduced["full_size"], reduced["factor"]
+    return (
+        f"{image.name}: decoded at 1/{f} size ({image.width}x{image.height} of {fw}x{fh}, "
+        f"{reduced['by']}): the tool needs a short side of {reduced['min_side']} px"
+    )
 
 
 class BatchWorker:
@@ -213,6 +232,9 @@ class BatchWorker:
                 outcomes.append(Outcome(item, False, "run", str(exc)))
                 continue
             self.counters.runs += 1
+            note = reduced_note(ld.image)
+            if note:  # the prediction file records how its image was decoded
+                prediction = dataclasses.replace(prediction, notes=(*prediction.notes, note))
             self.device, self.ran = prediction.device, True
             self.counters.extra["run_s"] = self.counters.extra.get("run_s", 0.0) + time.perf_counter() - t0
             try:

@@ -245,3 +245,17 @@ def test_dino_embed_from_a_reduced_decode_matches_the_full_one(tmp_path, tiny_mo
     assert load_image(jpeg, min_side=224).metadata["reduced"]["factor"] == 4
     assert float(np.dot(full, reduced)) > 0.9999  # unit vectors
     assert float(np.dot(full, other_photo)) < 0.9999  # the bound tells another photo apart (~0.994)
+
+
+def test_features_of_reduced_images_never_reach_a_full_size_run(tmp_path, tools_module):
+    # Same content id, other pixels: a caller's shared feature cache must not mix the two.
+    from vfmstudio.core.cache import ByteLRUCache
+    from vfmstudio.engines.worker import BatchWorker, RunSpec
+    from vfmstudio.execution import Services
+
+    shared = Services(models=ByteLRUCache(1 << 20), features=ByteLRUCache(1 << 20))
+    reduced = RunSpec(tool=_spec(decode_side=224), params={}, model=None, out=str(tmp_path / "a"))
+    worker = BatchWorker(reduced, services=shared)
+    assert worker.services.models is shared.models and worker.services.features is not shared.features
+    full = RunSpec(tool=_spec(), params={}, model=None, out=str(tmp_path / "b"))
+    assert BatchWorker(full, services=shared).services is shared

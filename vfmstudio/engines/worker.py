@@ -170,6 +170,12 @@ class BatchWorker:
         # Where each prediction goes: a prediction file by default; the folder index keeps vectors instead.
         self.sink = sink or self.output.write_prediction
         self.services = services or batch_services()
+        if services is not None and spec.decode_side() is not None:
+            # Images decoded at a reduced size keep their content id: features a tool caches under
+            # that id must not be served to a full-size run sharing these caches (ADR 0160).
+            from vfmstudio.execution import Services
+
+            self.services = Services(models=services.models, features=BatchFeatureCache(batch_feature_budget()))
         self.cancel = cancel or CancelToken()
         self.counters = _Counters()
         self.device: str | None = None  # where the last prediction ran ("cpu", "cuda:0"; None: no model)

@@ -144,10 +144,12 @@ def main() -> None:
     ap.add_argument("--batch-height", type=int, default=4500)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-batch", action="store_true")
+    ap.add_argument("--skip-decode", action="store_true")
     args = ap.parse_args()
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, loadavg {os.getloadavg()}")
     with tempfile.TemporaryDirectory() as tmp:
-        part_decode(Path(tmp), args.width, args.height, args.repeat)
+        if not args.skip_decode:
+            part_decode(Path(tmp), args.width, args.height, args.repeat)
         if not args.skip_batch:
             part_batch(Path(tmp), args.images, args.batch_width, args.batch_height, args.repeat)
     print(f"loadavg at the end {os.getloadavg()}")

@@ -259,3 +259,19 @@ def test_features_of_reduced_images_never_reach_a_full_size_run(tmp_path, tools_
     assert worker.services.models is shared.models and worker.services.features is not shared.features
     full = RunSpec(tool=_spec(), params={}, model=None, out=str(tmp_path / "b"))
     assert BatchWorker(full, services=shared).services is shared
+
+
+def test_run_decodes_reduced_without_overlays_and_in_full_with_them(tmp_path, tiny_model, jpeg, capsys, monkeypatch):
+    import json
+
+    from vfmstudio.cli import main
+
+    monkeypatch.setenv("VFMSTUDIO_DISABLE_PLUGIN_AUTOLOAD", "1")
+    model = str(tiny_model("dinov2"))
+    args = ["run", "dino.embed", str(jpeg), "--model", model, "--device", "cpu", "--param", "resolution=224"]
+    assert main([*args, "--json"]) == 0
+    (note,) = json.loads(capsys.readouterr().out)["notes"]
+    assert note.startswith(f"big.jpg: decoded at 1/4 size ({W // 4}x{H // 4} of {W}x{H}")
+    # With --out the overlays are drawn on the image: it is decoded in full, and nothing is noted.
+    assert main([*args, "--out", str(tmp_path / "out")]) == 0
+    assert "notes" not in json.loads((tmp_path / "out" / "prediction.json").read_text())

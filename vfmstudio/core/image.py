@@ -57,6 +57,7 @@ __all__ = [
     "list_images",
     "load_image",
     "open_image",
+    "reduction_note",
 ]
 
 log = logging.getLogger(__name__)
@@ -190,6 +191,18 @@ class LoadedImage:
 
     def __repr__(self) -> str:
         return f"LoadedImage({self.name!r}, {self.width}x{self.height}, {self.format}, id={self.id})"
+
+
+def reduction_note(image: LoadedImage) -> str:
+    """One line for a prediction made from an image decoded at a reduced size; "" otherwise."""
+    reduced = image.metadata.get("reduced")
+    if not reduced:
+        return ""
+    (fw, fh), f = reduced["full_size"], reduced["factor"]
+    return (
+        f"{image.name}: decoded at 1/{f} size ({image.width}x{image.height} of {fw}x{fh}, "
+        f"{reduced['by']}): the tool needs a short side of {reduced['min_side']} px"
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 from vfmstudio import settings
 from vfmstudio.core.cache import ByteLRUCache
 from vfmstudio.core.cancel import Cancelled, CancelToken
-from vfmstudio.core.image import ImageLoadError, LoadedImage, load_image
+from vfmstudio.core.image import ImageLoadError, LoadedImage, load_image, reduction_note
 from vfmstudio.core.tools import ToolSpec
 from vfmstudio.engines.outputs import BatchOutput, SourceStat
 from vfmstudio.engines.sources import Item
@@ -142,18 +142,6 @@ def load_item(item: Item, reader: Callable[..., Any] | None = None, min_side: in
     return Loaded(item, image=image, stat=stat)
 
 
-def reduced_note(image: LoadedImage) -> str:
-    """One line for a prediction made from an image decoded at a reduced size; "" otherwise."""
-    reduced = image.metadata.get("reduced")
-    if not reduced:
-        return ""
-    (fw, fh), f = reduced["full_size"], reduced["factor"]
-    return (
-        f"{image.name}: decoded at 1/{f} size ({image.width}x{image.height} of {fw}x{fh}, "
-        f"{reduced['by']}): the tool needs a short side of {reduced['min_side']} px"
-    )
-
-
 class BatchWorker:
     """Runs one tool over batches of decoded images and writes each prediction."""
 
@@ -238,7 +226,7 @@ class BatchWorker:
                 outcomes.append(Outcome(item, False, "run", str(exc)))
                 continue
             self.counters.runs += 1
-            note = reduced_note(ld.image)
+            note = reduction_note(ld.image)
             if note:  # the prediction file records how its image was decoded
                 prediction = dataclasses.replace(prediction, notes=(*prediction.notes, note))
             self.device, self.ran = prediction.device, True

@@ -134,6 +134,7 @@ def test_the_side_comes_from_a_parameter_and_auto_means_full_size():
     assert spec.input_side(spec.resolve_params({"resolution": "auto"})) is None
     assert _spec(decode_side=512).input_side({}) == 512
     assert _spec().input_side({}) is None
+    assert spec.describe()["decode_side"] == "resolution"  # `vfmstudio tools --json` shows it
 
 
 def test_built_in_global_tools_declare_a_side_and_dense_ones_do_not():

@@ -423,6 +423,7 @@ class ToolSpec:
             "description": self.description,
             "batched": bool(self.prepare),
             "aliases": list(self.aliases),
+            "decode_side": self.decode_side,
         }
 
 

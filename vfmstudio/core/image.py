@@ -530,11 +530,13 @@ def _decode_pillow(
 
     _apply_orientation(im, meta)
     im = _convert_colour(p, im, meta)
+    how = "DCT scaling while decoding"
     if factor == 1:
-        im, factor = _reduce(im, min_side)
+        how = "block averaging"
+        if not (im.mode.startswith("I") and "transparency" in im.info):  # a colour key must stay exact
+            im, factor = _reduce(im, min_side)
     if factor > 1:
         upright = full[::-1] if meta.get("orientation_applied") and meta["exif_orientation"] >= 5 else full
-        how = "DCT scaling while decoding" if fmt in ("JPEG", "MPO") else "block averaging"
         meta["reduced"] = {"factor": factor, "full_size": upright, "min_side": min_side, "by": how}
     try:
         arr = np.asarray(im)

@@ -125,14 +125,14 @@ def part_batch(folder: Path, n: int, width: int, height: int, repeat: int) -> No
             assert progress.done == n, progress
             if attempt:
                 best[reduced] = min(best[reduced], seconds)
-            vectors[reduced] = {
-                rec["key"]: p.results[0].vector for rec, p in iter_predictions(spec.out)
-            }
+            vectors[reduced] = {rec["key"]: p.results[0].vector for rec, p in iter_predictions(spec.out)}
     cos = min(float(np.dot(vectors[False][k], vectors[True][k])) for k in vectors[False])
     print(f"2. batch of {n} JPEG {width}x{height} through clip.embed (CLIP-B/32 shapes, random weights, CPU)")
     print(f"   full decode: {best[False]:.2f} s ({n / best[False]:.2f} images/s)")
     print(f"   reduced (min_side 1024): {best[True]:.2f} s ({n / best[True]:.2f} images/s)")
-    print(f"   ratio full / reduced: {best[False] / best[True]:.2f}x; lowest cosine between the two: {cos:.6f}")
+    print(
+        f"   ratio full / reduced: {best[False] / best[True]:.2f}x; lowest cosine between the two: {cos:.6f}"
+    )
 
 
 def main() -> None:

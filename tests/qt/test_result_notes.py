@@ -19,7 +19,9 @@ def test_a_scaled_strip_is_noted_in_the_messages(qtbot, dinov2_window, tiny_mode
     monkeypatch.setattr(_features, "MAX_TOKENS", 256)  # 300x3 at 56 px would need 1600 patches
     folder = tmp_path / "strips"
     folder.mkdir()
-    Image.fromarray(np.random.default_rng(3).integers(0, 255, (3, 300, 3), np.uint8)).save(folder / "strip.png")
+    Image.fromarray(np.random.default_rng(3).integers(0, 255, (3, 300, 3), np.uint8)).save(
+        folder / "strip.png"
+    )
     window = dinov2_window
     open_and_wait(qtbot, window, folder, 0)
     assert window.tools.select_tool("dinov2.pca")

@@ -112,7 +112,9 @@ def _spec(**kw) -> ToolSpec:
 
 
 def test_only_coordinate_free_tools_may_declare_a_decode_side():
-    with pytest.raises(ValueError, match="decode_side is only for tools whose results carry no pixel coordinates"):
+    with pytest.raises(
+        ValueError, match="decode_side is only for tools whose results carry no pixel coordinates"
+    ):
         _spec(returns=("masks",), decode_side=224)
     with pytest.raises(ValueError, match="carry no pixel coordinates"):
         _spec(returns=("text", "detections"), decode_side=224)
@@ -262,7 +264,9 @@ def test_features_of_reduced_images_never_reach_a_full_size_run(tmp_path, tools_
     assert BatchWorker(full, services=shared).services is shared
 
 
-def test_run_decodes_reduced_without_overlays_and_in_full_with_them(tmp_path, tiny_model, jpeg, capsys, monkeypatch):
+def test_run_decodes_reduced_without_overlays_and_in_full_with_them(
+    tmp_path, tiny_model, jpeg, capsys, monkeypatch
+):
     import json
 
     from vfmstudio.cli import main

@@ -58,7 +58,6 @@ def test_a_tool_note_reaches_the_prediction_and_the_progress(monkeypatch):
     assert ctx.notes == []  # a fresh list per run
 
 
-
 def test_notes_come_back_from_a_plugin_worker_process(tmp_path, monkeypatch):
     # The worker imports the tool by name from the caller's sys.path and sends JSON back.
     (tmp_path / "noting_worker_tool.py").write_text(

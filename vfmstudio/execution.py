@@ -235,6 +235,7 @@ def run_tool(
         device=ctx.used_device or (None if ctx.model_ref is None else device),
         precision=ctx.used_precision,
         timings={"import_s": t_load - t0, "run_s": t_run - t_load},
+        notes=tuple(ctx.notes),
     )
 
 

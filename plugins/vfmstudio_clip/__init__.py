@@ -27,6 +27,10 @@ DECLARED_MODELS = (
 )
 MODELS = tuple(m.choice() for m in DECLARED_MODELS)  # this plugin's own models, as tool choices
 MODEL_FAMILIES = ("clip", "siglip", "siglip2")
+# Larger than the input of any CLIP / SigLIP / SigLIP 2 checkpoint (224 to 512 px, NaFlex at most
+# 512 px on the short side): batch runs of the global tools may decode large photos down to it.
+MAX_INPUT_SIDE = 1024
+
 # Dense maps need small patches; B/16 is the model MaskCLIP and SCLIP report on.
 SEGMENT_DEFAULT = "openai/clip-vit-base-patch16"
 
@@ -66,6 +70,7 @@ CLASSIFY = ToolSpec(
     model_families=MODEL_FAMILIES,
     default_model="openai/clip-vit-base-patch32",
     returns=("classification",),
+    decode_side=MAX_INPUT_SIDE,
     description="Scores for your class names. Text is encoded once per label set and model; images go "
     "through the model in batches and their embeddings are cached by content.",
 )
@@ -168,6 +173,7 @@ EMBED = ToolSpec(
     params=(Param("batch_size", ParamType.INT, 16, minimum=1, maximum=512, help="images per forward pass"),),
     model_families=MODEL_FAMILIES,
     returns=("embedding",),
+    decode_side=MAX_INPUT_SIDE,
     description="The L2-normalised global embedding of each image, as clip.search compares them; the "
     "folder index (vfmstudio index) stores these.",
 )

@@ -279,6 +279,7 @@ TOOLS = (
         model_families=MODEL_FAMILIES,
         default_model=DEFAULT_MODEL,
         returns=("embedding",),
+        decode_side="resolution",  # the model input's short side: a batch need not decode more
         description="One L2-normalised vector per image (CLS or mean patch token) for the folder index "
         "(vfmstudio index, similar, duplicates).",
         prepare="vfmstudio_dinov2._features:prepare",

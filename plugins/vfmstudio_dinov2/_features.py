@@ -359,7 +359,7 @@ def features_for(ctx: RunContext, extractor: Extractor, image: LoadedImage, reso
     """The image's features from the feature cache; one forward pass on a miss."""
     geometry = plan_geometry(image.height, image.width, resolution, extractor.patch)
     if geometry.note:
-        ctx.progress(None, f"{image.name}: {geometry.note}")
+        ctx.note(f"{image.name}: {geometry.note}")  # in the prediction too, not only the progress line
     key = feature_key(extractor, resolution, image)
     return ctx.cached(key, lambda: extract(extractor, [(image.pixels, geometry, key)])[0])
 

@@ -60,6 +60,9 @@ def _tool(name: str, title: str, params: tuple[Param, ...], returns: str, descri
         returns=kinds,
         description=description,
         prepare="vfmstudio_paligemma._tools:prepare",
+        # PaliGemma's largest input is 896 px; text answers carry no pixel coordinates, so a batch may
+        # decode a large photo at a reduced size (detect and segment see the full image).
+        decode_side=896 if returns == "text" else None,
     )
 
 

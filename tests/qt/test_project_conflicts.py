@@ -95,7 +95,7 @@ def test_the_window_holds_the_lock_so_import_refuses_until_it_closes(qtbot, tmp_
     open_project(project, create=True).save()
     session, _, _ = _session(qtbot, project)
     assert lock_path(project).exists()
-    monkeypatch.setattr("vfmstudio.commands.import_.LOCK_WAIT_S", 0.0)
+    monkeypatch.setattr("vfmstudio.commands._common.LOCK_WAIT_S", 0.0)
     capsys.readouterr()
     assert main(["import", str(out), "--format", "labelme", "--into", str(project)]) == 2
     assert "open for writing by vfmstudio window" in capsys.readouterr().err

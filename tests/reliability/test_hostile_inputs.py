@@ -743,6 +743,9 @@ def test_run_on_a_4000x3_strip_gives_a_result_and_says_it_was_scaled(tmp_path, c
     prediction = json.loads(out)
     assert prediction["tool"] == "dino.pca" and prediction["results"]
     assert any("strip.png: resolution 112 would need" in m and "the limit is 2048" in m for m in messages)
+    # The result itself says so too (run --json, batch prediction files, the window's messages).
+    (note,) = prediction["notes"]
+    assert note.startswith("strip.png: resolution 112 would need") and "the limit is 2048" in note
 
 
 # ------------------------------------------------------------------ item 8: an interrupted export says so

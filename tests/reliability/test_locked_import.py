@@ -28,7 +28,7 @@ def test_import_into_a_project_open_elsewhere_is_refused(tmp_path, capsys, monke
     target.parent.mkdir()
     open_project(target, create=True).save()
     before = target.read_bytes()
-    monkeypatch.setattr("vfmstudio.commands.import_.LOCK_WAIT_S", 0.0)
+    monkeypatch.setattr("vfmstudio.commands._common.LOCK_WAIT_S", 0.0)
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(target)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )

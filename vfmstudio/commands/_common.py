@@ -3,12 +3,37 @@ a one-line progress display."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 from vfmstudio.commands.errors import UsageError
 
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+LOCK_WAIT_S = 5.0
+
+
+@contextlib.contextmanager
+def project_locked(path: Path, who: str, nothing_done: str) -> Iterator[None]:
+    """Hold the project's lock for a command that writes it. A project open for writing elsewhere
+    (the window, another command) is refused after LOCK_WAIT_S, never raced; a writer that ignores
+    the lock is caught by the save's check (ProjectChangedOnDisk). ``nothing_done`` ends the
+    refusal, e.g. "nothing was imported"."""
+    from vfmstudio.core.project_lock import ProjectLock, ProjectLockedError
+
+    lock = ProjectLock(path, who)
+    try:
+        lock.acquire(wait_s=LOCK_WAIT_S)
+    except ProjectLockedError as exc:
+        raise UsageError(f"{exc} ({nothing_done})") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot lock the project ({exc.strerror or exc})") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def add_timeout_option(parser, what: str) -> None:

@@ -12,15 +12,13 @@ import os
 import sys
 from pathlib import Path
 
+from vfmstudio.commands._common import project_locked
 from vfmstudio.commands.errors import UsageError
-
-LOCK_WAIT_S = 5.0
 
 
 def plan_into(spec, args):
     from vfmstudio.core.image import ImageLoadError
     from vfmstudio.core.project import DEFAULT_NAME, ProjectError
-    from vfmstudio.core.project_lock import ProjectLock, ProjectLockedError
     from vfmstudio.engines.into_project import plan_into_project
     from vfmstudio.engines.job import BatchError
     from vfmstudio.engines.sources import SourceError, resolve_source
@@ -39,14 +37,7 @@ def plan_into(spec, args):
     known = {r.path for r in project.images.values()}
     if any(rel not in known for rel in rels):
         # only adding images writes the project file: its lock is taken for that, not for the run
-        lock = ProjectLock(into, "vfmstudio batch --into")
-        try:
-            lock.acquire(wait_s=LOCK_WAIT_S)
-        except ProjectLockedError as exc:
-            raise UsageError(f"{exc} (nothing was run)") from None
-        except OSError as exc:
-            raise UsageError(f"{into}: cannot lock the project ({exc.strerror or exc})") from None
-        try:
+        with project_locked(into, "vfmstudio batch --into", "nothing was run"):
             project = _open(into)  # as it is now that we hold the lock
             known = {r.path for r in project.images.values()}
             for item, rel in zip(source.items, rels, strict=True):
@@ -60,8 +51,6 @@ def plan_into(spec, args):
                 project.save()
             except ProjectError as exc:
                 raise UsageError(str(exc)) from None
-        finally:
-            lock.release()
     key_of = {r.path: r.key for r in project.images.values()}
     keys = [key_of[rel] for rel in rels if rel in key_of]
     if not keys:

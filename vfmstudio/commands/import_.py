@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from vfmstudio.commands._common import Progress, parse_params
+from vfmstudio.commands._common import Progress, parse_params, project_locked
 from vfmstudio.commands.errors import UsageError
 from vfmstudio.commands.export import format_spec
 
@@ -32,12 +32,8 @@ def register(subparsers) -> None:
 
 
 #: Seconds an import waits for another import's lock before it refuses.
-LOCK_WAIT_S = 5.0
-
-
 def run(args) -> int:
     from vfmstudio.core.project import DEFAULT_NAME
-    from vfmstudio.core.project_lock import ProjectLock, ProjectLockedError
 
     spec = format_spec(args.format_id, export=False)
     into = args.into
@@ -45,19 +41,10 @@ def run(args) -> int:
         raise UsageError(
             f"{into}: is a folder, not a project file; give the project file, e.g. {into / DEFAULT_NAME}"
         )
-    # A project open for writing elsewhere (the window, another import) is refused, never raced;
-    # a writer that ignores the lock is caught by the save's check (ProjectChangedOnDisk).
-    lock = ProjectLock(into / DEFAULT_NAME if into.is_dir() else into, "vfmstudio import")
-    try:
-        lock.acquire(wait_s=LOCK_WAIT_S)
-    except ProjectLockedError as exc:
-        raise UsageError(f"{exc} (nothing was imported)") from None
-    except OSError as exc:
-        raise UsageError(f"{into}: cannot lock the project ({exc.strerror or exc})") from None
-    try:
+    with project_locked(
+        into / DEFAULT_NAME if into.is_dir() else into, "vfmstudio import", "nothing was imported"
+    ):
         return _import(args, spec, into)
-    finally:
-        lock.release()
 
 
 def _import(args, spec, into) -> int:

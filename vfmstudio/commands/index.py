@@ -230,7 +230,7 @@ def _query_vector(args, index):
         return pred.of_type(Embedding)[0].vector, args.text
     path = Path(args.image).expanduser()
     try:
-        image_id = image_id_for_file(path)
+        image_id = image_id_for_file(path, reader=host.read_image)
         if image_id in index.store:
             return index.store.vector(image_id), str(path)
         image = load_image(path, reader=host.read_image)

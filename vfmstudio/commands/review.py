@@ -13,9 +13,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from vfmstudio.commands._common import project_locked
 from vfmstudio.commands.errors import UsageError
-
-LOCK_WAIT_S = 5.0
 
 
 def _score(text: str) -> float:
@@ -58,26 +57,14 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from vfmstudio.core.project_lock import ProjectLock, ProjectLockedError
-
     if args.project.is_dir():
         raise UsageError(f"{args.project}: is a folder, not a project file")
     if not args.project.exists():
         raise UsageError(f"{args.project}: no such project file")
-    writes = args.accept or args.reject or args.map
-    lock = ProjectLock(args.project, "vfmstudio review")
-    if writes:
-        try:
-            lock.acquire(wait_s=LOCK_WAIT_S)
-        except ProjectLockedError as exc:
-            raise UsageError(f"{exc} (nothing was changed)") from None
-        except OSError as exc:
-            raise UsageError(f"{args.project}: cannot lock the project ({exc.strerror or exc})") from None
-    try:
+    if not (args.accept or args.reject or args.map):  # a listing writes nothing: no lock
         return _review(args)
-    finally:
-        if writes:
-            lock.release()
+    with project_locked(args.project, "vfmstudio review", "nothing was changed"):
+        return _review(args)
 
 
 def _review(args) -> int:

@@ -48,13 +48,13 @@ def expand_paths(paths) -> list[Path]:
     return out
 
 
-def load_images(paths, reader=None):
+def load_images(paths, reader=None, min_side=None):
     from vfmstudio.core.image import ImageLoadError, load_image
 
     images = []
     for path in expand_paths(paths):
         try:
-            images.append(load_image(Path(path), reader=reader))
+            images.append(load_image(Path(path), reader=reader, min_side=min_side))
         except ImageLoadError as exc:
             raise UsageError(str(exc)) from None
     return images
@@ -80,7 +80,10 @@ def run(args) -> int:
         raise UsageError(f"{tool.id} takes no image: it works from its parameters")
     if tool.inputs.value != "text" and not args.images:
         raise UsageError(f"{tool.id} needs at least one IMAGE")
-    images = load_images(args.images, reader=host.read_image)
+    # Without overlays to draw, a coordinate-free tool gets large images at the size it needs (ADR 0160).
+    images = load_images(
+        args.images, reader=host.read_image, min_side=None if args.out else _side(tool, params)
+    )
     progress = Progress()
     try:
         with stdout_to_stderr():  # what a tool prints must not end up in --json output
@@ -101,6 +104,7 @@ def run(args) -> int:
         raise
     finally:
         progress.close()
+    prediction = _with_reduction_notes(prediction, images)
     if args.out:
         write_outputs(prediction, images, args.out)
     if args.json:
@@ -109,6 +113,24 @@ def run(args) -> int:
     elif not args.out:
         print(summarize(prediction))
     return 0
+
+
+def _side(tool, params) -> int | None:
+    from vfmstudio.core.tools import ParamError
+
+    try:
+        return tool.input_side(tool.resolve_params(params, from_text=True))
+    except ParamError:  # run_tool reports it with the tool's name
+        return None
+
+
+def _with_reduction_notes(prediction, images):
+    import dataclasses
+
+    from vfmstudio.core.image import reduction_note
+
+    notes = tuple(n for n in map(reduction_note, images) if n)
+    return dataclasses.replace(prediction, notes=(*prediction.notes, *notes)) if notes else prediction
 
 
 def write_outputs(prediction, images, out: Path) -> list[Path]:
@@ -147,4 +169,5 @@ def summarize(prediction) -> str:
             lines.append(f"  {r.kind}: {len(r)}")
         else:
             lines.append(f"  {r.kind}")
+    lines += [f"  note: {note}" for note in prediction.notes]
     return "\n".join(lines)

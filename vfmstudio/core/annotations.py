@@ -33,6 +33,7 @@ import numpy as np
 
 from vfmstudio.core import geometry, rle
 from vfmstudio.core.results import Classification, Detections, Masks, Prediction, Result, Text
+from vfmstudio.core.rotated_rect import mask_min_area_rect
 from vfmstudio.core.text import clean_label
 
 if TYPE_CHECKING:
@@ -1094,13 +1095,15 @@ def accept_prediction(
     tolerance: float = 1.0,
     min_area: float = 0.0,
     manual: bool = False,
+    masks_as_rotated_boxes: bool = False,
 ) -> Accepted:
     """Turn a prediction's results (all of them, or the ``select``-ed ``(result, item)`` pairs)
     into annotations with provenance.
 
     ``image`` is the annotation key for every result, or a mapping from a result's image id to
     the key (multi-image predictions). Detections become boxes; masks become masks or, with
-    ``masks_as_polygons``, polygons simplified with ``tolerance`` pixels; classifications become
+    ``masks_as_polygons``, polygons simplified with ``tolerance`` pixels, or with
+    ``masks_as_rotated_boxes``, the smallest rotated box holding them; classifications become
     image tags (the top label, or every label at or above ``min_score`` when multi-label);
     text becomes the caption. ``min_score`` drops items scoring below it.
     """
@@ -1146,7 +1149,10 @@ def accept_prediction(
                     continue
                 mask = Mask.from_array(result.masks[i])
                 shape: Shape | None = mask
-                if masks_as_polygons:
+                if masks_as_rotated_boxes:
+                    rect = mask_min_area_rect(result.masks[i])
+                    shape = None if rect is None else RotatedBox(*rect)
+                elif masks_as_polygons:
                     shape = mask.to_polygon(tolerance, min_area)
                 if shape is None or (isinstance(shape, Mask) and shape.area == 0):
                     continue

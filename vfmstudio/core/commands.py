@@ -24,6 +24,7 @@ from vfmstudio.core.annotations import (
     LabelSet,
     Mask,
     Shape,
+    Skeleton,
 )
 
 
@@ -222,17 +223,20 @@ class RemoveClass(Command):
         self.text = f"Remove class {name}"
         self._cls: tuple[LabelClass, int] | None = None
         self._anns: RemoveAnnotations | None = None
+        self._skeleton: Skeleton | None = None
 
     def do(self, labels: LabelSet) -> None:
         pos = labels.class_index(self.name)
         self._anns = RemoveAnnotations([a.id for a in labels.annotations() if a.label == self.name])
         self._anns.do(labels)
         self._cls = (labels.classes.pop(pos), pos)
+        self._skeleton = labels.skeletons.pop(self.name, None)
 
     def undo(self, labels: LabelSet) -> None:
         assert self._cls is not None and self._anns is not None
         labels.classes.insert(self._cls[1], self._cls[0])
         self._anns.undo(labels)
+        _put_skeleton(labels, self.name, self._skeleton)
 
 
 class EditClass(Command):
@@ -259,12 +263,42 @@ class EditClass(Command):
         self._old = (pos, old)
         self._relabel = UpdateAnnotations([labels.get(i).with_label(self.new_name) for i in ids])
         self._relabel.do(labels)
+        if self.new_name != self.name and self.name in labels.skeletons:  # the poses keep their joins
+            labels.skeletons[self.new_name] = labels.skeletons.pop(self.name)
 
     def undo(self, labels: LabelSet) -> None:
         assert self._old is not None and self._relabel is not None
         self._relabel.undo(labels)
         pos, old = self._old
         labels.classes[pos] = old
+        if self.new_name != self.name and self.new_name in labels.skeletons:
+            labels.skeletons[self.name] = labels.skeletons.pop(self.new_name)
+
+
+class SetSkeleton(Command):
+    """Give a class the keypoint names (in drawing order) and edges of its poses; None removes it.
+    Existing keypoints keep their points: the skeleton names and joins them."""
+
+    def __init__(self, name: str, skeleton: Skeleton | None):
+        self.name = name
+        self.skeleton = skeleton
+        self.text = f"Set skeleton of {name}" if skeleton is not None else f"Remove skeleton of {name}"
+        self._old: Skeleton | None = None
+
+    def do(self, labels: LabelSet) -> None:
+        labels.class_index(self.name)  # an unknown class is refused
+        self._old = labels.skeletons.get(self.name)
+        _put_skeleton(labels, self.name, self.skeleton)
+
+    def undo(self, labels: LabelSet) -> None:
+        _put_skeleton(labels, self.name, self._old)
+
+
+def _put_skeleton(labels: LabelSet, name: str, skeleton: Skeleton | None) -> None:
+    if skeleton is None:
+        labels.skeletons.pop(name, None)
+    else:
+        labels.skeletons[name] = skeleton
 
 
 class Macro(Command):

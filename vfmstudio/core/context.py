@@ -39,12 +39,20 @@ class RunContext:
     used_device: str | None = None
     used_precision: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def progress(self, fraction: float | None, message: str = "") -> None:
         """Report progress in [0, 1] (None: unknown) and check for cancellation."""
         self.cancel.raise_if_cancelled()
         if self.on_progress is not None:
             self.on_progress(None if fraction is None else max(0.0, min(1.0, float(fraction))), message)
+
+    def note(self, message: str) -> None:
+        """Record a one-line remark for the prediction's ``notes`` (how the run differs from what was
+        asked, e.g. a resolution scaled down to fit a limit) and report it as progress too."""
+        if message not in self.notes:
+            self.notes.append(message)
+        self.progress(None, message)
 
     def partial(self, obj: Any) -> None:
         """Stream an intermediate value (e.g. text generated so far) to the caller."""

@@ -57,6 +57,7 @@ __all__ = [
     "list_images",
     "load_image",
     "open_image",
+    "reduction_note",
 ]
 
 log = logging.getLogger(__name__)
@@ -181,8 +182,27 @@ class LoadedImage:
     def name(self) -> str:
         return self.path.name if self.path is not None else self.id
 
+    @property
+    def full_size(self) -> tuple[int, int]:
+        """(width, height) of the upright image at full resolution; larger than (width, height)
+        only when :func:`load_image` decoded it at a reduced size (``min_side``)."""
+        reduced = self.metadata.get("reduced")
+        return tuple(reduced["full_size"]) if reduced else (self.width, self.height)
+
     def __repr__(self) -> str:
         return f"LoadedImage({self.name!r}, {self.width}x{self.height}, {self.format}, id={self.id})"
+
+
+def reduction_note(image: LoadedImage) -> str:
+    """One line for a prediction made from an image decoded at a reduced size; "" otherwise."""
+    reduced = image.metadata.get("reduced")
+    if not reduced:
+        return ""
+    (fw, fh), f = reduced["full_size"], reduced["factor"]
+    return (
+        f"{image.name}: decoded at 1/{f} size ({image.width}x{image.height} of {fw}x{fh}, "
+        f"{reduced['by']}): the tool needs a short side of {reduced['min_side']} px"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,15 +221,53 @@ def _id_for_stream(fp: BinaryIO) -> str:
     return digest.hexdigest()[:16]
 
 
-def image_id_for_file(path: str | os.PathLike[str]) -> str:
-    """Same id as :func:`load_image` gives the file, computed by streaming (no decode)."""
+def image_id_for_file(path: str | os.PathLike[str], *, reader: Reader | None = None) -> str:
+    """Same id as :func:`load_image` gives the file, computed by streaming (no pixel decode).
+
+    The header is judged first, as :func:`load_image` does: hashing reads every byte, so a file
+    that is not an image (an 8 GiB sparse file named ``.png``) is refused from its first bytes.
+    A header Pillow does not identify is accepted only when ``reader`` (a plugin's decoder)
+    returns pixels for the file; exotic formats pay a decode for their id.
+    """
     p = Path(path)
-    _check_regular_file(p)
+    if _check_regular_file(p) == 0:
+        raise ImageLoadError(p, "file is empty")
     try:
-        with p.open("rb") as fp:
-            return _id_for_stream(fp)
+        fp = p.open("rb")
     except OSError as exc:
         raise ImageLoadError(p, _os_error_reason(exc)) from exc
+    with fp:
+        im = _require_image_header(p, fp, reader)
+        try:
+            return _hash_file(p, fp)
+        finally:
+            if im is not None:
+                im.close()  # after hashing: closing the image closes the file it read
+
+
+def _require_image_header(p: Path, fp: BinaryIO, reader: Reader | None) -> Image.Image | None:
+    """Raise :class:`ImageLoadError` unless ``fp`` starts like an image; no pixels are decoded.
+    Returns the opened header (None when ``reader`` vouched for the file)."""
+    try:
+        head = fp.read(512)
+        fp.seek(0)
+    except OSError as exc:
+        raise ImageLoadError(p, _os_error_reason(exc)) from exc
+    try:
+        return open_image(fp, max_pixels=None)  # the size limit is judged when it is decoded
+    except UnidentifiedImageError:
+        pass
+    except MemoryError as exc:
+        raise ImageLoadError(p, "not enough memory to read the image header") from exc
+    except Exception as exc:  # any parser failure in a header is a corrupt file
+        raise ImageLoadError(p, _corrupt_reason(_sniff_format(head), exc)) from exc
+    if reader is not None:
+        try:
+            if reader(p) is not None:
+                return None
+        except Exception as exc:  # a plugin reader is a fault boundary
+            raise ImageLoadError(p, f"plugin reader failed ({type(exc).__name__}: {exc})") from exc
+    raise ImageLoadError(p, _unidentified_reason(head))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -305,12 +363,20 @@ def load_image(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     reader: Reader | None = None,
     max_bytes: int | None = DEFAULT_MAX_DECODE_BYTES,
+    min_side: int | None = None,
 ) -> LoadedImage:
     """Decode ``path`` into an upright RGB uint8 :class:`LoadedImage`.
 
     ``max_pixels`` bounds width*height and ``max_bytes`` the memory decoding needs (both checked
     from the header, before decoding); ``None`` disables a bound. ``reader(path)`` is consulted only when Pillow cannot identify the file
     (plugins supply exotic formats through it); it returns an (H, W[, C]) array or ``None``.
+
+    ``min_side``: the caller needs only this many pixels on the short side (a tool that resizes
+    its input anyway), so a large image may be decoded at a reduced size whose short side is still
+    at least ``min_side``: JPEG by DCT scaling while decoding (``Image.draft``, 1/2 to 1/8), other
+    formats by averaging whole blocks after decoding (``Image.reduce``). The image then has the
+    reduced width and height and ``metadata["reduced"]`` records the factor and the full upright
+    size (see :attr:`LoadedImage.full_size`); the limits above still judge the full size.
 
     Every failure raises :class:`ImageLoadError` with a one-line reason.
     """
@@ -352,7 +418,7 @@ def load_image(
             _check_limit(p, im.width, im.height, max_pixels)
             _check_budget(p, im.mode, im.width, im.height, max_bytes)
             image_id = _hash_file(p, fp)
-            return _decode_pillow(p, im, image_id, meta, max_pixels)
+            return _decode_pillow(p, im, image_id, meta, max_pixels, min_side)
 
 
 def _hash_file(p: Path, fp: BinaryIO) -> str:
@@ -441,11 +507,18 @@ def _check_limit(p: Path, width: int, height: int, max_pixels: int | None) -> No
 
 
 def _decode_pillow(
-    p: Path, im: Image.Image, image_id: str, meta: dict[str, Any], max_pixels: int | None
+    p: Path,
+    im: Image.Image,
+    image_id: str,
+    meta: dict[str, Any],
+    max_pixels: int | None,
+    min_side: int | None = None,
 ) -> LoadedImage:
     fmt = im.format or "UNKNOWN"
     _check_limit(p, im.width, im.height, max_pixels)
-    meta.update(mode=im.mode, bit_depth=_bit_depth(im), source_size=(im.width, im.height))
+    full = im.size
+    meta.update(mode=im.mode, bit_depth=_bit_depth(im), source_size=full)
+    factor = _draft(im, min_side)  # before load(): JPEG decodes straight to the smaller size
     try:
         im.load()  # first frame / first page: Image.open already sits on it
     except MemoryError as exc:
@@ -457,6 +530,14 @@ def _decode_pillow(
 
     _apply_orientation(im, meta)
     im = _convert_colour(p, im, meta)
+    how = "DCT scaling while decoding"
+    if factor == 1:
+        how = "block averaging"
+        if not (im.mode.startswith("I") and "transparency" in im.info):  # a colour key must stay exact
+            im, factor = _reduce(im, min_side)
+    if factor > 1:
+        upright = full[::-1] if meta.get("orientation_applied") and meta["exif_orientation"] >= 5 else full
+        meta["reduced"] = {"factor": factor, "full_size": upright, "min_side": min_side, "by": how}
     try:
         arr = np.asarray(im)
     except MemoryError as exc:
@@ -464,6 +545,34 @@ def _decode_pillow(
     transparency = im.info.get("transparency") if im.mode.startswith("I") else None
     pixels = _to_rgb8(arr, meta, transparency=transparency)
     return _finish(p, pixels, image_id, fmt, meta)
+
+
+def _draft(im: Image.Image, min_side: int | None) -> int:
+    """Ask Pillow's JPEG decoder for the largest 1/2, 1/4 or 1/8 scale that keeps the short side
+    at least ``min_side``; returns the factor (1: full size, or not a JPEG)."""
+    if not min_side or min(im.size) // min_side < 2:
+        return 1
+    width = im.width
+    try:
+        drafted = im.draft(
+            None, (min_side, min_side)
+        )  # scale = min(W // side, H // side), floored to 8/4/2/1
+    except Exception:  # a decoder that cannot draft decodes in full
+        return 1
+    if drafted is None:  # not a JPEG (the base class does nothing)
+        return 1
+    return max(1, round(width / drafted[1][2]))
+
+
+def _reduce(im: Image.Image, min_side: int | None) -> tuple[Image.Image, int]:
+    """Average ``factor`` x ``factor`` blocks, the largest factor keeping the short side >= ``min_side``."""
+    factor = min(im.size) // min_side if min_side else 1
+    if factor < 2:
+        return im, 1
+    try:
+        return im.reduce(factor), factor  # ceil(W / factor) x ceil(H / factor): the edge block counts
+    except (ValueError, MemoryError):  # modes Pillow cannot reduce (I;16): keep the full frame
+        return im, 1
 
 
 def _finish(p: Path, pixels: np.ndarray, image_id: str, fmt: str, meta: dict[str, Any]) -> LoadedImage:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vfmstudio.core.jsonl import read_records
 from vfmstudio.core.results import Prediction
 from vfmstudio.core.review import PendingItem, items_of
 
@@ -40,6 +41,7 @@ ARRAYS = "arrays"
 FAILURES = "failures.jsonl"
 _SLUG = re.compile(r"[^A-Za-z0-9._-]+")
 _RUN_ID = re.compile(r"^[A-Za-z0-9._-]{1,120}$")
+_FILE_KEY = re.compile(r"^(?!\.)[A-Za-z0-9._-]{1,200}$")  # what engines.sources.image_key makes
 
 
 class PendingStoreError(ValueError):
@@ -82,6 +84,9 @@ class PendingEntry:
 
     @classmethod
     def from_line(cls, run: str, obj: dict) -> PendingEntry:
+        """Raises ValueError (or KeyError, TypeError) for a line we did not write."""
+        if not _FILE_KEY.match(str(obj["key"])):  # it names a file: no path may hide in it
+            raise ValueError(f"{obj['key']!r:.100} is not a prediction file key")
         return cls(
             run,
             str(obj["tool"]),
@@ -163,17 +168,19 @@ class PendingStore:
         for d in sorted(self._run_dirs()):
             entries: dict[str, PendingEntry] = {}
             try:
-                with open(d / INDEX, encoding="utf-8") as fp:
-                    for line in fp:
-                        try:
-                            e = PendingEntry.from_line(d.name, json.loads(line))
-                        except (ValueError, KeyError, TypeError, AttributeError):
-                            continue  # a line cut short by a kill
-                        entries[e.file_key] = e
+                text = (d / INDEX).read_text(encoding="utf-8")
             except FileNotFoundError:
-                pass
-            except OSError as exc:
-                raise PendingStoreError(f"{d / INDEX}: cannot read ({exc.strerror or exc})") from None
+                text = ""
+            except (OSError, UnicodeDecodeError) as exc:
+                raise PendingStoreError(
+                    f"{d / INDEX}: cannot read ({getattr(exc, 'strerror', None) or exc})"
+                ) from None
+            for obj in _index_lines(text):
+                try:
+                    e = PendingEntry.from_line(d.name, obj)
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    continue  # a hostile or damaged line
+                entries[e.file_key] = e
             for key in self._unindexed(d, entries):
                 found = self._entry_from_file(d.name, key)
                 if found is not None:
@@ -214,19 +221,26 @@ class PendingStore:
             raise PendingStoreError(f"{path}: unreadable prediction ({' '.join(str(exc).split())})") from None
 
     def failures(self, run: str) -> list[dict]:
-        out = []
+        """The run's failures file: image, stage (read, run, write) and reason per line."""
+        return read_records(self.run_dir(run) / FAILURES)
+
+
+def _index_lines(text: str) -> list:
+    """The index's JSON lines: parsed as one array when whole (5x faster for 10 000s of lines), else
+    line by line, skipping a line a kill cut short."""
+    if not text.strip():
+        return []
+    try:
+        return json.loads("[" + ",".join(line for line in text.splitlines() if line.strip()) + "]")
+    except ValueError:
+        pass
+    out = []
+    for line in text.splitlines():
         try:
-            with open(self.run_dir(run) / FAILURES, encoding="utf-8") as fp:
-                for line in fp:
-                    try:
-                        record = json.loads(line)
-                    except ValueError:
-                        continue
-                    if isinstance(record, dict):
-                        out.append(record)
-        except FileNotFoundError:
-            pass
-        return out
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
 
 
 def entry_for(run: str, file_key: str, image: str, prediction: Prediction) -> PendingEntry:

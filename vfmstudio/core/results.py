@@ -826,6 +826,9 @@ class Prediction:
     precision: str | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
+    # One-line remarks on how the run differs from what was asked (a resolution scaled down to fit
+    # a token limit, an image decoded at a reduced size); shown by the window and ``run``.
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         results = tuple(self.results)
@@ -835,6 +838,7 @@ class Prediction:
         _set(self, "results", results)
         _set(self, "image_ids", tuple(self.image_ids))
         _set(self, "image_paths", tuple(str(p) for p in self.image_paths))
+        _set(self, "notes", tuple(clean_label(n) for n in self.notes))  # one printable line each
 
     def of_type(self, cls: type[R]) -> list[R]:
         return [r for r in self.results if isinstance(r, cls)]
@@ -855,6 +859,7 @@ class Prediction:
                 r.to_json(sidecar_dir, prefix=f"r{i}-", inline_limit=inline_limit)
                 for i, r in enumerate(self.results)
             ],
+            **({"notes": list(self.notes)} if self.notes else {}),  # absent when there are none
         }
 
     @classmethod
@@ -879,9 +884,18 @@ class Prediction:
                 precision=obj.get("precision"),
                 timings=dict(obj.get("timings") or {}),
                 created=str(obj.get("created", "")),
+                notes=_notes(obj.get("notes")),
             )
         except KeyError as exc:
             raise ResultError(f"prediction: missing field {exc}") from None
+
+
+def _notes(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+        raise ResultError("notes: expected a list of strings")
+    return tuple(value)
 
 
 def _jsonable(value: Any) -> Any:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from vfmstudio.core import commands as cmd
 from vfmstudio.core.annotations import Accepted, LabelSet, accept_prediction
@@ -30,13 +30,13 @@ SKIP = ""  # a class map target that drops the prediction label's items
 ItemRef = tuple[int, int]  # (result index, item index) inside one prediction
 
 
-@dataclass(frozen=True)
-class PendingItem:
+class PendingItem(NamedTuple):
     """One thing a prediction offers. ``default``: what "accept all" takes (a classification offers
-    every label but only its top one is taken unless it is multi-label)."""
+    every label but only its top one is taken unless it is multi-label). A named tuple: opening a
+    project builds one per item of every pending prediction (100 000s)."""
 
     result: int
-    index: int
+    item: int  # the item inside that result
     kind: str  # "box" | "mask" | "tag" | "caption"
     label: str
     score: float | None
@@ -44,20 +44,33 @@ class PendingItem:
 
     @property
     def ref(self) -> ItemRef:
-        return (self.result, self.index)
+        return (self.result, self.item)
 
     def passes(self, min_score: float | None) -> bool:
         return min_score is None or self.score is None or self.score >= min_score
 
     def to_json(self) -> list:
-        return [self.result, self.index, self.kind, self.label, self.score, self.default]
+        return list(self)
 
     @classmethod
     def from_json(cls, obj: Sequence) -> PendingItem:
+        """Raises ValueError for anything but ``[int, int, kind, str, number|null, bool]``."""
+        if type(obj) is not list or len(obj) != 6:
+            raise ValueError("an item is a list of 6 values")
         r, i, kind, label, score, default = obj
-        return cls(
-            int(r), int(i), str(kind), str(label), None if score is None else float(score), bool(default)
-        )
+        if (
+            type(r) is not int
+            or type(i) is not int
+            or kind not in _KINDS
+            or type(label) is not str
+            or type(default) is not bool
+            or not (score is None or type(score) is float or type(score) is int)
+        ):
+            raise ValueError(f"not a pending item: {obj!r:.100}")
+        return cls(r, i, kind, label, score, default)
+
+
+_KINDS = frozenset(("box", "mask", "tag", "caption"))
 
 
 def items_of(prediction: Prediction) -> tuple[PendingItem, ...]:

@@ -16,6 +16,10 @@ from typing import Any
 
 from vfmstudio.core.results import RESULT_TYPES
 
+#: Result kinds that carry no pixel coordinates: a tool returning only these gives the same answer for
+#: an image decoded at a reduced size, so it may declare ``ToolSpec.decode_side`` (ADR 0160).
+COORDINATE_FREE_RESULTS: frozenset[str] = frozenset({"classification", "embedding", "ranking", "text"})
+
 TOOL_ID = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_-]*$")
 PARAM_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -310,6 +314,11 @@ class ToolSpec:
     prepare: str | None = None
     # Former ids that still find this tool (scripts, batch files and saved projects name tools by id).
     aliases: tuple[str, ...] = ()
+    # The short side, in pixels, the tool's preprocessing needs at most: an int, or the name of an
+    # int parameter holding it (e.g. "resolution"). Batch runs then decode a large image at a reduced
+    # size whose short side is still at least that (JPEG draft mode; ADR 0160). Only for tools whose
+    # results carry no pixel coordinates (COORDINATE_FREE_RESULTS); the others always see full size.
+    decode_side: int | str | None = None
     plugin: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -330,6 +339,30 @@ class ToolSpec:
                 raise ValueError(f"tool {self.id}: unknown result type {kind!r}")
         if self.default_model is None and self.models:
             object.__setattr__(self, "default_model", self.models[0].ref)
+        if self.decode_side is not None:
+            self._check_decode_side()
+
+    def _check_decode_side(self) -> None:
+        side = self.decode_side
+        if isinstance(side, str):
+            if not any(p.name == side and p.type is ParamType.INT for p in self.params):
+                raise ValueError(f"tool {self.id}: decode_side {side!r} must name one of its int parameters")
+        elif isinstance(side, bool) or not isinstance(side, int) or side < 1:
+            raise ValueError(f"tool {self.id}: decode_side must be a positive int or a parameter name")
+        coordinates = sorted(set(self.returns) - COORDINATE_FREE_RESULTS)
+        if not self.returns or coordinates:
+            raise ValueError(
+                f"tool {self.id}: decode_side is only for tools whose results carry no pixel coordinates "
+                f"({', '.join(sorted(COORDINATE_FREE_RESULTS))}); it returns {coordinates or 'undeclared kinds'}"
+            )
+
+    def input_side(self, params: Mapping[str, Any]) -> int | None:
+        """The short side :attr:`decode_side` asks for with these (resolved) parameters; None: decode
+        in full (no declaration, or a parameter left to the tool, such as ``auto``)."""
+        side = self.decode_side
+        if isinstance(side, str):
+            side = params.get(side)
+        return side if isinstance(side, int) and not isinstance(side, bool) and side > 0 else None
 
     @property
     def family(self) -> str:
@@ -390,6 +423,7 @@ class ToolSpec:
             "description": self.description,
             "batched": bool(self.prepare),
             "aliases": list(self.aliases),
+            "decode_side": self.decode_side,
         }
 
 

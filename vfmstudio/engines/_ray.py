@@ -60,7 +60,8 @@ class BatchActor:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         items = [Item(str(p), str(r), str(k)) for p, r, k in zip(batch["path"], batch["rel"], batch["key"])]
-        loaded = list(self.pool.map(lambda it: load_item(it, self.reader), items))
+        side = self.worker.spec.decode_side()
+        loaded = list(self.pool.map(lambda it: load_item(it, self.reader, side), items))
         outcomes = self.worker.process(loaded)
         extra = {}
         if self.embeddings:  # float32 bytes per row ("" for a failed image): one column type for Ray

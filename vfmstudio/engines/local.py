@@ -60,6 +60,7 @@ def run_local(
     progress = Progress(total=len(plan.source.items), skipped=plan.skipped, on_update=on_update)
     worker = BatchWorker(plan.spec, services=services, cancel=cancel, sink=sink)
     reader = worker.reader()
+    min_side = plan.spec.decode_side()
     stop = StopRule()
     depth = 2 * plan.batch_size + workers  # overlap: one batch being run, one being decoded, slack
     pending: deque[Future[Loaded]] = deque()
@@ -74,7 +75,7 @@ def run_local(
                 item = next(todo, None)
                 if item is None:
                     return
-                pending.append(pool.submit(load_item, item, reader))
+                pending.append(pool.submit(load_item, item, reader, min_side))
 
         try:
             batch: list[Loaded] = []

@@ -27,6 +27,7 @@ from stat import S_ISREG
 from typing import Any
 
 from vfmstudio.core.atomic import atomic_write_bytes, atomic_write_json
+from vfmstudio.core.jsonl import read_records
 from vfmstudio.core.results import Prediction, ResultError
 from vfmstudio.engines.sources import Item
 
@@ -226,19 +227,7 @@ def read_manifest(root: str | os.PathLike[str]) -> dict:
 
 def read_failures(root: str | os.PathLike[str]) -> list[dict]:
     """The failures file's records; a line cut short by a killed run is skipped."""
-    out = []
-    try:
-        with open(Path(root) / FAILURES, encoding="utf-8") as fp:
-            for line in fp:
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(record, dict):
-                    out.append(record)
-    except FileNotFoundError:
-        pass
-    return out
+    return read_records(Path(root) / FAILURES)
 
 
 def iter_predictions(root: str | os.PathLike[str]) -> Iterator[tuple[dict, Prediction]]:

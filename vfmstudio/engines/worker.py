@@ -6,6 +6,7 @@ actor wraps a :class:`BatchWorker` and the local engine drives one on its infere
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -15,7 +16,7 @@ from typing import Any
 from vfmstudio import settings
 from vfmstudio.core.cache import ByteLRUCache
 from vfmstudio.core.cancel import Cancelled, CancelToken
-from vfmstudio.core.image import ImageLoadError, LoadedImage, load_image
+from vfmstudio.core.image import ImageLoadError, LoadedImage, load_image, reduction_note
 from vfmstudio.core.tools import ToolSpec
 from vfmstudio.engines.outputs import BatchOutput, SourceStat
 from vfmstudio.engines.sources import Item
@@ -36,6 +37,11 @@ class RunSpec:
     precision: str = "auto"
     plugin_readers: bool = True  # let plugins decode exotic formats (vfm_read_image)
     timeout: float | None = None  # seconds one image's run may take before it is abandoned as a failure
+    reduced_decode: bool = True  # decode large images at the reduced size the tool declares it needs
+
+    def decode_side(self) -> int | None:
+        """The short side images may be decoded down to for this run (ADR 0160); None: full size."""
+        return self.tool.input_side(self.params) if self.reduced_decode else None
 
 
 @dataclass
@@ -123,11 +129,12 @@ def batch_feature_budget() -> int:
     return int(settings.get(BATCH_FEATURE_CACHE_ENV) * 1024 * 1024)
 
 
-def load_item(item: Item, reader: Callable[..., Any] | None = None) -> Loaded:
-    """Decode one image (runs in prefetch threads); never raises for a bad file."""
+def load_item(item: Item, reader: Callable[..., Any] | None = None, min_side: int | None = None) -> Loaded:
+    """Decode one image (runs in prefetch threads); never raises for a bad file. ``min_side``: see
+    :func:`~vfmstudio.core.image.load_image` (:meth:`RunSpec.decode_side`)."""
     stat = SourceStat.of(item.path)
     try:
-        image = load_image(item.path, reader=reader)
+        image = load_image(item.path, reader=reader, min_side=min_side)
     except ImageLoadError as exc:
         return Loaded(item, error=exc.reason, stat=stat)
     except MemoryError:
@@ -151,6 +158,14 @@ class BatchWorker:
         # Where each prediction goes: a prediction file by default; the folder index keeps vectors instead.
         self.sink = sink or self.output.write_prediction
         self.services = services or batch_services()
+        if services is not None and spec.decode_side() is not None:
+            # Images decoded at a reduced size keep their content id: features a tool caches under
+            # that id must not be served to a full-size run sharing these caches (ADR 0160).
+            from vfmstudio.execution import Services
+
+            self.services = Services(
+                models=services.models, features=BatchFeatureCache(batch_feature_budget())
+            )
         self.cancel = cancel or CancelToken()
         self.counters = _Counters()
         self.device: str | None = None  # where the last prediction ran ("cpu", "cuda:0"; None: no model)
@@ -213,6 +228,9 @@ class BatchWorker:
                 outcomes.append(Outcome(item, False, "run", str(exc)))
                 continue
             self.counters.runs += 1
+            note = reduction_note(ld.image)
+            if note:  # the prediction file records how its image was decoded
+                prediction = dataclasses.replace(prediction, notes=(*prediction.notes, note))
             self.device, self.ran = prediction.device, True
             self.counters.extra["run_s"] = self.counters.extra.get("run_s", 0.0) + time.perf_counter() - t0
             try:

@@ -1,5 +1,5 @@
-"""The Accept dialog: tick the items to accept; masks may become polygons. What an image offers and
-the command that accepts it live in :mod:`vfmstudio.session.accepting` (no Qt)."""
+"""The Accept dialog: tick the items to accept; masks may become polygons or rotated boxes. What an
+image offers and the command that accepts it live in :mod:`vfmstudio.session.accepting` (no Qt)."""
 
 from __future__ import annotations
 
@@ -54,8 +54,14 @@ class AcceptDialog(QDialog):
         self.tolerance.setRange(0.0, 50.0)
         self.tolerance.setValue(1.0)
         self.tolerance.setSuffix(" px")
+        # The smallest rotated box around each mask (oriented objects: ships, text, parts).
+        self.rotated = QCheckBox("Masks as rotated boxes", self)
+        self.rotated.setToolTip("each mask becomes the smallest rotated box that holds it")
+        self.polygons.toggled.connect(lambda on: on and self.rotated.setChecked(False))
+        self.rotated.toggled.connect(lambda on: on and self.polygons.setChecked(False))
         options.addWidget(self.polygons)
         options.addWidget(self.tolerance)
+        options.addWidget(self.rotated)
         options.addStretch(1)
         layout.addLayout(options)
         # Refine with SAM: the checked boxes become masks (sam.refine), keeping their classes.
@@ -71,6 +77,14 @@ class AcceptDialog(QDialog):
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
         self.resize(520, 360)
+
+    def options(self) -> dict:
+        """How masks are accepted: the keyword arguments of ``Labelling.accept_items``."""
+        return {
+            "masks_as_polygons": self.polygons.isChecked(),
+            "tolerance": self.tolerance.value(),
+            "masks_as_rotated_boxes": self.rotated.isChecked(),
+        }
 
     def chosen(self) -> list[Item]:
         return [

@@ -7,6 +7,8 @@ show their handles; an edit in progress is drawn as a preview.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPainterPath, QPen, QPixmap, QTransform
@@ -32,9 +34,11 @@ from vfmstudio.core.annotations import (
     RotatedBox,
     Shape,
 )
+from vfmstudio.core.shape_edits import rotation_handle
 from vfmstudio.qt.imaging import qimage_from_array
 
 HANDLE_PX = 7  # handle size on screen, whatever the zoom
+ROTATE_PX = 24  # how far above a rotated box or an ellipse its rotation handle sits on screen
 THIN_OUTLINES_ABOVE = 300  # annotations on one image beyond which outlines are 1 px
 
 
@@ -61,11 +65,30 @@ def shape_path(shape: Shape) -> QPainterPath:
     return path
 
 
-def handles_of(shape: Shape) -> list[tuple[str, tuple, QPointF]]:
+def handles_of(shape: Shape, scale: float = 1.0) -> list[tuple[str, tuple, QPointF]]:
     """Draggable handles: ``("box", (corner_x, corner_y), point)`` with 0/0.5/1 positions for the
     eight box handles, ``("vertex", (part, ring, index), point)`` for polygon vertices,
-    ``("point", (index,), point)`` for the points of lines and (labelled) keypoints."""
+    ``("point", (index,), point)`` for the points of lines and (labelled) keypoints,
+    ``("corner", (index,), point)`` for the corners of a rotated box, ``("radius", (axis, side),
+    point)`` for the ends of an ellipse's axes, and ``("rotate", (), point)`` for the handle that
+    turns a rotated box or an ellipse, :data:`ROTATE_PX` screen pixels above it at zoom ``scale``."""
     out: list[tuple[str, tuple, QPointF]] = []
+    if isinstance(shape, RotatedBox | Ellipse):
+        if isinstance(shape, RotatedBox):
+            for i, (x, y) in enumerate(shape.corners()):
+                out.append(("corner", (i,), QPointF(x, y)))
+        else:
+            a = math.radians(shape.angle)
+            ends = (
+                (shape.rx * math.cos(a), shape.rx * math.sin(a)),
+                (-shape.ry * math.sin(a), shape.ry * math.cos(a)),
+            )
+            for axis, (ex, ey) in enumerate(ends):
+                for side in (1, -1):
+                    out.append(("radius", (axis, side), QPointF(shape.cx + side * ex, shape.cy + side * ey)))
+        if not (isinstance(shape, Ellipse) and shape.is_circle):  # a circle looks the same at any angle
+            out.append(("rotate", (), QPointF(*rotation_handle(shape, ROTATE_PX / max(scale, 1e-6)))))
+        return out
     if isinstance(shape, Box):
         for fx in (0.0, 0.5, 1.0):
             for fy in (0.0, 0.5, 1.0):
@@ -94,15 +117,19 @@ def handles_of(shape: Shape) -> list[tuple[str, tuple, QPointF]]:
 
 def outline_path(shape: Shape, edges: tuple[tuple[int, int], ...] = ()) -> QPainterPath:
     """A shape as one path: outlines, a points cloud, or keypoints (labelled ones only) joined by
-    the class's skeleton ``edges``."""
+    the class's skeleton ``edges``: a visible keypoint is a dot, a hidden one (visibility 1) a cross,
+    which encloses nothing, so the item's brush fills the dots only."""
     if isinstance(shape, Points | Keypoints):
         path = QPainterPath()
-        shown = (
-            [v > 0 for v in shape.visibility] if isinstance(shape, Keypoints) else [True] * len(shape.points)
-        )
-        for (x, y), on in zip(shape.points, shown):
-            if on:
+        vis = shape.visibility if isinstance(shape, Keypoints) else (2,) * len(shape.points)
+        shown = [v > 0 for v in vis]
+        for (x, y), v in zip(shape.points, vis):
+            if v == 2:
                 path.addEllipse(QPointF(x, y), 2.5, 2.5)
+            elif v == 1:
+                for sx, sy in ((1, 1), (1, -1)):
+                    path.moveTo(x - 2.5 * sx, y - 2.5 * sy)
+                    path.lineTo(x + 2.5 * sx, y + 2.5 * sy)
         for a, b in edges:
             if a < len(shown) and b < len(shown) and shown[a] and shown[b]:
                 path.moveTo(*shape.points[a])
@@ -127,14 +154,20 @@ class _Overlay(QGraphicsItem):
     ) -> None:
         owner = self.owner
         if owner.chosen_shapes:
-            size = HANDLE_PX / (painter.worldTransform().m11() or 1.0)
+            scale = painter.worldTransform().m11() or 1.0
+            size = HANDLE_PX / scale
             handles, frames = QPainterPath(), QPainterPath()
             for shape in owner.chosen_shapes:
                 if isinstance(shape, Mask):
                     x0, y0, x1, y1 = shape.bbox()
                     frames.addRect(QRectF(x0, y0, x1 - x0, y1 - y0))
-                for _kind, _where, p in handles_of(shape):
-                    handles.addRect(QRectF(p.x() - size / 2, p.y() - size / 2, size, size))
+                for kind, _where, p in handles_of(shape, scale):
+                    if kind == "rotate":  # a round handle on a stalk from the middle of the top side
+                        frames.moveTo(*rotation_handle(shape, 0.0))
+                        frames.lineTo(p)
+                        handles.addEllipse(p, size * 0.6, size * 0.6)
+                    else:
+                        handles.addRect(QRectF(p.x() - size / 2, p.y() - size / 2, size, size))
             dashed = QPen(QColor(255, 255, 255), 1, Qt.PenStyle.DashLine)
             dashed.setCosmetic(True)
             painter.setPen(dashed)
@@ -267,8 +300,10 @@ class AnnotationItem(QGraphicsItem):
             )
         else:
             item = QGraphicsPathItem(outline_path(shape, edges), self)
-        if isinstance(shape, Polyline | Keypoints) and not isinstance(shape, Points):
+        if isinstance(shape, Polyline):
             fill.setAlpha(0)  # open lines enclose nothing; a brush would fill the closing chord
+        elif isinstance(shape, Keypoints):
+            fill.setAlpha(255 if chosen else 180)  # solid dots: visible; crosses: hidden
         item.setPen(pen)
         item.setBrush(QBrush(fill))
         item.setZValue(z)

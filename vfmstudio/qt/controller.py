@@ -253,6 +253,8 @@ class RunController(QObject):
                 f"in {result.timings.run_s:.2f} s on {prediction.device or 'cpu'}"
                 f"{_why_empty(prediction)}",
             )
+            for note in prediction.notes:  # how the run differed from what was asked
+                self.w.messages.post("warning", f"{request.tool.id}: {note}")
 
     def _not_done(self, request: RunRequest, result: JobResult) -> None:
         tool = request.tool

@@ -1,5 +1,5 @@
-"""Canvas editing tools: select/move/resize (V), draw box (B), draw polygon (P), brush (M) and
-erase (E) masks, delete (Del).
+"""Canvas editing tools: select/move/resize (V), draw box (B), polygon (P), line (L), ellipse (O,
+Shift for a circle), rotated box (R) and keypoints (K), brush (M) and erase (E) masks, delete (Del).
 
 The controller filters the canvas viewport's mouse events while an editing tool is active (in
 "view" mode the canvas pans and clicks feed point tools as before; in the others the middle
@@ -20,17 +20,33 @@ from vfmstudio.core.annotations import (
     Annotation,
     AnnotationError,
     Box,
-    Ellipse,
+    Keypoints,
     Mask,
     Polygon,
     Polyline,
     annotations_at,
 )
+from vfmstudio.core.shape_edits import (
+    corner_moved,
+    ellipse_in_drag,
+    radius_moved,
+    rotated_box_from_edge,
+    rotated_toward,
+    visibility_toggled,
+)
 from vfmstudio.qt.annotation_item import HANDLE_PX, AnnotationItem, handles_of, outline_path
 from vfmstudio.qt.project_session import ProjectSession
 
-MODES = ("view", "select", "box", "polygon", "brush", "erase", "polyline", "ellipse")
+MODES = ("view", "select", "box", "polygon", "brush", "erase", "polyline", "ellipse", "rotated", "keypoints")
 MIN_BOX_PX = 1.0
+ROTATE_SNAP = 15.0  # degrees a Shift-drag of the rotation handle turns by
+EDIT_TEXT = {
+    "box": "Resize box",
+    "point": "Move point",
+    "corner": "Resize rotated box",
+    "rotate": "Rotate",
+    "radius": "Change radius",
+}
 
 
 def local_brush_stroke(
@@ -67,6 +83,7 @@ def resized_box(box: Box, handle: tuple[float, float], x: float, y: float) -> Bo
 class EditController(QObject):
     mode_changed = Signal(str)
     selection_changed = Signal(list)
+    hint = Signal(str)  # what the next click does (the keypoint to place), for the status bar
 
     def __init__(self, canvas, session: ProjectSession, parent: QObject | None = None):
         super().__init__(parent)
@@ -74,20 +91,32 @@ class EditController(QObject):
         self.session = session
         self.mode = "view"
         self.brush_radius = 8.0
-        self.current_class = "object"
+        self._current_class = "object"
         self.item: AnnotationItem | None = None
         self.image_key: str | None = None
         self.image_path = None
         self.size = (0, 0)  # width, height
         self.selected: list[str] = []
         self._drag: dict | None = None
-        self._polygon: list[tuple[float, float]] = []
+        self._polygon: list[tuple[float, float]] = []  # the clicks of the shape being drawn
+        self._visibility: list[int] = []  # per click, while drawing keypoints
+        self._shift = False  # Shift held during the last mouse event (circle, snapped rotation)
         self._pan_from: QPointF | None = None
         canvas.viewport().installEventFilter(self)
         canvas.installEventFilter(self)
         session.labels_changed.connect(self._on_labels_changed)
 
     # ---------------------------------------------------------------- state
+    @property
+    def current_class(self) -> str:
+        """The class new shapes get (its skeleton orders the keypoint tool's clicks)."""
+        return self._current_class
+
+    @current_class.setter
+    def current_class(self, name: str) -> None:
+        self._current_class = name
+        self._hint_next_keypoint()  # the next keypoint's name comes from this class now
+
     def set_mode(self, mode: str) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown edit mode {mode!r} (expected one of {', '.join(MODES)})")
@@ -104,6 +133,10 @@ class EditController(QObject):
         else:
             self.canvas.viewport().setCursor(cursor)
         self.mode_changed.emit(mode)
+        if mode == "keypoints":
+            self._hint_next_keypoint()
+        elif mode == "rotated":
+            self.hint.emit("rotated box: click (or drag) two corners of one side, then click its width")
 
     def attach(self, path, width: int, height: int) -> None:
         """Show the annotations of the image file ``path`` on the canvas's current image (None: none).
@@ -191,23 +224,29 @@ class EditController(QObject):
             return False
         t = event.type()
         if obj is self.canvas:
-            if (
-                t == QEvent.Type.ShortcutOverride
-                and self._polygon
-                and event.key()
-                in (Qt.Key.Key_Escape, Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Backspace)
+            drawing_keys = (Qt.Key.Key_Escape, Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Backspace)
+            if t == QEvent.Type.ShortcutOverride and (
+                (self._polygon and event.key() in drawing_keys)
+                or (self.mode == "keypoints" and event.key() == Qt.Key.Key_N)
             ):
-                event.accept()  # while drawing, these keys belong to the polygon, not to Run > Cancel
+                event.accept()  # while drawing, these keys belong to the shape, not to Run > Cancel
                 return True
             if t == QEvent.Type.KeyPress:
                 return self._key(event)
             return False
         if self._pan_drag(event, t):
             return True
+        if t in (QEvent.Type.MouseButtonPress, QEvent.Type.MouseMove, QEvent.Type.MouseButtonRelease):
+            self._shift = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
         if t == QEvent.Type.MouseButtonDblClick and event.button() == Qt.MouseButton.LeftButton:
-            if self.mode in ("polygon", "polyline"):
+            if self.mode in ("polygon", "polyline", "keypoints"):
                 self._close_polygon()
                 return True
+            if self.mode == "rotated":  # two quick clicks are two clicks of the box
+                self._press(self._image_point(event), event.modifiers())
+                return True
+            if self.mode == "select":
+                return self._toggle_keypoint(self._image_point(event))
             return False
         if t == QEvent.Type.MouseButtonPress and event.button() == Qt.MouseButton.LeftButton:
             self._press(self._image_point(event), event.modifiers())
@@ -251,13 +290,18 @@ class EditController(QObject):
 
     def _key(self, event) -> bool:
         key = event.key()
+        if key == Qt.Key.Key_N and self.mode == "keypoints":  # this landmark is not in the image
+            self._add_keypoint((0.0, 0.0), 0)
+            return True
         if self._polygon:
             if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
                 self._close_polygon()
                 return True
             if key == Qt.Key.Key_Backspace:
                 self._polygon.pop()
+                del self._visibility[len(self._polygon) :]
                 self._update_polygon_preview(None)
+                self._hint_next_keypoint()
                 return True
             if key == Qt.Key.Key_Escape:
                 self._cancel_gesture()
@@ -278,6 +322,17 @@ class EditController(QObject):
             if not self._polygon or self._polygon[-1] != (x, y):
                 self._polygon.append((x, y))
             self._update_polygon_preview(QPointF(x, y))
+        elif self.mode == "rotated":  # two corners of one edge (clicked, or one drag), then the width
+            if len(self._polygon) == 2:
+                self._close_polygon((x, y))
+                return
+            if not self._polygon:
+                self._drag = {"kind": "draw-edge", "start": (x, y)}
+            if not self._polygon or self._polygon[-1] != (x, y):
+                self._polygon.append((x, y))
+            self._update_polygon_preview(QPointF(x, y))
+        elif self.mode == "keypoints":  # Shift-click: there but hidden (COCO visibility 1)
+            self._add_keypoint((x, y), 1 if modifiers & Qt.KeyboardModifier.ShiftModifier else 2)
         elif self.mode == "polygon":
             if len(self._polygon) >= 3:
                 fx, fy = self._polygon[0]
@@ -297,7 +352,7 @@ class EditController(QObject):
         tol = self._tolerance()
         if len(self.selected) == 1:
             ann = labels.get(self.selected[0])
-            for kind, where, hp in handles_of(ann.shape):
+            for kind, where, hp in handles_of(ann.shape, self.canvas.scale_factor):
                 if abs(hp.x() - p.x()) <= tol and abs(hp.y() - p.y()) <= tol:
                     self._drag = {
                         "kind": kind,
@@ -327,13 +382,16 @@ class EditController(QObject):
         if drag is None or self.item is None:
             return
         kind = drag["kind"]
-        if kind in ("draw-box", "draw-ellipse"):
+        if kind == "draw-box":
             x0, y0 = drag["start"]
             x1, y1 = self._clamp(p)
             path = QPainterPath()
-            rect = QRectF(QPointF(min(x0, x1), min(y0, y1)), QPointF(max(x0, x1), max(y0, y1)))
-            path.addRect(rect) if kind == "draw-box" else path.addEllipse(rect)
+            path.addRect(QRectF(QPointF(min(x0, x1), min(y0, y1)), QPointF(max(x0, x1), max(y0, y1))))
             self._preview(path)
+        elif kind == "draw-ellipse":
+            self._preview(outline_path(ellipse_in_drag(drag["start"], self._clamp(p), self._shift)))
+        elif kind == "draw-edge":
+            self._update_polygon_preview(QPointF(*self._clamp(p)))
         elif kind in ("brush", "erase"):
             drag["points"].append((p.x(), p.y()))
             self._update_brush_preview()
@@ -353,6 +411,12 @@ class EditController(QObject):
                 return drag["ann"].shape.with_vertex(part, ring, index, self._clamp(p))
             if drag["kind"] == "point":
                 return drag["ann"].shape.with_point(drag["where"][0], self._clamp(p))
+            if drag["kind"] == "corner":
+                return corner_moved(drag["ann"].shape, drag["where"][0], *self._clamp(p))
+            if drag["kind"] == "radius":
+                return radius_moved(drag["ann"].shape, drag["where"][0], p.x(), p.y())
+            if drag["kind"] == "rotate":
+                return rotated_toward(drag["ann"].shape, p.x(), p.y(), ROTATE_SNAP if self._shift else 0.0)
             if drag["kind"] == "move" and len(self.selected) == 1:
                 ann = self.session.labels.get(self.selected[0])
                 return ann.shape.translated(p.x() - sx, p.y() - sy)
@@ -371,10 +435,16 @@ class EditController(QObject):
             (x0, y0), (x1, y1) = drag["start"], self._clamp(p)
             if abs(x1 - x0) >= MIN_BOX_PX and abs(y1 - y0) >= MIN_BOX_PX:
                 self.add_shape(Box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
-        elif kind == "draw-ellipse":  # the ellipse inscribed in the dragged box
-            (x0, y0), (x1, y1) = drag["start"], self._clamp(p)
-            if abs(x1 - x0) >= MIN_BOX_PX and abs(y1 - y0) >= MIN_BOX_PX:
-                self.add_shape(Ellipse((x0 + x1) / 2, (y0 + y1) / 2, abs(x1 - x0) / 2, abs(y1 - y0) / 2))
+        elif kind == "draw-ellipse":  # the ellipse (Shift: the circle) inscribed in the dragged box
+            shape = ellipse_in_drag(drag["start"], self._clamp(p), self._shift)
+            if 2 * min(shape.rx, shape.ry) >= MIN_BOX_PX:
+                self.add_shape(shape)
+        elif kind == "draw-edge":  # a drag drew the first edge; a click leaves it to the next click
+            end = self._clamp(p)
+            sx, sy = drag["start"]
+            if len(self._polygon) == 1 and np.hypot(end[0] - sx, end[1] - sy) >= MIN_BOX_PX:
+                self._polygon.append(end)
+            self._update_polygon_preview(QPointF(*end))
         elif kind in ("brush", "erase"):
             self._finish_stroke(kind, drag["points"])
         elif kind == "move":
@@ -385,7 +455,7 @@ class EditController(QObject):
         elif drag["moved"]:
             shape = self._dragged_shape(drag, p)
             if shape is not None and shape != drag["ann"].shape:
-                text = {"box": "Resize box", "point": "Move point"}.get(kind, "Move vertex")
+                text = EDIT_TEXT.get(kind, "Move vertex")
                 self.session.push(cmd.set_shape(labels, drag["ann"].id, shape, text))
 
     def _finish_stroke(self, kind: str, points: list[tuple[float, float]]) -> None:
@@ -402,9 +472,27 @@ class EditController(QObject):
         else:
             self.session.message.emit("warning", "select a mask annotation to erase from")
 
-    def _close_polygon(self) -> None:
+    def _close_polygon(self, last: tuple[float, float] | None = None) -> None:
+        """End the shape being clicked (``last``: the final click of a rotated box)."""
         points, self._polygon = self._polygon, []
+        visibility, self._visibility = self._visibility, []
         self._preview(None)
+        if self.mode == "rotated":
+            if len(points) == 2 and last is not None:
+                try:
+                    box = rotated_box_from_edge(points[0], points[1], last)
+                except AnnotationError:
+                    return
+                if box.h >= MIN_BOX_PX:
+                    self.add_shape(box)
+            elif points:
+                self.session.message.emit(
+                    "warning", "a rotated box needs 3 clicks: two corners of one side, then its width"
+                )
+            return
+        if self.mode == "keypoints":
+            self._finish_keypoints(points, visibility)
+            return
         if self.mode == "polyline":
             if len(points) >= 2:
                 self.add_shape(Polyline(tuple(points)))
@@ -420,7 +508,73 @@ class EditController(QObject):
     def _cancel_gesture(self) -> None:
         self._drag = None
         self._polygon = []
+        self._visibility = []
         self._preview(None)
+
+    # ---------------------------------------------------------------- keypoints
+    def _skeleton(self):
+        return self.session.labels.skeletons.get(self.current_class)
+
+    def _add_keypoint(self, xy: tuple[float, float], visibility: int) -> None:
+        """The next keypoint (in the order of the class skeleton's names, if it has one); the
+        last name ends the pose."""
+        if self.image_key is None:
+            return
+        self._polygon.append(xy)
+        self._visibility.append(visibility)
+        skeleton = self._skeleton()
+        if skeleton is not None and skeleton.names and len(self._polygon) >= len(skeleton.names):
+            self._close_polygon()
+            return
+        self._update_polygon_preview(None)
+        self._hint_next_keypoint()
+
+    def _hint_next_keypoint(self) -> None:
+        if self.mode != "keypoints":
+            return
+        skeleton = self._skeleton()
+        n = len(self._polygon)
+        if skeleton is not None and n < len(skeleton.names):
+            what = f"click {skeleton.names[n]!r} ({n + 1}/{len(skeleton.names)})"
+        else:
+            what = f"click keypoint {n + 1}"
+        self.hint.emit(
+            f"{what}; Shift-click: hidden, N: not in the image, Enter: done, Backspace: undo a point"
+        )
+
+    def _finish_keypoints(self, points: list, visibility: list[int]) -> None:
+        """The pose drawn so far; landmarks of the skeleton not reached are not labelled (0)."""
+        if not any(v > 0 for v in visibility):
+            if points:
+                self.session.message.emit("warning", "keypoints: place at least one point")
+            self._hint_next_keypoint()
+            return
+        skeleton = self._skeleton()
+        names: tuple[str, ...] = ()
+        if skeleton is not None and skeleton.names:
+            names = skeleton.names
+            missing = len(names) - len(points)
+            points = points[: len(names)] + [(0.0, 0.0)] * missing
+            visibility = visibility[: len(names)] + [0] * missing
+        self.add_shape(Keypoints(tuple(points), tuple(visibility), names))
+        self._hint_next_keypoint()
+
+    def _toggle_keypoint(self, p: QPointF) -> bool:
+        """A double-click on a keypoint of the selected pose switches it between visible and hidden."""
+        if len(self.selected) != 1:
+            return False
+        ann = self.session.labels.get(self.selected[0])
+        if not isinstance(ann.shape, Keypoints):
+            return False
+        tol = self._tolerance()
+        for kind, where, hp in handles_of(ann.shape, self.canvas.scale_factor):
+            if kind == "point" and abs(hp.x() - p.x()) <= tol and abs(hp.y() - p.y()) <= tol:
+                self._drag = None
+                shape = visibility_toggled(ann.shape, where[0])
+                text = "Mark keypoint hidden" if shape.visibility[where[0]] == 1 else "Mark keypoint visible"
+                self.session.push(cmd.set_shape(self.session.labels, ann.id, shape, text))
+                return True
+        return False
 
     # ---------------------------------------------------------------- previews
     def _preview(self, path: QPainterPath | None) -> None:
@@ -432,6 +586,19 @@ class EditController(QObject):
         if not self._polygon:
             self._preview(None)
             return
+        if self.mode == "keypoints":  # the points placed so far, joined by the skeleton
+            skeleton = self._skeleton()
+            drawn = Keypoints(tuple(self._polygon), tuple(self._visibility))
+            self._preview(outline_path(drawn, skeleton.edges if skeleton is not None else ()))
+            return
+        if self.mode == "rotated" and len(self._polygon) == 2 and cursor is not None:
+            try:
+                box = rotated_box_from_edge(*self._polygon, (cursor.x(), cursor.y()))
+            except AnnotationError:
+                box = None
+            if box is not None:
+                self._preview(outline_path(box))
+                return
         path = QPainterPath()
         path.moveTo(*self._polygon[0])
         for x, y in self._polygon[1:]:

@@ -33,6 +33,8 @@ TOOL_KEYS = {
     "erase": ("Erase mask", "E"),
     "polyline": ("Draw line", "L"),
     "ellipse": ("Draw ellipse", "O"),
+    "rotated": ("Draw rotated box", "R"),
+    "keypoints": ("Draw keypoints", "K"),
 }
 
 
@@ -45,6 +47,7 @@ class Labelling(QObject):
             self, ask_recovery=self._ask_recovery_dialog, ask_conflict=self._ask_conflict_dialog, **kwargs
         )
         self.controller = EditController(window.canvas, self.session, self)
+        self.controller.hint.connect(lambda text: window.statusBar().showMessage(text, 8000))
         self.session.message.connect(lambda level, text: window.messages.post(level, text))
         self.session.dirty_changed.connect(window.setWindowModified)
         self.session.project_changed.connect(self._on_project_changed)
@@ -268,14 +271,26 @@ class Labelling(QObject):
             self.window.messages.post("error", f"checking images: {result.error.message}")
 
     # ---------------------------------------------------------------- accepting predictions
-    def accept_items(self, items, *, masks_as_polygons: bool = False, tolerance: float = 1.0) -> bool:
+    def accept_items(
+        self,
+        items,
+        *,
+        masks_as_polygons: bool = False,
+        tolerance: float = 1.0,
+        masks_as_rotated_boxes: bool = False,
+    ) -> bool:
         from vfmstudio.session.accepting import accept_command
 
         key = self.controller.ensure_key()
         if key is None or not items:
             return False
         command = accept_command(
-            items, key, self.session.labels, masks_as_polygons=masks_as_polygons, tolerance=tolerance
+            items,
+            key,
+            self.session.labels,
+            masks_as_polygons=masks_as_polygons,
+            tolerance=tolerance,
+            masks_as_rotated_boxes=masks_as_rotated_boxes,
         )
         return command is not None and self.session.push(command)
 
@@ -341,7 +356,7 @@ class Labelling(QObject):
         )
         if dialog.exec() != AcceptDialog.DialogCode.Accepted:
             return False
-        options = {"masks_as_polygons": dialog.polygons.isChecked(), "tolerance": dialog.tolerance.value()}
+        options = dialog.options()
         picked = dialog.chosen()
         if smart is not None and dialog.refine.isChecked():  # boxes go to SAM; their masks arrive later
             from vfmstudio.core.results import Detections

@@ -375,7 +375,7 @@ class ExploreWindow(QDialog):
             from vfmstudio.core.results import Embedding
             from vfmstudio.execution import run_tool
 
-            image_id = image_id_for_file(path)
+            image_id = image_id_for_file(path, reader=get_host().read_image)
             if image_id in index.store:
                 vector = index.store.vector(image_id)
             else:

@@ -105,6 +105,7 @@ class LabelsPanel(QWidget):
             ("Rename", "rename the selected class", lambda: self.rename_class()),
             ("Colour", "recolour the selected class", lambda: self.recolor_class()),
             ("Delete", "delete the class and its annotations", lambda: self.delete_class()),
+            ("Skeleton", "the keypoint names and edges of the selected class", lambda: self.edit_skeleton()),
         ):
             b = _small_button(text, self)
             b.setToolTip(tip)
@@ -221,6 +222,33 @@ class LabelsPanel(QWidget):
                 return False
             color = chosen.name()
         return self.session.push(cmd.EditClass(name, color=color))
+
+    def edit_skeleton(
+        self, name: str | None = None, names_text: str | None = None, edges_text: str = ""
+    ) -> bool:
+        """Set the keypoint skeleton of a class (asked in a dialog unless ``names_text`` is given)."""
+        from vfmstudio.session.skeletons import parse_skeleton
+
+        name = name or self.current_class()
+        if self.session.labels.get_class(name) is None:
+            self.session.message.emit("warning", "add or select a class to give it keypoints")
+            return False
+        old = self.session.labels.skeletons.get(name)
+        if names_text is None:
+            from vfmstudio.qt.skeleton_dialog import ask_skeleton
+
+            typed = ask_skeleton(self, name, old)
+            if typed is None:
+                return False
+            names_text, edges_text = typed
+        try:
+            skeleton = parse_skeleton(names_text, edges_text)
+        except AnnotationError as exc:
+            self.session.message.emit("warning", str(exc))
+            return False
+        if skeleton == old:
+            return False
+        return self.session.push(cmd.SetSkeleton(name, skeleton))
 
     def delete_class(self, name: str | None = None) -> bool:
         name = name or self.current_class()

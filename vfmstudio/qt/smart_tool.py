@@ -59,9 +59,7 @@ class SmartTool(QObject):
         self._job: int | None = None
         self._path: Path | None = None
         self._preview_items: list = [None, None, None]
-        self._refines: dict[
-            int, tuple[Path, bool, float]
-        ] = {}  # refine job -> (image, as polygons, tolerance)
+        self._refines: dict[int, tuple[Path, dict]] = {}  # refine job -> (image, accept options)
 
         self.action = QAction(f"Smart select ({KEY})", window)
         self.action.setIconText("Smart")
@@ -244,11 +242,10 @@ class SmartTool(QObject):
         return ann_id
 
     # ---------------------------------------------------------------- refine with SAM (Accept dialog)
-    def refine_boxes(
-        self, items: list, *, masks_as_polygons: bool = False, tolerance: float = 1.0
-    ) -> int | None:
+    def refine_boxes(self, items: list, **options) -> int | None:
         """Turn the box items of the Accept dialog into masks with ``sam.refine`` (one decoder call),
-        keeping their classes; the masks are accepted as one undo step when the run ends."""
+        keeping their classes; the masks are accepted as one undo step when the run ends, with the
+        dialog's ``options`` (masks as polygons or rotated boxes, tolerance)."""
         from vfmstudio.core.results import Detections
 
         tool, path, image = self._refine_tool(), self.window.current_path, self.window.current
@@ -268,7 +265,7 @@ class SmartTool(QObject):
         )
         params = {"detections": json.dumps(detections.to_json())}
         handle = self._submit_run(tool, path, params, key=f"smart-refine:{path}", source="sam · sam.refine")
-        self._refines[handle.job_id] = (path, masks_as_polygons, tolerance)
+        self._refines[handle.job_id] = (path, options)
         return handle.job_id
 
     def can_refine(self) -> bool:
@@ -279,7 +276,7 @@ class SmartTool(QObject):
         return (getattr(host, "tools", {}) if host is not None else {}).get("sam.refine")
 
     def _on_refined(self, result) -> None:
-        path, masks_as_polygons, tolerance = self._refines.pop(result.job_id)
+        path, options = self._refines.pop(result.job_id)
         if not result.ok:
             if result.error is not None:
                 self.window.messages.post("error", f"sam.refine: {result.error.message}")
@@ -293,7 +290,7 @@ class SmartTool(QObject):
 
         prediction = result.value
         items = acceptable_items([prediction], self.window.current.id)
-        self.labelling.accept_items(items, masks_as_polygons=masks_as_polygons, tolerance=tolerance)
+        self.labelling.accept_items(items, **options)
         self.refined.emit()
 
     # ---------------------------------------------------------------- events

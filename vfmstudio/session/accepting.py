@@ -55,7 +55,13 @@ def layer_items(items: list[Item], layer) -> list[Item]:
 
 
 def accept_command(
-    items: list[Item], key: str, labels: LabelSet, *, masks_as_polygons: bool = False, tolerance: float = 1.0
+    items: list[Item],
+    key: str,
+    labels: LabelSet,
+    *,
+    masks_as_polygons: bool = False,
+    tolerance: float = 1.0,
+    masks_as_rotated_boxes: bool = False,
 ) -> cmd.Command | None:
     """One undoable step adding every chosen item to image ``key`` (None when nothing is added)."""
     merged = Accepted()
@@ -64,7 +70,12 @@ def accept_command(
         by_prediction.setdefault(id(it.prediction), (it.prediction, []))[1].append((it.result, it.index))
     for pred, select in by_prediction.values():
         acc = accept_prediction(
-            pred, key, select=select, masks_as_polygons=masks_as_polygons, tolerance=tolerance
+            pred,
+            key,
+            select=select,
+            masks_as_polygons=masks_as_polygons,
+            tolerance=tolerance,
+            masks_as_rotated_boxes=masks_as_rotated_boxes,
         )
         merged.annotations += acc.annotations
         for k, tags in acc.tags.items():

@@ -61,6 +61,17 @@ def test_a_lasso_drawn_with_the_mouse_selects_the_images_inside_it(qtbot):
     assert "6 selected" in view.status.text()
 
 
+def test_the_legend_names_colours_and_escapes_what_the_project_file_says(qtbot):
+    view = ExploreView()
+    qtbot.addWidget(view)
+    entries = [(f"#00000{i % 10}", f"class {i}", 20 - i) for i in range(14)]
+    entries[0] = ('#ff0000"><img src=x>', "<b>cat</b>", 20)
+    view.set_legend(entries)
+    text = view.legend.text()
+    assert "&lt;b&gt;cat&lt;/b&gt; (20)" in text and "<img" not in text and "<b>" not in text
+    assert "class 11 (9)" in text and "class 12" not in text and "2 more (15)" in text  # 12 rows, then 8 + 7
+
+
 @pytest.fixture
 def folder(tmp_path):
     root = tmp_path / "photos"

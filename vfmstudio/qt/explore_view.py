@@ -184,8 +184,9 @@ class ExploreView(QWidget):
     def set_legend(self, entries: list[tuple[str, str, int]]) -> None:
         """Name what each colour means: (colour "#rrggbb", name, how many points) rows."""
         shown = entries[:LEGEND_ROWS]
-        parts = [
-            f'<span style="color:{c}">&#9679;</span>&nbsp;{html.escape(name)} ({n})' for c, name, n in shown
+        parts = [  # colours come from the project file too: escaped like the names
+            f'<span style="color:{html.escape(c)}">&#9679;</span>&nbsp;{html.escape(name)} ({n})'
+            for c, name, n in shown
         ]
         rest = entries[LEGEND_ROWS:]
         if rest:

@@ -105,6 +105,7 @@ class ImageBrowser(QWidget):
         self._names: dict[str, str] = {}  # path -> casefolded file name (the name filter's haystack)
         self._states: dict[str, str] = {}  # path -> review state (mirrors STATE_ROLE, cheaper to read)
         self._classes: dict[str, frozenset[str]] = {}  # path -> classes on the image (class filter)
+        self._hidden: set[str] = set()  # paths of hidden rows (mirrors isHidden, cheaper to read)
         # Every row starts with an icon of the final size: with uniform item sizes, a row without
         # one (an unreadable file, a thumbnail not made yet) would set a collapsed height for all.
         blank = QPixmap(self.list.iconSize())
@@ -121,6 +122,7 @@ class ImageBrowser(QWidget):
         self._names.clear()
         self._states.clear()
         self._classes.clear()
+        self._hidden.clear()
         for p in paths:
             item = QListWidgetItem(self._blank, p.name)
             item.setData(PATH_ROLE, str(p))
@@ -163,7 +165,7 @@ class ImageBrowser(QWidget):
         items = [it for it in items if it is not None]
         self.list.clearSelection()
         for it in items:
-            it.setHidden(False)
+            self._set_hidden(it.data(PATH_ROLE), it, False)
             it.setSelected(True)
         if items:
             self.list.scrollToItem(items[0])
@@ -174,7 +176,7 @@ class ImageBrowser(QWidget):
         item = self._items.get(str(path))
         if item is None:
             return False
-        item.setHidden(False)
+        self._set_hidden(str(path), item, False)
         self.list.setCurrentItem(item)
         return True
 
@@ -196,8 +198,8 @@ class ImageBrowser(QWidget):
             return
         self._set_row(path, item, state, classes)
         hide = not self._matches(path, item, *self._filters())
-        if hide != item.isHidden() and not (hide and item is self.list.currentItem()):
-            item.setHidden(hide)
+        if not (hide and item is self.list.currentItem()):
+            self._set_hidden(path, item, hide)
 
     def review_state(self, path: Path | str) -> str:
         return self._states.get(str(path), "")
@@ -230,11 +232,8 @@ class ImageBrowser(QWidget):
                 combo.setCurrentIndex(at)
 
     def visible_paths(self) -> list[Path]:
-        return [
-            Path(self.list.item(i).data(PATH_ROLE))
-            for i in range(self.list.count())
-            if not self.list.item(i).isHidden()
-        ]
+        """The rows the filters show, in list order."""
+        return [Path(p) for p in self._items if p not in self._hidden]
 
     def _set_row(self, path: str, item: QListWidgetItem, state: str, classes: frozenset[str]) -> None:
         self._classes[path] = classes
@@ -273,9 +272,15 @@ class ImageBrowser(QWidget):
     def _apply_filter(self, _text: str | None = None) -> None:
         filters = self._filters()
         for path, item in self._items.items():
-            hide = not self._matches(path, item, *filters)
-            if hide != item.isHidden():  # setHidden relayouts the view: only where it changes
-                item.setHidden(hide)
+            self._set_hidden(path, item, not self._matches(path, item, *filters))
+
+    def _set_hidden(self, path: str, item: QListWidgetItem, hide: bool) -> None:
+        if hide != (path in self._hidden):  # setHidden relayouts the view: only where it changes
+            item.setHidden(hide)
+            if hide:
+                self._hidden.add(path)
+            else:
+                self._hidden.discard(path)
 
     def _on_current(self, current: QListWidgetItem | None, _previous) -> None:
         self.current_changed.emit(Path(current.data(PATH_ROLE)) if current is not None else None)

@@ -67,6 +67,7 @@ class ReviewStates(QObject):
         self._dirty: set[str] = set()
         self._full = True
         self._labels_seen = False
+        self._choices: list[str] = []  # what the class filter offers
         self._flush_timer = QTimer(self)
         self._flush_timer.setSingleShot(True)
         self._flush_timer.setInterval(0)
@@ -119,7 +120,8 @@ class ReviewStates(QObject):
             rows = {}
             for key, path in self._path_of.items():
                 rows[path] = (self.pending.state(key), frozenset(self.pending.classes(key)))
-            browser.set_review(rows, self.classes())
+            self._choices = self.classes()
+            browser.set_review(rows, self._choices)
         else:
             keys = [k for k in dict.fromkeys(keys)]
             for key in keys:
@@ -128,8 +130,11 @@ class ReviewStates(QObject):
                     self._map_paths()  # an image added to the project by this edit
                     path = self._path_of.get(key)
                 if path is not None:
-                    browser.update_review(path, self.pending.state(key), frozenset(self.pending.classes(key)))
-            browser.set_class_choices(self.classes())
+                    classes = frozenset(self.pending.classes(key))
+                    browser.update_review(path, self.pending.state(key), classes)
+                    # a class new to the project (a class edit or a class map refreshes them all)
+                    self._choices += sorted(classes.difference(self._choices))
+            browser.set_class_choices(self._choices)
         self.refreshed.emit(None if keys is None else list(keys))
 
     def classes(self) -> list[str]:

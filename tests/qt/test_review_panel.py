@@ -162,6 +162,10 @@ def test_keys_accept_reject_undo_and_next(qtbot, window, host, folder):
     press(qtbot, window, Qt.Key.Key_A)  # accept all shown -> 4 boxes, moves on to img1
     assert anns(window, "img0.png") == sorted((lab, "box", s) for lab, s in zip(LABELS, SCORES))
     qtbot.waitUntil(lambda: window.current_path.name == "img1.png")
+    # the next image's pending boxes are drawn once it is on the canvas
+    qtbot.waitUntil(lambda: window.image_id_of(window.current_path) == window.current.id)
+    qtbot.waitUntil(lambda: len(review.overlay.drawn) == 4)
+    assert len(review.overlay.items) == 1 and review.overlay.items[0].scene() is window.canvas.scene()
     assert window.browser.review_state(path_of(window, "img0.png")) == "reviewed"
     assert window.pending.state("img0.png") == "reviewed"
 

@@ -50,6 +50,7 @@ class ClassMapTable(QTableWidget):
             return  # unchanged: keep the widgets (and an open combo popup)
         self._signature = signature
         self._rows = list(rows)
+        self.setRowCount(0)  # drops the old rows' combos at once (not one paint later)
         self.setRowCount(len(rows))
         for r, (tool, label) in enumerate(rows):
             short = tool.rsplit(".", 1)[-1]
@@ -57,7 +58,7 @@ class ClassMapTable(QTableWidget):
             tool_item.setToolTip(tool)
             self.setItem(r, 0, tool_item)
             self.setItem(r, 1, QTableWidgetItem(label))
-            combo = QComboBox(self)
+            combo = QComboBox()  # the table's viewport owns it once set
             combo.addItem(f"{label} (as predicted)", KEEP)
             for name in classes:
                 if name != label:
@@ -117,8 +118,3 @@ class ClassMapTable(QTableWidget):
             self, "New class", f"Class for the predicted label {label!r}:", text=label
         )
         return name if ok else None
-
-    def sizeHint(self):  # noqa: N802 - Qt's name
-        hint = super().sizeHint()
-        hint.setHeight(min(hint.height(), 160))
-        return hint

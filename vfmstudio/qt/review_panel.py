@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDockWidget,
-    QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -98,22 +97,27 @@ class ReviewPanel(QWidget):
         self.accept_button = QPushButton("Accept shown (A)", self)
         self.reject_button = QPushButton("Reject all (X)", self)
         self.accept_selected_button = QPushButton("Accept selected (Enter)", self)
-        for b in (self.accept_button, self.reject_button):
+        self.accept_selected_button.setToolTip("Accept the items selected in the list above")
+        for b in (self.accept_button, self.reject_button, self.accept_selected_button):
             buttons.addWidget(b)
         nav = QHBoxLayout()
         self.previous_button = QPushButton("◀ Previous (P)", self)
         self.next_button = QPushButton("Next (N) ▶", self)
-        nav.addWidget(self.previous_button)
-        nav.addWidget(self.next_button)
+        for b in (self.previous_button, self.next_button):
+            b.setToolTip("The previous / next image with predictions still to review")
+            nav.addWidget(b)
 
-        options = QFormLayout()
+        options = QHBoxLayout()
         self.masks_combo = QComboBox(self)
         self.masks_combo.addItem("masks", False)
         self.masks_combo.addItem("polygons", True)
         self.masks_combo.setToolTip("Accepted masks become mask annotations or simplified polygons")
-        options.addRow("Accept masks as", self.masks_combo)
-        self.advance_check = QCheckBox("After accept / reject all, go to the next image to review", self)
-        options.addRow(self.advance_check)
+        self.advance_check = QCheckBox("then next image", self)
+        self.advance_check.setToolTip("After accept all / reject all, go to the next image to review")
+        options.addWidget(QLabel("Masks as", self))
+        options.addWidget(self.masks_combo)
+        options.addStretch(1)
+        options.addWidget(self.advance_check)
 
         self.class_map = ClassMapTable(push, self)
         map_box = QGroupBox("Class map (remembered per tool)", self)
@@ -129,9 +133,8 @@ class ReviewPanel(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.title)
         layout.addLayout(slider_row)
-        layout.addWidget(self.tree, 2)
+        layout.addWidget(self.tree, 1)
         layout.addLayout(buttons)
-        layout.addWidget(self.accept_selected_button)
         layout.addLayout(nav)
         layout.addLayout(options)
         layout.addWidget(map_box, 1)
@@ -269,7 +272,6 @@ class Review(QObject):
     def _wire(self) -> None:
         w, p = self.window, self.panel
         w.browser.current_changed.connect(lambda _path: self.refresh())
-        w.loader.loaded.connect(lambda _path, _image: self.redraw())
         self.states.refreshed.connect(self._on_rows_refreshed)
         self.session.stack.indexChanged.connect(self._on_undo_index)
         self._stack_index = self.session.stack.index()
@@ -281,8 +283,15 @@ class Review(QObject):
             lambda _i: self.settings.setValue(SETTING_POLYGONS, self.masks_as_polygons)
         )
         p.advance_check.toggled.connect(lambda on: self.settings.setValue(SETTING_ADVANCE, on))
+        self.dock.visibilityChanged.connect(lambda visible: visible and self.refresh())
         self.connect_auto_label()
-        QTimer.singleShot(0, self.connect_auto_label)  # the run side may be built after this
+        # The window connects its own slots after this object is built: ours must run after its
+        # image-loaded slot (which puts the new image on the canvas) and may meet the run side.
+        QTimer.singleShot(0, self._connect_late)
+
+    def _connect_late(self) -> None:
+        self.window.loader.loaded.connect(lambda _path, _image: self.redraw())
+        self.connect_auto_label()
 
     def connect_auto_label(self) -> None:
         """Follow Run on All Images: each finished image's row and panel update at once."""
@@ -320,6 +329,9 @@ class Review(QObject):
             self._lend_keys()
             self.dock.show()
             self.dock.raise_()
+            # the list and the class map need the column's height more than the tool tree does
+            w = self.window
+            w.resizeDocks([w.dock_tools, self.dock], [160, 10_000], Qt.Orientation.Vertical)
             self.refresh()
             if self.key is None or not self.entries:
                 self.step(+1)
@@ -356,6 +368,9 @@ class Review(QObject):
         self.key = self.states.key_of(w.browser.current_path())
         key = self.key
         self.entries = self.pending.open_entries(key) if key is not None else []
+        if not self.active and not self.dock.isVisible():
+            self.overlay.clear()
+            return  # filled when the dock is shown
         labels = self.pending.labels
         groups = []
         for n, entry in enumerate(self.entries):

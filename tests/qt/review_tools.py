@@ -1,7 +1,8 @@
 """A detector for the review tests, registered as the module ``review`` (the tool family).
 
 ``review.detect`` gives four boxes, one per image quadrant, with fixed labels and scores, and with
-``masks`` the same four quadrants as masks: every number a test checks is written here.
+``masks`` the same four quadrants as masks, and nothing at all on images whose path contains
+``nothing_on``: every number a test checks is written here.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def vfm_register_tools():
             title="Review detector",
             run="review:detect",
             returns=("detections", "masks"),
-            params=(Param("masks", ParamType.BOOL, False),),
+            params=(Param("masks", ParamType.BOOL, False), Param("nothing_on", ParamType.STR, "")),
         )
     ]
 
@@ -34,6 +35,8 @@ def quadrants(w: int, h: int) -> list[tuple[int, int, int, int]]:
 def detect(ctx, images, params):
     image = images[0]
     h, w = image.pixels.shape[:2]
+    if params["nothing_on"] and params["nothing_on"] in str(image.path):  # a detector that found nothing
+        return [Detections(np.zeros((0, 4), np.float32), (), np.zeros(0, np.float32), image_id=image.id)]
     boxes = np.array(quadrants(w, h), dtype=np.float32)
     scores = np.array(SCORES, dtype=np.float32)
     if params["masks"]:

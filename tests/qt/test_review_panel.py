@@ -56,7 +56,7 @@ def folder(tmp_path):
     return folder
 
 
-def predict(host, folder, keys, *, masks=False):
+def predict(host, folder, keys, *, masks=False, nothing_on=""):
     """Fill the project's pending store the way Run on All Images does."""
     from vfmstudio.core.project import open_project
     from vfmstudio.engines.into_project import plan_into_project, sink_for
@@ -65,7 +65,8 @@ def predict(host, folder, keys, *, masks=False):
 
     project = open_project(folder / "vfmstudio.json")
     tool = host.tool("review.detect")
-    spec = RunSpec(tool=tool, params=tool.resolve_params({"masks": masks}), model=None, out="")
+    params = tool.resolve_params({"masks": masks, "nothing_on": nothing_on})
+    spec = RunSpec(tool=tool, params=params, model=None, out="")
     plan = plan_into_project(spec, project, keys)
     progress = run_local(plan, sink=sink_for(plan), workers=1)
     assert progress.failed == 0
@@ -80,7 +81,9 @@ def window(qtbot, host, tmp_path):
 
 def open_folder(qtbot, window, folder):
     window.open_paths([folder])
-    qtbot.waitUntil(lambda: window.current is not None and bool(window.browser.review_state(window.current_path)))
+    qtbot.waitUntil(
+        lambda: window.current is not None and bool(window.browser.review_state(window.current_path))
+    )
     return window
 
 
@@ -332,3 +335,64 @@ def test_run_side_predictions_update_the_row(qtbot, window, host, folder):
     window.review.add_prediction("img3.png", entry)
     assert window.browser.review_state(path_of(window, "img3.png")) == "predicted"
     assert window.browser.review_state(path_of(window, "img0.png")) == "unlabelled"
+
+
+def test_delete_key_deletes_a_selected_annotation_else_rejects(qtbot, window, host, folder):
+    predict(host, folder, ["img2.png"])
+    open_folder(qtbot, window, folder)
+    review = window.review
+    review.panel.advance_check.setChecked(False)
+    review.set_mode(True)
+    show(qtbot, window, "img2.png")
+    zebra = window.labelling.session.labels.annotations("img2.png")[0]
+    window.labelling.controller.select([zebra.id])
+    press(qtbot, window, Qt.Key.Key_Delete)  # the selected annotation goes, the predictions stay
+    assert window.labelling.session.labels.annotations("img2.png") == ()
+    assert window.pending.state("img2.png") == "predicted"
+    press(qtbot, window, Qt.Key.Key_Delete)  # nothing selected: reject all
+    assert window.pending.state("img2.png") == "reviewed"
+    assert window.labelling.session.labels.annotations("img2.png") == ()
+
+
+def test_a_run_that_found_nothing_is_reviewed_by_a_look(qtbot, window, host, folder):
+    predict(host, folder, ["img0.png", "img1.png"], nothing_on="img0")
+    open_folder(qtbot, window, folder)
+    review = window.review
+    review.panel.advance_check.setChecked(False)
+    review.set_mode(True)
+    show(qtbot, window, "img0.png")
+    assert window.pending.state("img0.png") == "predicted"  # waits for a look
+    assert review.panel.rows() == [] and review.overlay.drawn == []
+    assert review.accept_shown()
+    assert window.pending.state("img0.png") == "reviewed"
+    assert anns(window, "img0.png") == []
+    # Enter with nothing selected does nothing (and says so)
+    show(qtbot, window, "img1.png")
+    assert not review.accept_selected()
+    assert window.pending.state("img1.png") == "predicted"
+
+
+def test_new_class_from_the_map_is_one_undo_step(qtbot, window, host, folder):
+    predict(host, folder, ["img0.png"])
+    open_folder(qtbot, window, folder)
+    review = window.review
+    review.set_mode(True)
+    show(qtbot, window, "img0.png")
+    table = review.panel.class_map
+    labels = window.labelling.session.labels
+    table.ask_class_name = lambda label: None  # the dialog cancelled: nothing changes
+    combo = table.combo("review.detect", "dog")
+    combo.setCurrentIndex(combo.findData("\x00new"))
+    combo.activated.emit(combo.currentIndex())
+    assert labels.class_maps == {} and labels.get_class("canine") is None
+    assert table.combo("review.detect", "dog").currentData() == "\x00keep"
+    table.ask_class_name = lambda label: "canine"
+    combo = table.combo("review.detect", "dog")
+    combo.setCurrentIndex(combo.findData("\x00new"))
+    combo.activated.emit(combo.currentIndex())
+    assert labels.class_maps == {"review.detect": {"dog": "canine"}}
+    assert labels.get_class("canine") is not None
+    assert "canine" in [r.text(1) for r in review.panel.rows()]
+    window.labelling.undo_action.trigger()
+    assert labels.class_maps == {} and labels.get_class("canine") is None
+    qtbot.waitUntil(lambda: "dog" in [r.text(1) for r in review.panel.rows()])

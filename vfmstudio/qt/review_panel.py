@@ -448,11 +448,13 @@ class Review(QObject):
         """Accept the checked items of the image on view and reject its other open ones."""
         shown = self.shown()
         return self._review(
-            lambda n, entry, items: ([r for r in shown.get(n, [])], [i.ref for i in items]), advance=True
+            lambda n, entry, items: ([r for r in shown.get(n, [])], [i.ref for i in items]),
+            advance=True,
+            look=True,
         )
 
     def reject_all(self) -> bool:
-        return self._review(lambda n, entry, items: ([], [i.ref for i in items]), advance=True)
+        return self._review(lambda n, entry, items: ([], [i.ref for i in items]), advance=True, look=True)
 
     def accept_selected(self) -> bool:
         chosen: dict[int, list[tuple[int, int]]] = {}
@@ -469,7 +471,9 @@ class Review(QObject):
             return edit.delete_selected()
         return self.reject_all()
 
-    def _review(self, choose, *, advance: bool) -> bool:
+    def _review(self, choose, *, advance: bool, look: bool = False) -> bool:
+        """One undo step over the image's open runs: ``choose(n, entry, open items)`` -> (accept,
+        reject). ``look``: a run that found nothing is marked as looked at (else it stays open)."""
         key = self.key
         if key is None or not self.entries:
             return False
@@ -479,7 +483,7 @@ class Review(QObject):
             items = open_items(entry, labels, key)
             accept, reject = choose(n, entry, items)
             reject = [r for r in reject if r not in set(accept)]
-            if not accept and not reject:
+            if not accept and not reject and (items or not look):
                 continue
             plan = review_command(
                 labels,

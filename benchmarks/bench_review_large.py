@@ -10,7 +10,8 @@ one process:
 - filter the list by state, by class, by both with a name (the combos the user sets), and back
   to all -- target < 100 ms each; the reference is the core's ``PendingView.filter`` over the same
   keys (what a list without cached row data would have to do per change), and the ratio is printed;
-- one image's row after a review step (``ReviewStates.refresh([key])``: never the whole list).
+- the N key's search for the next image to review, and one image's row after a review step
+  (``ReviewStates.refresh([key])``: never the whole list).
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/bench_review_large.py [--images 10000] [--repeat 5]
 """
@@ -183,6 +184,12 @@ def main() -> None:
             )
         print(f"slowest step: {worst * 1e3:.1f} ms (target < 100 ms)")
 
+        def next_open():  # what the N key does: the list's order, then the next image still open
+            order = [k for k in (states.key_of(p) for p in browser.visible_rows()) if k is not None]
+            return view.next_open(order, keys[-1], +1)
+
+        step, found = timed(next_open, args.repeat)
+        print(f"\nN (next image to review, from the last image, wrapping): {step * 1e3:.1f} ms -> {found}")
         key = keys[8]
         one, _ = timed(lambda: states.refresh([key]), args.repeat)
         full, _ = timed(lambda: states.refresh(None), max(1, args.repeat // 2))

@@ -233,7 +233,11 @@ class ImageBrowser(QWidget):
 
     def visible_paths(self) -> list[Path]:
         """The rows the filters show, in list order."""
-        return [Path(p) for p in self._items if p not in self._hidden]
+        return [Path(p) for p in self.visible_rows()]
+
+    def visible_rows(self) -> list[str]:
+        """The path strings of the rows the filters show, in list order (no Path objects: cheap)."""
+        return [p for p in self._items if p not in self._hidden]
 
     def _set_row(self, path: str, item: QListWidgetItem, state: str, classes: frozenset[str]) -> None:
         self._classes[path] = classes

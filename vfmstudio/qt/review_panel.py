@@ -396,7 +396,7 @@ class Review(QObject):
             self.panel.class_map.show_map(self.pending.labels, [])
             return
         tools = list(dict.fromkeys(e.tool for e in self.pending.entries(self.key)))
-        seen = self.pending.predicted_labels()
+        seen = self.states.predicted_labels()
         rows = [(t, label) for t in tools for label in seen.get(t, [])]
         self.panel.class_map.show_map(self.pending.labels, rows)
 
@@ -509,7 +509,7 @@ class Review(QObject):
     def step(self, direction: int) -> str | None:
         """Show the next (+1) / previous (-1) image still to review, in the list's order."""
         w = self.window
-        order = [k for k in (self.states.key_of(p) for p in w.browser.visible_paths()) if k is not None]
+        order = [k for k in (self.states.key_of(p) for p in w.browser.visible_rows()) if k is not None]
         found = self.pending.next_open(order, self.key, direction)
         if found is None:
             w.statusBar().showMessage("no other image to review", 3000)

@@ -63,6 +63,8 @@ class ReviewStates(QObject):
         self.pending = PendingView(self.session.project)
         self._key_of: dict[str, str] = {}  # normalised absolute path -> project key
         self._path_of: dict[str, str] = {}  # project key -> the browser row's path string
+        self._row_key: dict[str, str] = {}  # the browser row's path string -> project key
+        self._predicted: dict[str, list[str]] | None = None  # PendingView.predicted_labels, cached
         self._index = self.session.stack.index()
         self._dirty: set[str] = set()
         self._full = True
@@ -82,7 +84,8 @@ class ReviewStates(QObject):
         """The project key of a listed image (None when the image is not in the project)."""
         if path is None:
             return None
-        return self._key_of.get(_norm(path))
+        key = self._row_key.get(str(path))  # a row's own path string: no normalising
+        return key if key is not None else self._key_of.get(_norm(path))
 
     def path_of(self, key: str) -> Path | None:
         found = self._path_of.get(key)
@@ -99,17 +102,19 @@ class ReviewStates(QObject):
         for rec in project.images.values():
             for root in roots:
                 self._key_of[os.path.normpath(os.path.join(root, rec.path))] = rec.key
-        self._path_of = {}
+        self._path_of, self._row_key = {}, {}
         for i in range(self.window.browser.list.count()):
             path = self.window.browser.list.item(i).data(PATH_ROLE)
             key = self._key_of.get(_norm(path))
             if key is not None:
                 self._path_of[key] = path
+                self._row_key[path] = key
 
     # ---------------------------------------------------------------- updates
     def add(self, key: str, entry: PendingEntry) -> None:
         """A run finished image ``key`` (Run on All Images): its row shows it at once."""
         self.pending.add(key, entry)
+        self._predicted = None
         self.refresh([key])
 
     def refresh(self, keys: Iterable[str] | None = None) -> None:
@@ -143,12 +148,18 @@ class ReviewStates(QObject):
 
         labels = self.pending.labels
         out = dict.fromkeys(c.name for c in labels.classes)
-        for tool, names in self.pending.predicted_labels().items():
+        for tool, names in self.predicted_labels().items():
             for name in names:
                 mapped = mapped_label(labels, tool, name)
                 if mapped:
                     out.setdefault(mapped, None)
         return list(out)
+
+    def predicted_labels(self) -> dict[str, list[str]]:
+        """The labels each tool predicts in the project (scans every entry once per change)."""
+        if self._predicted is None:
+            self._predicted = self.pending.predicted_labels()
+        return self._predicted
 
     def flush(self) -> None:
         """Apply what changed since the last flush (deferred to the end of the event-loop turn,
@@ -172,6 +183,7 @@ class ReviewStates(QObject):
             self.window.pending = self.pending
         else:
             self.pending.reload()
+        self._predicted = None
         self._index = self.session.stack.index()
         self._full = True
         self._schedule()

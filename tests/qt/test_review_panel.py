@@ -396,3 +396,22 @@ def test_new_class_from_the_map_is_one_undo_step(qtbot, window, host, folder):
     window.labelling.undo_action.trigger()
     assert labels.class_maps == {} and labels.get_class("canine") is None
     qtbot.waitUntil(lambda: "dog" in [r.text(1) for r in review.panel.rows()])
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1024, 640)], ids=["1280x720", "1024x640"])
+def test_review_dock_and_list_fit_a_laptop(size, qtbot, host, folder, tmp_path):
+    from tests.qt.test_layout_fits import layout_problems
+
+    predict(host, folder, ["img0.png", "img1.png"], masks=True)
+    w = build_window(qtbot, host, tmp_path, size=size)
+    try:
+        open_folder(qtbot, w, folder)
+        w.review.set_mode(True)
+        qtbot.waitUntil(lambda: bool(w.review.overlay.drawn))
+        qtbot.wait(50)
+        assert (w.width(), w.height()) == size
+        assert w.review.dock.isVisible() and not w.review.dock.visibleRegion().isEmpty()
+        problems = layout_problems(w.review.dock) + layout_problems(w.dock_browser)
+        assert not problems, "\n".join(problems)
+    finally:
+        w.close()

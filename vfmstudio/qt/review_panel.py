@@ -17,6 +17,7 @@ are lent to review mode while it is on and given back when it is off. See ADR 01
 
 from __future__ import annotations
 
+import html
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QSettings, Qt, QTimer, Signal
@@ -383,11 +384,14 @@ class Review(QObject):
         self.panel.fill(groups)
         path = w.browser.current_path()
         if key is None:
-            self.panel.title.setText(f"{path.name}: not in the project" if path else "No image")
+            self.panel.title.setText(
+                f"{html.escape(path.name)}: not in the project (no predictions)" if path else "No image"
+            )
         else:
             n = sum(len(rows) for _, rows in groups)
             state = self.pending.state(key)
-            self.panel.title.setText(f"<b>{path.name if path else key}</b> · {state} · {n} open")
+            name = html.escape(path.name if path else key)  # a file name is text, not markup
+            self.panel.title.setText(f"<b>{name}</b> · {state} · {n} open")
         self._show_class_map()
         self.redraw()
 

@@ -56,7 +56,7 @@ def folder(tmp_path):
     return folder
 
 
-def predict(host, folder, keys, *, masks=False, nothing_on=""):
+def predict(host, folder, keys, *, masks=False, nothing_on="", tags=False):
     """Fill the project's pending store the way Run on All Images does."""
     from vfmstudio.core.project import open_project
     from vfmstudio.engines.into_project import plan_into_project, sink_for
@@ -65,7 +65,7 @@ def predict(host, folder, keys, *, masks=False, nothing_on=""):
 
     project = open_project(folder / "vfmstudio.json")
     tool = host.tool("review.detect")
-    params = tool.resolve_params({"masks": masks, "nothing_on": nothing_on})
+    params = tool.resolve_params({"masks": masks, "nothing_on": nothing_on, "tags": tags})
     spec = RunSpec(tool=tool, params=params, model=None, out="")
     plan = plan_into_project(spec, project, keys)
     progress = run_local(plan, sink=sink_for(plan), workers=1)
@@ -415,3 +415,39 @@ def test_review_dock_and_list_fit_a_laptop(size, qtbot, host, folder, tmp_path):
         assert not problems, "\n".join(problems)
     finally:
         w.close()
+
+
+def test_tags_are_accepted_like_boxes(qtbot, window, host, folder):
+    predict(host, folder, ["img0.png"], tags=True)
+    open_folder(qtbot, window, folder)
+    review = window.review
+    review.set_mode(True)
+    show(qtbot, window, "img0.png")
+    rows = {r.text(0): r.checkState(0) == Qt.CheckState.Checked for r in review.panel.rows()}
+    assert rows["tag: indoor"] is True and rows["tag: outdoor"] is False  # only the top one by default
+    assert [d[2] for d in review.overlay.drawn] == list(LABELS)  # tags are listed, not drawn
+    assert review.accept_shown()
+    assert window.labelling.session.labels.tags.get("img0.png") == ("indoor",)
+    assert window.pending.state("img0.png") == "reviewed"
+
+
+def test_an_unreadable_prediction_is_said_once_and_can_be_rejected(qtbot, window, host, folder):
+    from vfmstudio.core.pending import PendingStore
+
+    predict(host, folder, ["img0.png", "img1.png"])
+    store = PendingStore(folder / "vfmstudio.json")
+    entry = store.load_index()["img0.png"][0]
+    (store.run_dir(entry.run) / "predictions" / f"{entry.file_key}.json").write_text("{not json")
+    open_folder(qtbot, window, folder)
+    review = window.review
+    review.panel.advance_check.setChecked(False)
+    review.set_mode(True)
+    show(qtbot, window, "img0.png")
+    assert len(review.panel.rows()) == 4  # the index still lists its items
+    assert review.overlay.drawn == []
+    errors = [e for e in window.messages.texts("error") if "unreadable prediction" in e]
+    assert len(errors) == 1 and f"{entry.file_key}.json" in errors[0]
+    assert not review.accept_shown()  # nothing can be accepted from it
+    assert window.pending.state("img0.png") == "predicted"
+    assert review.reject_all()
+    assert window.pending.state("img0.png") == "reviewed"

@@ -229,6 +229,7 @@ class Review(QObject):
         self.key: str | None = None  # the image on view's project key
         self.entries: list[PendingEntry] = []  # its open entries, as listed
         self._lent: list[tuple[QAction, list[QKeySequence]]] = []
+        self._unreadable: set[tuple[str, str]] = set()  # (run, file) already reported
         self._build_actions()
         self._wire()
 
@@ -441,11 +442,22 @@ class Review(QObject):
         draw = []
         for n, entry in enumerate(self.entries):
             refs = shown.get(n, [])
-            if refs:
-                draw.append(
-                    (self.pending.prediction(entry, self.key), refs, {r for m, r in selected if m == n})
-                )
+            prediction = self._prediction(entry) if refs else None
+            if prediction is not None:
+                draw.append((prediction, refs, {r for m, r in selected if m == n}))
         self.overlay.show(draw, (w.current.width, w.current.height))
+
+    def _prediction(self, entry: PendingEntry):
+        """The prediction behind ``entry``; None (said once in Messages) when its file is unreadable."""
+        from vfmstudio.core.pending import PendingStoreError
+
+        try:
+            return self.pending.prediction(entry, self.key)
+        except PendingStoreError as exc:
+            if (entry.run, entry.file_key) not in self._unreadable:
+                self._unreadable.add((entry.run, entry.file_key))
+                self.window.messages.post("error", f"{exc}; its items can be rejected, not accepted")
+            return None
 
     # ---------------------------------------------------------------- review steps
     def accept_shown(self) -> bool:
@@ -489,11 +501,14 @@ class Review(QObject):
             reject = [r for r in reject if r not in set(accept)]
             if not accept and not reject and (items or not look):
                 continue
+            prediction = self._prediction(entry) if accept else _NO_PREDICTION
+            if prediction is None:
+                continue  # unreadable: nothing of it can become an annotation
             plan = review_command(
                 labels,
                 key,
                 entry,
-                self.pending.prediction(entry, key) if accept else _NO_PREDICTION,
+                prediction,
                 accept=accept,
                 reject=reject,
                 masks_as_polygons=self.masks_as_polygons,

@@ -15,6 +15,7 @@ from PySide6.QtCore import Qt
 
 from tests.qt.conftest import build_window
 from tests.qt.review_tools import LABELS, SCORES
+from vfmstudio.qt.browser import STATE_COLOURS
 
 HERE = Path(__file__).parent
 
@@ -105,6 +106,20 @@ def show(qtbot, window, name):
     )
 
 
+def marker_colour(browser, name):
+    """The colour at the centre of the row's review-state dot, as painted."""
+    from vfmstudio.qt.browser import StateMarkerDelegate
+
+    item = next(
+        browser.list.item(i) for i in range(browser.list.count()) if browser.list.item(i).text() == name
+    )
+    browser.list.scrollToItem(item)
+    rect = browser.list.visualItemRect(item)
+    image = browser.list.viewport().grab().toImage()
+    r = StateMarkerDelegate.RADIUS
+    return image.pixelColor(rect.right() - 2 * r, rect.center().y()).name()
+
+
 def anns(window, key):
     return sorted(
         (a.label, a.shape.kind, None if a.score is None else round(a.score, 3))
@@ -124,6 +139,9 @@ def test_states_markers_and_filters(qtbot, window, host, folder):
         "img3.png": "unlabelled",
     }
     assert window.pending.keys() == ["img0.png", "img1.png", "img2.png"]
+    # each row draws its state's coloured dot at its right end
+    assert marker_colour(b, "img0.png") == STATE_COLOURS["predicted"]
+    assert marker_colour(b, "img3.png") == STATE_COLOURS["unlabelled"]
 
     b.set_filters(state="unlabelled")
     assert [p.name for p in b.visible_paths()] == ["img3.png"]
@@ -142,6 +160,7 @@ def test_states_markers_and_filters(qtbot, window, host, folder):
     window.review.panel.advance_check.setChecked(False)
     assert window.review.reject_all()
     assert b.review_state(path_of(window, "img2.png")) == "reviewed"
+    assert marker_colour(b, "img2.png") == STATE_COLOURS["reviewed"]
     # and the class filter no longer finds "bird" there (rejected predictions are not classes)
     b.set_filters(cls="bird")
     assert [p.name for p in b.visible_paths()] == ["img0.png", "img1.png"]

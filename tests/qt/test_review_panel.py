@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt, Signal
 
 from tests.qt.conftest import build_window
 from tests.qt.review_tools import LABELS, SCORES
@@ -118,6 +118,10 @@ def marker_colour(browser, name):
     image = browser.list.viewport().grab().toImage()
     r = StateMarkerDelegate.RADIUS
     return image.pixelColor(rect.right() - 2 * r, rect.center().y()).name()
+
+
+def review_rows(window):
+    return [r.text(0) for r in window.review.panel.rows()]
 
 
 def anns(window, key):
@@ -351,8 +355,19 @@ def test_run_side_predictions_update_the_row(qtbot, window, host, folder):
     assert window.browser.review_state(path_of(window, "img3.png")) == "unlabelled"
     predict(host, folder, ["img3.png"])
     entry = PendingStore(folder / "vfmstudio.json").load_index()["img3.png"][0]
-    window.review.add_prediction("img3.png", entry)
+
+    class AutoLabel(QObject):  # the run side's object, as the helpers agreed: window.auto_label
+        predicted = Signal(str, object)
+
+    window.auto_label = AutoLabel(window)
+    window.review.connect_auto_label()
+    window.review.set_mode(True)
+    show(qtbot, window, "img3.png")
+    assert review_rows(window) == []
+    window.auto_label.predicted.emit("img3.png", entry)
     assert window.browser.review_state(path_of(window, "img3.png")) == "predicted"
+    assert window.pending.entries("img3.png") == [entry]
+    assert len(review_rows(window)) == 4  # the image on view lists its new items at once
     assert window.browser.review_state(path_of(window, "img0.png")) == "unlabelled"
 
 

@@ -485,3 +485,20 @@ def test_an_unreadable_prediction_is_said_once_and_can_be_rejected(qtbot, window
     assert window.pending.state("img0.png") == "predicted"
     assert review.reject_all()
     assert window.pending.state("img0.png") == "reviewed"
+
+
+def test_slider_back_and_forth_colours_each_mask_subset_once(qtbot, window, host, folder, monkeypatch):
+    from vfmstudio.qt import overlays
+
+    predict(host, folder, ["img0.png"], masks=True)
+    open_folder(qtbot, window, folder)
+    review = window.review
+    review.set_mode(True)
+    show(qtbot, window, "img0.png")
+    rendered = []
+    real = overlays.render_masks
+    monkeypatch.setattr(overlays, "render_masks", lambda masks: rendered.append(len(masks)) or real(masks))
+    for value in (0.5, 0.3, 0.5, 0.3, 0.9):
+        review.panel.set_min_score(value)
+    assert rendered == [2, 3, 1]  # 0.5 and 0.3 once each, then 0.9
+    assert [d[3] for d in review.overlay.drawn] == pytest.approx([0.95])

@@ -18,6 +18,7 @@ are lent to review mode while it is on and given back when it is off. See ADR 01
 from __future__ import annotations
 
 import html
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QSettings, Qt, QTimer, Signal
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from vfmstudio.core.review import PendingItem
 
 SLIDER_STEPS = 100
+LAYERS_KEPT = 4  # item subsets the overlay keeps, with their mask rasters (full-size RGBA each)
 ITEM_ROLE = Qt.ItemDataRole.UserRole  # (entry index, item ref) on a child row
 KEYS_HELP = (
     "<b>A</b> accept all shown · <b>X</b>/<b>Del</b> reject all · <b>Enter</b> accept selected · "
@@ -574,6 +576,9 @@ class ReviewOverlay:
         self._parent: Any = None
         #: What is drawn: (tool, kind, label, score) per item, for the status line and tests.
         self.drawn: list[tuple[str, str, str, float | None]] = []
+        # Layers of recent item subsets (their mask rasters are rendered once): a slider moved
+        # back and forth over a large image does not colour the same masks again.
+        self._layers: OrderedDict[tuple, Any] = OrderedDict()
 
     def clear(self) -> None:
         parent = self.window.canvas.image_item
@@ -585,8 +590,21 @@ class ReviewOverlay:
         self.items, self._parent, self.drawn = [], None, []
         self.window.canvas.viewport().update()
 
-    def show(self, draw: list, size: tuple[int, int]) -> None:
+    def _layer(self, prediction: Any, r: int, result: Any, keep: list[int]) -> Any:
         from vfmstudio.qt.layers import Layer
+
+        key = (id(prediction), r, tuple(keep))
+        layer = self._layers.get(key)
+        if layer is None or layer.prediction is not prediction:
+            layer = Layer("review", prediction, _subset(result, keep), f"review {prediction.tool}")
+            self._layers[key] = layer
+            while len(self._layers) > LAYERS_KEPT:
+                self._layers.popitem(last=False)
+        else:
+            self._layers.move_to_end(key)
+        return layer
+
+    def show(self, draw: list, size: tuple[int, int]) -> None:
         from vfmstudio.qt.painters import make_item
 
         self.clear()
@@ -599,12 +617,11 @@ class ReviewOverlay:
                 keep = sorted(i for rr, i in refs if rr == r)
                 if not keep or not hasattr(result, "boxes_xyxy"):
                     continue
-                subset = _subset(result, keep)
+                layer = self._layer(prediction, r, result, keep)
                 kind = "mask" if hasattr(result, "masks") else "box"
                 for i in keep:
                     score = None if result.scores is None else float(result.scores[i])
                     self.drawn.append((prediction.tool, kind, result.labels[i], score))
-                layer = Layer("review", prediction, subset, f"review {prediction.tool}")
                 item = make_item(layer, size)
                 if item is None:
                     continue

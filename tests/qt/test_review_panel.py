@@ -502,3 +502,27 @@ def test_slider_back_and_forth_colours_each_mask_subset_once(qtbot, window, host
         review.panel.set_min_score(value)
     assert rendered == [2, 3, 1]  # 0.5 and 0.3 once each, then 0.9
     assert [d[3] for d in review.overlay.drawn] == pytest.approx([0.95])
+
+
+def test_touched_keys_names_the_images_an_edit_changes():
+    from vfmstudio.core import commands as cmd
+    from vfmstudio.core.annotations import Annotation, Box, LabelSet
+    from vfmstudio.core.review import SetClassMap, SetDecision
+    from vfmstudio.qt.review_states import touched_keys
+
+    labels = LabelSet()
+    a = Annotation("a.png", "cat", Box(0, 0, 2, 2))
+    b = Annotation("b.png", "dog", Box(0, 0, 2, 2))
+    add = cmd.AddAnnotations([a, b])
+    add.do(labels)
+    assert touched_keys(add) == {"a.png", "b.png"}
+    assert touched_keys(cmd.SetTags("c.png", ["x"])) == {"c.png"}
+    assert touched_keys(cmd.change_label(labels, [a.id], "lynx")) == {"a.png"}
+    remove = cmd.RemoveAnnotations([b.id])
+    remove.do(labels)  # which image it touched is known once done (undo and redo come after)
+    assert touched_keys(remove) == {"b.png"}
+    review = cmd.Macro([SetDecision("d.png", "run", [(0, 0)], []), cmd.SetCaption("e.png", "hi")], "r")
+    assert touched_keys(review) == {"d.png", "e.png"}
+    # class edits and class maps change what every image's classes are: all rows
+    assert touched_keys(cmd.AddClass("bird")) is None
+    assert touched_keys(cmd.Macro([cmd.AddClass("bird"), SetClassMap("t", {"a": "b"})], "m")) is None

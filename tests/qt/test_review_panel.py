@@ -324,7 +324,7 @@ def test_class_map_applied_and_remembered(qtbot, window, host, folder, tmp_path)
 
 
 def test_masks_as_polygons(qtbot, window, host, folder):
-    predict(host, folder, ["img0.png", "img1.png"], masks=True)
+    predict(host, folder, ["img0.png", "img1.png", "img2.png"], masks=True)
     open_folder(qtbot, window, folder)
     review = window.review
     review.set_mode(True)
@@ -345,6 +345,14 @@ def test_masks_as_polygons(qtbot, window, host, folder):
     assert min(xs) == pytest.approx(30, abs=1) and max(xs) == pytest.approx(60, abs=1)
     # the choice is remembered
     assert str(window.settings.value("review/masks_as_polygons")).lower() == "true"
+    review.panel.masks_combo.setCurrentIndex(2)  # rotated boxes
+    show(qtbot, window, "img2.png")
+    assert review.accept_shown()
+    labels = window.labelling.session.labels
+    shapes = [a.shape for a in labels.annotations("img2.png") if a.provenance.source == "model"]
+    assert [type(s).__name__ for s in shapes] == ["RotatedBox"] * 4
+    assert sorted((s.cx, s.cy, s.w, s.h) for s in shapes)[0] == pytest.approx((15, 10, 30, 20), abs=1)
+    assert str(window.settings.value("review/masks_as_rotated_boxes")).lower() == "true"
 
 
 def test_run_side_predictions_update_the_row(qtbot, window, host, folder):

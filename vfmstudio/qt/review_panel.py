@@ -56,6 +56,7 @@ KEYS_HELP = (
     "<b>N</b>/<b>P</b> next/previous to review · <b>Ctrl+Z</b> undo"
 )
 SETTING_POLYGONS = "review/masks_as_polygons"
+SETTING_ROTATED = "review/masks_as_rotated_boxes"
 SETTING_ADVANCE = "review/advance"
 SETTING_MIN_SCORE = "review/min_score"
 
@@ -112,9 +113,12 @@ class ReviewPanel(QWidget):
 
         options = QHBoxLayout()
         self.masks_combo = QComboBox(self)
-        self.masks_combo.addItem("masks", False)
-        self.masks_combo.addItem("polygons", True)
-        self.masks_combo.setToolTip("Accepted masks become mask annotations or simplified polygons")
+        self.masks_combo.addItem("masks", "mask")
+        self.masks_combo.addItem("polygons", "polygon")
+        self.masks_combo.addItem("rotated boxes", "rotated")
+        self.masks_combo.setToolTip(
+            "Accepted masks become mask annotations, simplified polygons or the smallest rotated boxes"
+        )
         self.advance_check = QCheckBox("then next image", self)
         self.advance_check.setToolTip("After accept all / reject all, go to the next image to review")
         options.addWidget(QLabel("Masks as", self))
@@ -219,7 +223,11 @@ class Review(QObject):
         window.pending = self.states.pending
         self.panel = ReviewPanel(self.session.push, window)
         self.panel.set_min_score(float(self.settings.value(SETTING_MIN_SCORE, 0.0) or 0.0))
-        self.panel.masks_combo.setCurrentIndex(1 if _flag(self.settings.value(SETTING_POLYGONS)) else 0)
+        polygons, rotated = (
+            _flag(self.settings.value(SETTING_POLYGONS)),
+            _flag(self.settings.value(SETTING_ROTATED)),
+        )
+        self.panel.masks_combo.setCurrentIndex(2 if rotated else 1 if polygons else 0)
         self.panel.advance_check.setChecked(_flag(self.settings.value(SETTING_ADVANCE, True)))
         self.dock = QDockWidget("Review", window)
         self.dock.setObjectName("dock_review")
@@ -283,9 +291,7 @@ class Review(QObject):
         p.checks_changed.connect(self.redraw)
         p.class_map.changed.connect(lambda *_: self.states.flush())  # the list shows the new classes
         p.tree.itemSelectionChanged.connect(self.redraw)
-        p.masks_combo.currentIndexChanged.connect(
-            lambda _i: self.settings.setValue(SETTING_POLYGONS, self.masks_as_polygons)
-        )
+        p.masks_combo.currentIndexChanged.connect(self._remember_masks_choice)
         p.advance_check.toggled.connect(lambda on: self.settings.setValue(SETTING_ADVANCE, on))
         self.dock.visibilityChanged.connect(lambda visible: visible and self.refresh())
         self.connect_auto_label()
@@ -316,7 +322,15 @@ class Review(QObject):
 
     @property
     def masks_as_polygons(self) -> bool:
-        return bool(self.panel.masks_combo.currentData())
+        return self.panel.masks_combo.currentData() == "polygon"
+
+    @property
+    def masks_as_rotated_boxes(self) -> bool:
+        return self.panel.masks_combo.currentData() == "rotated"
+
+    def _remember_masks_choice(self, _index: int) -> None:
+        self.settings.setValue(SETTING_POLYGONS, self.masks_as_polygons)
+        self.settings.setValue(SETTING_ROTATED, self.masks_as_rotated_boxes)
 
     @property
     def min_score(self) -> float:
@@ -514,6 +528,7 @@ class Review(QObject):
                 accept=accept,
                 reject=reject,
                 masks_as_polygons=self.masks_as_polygons,
+                masks_as_rotated_boxes=self.masks_as_rotated_boxes,
             )
             steps.append(plan.command)
             accepted, rejected = accepted + plan.accepted, rejected + plan.rejected

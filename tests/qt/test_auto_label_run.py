@@ -168,6 +168,32 @@ def test_finished_images_reach_the_gui_in_batches_not_per_image(qtbot, window, f
     assert len(redraws) == 3  # when it started, the drain by hand and the last drain
 
 
+def test_a_tool_run_asked_for_meanwhile_waits_for_a_chunk_not_the_folder(qtbot, window, fake, folder):
+    """The folder run is queued as jobs of a few batches below user runs: a run the user asks for
+    on the inference thread goes between two chunks."""
+    prepare(window, folder, batch_size=1)
+    auto = window.auto_label
+    auto.chunk_batches = 2  # chunks of two images
+    reached, release = threading.Event(), threading.Event()
+
+    def hold(n):
+        if n == 2:
+            reached.set()
+            release.wait(10)
+
+    fake.ON_DETECT.append(hold)
+    ran_after: list[int] = []
+    with qtbot.waitSignal(auto.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
+        assert auto.run_on_all()
+        qtbot.waitUntil(reached.is_set, timeout=RUN_TIMEOUT_MS)
+        window.runner.submit(lambda ctx: ran_after.append(len(fake.DETECTED)), key="user-run")
+        release.set()
+
+    assert ran_after == [2]  # after the first chunk, not after the eighth image
+    assert blocker.args[0]["status"] == "done" and blocker.args[0]["done"] == 8
+    assert fake.DETECTED == names(folder)
+
+
 def test_resume_after_a_crash_equals_a_batch_run(qtbot, fake_host, fake, folder, tmp_path):
     """Window A stops mid-run (closed while running: its job is cancelled, as by a crash that lets
     nothing else happen); window B opens the same folder, offers the run, resumes it without

@@ -165,3 +165,27 @@ def test_survey_names_keys_new_records_and_what_is_done(project, tool_module, tm
     assert new["new.png"].id and (new["new.png"].width, new["new.png"].height) == (8, 8)
     assert new["broken.png"].id == "" and new["broken.png"].size == len(b"not a png at all")
     assert "new.png" not in project.images  # the survey never touches the live project
+
+
+def test_a_run_in_chunks_equals_one_in_one_go(project, tool_module):
+    run = fr.FolderRun(spec(), project, list(project.images), batch_size=2, services=services())
+    chunks = []
+    while True:
+        summary = run.execute(CancelToken(), max_images=4)
+        chunks.append((summary["done"], summary["more"], summary["status"]))
+        if not summary["more"]:
+            break
+    assert chunks == [(4, True, fr.RUNNING), (6, False, fr.DONE)]
+    assert tool_module.ran == [f"im{i}.png" for i in range(6)]
+    assert fr.read_state(run.store, run.run).status == fr.DONE
+    assert [k for k, _ in run.finished] == list(project.images)
+
+
+def test_a_pause_between_chunks_ends_the_run_there(project, tool_module):
+    run = fr.FolderRun(spec(), project, list(project.images), batch_size=2, services=services())
+    assert run.execute(CancelToken(), max_images=2)["more"]
+    assert not run.halt_if_asked()
+    run.pause()  # after one chunk returned and before the next was queued
+    assert run.halt_if_asked()
+    assert run.status == fr.PAUSED and not run.more
+    assert fr.read_state(run.store, run.run).status == fr.PAUSED

@@ -35,6 +35,10 @@ DRAIN_MS = 100  # how often finished images reach the GUI (one panel redraw per 
 DRAIN_MAX = 500  # predicted signals per tick at most; the rest wait for the next tick
 JOB_KEY = "auto-label"
 DEFAULT_BATCH_SIZE = 8
+#: A folder run is queued as jobs of this many batches, below user runs: a tool run on the image on
+#: view waits for the chunk in progress, not for the whole folder.
+CHUNK_BATCHES = 8
+PRIORITY = -1  # below user runs (0), above feature prefetch (-10)
 
 
 class AutoLabel(QObject):
@@ -48,6 +52,7 @@ class AutoLabel(QObject):
         self.last: FolderRun | None = None  # the last run of this window (Resume continues it)
         self.offered: RunState | None = None  # an unfinished run found on disk
         self.job: Any = None
+        self.chunk_batches = CHUNK_BATCHES
         self.failures_dialog: FailuresDialog | None = None
         #: Asked before a run starts (tests answer instead of a modal dialog).
         self.confirm: Callable[[str], bool] = self._confirm_dialog
@@ -177,8 +182,12 @@ class AutoLabel(QObject):
             f"{done} already done with the same settings will be skipped; {n - done} to run.\n"
             f"Predictions stay pending until you review them."
         )
-        if self.confirm(text):
-            self.start(spec, found.keys)
+        if not self.confirm(text):
+            return
+        from vfmstudio.qt.download_dialog import offer_download
+
+        if not offer_download(self.w, spec.model, lambda: self.start(spec, found.keys)):
+            self.start(spec, found.keys)  # else it starts once the model is downloaded
 
     def _add_records(self, found: Survey) -> bool:
         images = self.w.labelling.session.project.images
@@ -222,16 +231,21 @@ class AutoLabel(QObject):
             services=self._services(),
         )
         self.run, self.offered = run, None
-        self.job = self.w.runner.submit(
-            lambda ctx: run.execute(ctx.cancel),
-            key=JOB_KEY,
-            source=f"auto-label · {spec.tool.id}",
-            on_done=lambda r: self._on_done(run, r),
-        )
+        self._submit_chunk(run)
         self.panel.show_running(spec.tool.id, run.counts())
         self.timer.start()
         self.w.messages.post("info", f"{spec.tool.id}: running on {len(run.keys)} images")
         return run
+
+    def _submit_chunk(self, run: FolderRun) -> None:
+        n = self.chunk_batches * run.batch_size
+        self.job = self.w.runner.submit(
+            lambda ctx: run.execute(ctx.cancel, max_images=n),
+            key=JOB_KEY,
+            source=f"auto-label · {run.spec.tool.id}",
+            priority=PRIORITY,
+            on_done=lambda r: self._on_done(run, r),
+        )
 
     # ================================================================ while it runs
     def _drain(self, limit: int | None = DRAIN_MAX) -> int:
@@ -239,10 +253,13 @@ class AutoLabel(QObject):
         run = self.run
         if run is None:
             return 0
+        # Keys name images of the run's project: after another project opened they mean nothing.
+        same_project = run.project_path == self.w.labelling.session.path
         n = 0
         while run.finished and (limit is None or n < limit):
             key, entry = run.finished.popleft()
-            self.predicted.emit(key, entry)
+            if same_project:
+                self.predicted.emit(key, entry)
             n += 1
         self.panel.show_running(run.spec.tool.id, run.counts(), pausing=run.pausing)
         return n
@@ -258,8 +275,14 @@ class AutoLabel(QObject):
             self.job.cancel()
 
     def _on_done(self, run: FolderRun, result: JobResult) -> None:
-        from vfmstudio.session.folder_run import CANCELLED, DONE, FAILED, PAUSED
+        from vfmstudio.session.folder_run import CANCELLED, DONE, FAILED, INTERRUPTED, PAUSED, RUNNING
 
+        if run.more and result.status == "done" and not run.halt_if_asked():
+            self._submit_chunk(run)  # the next chunk, behind whatever the user queued meanwhile
+            return
+        if run.status in (RUNNING, "queued"):  # the chunk's job was dropped before it ran
+            if not run.halt_if_asked():
+                run.stop(FAILED if result.status == "error" else INTERRUPTED)
         self._drain(limit=None)  # every predicted before run_finished
         self.timer.stop()
         self.run, self.job, self.last = None, None, run

@@ -21,6 +21,7 @@ import datetime as _dt
 import json
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
@@ -229,7 +230,9 @@ class FolderRun:
     """One run of ``spec`` over ``keys`` of ``project``; :meth:`execute` is the job's body.
 
     Built on the GUI thread (it copies the image records it needs, so the job never reads the live
-    project); everything else here is safe to call from any thread.
+    project); everything else here is safe to call from any thread. ``execute(max_images=N)`` runs
+    the next N images and returns with ``summary()["more"]`` set while some are left, so the caller
+    can queue the rest as another job and let other jobs of the same thread run in between.
     """
 
     def __init__(
@@ -251,12 +254,20 @@ class FolderRun:
         self.services = services
         self.workers = workers
         self.run = run_id_for(spec.tool.id, spec.model, spec.params)
+        self.project_path = project.path
         self.store = PendingStore(project.path)
         #: (image key, entry) per finished image, appended by the job, drained by the GUI.
         self.finished: deque[tuple[str, PendingEntry]] = deque()
-        self.progress: Any = None  # the engine's Progress, once planned (read-only elsewhere)
+        self.plan: Any = None
         self.status = "queued"
         self.reason = ""
+        self._left: list = []  # items not yet given to the engine
+        self._images = len(self.keys)
+        self._skipped = 0
+        self._done = self._failed = 0  # of the chunks that ended
+        self._live: Any = None  # the engine's Progress of the chunk running now
+        self._started: float | None = None
+        self._counts_lock = threading.Lock()
         self._pause = threading.Event()
         self._cancel = threading.Event()
 
@@ -273,59 +284,105 @@ class FolderRun:
     def pausing(self) -> bool:
         return self._pause.is_set()
 
+    @property
+    def more(self) -> bool:
+        """Images are left for another :meth:`execute`."""
+        return self.status == RUNNING and bool(self._left)
+
+    def halt_if_asked(self) -> bool:
+        """Between two chunks: a pause or cancel asked meanwhile ends the run here."""
+        if self._cancel.is_set():
+            self._stop(CANCELLED)
+        elif self._pause.is_set():
+            self._stop(PAUSED)
+        else:
+            return False
+        return True
+
     # -- the job ---------------------------------------------------------------------------
-    def execute(self, cancel: CancelToken) -> dict:
-        """Plan, run, and keep ``state.json`` current; returns :meth:`summary`. Raises what
-        ``run_local`` raises (``Cancelled`` for a pause or a cancel, ``BatchError``)."""
-        from vfmstudio.engines.into_project import plan_into_project, sink_for
+    def execute(self, cancel: CancelToken, *, max_images: int | None = None) -> dict:
+        """Plan (first call), run the next ``max_images`` images (all when None), and keep
+        ``state.json`` current; returns :meth:`summary`. Raises what ``run_local`` raises
+        (``Cancelled`` for a pause or a cancel, ``BatchError``)."""
+        from vfmstudio.engines.into_project import plan_into_project
         from vfmstudio.engines.job import BatchError
         from vfmstudio.engines.local import run_local
 
-        self.status = RUNNING
-        try:
-            plan = plan_into_project(self.spec, self.view, self.keys, batch_size=self.batch_size)
-        except BatchError as exc:
-            self.status, self.reason = FAILED, str(exc)
-            raise
-        self.plan = plan
-        self._write_state(RUNNING)
-        write = sink_for(plan)
-
-        def sink(item, prediction, stat):
-            path = write(item, prediction, stat)
-            self.finished.append((self.key_of[item.rel], entry_for(self.run, item.key, item.rel, prediction)))
-            return path
+        if self.plan is None:
+            self.status = RUNNING
+            try:
+                plan = plan_into_project(self.spec, self.view, self.keys, batch_size=self.batch_size)
+            except BatchError as exc:
+                self.status, self.reason = FAILED, str(exc)
+                raise
+            self.plan, self._left = plan, list(plan.todo)
+            self._images, self._skipped = len(plan.source.items), plan.skipped
+            self._started = time.perf_counter()
+            self._write_state(RUNNING)
+        n = len(self._left) if max_images is None else max(1, max_images)
+        chunk, self._left = self._left[:n], self._left[n:]
 
         def on_update(progress) -> None:
-            self.progress = progress
+            self._live = progress
             if self._pause.is_set():
                 # Called after each recorded outcome, i.e. once the batch in progress has run:
                 # the engine stops before it runs the next one.
                 cancel.cancel("paused")
 
         try:
-            run_local(
-                plan,
+            progress = run_local(
+                replace(self.plan, todo=chunk),
                 workers=self.workers,
                 cancel=cancel,
                 on_update=on_update,
                 services=self.services,
-                sink=sink,
+                sink=self._sink(),
             )
         except Cancelled:
+            self._fold()
             status = PAUSED if self._pause.is_set() else CANCELLED if self._cancel.is_set() else INTERRUPTED
             self._stop(status)
             raise
         except BatchError as exc:
+            self._fold()
             self._stop(FAILED, str(exc))
             raise
         except BaseException as exc:
+            self._fold()
             self._stop(INTERRUPTED, f"{type(exc).__name__}: {exc}")
             raise
-        self._stop(DONE)
-        summary = self.summary()
-        plan.output.write_summary(summary)
-        return summary
+        self._fold(progress)
+        if self._left and not self.halt_if_asked():
+            return self.summary()  # status still running: more to do
+        if not self._left:
+            self._stop(DONE)
+            self.plan.output.write_summary(self.summary())
+        return self.summary()
+
+    def _sink(self):
+        from vfmstudio.engines.into_project import sink_for
+
+        write = sink_for(self.plan)
+
+        def sink(item, prediction, stat):
+            path = write(item, prediction, stat)
+            self.finished.append((self.key_of[item.rel], entry_for(self.run, item.key, item.rel, prediction)))
+            return path
+
+        return sink
+
+    def _fold(self, progress: Any = None) -> None:
+        """Add the chunk's counts to the run's."""
+        with self._counts_lock:
+            p = progress or self._live
+            if p is not None:
+                self._done += p.done
+                self._failed += p.failed
+            self._live = None
+
+    def stop(self, status: str, reason: str = "") -> None:
+        """Record how the run ended (its job was dropped before it ran, say)."""
+        self._stop(status, reason)
 
     def _stop(self, status: str, reason: str = "") -> None:
         self.status, self.reason = status, reason
@@ -335,7 +392,7 @@ class FolderRun:
             pass  # a full disk: the state stays "running", which still offers a resume
 
     def _write_state(self, status: str) -> None:
-        p = self.progress
+        c = self.counts()
         write_state(
             self.store,
             RunState(
@@ -347,36 +404,44 @@ class FolderRun:
                 device=self.spec.device,
                 precision=self.spec.precision,
                 batch_size=self.batch_size,
-                done=p.done if p is not None else 0,
-                failed=p.failed if p is not None else 0,
-                skipped=p.skipped if p is not None else 0,
+                done=c["done"],
+                failed=c["failed"],
+                skipped=c["skipped"],
                 reason=self.reason,
             ),
         )
 
     # -- reading (any thread) ----------------------------------------------------------------
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._started if self._started is not None else 0.0
+
     def counts(self) -> dict:
-        """done/failed/skipped/total, images per second and seconds left, as of now."""
-        p = self.progress
-        if p is None:
-            return {"images": len(self.keys), "skipped": 0, "done": 0, "failed": 0, "rate": 0.0, "eta": None}
+        """done/failed/skipped/images, images per second and seconds left, as of now."""
+        with self._counts_lock:
+            live = self._live
+            done = self._done + (live.done if live is not None else 0)
+            failed = self._failed + (live.failed if live is not None else 0)
+        elapsed = self.elapsed()
+        rate = (done + failed) / elapsed if elapsed > 0 else 0.0
+        left = self._images - self._skipped - done - failed
         return {
-            "images": p.total,
-            "skipped": p.skipped,
-            "done": p.done,
-            "failed": p.failed,
-            "rate": p.rate,
-            "eta": p.eta,
+            "images": self._images,
+            "skipped": self._skipped,
+            "done": done,
+            "failed": failed,
+            "rate": rate,
+            "eta": left / rate if rate > 0 else None,
         }
 
     def summary(self) -> dict:
-        """What ``run_finished`` carries (the keys of ``vfmstudio batch --json`` plus run and status)."""
+        """What ``run_finished`` carries (the keys of ``vfmstudio batch --json`` plus run, status
+        and ``more``: images left for another chunk)."""
         c = self.counts()
-        p = self.progress
         return {
             "run": self.run,
             "status": self.status,
             "reason": self.reason,
+            "more": self.more,
             "engine": "window",
             "tool": self.spec.tool.id,
             "model": self.spec.model,
@@ -384,7 +449,7 @@ class FolderRun:
             "skipped": c["skipped"],
             "done": c["done"],
             "failed": c["failed"],
-            "elapsed_s": round(p.elapsed, 3) if p is not None else 0.0,
+            "elapsed_s": round(self.elapsed(), 3),
             "images_per_s": round(c["rate"], 3),
             "finished": _now(),
         }

@@ -304,3 +304,37 @@ def test_the_menu_has_both_actions(window):
     actions = window.menus.run.actions()
     assert window.menus.actions["run_all"] in actions
     assert window.menus.actions["run_selected"] in actions
+
+
+def test_a_killed_run_is_offered_and_dismiss_forgets_it(qtbot, fake_host, fake, folder, tmp_path):
+    window_a = build_window(qtbot, fake_host, tmp_path / "a")
+    prepare(window_a, folder, batch_size=2)
+    fake.ON_DETECT.append(lambda n: window_a.auto_label.run.pause() if n == 1 else None)
+    paused = run_and_wait(qtbot, window_a, window_a.auto_label.run_on_all)
+    state_file = store_of(window_a).run_dir(paused["run"]) / "state.json"
+    state = json.loads(state_file.read_text())
+    state_file.write_text(json.dumps({**state, "status": "running"}))  # what a kill mid-run leaves
+    window_a.close()
+
+    window_b = build_window(qtbot, fake_host, tmp_path / "b")
+    window_b.open_paths([folder])
+    auto = window_b.auto_label
+    assert auto.offered is not None and auto.offered.status == "running"
+    assert auto.panel.text.text() == "unfinished run of fake.detect (running): 2/8 images done"
+    auto.dismiss()
+    assert not auto.panel.isVisibleTo(window_b) and auto.offered is None
+    assert json.loads(state_file.read_text())["status"] == "dismissed"
+    assert auto.check_unfinished() is None  # not offered again
+    window_b.close()
+
+
+def test_an_undecodable_file_is_a_read_failure_of_the_run(qtbot, window, fake, folder):
+    (folder / "broken.png").write_bytes(b"this is not a png")
+    prepare(window, folder)
+
+    summary = run_and_wait(qtbot, window, window.auto_label.run_on_all)
+
+    assert (summary["done"], summary["failed"]) == (8, 1)
+    (failure,) = window.auto_label.failures()
+    assert failure["rel"] == "broken.png" and failure["stage"] == "read"
+    assert "broken.png" in window.labelling.session.project.images  # a project image, as the failure says

@@ -229,8 +229,8 @@ def _record(project_path: Path, path: Path, rel: str) -> ImageRecord | None:
 class FolderRun:
     """One run of ``spec`` over ``keys`` of ``project``; :meth:`execute` is the job's body.
 
-    Built on the GUI thread (it copies the image records it needs, so the job never reads the live
-    project); everything else here is safe to call from any thread. ``execute(max_images=N)`` runs
+    Built on the GUI thread (it takes the image records it needs, so the job never reads the live
+    project's dict); everything else here is safe to call from any thread. ``execute(max_images=N)`` runs
     the next N images and returns with ``summary()["more"]`` set while some are left, so the caller
     can queue the rest as another job and let other jobs of the same thread run in between.
     """
@@ -246,8 +246,8 @@ class FolderRun:
         workers: int | None = None,
     ):
         self.keys = [k for k in keys if k in project.images]
-        self.view = Project(project.path)  # the planning view: just the records asked for
-        self.view.images = {k: replace(project.images[k]) for k in self.keys}
+        self.view = Project(project.path)  # the planning view: just the records asked for (the
+        self.view.images = {k: project.images[k] for k in self.keys}  # job reads their paths only)
         self.key_of = {rec.path: rec.key for rec in self.view.images.values()}
         self.spec = spec
         self.batch_size = batch_size

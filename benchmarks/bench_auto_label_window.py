@@ -18,7 +18,7 @@ PNGs (``--images``, default 500, of ``--size`` px).
     time from start to finish; the ratio window / batch (target: >= 0.9), and window / the engine
     into the store (the window's own cost).
 
-    QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/bench_auto_label_window.py [--images 500] [--rounds 2]
+    QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/bench_auto_label_window.py [--images 500] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -244,7 +244,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", type=int, default=500)
     ap.add_argument("--size", type=int, default=96, help="image width in px (height 3/4 of it)")
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3, help="each side goes first once per 3 rounds")
     args = ap.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ["VFMSTUDIO_PLUGIN_ISOLATION"] = "never"

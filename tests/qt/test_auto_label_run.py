@@ -338,3 +338,28 @@ def test_an_undecodable_file_is_a_read_failure_of_the_run(qtbot, window, fake, f
     (failure,) = window.auto_label.failures()
     assert failure["rel"] == "broken.png" and failure["stage"] == "read"
     assert "broken.png" in window.labelling.session.project.images  # a project image, as the failure says
+
+
+def test_no_predicted_for_a_project_no_longer_open(qtbot, window, fake, folder, tmp_path):
+    """Keys name images of the run's project: once another folder is open they are not emitted
+    (the run itself finishes into its own project's store)."""
+    other = tmp_path / "other"
+    other.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(other / "x.png")
+    prepare(window, folder)
+    auto = window.auto_label
+    reached, release = threading.Event(), threading.Event()
+    fake.ON_DETECT.append(lambda n: (reached.set(), release.wait(10)) if n == 1 else None)
+    got = []
+    auto.predicted.connect(lambda key, entry: got.append(key))
+
+    with qtbot.waitSignal(auto.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
+        assert auto.run_on_all()
+        qtbot.waitUntil(reached.is_set, timeout=RUN_TIMEOUT_MS)
+        window.open_paths([other])
+        release.set()
+
+    assert got == [] and blocker.args[0]["done"] == 8
+    from vfmstudio.core.pending import PendingStore
+
+    assert len(PendingStore(folder / "vfmstudio.json").load_index()) == 8

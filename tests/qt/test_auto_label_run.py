@@ -363,3 +363,27 @@ def test_no_predicted_for_a_project_no_longer_open(qtbot, window, fake, folder, 
     from vfmstudio.core.pending import PendingStore
 
     assert len(PendingStore(folder / "vfmstudio.json").load_index()) == 8
+
+
+def test_cancel_stops_at_the_next_image_and_the_run_can_be_resumed(qtbot, window, fake, folder):
+    prepare(window, folder, batch_size=4)
+    auto = window.auto_label
+    reached, release = threading.Event(), threading.Event()
+    fake.ON_DETECT.append(lambda n: (reached.set(), release.wait(10)) if n == 2 else None)
+
+    with qtbot.waitSignal(auto.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
+        assert auto.run_on_all()
+        qtbot.waitUntil(reached.is_set, timeout=RUN_TIMEOUT_MS)
+        auto.panel.cancel.click()
+        release.set()
+
+    summary = blocker.args[0]
+    assert summary["status"] == "cancelled" and summary["done"] < 4  # not the rest of the batch
+    assert len(fake.DETECTED) == 2
+    state = json.loads((store_of(window).run_dir(summary["run"]) / "state.json").read_text())
+    assert state["status"] == "cancelled"
+    assert auto.panel.resume.isVisibleTo(window) and "cancelled at" in auto.panel.text.text()
+    fake.ON_DETECT.clear()
+    finished = run_and_wait(qtbot, window, lambda: auto.panel.resume.click() or True)
+    assert finished["status"] == "done" and finished["skipped"] == summary["done"]
+    assert sorted(store_of(window).load_index()) == names(folder)

@@ -264,7 +264,8 @@ class FolderRun:
         self._left: list = []  # items not yet given to the engine
         self._images = len(self.keys)
         self._skipped = 0
-        self._done = self._failed = 0  # of the chunks that ended
+        self._written = 0  # predictions written (counted by the sink: each image as it is done)
+        self._failed = 0  # of the chunks that ended (the engine books failures per batch)
         self._live: Any = None  # the engine's Progress of the chunk running now
         self._started: float | None = None
         self._counts_lock = threading.Lock()
@@ -367,16 +368,17 @@ class FolderRun:
         def sink(item, prediction, stat):
             path = write(item, prediction, stat)
             self.finished.append((self.key_of[item.rel], entry_for(self.run, item.key, item.rel, prediction)))
+            with self._counts_lock:
+                self._written += 1
             return path
 
         return sink
 
     def _fold(self, progress: Any = None) -> None:
-        """Add the chunk's counts to the run's."""
+        """Add the chunk's failures to the run's."""
         with self._counts_lock:
             p = progress or self._live
             if p is not None:
-                self._done += p.done
                 self._failed += p.failed
             self._live = None
 
@@ -419,7 +421,7 @@ class FolderRun:
         """done/failed/skipped/images, images per second and seconds left, as of now."""
         with self._counts_lock:
             live = self._live
-            done = self._done + (live.done if live is not None else 0)
+            done = self._written  # not the engine's count: it books a batch once all of it ran
             failed = self._failed + (live.failed if live is not None else 0)
         elapsed = self.elapsed()
         rate = (done + failed) / elapsed if elapsed > 0 else 0.0

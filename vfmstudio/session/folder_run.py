@@ -8,7 +8,9 @@ them, Qt-free so it is tested without a window.
   :func:`~vfmstudio.engines.into_project.plan_into_project` and runs
   :func:`~vfmstudio.engines.local.run_local`, so the files written equal a ``vfmstudio batch --into``
   run's. Finished images queue up in :attr:`FolderRun.finished` for the GUI to drain on a timer
-  (the worker never posts an event per image); pausing stops after the batch in progress.
+  (the worker never posts an event per image); pausing stops after the batch in progress. The
+  window queues it as jobs of a few batches (``execute(max_images=)``), so a tool run the user
+  asks for meanwhile goes in between.
 - The run's state (``state.json`` in its folder of the pending store, written atomically): which
   images were asked for and whether the run is running, paused, cancelled, interrupted or done.
   A run whose state still says "running" was stopped by a crash or a kill; :func:`unfinished_runs`

@@ -15,7 +15,6 @@ Contract with the review mode: ``predicted(key, entry)`` per finished image (pro
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +29,6 @@ if TYPE_CHECKING:
     from vfmstudio.core.jobs import JobResult
     from vfmstudio.session.folder_run import FolderRun, RunState, Survey
 
-log = logging.getLogger(__name__)
 DRAIN_MS = 100  # how often finished images reach the GUI (one panel redraw per tick)
 DRAIN_MAX = 500  # predicted signals per tick at most; the rest wait for the next tick
 JOB_KEY = "auto-label"

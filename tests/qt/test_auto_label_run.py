@@ -387,3 +387,41 @@ def test_cancel_stops_at_the_next_image_and_the_run_can_be_resumed(qtbot, window
     finished = run_and_wait(qtbot, window, lambda: auto.panel.resume.click() or True)
     assert finished["status"] == "done" and finished["skipped"] == summary["done"]
     assert sorted(store_of(window).load_index()) == names(folder)
+
+
+def test_run_then_review_in_the_window_labels_like_the_command_line(qtbot, window, fake, folder, tmp_path):
+    """The whole loop in the window: Run on All Images, the list marks each image predicted as it
+    arrives, review mode accepts image after image; the labels equal `vfmstudio review --accept`
+    on a copy of the same project and store."""
+    from vfmstudio.cli import main
+    from vfmstudio.core.project import open_project
+
+    prepare(window, folder)
+    run_and_wait(qtbot, window, window.auto_label.run_on_all)
+    qtbot.waitUntil(
+        lambda: {window.browser.review_state(p) for p in window.browser.paths()} == {"predicted"},
+        timeout=5000,
+    )
+    window.labelling.session.save()
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("*.lock"))  # the window holds the lock
+
+    review = window.review
+    review.set_mode(True)
+    review.panel.set_min_score(0.0)
+    for _ in names(folder):
+        assert review.accept_shown()  # then moves on to the next image still to review
+    assert {window.browser.review_state(p) for p in window.browser.paths()} == {"reviewed"}
+    window.labelling.session.save()
+
+    assert main(["review", str(copy / "vfmstudio.json"), "--accept"]) == 0
+
+    def labels_of(project_file):
+        p = open_project(project_file)
+        return sorted(
+            (a.image, a.label, json.dumps(a.shape.to_json()), a.provenance.score)
+            for a in p.labels.annotations()
+        )
+
+    ours = labels_of(folder / "vfmstudio.json")
+    assert ours and ours == labels_of(copy / "vfmstudio.json")

@@ -30,6 +30,10 @@ from vfmstudio.plugin_api import (
 )
 
 FORWARD = {"calls": 0}
+#: fake.detect: the file name of every image it ran on, in order; ``ON_DETECT(n)`` (if set) is called
+#: on the inference thread before the n-th run (n from 1), so a test can pause or stop a run there.
+DETECTED: list[str] = []
+ON_DETECT: list = []
 MODEL = (ModelChoice("fake/tiny", "Fake tiny", params_millions=1.5),)
 
 
@@ -97,6 +101,17 @@ def vfm_register_tools():
             run="fake:norms",
             returns=("layer_maps", "masks"),
             params=(Param("layer", ParamType.INT, -1, minimum=-1, maximum=2),),
+        ),
+        ToolSpec(
+            id="fake.detect",
+            title="Quadrant detector",
+            run="fake:detect",
+            models=MODEL,
+            returns=("detections", "masks"),
+            params=(
+                Param("masks", ParamType.BOOL, True),
+                Param("fail_on", ParamType.STR, "", help="raise for images whose file name contains this"),
+            ),
         ),
         ToolSpec(
             id="fake.point",
@@ -249,3 +264,30 @@ def norms(ctx, images, params):
         LayerMaps(stack, ("l0", "l1", "l2"), image_id=im.id),
         Masks(mask[None], (f"outliers of layer {layer}",), image_id=im.id),
     ]
+
+
+def detect(ctx, images, params):
+    """One box and one mask per image quadrant, labelled by brightness, scored by how far the
+    quadrant's grey level is from mid grey."""
+    image = images[0]
+    DETECTED.append(image.path.name)
+    for hook in ON_DETECT:
+        hook(len(DETECTED))
+    if params["fail_on"] and params["fail_on"] in image.path.name:
+        raise RuntimeError(f"refusing {image.path.name} on purpose")
+    grey = image.pixels.astype(np.float64).mean(axis=2)
+    h, w = grey.shape
+    boxes, labels, scores, masks = [], [], [], []
+    for y0, y1 in ((0, h // 2), (h // 2, h)):
+        for x0, x1 in ((0, w // 2), (w // 2, w)):
+            mean = float(grey[y0:y1, x0:x1].mean())
+            boxes.append([x0, y0, x1, y1])
+            labels.append("bright" if mean >= 128 else "dark")
+            scores.append(round(abs(mean - 127.5) / 127.5, 6))
+            m = np.zeros((h, w), dtype=bool)
+            m[y0:y1, x0:x1] = True
+            masks.append(m)
+    out = [Detections(np.array(boxes, dtype=np.float32), tuple(labels), np.array(scores), image_id=image.id)]
+    if params["masks"]:
+        out.append(Masks(np.stack(masks), tuple(labels), scores=np.array(scores), image_id=image.id))
+    return out

@@ -301,3 +301,29 @@ def test_a_hostile_run_folder_name_is_refused(tmp_path):
 
     with pytest.raises(PendingStoreError, match="not a run id"):
         PendingStore(tmp_path / "p.json").run_dir("../../etc")
+
+
+def test_save_as_elsewhere_takes_the_pending_predictions_along(tmp_path):
+    from vfmstudio.core.pending import copy_store
+
+    (tmp_path / "imgs").mkdir()
+    project = project_with(tmp_path, "imgs/a.png")
+    store_prediction(project, "imgs/a.png", detections())
+    old_index = (PendingStore(project.path).run_dir(RUN) / INDEX).read_text()
+    same = tmp_path / "copy.json"
+    assert copy_store(project.path, same)
+    moved = tmp_path / "imgs" / "p2.json"
+    assert copy_store(project.path, moved)
+    assert not copy_store(project.path, moved)  # an existing store is never overwritten
+
+    p2 = Project(moved)
+    from vfmstudio.core.project import ImageRecord
+
+    p2.images["a.png"] = ImageRecord("a.png", "a.png", "", 16, 16)  # the path as seen from imgs/
+    view = PendingView(p2)
+    assert view.state("a.png") == PREDICTED
+    assert view.prediction(view.entries("a.png")[0], "a.png").results[0].labels == ("cat", "dog")
+    p3 = Project(same)
+    p3.images["imgs/a.png"] = ImageRecord("imgs/a.png", "imgs/a.png", "", 16, 16)
+    assert PendingView(p3).state("imgs/a.png") == PREDICTED
+    assert (PendingStore(project.path).run_dir(RUN) / INDEX).read_text() == old_index  # untouched

@@ -51,7 +51,11 @@ def register(subparsers) -> None:
         metavar="FROM=TO,...",
         help="rename prediction labels to project classes (FROM= drops that label); remembered per tool",
     )
-    p.add_argument("--masks-as-polygons", action="store_true", help="accept masks as polygons")
+    shapes = p.add_mutually_exclusive_group()
+    shapes.add_argument("--masks-as-polygons", action="store_true", help="accept masks as polygons")
+    shapes.add_argument(
+        "--masks-as-rotated-boxes", action="store_true", help="accept masks as their smallest rotated boxes"
+    )
     p.add_argument("--json", action="store_true", help="print what was done as JSON on stdout")
     p.set_defaults(func=run)
 
@@ -97,7 +101,11 @@ def _review(args) -> int:
         for key in view.keys():
             if args.accept:
                 plans = view.accept_all(
-                    key, tool=args.tool, min_score=args.min_score, masks_as_polygons=args.masks_as_polygons
+                    key,
+                    tool=args.tool,
+                    min_score=args.min_score,
+                    masks_as_polygons=args.masks_as_polygons,
+                    masks_as_rotated_boxes=args.masks_as_rotated_boxes,
                 )
             else:
                 plans = view.reject_all(key, tool=args.tool)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vfmstudio.core.atomic import atomic_write_bytes
 from vfmstudio.core.jsonl import read_records
 from vfmstudio.core.results import Prediction
 from vfmstudio.core.review import PendingItem, items_of
@@ -223,6 +224,39 @@ class PendingStore:
     def failures(self, run: str) -> list[dict]:
         """The run's failures file: image, stage (read, run, write) and reason per line."""
         return read_records(self.run_dir(run) / FAILURES)
+
+
+def copy_store(old_project: str | os.PathLike[str], new_project: str | os.PathLike[str]) -> bool:
+    """Give a project saved under a new name its pending predictions (Save As): the store is copied
+    (hard links where the file system allows, so it costs no space), and when the new project sits
+    in another folder the index's image paths are rewritten relative to it. False: nothing to copy,
+    or the new name already has a store (never overwritten)."""
+    src, dst = store_root(old_project), store_root(new_project)
+    if not (src / RUNS).is_dir() or dst.exists() or src.resolve() == dst.resolve():
+        return False
+
+    def link_or_copy(a: str, b: str) -> None:
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+
+    shutil.copytree(src, dst, copy_function=link_or_copy, symlinks=True)
+    old_root, new_root = Path(old_project).absolute().parent, Path(new_project).absolute().parent
+    if old_root.resolve() != new_root.resolve():
+        for run_dir in PendingStore(new_project)._run_dirs():
+            index = run_dir / INDEX
+            if not index.exists():
+                continue
+            lines = []
+            for obj in _index_lines(index.read_text(encoding="utf-8")):
+                if isinstance(obj, dict) and isinstance(obj.get("image"), str):
+                    moved = os.path.relpath(os.path.normpath(old_root / obj["image"]), new_root)
+                    obj["image"] = Path(moved).as_posix()
+                    lines.append(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
+            index.unlink()  # a hard link: replace it, never write through to the old store's file
+            atomic_write_bytes(index, "".join(lines).encode("utf-8"))
+    return True
 
 
 def _index_lines(text: str) -> list:

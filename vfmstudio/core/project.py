@@ -30,7 +30,7 @@ import stat
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import Any
 
 from vfmstudio.core.annotations import Annotation, AnnotationError, LabelSet, new_id
@@ -115,13 +115,7 @@ class ImageRecord:
         path = str(obj["path"])
         # We only ever write paths relative to the project folder; an absolute one in a file is
         # hostile or foreign, and exports would copy whatever it names (docs/reliability.md).
-        if (
-            not path
-            or "\x00" in path
-            or PurePosixPath(path).is_absolute()
-            or PureWindowsPath(path).drive
-            or PureWindowsPath(path).is_absolute()
-        ):
+        if not path or "\x00" in path or _absolute_anywhere(path):
             raise ValueError(f"image path {path[:200]!r} is not relative to the project folder")
         width, height = int(obj.get("width", 0)), int(obj.get("height", 0))
         if width < 0 or height < 0 or width * height > DEFAULT_MAX_PIXELS:  # exports allocate this much
@@ -138,6 +132,12 @@ class ImageRecord:
             size=int(obj.get("size", 0)),
             mtime_ns=int(obj.get("mtime_ns", 0)),
         )
+
+
+def _absolute_anywhere(path: str) -> bool:
+    """Absolute or rooted on POSIX or Windows ("/x", "\\x", "//server/share", "C:x"): string tests,
+    since opening a 100 000-image project checks every path (three PurePaths each cost 0.4 s for 10k)."""
+    return path[0] in "/\\" or (len(path) > 1 and path[1] == ":")
 
 
 @dataclass(frozen=True)

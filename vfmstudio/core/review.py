@@ -253,6 +253,7 @@ def review_command(
     accept: Iterable[ItemRef] = (),
     reject: Iterable[ItemRef] = (),
     masks_as_polygons: bool = False,
+    masks_as_rotated_boxes: bool = False,
     tolerance: float = 1.0,
 ) -> ReviewPlan:
     """One undoable step: the ``accept``-ed items become annotations (tags, caption) with model
@@ -262,7 +263,12 @@ def review_command(
     reject_refs = [r for r in dict.fromkeys(reject) if r not in set(accept_refs)]
     raw = (
         accept_prediction(
-            prediction, key, select=accept_refs, masks_as_polygons=masks_as_polygons, tolerance=tolerance
+            prediction,
+            key,
+            select=accept_refs,
+            masks_as_polygons=masks_as_polygons,
+            masks_as_rotated_boxes=masks_as_rotated_boxes,
+            tolerance=tolerance,
         )
         if accept_refs
         else Accepted()
@@ -309,6 +315,7 @@ def accept_all(
     *,
     min_score: float | None = None,
     masks_as_polygons: bool = False,
+    masks_as_rotated_boxes: bool = False,
 ) -> ReviewPlan:
     """Accept the open items "accept all" takes that pass ``min_score``; reject the other open ones."""
     items = open_items(entry, labels, key)
@@ -321,6 +328,7 @@ def accept_all(
         accept=take,
         reject=[it.ref for it in items if it.ref not in set(take)],
         masks_as_polygons=masks_as_polygons,
+        masks_as_rotated_boxes=masks_as_rotated_boxes,
     )
 
 

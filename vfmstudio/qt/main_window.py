@@ -140,6 +140,12 @@ class MainWindow(QMainWindow):
         from vfmstudio.qt.editing import Labelling
 
         self.labelling = Labelling(self)  # Labels/History docks, Edit menu, project and export actions
+        from vfmstudio.qt.auto_label import AutoLabel
+
+        self.auto_label = AutoLabel(self)  # Run › Run on All Images…, its progress panel and resume
+        from vfmstudio.qt.review_panel import Review
+
+        self.review = Review(self)  # the Review dock and mode, window.pending, the list's review states
         from vfmstudio.qt.smart_tool import SmartTool
 
         self.smart_tool = SmartTool(self)  # click-to-mask with SAM (key S)

@@ -29,6 +29,7 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 from vfmstudio.core.annotations import AnnotationError, LabelSet
 from vfmstudio.core.commands import Command
 from vfmstudio.core.image import ImageLoadError
+from vfmstudio.core.pending import copy_store
 from vfmstudio.core.project import (
     DEFAULT_NAME,
     Project,
@@ -319,10 +320,15 @@ class ProjectSession(QObject):
             except (OSError, ImageLoadError, ProjectError):
                 new.images[rec.key] = rec
         new.extra = dict(self.project.extra)
+        old_path = self.project.path
         self._release_lock()  # the new file's lock is taken by its first save
         self.project, self.read_only, self.refused_reason = new, False, ""
         ok = self.save()
         if ok:
+            try:  # pending predictions follow the project (they sit beside its file)
+                copy_store(old_path, target)
+            except OSError as exc:
+                self.message.emit("warning", f"{target.name}: pending predictions not copied ({exc})")
             self.project_changed.emit()
         return ok
 

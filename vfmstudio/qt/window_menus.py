@@ -79,7 +79,7 @@ def build_menus(w: Any) -> Menus:
         w, "Zoom Out", lambda: canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut, None, view
     )
     view.addSeparator()
-    acts["explore"] = add_action(w, "&Explore Folder…", lambda: open_explore(w), "Ctrl+E", None, view)
+    acts["explore"] = add_action(w, "&Explore Folder…", lambda: open_explore(w), "Ctrl+Shift+E", None, view)
     view.addSeparator()
     for dock in w.docks():
         view.addAction(dock.toggleViewAction())

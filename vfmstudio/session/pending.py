@@ -141,6 +141,7 @@ class PendingView:
         tool: str | None = None,
         min_score: float | None = None,
         masks_as_polygons: bool = False,
+        masks_as_rotated_boxes: bool = False,
     ) -> list[ReviewPlan]:
         """Plans (one command per run) accepting what "accept all" takes on ``key``; push them in order."""
         return [
@@ -151,6 +152,7 @@ class PendingView:
                 self.prediction(e, key),
                 min_score=min_score,
                 masks_as_polygons=masks_as_polygons,
+                masks_as_rotated_boxes=masks_as_rotated_boxes,
             )
             for e in self.open_entries(key, tool)
         ]

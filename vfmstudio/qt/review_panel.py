@@ -1,0 +1,686 @@
+"""Review mode: step through the images with pending predictions and accept, reject or fix them.
+
+The Review dock (View › Review) lists the open pending items of the image on view, grouped by
+run, each checkable (label -> project class, score); the checked ones are drawn on the canvas and
+are what "accept all" takes. The score slider checks exactly the items that pass it, live. Review
+mode (View › Review Mode, Ctrl+Shift+R) turns the keys on:
+
+    A           accept all shown (the others open on the image are rejected)
+    X / Delete  reject all (Delete deletes the selected annotation when there is one)
+    Enter       accept the items selected in the list
+    N / P       next / previous image still to review (in the image list's order and filter)
+
+Each key is one undo step (Ctrl+Z brings the pending items back and removes the annotations, and
+shows that image again). Keys the window uses for other things (A: previous image, P: polygon)
+are lent to review mode while it is on and given back when it is off. See ADR 0178.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDockWidget,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+from shiboken6 import isValid
+
+from vfmstudio.core import commands as cmd
+from vfmstudio.core.review import mapped_label, open_items, review_command
+from vfmstudio.qt.review_class_map import ClassMapTable
+from vfmstudio.qt.review_states import ReviewStates
+
+if TYPE_CHECKING:
+    from vfmstudio.core.pending import PendingEntry
+    from vfmstudio.core.review import PendingItem
+
+SLIDER_STEPS = 100
+LAYERS_KEPT = 4  # item subsets the overlay keeps, with their mask rasters (full-size RGBA each)
+ITEM_ROLE = Qt.ItemDataRole.UserRole  # (entry index, item ref) on a child row
+KEYS_HELP = (
+    "<b>A</b> accept all shown · <b>X</b>/<b>Del</b> reject all · <b>Enter</b> accept selected · "
+    "<b>N</b>/<b>P</b> next/previous to review · <b>Ctrl+Z</b> undo"
+)
+SETTING_POLYGONS = "review/masks_as_polygons"
+SETTING_ROTATED = "review/masks_as_rotated_boxes"
+SETTING_ADVANCE = "review/advance"
+SETTING_MIN_SCORE = "review/min_score"
+
+
+class ReviewStep(cmd.Macro):
+    """One review key press on one image (all its runs): one undo step."""
+
+    def __init__(self, key: str, commands: list, text: str):
+        super().__init__(commands, text)
+        self.key = key
+
+
+class ReviewPanel(QWidget):
+    """The dock's content; the :class:`Review` controller fills it and reacts to it."""
+
+    slider_moved = Signal(float)
+    checks_changed = Signal()
+
+    def __init__(self, push, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.title = QLabel("No image", self)
+        self.title.setWordWrap(True)
+        self.slider = QSlider(Qt.Orientation.Horizontal, self)
+        self.slider.setRange(0, SLIDER_STEPS)
+        self.slider.setToolTip("Minimum score: what is shown, and what accept all takes")
+        self.slider_label = QLabel("≥ 0.00", self)
+        self.slider_label.setMinimumWidth(48)
+        self.slider.valueChanged.connect(self._on_slider)
+        slider_row = QHBoxLayout()
+        slider_row.addWidget(QLabel("Score", self))
+        slider_row.addWidget(self.slider, 1)
+        slider_row.addWidget(self.slider_label)
+
+        self.tree = QTreeWidget(self)
+        self.tree.setColumnCount(3)
+        self.tree.setHeaderLabels(["Prediction", "Class", "Score"])
+        self.tree.setSelectionMode(QTreeWidget.SelectionMode.ExtendedSelection)
+        self.tree.setRootIsDecorated(True)
+        self.tree.itemChanged.connect(self._on_item_changed)
+
+        buttons = QHBoxLayout()
+        self.accept_button = QPushButton("Accept shown (A)", self)
+        self.reject_button = QPushButton("Reject all (X)", self)
+        self.accept_selected_button = QPushButton("Accept selected (Enter)", self)
+        self.accept_selected_button.setToolTip("Accept the items selected in the list above")
+        for b in (self.accept_button, self.reject_button, self.accept_selected_button):
+            buttons.addWidget(b)
+        nav = QHBoxLayout()
+        self.previous_button = QPushButton("◀ Previous (P)", self)
+        self.next_button = QPushButton("Next (N) ▶", self)
+        for b in (self.previous_button, self.next_button):
+            b.setToolTip("The previous / next image with predictions still to review")
+            nav.addWidget(b)
+
+        options = QHBoxLayout()
+        self.masks_combo = QComboBox(self)
+        self.masks_combo.addItem("masks", "mask")
+        self.masks_combo.addItem("polygons", "polygon")
+        self.masks_combo.addItem("rotated boxes", "rotated")
+        self.masks_combo.setToolTip(
+            "Accepted masks become mask annotations, simplified polygons or the smallest rotated boxes"
+        )
+        self.advance_check = QCheckBox("then next image", self)
+        self.advance_check.setToolTip("After accept all / reject all, go to the next image to review")
+        options.addWidget(QLabel("Masks as", self))
+        options.addWidget(self.masks_combo)
+        options.addStretch(1)
+        options.addWidget(self.advance_check)
+
+        self.class_map = ClassMapTable(push, self)
+        map_box = QGroupBox("Class map (remembered per tool)", self)
+        map_layout = QVBoxLayout(map_box)
+        map_layout.setContentsMargins(4, 4, 4, 4)
+        map_layout.addWidget(self.class_map)
+
+        self.keys_label = QLabel(KEYS_HELP, self)
+        self.keys_label.setWordWrap(True)
+        self.keys_label.setTextFormat(Qt.TextFormat.RichText)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.title)
+        layout.addLayout(slider_row)
+        layout.addWidget(self.tree, 1)
+        layout.addLayout(buttons)
+        layout.addLayout(nav)
+        layout.addLayout(options)
+        layout.addWidget(map_box, 1)
+        layout.addWidget(self.keys_label)
+        self._filling = False
+
+    @property
+    def min_score(self) -> float:
+        return self.slider.value() / SLIDER_STEPS
+
+    def set_min_score(self, value: float) -> None:
+        self.slider.setValue(round(max(0.0, min(1.0, value)) * SLIDER_STEPS))
+
+    def _on_slider(self, value: int) -> None:
+        self.slider_label.setText(f"≥ {value / SLIDER_STEPS:.2f}")
+        self.slider_moved.emit(value / SLIDER_STEPS)
+
+    def _on_item_changed(self, item: QTreeWidgetItem, column: int) -> None:
+        if not self._filling and column == 0 and item.data(0, ITEM_ROLE) is not None:
+            self.checks_changed.emit()
+
+    # ---------------------------------------------------------------- content
+    def fill(self, groups: list[tuple[str, list[tuple[int, PendingItem, str | None, bool]]]]) -> None:
+        """``groups``: (run title, [(entry index, item, mapped class or None, checked)])."""
+        self._filling = True
+        self.tree.clear()
+        for title, rows in groups:
+            top = QTreeWidgetItem([title, "", ""])
+            top.setFirstColumnSpanned(True)
+            self.tree.addTopLevelItem(top)
+            for entry_index, it, mapped, checked in rows:
+                text = it.label if it.kind != "caption" else f"“{it.label[:60]}”"
+                child = QTreeWidgetItem(
+                    [
+                        f"{it.kind}: {text}",
+                        "" if it.kind == "caption" else (mapped or "(drop)"),
+                        "" if it.score is None else f"{it.score:.2f}",
+                    ]
+                )
+                child.setFlags(child.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                child.setCheckState(0, Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
+                child.setData(0, ITEM_ROLE, (entry_index, it.ref))
+                top.addChild(child)
+            top.setExpanded(True)
+        for c in range(3):
+            self.tree.resizeColumnToContents(c)
+        self._filling = False
+
+    def set_checks(self, checked: set[tuple[int, tuple[int, int]]]) -> None:
+        self._filling = True
+        for child in self.rows():
+            want = child.data(0, ITEM_ROLE) in checked
+            child.setCheckState(0, Qt.CheckState.Checked if want else Qt.CheckState.Unchecked)
+        self._filling = False
+
+    def rows(self) -> list[QTreeWidgetItem]:
+        out = []
+        for i in range(self.tree.topLevelItemCount()):
+            top = self.tree.topLevelItem(i)
+            out.extend(top.child(j) for j in range(top.childCount()))
+        return out
+
+    def checked(self) -> set[tuple[int, tuple[int, int]]]:
+        return {c.data(0, ITEM_ROLE) for c in self.rows() if c.checkState(0) == Qt.CheckState.Checked}
+
+    def selected(self) -> list[tuple[int, tuple[int, int]]]:
+        return [i.data(0, ITEM_ROLE) for i in self.tree.selectedItems() if i.data(0, ITEM_ROLE) is not None]
+
+
+class Review(QObject):
+    """The review mode of a window: ``window.review``; owns ``window.pending``."""
+
+    def __init__(self, window: Any):
+        super().__init__(window)
+        self.window = window
+        self.session = window.labelling.session
+        self.settings: QSettings = window.settings
+        self.states = ReviewStates(window)
+        window.pending = self.states.pending
+        self.panel = ReviewPanel(self.session.push, window)
+        self.panel.set_min_score(float(self.settings.value(SETTING_MIN_SCORE, 0.0) or 0.0))
+        polygons, rotated = (
+            _flag(self.settings.value(SETTING_POLYGONS)),
+            _flag(self.settings.value(SETTING_ROTATED)),
+        )
+        self.panel.masks_combo.setCurrentIndex(2 if rotated else 1 if polygons else 0)
+        self.panel.advance_check.setChecked(_flag(self.settings.value(SETTING_ADVANCE, True)))
+        self.dock = QDockWidget("Review", window)
+        self.dock.setObjectName("dock_review")
+        self.dock.setWidget(self.panel)
+        window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
+        window.tabifyDockWidget(window.dock_layers, self.dock)
+        self.dock.hide()
+        self.overlay = ReviewOverlay(window)
+        self.key: str | None = None  # the image on view's project key
+        self.entries: list[PendingEntry] = []  # its open entries, as listed
+        self._lent: list[tuple[QAction, list[QKeySequence]]] = []
+        self._unreadable: set[tuple[str, str]] = set()  # (run, file) already reported
+        self._build_actions()
+        self._wire()
+
+    # ---------------------------------------------------------------- set-up
+    def _build_actions(self) -> None:
+        w = self.window
+        view = w.menus.view
+        self.dock_action = self.dock.toggleViewAction()
+        self.dock_action.setText("&Review")
+        view.addAction(self.dock_action)
+        self.mode_action = QAction("Review &Mode", w)
+        self.mode_action.setCheckable(True)
+        self.mode_action.setShortcut(QKeySequence("Ctrl+Shift+R"))
+        self.mode_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        self.mode_action.setToolTip("Step through pending predictions with single keys")
+        self.mode_action.toggled.connect(self.set_mode)
+        w.addAction(self.mode_action)
+        view.addAction(self.mode_action)
+        p = self.panel
+        self.key_actions: dict[str, QAction] = {}
+        for name, keys, slot in (
+            ("accept_all", ["A"], self.accept_shown),
+            ("reject_all", ["X"], self.reject_all),
+            ("delete", ["Delete"], self._delete_or_reject),
+            ("accept_selected", ["Return", "Enter"], self.accept_selected),
+            ("next", ["N"], lambda: self.step(+1)),
+            ("previous", ["P"], lambda: self.step(-1)),
+        ):
+            action = QAction(name.replace("_", " ").capitalize(), w)
+            action.setShortcuts([QKeySequence(k) for k in keys])
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            action.setEnabled(False)
+            action.triggered.connect(slot)
+            w.addAction(action)
+            self.key_actions[name] = action
+        p.accept_button.clicked.connect(self.accept_shown)
+        p.reject_button.clicked.connect(self.reject_all)
+        p.accept_selected_button.clicked.connect(self.accept_selected)
+        p.next_button.clicked.connect(lambda: self.step(+1))
+        p.previous_button.clicked.connect(lambda: self.step(-1))
+
+    def _wire(self) -> None:
+        w, p = self.window, self.panel
+        w.browser.current_changed.connect(lambda _path: self.refresh())
+        self.states.refreshed.connect(self._on_rows_refreshed)
+        self.session.stack.indexChanged.connect(self._on_undo_index)
+        self._stack_index = self.session.stack.index()
+        p.slider_moved.connect(self._on_slider)
+        p.checks_changed.connect(self.redraw)
+        p.class_map.changed.connect(lambda *_: self.states.flush())  # the list shows the new classes
+        p.tree.itemSelectionChanged.connect(self.redraw)
+        p.masks_combo.currentIndexChanged.connect(self._remember_masks_choice)
+        p.advance_check.toggled.connect(lambda on: self.settings.setValue(SETTING_ADVANCE, on))
+        self.dock.visibilityChanged.connect(lambda visible: visible and self.refresh())
+        self.connect_auto_label()
+        # The window connects its own slots after this object is built: ours must run after its
+        # image-loaded slot (which puts the new image on the canvas) and may meet the run side.
+        QTimer.singleShot(0, self._connect_late)
+
+    def _connect_late(self) -> None:
+        self.window.loader.loaded.connect(lambda _path, _image: self.redraw())
+        self.connect_auto_label()
+
+    def connect_auto_label(self) -> None:
+        """Follow Run on All Images: each finished image's row and panel update at once."""
+        auto = getattr(self.window, "auto_label", None)
+        if auto is None or getattr(self, "_auto_connected", None) is auto:
+            return
+        auto.predicted.connect(self.add_prediction)
+        self._auto_connected = auto
+
+    # ---------------------------------------------------------------- state
+    @property
+    def pending(self):
+        return self.states.pending
+
+    @property
+    def active(self) -> bool:
+        return self.mode_action.isChecked()
+
+    @property
+    def masks_as_polygons(self) -> bool:
+        return self.panel.masks_combo.currentData() == "polygon"
+
+    @property
+    def masks_as_rotated_boxes(self) -> bool:
+        return self.panel.masks_combo.currentData() == "rotated"
+
+    def _remember_masks_choice(self, _index: int) -> None:
+        self.settings.setValue(SETTING_POLYGONS, self.masks_as_polygons)
+        self.settings.setValue(SETTING_ROTATED, self.masks_as_rotated_boxes)
+
+    @property
+    def min_score(self) -> float:
+        return self.panel.min_score
+
+    def set_mode(self, on: bool) -> None:
+        """Review mode on (keys lent to it, pending items drawn) or off."""
+        if self.mode_action.isChecked() != on:
+            self.mode_action.setChecked(on)  # comes back here through toggled
+            return
+        for action in self.key_actions.values():
+            action.setEnabled(on)
+        if on:
+            self._lend_keys()
+            self.dock.show()
+            self.dock.raise_()
+            # the list and the class map need the column's height more than the tool tree does
+            w = self.window
+            w.resizeDocks([w.dock_tools, self.dock], [160, 10_000], Qt.Orientation.Vertical)
+            self.refresh()
+            if self.key is None or not self.entries:
+                self.step(+1)
+        else:
+            self._return_keys()
+            self.redraw()
+
+    def _lend_keys(self) -> None:
+        """Take our keys from the window's other actions while review mode is on."""
+        ours = {a for a in self.key_actions.values()}
+        wanted = {s.toString() for a in ours for s in a.shortcuts()}
+        self._lent = []
+        for action in self.window.actions():
+            if action in ours or action is self.mode_action:
+                continue
+            shortcuts = action.shortcuts()
+            kept = [s for s in shortcuts if s.toString() not in wanted]
+            if len(kept) != len(shortcuts):
+                self._lent.append((action, shortcuts))
+                action.setShortcuts(kept)
+
+    def _return_keys(self) -> None:
+        for action, shortcuts in self._lent:
+            action.setShortcuts(shortcuts)
+        self._lent = []
+
+    def add_prediction(self, key: str, entry: PendingEntry) -> None:
+        self.states.add(key, entry)
+
+    # ---------------------------------------------------------------- the panel
+    def refresh(self) -> None:
+        """List the image on view's open items (checks from the slider) and redraw them."""
+        w = self.window
+        self.key = self.states.key_of(w.browser.current_path())
+        key = self.key
+        self.entries = self.pending.open_entries(key) if key is not None else []
+        if not self.active and not self.dock.isVisible():
+            self.overlay.clear()
+            return  # filled when the dock is shown
+        labels = self.pending.labels
+        groups = []
+        for n, entry in enumerate(self.entries):
+            rows = []
+            for it in open_items(entry, labels, key):
+                mapped = mapped_label(labels, entry.tool, it.label)
+                rows.append((n, it, mapped, self._passes(it)))
+            model = f" · {entry.model}" if entry.model else ""
+            groups.append((f"{entry.tool}{model} ({len(rows)} open)", rows))
+        self.panel.fill(groups)
+        path = w.browser.current_path()
+        if key is None:
+            self.panel.title.setText(
+                f"{html.escape(path.name)}: not in the project (no predictions)" if path else "No image"
+            )
+        else:
+            n = sum(len(rows) for _, rows in groups)
+            state = self.pending.state(key)
+            name = html.escape(path.name if path else key)  # a file name is text, not markup
+            self.panel.title.setText(f"<b>{name}</b> · {state} · {n} open")
+        self._show_class_map()
+        self.redraw()
+
+    def _show_class_map(self) -> None:
+        if self.key is None:
+            self.panel.class_map.show_map(self.pending.labels, [])
+            return
+        tools = list(dict.fromkeys(e.tool for e in self.pending.entries(self.key)))
+        seen = self.states.predicted_labels()
+        rows = [(t, label) for t in tools for label in seen.get(t, [])]
+        self.panel.class_map.show_map(self.pending.labels, rows)
+
+    def _passes(self, it: PendingItem) -> bool:
+        return it.default and it.passes(self.min_score if self.min_score > 0 else None)
+
+    def _on_slider(self, value: float) -> None:
+        self.settings.setValue(SETTING_MIN_SCORE, value)
+        checked = set()
+        for child in self.panel.rows():
+            n, ref = child.data(0, ITEM_ROLE)
+            it = next(i for i in self.entries[n].items if i.ref == tuple(ref))
+            if self._passes(it):
+                checked.add((n, ref))
+        self.panel.set_checks(checked)
+        self.redraw()
+
+    def _on_rows_refreshed(self, keys) -> None:
+        if keys is None or self.key in keys or self.key is None:
+            self.refresh()
+
+    def shown(self) -> dict[int, list[tuple[int, int]]]:
+        """The checked items of the image on view: entry index -> item refs."""
+        out: dict[int, list[tuple[int, int]]] = {}
+        for n, ref in self.panel.checked():
+            out.setdefault(n, []).append(tuple(ref))
+        return out
+
+    # ---------------------------------------------------------------- drawing
+    def redraw(self) -> None:
+        w = self.window
+        on_view = w.current is not None and w.image_id_of(w.browser.current_path()) == w.current.id
+        if not self.active or self.key is None or not on_view or not self.entries:
+            self.overlay.clear()
+            return
+        shown = self.shown()
+        selected = {(n, tuple(ref)) for n, ref in self.panel.selected()}
+        draw = []
+        for n, entry in enumerate(self.entries):
+            refs = shown.get(n, [])
+            prediction = self._prediction(entry) if refs else None
+            if prediction is not None:
+                draw.append((prediction, refs, {r for m, r in selected if m == n}))
+        self.overlay.show(draw, (w.current.width, w.current.height))
+
+    def _prediction(self, entry: PendingEntry):
+        """The prediction behind ``entry``; None (said once in Messages) when its file is unreadable."""
+        from vfmstudio.core.pending import PendingStoreError
+
+        try:
+            return self.pending.prediction(entry, self.key)
+        except PendingStoreError as exc:
+            if (entry.run, entry.file_key) not in self._unreadable:
+                self._unreadable.add((entry.run, entry.file_key))
+                self.window.messages.post("error", f"{exc}; its items can be rejected, not accepted")
+            return None
+
+    # ---------------------------------------------------------------- review steps
+    def accept_shown(self) -> bool:
+        """Accept the checked items of the image on view and reject its other open ones."""
+        shown = self.shown()
+        return self._review(
+            lambda n, entry, items: ([r for r in shown.get(n, [])], [i.ref for i in items]),
+            advance=True,
+            look=True,
+        )
+
+    def reject_all(self) -> bool:
+        return self._review(lambda n, entry, items: ([], [i.ref for i in items]), advance=True, look=True)
+
+    def accept_selected(self) -> bool:
+        chosen: dict[int, list[tuple[int, int]]] = {}
+        for n, ref in self.panel.selected():
+            chosen.setdefault(n, []).append(tuple(ref))
+        if not chosen:
+            self.window.statusBar().showMessage("select items in the Review list to accept them", 3000)
+            return False
+        return self._review(lambda n, entry, items: (chosen.get(n, []), []), advance=False)
+
+    def _delete_or_reject(self) -> bool:
+        edit = self.window.labelling.controller
+        if edit.selected:
+            return edit.delete_selected()
+        return self.reject_all()
+
+    def _review(self, choose, *, advance: bool, look: bool = False) -> bool:
+        """One undo step over the image's open runs: ``choose(n, entry, open items)`` -> (accept,
+        reject). ``look``: a run that found nothing is marked as looked at (else it stays open)."""
+        key = self.key
+        if key is None or not self.entries:
+            return False
+        labels = self.pending.labels
+        steps, accepted, rejected = [], 0, 0
+        for n, entry in enumerate(self.entries):
+            items = open_items(entry, labels, key)
+            accept, reject = choose(n, entry, items)
+            reject = [r for r in reject if r not in set(accept)]
+            if not accept and not reject and (items or not look):
+                continue
+            prediction = self._prediction(entry) if accept else _NO_PREDICTION
+            if prediction is None:
+                continue  # unreadable: nothing of it can become an annotation
+            plan = review_command(
+                labels,
+                key,
+                entry,
+                prediction,
+                accept=accept,
+                reject=reject,
+                masks_as_polygons=self.masks_as_polygons,
+                masks_as_rotated_boxes=self.masks_as_rotated_boxes,
+            )
+            steps.append(plan.command)
+            accepted, rejected = accepted + plan.accepted, rejected + plan.rejected
+        if not steps:
+            return False
+        text = f"Review {key}: accept {accepted}, reject {rejected}"
+        if not self.session.push(ReviewStep(key, steps, text)):
+            return False
+        self.states.flush()  # the row and the panel follow at once
+        if advance and self.panel.advance_check.isChecked() and self.active:
+            self.step(+1)
+        return True
+
+    def step(self, direction: int) -> str | None:
+        """Show the next (+1) / previous (-1) image still to review, in the list's order."""
+        w = self.window
+        order = [k for k in (self.states.key_of(p) for p in w.browser.visible_rows()) if k is not None]
+        found = self.pending.next_open(order, self.key, direction)
+        if found is None:
+            w.statusBar().showMessage("no other image to review", 3000)
+            return None
+        path = self.states.path_of(found)
+        if path is not None:
+            w.browser.select_path(path)
+        return found
+
+    def _on_undo_index(self, index: int) -> None:
+        """An undo or redo of a review step on another image brings that image back on view."""
+        before, self._stack_index = self._stack_index, index
+        if index == before or not isValid(self.session.stack) or not self.active:
+            return
+        command = self.session.stack.command(min(index, before))
+        step = getattr(command, "command", None)
+        if isinstance(step, ReviewStep) and step.key != self.key and index < before:
+            path = self.states.path_of(step.key)
+            if path is not None:
+                self.states.flush()
+                self.window.browser.select_path(path)
+
+
+class _NoPrediction:
+    """Stands in for the prediction of a step that accepts nothing (no file is read)."""
+
+    results = ()
+    image_ids = ()
+
+
+_NO_PREDICTION: Any = _NoPrediction()
+
+
+class ReviewOverlay:
+    """The pending items drawn over the canvas image: the prediction-layer painters, given only the
+    checked items; the items selected in the list are drawn on top with a thicker outline."""
+
+    Z = 10_000  # above every prediction layer
+
+    def __init__(self, window: Any):
+        self.window = window
+        self.items: list[Any] = []
+        self._parent: Any = None
+        #: What is drawn: (tool, kind, label, score) per item, for the status line and tests.
+        self.drawn: list[tuple[str, str, str, float | None]] = []
+        # Layers of recent item subsets (their mask rasters are rendered once): a slider moved
+        # back and forth over a large image does not colour the same masks again.
+        self._layers: OrderedDict[tuple, Any] = OrderedDict()
+
+    def clear(self) -> None:
+        parent = self.window.canvas.image_item
+        if parent is not None and parent is self._parent:
+            scene = self.window.canvas.scene()
+            for item in self.items:
+                scene.removeItem(item)
+        # else the scene was cleared with the previous image, and its items with it
+        self.items, self._parent, self.drawn = [], None, []
+        self.window.canvas.viewport().update()
+
+    def _layer(self, prediction: Any, r: int, result: Any, keep: list[int]) -> Any:
+        from vfmstudio.qt.layers import Layer
+
+        key = (id(prediction), r, tuple(keep))
+        layer = self._layers.get(key)
+        if layer is None or layer.prediction is not prediction:
+            layer = Layer("review", prediction, _subset(result, keep), f"review {prediction.tool}")
+            self._layers[key] = layer
+            while len(self._layers) > LAYERS_KEPT:
+                self._layers.popitem(last=False)
+        else:
+            self._layers.move_to_end(key)
+        return layer
+
+    def show(self, draw: list, size: tuple[int, int]) -> None:
+        from vfmstudio.qt.painters import make_item
+
+        self.clear()
+        parent = self.window.canvas.image_item
+        if parent is None:
+            return
+        self._parent = parent
+        for prediction, refs, selected in draw:
+            for r, result in enumerate(prediction.results):
+                keep = sorted(i for rr, i in refs if rr == r)
+                if not keep or not hasattr(result, "boxes_xyxy"):
+                    continue
+                layer = self._layer(prediction, r, result, keep)
+                kind = "mask" if hasattr(result, "masks") else "box"
+                for i in keep:
+                    score = None if result.scores is None else float(result.scores[i])
+                    self.drawn.append((prediction.tool, kind, result.labels[i], score))
+                item = make_item(layer, size)
+                if item is None:
+                    continue
+                item.setParentItem(parent)
+                item.setZValue(self.Z)
+                self.items.append(item)
+                sel = [i for i in keep if (r, i) in selected]
+                if sel:
+                    self.items.append(_highlight(result, sel, parent, self.Z + 1))
+        self.window.canvas.viewport().update()
+
+
+def _subset(result: Any, keep: list[int]) -> Any:
+    """``result`` (Detections or Masks) with only the items ``keep``."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    idx = np.asarray(keep, dtype=np.int64)
+    scores = None if result.scores is None else result.scores[idx]
+    labels = tuple(result.labels[i] for i in keep)
+    if hasattr(result, "masks"):
+        return replace(
+            result, masks=result.masks[idx], labels=labels, scores=scores, boxes_xyxy=result.boxes_xyxy[idx]
+        )
+    return replace(result, boxes_xyxy=result.boxes_xyxy[idx], labels=labels, scores=scores)
+
+
+def _highlight(result: Any, keep: list[int], parent: Any, z: float) -> Any:
+    from PySide6.QtCore import QPointF, QRectF
+    from PySide6.QtGui import QColor, QPen
+    from PySide6.QtWidgets import QGraphicsItemGroup, QGraphicsRectItem
+
+    group = QGraphicsItemGroup(parent)
+    for i in keep:
+        x0, y0, x1, y1 = (float(v) for v in result.boxes_xyxy[i])
+        rect = QGraphicsRectItem(QRectF(QPointF(x0, y0), QPointF(x1, y1)), group)
+        pen = QPen(QColor(255, 255, 255), 4, Qt.PenStyle.DashLine)
+        pen.setCosmetic(True)
+        rect.setPen(pen)
+    group.setZValue(z)
+    return group
+
+
+def _flag(value: Any) -> bool:
+    """A QSettings boolean (INI files give strings back)."""
+    return value in (True, 1) or str(value).lower() in ("true", "1", "yes")

@@ -306,3 +306,26 @@ def test_cancelling_the_tsne_layout_keeps_the_pca_map(qtbot, folder, tiny_model)
     assert window.message.text() == "Cancelled; the PCA map stays."
     np.testing.assert_array_equal(window.view.xy, pca)
     runner.shutdown()
+
+
+def test_removing_duplicates_updates_the_image_lists_review_states(qtbot, window, image_folder):
+    from vfmstudio.core.commands import SetTags
+
+    window.open_paths([image_folder])
+    qtbot.waitUntil(lambda: len(window.browser.paths()) == 3, timeout=5000)
+    session = window.labelling.session
+    for path in window.browser.paths():
+        session.key_for(path)
+    path = image_folder / "img1.png"
+    key = session.project.key_for_path(path)
+    session.push(SetTags(key, ("blurry",)))
+    qtbot.waitUntil(lambda: window.browser.review_state(path) == "labelled", timeout=5000)
+    explore = ExploreWindow(image_folder, lambda *a: None, project=session, pending=lambda: window.pending)
+    qtbot.addWidget(explore)
+    explore.remove_from_project(["img1.png", "not-in-the-project.png"])
+    assert key not in session.project.images
+    assert "(1 were not in the project)" in explore.message.text()
+    qtbot.waitUntil(lambda: window.browser.review_state(path) == "", timeout=5000)  # no longer in it
+    assert window.pending.states().get(key) is None
+    session.stack.undo()
+    qtbot.waitUntil(lambda: window.browser.review_state(path) == "labelled", timeout=5000)

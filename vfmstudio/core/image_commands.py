@@ -41,7 +41,7 @@ class RemoveImages(Command):
         self.keys = list(dict.fromkeys(keys))
         n = len(self.keys)
         self.text = f"Remove {n} image{'' if n == 1 else 's'} from the project"
-        self._removed: _Removed | None = None
+        self._saved: _Removed | None = None
 
     def do(self, labels: LabelSet) -> None:
         if labels is not self.project.labels:
@@ -68,10 +68,10 @@ class RemoveImages(Command):
             for name in _PER_IMAGE:
                 getattr(labels, name).pop(key, None)
             del self.project.images[key]
-        self._removed = removed
+        self._saved = removed
 
     def undo(self, labels: LabelSet) -> None:
-        removed = self._removed
+        removed = self._saved
         if removed is None:
             return
         self.project.images.update(removed.records)
@@ -84,7 +84,7 @@ class RemoveImages(Command):
         _reorder(labels._by_image, removed.orders["_by_image"])
         for name in _PER_IMAGE:
             _reorder(getattr(labels, name), removed.orders[name])
-        self._removed = None
+        self._saved = None
 
 
 def _reorder(d: dict, order: list[str]) -> None:

@@ -149,6 +149,7 @@ class ExploreWindow(QDialog):
         models: tuple[str, ...] = DEFAULT_MODELS,
         current_image: Callable[[], Path | None] = lambda: None,
         project=None,
+        pending: Callable[[], object] = lambda: None,
     ):
         super().__init__(parent)
         self.setWindowTitle(f"Explore — {folder}")
@@ -158,6 +159,7 @@ class ExploreWindow(QDialog):
         self._job = ""  # what the running job does: "index", "layout" or "query"
         self._current_image = current_image
         self.project_session = project
+        self._pending = pending  # the window's PendingView (the image list's states), if it has one
         self.index = None
         self.data: ExploreData | None = None
         self.layout_xy: dict[str, np.ndarray] = {}  # layout name -> positions of data's points
@@ -516,7 +518,10 @@ class ExploreWindow(QDialog):
             from vfmstudio.session.pending import PendingView
 
             try:
-                states = PendingView(project).states()
+                view = self._pending()
+                if view is None or getattr(view, "project", None) is not project:
+                    view = PendingView(project)
+                states = view.states()
             except (PendingStoreError, OSError) as exc:
                 self.message.setText(f"Cannot read the pending predictions: {exc}")
                 states = {}
@@ -575,6 +580,7 @@ def open_explore(w) -> ExploreWindow | None:
             parent=w,
             current_image=lambda: w.current_path,
             project=w.labelling.session,
+            pending=lambda: getattr(w, "pending", None),
         )
         window.open_requested.connect(lambda p: w.browser.select_path(Path(p)))
         window.selected.connect(lambda paths: w.browser.select_paths([Path(p) for p in paths]))

@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from shiboken6 import isValid
 
 from vfmstudio.core import commands as cmd
+from vfmstudio.core.image_commands import RemoveImages
 from vfmstudio.core.review import SetClassMap
 from vfmstudio.qt.browser import PATH_ROLE
 from vfmstudio.session.pending import PendingView
@@ -28,8 +29,8 @@ if TYPE_CHECKING:
 
 def touched_keys(command: Any) -> set[str] | None:
     """The image keys a core command changes; None when it may change any (class edits)."""
-    if isinstance(command, cmd.AddClass | cmd.RemoveClass | cmd.EditClass | SetClassMap):
-        return None
+    if isinstance(command, cmd.AddClass | cmd.RemoveClass | cmd.EditClass | SetClassMap | RemoveImages):
+        return None  # RemoveImages: images leave the project, so rows change key (none)
     if isinstance(command, cmd.Macro):
         out: set[str] = set()
         for c in command.commands:

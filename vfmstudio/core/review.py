@@ -259,8 +259,9 @@ def review_command(
     """One undoable step: the ``accept``-ed items become annotations (tags, caption) with model
     provenance, labels renamed by the tool's class map; items the map drops count as rejected;
     both are recorded as decided so they are no longer pending."""
-    accept_refs = [r for r in dict.fromkeys(accept)]
-    reject_refs = [r for r in dict.fromkeys(reject) if r not in set(accept_refs)]
+    accept_refs = list(dict.fromkeys(accept))
+    taken = set(accept_refs)
+    reject_refs = [r for r in dict.fromkeys(reject) if r not in taken]
     raw = (
         accept_prediction(
             prediction,
@@ -284,10 +285,13 @@ def review_command(
             accepted.tags[image] = kept
     accepted.captions.update(raw.captions)
     by_ref = {it.ref: it for it in entry.items}
-    dropped = {
-        r for r in accept_refs if r in by_ref and mapped_label(labels, entry.tool, by_ref[r].label) is None
+    dropped = {  # items whose label the class map drops count as rejected (a caption has no class)
+        r
+        for r in accept_refs
+        if (it := by_ref.get(r)) is not None
+        and it.kind != "caption"
+        and mapped_label(labels, entry.tool, it.label) is None
     }
-    dropped -= {r for r in accept_refs if by_ref.get(r) is not None and by_ref[r].kind == "caption"}
     acc = [r for r in accept_refs if r not in dropped]
     rej = reject_refs + sorted(dropped)
     steps: list[cmd.Command] = []

@@ -29,10 +29,10 @@ import torch.nn.functional as F
 
 from vfmstudio.plugin_api import LoadedImage, ParamError, RunContext, torch_dtype
 from vfmstudio_sam import _model
+from vfmstudio_sam._decode import upsampling_step
 from vfmstudio_sam._embedding import sam2_pixel_values
 
 TEXT_LENGTH = 32  # Sam3Processor pads (and the text encoder has positions for) 32 tokens
-FULL_SIZE_FLOATS = 64 * 1024 * 1024  # float32 values per mask-resizing step (256 MB)
 
 
 @dataclass
@@ -151,7 +151,7 @@ def postprocess(
     order = torch.argsort(scores, descending=True, stable=True)
     scores, boxes, logits = scores[order], boxes[order], logits[order]
     masks = np.zeros((len(logits), h, w), dtype=bool)
-    step = max(1, FULL_SIZE_FLOATS // (h * w))
+    step = upsampling_step(str(logits.device), h * w)
     for start in range(0, len(logits), step):
         # Sigmoid first, then resize: the reference resizes probabilities, not logits.
         probs = logits[start : start + step].float().sigmoid()[None]

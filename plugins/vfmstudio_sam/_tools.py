@@ -72,7 +72,7 @@ def everything(ctx: RunContext, images: list[LoadedImage], params: dict) -> list
         ctx.progress(
             start / len(prompts), f"points {start + 1}-{min(len(prompts), start + step)}/{len(prompts)}"
         )
-        low = _decode.decode(sam, emb, prompts[start : start + step], multimask=True)
+        low = _decode.decode_all(sam, emb, prompts[start : start + step], multimask=True)
         logits.append(low.logits.flatten(0, 1).float().cpu().numpy())  # (n * 3, h, w)
         scores.append(low.scores.flatten().float().cpu().numpy())
     low_logits, low_scores = np.concatenate(logits), np.concatenate(scores)

@@ -100,6 +100,7 @@ SLOW_MODULES = {
     "tests/plugins/test_tiny_sam.py",
     "tests/plugins/test_sam3_text.py",
     "tests/plugins/test_sam_chunking.py",
+    "tests/qt/test_sam3_window.py",
     "tests/plugins/test_dinov3.py",
     "tests/plugins/test_siglip2.py",
     "tests/qt/test_model_manager.py",

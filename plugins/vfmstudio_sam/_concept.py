@@ -96,7 +96,6 @@ def _features_key(sam3: ConceptModel, image: LoadedImage) -> Hashable:
 
 def vision_features(ctx: RunContext, sam3: ConceptModel, image: LoadedImage) -> Any:
     """The image's FPN features (``Sam3VisionEncoderOutput``) from the feature cache; one ViT pass on a miss."""
-    from transformers.models.sam3.modeling_sam3 import Sam3VisionEncoderOutput
 
     def compute() -> Any:
         ctx.progress(None, f"encoding {image.name}")
@@ -104,12 +103,21 @@ def vision_features(ctx: RunContext, sam3: ConceptModel, image: LoadedImage) -> 
         with torch.inference_mode():
             out = sam3.model.get_vision_features(pixel_values=x)
         # Only what the detector reads: the ViT's last hidden state would double the cached bytes.
-        return Sam3VisionEncoderOutput(
+        return type(out)(  # Sam3VisionEncoderOutput
             fpn_hidden_states=tuple(out.fpn_hidden_states),
             fpn_position_encoding=tuple(out.fpn_position_encoding),
         )
 
     return ctx.cached(_features_key(sam3, image), compute)
+
+
+def prepare(ctx: RunContext, images: list[LoadedImage]) -> None:
+    """Batch runs and the window's prefetch: the vision features of the images not cached yet."""
+    sam3 = get(ctx)
+    for i, image in enumerate(images):
+        ctx.progress(i / max(1, len(images)), f"features {i + 1}/{len(images)}")
+        vision_features(ctx, sam3, image)
+    ctx.progress(1.0, "features ready")
 
 
 def text_inputs(sam3: ConceptModel, text: str) -> dict[str, torch.Tensor]:

@@ -24,7 +24,7 @@ from transformers.image_processing_backends import PilBackend
 
 from vfmstudio._plugin_host import PluginHost
 from vfmstudio.core.image import LoadedImage
-from vfmstudio.execution import ToolError, run_tool
+from vfmstudio.execution import ToolError, prepare_tool, run_tool
 from vfmstudio.testing.tiny_sam3 import IMAGE_SIZE, NUM_QUERIES, TEXT_LENGTH
 
 SIZES = [(90, 150), (130, 70)]  # (H, W): landscape and portrait
@@ -180,8 +180,8 @@ def test_a_label_names_the_class_and_another_concept_changes_the_result(host, se
 
 
 def test_a_second_concept_on_the_same_image_runs_no_vision_encoder(host, services, tiny_model, monkeypatch):
-    from transformers.models.sam3 import modeling_sam3
-
+    # Imported by its full name: through the lazy package, a missing torchvision gives placeholders.
+    modeling_sam3 = importlib.import_module("transformers.models.sam3.modeling_sam3")
     calls = {"vision": 0, "text": 0}
     for cls, key in ((modeling_sam3.Sam3VisionModel, "vision"), (transformers.CLIPTextModelWithProjection, "text")):
         original = cls.forward
@@ -197,6 +197,13 @@ def test_a_second_concept_on_the_same_image_runs_no_vision_encoder(host, service
     assert calls == {"vision": 1, "text": 2}
     run(host, services, photo(*SIZES[1], seed=3), folder, text="car")
     assert calls == {"vision": 2, "text": 3}
+    # prepare (batch runs, the window's prefetch) fills the same cache entries.
+    fresh = [photo(*SIZES[0], seed=s) for s in (5, 6)]
+    prepare_tool(host.tools["sam.text"], fresh, {"text": "car"}, model=str(folder), device="cpu", precision="fp32", services=services)
+    assert calls == {"vision": 4, "text": 3}
+    for image in fresh:
+        run(host, services, image, folder, text="car")
+    assert calls == {"vision": 4, "text": 5}
 
 
 # ---------------------------------------------------------------------------------------------- bad input

@@ -236,3 +236,22 @@ def test_point_prompts_on_sam3_point_to_sam_text(host, services, tiny_model):
             services=services,
         )
     assert info.value.user_error and "takes concept prompts through sam.text" in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def test_sam_text_from_the_cli_prints_masks_and_refuses_bad_text_with_exit_2(tiny_model, tmp_path, capsys):
+    from vfmstudio.cli import main
+    from vfmstudio.core.results import Prediction
+
+    picture = tmp_path / "street.png"
+    Image.fromarray(photo(*SIZES[0]).pixels).save(picture)
+    argv = ["run", "sam.text", str(picture), "--model", str(tiny_model("sam3")), "--device", "cpu"]
+    assert main([*argv, "--param", "text=bus", "--param", "threshold=0", "--json"]) == 0
+    (masks,) = Prediction.from_json(json.loads(capsys.readouterr().out)).results
+    assert masks.kind == "masks" and len(masks) == NUM_QUERIES and set(masks.labels) == {"bus"}
+    assert masks.masks.shape == (NUM_QUERIES, *SIZES[0])
+    assert main([*argv, "--param", "text=" + "bus " * 40]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "SAM 3 reads at most 32" in err and "\n" not in err

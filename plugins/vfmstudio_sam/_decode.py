@@ -20,9 +20,9 @@ from vfmstudio_sam.prompts import Prompt
 MAX_DECODER_BATCH = 64  # objects per decoder call: bounds activations (64 x 256 x 256 logits)
 FULL_SIZE_FLOATS = 64 * 1024 * 1024  # float32 values per upsampling step on a GPU (256 MB)
 # On a CPU, every tensor above glibc's mmap threshold (32 MB at most) is a fresh mapping, paid in page
-# faults on every call: 50 boxes in one decoder call touched 3.8 GB of new pages and cost more CPU
-# time than 50 calls of one box. Decoder chunks and upsampling steps stay under this size instead
-# (docs/adr/0184).
+# faults on every call: 32 boxes in one SAM ViT-B decoder call faulted in 3.8 GB of new pages and
+# cost more CPU time than 32 calls of one box. Decoder chunks and upsampling steps stay under this
+# size instead (docs/adr/0184).
 CPU_TENSOR_BYTES = 16 * 1024 * 1024
 
 

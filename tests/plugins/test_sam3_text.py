@@ -255,3 +255,23 @@ def test_sam_text_from_the_cli_prints_masks_and_refuses_bad_text_with_exit_2(tin
     assert main([*argv, "--param", "text=" + "bus " * 40]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "SAM 3 reads at most 32" in err and "\n" not in err
+
+
+def test_a_sam3_folder_without_preprocessor_config_uses_sam3_defaults_or_the_nested_processor_config(
+    tiny_model, tmp_path
+):
+    from vfmstudio_sam._model import _read_checkpoint
+
+    from vfmstudio.plugin_api import parse_model_ref
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (bare / name).write_bytes((tiny_model("sam3") / name).read_bytes())
+    ckpt = _read_checkpoint(parse_model_ref(str(bare)))
+    # The ViT's side from config.json, SAM 3's mean and std (not SAM 1's 1024 and ImageNet statistics).
+    assert (ckpt.family, ckpt.input_size, ckpt.mean, ckpt.std) == ("sam3", IMAGE_SIZE, (0.5,) * 3, (0.5,) * 3)
+    nested = {"image_processor": {"size": {"height": 98, "width": 98}, "image_mean": [0.4, 0.4, 0.4]}}
+    (bare / "processor_config.json").write_text(json.dumps(nested))
+    ckpt = _read_checkpoint(parse_model_ref(str(bare)))
+    assert (ckpt.input_size, ckpt.mean, ckpt.std) == (98, (0.4,) * 3, (0.5,) * 3)

@@ -8,9 +8,11 @@ input) and SAM 2.1 Hiera-S (facebook/sam2.1-hiera-small shapes). On a 1280x960 p
   bare decoder call (``model(image_embeddings=..., input_points=...)`` on ready tensors);
 - embedding: ``prepare`` on a cold feature cache (preprocessing + encoder + cache) against the bare
   ``get_image_embeddings`` on a ready tensor (target <= 1.05);
-- refine: 50 boxes in one ``sam.refine`` call against 50 calls of one box.
+- refine: 50 boxes in one ``sam.refine`` call against 50 calls of one box, and against the same call
+  sized as before ADR 0184 (all boxes in one decoder call and one upsampling step), with the page
+  faults of each.
 
-    .venv/bin/python benchmarks/bench_sam.py [--repeat 3] [--clicks 15] [--only sam|sam2]
+    .venv/bin/python benchmarks/bench_sam.py [--repeat 3] [--clicks 15] [--only sam|sam2] [--refine-only]
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import tempfile
 import time
@@ -89,8 +92,19 @@ def paired_ms(fn, other, n: int) -> tuple[float, float]:
     return tuple(statistics.median(t) * 1000 if t else float("nan") for t in times)  # type: ignore[return-value]
 
 
+def paired3_ms(a, b, c, n: int) -> tuple[float, float, float]:
+    """Median ms of three functions called in turn, ``n`` rounds (load drifts hit all three alike)."""
+    times: tuple[list[float], ...] = ([], [], [])
+    for _ in range(n):
+        for f, out in zip((a, b, c), times):
+            t0 = time.perf_counter()
+            f()
+            out.append(time.perf_counter() - t0)
+    return tuple(statistics.median(t) * 1000 for t in times)  # type: ignore[return-value]
+
+
 def bench(name: str, folder: Path, image, args) -> dict:
-    from vfmstudio_sam import TOOLS, _model
+    from vfmstudio_sam import TOOLS, _decode, _model
     from vfmstudio_sam._embedding import embedding_for, pixel_values
 
     from vfmstudio.core.cache import ByteLRUCache
@@ -130,11 +144,13 @@ def bench(name: str, folder: Path, image, args) -> dict:
         with torch.inference_mode():
             sam.model.get_image_embeddings(x)
 
-    emb_ours, emb_bare = paired_ms(ours_embedding, bare_embedding, args.repeat)
-    print(
-        f"{name}: embedding {emb_ours:.0f} ms vs bare encoder {emb_bare:.0f} ms ({emb_ours / emb_bare:.3f}x)",
-        flush=True,
-    )
+    emb_ours = emb_bare = float("nan")
+    if not args.refine_only:
+        emb_ours, emb_bare = paired_ms(ours_embedding, bare_embedding, args.repeat)
+        print(
+            f"{name}: embedding {emb_ours:.0f} ms vs bare encoder {emb_bare:.0f} ms ({emb_ours / emb_bare:.3f}x)",
+            flush=True,
+        )
 
     # click: sam.segment with one point on the cached embedding vs the bare decoder call
     rng = np.random.default_rng(0)
@@ -158,37 +174,58 @@ def bench(name: str, folder: Path, image, args) -> dict:
                 multimask_output=True,
             )
 
-    ours_click()
-    bare_click()
-    click_ours, click_bare = paired_ms(ours_click, bare_click, args.clicks)
-    print(
-        f"{name}: click -> mask {click_ours:.1f} ms median vs bare decoder {click_bare:.1f} ms "
-        f"({click_ours / click_bare:.2f}x)",
-        flush=True,
-    )
+    click_ours = click_bare = float("nan")
+    if not args.refine_only:
+        ours_click()
+        bare_click()
+        click_ours, click_bare = paired_ms(ours_click, bare_click, args.clicks)
+        print(
+            f"{name}: click -> mask {click_ours:.1f} ms median vs bare decoder {click_bare:.1f} ms "
+            f"({click_ours / click_bare:.2f}x)",
+            flush=True,
+        )
 
     # refine: 50 boxes in one call vs 50 calls
     boxes = []
     for _ in range(50):
         x0, y0 = rng.uniform(0, WIDTH - 200), rng.uniform(0, HEIGHT - 200)
         boxes.append(f"{x0:.1f},{y0:.1f},{x0 + rng.uniform(40, 200):.1f},{y0 + rng.uniform(40, 200):.1f}")
-    one_call = median_ms(
-        lambda: run_tool(tools["sam.refine"], [image], {"boxes": "; ".join(boxes)}, services=services, **run),
-        args.repeat,
-    )
+
+    def one_call():
+        run_tool(tools["sam.refine"], [image], {"boxes": "; ".join(boxes)}, services=services, **run)
+
+    def one_call_unchunked():  # the previous sizing: all 50 boxes in one decoder call and one upsampling
+        saved = _decode.CPU_TENSOR_BYTES
+        _decode.CPU_TENSOR_BYTES = 1 << 40
+        try:
+            one_call()
+        finally:
+            _decode.CPU_TENSOR_BYTES = saved
 
     def fifty_calls():
         for b in boxes:
             run_tool(tools["sam.refine"], [image], {"boxes": b}, services=services, **run)
 
-    fifty = median_ms(fifty_calls, max(1, args.repeat - 1))
+    faults = {}
+    for key, fn in (("one", one_call), ("unchunked", one_call_unchunked), ("fifty", fifty_calls)):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        fn()  # warm-up, and the page faults of one run
+        faults[key] = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    one, unchunked, fifty = paired3_ms(one_call, one_call_unchunked, fifty_calls, args.repeat)
+    print(
+        f"{name}: refine 50 boxes: one call {one:.0f} ms ({faults['one']} page faults), the same call "
+        f"unchunked {unchunked:.0f} ms ({faults['unchunked']}), 50 calls {fifty:.0f} ms ({faults['fifty']}), "
+        f"{cpu_load()}",
+        flush=True,
+    )
     return {
         "model": name,
         "embedding_ms": emb_ours,
         "encoder_ms": emb_bare,
         "click_ms": click_ours,
         "decoder_ms": click_bare,
-        "refine50_one_call_ms": one_call,
+        "refine50_one_call_ms": one,
+        "refine50_one_call_unchunked_ms": unchunked,
         "refine50_fifty_calls_ms": fifty,
     }
 
@@ -205,6 +242,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--clicks", type=int, default=15)
     parser.add_argument("--only", choices=("sam", "sam2"))
+    parser.add_argument("--refine-only", action="store_true", help="time only the refine comparison")
     args = parser.parse_args()
     from vfmstudio.core.image import load_image
 
@@ -236,7 +274,9 @@ def main() -> None:
             )
             print(
                 f"{title}: refine 50 boxes: one call {r['refine50_one_call_ms']:.0f} ms vs 50 calls "
-                f"{r['refine50_fifty_calls_ms']:.0f} ms ({r['refine50_fifty_calls_ms'] / r['refine50_one_call_ms']:.1f}x)",
+                f"{r['refine50_fifty_calls_ms']:.0f} ms ({r['refine50_fifty_calls_ms'] / r['refine50_one_call_ms']:.2f}x); "
+                f"unchunked one call {r['refine50_one_call_unchunked_ms']:.0f} ms "
+                f"({r['refine50_one_call_unchunked_ms'] / r['refine50_one_call_ms']:.2f}x the chunked one)",
                 flush=True,
             )
 

@@ -86,8 +86,13 @@ TOOLS = (
           "Automatic masks over a grid of single-point prompts, filtered by predicted IoU and stability, "
           "then non-maximum suppression."),
     _tool("text", "Segment a concept (SAM 3)", (
-        Param("text", ParamType.STR, required=True, help="the concept, e.g. 'yellow school bus'"), LABEL),
-          "Every instance of a named concept, with boxes and scores (SAM 3 checkpoints only).",
+        Param("text", ParamType.STR, required=True, help="the concept, e.g. 'yellow school bus'"),
+        Param("threshold", ParamType.FLOAT, 0.5, minimum=0.0, maximum=1.0,
+              help="keep instances whose score (detection x presence probability) is above this"),
+        Param("mask_threshold", ParamType.FLOAT, 0.5, minimum=0.0, maximum=1.0,
+              help="a pixel is in the mask where its probability is above this"),
+        Param("label", ParamType.STR, "", help="the class name the masks get (default: the text)")),
+          "Every instance of a named concept as masks with boxes and scores (SAM 3 checkpoints only).",
           families=("sam3",), default="facebook/sam3"),
 )  # fmt: skip
 

@@ -18,7 +18,12 @@ from vfmstudio_sam._model import SamModel
 from vfmstudio_sam.prompts import Prompt
 
 MAX_DECODER_BATCH = 64  # objects per decoder call: bounds activations (64 x 256 x 256 logits)
-FULL_SIZE_FLOATS = 64 * 1024 * 1024  # float32 values per upsampling step (256 MB)
+FULL_SIZE_FLOATS = 64 * 1024 * 1024  # float32 values per upsampling step on a GPU (256 MB)
+# On a CPU, every tensor above glibc's mmap threshold (32 MB at most) is a fresh mapping, paid in page
+# faults on every call: 32 boxes in one SAM ViT-B decoder call faulted in 3.8 GB of new pages and
+# cost more CPU time than 32 calls of one box. Decoder chunks and upsampling steps stay under this
+# size instead (docs/adr/0184).
+CPU_TENSOR_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -68,12 +73,28 @@ def decode(sam: SamModel, emb: ImageEmbedding, prompts: list[Prompt], multimask:
     return LowRes(logits=out.pred_masks[0], scores=out.iou_scores[0])
 
 
+def decoder_batch(sam: SamModel, emb: ImageEmbedding) -> int:
+    """Prompts per decoder call: ``MAX_DECODER_BATCH`` on a GPU; on a CPU as many as keep the largest
+    per-prompt activation (the upscaled mask features: C/8 channels at 4x the embedding's side, i.e.
+    2 x C x h x w values) under ``CPU_TENSOR_BYTES`` together (2 for SAM ViT-B at 1024 px)."""
+    if not str(sam.device).startswith("cpu"):
+        return MAX_DECODER_BATCH
+    embedding = emb.tensors[-1]  # SAM: the only tensor; SAM 2: (s0, s1, embedding)
+    _, c, h, w = embedding.shape
+    per_prompt = 2 * c * h * w * max(4, embedding.element_size())  # the decoder's masks are float32 at least
+    return max(1, min(MAX_DECODER_BATCH, CPU_TENSOR_BYTES // per_prompt))
+
+
+def upsampling_step(device: str, pixels: int) -> int:
+    """Masks per upsampling step for masks of ``pixels`` float32 values each (see ``CPU_TENSOR_BYTES``)."""
+    budget = CPU_TENSOR_BYTES // 4 if str(device).startswith("cpu") else FULL_SIZE_FLOATS
+    return max(1, budget // max(1, pixels))
+
+
 def decode_all(sam: SamModel, emb: ImageEmbedding, prompts: list[Prompt], multimask: bool) -> LowRes:
-    """:func:`decode` in batches of at most ``MAX_DECODER_BATCH`` prompts."""
-    parts = [
-        decode(sam, emb, prompts[i : i + MAX_DECODER_BATCH], multimask)
-        for i in range(0, len(prompts), MAX_DECODER_BATCH)
-    ]
+    """:func:`decode` in chunks of :func:`decoder_batch` prompts."""
+    step = decoder_batch(sam, emb)
+    parts = [decode(sam, emb, prompts[i : i + step], multimask) for i in range(0, len(prompts), step)]
     return LowRes(logits=torch.cat([p.logits for p in parts]), scores=torch.cat([p.scores for p in parts]))
 
 
@@ -97,7 +118,7 @@ def to_image(sam: SamModel, emb: ImageEmbedding, logits: torch.Tensor) -> np.nda
     h, w = emb.original
     out = np.zeros((logits.shape[0], h, w), dtype=bool)
     side = padded_side(sam)
-    step = max(1, FULL_SIZE_FLOATS // max(h * w, side * side))
+    step = upsampling_step(sam.device, max(h * w, side * side))
     for start in range(0, logits.shape[0], step):
         x = logits[start : start + step, None].float()
         if sam.checkpoint.family == "sam":

@@ -101,8 +101,11 @@ def prepare(ctx: RunContext, images: list[LoadedImage], params: dict) -> None:
     from vfmstudio_sam import _model
 
     ckpt = _model.checkpoint(ctx)
-    if ckpt.family not in _model.POINT_FAMILIES:
-        return  # nothing to warm: the concept model is not run by these tools
+    if ckpt.family == "sam3":
+        from vfmstudio_sam import _concept
+
+        _concept.prepare(ctx, images)
+        return
     sam = _model.get(ctx)
     cache = ctx.features
     todo = [im for im in images if not (hasattr(cache, "__contains__") and embedding_key(sam, im) in cache)]

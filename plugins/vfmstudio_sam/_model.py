@@ -66,6 +66,14 @@ def _read_json(path, what: str) -> dict:
     return data
 
 
+def _sam3_image_size(config: dict) -> object:
+    """The ViT input side in a SAM 3 config (``sam3``, or ``sam3_video`` with a ``detector_config``)."""
+    detector = config.get("detector_config") if isinstance(config.get("detector_config"), dict) else config
+    vision = detector.get("vision_config") or {}
+    backbone = vision.get("backbone_config") if isinstance(vision, dict) else None
+    return backbone.get("image_size") if isinstance(backbone, dict) else None
+
+
 def _read_checkpoint(ref: ModelRef) -> Checkpoint:
     folder = resolve_local_path(ref)
     config = _read_json(folder / "config.json", "model config")
@@ -75,11 +83,19 @@ def _read_checkpoint(ref: ModelRef) -> Checkpoint:
         raise ModelError(f"model '{ref.display}' is a '{model_type}' model, not SAM, SAM 2 or SAM 3")
     pre_path = folder / "preprocessor_config.json"
     pre = _read_json(pre_path, "preprocessor config") if pre_path.is_file() else {}
+    if not pre and (folder / "processor_config.json").is_file():  # newer repos nest it in the processor's
+        nested = _read_json(folder / "processor_config.json", "processor config").get("image_processor")
+        pre = nested if isinstance(nested, dict) else {}
     size = pre.get("size") if isinstance(pre.get("size"), dict) else {}
-    prompt = config.get("prompt_encoder_config") or {}
-    side = size.get("longest_edge") or size.get("height") or prompt.get("image_size") or 1024
-    mean = pre.get("image_mean") or [0.485, 0.456, 0.406]
-    std = pre.get("image_std") or [0.229, 0.224, 0.225]
+    if family == "sam3":  # SAM 3: a 1008 square, mean and std 0.5 (Sam3ImageProcessor's defaults)
+        side = size.get("height") or _sam3_image_size(config) or 1008
+        default_mean = default_std = [0.5, 0.5, 0.5]
+    else:
+        prompt = config.get("prompt_encoder_config") or {}
+        side = size.get("longest_edge") or size.get("height") or prompt.get("image_size") or 1024
+        default_mean, default_std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    mean = pre.get("image_mean") or default_mean
+    std = pre.get("image_std") or default_std
     try:
         return Checkpoint(
             ref=ref,

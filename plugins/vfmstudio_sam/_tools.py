@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vfmstudio.plugin_api import LoadedImage, Masks, ModelError, ParamError, Result, RunContext
+from vfmstudio.plugin_api import LoadedImage, Masks, ParamError, Result, RunContext
+from vfmstudio_sam import _concept as concept_model
 from vfmstudio_sam import _decode, _model, automatic
 from vfmstudio_sam._embedding import embedding_for
 from vfmstudio_sam.prompts import DEFAULT_LABEL, Prompt, refine_boxes, segment_prompts
@@ -71,7 +72,7 @@ def everything(ctx: RunContext, images: list[LoadedImage], params: dict) -> list
         ctx.progress(
             start / len(prompts), f"points {start + 1}-{min(len(prompts), start + step)}/{len(prompts)}"
         )
-        low = _decode.decode(sam, emb, prompts[start : start + step], multimask=True)
+        low = _decode.decode_all(sam, emb, prompts[start : start + step], multimask=True)
         logits.append(low.logits.flatten(0, 1).float().cpu().numpy())  # (n * 3, h, w)
         scores.append(low.scores.flatten().float().cpu().numpy())
     low_logits, low_scores = np.concatenate(logits), np.concatenate(scores)
@@ -96,19 +97,14 @@ def everything(ctx: RunContext, images: list[LoadedImage], params: dict) -> list
 
 
 def text(ctx: RunContext, images: list[LoadedImage], params: dict) -> list[Result]:
-    """SAM 3 concept prompts. Refused with the reason: a SAM 1/2 checkpoint takes no text, and SAM 3's
-    transformers model and processor need torchvision, which vfmstudio does not install."""
+    """SAM 3 concept prompts: every instance of the named concept, with its box and score."""
     (image,) = images
     concept = (params.get("text") or "").strip()
     if not concept:
         raise ParamError("parameter 'text': give the name of a concept, e.g. 'yellow school bus'")
-    ckpt = _model.checkpoint(ctx)
-    if ckpt.family != "sam3":
-        raise ParamError(
-            f"{ckpt.title} takes no text prompt; concept prompts need a SAM 3 checkpoint "
-            "(facebook/sam3); use points or boxes with sam.segment"
-        )
-    raise ModelError(
-        f"{ckpt.title} needs torchvision for its image processor and detector "
-        "(transformers' Sam3Processor / Sam3Model), which this installation does not include"
-    )
+    concept_model.require_concept_model(_model.checkpoint(ctx))
+    found = concept_model.segment_concept(ctx, image, concept, params["threshold"], params["mask_threshold"])
+    label = params.get("label") or concept
+    # The detector's boxes may reach past the border; a result's boxes lie on the image.
+    boxes = found.boxes.clip(0, np.array([image.width, image.height] * 2, np.float32))
+    return [_masks(image, found.masks, (label,) * len(found.masks), found.scores, boxes)]

@@ -25,6 +25,7 @@ import transformers
 from vfmstudio.testing.tiny_clip import build_tiny_clip, build_tiny_siglip
 from vfmstudio.testing.tiny_paligemma import build_tiny_paligemma
 from vfmstudio.testing.tiny_sam import build_tiny_sam, build_tiny_sam2
+from vfmstudio.testing.tiny_sam3 import build_tiny_sam3
 from vfmstudio.testing.tiny_siglip2 import build_tiny_siglip2, build_tiny_siglip2_naflex
 
 # DINOv2's hub preprocessor (facebook/dinov2-*): resize short side 256 bicubic, centre-crop 224, ImageNet stats.
@@ -127,6 +128,7 @@ TINY_BUILDERS: dict[str, Callable[..., Path]] = {
     "siglip2-naflex": build_tiny_siglip2_naflex,
     "sam": build_tiny_sam,
     "sam2": build_tiny_sam2,
+    "sam3": build_tiny_sam3,
 }
 
 

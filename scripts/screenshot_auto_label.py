@@ -18,6 +18,7 @@ import types
 from pathlib import Path
 
 import numpy as np
+from _qt_pump import pump as pump_events
 
 ROOT = Path(__file__).resolve().parents[1]
 FRUIT = {"apple": (200, 30, 40), "pear": (120, 200, 60), "plum": (90, 40, 140), "lemon": (235, 215, 50)}
@@ -112,10 +113,7 @@ def main() -> int:
     win.show()
 
     def pump(seconds: float = 0.3) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            app.processEvents()
-            time.sleep(0.01)
+        pump_events(app, seconds)
 
     def until(cond, timeout: float = 60) -> None:
         end = time.monotonic() + timeout

@@ -13,6 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _qt_pump import pump as pump_events
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -34,10 +36,7 @@ def main() -> int:
     from vfmstudio.qt.main_window import MainWindow
 
     def pump(seconds: float = 0.3) -> None:
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            app.processEvents()
-            time.sleep(0.01)
+        pump_events(app, seconds)
 
     tmp = Path(tempfile.mkdtemp(prefix="vfm-shapes-"))
     folder = tmp / "samples"  # the project autosaves next to the images: a copy, resources/ stays clean

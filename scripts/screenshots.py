@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _qt_pump import pump as pump_events
+
 ROOT = Path(__file__).resolve().parents[1]
 LAYOUT_SIZES = ((1600, 1000), (1280, 720), (1024, 640))
 
@@ -61,10 +63,7 @@ def main() -> int:
     win.show()
 
     def pump(seconds: float = 0.3) -> None:
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            app.processEvents()
-            time.sleep(0.01)
+        pump_events(app, seconds)
 
     def wait_jobs(timeout: float = 300) -> None:
         end = time.perf_counter() + timeout

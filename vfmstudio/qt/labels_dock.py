@@ -99,18 +99,25 @@ class LabelsPanel(QWidget):
         self.class_list.currentTextChanged.connect(self._on_class_selected)
         self.class_list.itemDoubleClicked.connect(lambda item: self.rename_class(item.text()))
         cl.addWidget(self.class_list)
-        row = QHBoxLayout()
-        for text, tip, slot in (
-            ("Add", "add a class", lambda: self.add_class()),
-            ("Rename", "rename the selected class", lambda: self.rename_class()),
-            ("Colour", "recolour the selected class", lambda: self.recolor_class()),
-            ("Delete", "delete the class and its annotations", lambda: self.delete_class()),
-            ("Skeleton", "the keypoint names and edges of the selected class", lambda: self.edit_skeleton()),
+        row = QGridLayout()  # five buttons in one row overflowed the dock beside a scroll bar
+        row.setSpacing(2)
+        for i, (text, tip, slot) in enumerate(
+            (
+                ("Add", "add a class", lambda: self.add_class()),
+                ("Rename", "rename the selected class", lambda: self.rename_class()),
+                ("Colour", "recolour the selected class", lambda: self.recolor_class()),
+                ("Delete", "delete the class and its annotations", lambda: self.delete_class()),
+                (
+                    "Skeleton",
+                    "the keypoint names and edges of the selected class",
+                    lambda: self.edit_skeleton(),
+                ),
+            )
         ):
             b = _small_button(text, self)
             b.setToolTip(tip)
             b.clicked.connect(slot)
-            row.addWidget(b)
+            row.addWidget(b, i // 3, i % 3)
         cl.addLayout(row)
         layout.addWidget(classes)
 

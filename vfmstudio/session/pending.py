@@ -79,7 +79,7 @@ class PendingView:
         """Classes on the image: its annotations' and its open predictions' (after the class map)."""
         out = {a.label for a in self.labels.annotations(key)}
         out.update(self.labels.tags.get(key, ()))
-        for e in self.open_entries(key):
+        for e in self.entries(key):  # open_items is empty for a reviewed entry: no is_open pass first
             for it in open_items(e, self.labels, key):
                 if it.kind != "caption":
                     label = mapped_label(self.labels, e.tool, it.label)

@@ -156,7 +156,9 @@ def test_masks_accepted_as_polygons_tags_and_caption(tmp_path):
     pred = mixed()
     entry = entry_for(RUN, "k", "a.png", pred)
     stack = UndoStack(project.labels)
-    stack.push(accept_all(project.labels, "a.png", entry, pred, masks_as_polygons=True).command)
+    plan = accept_all(project.labels, "a.png", entry, pred, masks_as_polygons=True)
+    assert (plan.annotations, plan.tags, plan.captions) == (2, 1, 1)
+    stack.push(plan.command)
     kinds = sorted(type(a.shape).__name__ for a in project.labels.annotations("a.png"))
     assert kinds == ["Polygon", "Polygon"]
     assert project.labels.tags["a.png"] == ("outdoor",)

@@ -116,6 +116,8 @@ def _review(args) -> int:
                 report["accepted"] += plan.accepted
                 report["rejected"] += plan.rejected
                 report["annotations"] += plan.annotations
+                report["tags"] += plan.tags
+                report["captions"] += plan.captions
             report["images"] += 1 if plans else 0
     if len(stack):  # something changed
         try:
@@ -125,7 +127,7 @@ def _review(args) -> int:
     states = Counter(view.states().values())
     out = {
         "project": str(project.path),
-        **{k: report[k] for k in ("images", "accepted", "rejected", "annotations")},
+        **{k: report[k] for k in ("images", "accepted", "rejected", "annotations", "tags", "captions")},
         "new_classes": new_classes,
         "states": dict(sorted(states.items())),
         "pending_by_tool": _pending_by_tool(view),
@@ -155,7 +157,7 @@ def _describe(args, out: dict) -> str:
     if args.accept or args.reject:
         lines.append(
             f"{out['images']} images reviewed: {out['accepted']} items accepted "
-            f"({out['annotations']} annotations), {out['rejected']} rejected -> {out['project']}"
+            f"({_became(out)}), {out['rejected']} rejected -> {out['project']}"
         )
         if out["new_classes"]:
             lines.append("new classes: " + ", ".join(out["new_classes"]))
@@ -164,3 +166,10 @@ def _describe(args, out: dict) -> str:
     pending = ", ".join(f"{n} items of {t}" for t, n in out["pending_by_tool"].items()) or "nothing"
     lines.append(f"pending: {pending}")
     return "\n".join(lines)
+
+
+def _became(out: dict) -> str:
+    """``3 annotations, 5 tags`` (what the accepted items became; annotations always named)."""
+    parts = [f"{out['annotations']} annotations"]
+    parts += [f"{out[k]} {k}" for k in ("tags", "captions") if out[k]]
+    return ", ".join(parts)

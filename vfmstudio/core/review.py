@@ -242,6 +242,8 @@ class ReviewPlan:
     annotations: int = 0
     command: cmd.Command | None = None
     new_classes: list[str] = field(default_factory=list)
+    tags: int = 0  # image tags added (from classifications)
+    captions: int = 0
 
 
 def review_command(
@@ -308,7 +310,16 @@ def review_command(
     new_classes = [
         c for c in dict.fromkeys(a.label for a in accepted.annotations) if labels.get_class(c) is None
     ]
-    return ReviewPlan(key, len(acc), len(rej), n, cmd.Macro(steps, text), new_classes)
+    return ReviewPlan(
+        key,
+        len(acc),
+        len(rej),
+        n,
+        cmd.Macro(steps, text),
+        new_classes,
+        tags=sum(len(t) for t in accepted.tags.values()),
+        captions=len(accepted.captions),
+    )
 
 
 def accept_all(

@@ -123,7 +123,9 @@ def main() -> int:
             raise SystemExit(f"timed out at line {sys._getframe(1).f_lineno}")
 
     def shot(name: str) -> None:
-        win.grab().save(str(args.out / name))
+        args.out.mkdir(parents=True, exist_ok=True)
+        if not win.grab().save(str(args.out / name)):
+            raise SystemExit(f"cannot write {args.out / name}")
         print("wrote", args.out / name)
 
     until(lambda: win.tools.tree.topLevelItemCount() > 0)

@@ -11,10 +11,8 @@ import os
 import sys
 from pathlib import Path
 
-from vfmstudio.commands._common import DEVICE, parse_params
+from vfmstudio.commands._common import DEVICE, parse_params, project_locked
 from vfmstudio.commands.errors import UsageError
-
-LOCK_WAIT_S = 5.0  # how long to wait for a window or another command to release the project
 
 
 def _common(p) -> None:
@@ -304,7 +302,6 @@ def _remove_from_project(path: Path, folder: Path, groups: list[dict], keep: str
     from vfmstudio.core.image import ImageLoadError
     from vfmstudio.core.image_commands import RemoveImages
     from vfmstudio.core.project import ProjectError, image_size, open_project
-    from vfmstudio.core.project_lock import ProjectLock, ProjectLockedError
     from vfmstudio.session.explore import copies_to_remove, project_keys
 
     def pixels(rel: str) -> int:
@@ -316,14 +313,7 @@ def _remove_from_project(path: Path, folder: Path, groups: list[dict], keep: str
     except (OSError, ImageLoadError) as exc:
         raise UsageError(f"cannot read an image's size for --keep largest: {exc}") from None
     rels = list(dict.fromkeys(rel for files in plan for rel in files))
-    lock = ProjectLock(path, "vfmstudio duplicates --remove-from")
-    try:
-        lock.acquire(wait_s=LOCK_WAIT_S)
-    except ProjectLockedError as exc:
-        raise UsageError(f"{exc} (nothing was changed)") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot lock the project ({exc.strerror or exc})") from None
-    try:
+    with project_locked(path, "vfmstudio duplicates --remove-from", "nothing was changed"):
         try:
             project = open_project(path)
         except ProjectError as exc:
@@ -336,8 +326,6 @@ def _remove_from_project(path: Path, folder: Path, groups: list[dict], keep: str
                 project.save()
             except (AnnotationError, ProjectError, OSError) as exc:
                 raise UsageError(f"{path}: {exc} (nothing was changed)") from None
-    finally:
-        lock.release()
     return {
         "project": str(path),
         "keep": keep,

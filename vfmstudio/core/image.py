@@ -230,12 +230,7 @@ def image_id_for_file(path: str | os.PathLike[str], *, reader: Reader | None = N
     returns pixels for the file; exotic formats pay a decode for their id.
     """
     p = Path(path)
-    if _check_regular_file(p) == 0:
-        raise ImageLoadError(p, "file is empty")
-    try:
-        fp = p.open("rb")
-    except OSError as exc:
-        raise ImageLoadError(p, _os_error_reason(exc)) from exc
+    _size, fp = _open_non_empty(p)
     with fp:
         im = _require_image_header(p, fp, reader)
         try:
@@ -383,13 +378,7 @@ def load_image(
     if max_pixels is not None and max_pixels <= 0:
         raise ValueError(f"max_pixels must be a positive integer or None, got {max_pixels!r}")
     p = Path(path)
-    size = _check_regular_file(p)
-    if size == 0:
-        raise ImageLoadError(p, "file is empty")
-    try:
-        fp = p.open("rb")
-    except OSError as exc:
-        raise ImageLoadError(p, _os_error_reason(exc)) from exc
+    size, fp = _open_non_empty(p)
     with fp:
         # The header is judged before the file is hashed: hashing reads every byte, and an
         # 8 GiB sparse "image" must be refused from its first bytes, not after reading 8 GiB.
@@ -431,6 +420,17 @@ def _hash_file(p: Path, fp: BinaryIO) -> str:
     except OSError as exc:
         raise ImageLoadError(p, _os_error_reason(exc)) from exc
     return image_id
+
+
+def _open_non_empty(p: Path) -> tuple[int, BinaryIO]:
+    """(size, the open file) of a regular, non-empty file; ImageLoadError otherwise."""
+    size = _check_regular_file(p)
+    if size == 0:
+        raise ImageLoadError(p, "file is empty")
+    try:
+        return size, p.open("rb")
+    except OSError as exc:
+        raise ImageLoadError(p, _os_error_reason(exc)) from exc
 
 
 def _check_regular_file(p: Path) -> int:

@@ -182,7 +182,7 @@ class PendingStore:
                 except (ValueError, KeyError, TypeError, AttributeError):
                     continue  # a hostile or damaged line
                 entries[e.file_key] = e
-            for key in self._unindexed(d, entries):
+            for key in (k for k in self.prediction_keys(d.name) if k not in entries):
                 found = self._entry_from_file(d.name, key)
                 if found is not None:
                     entries[key] = found
@@ -191,14 +191,13 @@ class PendingStore:
                 out.setdefault(e.image, []).append(e)
         return out
 
-    def _unindexed(self, run_dir: Path, known: dict[str, PendingEntry]) -> list[str]:
+    def prediction_keys(self, run: str) -> list[str]:
+        """The file keys of the run's finished images (its prediction files), without reading any."""
         try:
-            names = os.listdir(run_dir / PREDICTIONS)
-        except OSError:
+            names = os.listdir(self.run_dir(run) / PREDICTIONS)
+        except (OSError, PendingStoreError):
             return []
-        return sorted(
-            n[:-5] for n in names if n.endswith(".json") and not n.startswith(".") and n[:-5] not in known
-        )
+        return sorted(n[:-5] for n in names if n.endswith(".json") and not n.startswith("."))
 
     def _entry_from_file(self, run: str, key: str) -> PendingEntry | None:
         try:

@@ -35,10 +35,16 @@ class PendingRunOutput(BatchOutput):
         return path
 
 
+def item_for(root: Path, rel: str) -> Item:
+    """The batch item of the project image at ``rel`` (relative to the project folder ``root``):
+    its file key follows the path, so a resumed run finds the image's prediction again."""
+    return Item(str(root / rel), rel, image_key(rel))
+
+
 def project_source(project: Project, keys: Iterable[str] | None = None) -> Source:
     """The project's images (or ``keys`` of them, in that order) as a batch source."""
     records = [project.images[k] for k in keys] if keys is not None else list(project.images.values())
-    items = tuple(Item(str(project.root / r.path), r.path, image_key(r.path)) for r in records)
+    items = tuple(item_for(project.root, r.path) for r in records)
     return Source(str(project.path), "project", str(project.root), items)
 
 

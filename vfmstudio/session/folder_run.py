@@ -147,14 +147,7 @@ def set_status(store: PendingStore, run: str, status: str) -> bool:
 
 def predictions_written(store: PendingStore, run: str) -> int:
     """Finished images of a run (its prediction files), without reading any."""
-    try:
-        return sum(
-            1
-            for n in os.listdir(store.run_dir(run) / "predictions")
-            if n.endswith(".json") and not n.startswith(".")
-        )
-    except (OSError, PendingStoreError):
-        return 0
+    return len(store.prediction_keys(run))
 
 
 # ---------------------------------------------------------------------------------- survey
@@ -176,8 +169,9 @@ def survey(
     """Runs in a background job: nothing of the live project is touched. ``known``: the project's
     image paths (relative) -> keys. A file that cannot be decoded still becomes a record, so the
     run lists it as a failure instead of leaving it out silently."""
+    from vfmstudio.engines.into_project import item_for
     from vfmstudio.engines.outputs import MANIFEST, BatchOutput
-    from vfmstudio.engines.sources import Item, image_key
+    from vfmstudio.engines.sources import Item
 
     root = Path(project_path).absolute().parent.resolve()
     taken = set(known.values())
@@ -203,7 +197,7 @@ def survey(
             new.append(rec)
             key = rec.key
         keys.append(key)
-        items.append(Item(str(root / rel), rel, image_key(rel)))
+        items.append(item_for(root, rel))
     run = run_id_for(spec.tool.id, spec.model, spec.params)
     store = PendingStore(project_path)
     output = BatchOutput(store.run_dir(run))

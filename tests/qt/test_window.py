@@ -613,27 +613,3 @@ def test_runs_on_two_images_both_land_and_a_rerun_on_the_same_image_supersedes(q
     window.run_current_tool()  # same tool, same image: the 30 s run is superseded
     wait_idle(qtbot, window, timeout=20000)  # a hang guard well inside the 30 s the first run would take
     assert window.session.prediction(second.id, "fake.slow").params["seconds"] == 0.1
-
-
-def _shortcut_owners(window) -> dict[str, list[str]]:
-    from PySide6.QtGui import QAction
-
-    owners: dict[str, list[str]] = {}
-    for action in window.findChildren(QAction):
-        if not action.isEnabled():
-            continue
-        for seq in action.shortcuts():
-            text = seq.toString()
-            if text:
-                owners.setdefault(text, []).append(action.text().replace("&", ""))
-    return owners
-
-
-def test_no_two_window_actions_share_a_shortcut(qtbot, window, image_folder):
-    """An ambiguous shortcut fires neither action in Qt (Ctrl+E was Export and Explore at once)."""
-    open_and_wait(qtbot, window, image_folder)
-    for mode in (False, True):  # review mode takes keys from other actions while it is on
-        window.review.set_mode(mode)
-        clashes = {k: v for k, v in _shortcut_owners(window).items() if len(v) > 1}
-        assert clashes == {}, f"review mode {mode}: {clashes}"
-    window.review.set_mode(False)
